@@ -1,0 +1,64 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Stage is the point of an SMTP session at which a reply (or a failure)
+// was seen. The stage decides the scope of a refusal: one at greeting or
+// EHLO concerns the connection, one at RCPT concerns the recipient.
+type Stage string
+
+const (
+	StageConnect  Stage = "connect"
+	StageGreeting Stage = "greeting"
+	StageEHLO     Stage = "ehlo"
+	StageSTARTTLS Stage = "starttls"
+	StageAuth     Stage = "auth"
+	StageMail     Stage = "mail"
+	StageRcpt     Stage = "rcpt"
+	StageData     Stage = "data"
+	StageDataEnd  Stage = "data-end"
+)
+
+// Reply is one observation from the outbound side: an SMTP reply at a
+// stage, or a network/TLS error (Err set, Code 0).
+type Reply struct {
+	Stage    Stage
+	Code     int    // basic code, e.g. 421; 0 for a network error
+	Enhanced string // RFC 3463 enhanced code, e.g. "4.7.0"; "" when absent
+	Text     string // reply text without the codes
+	Err      error  // network or TLS failure; nil for a real reply
+}
+
+// String renders the reply the way it appears in logs and DSNs.
+func (r Reply) String() string {
+	if r.Err != nil && r.Code == 0 {
+		return fmt.Sprintf("(%s) %v", r.Stage, r.Err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", r.Code)
+	if r.Enhanced != "" {
+		b.WriteString(" " + r.Enhanced)
+	}
+	if r.Text != "" {
+		b.WriteString(" " + r.Text)
+	}
+	return b.String()
+}
+
+// Class is what a reply means for the sender.
+type Class string
+
+const (
+	ClassSuccess       Class = "success"
+	ClassThrottle      Class = "throttle"
+	ClassSuspend       Class = "suspend"
+	ClassUnavailable   Class = "unavailable"
+	ClassReconnect     Class = "reconnect"
+	ClassGreylist      Class = "greylist"
+	ClassRecipientTemp Class = "recipient-temp"
+	ClassAuthFix       Class = "auth-fix"
+	ClassPermanent     Class = "permanent"
+)
