@@ -1,0 +1,141 @@
+package scheduler
+
+import (
+	"context"
+	"strings"
+
+	"time"
+
+	"sluice/dsn"
+	"sluice/policy"
+	"sluice/queue"
+)
+
+// finish reports every recipient's reply to policy, logs one mail-log line
+// per attempt, sends DSNs for bounces and expiries, and commits the
+// outcome to the queue. It reports whether the connection should end.
+func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, body []byte, replies []policy.Reply) (endSession bool) {
+	now := s.now()
+	ups := make([]queue.Update, 0, len(j.items))
+	var failed []dsn.Recipient
+	for i, it := range j.items {
+		var r policy.Reply
+		if i < len(replies) {
+			r = replies[i]
+		} else {
+			r = policy.Reply{Stage: policy.StageDataEnd, Err: errNoReply}
+		}
+		dec := s.o.Policy.Observe(name, policy.Outcome{Reply: r, Rcpt: it.Addr, Attempts: it.Attempts + 1, Queued: it.Received})
+		att := &queue.Attempt{At: now, Relay: relayName, Reply: r.String(), Class: string(dec.Verdict.Class)}
+		up := queue.Update{ID: it.ID, Rcpt: it.Rcpt, Attempt: att}
+		status := dsnStatus(r, dec.Action)
+		switch dec.Action {
+		case policy.ActionDone:
+			up.State, att.Status = queue.StateSent, "sent"
+		case policy.ActionBounce:
+			up.State, att.Status = queue.StateBounced, "bounced"
+			failed = append(failed, dsn.Recipient{Addr: it.Addr, Action: "failed", Status: status, RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now})
+			if dec.Suppress {
+				s.suppress(it.Addr, r.String())
+			}
+		default:
+			if now.Sub(it.Received) >= s.o.MaxQueueLifetime {
+				// RFC 3463 4.4.7: delivery time expired.
+				up.State, att.Status, status = queue.StateExpired, "expired", "4.4.7"
+				failed = append(failed, dsn.Recipient{Addr: it.Addr, Action: "failed", Status: status, RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now})
+				if s.o.Policy.ObserveExpiry(it.Addr) {
+					s.suppress(it.Addr, "repeated soft bounces until expiry: "+r.String())
+				}
+			} else {
+				up.State, att.Status, up.NextAttempt = queue.StateQueued, "deferred", dec.RetryAt
+			}
+		}
+		if dec.EndSession {
+			endSession = true
+		}
+		if dec.Alarm != "" {
+			s.log.Warn("sender alarm", "dest", name, "alarm", dec.Alarm, "reply", r.String())
+		}
+		s.log.Info("delivery",
+			"id", it.ID, "from", it.From, "to", it.Addr, "relay", relayOrNone(relayName),
+			"delay", now.Sub(it.Received).Round(1e6).String(), "attempt", it.Attempts+1,
+			"status", att.Status, "dsn", status, "class", string(dec.Verdict.Class), "reply", r.String())
+		ups = append(ups, up)
+	}
+	// The DSN is queued before the bounce is recorded: a crash between the
+	// two may send a second DSN, never lose the first.
+	if len(failed) > 0 && j.from != "" {
+		s.bounce(ctx, j, body, failed, now)
+	}
+	if err := s.o.Queue.Update(ctx, ups); err != nil {
+		s.log.Error("recording delivery outcome failed; the recipients stay leased and return to due at the next start", "id", j.id, "err", err)
+	}
+	return endSession
+}
+
+func (s *Scheduler) suppress(addr, reason string) {
+	if err := s.o.Queue.Suppress(addr, reason); err != nil {
+		s.log.Error("suppression failed", "to", addr, "err", err)
+	}
+}
+
+// bounce queues a DSN (RFC 3464) to the envelope sender.
+func (s *Scheduler) bounce(ctx context.Context, j *job, body []byte, failed []dsn.Recipient, now time.Time) {
+	if body == nil {
+		body, _ = s.o.Queue.Body(j.id)
+	}
+	msg, err := dsn.Build(dsn.Report{
+		ReportingMTA: s.o.Hostname, Sender: j.from, QueueID: j.id, Arrival: j.received,
+		Recipients: failed, Original: body, Now: now,
+	})
+	if err != nil {
+		s.log.Error("building DSN failed", "id", j.id, "err", err)
+		return
+	}
+	id, err := s.o.Queue.Enqueue(ctx, queue.NewMessage{Rcpts: []string{j.from}, Body: msg})
+	if err != nil {
+		s.log.Error("queueing DSN failed", "id", j.id, "err", err)
+		return
+	}
+	s.log.Info("dsn queued", "id", id, "orig_id", j.id, "to", j.from, "recipients", len(failed))
+	s.Kick()
+}
+
+// dsnStatus is the RFC 3463 status for the log and the DSN: the reply's
+// enhanced code, or one derived from the basic code.
+func dsnStatus(r policy.Reply, a policy.Action) string {
+	if r.Enhanced != "" {
+		return r.Enhanced
+	}
+	switch {
+	case r.Code >= 200 && r.Code < 300:
+		return "2.0.0"
+	case r.Code >= 500 || a == policy.ActionBounce:
+		return "5.0.0"
+	default:
+		return "4.0.0"
+	}
+}
+
+// relayHost is the host of "host[ip]:port", for Remote-MTA.
+func relayHost(relay string) string {
+	if i := strings.IndexByte(relay, '['); i > 0 {
+		return relay[:i]
+	}
+	return relay
+}
+
+func relayOrNone(r string) string {
+	if r == "" {
+		return "none"
+	}
+	return r
+}
+
+func sameReply(r policy.Reply, n int) []policy.Reply {
+	out := make([]policy.Reply, n)
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}

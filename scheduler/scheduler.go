@@ -1,0 +1,414 @@
+// Package scheduler moves mail from the queue to the wire. It is a single
+// loop that wakes on the earliest due time or on a kick after an enqueue,
+// leases due recipients from the queue index in time order, groups them by
+// message and recipient domain (one transaction carries every recipient of
+// a message at one domain), and hands them to per-destination sessions
+// that policy admits. Every reply goes to policy.Observe, and its decision
+// goes back to the queue in a group commit.
+//
+// Promises: a recipient is leased (marked in flight) before it is dialled,
+// so a crash means a retry, never a loss; every attempt is logged on one
+// mail-log line; nothing is dialled while policy says the destination is
+// paused.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"sluice/dsn"
+	"sluice/policy"
+	"sluice/queue"
+	"sluice/relay"
+)
+
+// Queue is what the scheduler needs from the durable queue.
+type Queue interface {
+	Lease(now time.Time, max int) ([]queue.Item, error)
+	NextDue() (time.Time, bool, error)
+	Body(id string) ([]byte, error)
+	Update(ctx context.Context, ups []queue.Update) error
+	Enqueue(ctx context.Context, m queue.NewMessage) (string, error)
+	Suppress(addr, reason string) error
+}
+
+// Session is one outbound SMTP connection.
+type Session interface {
+	Relay() string
+	Send(ctx context.Context, d *relay.Delivery) []policy.Reply
+	Usable() bool
+	Sent() int
+	Close() error
+}
+
+// Outbound opens sessions to the next hop of a recipient domain.
+type Outbound interface {
+	MXHosts(ctx context.Context, domain string) ([]string, error)
+	Dial(ctx context.Context, domain string) (Session, *policy.Reply)
+}
+
+// Options configures the scheduler.
+type Options struct {
+	Queue    Queue
+	Policy   *policy.Policy
+	Outbound Outbound
+
+	Hostname         string        // Reporting-MTA of DSNs
+	MaxQueueLifetime time.Duration // a recipient still failing after this long expires with a DSN
+	MaxPerConnection int           // messages per outbound connection before a fresh one (0 = unlimited)
+	LeaseBatch       int           // recipients leased per queue transaction (default 1000)
+	MaxInMemory      int           // leased recipients waiting in memory before leasing pauses (default 20000)
+	HoldThreshold    time.Duration // a destination paused longer than this gives its waiting mail back to the queue (default 2s)
+	MaxInlineWait    time.Duration // a session waits for a rate token this long at most before handing its mail back (default 1s)
+	ResolveTimeout   time.Duration // MX lookup for destination grouping (default 10s)
+
+	Now    func() time.Time
+	Logger *slog.Logger // mail log: one line per delivery attempt
+}
+
+// Scheduler is the delivery loop. Create it with New and run it with Run.
+type Scheduler struct {
+	o    Options
+	now  func() time.Time
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu       sync.Mutex
+	dests    map[string]*dest
+	inMemory int // leased recipients held in dest queues
+	domains  map[string]domainDest
+	wg       sync.WaitGroup // sessions
+	stopping bool
+}
+
+type domainDest struct {
+	dest    string
+	expires time.Time
+}
+
+// dest is the scheduler's view of one destination: mail waiting for a
+// session, and how many sessions run.
+type dest struct {
+	name     string
+	pending  []*job
+	sessions int
+	timer    *time.Timer // wakes the pump when a pause ends or a token is due
+}
+
+// job is one message's recipients at one domain: one SMTP transaction.
+type job struct {
+	id, from, domain string
+	received         time.Time
+	items            []queue.Item
+}
+
+// New returns a scheduler; Run starts it.
+func New(o Options) *Scheduler {
+	if o.LeaseBatch <= 0 {
+		o.LeaseBatch = 1000
+	}
+	if o.MaxInMemory <= 0 {
+		o.MaxInMemory = 20000
+	}
+	if o.HoldThreshold <= 0 {
+		o.HoldThreshold = 2 * time.Second
+	}
+	if o.MaxInlineWait <= 0 {
+		o.MaxInlineWait = time.Second
+	}
+	if o.ResolveTimeout <= 0 {
+		o.ResolveTimeout = 10 * time.Second
+	}
+	if o.MaxQueueLifetime <= 0 {
+		o.MaxQueueLifetime = 5 * 24 * time.Hour
+	}
+	s := &Scheduler{
+		o:       o,
+		now:     o.Now,
+		log:     o.Logger,
+		kick:    make(chan struct{}, 1),
+		dests:   map[string]*dest{},
+		domains: map[string]domainDest{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s
+}
+
+// Kick wakes the loop, for example after an enqueue. It never blocks.
+func (s *Scheduler) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx is cancelled, then waits for sessions in flight
+// to finish (they are bounded by the outbound deadlines; cancel the
+// sessions' context through grace) and returns mail still waiting in
+// memory to the queue as due, so that nothing stays leased.
+func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
+	for {
+		n, err := s.leaseDue(ctx, sessionCtx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("queue lease failed", "err", err)
+		}
+		if n == s.o.LeaseBatch {
+			continue // more is due right now
+		}
+		wait := time.Minute
+		if t, ok, err := s.o.Queue.NextDue(); err == nil && ok {
+			wait = t.Sub(s.now())
+		}
+		if wait < time.Millisecond {
+			wait = time.Millisecond
+		}
+		if n > 0 && wait < 5*time.Millisecond {
+			wait = 5 * time.Millisecond
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			s.shutdown()
+			return nil
+		case <-s.kick:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// shutdown waits for sessions and gives every waiting job back to the queue.
+func (s *Scheduler) shutdown() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.mu.Lock()
+	var ups []queue.Update
+	now := s.now()
+	for _, d := range s.dests {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		for _, j := range d.pending {
+			ups = append(ups, returnLease(j, now)...)
+		}
+		d.pending = nil
+	}
+	s.inMemory = 0
+	s.mu.Unlock()
+	if len(ups) > 0 {
+		if err := s.o.Queue.Update(context.Background(), ups); err != nil {
+			s.log.Error("returning leases at shutdown failed; they return to due at the next start", "err", err)
+		}
+	}
+}
+
+func returnLease(j *job, at time.Time) []queue.Update {
+	ups := make([]queue.Update, 0, len(j.items))
+	for _, it := range j.items {
+		ups = append(ups, queue.Update{ID: it.ID, Rcpt: it.Rcpt, State: queue.StateQueued, NextAttempt: at})
+	}
+	return ups
+}
+
+// leaseDue takes due recipients and queues them at their destinations.
+func (s *Scheduler) leaseDue(ctx, sessionCtx context.Context) (int, error) {
+	s.mu.Lock()
+	room := s.o.MaxInMemory - s.inMemory
+	s.mu.Unlock()
+	if room <= 0 {
+		return 0, nil
+	}
+	max := min(room, s.o.LeaseBatch)
+	items, err := s.o.Queue.Lease(s.now(), max)
+	if err != nil || len(items) == 0 {
+		return 0, err
+	}
+	// Group recipients of one message at one domain into one job, keeping
+	// the lease order (due time) between jobs.
+	type key struct{ id, domain string }
+	jobs := map[key]*job{}
+	var order []*job
+	for _, it := range items {
+		k := key{it.ID, it.Domain}
+		j := jobs[k]
+		if j == nil {
+			j = &job{id: it.ID, from: it.From, domain: it.Domain, received: it.Received}
+			jobs[k] = j
+			order = append(order, j)
+		}
+		j.items = append(j.items, it)
+	}
+	touched := map[string]bool{}
+	for _, j := range order {
+		name := s.destination(ctx, j.domain)
+		s.mu.Lock()
+		d := s.dests[name]
+		if d == nil {
+			d = &dest{name: name}
+			s.dests[name] = d
+		}
+		d.pending = append(d.pending, j)
+		s.inMemory += len(j.items)
+		s.mu.Unlock()
+		touched[name] = true
+	}
+	for name := range touched {
+		s.pump(sessionCtx, name)
+	}
+	return len(items), nil
+}
+
+// destination maps a recipient domain to its policy destination, caching
+// the MX lookup that provider grouping needs.
+func (s *Scheduler) destination(ctx context.Context, domain string) string {
+	now := s.now()
+	s.mu.Lock()
+	dd, ok := s.domains[domain]
+	s.mu.Unlock()
+	if ok && now.Before(dd.expires) {
+		return dd.dest
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.o.ResolveTimeout)
+	mx, err := s.o.Outbound.MXHosts(rctx, domain)
+	cancel()
+	name := s.o.Policy.Destination(domain, mx)
+	ttl := 10 * time.Minute
+	if err != nil {
+		ttl = time.Minute // a failed lookup groups by domain for a short while
+	}
+	s.mu.Lock()
+	s.domains[domain] = domainDest{dest: name, expires: now.Add(ttl)}
+	s.mu.Unlock()
+	return name
+}
+
+// pump starts sessions at a destination while policy admits them and
+// there is mail for them, and handles a pause: a short one is waited out
+// in memory, a long one hands the mail back to the queue.
+func (s *Scheduler) pump(ctx context.Context, name string) {
+	for {
+		s.mu.Lock()
+		d := s.dests[name]
+		if d == nil || s.stopping || len(d.pending) <= d.sessions {
+			s.mu.Unlock()
+			return
+		}
+		ok, retryAt := s.o.Policy.Admit(name)
+		if ok {
+			d.sessions++
+			s.wg.Add(1)
+			s.mu.Unlock()
+			go s.session(ctx, name)
+			continue
+		}
+		if retryAt.IsZero() { // all slots busy: a Release pumps again
+			s.mu.Unlock()
+			return
+		}
+		wait := retryAt.Sub(s.now())
+		if wait > s.o.HoldThreshold && d.sessions == 0 {
+			// Paused for a while: give the mail back to the queue, due
+			// when the pause ends plus jitter, so that memory holds only
+			// work that can go soon and a restart does not forget it.
+			jobs := d.pending
+			d.pending = nil
+			for _, j := range jobs {
+				s.inMemory -= len(j.items)
+			}
+			s.mu.Unlock()
+			s.requeue(jobs, retryAt)
+			return
+		}
+		s.wakeLocked(ctx, d, wait)
+		s.mu.Unlock()
+		return
+	}
+}
+
+// wakeLocked arms the destination's timer to pump again after wait.
+func (s *Scheduler) wakeLocked(ctx context.Context, d *dest, wait time.Duration) {
+	if wait < time.Millisecond {
+		wait = time.Millisecond
+	}
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	name := d.name
+	d.timer = time.AfterFunc(wait, func() { s.pump(ctx, name) })
+}
+
+// requeue returns jobs to the queue, due at `at` plus up to 10% jitter, so
+// that a reopening destination is not hit by all its mail at the same instant.
+func (s *Scheduler) requeue(jobs []*job, at time.Time) {
+	var ups []queue.Update
+	now := s.now()
+	spread := at.Sub(now) / 10
+	for _, j := range jobs {
+		t := at
+		if spread > 0 {
+			t = at.Add(time.Duration(rand.Int64N(int64(spread) + 1)))
+		}
+		ups = append(ups, returnLease(j, t)...)
+	}
+	if err := s.o.Queue.Update(context.Background(), ups); err != nil {
+		s.log.Error("requeue failed; leases return to due at the next start", "err", err)
+	}
+}
+
+// next takes the destination's next job for a session, or nil when the
+// session should end: no mail, a pause, or more sessions than policy now
+// allows (after a multiplicative decrease, extra sessions drain away).
+func (s *Scheduler) next(name string) *job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dests[name]
+	if d == nil || len(d.pending) == 0 || s.stopping {
+		return nil
+	}
+	if st, ok := s.o.Policy.State(name); ok {
+		if st.PausedUntil.After(s.now()) && st.State != "probing" {
+			return nil
+		}
+		if st.Concurrency > 0 && d.sessions > st.Concurrency {
+			return nil
+		}
+	}
+	j := d.pending[0]
+	d.pending = d.pending[1:]
+	s.inMemory -= len(j.items)
+	return j
+}
+
+// pushFront gives a job back to the head of its destination's line.
+func (s *Scheduler) pushFront(name string, j *job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dests[name]
+	d.pending = append([]*job{j}, d.pending...)
+	s.inMemory += len(j.items)
+}
+
+func (s *Scheduler) endSession(ctx context.Context, name string) {
+	s.mu.Lock()
+	if d := s.dests[name]; d != nil {
+		d.sessions--
+	}
+	s.mu.Unlock()
+	s.o.Policy.Release(name)
+	s.wg.Done()
+	s.pump(ctx, name)
+}
+
+var errStop = errors.New("stop")

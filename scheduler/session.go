@@ -1,0 +1,136 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"sluice/relay"
+)
+
+// session runs one outbound connection for a destination: it holds one
+// policy slot, takes the destination's jobs one by one, keeps the
+// connection while the next job goes to the same domain, and ends when
+// there is no more mail, the connection is unusable after a refusal, or
+// policy pauses or shrinks the destination.
+func (s *Scheduler) session(ctx context.Context, name string) {
+	defer s.endSession(ctx, name)
+	var (
+		sess   Session
+		domain string
+	)
+	defer func() {
+		if sess != nil {
+			sess.Close()
+		}
+	}()
+	for {
+		j := s.next(name)
+		if j == nil {
+			return
+		}
+		// A rate token comes before each message (policy.Reserve never
+		// blocks). A short wait keeps the connection and paces on it; a
+		// long one hands the job back and the pump comes back for it.
+		if wait, ok := s.waitToken(ctx, name); !ok {
+			s.pushFront(name, j)
+			s.mu.Lock()
+			if d := s.dests[name]; d != nil {
+				s.wakeLocked(ctx, d, wait)
+			}
+			s.mu.Unlock()
+			return
+		}
+		mpc := s.o.MaxPerConnection
+		if p := s.o.Policy.MessagesPerConnection(name); p > 0 && (mpc == 0 || p < mpc) {
+			mpc = p
+		}
+		if sess != nil && (domain != j.domain || !sess.Usable() || (mpc > 0 && sess.Sent() >= mpc)) {
+			sess.Close()
+			sess = nil
+		}
+		if sess == nil {
+			ns, fail := s.o.Outbound.Dial(ctx, j.domain)
+			if fail != nil {
+				s.finish(ctx, name, j, "", nil, sameReply(*fail, len(j.items)))
+				return
+			}
+			sess, domain = ns, j.domain
+		}
+		body, err := s.o.Queue.Body(j.id)
+		if err != nil {
+			s.log.Error("reading queued body failed", "id", j.id, "err", err)
+			s.requeue([]*job{j}, s.now().Add(time.Minute))
+			continue
+		}
+		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, SMTPUTF8: needsSMTPUTF8(j, body)}
+		replies := sess.Send(ctx, d)
+		if s.finish(ctx, name, j, sess.Relay(), body, replies) {
+			sess.Close()
+			sess = nil
+		}
+	}
+}
+
+// waitToken takes a rate token, waiting inline up to MaxInlineWait. It
+// reports false, with the wait policy asked for, when the wait is longer.
+func (s *Scheduler) waitToken(ctx context.Context, name string) (time.Duration, bool) {
+	for {
+		w := s.o.Policy.Reserve(name)
+		if w <= 0 {
+			return 0, true
+		}
+		if w > s.o.MaxInlineWait {
+			return w, false
+		}
+		t := time.NewTimer(w)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return w, false
+		case <-t.C:
+		}
+	}
+}
+
+func addrs(j *job) []string {
+	out := make([]string, len(j.items))
+	for i, it := range j.items {
+		out[i] = it.Addr
+	}
+	return out
+}
+
+// needsSMTPUTF8 reports whether the message needs the SMTPUTF8 extension
+// (RFC 6531 §3.4): a non-ASCII envelope address or header.
+func needsSMTPUTF8(j *job, body []byte) bool {
+	if !isASCII(j.from) {
+		return true
+	}
+	for _, it := range j.items {
+		if !isASCII(it.Addr) {
+			return true
+		}
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] >= 0x80 {
+			return true
+		}
+		// The header section ends at the first empty line.
+		if body[i] == '\n' && i+2 < len(body) && body[i+1] == '\r' && body[i+2] == '\n' {
+			return false
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+var errNoReply = errors.New("no reply for this recipient")
