@@ -1,0 +1,74 @@
+// Command sluice is the outbound SMTP relay and its operator tool.
+//
+//	sluice serve [--config FILE]      run the relay (embedded defaults without --config)
+//	sluice config check FILE          validate a config file
+//	sluice dkim keygen ...            make a DKIM key and print its DNS record
+//	sluice doctor DOMAIN              SPF, DKIM and DMARC posture of a sending domain
+//
+// Exit codes: 0 ok, 1 error, 2 usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// errUsage marks a usage error: exit code 2.
+var errUsage = errors.New("usage")
+
+// command is one subcommand; run gets the arguments after its name.
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the relay", runServe},
+		{"config", "config check FILE: validate a config file", runConfig},
+		{"dkim", "dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]", runDKIM},
+		{"doctor", "doctor [--config FILE] [--json] DOMAIN: SPF, DKIM, DMARC and PTR posture", runDoctor},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "sluice %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "sluice %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: sluice COMMAND [flags] [args]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"sluice/auth"
+	"sluice/config"
+	"sluice/policy"
+	"sluice/queue"
+	"sluice/relay"
+)
+
+// This file maps the TOML config onto each package's own Options type.
+
+func policyOptions(cfg *config.Config, store policy.StateStore, log *slog.Logger) policy.Options {
+	p := cfg.Policy
+	o := policy.Options{
+		RetryBase:             time.Duration(p.RetryBase),
+		RetryMax:              time.Duration(p.RetryMax),
+		GreylistDefault:       time.Duration(p.GreylistDefault),
+		GreylistMargin:        time.Duration(p.GreylistMargin),
+		MaxHint:               time.Duration(p.MaxHint),
+		MaxConcurrency:        p.MaxConcurrency,
+		MinConcurrency:        p.MinConcurrency,
+		Rate:                  p.Rate.Limit,
+		MinRate:               p.MinRate.Limit,
+		GroupBy:               p.GroupBy,
+		DecreaseWindow:        time.Duration(p.DecreaseWindow),
+		ThrottlePause:         time.Duration(p.ThrottlePause),
+		IncreaseAfter:         p.IncreaseAfter,
+		AlarmShare:            p.AlarmShare,
+		AlarmWindow:           time.Duration(p.AlarmWindow),
+		AlarmMinDestinations:  p.AlarmMinDestinations,
+		SuppressAfterExpiries: p.SuppressAfterExpiries,
+		Store:                 store,
+		Logger:                log,
+	}
+	for _, d := range p.Destinations {
+		o.Destinations = append(o.Destinations, policy.DestinationOptions{Match: d.Match, MaxConcurrency: d.MaxConcurrency, Rate: d.Rate.Limit})
+	}
+	for _, r := range p.Rules {
+		o.Rules = append(o.Rules, policy.Rule{Match: r.Match, Class: policy.Class(r.Class), For: time.Duration(r.For), Scope: policy.Scope(r.Scope)})
+	}
+	for _, pr := range p.Providers {
+		o.Providers = append(o.Providers, policy.Provider{Name: pr.Name, Suffixes: pr.Suffixes})
+	}
+	return o
+}
+
+func outboundIPs(cfg *config.Config) []netip.Addr {
+	var ips []netip.Addr
+	for _, s := range cfg.Delivery.OutboundIPs {
+		if a, err := netip.ParseAddr(s); err == nil {
+			ips = append(ips, a)
+		}
+	}
+	return ips
+}
+
+func outboundOptions(cfg *config.Config, log *slog.Logger) relay.OutboundOptions {
+	dl := cfg.Delivery
+	o := relay.OutboundOptions{
+		Hostname:       cfg.Hostname,
+		TLS:            dl.TLS,
+		Routes:         map[string]relay.Route{},
+		OutboundIPs:    outboundIPs(cfg),
+		Port:           dl.Port,
+		DialTimeout:    time.Duration(dl.DialTimeout),
+		CommandTimeout: time.Duration(dl.CommandTimeout),
+		DataTimeout:    time.Duration(dl.DataTimeout),
+		LocalAddrs:     localAddrs(cfg),
+		Logger:         log,
+	}
+	for _, r := range dl.Routes {
+		o.Routes[strings.ToLower(r.Domain)] = relay.Route{Host: r.Host, TLS: r.TLS}
+	}
+	if dl.Smarthost.Host != "" {
+		o.Smarthost = &relay.Smarthost{Host: dl.Smarthost.Host, Username: dl.Smarthost.Username, Password: dl.Smarthost.Password, TLS: dl.Smarthost.TLS}
+	}
+	return o
+}
+
+func inboundOptions(cfg *config.Config, log *slog.Logger) (relay.InboundOptions, error) {
+	l := cfg.Limits
+	o := relay.InboundOptions{
+		Hostname:             cfg.Hostname,
+		MaxMessageSize:       int64(l.MaxMessageSize),
+		MaxRecipients:        l.MaxRecipients,
+		MaxLineLength:        l.MaxLineLength,
+		ReadTimeout:          time.Duration(l.ReadTimeout),
+		WriteTimeout:         time.Duration(l.WriteTimeout),
+		IdleTimeout:          time.Duration(l.IdleTimeout),
+		DataTimeout:          time.Duration(l.DataTimeout),
+		MaxConnections:       l.MaxConnections,
+		PerClientConnections: l.PerClientConnections,
+		PerClientRate:        l.PerClientRate.Limit,
+		PerClientBurst:       max(l.PerClientRate.Burst, 1),
+		AllowAddressLiterals: l.AllowAddressLiterals,
+		Logger:               log,
+	}
+	if l.PerClientRate.Limit == 0 {
+		o.PerClientRate = rate.Inf
+	}
+	for _, n := range cfg.Access.Networks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return o, fmt.Errorf("access.networks: %w", err)
+		}
+		o.Networks = append(o.Networks, p)
+	}
+	for _, u := range cfg.Access.Users {
+		o.Users = append(o.Users, relay.User{Name: u.Name, PasswordHash: u.PasswordHash, AllowedFrom: u.AllowedFrom})
+	}
+	return o, nil
+}
+
+func authOptions(cfg *config.Config, log *slog.Logger) auth.Options {
+	a := cfg.Auth
+	o := auth.Options{
+		Mode:             a.Mode,
+		OutboundIPs:      outboundIPs(cfg),
+		Users:            map[string][]string{},
+		DNSTimeout:       time.Duration(a.DNSTimeout),
+		CacheTTL:         time.Duration(a.CacheTTL),
+		ResolverCooldown: time.Duration(a.ResolverCooldown),
+		Logger:           log,
+	}
+	for _, k := range a.DKIM {
+		o.Keys = append(o.Keys, auth.KeyConfig{Domain: k.Domain, Selector: k.Selector, KeyFile: k.KeyFile, Subdomains: k.Subdomains})
+	}
+	for _, u := range cfg.Access.Users {
+		o.Users[u.Name] = u.AllowedFrom
+	}
+	return o
+}
+
+// newChecker returns the acceptance-time checker, or nil when auth is off
+// and there is nothing to sign.
+func newChecker(cfg *config.Config, log *slog.Logger) (relay.Checker, error) {
+	if cfg.Auth.Mode == "off" && len(cfg.Auth.DKIM) == 0 && len(cfg.Access.Users) == 0 {
+		return nil, nil
+	}
+	c, err := auth.New(authOptions(cfg, log))
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return authChecker{c}, nil
+}
+
+// authChecker adapts auth.Checker to the inbound server's Checker seam.
+type authChecker struct{ c *auth.Checker }
+
+func (a authChecker) Check(ctx context.Context, m *relay.Message) error {
+	body, _, err := a.c.Check(ctx, auth.Input{MailFrom: m.From, User: m.User, Body: m.Body})
+	if err != nil {
+		return err
+	}
+	m.Body = body
+	return nil
+}
+
+// queueStore adapts the queue to the inbound server's Store seam.
+type queueStore struct{ q *queue.Queue }
+
+func (s queueStore) Enqueue(ctx context.Context, m *relay.Message) (string, error) {
+	client := ""
+	if m.ClientAddr.IsValid() {
+		client = m.ClientAddr.String()
+	}
+	return s.q.Enqueue(ctx, queue.NewMessage{
+		From: m.From, Rcpts: m.Rcpts, Body: m.Body, ClientAddr: client,
+		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
+	})
+}

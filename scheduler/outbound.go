@@ -1,0 +1,25 @@
+package scheduler
+
+import (
+	"context"
+
+	"sluice/policy"
+	"sluice/relay"
+)
+
+// RelayOutbound adapts *relay.Outbound to the scheduler's Outbound seam.
+func RelayOutbound(o *relay.Outbound) Outbound { return relayOutbound{o} }
+
+type relayOutbound struct{ o *relay.Outbound }
+
+func (r relayOutbound) MXHosts(ctx context.Context, domain string) ([]string, error) {
+	return r.o.MXHosts(ctx, domain)
+}
+
+func (r relayOutbound) Dial(ctx context.Context, domain string) (Session, *policy.Reply) {
+	s, fail := r.o.Dial(ctx, domain)
+	if fail != nil {
+		return nil, fail
+	}
+	return s, nil
+}
