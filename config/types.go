@@ -1,0 +1,175 @@
+package config
+
+// Config is the whole relay configuration. Field tags are the TOML key
+// names of design.md §3: they are a contract with operators and tests.
+type Config struct {
+	Hostname      string   `toml:"hostname"`
+	DataDir       string   `toml:"data_dir"`
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+
+	Log      Log      `toml:"log"`
+	Listen   Listen   `toml:"listen"`
+	TLS      TLS      `toml:"tls"`
+	Access   Access   `toml:"access"`
+	Limits   Limits   `toml:"limits"`
+	Queue    Queue    `toml:"queue"`
+	Delivery Delivery `toml:"delivery"`
+	Policy   Policy   `toml:"policy"`
+	Auth     Auth     `toml:"auth"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `toml:"level"`  // debug | info | warn | error
+	Format string `toml:"format"` // text | json
+}
+
+// Listen holds the listening addresses; "" turns a listener off (except
+// Admin, which defaults to a socket under DataDir, see AdminAddress).
+type Listen struct {
+	SMTP           string `toml:"smtp"`
+	Submission     string `toml:"submission"`
+	Submissions    string `toml:"submissions"`
+	Admin          string `toml:"admin"`
+	AdminTokenFile string `toml:"admin_token_file"`
+	HTTP           string `toml:"http"`
+}
+
+// TLS is the inbound certificate; both files or neither.
+type TLS struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// Access says who may relay.
+type Access struct {
+	Networks     []string `toml:"networks"`
+	AuthFailures int      `toml:"auth_failures"`
+	Users        []User   `toml:"user"`
+}
+
+// User is one SMTP AUTH account.
+type User struct {
+	Name         string   `toml:"name"`
+	PasswordHash string   `toml:"password_hash"` // bcrypt
+	AllowedFrom  []string `toml:"allowed_from"`  // sender domains; empty = any
+}
+
+// Limits are the inbound limits.
+type Limits struct {
+	MaxMessageSize       Size     `toml:"max_message_size"`
+	MaxRecipients        int      `toml:"max_recipients"`
+	MaxLineLength        int      `toml:"max_line_length"`
+	MaxConnections       int      `toml:"max_connections"`
+	PerClientConnections int      `toml:"per_client_connections"`
+	PerClientRate        Rate     `toml:"per_client_rate"`
+	ReadTimeout          Duration `toml:"read_timeout"`
+	WriteTimeout         Duration `toml:"write_timeout"`
+	IdleTimeout          Duration `toml:"idle_timeout"`
+	DataTimeout          Duration `toml:"data_timeout"`
+	AllowAddressLiterals bool     `toml:"allow_address_literals"`
+}
+
+// Queue configures storage.
+type Queue struct {
+	Retention    Duration `toml:"retention"`
+	MinFreeSpace Size     `toml:"min_free_space"`
+	LockTimeout  Duration `toml:"lock_timeout"`
+}
+
+// Delivery configures the outbound side.
+type Delivery struct {
+	OutboundIPs              []string  `toml:"outbound_ips"`
+	TLS                      string    `toml:"tls"` // none | opportunistic | require
+	Port                     int       `toml:"port"`
+	MaxQueueLifetime         Duration  `toml:"max_queue_lifetime"`
+	DialTimeout              Duration  `toml:"dial_timeout"`
+	CommandTimeout           Duration  `toml:"command_timeout"`
+	DataTimeout              Duration  `toml:"data_timeout"`
+	ConnectionIdle           Duration  `toml:"connection_idle"`
+	MaxMessagesPerConnection int       `toml:"max_messages_per_connection"`
+	Routes                   []Route   `toml:"route"`
+	Smarthost                Smarthost `toml:"smarthost"`
+}
+
+// Route sends one recipient domain (exact match) to a fixed host.
+type Route struct {
+	Domain string `toml:"domain"`
+	Host   string `toml:"host"` // host:port
+	TLS    string `toml:"tls"`  // "" = [delivery].tls (resolved at load)
+}
+
+// Smarthost, when Host is set, receives all mail not matched by a route.
+type Smarthost struct {
+	Host         string `toml:"host"`
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+	TLS          string `toml:"tls"` // "" = [delivery].tls (resolved at load)
+
+	// Password is read from PasswordFile at load. It is never decoded from
+	// TOML nor printed by String/Redacted.
+	Password string `toml:"-"`
+}
+
+// Policy configures classification reactions and per-destination limits.
+type Policy struct {
+	RetryBase             Duration      `toml:"retry_base"`
+	RetryMax              Duration      `toml:"retry_max"`
+	GreylistDefault       Duration      `toml:"greylist_default"`
+	GreylistMargin        Duration      `toml:"greylist_margin"`
+	MaxHint               Duration      `toml:"max_hint"`
+	MaxConcurrency        int           `toml:"max_concurrency"`
+	MinConcurrency        int           `toml:"min_concurrency"`
+	Rate                  Rate          `toml:"rate"`
+	MinRate               Rate          `toml:"min_rate"`
+	GroupBy               string        `toml:"group_by"` // domain | mx
+	DecreaseWindow        Duration      `toml:"decrease_window"`
+	ThrottlePause         Duration      `toml:"throttle_pause"` // "" = retry_base (resolved at load)
+	IncreaseAfter         int           `toml:"increase_after"`
+	AlarmShare            float64       `toml:"alarm_share"`
+	AlarmWindow           Duration      `toml:"alarm_window"`
+	AlarmMinDestinations  int           `toml:"alarm_min_destinations"`
+	SuppressOnUnknownUser bool          `toml:"suppress_on_unknown_user"`
+	SuppressAfterExpiries int           `toml:"suppress_after_expiries"`
+	Destinations          []Destination `toml:"destination"`
+	Rules                 []Rule        `toml:"rule"`
+	Providers             []Provider    `toml:"provider"`
+}
+
+// Destination overrides limits for a domain or a provider name.
+type Destination struct {
+	Match          string `toml:"match"`
+	MaxConcurrency int    `toml:"max_concurrency"`
+	Rate           Rate   `toml:"rate"`
+}
+
+// Rule is an operator classification rule; it wins over built-in rules.
+type Rule struct {
+	Match string   `toml:"match"` // regexp on the reply line
+	Class string   `toml:"class"`
+	For   Duration `toml:"for"`   // required for suspend
+	Scope string   `toml:"scope"` // "" | connections | rate | both
+}
+
+// Provider adds MX host suffixes that group domains under one name.
+type Provider struct {
+	Name     string   `toml:"name"`
+	Suffixes []string `toml:"suffixes"`
+}
+
+// Auth configures SPF/DKIM/DMARC checking and DKIM signing.
+type Auth struct {
+	Mode             string   `toml:"mode"` // off | warn | enforce
+	DNSTimeout       Duration `toml:"dns_timeout"`
+	CacheTTL         Duration `toml:"cache_ttl"`
+	ResolverCooldown Duration `toml:"resolver_cooldown"`
+	DKIM             []DKIM   `toml:"dkim"`
+}
+
+// DKIM is one signing key.
+type DKIM struct {
+	Domain     string `toml:"domain"`
+	Selector   string `toml:"selector"`
+	KeyFile    string `toml:"key_file"`
+	Subdomains bool   `toml:"subdomains"`
+}

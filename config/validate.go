@@ -1,0 +1,331 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Enumerations accepted by the enum-valued keys.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"text", "json"}
+	tlsModes   = []string{"none", "opportunistic", "require"}
+	groupBys   = []string{"domain", "mx"}
+	authModes  = []string{"off", "warn", "enforce"}
+	// ruleClasses mirrors the policy.Class values an operator may force;
+	// "success" is not among them. Kept here rather than importing policy
+	// so that policy may depend on config without a cycle.
+	ruleClasses = []string{"throttle", "suspend", "unavailable", "greylist", "recipient-temp", "auth-fix", "permanent", "reconnect"}
+	ruleScopes  = []string{"", "connections", "rate", "both"}
+)
+
+// checker accumulates semantic errors, each naming its key.
+type checker struct{ errs []*Error }
+
+func (ck *checker) add(key, format string, args ...any) {
+	ck.errs = append(ck.errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (ck *checker) enum(key, v string, allowed []string) {
+	if !slices.Contains(allowed, v) {
+		ck.add(key, "invalid value %q (want one of %s)", v, strings.Join(quoteAll(allowed), ", "))
+	}
+}
+
+func (ck *checker) positive(key string, v Duration) {
+	if v <= 0 {
+		ck.add(key, "must be a positive duration")
+	}
+}
+
+func (ck *checker) atLeast(key string, v, min int) {
+	if v < min {
+		ck.add(key, "must be at least %d, not %d", min, v)
+	}
+}
+
+// hostPort accepts "host:port" with a numeric port (empty host = all
+// addresses).
+func (ck *checker) hostPort(key, v string) {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		ck.add(key, "invalid address %q: want host:port", v)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		ck.add(key, "invalid port in %q", v)
+	}
+}
+
+func (ck *checker) fileExists(key, path string) {
+	if _, err := os.Stat(path); err != nil {
+		ck.add(key, "%v", err)
+	}
+}
+
+func (ck *checker) domain(key, v string) {
+	if v == "" || strings.ContainsAny(v, "@ \t[]") || strings.HasPrefix(v, ".") {
+		ck.add(key, "invalid domain %q", v)
+	}
+}
+
+func quoteAll(s []string) []string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = strconv.Quote(v)
+	}
+	return q
+}
+
+func idx(key string, i int) string { return key + "[" + strconv.Itoa(i+1) + "]" }
+
+// validate checks what the TOML types cannot express. It returns every
+// problem rather than the first, so an operator fixes a file in one go.
+func (c *Config) validate() []*Error {
+	ck := &checker{}
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t@/") {
+		ck.add("hostname", "invalid host name %q", c.Hostname)
+	}
+	if c.DataDir == "" {
+		ck.add("data_dir", "must not be empty")
+	}
+	if c.ShutdownGrace < 0 {
+		ck.add("shutdown_grace", "must not be negative")
+	}
+	ck.enum("log.level", c.Log.Level, logLevels)
+	ck.enum("log.format", c.Log.Format, logFormats)
+	c.validateListen(ck)
+	c.validateAccess(ck)
+	c.validateLimits(ck)
+	ck.positive("queue.retention", c.Queue.Retention)
+	ck.positive("queue.lock_timeout", c.Queue.LockTimeout)
+	c.validateDelivery(ck)
+	c.validatePolicy(ck)
+	c.validateAuth(ck)
+	return ck.errs
+}
+
+func (c *Config) validateListen(ck *checker) {
+	l := c.Listen
+	for _, a := range []struct{ key, v string }{
+		{"listen.smtp", l.SMTP}, {"listen.submission", l.Submission},
+		{"listen.submissions", l.Submissions}, {"listen.http", l.HTTP},
+	} {
+		if a.v != "" {
+			ck.hostPort(a.key, a.v)
+		}
+	}
+	if p, ok := strings.CutPrefix(l.Admin, "unix:"); ok {
+		if p == "" {
+			ck.add("listen.admin", "empty socket path in %q", l.Admin)
+		}
+	} else if l.Admin != "" {
+		ck.hostPort("listen.admin", l.Admin)
+	}
+	if l.AdminTokenFile != "" {
+		ck.fileExists("listen.admin_token_file", l.AdminTokenFile)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		ck.add("tls.cert_file", "cert_file and key_file must be set together")
+	}
+	if c.TLS.CertFile != "" {
+		ck.fileExists("tls.cert_file", c.TLS.CertFile)
+	}
+	if c.TLS.KeyFile != "" {
+		ck.fileExists("tls.key_file", c.TLS.KeyFile)
+	}
+	if l.Submissions != "" && c.TLS.CertFile == "" {
+		ck.add("listen.submissions", "implicit TLS needs [tls] cert_file and key_file")
+	}
+}
+
+func (c *Config) validateAccess(ck *checker) {
+	for i, n := range c.Access.Networks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			ck.add(idx("access.networks", i), "invalid CIDR %q", n)
+		}
+	}
+	ck.atLeast("access.auth_failures", c.Access.AuthFailures, 0)
+	seen := map[string]bool{}
+	for i, u := range c.Access.Users {
+		k := idx("access.user", i)
+		if u.Name == "" {
+			ck.add(k+".name", "must not be empty")
+		} else if seen[u.Name] {
+			ck.add(k+".name", "duplicate user %q", u.Name)
+		}
+		seen[u.Name] = true
+		// Only bcrypt hashes ("$2a$", "$2b$", "$2y$") are accepted: a
+		// plain-text password here would be a silent security hole.
+		if !strings.HasPrefix(u.PasswordHash, "$2") {
+			ck.add(k+".password_hash", "not a bcrypt hash (want \"$2...\")")
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			ck.add(k+".password_hash", "malformed bcrypt hash: %v", err)
+		}
+		for j, d := range u.AllowedFrom {
+			ck.domain(idx(k+".allowed_from", j), d)
+		}
+	}
+}
+
+func (c *Config) validateLimits(ck *checker) {
+	l := c.Limits
+	if l.MaxMessageSize <= 0 {
+		ck.add("limits.max_message_size", "must be positive")
+	}
+	ck.atLeast("limits.max_recipients", l.MaxRecipients, 1)
+	// RFC 5321 §4.5.3.1.6: a text line may be 1000 octets with CRLF.
+	ck.atLeast("limits.max_line_length", l.MaxLineLength, 1000)
+	ck.atLeast("limits.max_connections", l.MaxConnections, 1)
+	ck.atLeast("limits.per_client_connections", l.PerClientConnections, 1)
+	if l.PerClientConnections > l.MaxConnections {
+		ck.add("limits.per_client_connections", "%d exceeds limits.max_connections (%d)", l.PerClientConnections, l.MaxConnections)
+	}
+	ck.positive("limits.read_timeout", l.ReadTimeout)
+	ck.positive("limits.write_timeout", l.WriteTimeout)
+	ck.positive("limits.idle_timeout", l.IdleTimeout)
+	ck.positive("limits.data_timeout", l.DataTimeout)
+}
+
+func (c *Config) validateDelivery(ck *checker) {
+	d := c.Delivery
+	for i, ip := range d.OutboundIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			ck.add(idx("delivery.outbound_ips", i), "invalid IP address %q", ip)
+		}
+	}
+	ck.enum("delivery.tls", d.TLS, tlsModes)
+	if d.Port < 1 || d.Port > 65535 {
+		ck.add("delivery.port", "invalid port %d", d.Port)
+	}
+	ck.positive("delivery.max_queue_lifetime", d.MaxQueueLifetime)
+	ck.positive("delivery.dial_timeout", d.DialTimeout)
+	ck.positive("delivery.command_timeout", d.CommandTimeout)
+	ck.positive("delivery.data_timeout", d.DataTimeout)
+	if d.ConnectionIdle < 0 {
+		ck.add("delivery.connection_idle", "must not be negative")
+	}
+	ck.atLeast("delivery.max_messages_per_connection", d.MaxMessagesPerConnection, 1)
+	seen := map[string]bool{}
+	for i, r := range d.Routes {
+		k := idx("delivery.route", i)
+		ck.domain(k+".domain", r.Domain)
+		if seen[strings.ToLower(r.Domain)] {
+			ck.add(k+".domain", "duplicate route for %q", r.Domain)
+		}
+		seen[strings.ToLower(r.Domain)] = true
+		ck.hostPort(k+".host", r.Host)
+		if r.TLS != "" {
+			ck.enum(k+".tls", r.TLS, tlsModes)
+		}
+	}
+	sh := d.Smarthost
+	if sh.Host != "" {
+		ck.hostPort("delivery.smarthost.host", sh.Host)
+	}
+	if sh.TLS != "" {
+		ck.enum("delivery.smarthost.tls", sh.TLS, tlsModes)
+	}
+	if sh.Username != "" && sh.PasswordFile == "" {
+		ck.add("delivery.smarthost.password_file", "required when username is set")
+	}
+	if sh.Host == "" && (sh.Username != "" || sh.PasswordFile != "") {
+		ck.add("delivery.smarthost.host", "required when username or password_file is set")
+	}
+}
+
+func (c *Config) validatePolicy(ck *checker) {
+	p := c.Policy
+	ck.positive("policy.retry_base", p.RetryBase)
+	ck.positive("policy.retry_max", p.RetryMax)
+	if p.RetryMax < p.RetryBase {
+		ck.add("policy.retry_max", "%s is below policy.retry_base (%s)", p.RetryMax, p.RetryBase)
+	}
+	ck.positive("policy.greylist_default", p.GreylistDefault)
+	ck.positive("policy.max_hint", p.MaxHint)
+	ck.atLeast("policy.max_concurrency", p.MaxConcurrency, 1)
+	ck.atLeast("policy.min_concurrency", p.MinConcurrency, 1)
+	if p.MinConcurrency > p.MaxConcurrency {
+		ck.add("policy.min_concurrency", "%d exceeds policy.max_concurrency (%d)", p.MinConcurrency, p.MaxConcurrency)
+	}
+	if !p.Rate.Unlimited() && p.MinRate.Limit > p.Rate.Limit {
+		ck.add("policy.min_rate", "%s exceeds policy.rate (%s)", p.MinRate, p.Rate)
+	}
+	ck.enum("policy.group_by", p.GroupBy, groupBys)
+	ck.positive("policy.decrease_window", p.DecreaseWindow)
+	ck.atLeast("policy.increase_after", p.IncreaseAfter, 1)
+	if !(p.AlarmShare > 0 && p.AlarmShare <= 1) {
+		ck.add("policy.alarm_share", "must be in (0, 1], not %v", p.AlarmShare)
+	}
+	ck.positive("policy.alarm_window", p.AlarmWindow)
+	ck.atLeast("policy.alarm_min_destinations", p.AlarmMinDestinations, 1)
+	ck.atLeast("policy.suppress_after_expiries", p.SuppressAfterExpiries, 0)
+	for i, d := range p.Destinations {
+		k := idx("policy.destination", i)
+		if d.Match == "" {
+			ck.add(k+".match", "must not be empty")
+		}
+		ck.atLeast(k+".max_concurrency", d.MaxConcurrency, 0)
+	}
+	for i, r := range p.Rules {
+		k := idx("policy.rule", i)
+		if r.Match == "" {
+			ck.add(k+".match", "must not be empty")
+		} else if _, err := regexp.Compile(r.Match); err != nil {
+			ck.add(k+".match", "invalid regexp: %v", err)
+		}
+		ck.enum(k+".class", r.Class, ruleClasses)
+		if r.Class == "suspend" && r.For <= 0 {
+			ck.add(k+".for", "required for class \"suspend\"")
+		}
+		ck.enum(k+".scope", r.Scope, ruleScopes)
+		if r.Scope != "" && r.Class != "throttle" {
+			ck.add(k+".scope", "only applies to class \"throttle\"")
+		}
+	}
+	for i, pr := range p.Providers {
+		k := idx("policy.provider", i)
+		if pr.Name == "" {
+			ck.add(k+".name", "must not be empty")
+		}
+		if len(pr.Suffixes) == 0 {
+			ck.add(k+".suffixes", "must not be empty")
+		}
+		for j, s := range pr.Suffixes {
+			if strings.Trim(s, ".") == "" || strings.ContainsAny(s, " \t@") {
+				ck.add(idx(k+".suffixes", j), "invalid host suffix %q", s)
+			}
+		}
+	}
+}
+
+func (c *Config) validateAuth(ck *checker) {
+	a := c.Auth
+	ck.enum("auth.mode", a.Mode, authModes)
+	if a.Mode == "enforce" && len(c.Delivery.OutboundIPs) == 0 {
+		ck.add("auth.mode", "\"enforce\" needs delivery.outbound_ips: SPF cannot be judged on a guessed address; set delivery.outbound_ips")
+	}
+	ck.positive("auth.dns_timeout", a.DNSTimeout)
+	ck.positive("auth.cache_ttl", a.CacheTTL)
+	ck.positive("auth.resolver_cooldown", a.ResolverCooldown)
+	for i, d := range a.DKIM {
+		k := idx("auth.dkim", i)
+		ck.domain(k+".domain", d.Domain)
+		if d.Selector == "" || strings.ContainsAny(d.Selector, " \t@;") {
+			ck.add(k+".selector", "invalid selector %q", d.Selector)
+		}
+		if d.KeyFile == "" {
+			ck.add(k+".key_file", "must not be empty")
+		} else {
+			ck.fileExists(k+".key_file", d.KeyFile)
+		}
+	}
+}
