@@ -1,0 +1,37 @@
+package auth
+
+import (
+	"strings"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// OrgDomain returns the DMARC Organizational Domain of a name (RFC 7489
+// §3.2): the public suffix plus one label, found with the Public Suffix List
+// compiled into golang.org/x/net/publicsuffix. Names that are themselves a
+// public suffix, or that cannot be parsed, are their own organisational
+// domain, so alignment then needs an exact match. Names are compared as
+// given, lower-cased: IDNA mapping would need golang.org/x/text, which is not
+// a dependency, so a U-label and its A-label are different names here.
+func OrgDomain(name string) string {
+	d := normDomain(name)
+	org, err := publicsuffix.EffectiveTLDPlusOne(d)
+	if err != nil {
+		return d
+	}
+	return org
+}
+
+// aligned reports whether an authenticated domain is aligned with the From
+// domain: equal under strict mode ("s"), sharing the organisational domain
+// under relaxed mode (RFC 7489 §3.1.1 and §3.1.2).
+func aligned(authDomain, fromDomain, mode string) bool {
+	a, f := normDomain(authDomain), normDomain(fromDomain)
+	if a == "" || f == "" {
+		return false
+	}
+	if strings.EqualFold(mode, "s") {
+		return a == f
+	}
+	return a == f || OrgDomain(a) == OrgDomain(f)
+}
