@@ -1,0 +1,196 @@
+package relay
+
+// Outbound delivery: the client half of the relay. An *Outbound is safe for
+// concurrent use by many delivery workers (its caches are mutex-guarded); a
+// *Session it returns is one SMTP connection and is not. The outbound side
+// never decides when to retry: every outcome, success or failure, is handed
+// back as a policy.Reply for the caller to classify.
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TLS modes for outbound connections.
+const (
+	TLSNone          = "none"
+	TLSOpportunistic = "opportunistic"
+	TLSRequire       = "require"
+)
+
+// Route sends mail for one recipient domain to a fixed host.
+type Route struct {
+	Host string // host:port
+	TLS  string // "" = OutboundOptions.TLS
+}
+
+// Smarthost receives all mail that no route matches.
+type Smarthost struct {
+	Host               string // host:port
+	Username, Password string // AUTH PLAIN, only ever over TLS
+	TLS                string // "" = OutboundOptions.TLS
+}
+
+// OutboundOptions configures NewOutbound. Zero values take the documented
+// defaults.
+type OutboundOptions struct {
+	Hostname    string           // every EHLO carries it, before and after STARTTLS
+	TLS         string           // "none" | "opportunistic" (default) | "require"
+	Routes      map[string]Route // exact recipient-domain match (lower case)
+	Smarthost   *Smarthost       // used when no route matches
+	OutboundIPs []netip.Addr     // local addresses to bind (first of the right family); empty = any
+	Port        int              // MX port, default 25
+
+	DialTimeout    time.Duration // default 30s
+	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2)
+	DataTimeout    time.Duration // default 10m: deadline for the body write and for the final reply (RFC 5321 §4.5.3.2.6)
+
+	Resolver  Resolver                      // default net.DefaultResolver
+	Dialer    func(local netip.Addr) Dialer // default: *net.Dialer bound to local
+	TLSConfig *tls.Config                   // base client config (RootCAs for tests)
+
+	LocalAddrs []netip.AddrPort // our own listeners: a next hop resolving to one of them is a loop
+	MXCacheTTL time.Duration    // default 5m
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Outbound resolves next hops and opens sessions to them.
+type Outbound struct {
+	opt OutboundOptions
+	log *slog.Logger
+	now func() time.Time
+
+	mu       sync.Mutex
+	mxCache  map[string]outMXEntry
+	tlsCache map[netip.AddrPort]outTLSEntry
+}
+
+// NewOutbound validates o and fills in defaults.
+func NewOutbound(o OutboundOptions) (*Outbound, error) {
+	if o.Hostname == "" || strings.ContainsAny(o.Hostname, " \t\r\n") {
+		return nil, fmt.Errorf("relay: outbound hostname %q is not a valid EHLO name", o.Hostname)
+	}
+	if o.TLS == "" {
+		o.TLS = TLSOpportunistic
+	}
+	if err := outCheckTLSMode(o.TLS); err != nil {
+		return nil, fmt.Errorf("relay: outbound tls: %w", err)
+	}
+	routes := make(map[string]Route, len(o.Routes))
+	for d, r := range o.Routes {
+		if _, _, err := net.SplitHostPort(r.Host); err != nil {
+			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
+		}
+		if r.TLS == "" {
+			r.TLS = o.TLS
+		}
+		if err := outCheckTLSMode(r.TLS); err != nil {
+			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
+		}
+		routes[strings.ToLower(d)] = r
+	}
+	o.Routes = routes
+	if o.Smarthost != nil {
+		sh := *o.Smarthost
+		if _, _, err := net.SplitHostPort(sh.Host); err != nil {
+			return nil, fmt.Errorf("relay: smarthost: %w", err)
+		}
+		if sh.TLS == "" {
+			sh.TLS = o.TLS
+		}
+		if err := outCheckTLSMode(sh.TLS); err != nil {
+			return nil, fmt.Errorf("relay: smarthost: %w", err)
+		}
+		o.Smarthost = &sh
+	}
+	if o.Port == 0 {
+		o.Port = 25
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 30 * time.Second
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 5 * time.Minute
+	}
+	if o.DataTimeout <= 0 {
+		o.DataTimeout = 10 * time.Minute
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Dialer == nil {
+		timeout := o.DialTimeout
+		o.Dialer = func(local netip.Addr) Dialer {
+			d := &net.Dialer{Timeout: timeout}
+			if local.IsValid() {
+				d.LocalAddr = &net.TCPAddr{IP: local.AsSlice(), Zone: local.Zone()}
+			}
+			return d
+		}
+	}
+	if o.MXCacheTTL <= 0 {
+		o.MXCacheTTL = 5 * time.Minute
+	}
+	ob := &Outbound{
+		opt:      o,
+		log:      o.Logger,
+		now:      o.Now,
+		mxCache:  make(map[string]outMXEntry),
+		tlsCache: make(map[netip.AddrPort]outTLSEntry),
+	}
+	if ob.log == nil {
+		ob.log = slog.Default()
+	}
+	if ob.now == nil {
+		ob.now = time.Now
+	}
+	return ob, nil
+}
+
+func outCheckTLSMode(m string) error {
+	switch m {
+	case TLSNone, TLSOpportunistic, TLSRequire:
+		return nil
+	}
+	return fmt.Errorf("unknown TLS mode %q (want none, opportunistic or require)", m)
+}
+
+// outLocalAddr picks the first configured outbound IP of the same family as
+// the destination, so that an IPv6 hop is never dialled from an IPv4 source.
+func (o *Outbound) outLocalAddr(dst netip.Addr) netip.Addr {
+	dst = dst.Unmap()
+	for _, a := range o.opt.OutboundIPs {
+		if a.Unmap().Is4() == dst.Is4() {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// isLoop reports whether addr is one of our own listeners. A listener on
+// the unspecified address answers on every local address; we can only
+// recognise the loopback ones without enumerating interfaces.
+func (o *Outbound) isLoop(addr netip.AddrPort) bool {
+	a := addr.Addr().Unmap()
+	for _, l := range o.opt.LocalAddrs {
+		if l.Port() != addr.Port() {
+			continue
+		}
+		la := l.Addr().Unmap()
+		if la == a || (la.IsUnspecified() && a.IsLoopback()) {
+			return true
+		}
+	}
+	return false
+}
+
+var errOutNoTLS = errors.New("relay: STARTTLS not offered and TLS is required")

@@ -1,0 +1,306 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"sluice/policy"
+)
+
+// Delivery is one message for one session: all recipients share one
+// transaction.
+type Delivery struct {
+	ID, From string
+	Rcpts    []string
+	Body     []byte // CRLF line endings, not dot-stuffed
+	SMTPUTF8 bool
+}
+
+// Session is one SMTP connection to a next hop; not safe for concurrent
+// use. It can carry several transactions in a row.
+type Session struct {
+	o        *Outbound
+	hop      Hop
+	raw      net.Conn // the TCP conn, also under TLS: deadlines and interrupts go here
+	w        *outWire
+	ext      map[string]string
+	tls      bool
+	usable   bool
+	closed   bool
+	needRset bool
+	sent     int
+}
+
+var errOutUnusable = errors.New("relay: session is no longer usable")
+
+// quitTimeout bounds the courtesy QUIT in Close: the mail is already
+// delivered or not, and a slow server must not hold a worker.
+const quitTimeout = 5 * time.Second
+
+// Relay describes the peer for the mail log: "host[ip]:port".
+func (s *Session) Relay() string {
+	return s.hop.Host + "[" + s.hop.Addr.Addr().String() + "]:" + strconv.Itoa(int(s.hop.Addr.Port()))
+}
+
+// TLS reports whether the session runs over STARTTLS.
+func (s *Session) TLS() bool { return s.tls }
+
+// Usable is false after a 421, a network error or a timeout: the caller
+// must not send more on this session.
+func (s *Session) Usable() bool { return s.usable && !s.closed }
+
+// Sent is the number of transactions completed (final 250) on this session.
+func (s *Session) Sent() int { return s.sent }
+
+// Close sends QUIT (best effort, short deadline) and closes the connection.
+func (s *Session) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.usable {
+		s.w.ctx = nil
+		s.w.cmdT = min(s.w.cmdT, quitTimeout)
+		_, _ = s.w.cmd("QUIT")
+	}
+	s.usable = false
+	return s.w.conn.Close()
+}
+
+// interrupt aborts whatever I/O is in flight; used when a context ends.
+func (s *Session) interrupt() { _ = s.raw.SetDeadline(time.Unix(1, 0)) }
+
+// netReply reports a network error at a stage and retires the session:
+// after a timeout or a broken pipe we no longer know the protocol state.
+func (s *Session) netReply(stage policy.Stage, err error) policy.Reply {
+	s.usable = false
+	if s.w.ctx != nil && s.w.ctx.Err() != nil && !errors.Is(err, s.w.ctx.Err()) {
+		err = fmt.Errorf("%w: %w", s.w.ctx.Err(), err)
+	}
+	return outNetReply(stage, err)
+}
+
+// reply converts a server reply; a 421 means the server is closing the
+// channel (RFC 5321 §3.8), whatever the stage.
+func (s *Session) reply(stage policy.Stage, r outResp) policy.Reply {
+	if r.Code == 421 {
+		s.usable = false
+	}
+	return outReply(stage, r)
+}
+
+// Send runs one transaction with all of d's recipients and returns one
+// Reply per recipient, in order. A refused recipient does not stop the
+// others; the reply to the final dot applies to every accepted one.
+func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
+	out := make([]policy.Reply, len(d.Rcpts))
+	fill := func(idx []int, r policy.Reply) []policy.Reply {
+		for _, i := range idx {
+			out[i] = r
+		}
+		return out
+	}
+	all := make([]int, len(d.Rcpts))
+	for i := range all {
+		all[i] = i
+	}
+	if len(d.Rcpts) == 0 {
+		return out
+	}
+	if !s.Usable() {
+		return fill(all, policy.Reply{Stage: policy.StageMail, Err: errOutUnusable})
+	}
+	if outBadAddr(d.From) {
+		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 553, Enhanced: "5.1.7", Text: "malformed sender address"})
+	}
+	// Go's dot writer, and many servers, pass a lone CR or LF through;
+	// it is a smuggling vector (RFC 5321 §2.3.8 allows CR and LF only as
+	// CRLF). Inbound refuses them already: defence in depth.
+	if outBareCRLF(d.Body) {
+		return fill(all, policy.Reply{Stage: policy.StageData, Code: 554, Enhanced: "5.6.0", Text: "message contains a bare CR or LF"})
+	}
+	if _, ok := s.ext["SMTPUTF8"]; d.SMTPUTF8 && !ok {
+		// RFC 6531 §3.4: without the extension the message cannot be
+		// delivered as is; we do not downgrade.
+		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 553, Enhanced: "5.6.7",
+			Text: "next hop " + s.hop.Host + " does not support SMTPUTF8"})
+	}
+
+	s.w.ctx = ctx
+	stop := context.AfterFunc(ctx, s.interrupt)
+	defer stop()
+	defer func() { s.w.ctx = nil }()
+
+	if s.needRset {
+		if r, ok := s.rset(); !ok {
+			r.Stage = policy.StageMail
+			return fill(all, r)
+		}
+	}
+
+	mail := "MAIL FROM:<" + d.From + ">"
+	if _, ok := s.ext["8BITMIME"]; ok && outHas8Bit(d.Body) {
+		mail += " BODY=8BITMIME" // RFC 6152 §2
+	}
+	if d.SMTPUTF8 {
+		mail += " SMTPUTF8" // RFC 6531 §3.4
+	}
+	if _, ok := s.ext["SIZE"]; ok {
+		mail += " SIZE=" + strconv.Itoa(len(d.Body)) // RFC 1870 §6
+	}
+	resp, err := s.w.cmd(mail)
+	if err != nil {
+		return fill(all, s.netReply(policy.StageMail, err))
+	}
+	if resp.Code != 250 {
+		r := s.reply(policy.StageMail, resp)
+		s.abortTxn()
+		return fill(all, r)
+	}
+
+	var accepted []int
+	for i, rcpt := range d.Rcpts {
+		if outBadAddr(rcpt) {
+			out[i] = policy.Reply{Stage: policy.StageRcpt, Code: 553, Enhanced: "5.1.3", Text: "malformed recipient address"}
+			continue
+		}
+		resp, err := s.w.cmd("RCPT TO:<" + rcpt + ">")
+		if err != nil {
+			r := s.netReply(policy.StageRcpt, err)
+			fill(accepted, r)
+			return fill(all[i:], r)
+		}
+		switch {
+		case resp.Code == 250 || resp.Code == 251:
+			accepted = append(accepted, i)
+		case resp.Code == 421:
+			// The server is closing: nobody in this transaction got
+			// through, including those it had accepted.
+			r := s.reply(policy.StageRcpt, resp)
+			fill(accepted, r)
+			return fill(all[i:], r)
+		default:
+			out[i] = s.reply(policy.StageRcpt, resp)
+		}
+	}
+	if len(accepted) == 0 {
+		s.abortTxn() // RFC 5321 §3.3: no DATA without a valid recipient
+		return out
+	}
+
+	resp, err = s.w.cmd("DATA")
+	if err != nil {
+		return fill(accepted, s.netReply(policy.StageData, err))
+	}
+	if resp.Code != 354 {
+		r := s.reply(policy.StageData, resp)
+		s.abortTxn()
+		return fill(accepted, r)
+	}
+	if err := s.writeBody(d.Body); err != nil {
+		return fill(accepted, s.netReply(policy.StageData, err))
+	}
+	resp, err = s.w.read(s.o.opt.DataTimeout)
+	if err != nil {
+		return fill(accepted, s.netReply(policy.StageDataEnd, err))
+	}
+	r := s.reply(policy.StageDataEnd, resp)
+	if resp.Code == 250 {
+		s.sent++
+	} else {
+		s.abortTxn()
+	}
+	return fill(accepted, r)
+}
+
+// writeBody sends the body dot-stuffed (RFC 5321 §4.5.2) and the final
+// dot, under one DataTimeout deadline for the whole write.
+func (s *Session) writeBody(body []byte) error {
+	if err := s.w.deadline(s.o.opt.DataTimeout); err != nil {
+		return err
+	}
+	bw := s.w.bw
+	bol := true
+	for _, c := range body {
+		if bol && c == '.' {
+			if err := bw.WriteByte('.'); err != nil {
+				return err
+			}
+		}
+		if err := bw.WriteByte(c); err != nil {
+			return err
+		}
+		bol = c == '\n'
+	}
+	if !bol {
+		if _, err := bw.WriteString("\r\n"); err != nil {
+			return err
+		}
+	}
+	if _, err := bw.WriteString(".\r\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// abortTxn resets a failed transaction so the session can carry the next
+// one (RFC 5321 §4.1.1.5). A session that is closing gets no RSET.
+func (s *Session) abortTxn() {
+	if !s.usable {
+		return
+	}
+	if _, ok := s.rset(); !ok {
+		s.needRset = true
+	}
+}
+
+func (s *Session) rset() (policy.Reply, bool) {
+	resp, err := s.w.cmd("RSET")
+	if err != nil {
+		return s.netReply(policy.StageMail, err), false
+	}
+	if resp.Code != 250 {
+		r := s.reply(policy.StageMail, resp)
+		s.usable = false // a server that refuses RSET is in an unknown state
+		return r, false
+	}
+	s.needRset = false
+	return policy.Reply{}, true
+}
+
+// outBareCRLF reports a CR not followed by LF or an LF not preceded by CR.
+func outBareCRLF(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return true
+			}
+		case '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func outHas8Bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// outBadAddr refuses what would break the command line: a reverse path or
+// forward path never contains CR, LF or angle brackets.
+func outBadAddr(a string) bool {
+	return strings.ContainsAny(a, "\r\n<>") || strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
