@@ -1,0 +1,91 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Bucket names. Every write touches these inside one bbolt transaction,
+// which is what keeps the indexes consistent with the records.
+var (
+	bktMsgs     = []byte("msgs")     // id -> msgRec (JSON)
+	bktRcpts    = []byte("rcpts")    // id || be32 idx -> rcptRec (JSON)
+	bktBodies   = []byte("bodies")   // id -> body bytes
+	bktDue      = []byte("due")      // be64 nanos || id || be32 idx -> nil: StateQueued only
+	bktActive   = []byte("active")   // id || be32 idx -> nil: StateActive only (leases)
+	bktDone     = []byte("done")     // be64 nanos || id -> nil: finished messages by Done
+	bktStats    = []byte("stats")    // state -> be64 recipient count
+	bktSuppress = []byte("suppress") // lower-case addr -> suppRec (JSON)
+	bktDest     = []byte("dest")     // destination name -> opaque policy state
+)
+
+var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktStats, bktSuppress, bktDest}
+
+const (
+	rcptKeyLen = idLen + 4
+	dueKeyLen  = 8 + idLen + 4
+	doneKeyLen = 8 + idLen
+)
+
+var errBadKey = errors.New("queue: malformed index key")
+
+// timeKey encodes t as big-endian Unix nanoseconds so that byte order is
+// time order. Times before 1970 (and the zero time) sort first as 0.
+func timeKey(t time.Time) uint64 {
+	if t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func rcptKey(id string, idx int) []byte {
+	k := make([]byte, rcptKeyLen)
+	copy(k, id)
+	binary.BigEndian.PutUint32(k[idLen:], uint32(idx))
+	return k
+}
+
+func dueKey(t time.Time, id string, idx int) []byte {
+	k := make([]byte, dueKeyLen)
+	binary.BigEndian.PutUint64(k, timeKey(t))
+	copy(k[8:], id)
+	binary.BigEndian.PutUint32(k[8+idLen:], uint32(idx))
+	return k
+}
+
+func parseDueKey(k []byte) (t time.Time, id string, idx int, err error) {
+	if len(k) != dueKeyLen {
+		return time.Time{}, "", 0, errBadKey
+	}
+	n := binary.BigEndian.Uint64(k)
+	if n > 1<<63-1 {
+		return time.Time{}, "", 0, errBadKey
+	}
+	return time.Unix(0, int64(n)), string(k[8 : 8+idLen]), int(binary.BigEndian.Uint32(k[8+idLen:])), nil
+}
+
+func parseRcptKey(k []byte) (id string, idx int, err error) {
+	if len(k) != rcptKeyLen {
+		return "", 0, errBadKey
+	}
+	return string(k[:idLen]), int(binary.BigEndian.Uint32(k[idLen:])), nil
+}
+
+func doneKey(t time.Time, id string) []byte {
+	k := make([]byte, doneKeyLen)
+	binary.BigEndian.PutUint64(k, timeKey(t))
+	copy(k[8:], id)
+	return k
+}
+
+func parseDoneKey(k []byte) (t time.Time, id string, err error) {
+	if len(k) != doneKeyLen {
+		return time.Time{}, "", errBadKey
+	}
+	n := binary.BigEndian.Uint64(k)
+	if n > 1<<63-1 {
+		return time.Time{}, "", errBadKey
+	}
+	return time.Unix(0, int64(n)), string(k[8:]), nil
+}

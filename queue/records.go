@@ -1,0 +1,90 @@
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// msgRec is the stored form of a message's envelope. It is kept apart from
+// the recipients so that a recipient update rewrites one small record,
+// not the whole message. JSON keeps the file readable with bbolt tools;
+// short keys keep it small.
+type msgRec struct {
+	From       string    `json:"f"`
+	Received   time.Time `json:"r"`
+	Size       int64     `json:"s"`
+	ClientAddr string    `json:"c,omitempty"`
+	Helo       string    `json:"h,omitempty"`
+	User       string    `json:"u,omitempty"`
+	SMTPUTF8   bool      `json:"8,omitempty"`
+	NRcpt      int       `json:"n"`
+	Open       int       `json:"o"` // recipients in an open state
+	Done       time.Time `json:"d,omitzero"`
+}
+
+type attemptRec struct {
+	At     time.Time `json:"t"`
+	Relay  string    `json:"h,omitempty"`
+	Reply  string    `json:"r,omitempty"`
+	Class  string    `json:"c,omitempty"`
+	Status string    `json:"s,omitempty"`
+}
+
+type rcptRec struct {
+	Addr        string       `json:"a"`
+	Domain      string       `json:"d"`
+	State       State        `json:"s"`
+	NextAttempt time.Time    `json:"n,omitzero"`
+	Attempts    int          `json:"k,omitempty"`
+	LastReply   string       `json:"r,omitempty"`
+	LastClass   string       `json:"c,omitempty"`
+	History     []attemptRec `json:"h,omitempty"`
+}
+
+type suppRec struct {
+	Addr   string    `json:"a"`
+	Reason string    `json:"r,omitempty"`
+	At     time.Time `json:"t"`
+}
+
+func decodeMsg(b []byte) (*msgRec, error) {
+	var m msgRec
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("queue: decode message record: %w", err)
+	}
+	return &m, nil
+}
+
+func decodeRcpt(b []byte) (*rcptRec, error) {
+	var r rcptRec
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("queue: decode recipient record: %w", err)
+	}
+	if !r.State.Valid() {
+		return nil, fmt.Errorf("queue: decode recipient record: bad state %q", r.State)
+	}
+	return &r, nil
+}
+
+func (r *rcptRec) public() Recipient {
+	out := Recipient{
+		Addr: r.Addr, Domain: r.Domain, State: r.State, NextAttempt: r.NextAttempt,
+		Attempts: r.Attempts, LastReply: r.LastReply, LastClass: r.LastClass,
+	}
+	if len(r.History) > 0 {
+		out.History = make([]Attempt, len(r.History))
+		for i, a := range r.History {
+			out.History[i] = Attempt(a)
+		}
+	}
+	return out
+}
+
+func (m *msgRec) public(id string, rcpts []Recipient) Message {
+	return Message{
+		ID: id, From: m.From, Received: m.Received, Size: m.Size,
+		ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
+		Recipients: rcpts, Done: m.Done,
+	}
+}

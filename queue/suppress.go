@@ -1,0 +1,94 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"go.etcd.io/bbolt"
+)
+
+// Suppressed addresses are compared case-insensitively as a whole. The
+// local part is case-sensitive in theory (RFC 5321 §2.4), but no
+// provider treats it so, and a suppression that misses on case would
+// mail someone who asked not to be mailed.
+func suppKey(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+
+func (q *Queue) loadSuppressions() error {
+	set := map[string]struct{}{}
+	err := q.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bktSuppress).ForEach(func(k, _ []byte) error {
+			set[string(k)] = struct{}{}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	q.suppMu.Lock()
+	q.supp = set
+	q.suppMu.Unlock()
+	return nil
+}
+
+// Suppress adds addr to the suppression list (or updates its reason).
+func (q *Queue) Suppress(addr, reason string) error {
+	k := suppKey(addr)
+	if k == "" {
+		return fmt.Errorf("queue: suppress: empty address")
+	}
+	v, err := json.Marshal(suppRec{Addr: addr, Reason: reason, At: q.now()})
+	if err != nil {
+		return fmt.Errorf("queue: suppress: %w", err)
+	}
+	return q.write(context.Background(), func(w *wtx) error {
+		return w.b(bktSuppress).Put([]byte(k), v)
+	}, func() {
+		q.suppMu.Lock()
+		q.supp[k] = struct{}{}
+		q.suppMu.Unlock()
+	})
+}
+
+// Unsuppress removes addr; it reports whether it was listed.
+func (q *Queue) Unsuppress(addr string) (bool, error) {
+	k := suppKey(addr)
+	var found bool
+	err := q.write(context.Background(), func(w *wtx) error {
+		b := w.b(bktSuppress)
+		found = b.Get([]byte(k)) != nil
+		return b.Delete([]byte(k))
+	}, func() {
+		q.suppMu.Lock()
+		delete(q.supp, k)
+		q.suppMu.Unlock()
+	})
+	return found, err
+}
+
+// IsSuppressed reports whether addr is listed. It reads an in-memory set
+// mirrored from the file after each commit, so it costs no I/O.
+func (q *Queue) IsSuppressed(addr string) bool {
+	k := suppKey(addr)
+	q.suppMu.RLock()
+	_, ok := q.supp[k]
+	q.suppMu.RUnlock()
+	return ok
+}
+
+// Suppressions lists the suppression list in address order.
+func (q *Queue) Suppressions() ([]Suppression, error) {
+	var out []Suppression
+	err := q.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bktSuppress).ForEach(func(k, v []byte) error {
+			var r suppRec
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("queue: decode suppression %q: %w", k, err)
+			}
+			out = append(out, Suppression{Addr: r.Addr, Reason: r.Reason, At: r.At})
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,158 @@
+package queue
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// wtx wraps one write transaction. All state changes of a recipient go
+// through transition, which is the one place that keeps the due index,
+// the active index, the stats counters and the message's open count and
+// done index in step with the records.
+type wtx struct {
+	tx    *bbolt.Tx
+	now   time.Time
+	msgs  map[string]*msgRec
+	dirty map[string]bool
+}
+
+func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
+	return &wtx{tx: tx, now: now, msgs: map[string]*msgRec{}, dirty: map[string]bool{}}
+}
+
+func (w *wtx) b(name []byte) *bbolt.Bucket { return w.tx.Bucket(name) }
+
+// msg loads (and caches for this transaction) a message record.
+func (w *wtx) msg(id string) (*msgRec, error) {
+	if m, ok := w.msgs[id]; ok {
+		return m, nil
+	}
+	if !validID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	v := w.b(bktMsgs).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	m, err := decodeMsg(v)
+	if err != nil {
+		return nil, err
+	}
+	w.msgs[id] = m
+	return m, nil
+}
+
+func (w *wtx) rcpt(id string, idx int) (*rcptRec, error) {
+	v := w.b(bktRcpts).Get(rcptKey(id, idx))
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s recipient %d", ErrNotFound, id, idx)
+	}
+	return decodeRcpt(v)
+}
+
+func (w *wtx) putRcpt(id string, idx int, r *rcptRec) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("queue: encode recipient: %w", err)
+	}
+	return w.b(bktRcpts).Put(rcptKey(id, idx), v)
+}
+
+func (w *wtx) putMsg(id string, m *msgRec) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("queue: encode message: %w", err)
+	}
+	return w.b(bktMsgs).Put([]byte(id), v)
+}
+
+// flush writes back the message records changed by transitions.
+func (w *wtx) flush() error {
+	for id := range w.dirty {
+		if err := w.putMsg(id, w.msgs[id]); err != nil {
+			return err
+		}
+	}
+	clear(w.dirty)
+	return nil
+}
+
+func (w *wtx) addStat(s State, delta int64) error {
+	b := w.b(bktStats)
+	var n int64
+	if v := b.Get([]byte(s)); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	n += delta
+	if n < 0 {
+		n = 0
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(n))
+	return b.Put([]byte(s), v[:])
+}
+
+// transition moves recipient idx of message id from r.State (or from
+// nothing, for a new recipient whose r.State is "") to state to. next is
+// the NextAttempt for StateQueued. The caller must call flush before the
+// transaction ends. A final state is never left: that would resurrect a
+// message whose Done is already indexed.
+func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Time) error {
+	m, err := w.msg(id)
+	if err != nil {
+		return err
+	}
+	from := r.State
+	if from != "" && !from.Open() {
+		return fmt.Errorf("queue: %s recipient %d: cannot leave final state %s", id, idx, from)
+	}
+	switch from {
+	case StateQueued:
+		if err := w.b(bktDue).Delete(dueKey(r.NextAttempt, id, idx)); err != nil {
+			return err
+		}
+	case StateActive:
+		if err := w.b(bktActive).Delete(rcptKey(id, idx)); err != nil {
+			return err
+		}
+	}
+	switch to {
+	case StateQueued:
+		r.NextAttempt = next
+		if err := w.b(bktDue).Put(dueKey(next, id, idx), nil); err != nil {
+			return err
+		}
+	case StateActive:
+		if err := w.b(bktActive).Put(rcptKey(id, idx), nil); err != nil {
+			return err
+		}
+	}
+	if from != "" {
+		if err := w.addStat(from, -1); err != nil {
+			return err
+		}
+	}
+	if err := w.addStat(to, 1); err != nil {
+		return err
+	}
+	switch {
+	case (from == "" || !from.Open()) && to.Open():
+		m.Open++
+	case from.Open() && !to.Open():
+		m.Open--
+		if m.Open <= 0 {
+			m.Open = 0
+			m.Done = w.now
+			if err := w.b(bktDone).Put(doneKey(m.Done, id), nil); err != nil {
+				return err
+			}
+		}
+	}
+	r.State = to
+	w.dirty[id] = true
+	return w.putRcpt(id, idx, r)
+}

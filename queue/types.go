@@ -1,0 +1,130 @@
+package queue
+
+import (
+	"strings"
+	"time"
+)
+
+// State is the delivery state of one recipient.
+type State string
+
+const (
+	StateQueued  State = "queued"  // due or waiting for its NextAttempt (never tried or deferred)
+	StateActive  State = "active"  // leased: a delivery is in flight
+	StateHeld    State = "held"    // kept out of the due index by an operator
+	StateSent    State = "sent"    // final
+	StateBounced State = "bounced" // final
+	StateExpired State = "expired" // final
+	StateDeleted State = "deleted" // final, by an operator
+)
+
+// AllStates lists every state, open ones first.
+var AllStates = []State{StateQueued, StateActive, StateHeld, StateSent, StateBounced, StateExpired, StateDeleted}
+
+// Open reports whether the recipient still needs work (queued, active or
+// held). A message is done when none of its recipients is open.
+func (s State) Open() bool {
+	return s == StateQueued || s == StateActive || s == StateHeld
+}
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	for _, v := range AllStates {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// NewMessage is what the SMTP side hands to Enqueue.
+type NewMessage struct {
+	From       string   // envelope sender, "" for the null sender
+	Rcpts      []string // full addresses
+	Body       []byte
+	ClientAddr string
+	Helo       string
+	User       string // authenticated user, "" if none
+	SMTPUTF8   bool
+}
+
+// Attempt is one delivery try of one recipient.
+type Attempt struct {
+	At     time.Time
+	Relay  string
+	Reply  string
+	Class  string
+	Status string
+}
+
+// Recipient is the stored state of one envelope recipient.
+type Recipient struct {
+	Addr, Domain         string
+	State                State
+	NextAttempt          time.Time
+	Attempts             int
+	LastReply, LastClass string
+	History              []Attempt
+}
+
+// Message is the stored envelope and per-recipient state of a message.
+type Message struct {
+	ID, From   string
+	Received   time.Time
+	Size       int64
+	ClientAddr string
+	Helo       string
+	User       string
+	SMTPUTF8   bool
+	Recipients []Recipient
+	// Done is when the last recipient reached a final state
+	// (sent/bounced/expired/deleted); zero while any is open.
+	Done time.Time
+}
+
+// Item is one leased recipient, with what a delivery worker needs.
+type Item struct {
+	ID                    string
+	Rcpt                  int
+	Addr, Domain, From    string
+	Attempts              int
+	Received, NextAttempt time.Time
+}
+
+// Update changes the state of one recipient.
+type Update struct {
+	ID   string
+	Rcpt int
+	// State is StateQueued (with NextAttempt: deferred, or a lease
+	// returned unused), StateSent, StateBounced or StateExpired.
+	State       State
+	NextAttempt time.Time
+	// Attempt, when non-nil, is appended to History, Attempts is
+	// incremented and LastReply/LastClass are set.
+	Attempt *Attempt
+}
+
+// Filter selects messages for List. Zero fields match everything.
+type Filter struct {
+	Domain    string
+	State     State
+	OlderThan time.Duration
+	Limit     int
+}
+
+// Suppression is one address that must not receive mail.
+type Suppression struct {
+	Addr, Reason string
+	At           time.Time
+}
+
+// domainOf returns the lower-cased text after the last '@' (RFC 5321
+// §4.1.2: the domain follows the final "@" of a Mailbox; a quoted local
+// part may itself contain '@').
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}
