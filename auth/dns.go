@@ -135,3 +135,8 @@ func isTempDNS(err error) bool {
 	var de *net.DNSError
 	return errors.As(err, &de) && (de.IsTemporary || de.IsTimeout)
 }
+
+func isNotFoundDNS(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
+}
