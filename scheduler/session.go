@@ -69,6 +69,9 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 			sess.Close()
 			sess = nil
 		}
+		// A success may have opened the destination further (the probe
+		// passed, or an additive increase): let the pump add sessions.
+		s.pump(ctx, name)
 	}
 }
 
