@@ -1,0 +1,137 @@
+package policy
+
+import (
+	"time"
+)
+
+// pause stops admissions to d until until. Caller holds p.mu.
+func (d *dest) pause(state string, until, now time.Time) {
+	d.state = state
+	d.pausedUntil = until
+	d.probing = false
+	d.lastChange = now
+	d.version++
+}
+
+// pausedAt reports whether d is inside a pause at now: refusals from
+// sessions that were already running when the pause began are the same
+// signal and must not step the backoff or cut again.
+func (d *dest) pausedAt(now time.Time) bool {
+	return (d.state == StatePaused || d.state == StateSuspended) && now.Before(d.pausedUntil)
+}
+
+// decrease is the multiplicative decrease of AIMD. Connections are cut
+// from the number of sessions actually in flight when that is lower than
+// the limit (like TCP cutting from the flight size, not the window). With
+// no rate cap, the first rate cut starts from the delivery rate observed
+// just before; with no estimate either, the rate is left alone and only
+// concurrency is cut, since sessions bound the rate too.
+func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
+	cutConc := s == ScopeConnections || s == ScopeBoth
+	cutRate := s == ScopeRate || s == ScopeBoth
+	if cutRate {
+		base := d.rate
+		if base <= 0 {
+			base = d.observedRate(now)
+			d.rateTop = 2 * base
+		}
+		if base > 0 {
+			nr := base / 2
+			if hard {
+				nr = p.o.MinRate
+			}
+			if nr < p.o.MinRate {
+				nr = p.o.MinRate
+			}
+			d.setRate(nr, now)
+		} else {
+			cutConc = true
+		}
+	}
+	if cutConc {
+		base := d.conc
+		if d.active > 0 && d.active < base {
+			base = d.active
+		}
+		d.ceil = d.conc
+		if base < d.ceil {
+			d.ceil = base
+		}
+		nc := base / 2
+		if hard {
+			nc = p.o.MinConcurrency
+		}
+		if nc < p.o.MinConcurrency {
+			nc = p.o.MinConcurrency
+		}
+		d.conc = nc
+	}
+	d.lastDecrease = now
+	d.successes = 0
+	d.lastChange = now
+	d.version++
+	p.log.Info("policy: decrease", "dest", d.name, "scope", string(s), "concurrency", d.conc, "rate", float64(d.rate))
+}
+
+// increase is the additive increase: +1 concurrency (only while the
+// limit is what holds sessions back) and one rate step of +10% (at least
+// MinRate) per IncreaseAfter consecutive successes. At or above the level
+// of the last connection cut, growth is cautious: IncreaseAfter × the
+// current concurrency successes per step, as in TCP congestion
+// avoidance. Never above the configured or runtime maximum; with no
+// configured rate the cap is lifted once the rate is back to twice the
+// rate observed at the first cut.
+func (p *Policy) increase(d *dest, now time.Time) bool {
+	need := p.o.IncreaseAfter
+	if d.ceil > 0 && d.conc+1 >= d.ceil {
+		need *= d.conc
+	}
+	if d.successes < need {
+		return false
+	}
+	d.successes = 0
+	changed := false
+	if mc := d.maxConc(); d.conc < mc && d.active >= d.conc {
+		d.conc++
+		changed = true
+	} else if d.conc > mc {
+		d.conc = mc
+		changed = true
+	}
+	if d.rate > 0 {
+		step := d.rate / 10
+		if step < p.o.MinRate {
+			step = p.o.MinRate
+		}
+		nr := d.rate + step
+		mr := d.maxRate()
+		switch {
+		case mr > 0 && nr >= mr:
+			nr = mr
+		case mr <= 0 && d.rateTop > 0 && nr >= d.rateTop:
+			nr = 0
+		case mr <= 0 && d.rateTop <= 0:
+			nr = 0
+		}
+		if nr != d.rate {
+			d.setRate(nr, now)
+			changed = true
+		}
+	}
+	if changed {
+		d.lastChange = now
+		d.version++
+	}
+	return changed
+}
+
+// pauseJitter spreads the recipients waiting on a pause over a tenth of
+// its length (at least the probe wait) so that they do not all come due
+// at the same instant.
+func (p *Policy) afterPause(d *dest, now time.Time) time.Time {
+	span := d.pausedUntil.Sub(now) / 10
+	if w := p.probeWait(); span < w {
+		span = w
+	}
+	return d.pausedUntil.Add(time.Duration(p.rnd() * float64(span)))
+}

@@ -1,0 +1,175 @@
+package policy
+
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Destination states (DestinationState.State).
+const (
+	StateOpen      = "open"
+	StatePaused    = "paused"
+	StateProbing   = "probing"
+	StateSuspended = "suspended"
+)
+
+// dest is the in-memory state of one destination. Guarded by Policy.mu.
+type dest struct {
+	name string
+
+	cfgConc int        // configured maximum concurrency
+	cfgRate rate.Limit // configured rate, 0 = unlimited
+	rtLim   *Limits    // runtime maxima (SetLimits), nil = config
+
+	conc    int        // current concurrency limit (AIMD)
+	ceil    int        // concurrency at the last connection cut (cautious growth at/above it)
+	rate    rate.Limit // current rate, 0 = unlimited
+	rateTop rate.Limit // with no configured cap: above this the cap is lifted again
+	limiter *rate.Limiter
+
+	active       int
+	state        string // StateOpen, StatePaused, StateSuspended, StateProbing
+	pausedUntil  time.Time
+	probing      bool // a probe session is in flight
+	step         int  // pause backoff step; reset by success
+	lastDecrease time.Time
+	successes    int // consecutive
+	admits       int // sessions granted, for the messages-per-connection estimate
+	oks          int // successes, likewise
+
+	msgsPerConn int           // 0 = unlimited
+	greyLo      time.Duration // longest refusal interval seen (window is longer)
+	greyHi      time.Duration // shortest accepted interval seen (window is at most this); 0 = unknown
+
+	okTimes     [64]time.Time // recent successes, for the delivery-rate estimate
+	okNext      int
+	counts      [60]minuteCount
+	lastReply   string
+	lastChange  time.Time
+	lastAttempt time.Time
+	lastThrottl time.Time
+
+	version uint64 // bumped on every persisted change
+}
+
+type minuteCount struct {
+	minute int64
+	c      map[Class]int
+}
+
+func (p *Policy) newDest(name string) *dest {
+	d := &dest{name: name, state: StateOpen, cfgConc: p.o.MaxConcurrency, cfgRate: p.o.Rate}
+	if o, ok := p.destOptions(name); ok {
+		if o.MaxConcurrency > 0 {
+			d.cfgConc = o.MaxConcurrency
+		}
+		if o.Rate > 0 {
+			d.cfgRate = o.Rate
+		}
+	}
+	d.conc = d.maxConc()
+	d.setRate(d.maxRate(), p.o.Now())
+	return d
+}
+
+// get returns the state of dest, creating it. Caller holds p.mu.
+func (p *Policy) get(name string) *dest {
+	d := p.dests[name]
+	if d == nil {
+		d = p.newDest(name)
+		p.dests[name] = d
+	}
+	return d
+}
+
+func (d *dest) maxConc() int {
+	if d.rtLim != nil && d.rtLim.MaxConcurrency > 0 {
+		return d.rtLim.MaxConcurrency
+	}
+	return d.cfgConc
+}
+
+// maxRate is the rate ceiling; 0 = unlimited.
+func (d *dest) maxRate() rate.Limit {
+	if d.rtLim != nil {
+		return d.rtLim.Rate
+	}
+	return d.cfgRate
+}
+
+// setRate installs a new current rate (0 = unlimited). The burst is a
+// tenth of a second's worth, at least 1: waiting mail is paced, never
+// released in one storm (design §4, "no storms").
+func (d *dest) setRate(r rate.Limit, now time.Time) {
+	d.rate = r
+	if r <= 0 {
+		d.limiter = nil
+		return
+	}
+	burst := int(float64(r) / 10)
+	if burst < 1 {
+		burst = 1
+	}
+	if d.limiter == nil {
+		d.limiter = rate.NewLimiter(r, burst)
+		return
+	}
+	d.limiter.SetLimitAt(now, r)
+	d.limiter.SetBurstAt(now, burst)
+}
+
+// observedRate estimates successes per second over the last 10 s.
+func (d *dest) observedRate(now time.Time) rate.Limit {
+	var n int
+	oldest := now
+	for _, t := range d.okTimes {
+		if t.IsZero() || now.Sub(t) > 10*time.Second || t.After(now) {
+			continue
+		}
+		n++
+		if t.Before(oldest) {
+			oldest = t
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	span := now.Sub(oldest)
+	if span < time.Second {
+		span = time.Second
+	}
+	return rate.Limit(float64(n) / span.Seconds())
+}
+
+func (d *dest) count(c Class, now time.Time) {
+	m := now.Unix() / 60
+	b := &d.counts[m%60]
+	if b.minute != m || b.c == nil {
+		b.minute = m
+		b.c = map[Class]int{}
+	}
+	b.c[c]++
+}
+
+func (d *dest) lastHour(now time.Time) map[Class]int {
+	m := now.Unix() / 60
+	out := map[Class]int{}
+	for _, b := range d.counts {
+		if b.c != nil && b.minute > m-60 && b.minute <= m {
+			for k, v := range b.c {
+				out[k] += v
+			}
+		}
+	}
+	return out
+}
+
+// stateAt is the state as seen at now: a pause that has ended is
+// half-open (probing).
+func (d *dest) stateAt(now time.Time) string {
+	if (d.state == StatePaused || d.state == StateSuspended) && !now.Before(d.pausedUntil) {
+		return StateProbing
+	}
+	return d.state
+}

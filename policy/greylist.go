@@ -1,0 +1,106 @@
+package policy
+
+import (
+	"strings"
+	"time"
+)
+
+// greyRefusal tracks one greylisted recipient at one destination.
+type greyRefusal struct {
+	first, last time.Time
+}
+
+func greyKey(dest, rcpt string) string { return dest + "\x00" + strings.ToLower(rcpt) }
+
+// greyRefused records a greylist refusal and returns when the recipient
+// is due again: the hinted delay, else the learned window counted from
+// the first refusal, else GreylistDefault, plus GreylistMargin and up to
+// one more margin of jitter.
+//
+// Learning brackets the window between the last refusal (greyLo: the
+// window is longer) and the first acceptance (greyHi: the window is at
+// most this). greyHi only ever shrinks, so retrying at first+greyHi and
+// being accepted a margin later does not make it creep upward; a refusal
+// at or beyond greyHi proves the receiver lengthened its window and
+// drops greyHi.
+func (p *Policy) greyRefused(d *dest, rcpt string, v Verdict, now time.Time) time.Time {
+	k := greyKey(d.name, rcpt)
+	g, seen := p.grey[k]
+	if !seen {
+		if len(p.grey) >= maxTracked {
+			p.evictGrey(now)
+		}
+		g.first = now
+	} else if lo := now.Sub(g.first); lo > d.greyLo {
+		d.greyLo = lo
+		if d.greyHi > 0 && d.greyLo >= d.greyHi {
+			d.greyHi = 0
+		}
+		d.version++
+	}
+	g.last = now
+	if rcpt != "" {
+		p.grey[k] = g
+	}
+	var due time.Time
+	switch {
+	case v.Delay > 0:
+		due = now.Add(v.Delay)
+	case d.greyHi > 0:
+		due = g.first.Add(d.greyHi)
+	case seen:
+		// Came back too early and nothing is learned: wait half again
+		// what we waited, a bisection that converges in a few rounds.
+		due = now.Add(max(now.Sub(g.first)/2, p.o.GreylistMargin))
+	default:
+		w := p.o.GreylistDefault
+		if d.greyLo >= w {
+			w = d.greyLo + d.greyLo/2
+		}
+		due = now.Add(w)
+	}
+	if due.Before(now) {
+		due = now
+	}
+	return due.Add(p.o.GreylistMargin + time.Duration(p.rnd()*float64(p.o.GreylistMargin)))
+}
+
+// greyAccepted learns the upper bound of the window from an acceptance.
+func (p *Policy) greyAccepted(d *dest, rcpt string, now time.Time) {
+	k := greyKey(d.name, rcpt)
+	g, ok := p.grey[k]
+	if !ok {
+		return
+	}
+	delete(p.grey, k)
+	up := now.Sub(g.first)
+	if up <= d.greyLo || up <= 0 {
+		return
+	}
+	if d.greyHi == 0 || up < d.greyHi {
+		d.greyHi = up
+		d.lastChange = now
+		d.version++
+	}
+}
+
+// evictGrey keeps the refusal map bounded: entries older than a day go
+// first; if none, an arbitrary one.
+func (p *Policy) evictGrey(now time.Time) {
+	n := 0
+	for k, g := range p.grey {
+		if now.Sub(g.last) > 24*time.Hour {
+			delete(p.grey, k)
+			n++
+		}
+	}
+	if n == 0 {
+		for k := range p.grey {
+			delete(p.grey, k)
+			break
+		}
+	}
+}
+
+// greyWindow is the window the destination will use (0 = none learned).
+func (d *dest) greyWindow() time.Duration { return d.greyHi }

@@ -1,0 +1,234 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Outcome is one reply for one recipient at a destination.
+type Outcome struct {
+	Reply    Reply
+	Rcpt     string    // "" for a session-level observation with no recipient
+	Attempts int       // attempts for this recipient including this one (>=1)
+	Queued   time.Time // when the recipient was queued
+}
+
+// Action is what to do with the recipient.
+type Action int
+
+const (
+	ActionDone   Action = iota // delivered
+	ActionRetry                // try again at Decision.RetryAt
+	ActionBounce               // permanent failure: DSN
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionDone:
+		return "done"
+	case ActionRetry:
+		return "retry"
+	case ActionBounce:
+		return "bounce"
+	}
+	return fmt.Sprintf("action(%d)", int(a))
+}
+
+// Decision is what Observe asks of the caller.
+type Decision struct {
+	Verdict    Verdict
+	Action     Action
+	RetryAt    time.Time // ActionRetry: when this recipient is due again (jittered)
+	EndSession bool      // close this connection now
+	Suppress   bool      // add Rcpt to the suppression list (5.1.1)
+	Alarm      string    // non-empty when this observation raised a sender-side alarm
+}
+
+// Observe records one reply at dest for one recipient and returns what to
+// do with the recipient and the connection. Session-level failures are
+// reported once per recipient of the batch; they still count as one
+// signal: a destination already paused is neither cut nor paused again,
+// and cuts are at most one per DecreaseWindow.
+func (p *Policy) Observe(name string, o Outcome) Decision {
+	v := p.Classify(o.Reply)
+	now := p.o.Now()
+	attempts := o.Attempts
+	if attempts < 1 {
+		attempts = 1
+	}
+	p.mu.Lock()
+	d := p.get(name)
+	d.count(v.Class, now)
+	d.lastReply = o.Reply.String()
+	d.lastAttempt = now
+	dec := Decision{Verdict: v, Action: ActionRetry}
+	// RFC 5321 §3.8: with 421 the server closes the channel.
+	dec.EndSession = o.Reply.Code == 421 || (o.Reply.Err != nil && o.Reply.Code == 0)
+	switch v.Class {
+	case ClassThrottle, ClassSuspend, ClassUnavailable:
+	default:
+		// Any answer but a refusal of the destination shows it is up: a
+		// probe that gets one reopens the destination.
+		if d.state == StateProbing || d.stateAt(now) == StateProbing {
+			d.state = StateOpen
+			d.probing = false
+			d.step = 0
+			d.lastChange = now
+			d.version++
+		}
+	}
+	switch v.Class {
+	case ClassSuccess:
+		dec.Action = ActionDone
+		d.step = 0
+		d.oks++
+		d.okTimes[d.okNext%len(d.okTimes)] = now
+		d.okNext++
+		d.successes++
+		p.increase(d, now)
+		if o.Rcpt != "" {
+			p.greyAccepted(d, o.Rcpt, now)
+			delete(p.expiries, strings.ToLower(o.Rcpt))
+		}
+	case ClassThrottle:
+		p.onThrottle(d, v, now)
+		dec.RetryAt = p.afterPause(d, now)
+		dec.Alarm = p.checkAlarm(now)
+	case ClassSuspend:
+		dec.EndSession = true
+		p.onSuspend(d, v, now)
+		dec.RetryAt = p.afterPause(d, now)
+		if v.Alarm {
+			dec.Alarm = fmt.Sprintf("destination %s blocks this sender: %s", name, o.Reply.String())
+		}
+		if a := p.checkAlarm(now); a != "" {
+			dec.Alarm = a
+		}
+	case ClassUnavailable:
+		dec.EndSession = true
+		p.onUnavailable(d, v, now)
+		dec.RetryAt = p.afterPause(d, now)
+	case ClassReconnect:
+		dec.EndSession = true
+		p.onReconnect(d, now)
+		dec.RetryAt = now.Add(time.Duration(p.rnd() * float64(p.probeWait())))
+	case ClassGreylist:
+		dec.RetryAt = p.greyRefused(d, o.Rcpt, v, now)
+	case ClassRecipientTemp:
+		dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
+	case ClassAuthFix:
+		dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
+		dec.Alarm = fmt.Sprintf("auth-fix at %s: fix %s (%s)", name, v.Fix, o.Reply.String())
+	case ClassPermanent:
+		dec.Action = ActionBounce
+		dec.Suppress = o.Rcpt != "" && (o.Reply.Enhanced == "5.1.1")
+	}
+	save := p.snapshotForSave(d)
+	p.mu.Unlock()
+	if dec.Alarm != "" {
+		p.log.Warn("policy: sender-side alarm", "dest", name, "alarm", dec.Alarm, "reply", o.Reply.String())
+	}
+	p.save(save)
+	return dec
+}
+
+func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
+	d.lastThrottl = now
+	d.successes = 0
+	if d.pausedAt(now) {
+		return
+	}
+	if d.lastDecrease.IsZero() || now.Sub(d.lastDecrease) >= p.o.DecreaseWindow {
+		p.decrease(d, v.Scope, v.Hard, now)
+	}
+	d.step++
+	pause := RetryDelay(d.step, p.o.ThrottlePause, p.o.RetryMax, p.rnd())
+	if v.For > 0 {
+		pause = v.For
+	}
+	if v.Delay > pause {
+		pause = min(v.Delay, p.o.RetryMax)
+	}
+	d.pause(StatePaused, now.Add(pause), now)
+}
+
+// onSuspend pauses exactly For (RetryMax when the rule names none), then
+// the destination resumes through a probe at reduced limits.
+func (p *Policy) onSuspend(d *dest, v Verdict, now time.Time) {
+	d.lastThrottl = now
+	d.successes = 0
+	f := v.For
+	if f <= 0 {
+		f = p.o.RetryMax
+	}
+	until := now.Add(f)
+	if d.pausedAt(now) && !until.After(d.pausedUntil) {
+		return
+	}
+	if d.state != StateSuspended || !d.pausedAt(now) {
+		scope := v.Scope
+		if scope == ScopeNone {
+			scope = ScopeBoth
+		}
+		p.decrease(d, scope, v.Hard, now)
+	}
+	d.pause(StateSuspended, until, now)
+}
+
+// onUnavailable pauses with exponential backoff (RetryBase × 2^k,
+// jitter, cap RetryMax); the probe after it decides.
+func (p *Policy) onUnavailable(d *dest, v Verdict, now time.Time) {
+	d.successes = 0
+	if d.pausedAt(now) {
+		return
+	}
+	d.step++
+	pause := RetryDelay(d.step, p.o.RetryBase, p.o.RetryMax, p.rnd())
+	if v.Delay > pause {
+		pause = min(v.Delay, p.o.RetryMax)
+	}
+	d.pause(StatePaused, now.Add(pause), now)
+}
+
+// onReconnect lowers messages per connection. We do not know how many
+// messages that session carried, so the first time the limit is the
+// average number of successes per session so far (at least 1); after
+// that, every further "max messages per connection" halves it (floor 1).
+func (p *Policy) onReconnect(d *dest, now time.Time) {
+	n := d.msgsPerConn / 2
+	if d.msgsPerConn == 0 {
+		n = 1
+		if d.admits > 0 {
+			n = d.oks / d.admits
+		}
+	}
+	if n < 1 {
+		n = 1
+	}
+	if n != d.msgsPerConn {
+		d.msgsPerConn = n
+		d.lastChange = now
+		d.version++
+	}
+}
+
+// ObserveExpiry counts a soft-bounce expiry for rcpt and reports whether
+// it should now be suppressed (SuppressAfterExpiries in a row; a success
+// resets the count).
+func (p *Policy) ObserveExpiry(rcpt string) (suppress bool) {
+	if p.o.SuppressAfterExpiries < 0 {
+		return false
+	}
+	k := strings.ToLower(rcpt)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.expiries[k]; !ok && len(p.expiries) >= maxTracked {
+		for old := range p.expiries {
+			delete(p.expiries, old)
+			break
+		}
+	}
+	p.expiries[k]++
+	return p.expiries[k] >= p.o.SuppressAfterExpiries
+}
