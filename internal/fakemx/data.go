@@ -49,7 +49,10 @@ func readData(r *bufio.Reader, keep bool) (dataResult, error) {
 		if keep || (inHeader && buf.Len() < maxHeader) {
 			buf.Write(frag)
 		}
-		atStart = err == nil // ReadSlice found the '\n'
+		// A line ends only with CRLF (RFC 5321 §2.3.8): after a bare LF
+		// the next byte is not at the start of a line, so "\n.\n" stays
+		// content with its dot, as a smuggling test expects to see it.
+		atStart = err == nil && bytes.HasSuffix(frag, []byte("\r\n"))
 	}
 	res.raw = buf.Bytes()
 	if keep {
