@@ -1,0 +1,349 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// outFakeCfg scripts an outFakeMX.
+type outFakeCfg struct {
+	greeting  string            // default "220 mx.test ESMTP fake"
+	ext       []string          // EHLO keywords besides STARTTLS
+	tls       *tls.Config       // offer STARTTLS with this server config
+	brokenTLS bool              // offer STARTTLS, say 220, then hang up
+	replies   map[string]string // exact command line, else verb -> reply ("\r\n" between lines)
+	onData    func()            // runs when DATA arrives, before the 354
+}
+
+// outFakeMX is a scripted SMTP server on loopback that records what it
+// is told: EHLO names, command lines, message bodies as received on the
+// wire (still dot-stuffed), and the number of connections.
+type outFakeMX struct {
+	cfg  outFakeCfg
+	ln   net.Listener
+	addr netip.AddrPort
+
+	mu     sync.Mutex
+	ehlos  []string
+	cmds   []string
+	bodies []string
+	conns  int
+}
+
+func newOutFakeMX(t *testing.T, cfg outFakeCfg) *outFakeMX {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &outFakeMX{cfg: cfg, ln: ln, addr: netip.MustParseAddrPort(ln.Addr().String())}
+	if f.cfg.greeting == "" {
+		f.cfg.greeting = "220 mx.test ESMTP fake"
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			f.conns++
+			f.mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); f.serve(c) }()
+		}
+	}()
+	return f
+}
+
+func (f *outFakeMX) record(p *[]string, s string) {
+	f.mu.Lock()
+	*p = append(*p, s)
+	f.mu.Unlock()
+}
+
+func (f *outFakeMX) snapshot() (ehlos, cmds, bodies []string, conns int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.ehlos...), append([]string(nil), f.cmds...), append([]string(nil), f.bodies...), f.conns
+}
+
+func (f *outFakeMX) countVerb(verb string) int {
+	_, cmds, _, _ := f.snapshot()
+	n := 0
+	for _, c := range cmds {
+		if strings.HasPrefix(strings.ToUpper(c), verb) {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *outFakeMX) lookup(line, verb, def string) string {
+	if r, ok := f.cfg.replies[line]; ok {
+		return r
+	}
+	if r, ok := f.cfg.replies[verb]; ok {
+		return r
+	}
+	return def
+}
+
+func (f *outFakeMX) serve(c net.Conn) {
+	defer func() { c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(time.Minute)) // a stuck test fails, not hangs
+	br := bufio.NewReader(c)
+	say := func(s string) bool {
+		_, err := io.WriteString(c, s+"\r\n")
+		return err == nil && !strings.HasPrefix(s, "421")
+	}
+	if !say(f.cfg.greeting) {
+		return
+	}
+	inTLS := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		verb, arg, _ := strings.Cut(line, " ")
+		verb = strings.ToUpper(verb)
+		f.record(&f.cmds, line)
+		switch verb {
+		case "EHLO":
+			f.record(&f.ehlos, arg)
+			if r, ok := f.cfg.replies["EHLO"]; ok {
+				if !say(r) {
+					return
+				}
+				continue
+			}
+			lines := []string{"mx.test hello " + arg}
+			lines = append(lines, f.cfg.ext...)
+			if (f.cfg.tls != nil || f.cfg.brokenTLS) && !inTLS {
+				lines = append(lines, "STARTTLS")
+			}
+			for i, l := range lines {
+				sep := "-"
+				if i == len(lines)-1 {
+					sep = " "
+				}
+				if !say("250" + sep + l) {
+					return
+				}
+			}
+		case "HELO":
+			f.record(&f.ehlos, arg)
+			if !say(f.lookup(line, verb, "250 mx.test")) {
+				return
+			}
+		case "STARTTLS":
+			if f.cfg.brokenTLS {
+				say("220 2.0.0 go ahead")
+				return
+			}
+			r := f.lookup(line, verb, "220 2.0.0 go ahead")
+			if !say(r) {
+				return
+			}
+			if !strings.HasPrefix(r, "220") {
+				continue
+			}
+			tc := tls.Server(c, f.cfg.tls)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			c, br, inTLS = tc, bufio.NewReader(tc), true
+		case "DATA":
+			if f.cfg.onData != nil {
+				f.cfg.onData()
+			}
+			r := f.lookup(line, verb, "354 go ahead")
+			if !say(r) {
+				return
+			}
+			if !strings.HasPrefix(r, "354") {
+				continue
+			}
+			var body strings.Builder
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				body.WriteString(l)
+			}
+			f.record(&f.bodies, body.String())
+			if !say(f.lookup(".", ".", "250 2.0.0 queued as FAKE")) {
+				return
+			}
+		case "QUIT":
+			say("221 2.0.0 bye")
+			return
+		case "AUTH":
+			if !say(f.lookup(line, verb, "235 2.7.0 authenticated")) {
+				return
+			}
+		default:
+			if !say(f.lookup(line, verb, "250 2.0.0 ok")) {
+				return
+			}
+		}
+	}
+}
+
+// outTestCert makes a self-signed certificate for mx.test and 127.0.0.1,
+// and a pool that trusts it.
+func outTestCert(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mx.test"},
+		DNSNames:              []string{"mx.test"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+}
+
+// outFakeResolver answers from maps; anything unknown is NXDOMAIN.
+type outFakeResolver struct {
+	mx      map[string][]*net.MX
+	hosts   map[string][]string
+	mxErr   map[string]error
+	mxCalls atomic.Int32
+}
+
+func outNotFound(name string) error {
+	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (r *outFakeResolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
+	r.mxCalls.Add(1)
+	if err, ok := r.mxErr[name]; ok {
+		return nil, err
+	}
+	if v, ok := r.mx[name]; ok {
+		return v, nil
+	}
+	return nil, outNotFound(name)
+}
+
+func (r *outFakeResolver) LookupHost(_ context.Context, name string) ([]string, error) {
+	if v, ok := r.hosts[name]; ok {
+		return v, nil
+	}
+	return nil, outNotFound(name)
+}
+
+// outClock is an adjustable clock: real time plus an offset.
+type outClock struct{ off atomic.Int64 }
+
+func (c *outClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *outClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// outDialRecorder counts dials, records the local address asked for, and
+// can redirect a destination to another (loopback) address.
+type outDialRecorder struct {
+	mu       sync.Mutex
+	dials    int
+	locals   []netip.Addr
+	redirect map[string]string
+}
+
+func (d *outDialRecorder) Dialer(local netip.Addr) Dialer {
+	return outDialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d.mu.Lock()
+		d.dials++
+		d.locals = append(d.locals, local)
+		if to, ok := d.redirect[addr]; ok {
+			addr = to
+		}
+		d.mu.Unlock()
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, addr)
+	})
+}
+
+func (d *outDialRecorder) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dials
+}
+
+type outDialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (f outDialFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f(ctx, network, addr)
+}
+
+const outTestHostname = "relay.sluice.test"
+
+// outTestOutbound builds an Outbound whose "dest.test" routes to f.
+func outTestOutbound(t *testing.T, f *outFakeMX, tlsMode string, mod func(*OutboundOptions)) (*Outbound, *outDialRecorder) {
+	t.Helper()
+	rec := &outDialRecorder{}
+	o := OutboundOptions{
+		Hostname:       outTestHostname,
+		TLS:            TLSOpportunistic,
+		Resolver:       &outFakeResolver{},
+		Dialer:         rec.Dialer,
+		CommandTimeout: 30 * time.Second,
+		DataTimeout:    30 * time.Second,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
+	if f != nil {
+		o.Routes = map[string]Route{"dest.test": {Host: f.addr.String(), TLS: tlsMode}}
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	ob, err := NewOutbound(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ob, rec
+}

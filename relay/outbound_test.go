@@ -1,0 +1,507 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"sluice/policy"
+)
+
+func outMsg(rcpts ...string) *Delivery {
+	return &Delivery{ID: "M1", From: "app@src.test", Rcpts: rcpts, Body: []byte("Subject: hi\r\n\r\nhello\r\n")}
+}
+
+func outDial(t *testing.T, ob *Outbound) *Session {
+	t.Helper()
+	s, rep := ob.Dial(context.Background(), "dest.test")
+	if rep != nil {
+		t.Fatalf("Dial: %v", rep)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// outWant checks the fields of a reply that a test cares about.
+func outWant(t *testing.T, got policy.Reply, stage policy.Stage, code int, enh string) {
+	t.Helper()
+	if got.Stage != stage || got.Code != code || got.Enhanced != enh {
+		t.Errorf("reply = %+v (%v), want %s %d %s", got, got, stage, code, enh)
+	}
+}
+
+func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
+	t.Parallel()
+	srvCfg, pool := outTestCert(t)
+	tests := []struct {
+		name    string
+		mode    string
+		roots   bool
+		wantTLS bool
+		wantErr bool
+	}{
+		{name: "opportunistic, unverified cert", mode: TLSOpportunistic, wantTLS: true},
+		{name: "require, trusted cert", mode: TLSRequire, roots: true, wantTLS: true},
+		{name: "require, untrusted cert", mode: TLSRequire, wantErr: true},
+		{name: "none never starts TLS", mode: TLSNone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newOutFakeMX(t, outFakeCfg{tls: srvCfg, ext: []string{"8BITMIME"}})
+			ob, rec := outTestOutbound(t, f, tt.mode, func(o *OutboundOptions) {
+				if tt.roots {
+					o.TLSConfig = &tls.Config{RootCAs: pool}
+				}
+			})
+			s, rep := ob.Dial(context.Background(), "dest.test")
+			if tt.wantErr {
+				if rep == nil || rep.Stage != policy.StageSTARTTLS || rep.Err == nil {
+					t.Fatalf("reply = %v, want a STARTTLS failure", rep)
+				}
+				if rec.count() != 1 {
+					t.Errorf("dials = %d: require must not fall back to plaintext", rec.count())
+				}
+				return
+			}
+			if rep != nil {
+				t.Fatalf("Dial: %v", rep)
+			}
+			defer s.Close()
+			if s.TLS() != tt.wantTLS {
+				t.Errorf("TLS = %v, want %v", s.TLS(), tt.wantTLS)
+			}
+			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 {
+				t.Errorf("Send = %v", got)
+			}
+			ehlos, _, _, _ := f.snapshot()
+			want := []string{outTestHostname}
+			if tt.wantTLS {
+				want = append(want, outTestHostname)
+			}
+			if !slices.Equal(ehlos, want) {
+				t.Errorf("EHLO names = %q, want %q", ehlos, want)
+			}
+		})
+	}
+}
+
+func TestDialRequireWithoutSTARTTLS(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{})
+	ob, _ := outTestOutbound(t, f, TLSRequire, nil)
+	_, rep := ob.Dial(context.Background(), "dest.test")
+	if rep == nil || rep.Stage != policy.StageSTARTTLS || !errors.Is(rep.Err, errOutNoTLS) {
+		t.Fatalf("reply = %v, want STARTTLS-stage errOutNoTLS", rep)
+	}
+	if f.countVerb("MAIL") != 0 {
+		t.Error("mail sent without TLS")
+	}
+}
+
+// A server that offers STARTTLS but cannot complete the handshake costs one
+// extra connection, once: the failure is cached for the host.
+func TestDialOpportunisticFallbackCached(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{brokenTLS: true})
+	clock := &outClock{}
+	ob, rec := outTestOutbound(t, f, TLSOpportunistic, func(o *OutboundOptions) {
+		o.Now = clock.Now
+		o.MXCacheTTL = time.Minute
+	})
+	steps := []struct {
+		advance   time.Duration
+		wantDials int // cumulative
+		wantTLSs  int // cumulative STARTTLS commands seen
+	}{
+		{0, 2, 1},               // STARTTLS fails, fresh plaintext connection
+		{0, 3, 1},               // cached: straight to plaintext
+		{2 * time.Minute, 5, 2}, // cache expired: try TLS again
+	}
+	for i, st := range steps {
+		clock.Advance(st.advance)
+		s, rep := ob.Dial(context.Background(), "dest.test")
+		if rep != nil {
+			t.Fatalf("step %d: Dial: %v", i, rep)
+		}
+		if s.TLS() {
+			t.Errorf("step %d: TLS on a broken server", i)
+		}
+		if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 {
+			t.Errorf("step %d: Send = %v", i, got)
+		}
+		s.Close()
+		if rec.count() != st.wantDials || f.countVerb("STARTTLS") != st.wantTLSs {
+			t.Errorf("step %d: dials = %d, STARTTLS = %d; want %d, %d", i, rec.count(), f.countVerb("STARTTLS"), st.wantDials, st.wantTLSs)
+		}
+		if offered, known := ob.STARTTLSOffered(f.addr); !known || !offered {
+			t.Errorf("step %d: STARTTLSOffered = %v, %v", i, offered, known)
+		}
+	}
+}
+
+func TestSendTransactions(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		stage policy.Stage
+		code  int
+		enh   string
+	}
+	ok := want{policy.StageDataEnd, 250, "2.0.0"}
+	tests := []struct {
+		name       string
+		cfg        outFakeCfg
+		d          *Delivery
+		want       []want
+		wantUsable bool
+		wantCmds   []string // verbs (or full lines) that must appear
+		noCmds     []string // verbs that must not appear
+		wantBody   string
+	}{
+		{
+			name: "RCPT partial failure",
+			cfg:  outFakeCfg{replies: map[string]string{"RCPT TO:<bad@dest.test>": "550 5.1.1 no such user"}},
+			d:    outMsg("a@dest.test", "bad@dest.test", "c@dest.test"),
+			want: []want{ok, {policy.StageRcpt, 550, "5.1.1"}, ok}, wantUsable: true,
+			wantCmds: []string{"DATA"}, noCmds: []string{"RSET"},
+		},
+		{
+			name: "no recipient accepted: RSET, no DATA",
+			cfg:  outFakeCfg{replies: map[string]string{"RCPT": "450 4.2.1 slow down"}},
+			d:    outMsg("a@dest.test", "b@dest.test"),
+			want: []want{{policy.StageRcpt, 450, "4.2.1"}, {policy.StageRcpt, 450, "4.2.1"}}, wantUsable: true,
+			wantCmds: []string{"RSET"}, noCmds: []string{"DATA"},
+		},
+		{
+			name:   "421 at MAIL ends the session",
+			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "421 4.7.0 Try again later, closing connection."}},
+			d:      outMsg("a@dest.test", "b@dest.test"),
+			want:   []want{{policy.StageMail, 421, "4.7.0"}, {policy.StageMail, 421, "4.7.0"}},
+			noCmds: []string{"RCPT", "RSET"},
+		},
+		{
+			name:   "421 at RCPT fails the accepted ones too",
+			cfg:    outFakeCfg{replies: map[string]string{"RCPT TO:<b@dest.test>": "421 4.7.0 too many"}},
+			d:      outMsg("a@dest.test", "b@dest.test", "c@dest.test"),
+			want:   []want{{policy.StageRcpt, 421, "4.7.0"}, {policy.StageRcpt, 421, "4.7.0"}, {policy.StageRcpt, 421, "4.7.0"}},
+			noCmds: []string{"DATA", "RCPT TO:<c@dest.test>"},
+		},
+		{
+			name: "MAIL refused: RSET after",
+			cfg:  outFakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused"}},
+			d:    outMsg("a@dest.test"),
+			want: []want{{policy.StageMail, 550, "5.7.1"}}, wantUsable: true,
+			wantCmds: []string{"RSET"}, noCmds: []string{"RCPT"},
+		},
+		{
+			name: "DATA end refusal applies to every accepted recipient",
+			cfg:  outFakeCfg{replies: map[string]string{".": "554 5.7.1 spam"}},
+			d:    outMsg("a@dest.test", "b@dest.test"),
+			want: []want{{policy.StageDataEnd, 554, "5.7.1"}, {policy.StageDataEnd, 554, "5.7.1"}}, wantUsable: true,
+			wantCmds: []string{"RSET"},
+		},
+		{
+			name: "SMTPUTF8 to a server without it",
+			cfg:  outFakeCfg{},
+			d:    &Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test", "b@dest.test"}, Body: []byte("x\r\n"), SMTPUTF8: true},
+			want: []want{{policy.StageMail, 553, "5.6.7"}, {policy.StageMail, 553, "5.6.7"}}, wantUsable: true,
+			noCmds: []string{"MAIL"},
+		},
+		{
+			name: "SMTPUTF8 passed on MAIL",
+			cfg:  outFakeCfg{ext: []string{"SMTPUTF8", "8BITMIME"}},
+			d:    &Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test"}, Body: []byte("x\r\n"), SMTPUTF8: true},
+			want: []want{ok}, wantUsable: true,
+			wantCmds: []string{"MAIL FROM:<app@src.test> SMTPUTF8"},
+		},
+		{
+			name: "8-bit body gets BODY=8BITMIME and SIZE",
+			cfg:  outFakeCfg{ext: []string{"8BITMIME", "SIZE 1000"}},
+			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("caf\xc3\xa9\r\n")},
+			want: []want{ok}, wantUsable: true,
+			wantCmds: []string{"MAIL FROM:<app@src.test> BODY=8BITMIME SIZE=7"},
+		},
+		{
+			name: "7-bit body: no BODY parameter",
+			cfg:  outFakeCfg{ext: []string{"8BITMIME"}},
+			d:    outMsg("a@dest.test"),
+			want: []want{ok}, wantUsable: true,
+			wantCmds: []string{"MAIL FROM:<app@src.test>"},
+		},
+		{
+			name: "bare CR rejected before sending",
+			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("a\rRCPT TO:<x@evil.test>\r\n")},
+			want: []want{{policy.StageData, 554, "5.6.0"}}, wantUsable: true,
+			noCmds: []string{"MAIL"},
+		},
+		{
+			name: "bare LF rejected before sending",
+			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("a\n.\nMAIL FROM:<x@evil.test>\r\n")},
+			want: []want{{policy.StageData, 554, "5.6.0"}}, wantUsable: true,
+			noCmds: []string{"MAIL"},
+		},
+		{
+			name: "dot-stuffing and final CRLF",
+			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte(".hidden\r\n..two\r\nlast")},
+			want: []want{ok}, wantUsable: true,
+			wantBody: "..hidden\r\n...two\r\nlast\r\n",
+		},
+		{
+			name: "malformed recipient skipped",
+			d:    outMsg("a@dest.test", "x>@dest.test"),
+			want: []want{ok, {policy.StageRcpt, 553, "5.1.3"}}, wantUsable: true,
+		},
+		{
+			name: "multi-line reply with repeated enhanced code",
+			cfg:  outFakeCfg{replies: map[string]string{".": "451-4.7.500 Server busy.\r\n451 4.7.500 Please try again later."}},
+			d:    outMsg("a@dest.test"),
+			want: []want{{policy.StageDataEnd, 451, "4.7.500"}}, wantUsable: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newOutFakeMX(t, tt.cfg)
+			ob, _ := outTestOutbound(t, f, TLSNone, nil)
+			s := outDial(t, ob)
+			got := s.Send(context.Background(), tt.d)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d replies, want %d", len(got), len(tt.want))
+			}
+			for i, w := range tt.want {
+				outWant(t, got[i], w.stage, w.code, w.enh)
+			}
+			if s.Usable() != tt.wantUsable {
+				t.Errorf("Usable = %v, want %v", s.Usable(), tt.wantUsable)
+			}
+			s.Close()
+			_, cmds, bodies, _ := f.snapshot()
+			has := func(c string) bool {
+				return slices.ContainsFunc(cmds, func(l string) bool {
+					return l == c || strings.HasPrefix(l, c+" ") || (!strings.Contains(c, " ") && strings.HasPrefix(l, c))
+				})
+			}
+			for _, c := range tt.wantCmds {
+				if !has(c) {
+					t.Errorf("command %q not sent; got %q", c, cmds)
+				}
+			}
+			for _, c := range tt.noCmds {
+				if has(c) {
+					t.Errorf("command %q sent; got %q", c, cmds)
+				}
+			}
+			if tt.wantBody != "" && (len(bodies) != 1 || bodies[0] != tt.wantBody) {
+				t.Errorf("body on the wire = %q, want %q", bodies, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestSendReusesConnection(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{})
+	ob, rec := outTestOutbound(t, f, TLSNone, nil)
+	s := outDial(t, ob)
+	for i := range 2 {
+		if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 {
+			t.Fatalf("send %d: %v", i, got)
+		}
+	}
+	if s.Sent() != 2 || !s.Usable() {
+		t.Errorf("Sent = %d, Usable = %v", s.Sent(), s.Usable())
+	}
+	if err := s.Close(); err != nil {
+		t.Error(err)
+	}
+	if rec.count() != 1 || f.countVerb("EHLO") != 1 || f.countVerb("RSET") != 0 || f.countVerb("MAIL") != 2 || f.countVerb("QUIT") != 1 {
+		_, cmds, _, _ := f.snapshot()
+		t.Errorf("dials = %d, commands = %q", rec.count(), cmds)
+	}
+	if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Err == nil {
+		t.Errorf("Send after Close = %v", got)
+	}
+}
+
+// The body write runs under DataTimeout from the injected clock: a clock
+// that jumps past it while the server answers DATA makes the write fail
+// at once, deterministically.
+func TestSendDataDeadline(t *testing.T) {
+	t.Parallel()
+	clock := &outClock{}
+	f := newOutFakeMX(t, outFakeCfg{onData: func() { clock.Advance(-time.Hour) }})
+	ob, _ := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) {
+		o.Now = clock.Now
+		o.DataTimeout = time.Minute
+	})
+	s := outDial(t, ob)
+	got := s.Send(context.Background(), outMsg("a@dest.test"))
+	if got[0].Stage != policy.StageData || !errors.Is(got[0].Err, os.ErrDeadlineExceeded) {
+		t.Fatalf("reply = %+v, want data-stage deadline error", got[0])
+	}
+	if s.Usable() {
+		t.Error("session usable after a timeout")
+	}
+}
+
+func TestSendContextCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := newOutFakeMX(t, outFakeCfg{onData: cancel})
+	ob, _ := outTestOutbound(t, f, TLSNone, nil)
+	s := outDial(t, ob)
+	got := s.Send(ctx, outMsg("a@dest.test"))
+	if got[0].Err == nil || !errors.Is(got[0].Err, context.Canceled) || s.Usable() {
+		t.Fatalf("reply = %+v, usable = %v", got[0], s.Usable())
+	}
+}
+
+func TestDialLoop(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{})
+	tests := []struct {
+		name  string
+		local netip.AddrPort
+	}{
+		{"exact listener", f.addr},
+		{"wildcard listener", netip.AddrPortFrom(netip.IPv4Unspecified(), f.addr.Port())},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ob, rec := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) { o.LocalAddrs = []netip.AddrPort{tt.local} })
+			_, rep := ob.Dial(context.Background(), "dest.test")
+			if rep == nil {
+				t.Fatal("no loop detected")
+			}
+			outWant(t, *rep, policy.StageConnect, 554, "5.4.6")
+			if rep.Text != "mail for dest.test loops back to myself" || rec.count() != 0 {
+				t.Errorf("text = %q, dials = %d", rep.Text, rec.count())
+			}
+		})
+	}
+}
+
+// Connection failures and 4xx greetings move on to the next MX; a 5xx
+// greeting is an answer.
+func TestDialMovesOn(t *testing.T) {
+	t.Parallel()
+	busy := newOutFakeMX(t, outFakeCfg{greeting: "421 4.3.2 busy"})
+	good := newOutFakeMX(t, outFakeCfg{})
+	refuse := newOutFakeMX(t, outFakeCfg{greeting: "554 5.7.1 go away"})
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := closed.Addr().String()
+	closed.Close()
+
+	res := &outFakeResolver{
+		mx: map[string][]*net.MX{
+			"dest.test": {{Host: "a.mx.test", Pref: 1}, {Host: "b.mx.test", Pref: 2}, {Host: "c.mx.test", Pref: 3}},
+			"bad.test":  {{Host: "d.mx.test", Pref: 1}, {Host: "c.mx.test", Pref: 2}},
+		},
+		hosts: map[string][]string{"a.mx.test": {"192.0.2.1"}, "b.mx.test": {"192.0.2.2"}, "c.mx.test": {"192.0.2.3"}, "d.mx.test": {"192.0.2.4"}},
+	}
+	rec := &outDialRecorder{redirect: map[string]string{
+		"192.0.2.1:25": deadAddr, "192.0.2.2:25": busy.addr.String(),
+		"192.0.2.3:25": good.addr.String(), "192.0.2.4:25": refuse.addr.String(),
+	}}
+	ob, err := NewOutbound(OutboundOptions{Hostname: outTestHostname, TLS: TLSNone, Resolver: res, Dialer: rec.Dialer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, rep := ob.Dial(context.Background(), "dest.test")
+	if rep != nil {
+		t.Fatalf("Dial: %v", rep)
+	}
+	defer s.Close()
+	if s.Relay() != "c.mx.test[192.0.2.3]:25" || rec.count() != 3 {
+		t.Errorf("Relay = %s after %d dials", s.Relay(), rec.count())
+	}
+	_, rep = ob.Dial(context.Background(), "bad.test")
+	if rep == nil {
+		t.Fatal("5xx greeting: no reply")
+	}
+	outWant(t, *rep, policy.StageGreeting, 554, "5.7.1")
+}
+
+func TestDialSmarthostAuth(t *testing.T) {
+	t.Parallel()
+	srvCfg, _ := outTestCert(t)
+	tests := []struct {
+		name     string
+		tls      string
+		wantErr  error
+		wantAuth bool
+	}{
+		{name: "over TLS", tls: TLSOpportunistic, wantAuth: true},
+		{name: "refused in clear", tls: TLSNone, wantErr: errOutCredsInClear},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newOutFakeMX(t, outFakeCfg{tls: srvCfg, ext: []string{"AUTH PLAIN"}})
+			ob, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
+				o.Smarthost = &Smarthost{Host: f.addr.String(), Username: "user", Password: "secret", TLS: tt.tls}
+			})
+			s, rep := ob.Dial(context.Background(), "anywhere.test")
+			if tt.wantErr != nil {
+				if rep == nil || rep.Stage != policy.StageAuth || !errors.Is(rep.Err, tt.wantErr) {
+					t.Fatalf("reply = %v", rep)
+				}
+			} else {
+				if rep != nil {
+					t.Fatalf("Dial: %v", rep)
+				}
+				s.Close()
+			}
+			_, cmds, _, _ := f.snapshot()
+			tok := base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret"))
+			if got := slices.Contains(cmds, "AUTH PLAIN "+tok); got != tt.wantAuth {
+				t.Errorf("AUTH sent = %v, commands %q", got, cmds)
+			}
+		})
+	}
+}
+
+func TestDialBindsOutboundIP(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{})
+	ob, rec := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) {
+		o.OutboundIPs = []netip.Addr{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("127.0.0.1")}
+	})
+	s := outDial(t, ob)
+	s.Close()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.locals) != 1 || rec.locals[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("local addrs = %v", rec.locals)
+	}
+}
+
+// The default dialer really binds the source address.
+func TestDialDefaultDialerBinds(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{})
+	ob, err := NewOutbound(OutboundOptions{
+		Hostname: outTestHostname, TLS: TLSNone,
+		Routes:      map[string]Route{"dest.test": {Host: f.addr.String()}},
+		OutboundIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := outDial(t, ob)
+	if la := netip.MustParseAddrPort(s.raw.LocalAddr().String()).Addr(); la != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("local address = %v", la)
+	}
+}
