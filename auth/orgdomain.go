@@ -14,12 +14,25 @@ import (
 // given, lower-cased: IDNA mapping would need golang.org/x/text, which is not
 // a dependency, so a U-label and its A-label are different names here.
 func OrgDomain(name string) string {
-	d := normDomain(name)
-	org, err := publicsuffix.EffectiveTLDPlusOne(d)
-	if err != nil {
-		return d
+	if org, ok := registrableDomain(name); ok {
+		return org
 	}
-	return org
+	return normDomain(name)
+}
+
+// registrableDomain is the public suffix plus one label, and false when the
+// name has none (it is a public suffix itself, or malformed: empty labels,
+// a leading dot).
+func registrableDomain(name string) (string, bool) {
+	d := strings.ToLower(name)
+	if d == "" || strings.Contains(d, "..") {
+		return "", false
+	}
+	org, err := publicsuffix.EffectiveTLDPlusOne(strings.TrimSuffix(d, "."))
+	if err != nil {
+		return "", false
+	}
+	return org, true
 }
 
 // aligned reports whether an authenticated domain is aligned with the From
