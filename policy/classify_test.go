@@ -1,0 +1,237 @@
+package policy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func newTestPolicy(t testing.TB, o Options) *Policy {
+	t.Helper()
+	p, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return p
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	p := newTestPolicy(t, Options{})
+	tests := []struct {
+		name  string
+		r     Reply
+		class Class
+		scope Scope
+		rule  string
+		fix   string
+		delay time.Duration
+		forD  time.Duration
+	}{
+		// shared/replies.md, every text.
+		{"gmail 4.7.28", Reply{StageMail, 421, "4.7.28", "Gmail has detected an unusual rate of mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.", nil}, ClassThrottle, ScopeBoth, "builtin:gmail-4.7.28", "", 0, 0},
+		{"gmail old unusual rate", Reply{StageData, 421, "4.7.0", "Our system has detected an unusual rate of unsolicited mail originating from your IP address.", nil}, ClassThrottle, ScopeBoth, "builtin:gmail-unusual-rate", "", 0, 0},
+		{"gmail try again later closing", Reply{StageEHLO, 421, "4.7.0", "Try again later, closing connection.", nil}, ClassThrottle, ScopeConnections, "builtin:gmail-4.7.0-closing", "", 0, 0},
+		{"gmail 4.2.1 too quickly", Reply{StageRcpt, 450, "4.2.1", "The user you are trying to contact is receiving mail too quickly.", nil}, ClassRecipientTemp, "", "builtin:gmail-4.2.1", "", 0, 0},
+		{"gmail 4.7.26 unauthenticated", Reply{StageDataEnd, 421, "4.7.26", "This mail has been rate limited because it is unauthenticated.", nil}, ClassAuthFix, "", "builtin:gmail-auth", "authentication", 0, 0},
+		{"gmail 4.7.27 spf", Reply{StageDataEnd, 421, "4.7.27", "Your email has been rate limited because SPF authentication didn't pass for this message.", nil}, ClassAuthFix, "", "builtin:gmail-auth", "SPF", 0, 0},
+		{"gmail 4.7.30 dkim", Reply{StageDataEnd, 421, "4.7.30", "Your email has been rate limited because DKIM authentication didn't pass for this message.", nil}, ClassAuthFix, "", "builtin:gmail-auth", "DKIM", 0, 0},
+		{"gmail 4.7.32 alignment", Reply{StageDataEnd, 421, "4.7.32", "Your email has been rate limited because the From: header isn't aligned with either the authenticated SPF or DKIM organizational domain.", nil}, ClassAuthFix, "", "builtin:gmail-auth", "alignment", 0, 0},
+		{"gmail 4.7.23 ptr", Reply{StageRcpt, 421, "4.7.23", "The sending IP address for this message doesn't have a PTR record.", nil}, ClassAuthFix, "", "builtin:gmail-4.7.23", "PTR", 0, 0},
+		{"gmail 4.7.29 tls", Reply{StageDataEnd, 421, "4.7.29", "Your email has been rate limited because this message wasn't sent over a TLS connection.", nil}, ClassAuthFix, "", "builtin:gmail-4.7.29", "TLS", 0, 0},
+		{"gmail 4.3.0", Reply{StageMail, 421, "4.3.0", "Temporary System Problem. Try again later.", nil}, ClassUnavailable, "", "builtin:gmail-4.3.0", "", 0, 0},
+		{"yahoo TSS04", Reply{StageMail, 421, "4.7.0", "[TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes", nil}, ClassSuspend, ScopeBoth, "builtin:yahoo-TSS04", "", 0, 2 * time.Hour},
+		{"yahoo TS03", Reply{StageMail, 421, "4.7.1", "[TS03] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed. See https://postmaster.yahooinc.com/error-codes", nil}, ClassSuspend, ScopeBoth, "builtin:yahoo-TS03", "", 0, 12 * time.Hour},
+		{"yahoo max per conn", Reply{StageMail, 421, "", "Max message per connection reached, closing transmission channel", nil}, ClassReconnect, "", "builtin:max-msgs-per-conn", "", 0, 0},
+		{"ms 4.7.650", Reply{StageMail, 451, "4.7.650", "The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation. For e-mail delivery information, see https://postmaster.live.com (S775)", nil}, ClassThrottle, ScopeBoth, "builtin:microsoft-4.7.650", "", 0, 0},
+		{"ms 4.7.652", Reply{StageMail, 451, "4.7.652", "The mail server [192.0.2.1] has exceeded the maximum number of connections.", nil}, ClassThrottle, ScopeConnections, "builtin:microsoft-4.7.652", "", 0, 0},
+		{"ms 4.7.500", Reply{StageRcpt, 451, "4.7.500", "Server busy. Please try again later from [192.0.2.1]. (S77719)", nil}, ClassThrottle, ScopeBoth, "builtin:microsoft-4.7.500", "", 0, 0},
+		{"ms RP-001", Reply{StageMail, 421, "", "RP-001 (BAY004-MC1F37) Unfortunately, some messages from 192.0.2.1 weren't sent. Please try again. We have limits for how many messages can be sent per hour and per day.", nil}, ClassThrottle, ScopeRate, "builtin:microsoft-RP", "", 0, 0},
+		{"comcast sessions", Reply{StageGreeting, 421, "", "resimta-po-01v.sys.comcast.net comcast 192.0.2.1 Too many sessions opened", nil}, ClassThrottle, ScopeConnections, "builtin:comcast-sessions", "", 0, 0},
+		{"comcast throttled", Reply{StageMail, 421, "4.1.0", "192.0.2.1 Throttled - try again later. Please see http://postmaster.comcast.net/smtp-error-codes.php#RL000001", nil}, ClassThrottle, ScopeRate, "builtin:comcast-RL", "", 0, 0},
+		{"comcast RL0000", Reply{StageMail, 421, "", "RL0000 rate limited, try later", nil}, ClassThrottle, ScopeRate, "builtin:comcast-RL", "", 0, 0},
+		{"postgrey", Reply{StageRcpt, 450, "4.2.0", "<bob@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html", nil}, ClassGreylist, "", "builtin:postgrey", "", 0, 0},
+		{"rspamd", Reply{StageRcpt, 451, "4.7.1", "Try again later", nil}, ClassGreylist, "", "generic:4.7.1", "", 0, 0},
+		{"greylist hint seconds", Reply{StageRcpt, 451, "4.7.1", "Greylisted, please try again in 30 seconds", nil}, ClassGreylist, "", "builtin:postgrey", "", 30 * time.Second, 0},
+		{"greylist come back", Reply{StageRcpt, 450, "", "You are greylisted, come back in 00:05:00", nil}, ClassGreylist, "", "builtin:postgrey", "", 5 * time.Minute, 0},
+		{"greylist no word", Reply{StageRcpt, 450, "", "please retry in 5 minutes", nil}, ClassGreylist, "", "keyword:greylist", "", 5 * time.Minute, 0},
+		{"qq frequency 550", Reply{StageMail, 550, "", "Mail content denied. frequency limited http://service.mail.qq.com/cgi-bin/help?subtype=1", nil}, ClassThrottle, ScopeRate, "builtin:cn-frequency", "", 0, 0},
+		{"163 connection frequency", Reply{StageGreeting, 554, "", "HL:IHU Connection frequency limited. http://mail.163.com/help/help_spam_16.htm", nil}, ClassThrottle, ScopeConnections, "builtin:cn-connection-frequency", "", 0, 0},
+		{"163 too frequent", Reply{StageRcpt, 550, "", "RP:TRC sending too frequent", nil}, ClassThrottle, ScopeRate, "builtin:cn-frequency", "", 0, 0},
+		// Generic reading.
+		{"250", Reply{StageDataEnd, 250, "2.0.0", "OK queued as 1234", nil}, ClassSuccess, "", "generic:2xx", "", 0, 0},
+		{"354", Reply{StageData, 354, "", "go ahead", nil}, ClassSuccess, "", "generic:2xx", "", 0, 0},
+		{"outage 4.3.2 greeting", Reply{StageGreeting, 421, "4.3.2", "Service shutting down", nil}, ClassUnavailable, "", "generic:4.3.x", "", 0, 0},
+		{"4.3.1 at data", Reply{StageDataEnd, 452, "4.3.1", "Insufficient system storage", nil}, ClassThrottle, ScopeBoth, "generic:4.3.x", "", 0, 0},
+		{"4.4.x", Reply{StageMail, 451, "4.4.1", "No answer from host", nil}, ClassUnavailable, "", "generic:4.4.x", "", 0, 0},
+		{"4.2.2 full", Reply{StageRcpt, 452, "4.2.2", "Mailbox full", nil}, ClassRecipientTemp, "", "generic:4.2.x", "", 0, 0},
+		{"4.7.0 at greeting unseen", Reply{StageGreeting, 421, "4.7.0", "go away for a while", nil}, ClassThrottle, ScopeConnections, "generic:4.7.x", "", 0, 0},
+		{"4.7.0 at mail unseen", Reply{StageMail, 421, "4.7.0", "go away for a while", nil}, ClassThrottle, ScopeBoth, "generic:4.7.x", "", 0, 0},
+		{"4.7.0 rate at mail", Reply{StageMail, 451, "4.7.0", "message rate exceeded", nil}, ClassThrottle, ScopeRate, "generic:4.7.x", "", 0, 0},
+		{"too many connections no enh", Reply{StageGreeting, 421, "", "Too many connections from your IP", nil}, ClassThrottle, ScopeConnections, "keyword:too many connections", "", 0, 0},
+		{"per hour no enh", Reply{StageMail, 450, "", "You sent too many messages per hour", nil}, ClassThrottle, ScopeRate, "keyword:rate", "", 0, 0},
+		{"busy no enh", Reply{StageMail, 450, "", "Server busy, try again later", nil}, ClassThrottle, ScopeBoth, "keyword:busy", "", 0, 0},
+		{"421 greeting no text", Reply{StageGreeting, 421, "", "", nil}, ClassUnavailable, "", "keyword:unavailable", "", 0, 0},
+		{"421 service not available", Reply{StageGreeting, 421, "", "mx.example Service not available, closing transmission channel", nil}, ClassUnavailable, "", "keyword:unavailable", "", 0, 0},
+		{"unseen 421 mid session", Reply{StageDataEnd, 421, "", "the moon is in the wrong phase", nil}, ClassThrottle, ScopeBoth, "generic:421", "", 0, 0},
+		{"unseen 4xx rcpt", Reply{StageRcpt, 450, "", "the moon is in the wrong phase", nil}, ClassRecipientTemp, "", "generic:4xx", "", 0, 0},
+		{"unseen 451 data-end", Reply{StageDataEnd, 451, "4.0.0", "local error in processing", nil}, ClassRecipientTemp, "", "generic:4xx", "", 0, 0},
+		{"unseen 5xx", Reply{StageRcpt, 550, "5.1.1", "No such user", nil}, ClassPermanent, "", "generic:5xx", "", 0, 0},
+		{"5.7.1 relay denied", Reply{StageRcpt, 554, "5.7.1", "Relay access denied", nil}, ClassPermanent, "", "generic:5xx", "", 0, 0},
+		{"code 0 no err", Reply{StageGreeting, 0, "", "", nil}, ClassUnavailable, "", "generic:no-reply", "", 0, 0},
+		{"garbage code", Reply{StageMail, 999, "9.9.9", "???", nil}, ClassUnavailable, "", "generic:no-reply", "", 0, 0},
+		{"bad enhanced", Reply{StageRcpt, 450, "4.7", "hmm", nil}, ClassRecipientTemp, "", "generic:4xx", "", 0, 0},
+		// Network errors.
+		{"connect refused", Reply{StageConnect, 0, "", "", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, ClassUnavailable, "", "network:connect", "", 0, 0},
+		{"timeout", Reply{StageGreeting, 0, "", "", fmt.Errorf("read: %w", context.DeadlineExceeded)}, ClassUnavailable, "", "network:timeout", "", 0, 0},
+		{"tls", Reply{StageSTARTTLS, 0, "", "", x509.UnknownAuthorityError{}}, ClassUnavailable, "", "network:tls", "", 0, 0},
+		{"reset mid data", Reply{StageData, 0, "", "", errors.New("connection reset by peer")}, ClassUnavailable, "", "network:error", "", 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			v := p.Classify(tc.r)
+			if v.Class != tc.class || v.Scope != tc.scope || v.Rule != tc.rule || v.Fix != tc.fix || v.Delay != tc.delay || v.For != tc.forD {
+				t.Errorf("Classify(%s) = %+v; want class %s scope %q rule %s fix %q delay %v for %v",
+					tc.r, v, tc.class, tc.scope, tc.rule, tc.fix, tc.delay, tc.forD)
+			}
+			if v.Reason == "" {
+				t.Errorf("Classify(%s): empty Reason", tc.r)
+			}
+		})
+	}
+}
+
+func TestClassifyConfigRulesFirst(t *testing.T) {
+	t.Parallel()
+	p := newTestPolicy(t, Options{Rules: []Rule{
+		{Match: `(?i)greylisted`, Class: ClassRecipientTemp},
+		{Match: `^550 5\.7\.1 .*blocked`, Class: ClassSuspend, For: 3 * time.Hour},
+		{Match: `custom`, Class: ClassThrottle},
+	}})
+	tests := []struct {
+		r     Reply
+		class Class
+		rule  string
+		forD  time.Duration
+		scope Scope
+	}{
+		{Reply{Stage: StageRcpt, Code: 450, Enhanced: "4.2.0", Text: "Greylisted"}, ClassRecipientTemp, "config:1", 0, ""},
+		{Reply{Stage: StageMail, Code: 550, Enhanced: "5.7.1", Text: "you are blocked"}, ClassSuspend, "config:2", 3 * time.Hour, ""},
+		{Reply{Stage: StageMail, Code: 451, Text: "custom limit"}, ClassThrottle, "config:3", 0, ScopeBoth},
+		{Reply{Stage: StageMail, Code: 550, Enhanced: "5.7.1", Text: "policy"}, ClassPermanent, "generic:5xx", 0, ""},
+	}
+	for _, tc := range tests {
+		v := p.Classify(tc.r)
+		if v.Class != tc.class || v.Rule != tc.rule || v.For != tc.forD || v.Scope != tc.scope {
+			t.Errorf("Classify(%s) = %+v, want %s %s %v %q", tc.r, v, tc.class, tc.rule, tc.forD, tc.scope)
+		}
+	}
+}
+
+func TestNewRejectsBadRules(t *testing.T) {
+	t.Parallel()
+	tests := []Options{
+		{Rules: []Rule{{Match: `(`, Class: ClassThrottle}}},
+		{Rules: []Rule{{Match: `x`, Class: "slow-down"}}},
+		{Rules: []Rule{{Match: `x`, Class: ClassThrottle, Scope: "all"}}},
+		{Rules: []Rule{{Match: `x`, Class: ClassSuspend, For: -time.Second}}},
+		{GroupBy: "ip"},
+		{RetryBase: time.Hour, RetryMax: time.Minute},
+		{MinConcurrency: 5, MaxConcurrency: 2},
+		{Destinations: []DestinationOptions{{Match: "x", MaxConcurrency: -1}}},
+	}
+	for i, o := range tests {
+		if _, err := New(o); err == nil {
+			t.Errorf("case %d: New accepted %+v", i, o)
+		}
+	}
+}
+
+func TestParseHint(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		text string
+		max  time.Duration
+		want time.Duration
+	}{
+		{"try again in 30 seconds", time.Hour, 30 * time.Second},
+		{"Try again in 30s", time.Hour, 30 * time.Second},
+		{"retry in 5 minutes", time.Hour, 5 * time.Minute},
+		{"please wait 2 min", time.Hour, 2 * time.Minute},
+		{"come back in 00:05:00", time.Hour, 5 * time.Minute},
+		{"come back in 1:02:03", 0, time.Hour + 2*time.Minute + 3*time.Second},
+		{"greylisted for 300 seconds", time.Hour, 300 * time.Second},
+		{"try again after 2 hours", time.Hour, time.Hour},
+		{"retry in 999999999 hours", 0, time.Duration(1 << 62)},
+		{"deferred - 4.16.55.1", time.Hour, 0},
+		{"from 192.0.2.1 in 10.0.0.1", time.Hour, 0},
+		{"limits for how many messages per hour", time.Hour, 0},
+		{"", time.Hour, 0},
+	}
+	for _, tc := range tests {
+		if got := ParseHint(tc.text, tc.max); got != tc.want {
+			t.Errorf("ParseHint(%q, %v) = %v, want %v", tc.text, tc.max, got, tc.want)
+		}
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		attempt   int
+		base, max time.Duration
+		rnd       float64
+		want      time.Duration
+	}{
+		{1, time.Minute, time.Hour, 0.5, time.Minute},
+		{2, time.Minute, time.Hour, 0.5, 2 * time.Minute},
+		{3, time.Minute, time.Hour, 0, time.Duration(float64(4*time.Minute) * 0.8)},
+		{0, time.Minute, time.Hour, 0.5, time.Minute},
+		{-5, time.Minute, time.Hour, 0.5, time.Minute},
+		{7, time.Minute, time.Hour, 0.5, time.Hour},
+		{7, time.Minute, time.Hour, 0.99, time.Hour},
+		{1 << 30, time.Minute, 4 * time.Hour, 0.5, 4 * time.Hour},
+		{int(^uint(0) >> 1), time.Second, 10 * time.Second, 0.5, 10 * time.Second},
+		{3, 0, time.Hour, 0.5, 0},
+		{1, time.Minute, time.Hour, 2, time.Minute}, // bad rnd reads as 0.5
+	}
+	for _, tc := range tests {
+		if got := RetryDelay(tc.attempt, tc.base, tc.max, tc.rnd); got != tc.want {
+			t.Errorf("RetryDelay(%d, %v, %v, %v) = %v, want %v", tc.attempt, tc.base, tc.max, tc.rnd, got, tc.want)
+		}
+	}
+}
+
+func FuzzClassify(f *testing.F) {
+	stages := []Stage{StageConnect, StageGreeting, StageEHLO, StageSTARTTLS, StageAuth, StageMail, StageRcpt, StageData, StageDataEnd, "bogus"}
+	f.Add(uint8(6), 421, "4.7.28", "unusual rate", false)
+	f.Add(uint8(6), 450, "4.2.0", "Greylisted, come back in 00:05:00", false)
+	f.Add(uint8(1), 421, "", "", false)
+	f.Add(uint8(0), 0, "", "", true)
+	f.Add(uint8(5), 550, "5.1.1", "no such user", false)
+	f.Add(uint8(5), 421, "4.7.0", "[TSS04] deferred", false)
+	f.Add(uint8(5), 450, "4", "retry in 99999999999999 hours", false)
+	p := newTestPolicy(f, Options{Rules: []Rule{{Match: `(?i)fuzz`, Class: ClassSuspend}}})
+	f.Fuzz(func(t *testing.T, st uint8, code int, enh, text string, isErr bool) {
+		r := Reply{Stage: stages[int(st)%len(stages)], Code: code, Enhanced: enh, Text: text}
+		if isErr {
+			r.Err = errors.New(text)
+		}
+		v := p.Classify(r)
+		if !validClass(v.Class) || !validScope(v.Scope) {
+			t.Fatalf("Classify(%+v) = %+v: invalid", r, v)
+		}
+		if v.Delay < 0 || v.Delay > p.o.MaxHint {
+			t.Fatalf("Classify(%+v): delay %v out of range", r, v.Delay)
+		}
+		if v.Scope != ScopeNone && v.Class != ClassThrottle && v.Class != ClassSuspend {
+			t.Fatalf("Classify(%+v): scope %q on %s", r, v.Scope, v.Class)
+		}
+	})
+}
