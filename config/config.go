@@ -92,6 +92,11 @@ func decode(data []byte, name string, c *Config) error {
 	}
 	d := toml.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
+	// Checked first: go-toml reports a bad integer-as-text value without
+	// its position.
+	if err := checkStringValues(data, name); err != nil {
+		return err
+	}
 	if err := d.Decode(c); err != nil {
 		return decodeError(name, err)
 	}

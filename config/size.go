@@ -33,7 +33,7 @@ func ParseSize(s string) (Size, error) {
 		}
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || t == "" || t[0] == '+' {
+	if err != nil || n < 0 || t == "" || t[0] == '+' || t[0] == '-' {
 		return 0, fmt.Errorf("invalid size %q", s)
 	}
 	if n > (1<<63-1)/mult {

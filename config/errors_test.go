@@ -1,0 +1,138 @@
+package config
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDecodeErrors checks that every decoding error names file, line and key.
+func TestDecodeErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"unknown top-level", "hostname = \"a\"\nhostnam = \"b\"\n", `sluice.toml:2: unknown key "hostnam"`},
+		{"unknown nested", "[listen]\n\nsmpt = \"x\"\n", `sluice.toml:3: unknown key "listen.smpt"`},
+		{"unknown dotted", "listen.smpt = \"x\"\n", `sluice.toml:1: unknown key "listen.smpt"`},
+		{"unknown table", "[lisen]\nsmtp = \"x\"\n", `sluice.toml:1: unknown key "lisen"`},
+		{"unknown in array of tables", "[[policy.rule]]\nmatch = \"x\"\nclass = \"throttle\"\n\n[[policy.rule]]\nmatch = \"y\"\nclas = \"throttle\"\n", `sluice.toml:7: unknown key "policy.rule.clas"`},
+		{"unknown in smarthost", "[delivery.smarthost]\npassword = \"x\"\n", `sluice.toml:2: unknown key "delivery.smarthost.password"`},
+		{"bad duration", "\n\n\n\n\n\n[policy]\nretry_base = \"1x\"\n", `sluice.toml:8: policy.retry_base: invalid duration "1x"`},
+		{"bad duration in array", "[[policy.rule]]\nmatch = \"x\"\nclass = \"suspend\"\nfor = \"2 h\"\n", `sluice.toml:4: policy.rule.for: invalid duration "2 h"`},
+		{"bad size", "[limits]\nmax_message_size = \"25XB\"\n", `sluice.toml:2: limits.max_message_size: invalid size "25XB"`},
+		{"bad rate", "[limits]\nper_client_rate = \"100/d\"\n", `sluice.toml:2: limits.per_client_rate: invalid rate "100/d": unit must be s, m or h`},
+		{"wrong type", "[policy]\nmax_concurrency = \"20\"\n", `sluice.toml:2: policy.max_concurrency: wrong type: a string where int is expected`},
+		{"duration as number", "[queue]\nretention = 7\n", `sluice.toml:2: queue.retention: must be a quoted string such as "5m"`},
+		{"rate as number", "[[policy.destination]]\nmatch = \"x\"\nrate = 5\n", `sluice.toml:3: policy.destination.rate:`},
+		{"duration as number inline", "policy.rule = [{match = \"x\", class = \"suspend\", for = 7200}]\n", `sluice.toml:1: policy.rule.for: must be a quoted string such as "5m"`},
+		{"negative size", "[limits]\nmax_message_size = -1\n", `sluice.toml:2: limits.max_message_size: must be positive`},
+		{"syntax", "[listen\n", "sluice.toml:1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tt.doc), "sluice.toml", "")
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error = %q\nwant prefix %q", err, tt.want)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Line == 0 {
+				t.Fatalf("error %v is not a located *Error", err)
+			}
+		})
+	}
+}
+
+// TestValidationErrors checks semantic errors: each names its key, and its
+// line where the key is written in the file.
+func TestValidationErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"min > max concurrency", "[policy]\nmax_concurrency = 2\nmin_concurrency = 3\n", `sluice.toml:3: policy.min_concurrency: 3 exceeds policy.max_concurrency (2)`},
+		{"bad CIDR", "[access]\nnetworks = [\"10.0.0.0/8\", \"10.0.0.300/8\"]\n", `sluice.toml:2: access.networks[2]: invalid CIDR "10.0.0.300/8"`},
+		{"tls mode", "[delivery]\ntls = \"always\"\n", `sluice.toml:2: delivery.tls: invalid value "always"`},
+		{"route tls", "[[delivery.route]]\ndomain = \"a.test\"\nhost = \"h:25\"\n[[delivery.route]]\ndomain = \"b.test\"\nhost = \"h:25\"\ntls = \"maybe\"\n", `sluice.toml:7: delivery.route[2].tls: invalid value "maybe"`},
+		{"route host", "[[delivery.route]]\ndomain = \"a.test\"\nhost = \"nohost\"\n", `sluice.toml:3: delivery.route[1].host: invalid address "nohost"`},
+		{"unknown class", "[[policy.rule]]\nmatch = \"x\"\nclass = \"slow\"\n", `sluice.toml:3: policy.rule[1].class: invalid value "slow"`},
+		{"bad regexp", "[[policy.rule]]\nmatch = \"a(\"\nclass = \"throttle\"\n", `sluice.toml:2: policy.rule[1].match: invalid regexp`},
+		{"suspend without for", "[[policy.rule]]\nmatch = \"x\"\nclass = \"suspend\"\n", `sluice.toml:1: policy.rule[1].for: required for class "suspend"`},
+		{"scope on non-throttle", "[[policy.rule]]\nmatch = \"x\"\nclass = \"greylist\"\nscope = \"rate\"\n", `sluice.toml:4: policy.rule[1].scope: only applies to class "throttle"`},
+		{"bad scope", "[[policy.rule]]\nmatch = \"x\"\nclass = \"throttle\"\nscope = \"all\"\n", `sluice.toml:4: policy.rule[1].scope: invalid value "all"`},
+		{"log level", "[log]\nlevel = \"verbose\"\n", `sluice.toml:2: log.level: invalid value "verbose"`},
+		{"group_by", "policy.group_by = \"ip\"\n", `sluice.toml:1: policy.group_by: invalid value "ip"`},
+		{"auth mode", "[auth]\nmode = \"strict\"\n", `sluice.toml:2: auth.mode: invalid value "strict"`},
+		{"enforce without outbound ips", "[auth]\nmode = \"enforce\"\n", `sluice.toml:2: auth.mode: "enforce" needs delivery.outbound_ips: SPF cannot be judged on a guessed address; set delivery.outbound_ips`},
+		{"outbound ip", "[delivery]\noutbound_ips = [\"192.0.2.300\"]\n", `sluice.toml:2: delivery.outbound_ips[1]: invalid IP address`},
+		{"plain password", "[[access.user]]\nname = \"a\"\npassword_hash = \"hunter2\"\n", `sluice.toml:3: access.user[1].password_hash: not a bcrypt hash`},
+		{"truncated bcrypt", "[[access.user]]\nname = \"a\"\npassword_hash = \"$2a$10$abc\"\n", `sluice.toml:3: access.user[1].password_hash: malformed bcrypt hash`},
+		{"tls half set", "[tls]\ncert_file = \"c.pem\"\n", `sluice.toml:2: tls.cert_file: cert_file and key_file must be set together`},
+		{"tls file missing", "[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n", `sluice.toml:2: tls.cert_file:`},
+		{"line too short", "[limits]\nmax_line_length = 500\n", `sluice.toml:2: limits.max_line_length: must be at least 1000`},
+		{"zero timeout", "[delivery]\ndial_timeout = \"0s\"\n", `sluice.toml:2: delivery.dial_timeout: must be a positive duration`},
+		{"retry_max below base", "[policy]\nretry_base = \"1h\"\nretry_max = \"1m\"\n", `sluice.toml:3: policy.retry_max:`},
+		{"alarm share", "[policy]\nalarm_share = 1.5\n", `sluice.toml:2: policy.alarm_share:`},
+		{"provider suffix", "[[policy.provider]]\nname = \"p\"\nsuffixes = [\".\"]\n", `sluice.toml:3: policy.provider[1].suffixes[1]: invalid host suffix`},
+		{"dkim key missing", "[[auth.dkim]]\ndomain = \"example.com\"\nselector = \"s\"\nkey_file = \"nope.key\"\n", `sluice.toml:4: auth.dkim[1].key_file:`},
+		{"username without password", "[delivery.smarthost]\nhost = \"h:587\"\nusername = \"u\"\n", `sluice.toml:1: delivery.smarthost.password_file: required when username is set`},
+		{"password file unreadable", "[delivery.smarthost]\nhost = \"h:587\"\nusername = \"u\"\npassword_file = \"missing\"\n", `sluice.toml:4: delivery.smarthost.password_file: cannot read`},
+		{"submissions without tls", "[listen]\nsubmissions = \"0.0.0.0:465\"\n", `sluice.toml:2: listen.submissions: implicit TLS needs`},
+		{"bad listen", "[listen]\nsmtp = \"2525\"\n", `sluice.toml:2: listen.smtp: invalid address "2525"`},
+		{"empty admin socket", "[listen]\nadmin = \"unix:\"\n", `sluice.toml:2: listen.admin: empty socket path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tt.doc), "sluice.toml", t.TempDir())
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("error = %q\nwant prefix %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidationReportsAllErrors(t *testing.T) {
+	t.Parallel()
+	doc := "[log]\nlevel = \"x\"\nformat = \"y\"\n"
+	_, err := Parse([]byte(doc), filepath.Join("etc", "s.toml"), "")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"etc/s.toml:2: log.level", "etc/s.toml:3: log.format"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+}
+
+func TestValidConfigs(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, doc string }{
+		{"empty", ""},
+		{"size as bare integer", "[limits]\nmax_message_size = 1048576\n"},
+		{"comments only", "# nothing\n"},
+		{"admin tcp", "[listen]\nadmin = \"127.0.0.1:8026\"\n"},
+		{"enforce with ips", "[delivery]\noutbound_ips = [\"192.0.2.1\", \"2001:db8::1\"]\n[auth]\nmode = \"enforce\"\n"},
+		{"user", "[[access.user]]\nname = \"app\"\npassword_hash = \"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\"\nallowed_from = [\"example.com\"]\n"},
+		{"destination and provider", "[[policy.destination]]\nmatch = \"gmail.com\"\nmax_concurrency = 5\nrate = \"10/s\"\n[[policy.provider]]\nname = \"ex\"\nsuffixes = [\".mx.example.net\"]\n"},
+		{"inline array of tables", "policy.rule = [{match = \"RL0000\", class = \"throttle\", scope = \"rate\"}]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := Parse([]byte(tt.doc), "ok.toml", t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
