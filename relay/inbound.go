@@ -1,0 +1,229 @@
+package relay
+
+// The inbound side: an SMTP server (go-smtp underneath) that applications
+// submit to. It promises:
+//
+//   - never an open relay: a client outside Networks, or anyone when
+//     RequireAuth is set, must AUTH (over TLS only) before MAIL;
+//   - a message is acknowledged with 250 only after Store.Enqueue returned
+//     without error, so durability is whatever the Store promises;
+//   - strict DATA: a lone CR or LF anywhere on the wire is refused with a
+//     fatal 521 and nothing is queued, and a smuggled command after a fake
+//     end-of-data marker is never parsed as a command;
+//   - every reply at the go-smtp boundary is a bare *smtp.SMTPError with a
+//     generic text; details go to the log.
+//
+// An *Inbound is safe for concurrent use; Serve may be called for several
+// listeners, which then share the connection caps.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"golang.org/x/time/rate"
+)
+
+// User may authenticate on the inbound side.
+type User struct {
+	Name, PasswordHash string // PasswordHash is bcrypt
+	AllowedFrom        []string
+}
+
+// Message is what the inbound side hands to the store.
+type Message struct {
+	From       string // "" = null sender
+	Rcpts      []string
+	Body       []byte // CRLF line endings, with our Received: (and Message-ID:/Date: when missing) prepended/added
+	ClientAddr netip.Addr
+	Helo, User string
+	SMTPUTF8   bool
+	Received   time.Time
+}
+
+// Store takes accepted messages.
+type Store interface {
+	Enqueue(ctx context.Context, m *Message) (id string, err error)
+}
+
+// Checker runs at the end of DATA (sender authentication, DKIM signing). It
+// may replace m.Body. A returned *smtp.SMTPError is sent as is; any other
+// error becomes 451 4.3.0.
+type Checker interface {
+	Check(ctx context.Context, m *Message) error
+}
+
+// InboundOptions configures NewInbound. Zero values get the defaults noted.
+type InboundOptions struct {
+	Hostname                  string
+	MaxMessageSize            int64 // SIZE (RFC 1870); default 25 MiB
+	MaxRecipients             int   // default 1000; beyond: 452 4.5.3
+	MaxLineLength             int   // default 2000
+	ReadTimeout, WriteTimeout time.Duration
+	IdleTimeout               time.Duration // default 5m
+	DataTimeout               time.Duration // default 10m
+	MaxConnections            int
+	PerClientConnections      int
+	PerClientRate             rate.Limit // messages per client IP; 0 = unlimited
+	PerClientBurst            int
+	Networks                  []netip.Prefix // may relay without AUTH
+	Users                     []User
+	TLSConfig                 *tls.Config // nil: no STARTTLS, no AUTH
+	RequireAuth               bool
+	ImplicitTLS               bool
+	AllowAddressLiterals      bool
+	Store                     Store
+	Check                     Checker
+	Suppressed                func(addr string) bool
+	OnEnqueue                 func(id string)
+	Logger                    *slog.Logger
+	Now                       func() time.Time
+}
+
+// Inbound is the inbound SMTP server.
+type Inbound struct {
+	o    InboundOptions
+	log  *slog.Logger
+	smtp *smtp.Server
+
+	msgRate  *inLimiters // per client IP, messages
+	authFail *inLimiters // per client IP, failed AUTH attempts
+
+	mu       sync.Mutex
+	conns    map[*inConn]struct{}
+	perIP    map[netip.Addr]int
+	draining bool
+}
+
+// Failed AUTH attempts allowed per client IP: a burst of inAuthFailBurst,
+// then one more every inAuthFailEvery. Beyond that: 421 and close, which
+// makes password guessing slow without locking out a user's typo.
+const (
+	inAuthFailBurst = 5
+	inAuthFailEvery = time.Minute
+)
+
+// NewInbound checks o, applies the defaults and builds the server.
+func NewInbound(o InboundOptions) (*Inbound, error) {
+	if o.Hostname == "" {
+		return nil, errors.New("relay: inbound: Hostname is required")
+	}
+	if o.Store == nil {
+		return nil, errors.New("relay: inbound: Store is required")
+	}
+	if o.ImplicitTLS && o.TLSConfig == nil {
+		return nil, errors.New("relay: inbound: ImplicitTLS needs TLSConfig")
+	}
+	for _, u := range o.Users {
+		if u.Name == "" || u.PasswordHash == "" {
+			return nil, fmt.Errorf("relay: inbound: user %q needs a name and a password hash", u.Name)
+		}
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 25 << 20
+	}
+	if o.MaxRecipients <= 0 {
+		o.MaxRecipients = 1000
+	}
+	if o.MaxLineLength <= 0 {
+		o.MaxLineLength = 2000
+	}
+	for _, d := range []*time.Duration{&o.ReadTimeout, &o.WriteTimeout, &o.IdleTimeout} {
+		if *d <= 0 {
+			*d = 5 * time.Minute
+		}
+	}
+	if o.DataTimeout <= 0 {
+		o.DataTimeout = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Inbound{
+		o:        o,
+		log:      o.Logger,
+		conns:    make(map[*inConn]struct{}),
+		perIP:    make(map[netip.Addr]int),
+		authFail: newInLimiters(rate.Every(inAuthFailEvery), inAuthFailBurst, o.Now),
+	}
+	if o.PerClientRate > 0 {
+		burst := o.PerClientBurst
+		if burst <= 0 {
+			burst = 1
+		}
+		s.msgRate = newInLimiters(o.PerClientRate, burst, o.Now)
+	}
+	srv := smtp.NewServer(inBackend{s})
+	srv.Domain = o.Hostname
+	srv.MaxMessageBytes = o.MaxMessageSize
+	srv.MaxRecipients = o.MaxRecipients
+	srv.MaxLineLength = o.MaxLineLength
+	srv.ReadTimeout = o.ReadTimeout
+	srv.WriteTimeout = o.WriteTimeout
+	srv.EnableSMTPUTF8 = true
+	// TLS is run by inConn (it must see the plaintext stream), so go-smtp
+	// never sees a *tls.Conn; our session enforces "AUTH only over TLS".
+	srv.TLSConfig = nil
+	srv.AllowInsecureAuth = true
+	srv.ErrorLog = inErrorLog{o.Logger}
+	s.smtp = srv
+	return s, nil
+}
+
+// Serve accepts connections on l until Shutdown; it returns nil after
+// Shutdown and the accept error otherwise.
+func (s *Inbound) Serve(l net.Listener) error {
+	return s.smtp.Serve(&inListener{Listener: l, srv: s})
+}
+
+// Shutdown stops accepting, answers sessions idle between commands with
+// "421 4.3.2" and closes them, lets uploads in progress finish until ctx is
+// done, then closes whatever is left.
+func (s *Inbound) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	conns := make([]*inConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drain()
+	}
+	err := s.smtp.Shutdown(ctx)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		err = nil
+	}
+	if ctx.Err() != nil {
+		s.mu.Lock()
+		conns = conns[:0]
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		return ctx.Err()
+	}
+	return err
+}
+
+// inErrorLog routes go-smtp's own log lines to slog.
+type inErrorLog struct{ l *slog.Logger }
+
+func (e inErrorLog) Printf(format string, v ...any) {
+	e.l.Debug("smtp server", "msg", fmt.Sprintf(format, v...))
+}
+
+func (e inErrorLog) Println(v ...any) { e.l.Debug("smtp server", "msg", fmt.Sprint(v...)) }

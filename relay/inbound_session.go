@@ -1,0 +1,293 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
+
+	"sluice/queue"
+)
+
+// Replies at the go-smtp boundary. go-smtp recognises only a bare
+// *smtp.SMTPError (type assertion), so these are returned as they are.
+var (
+	inErrAuthRequired  = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	inErrEncryption    = &smtp.SMTPError{Code: 523, EnhancedCode: smtp.EnhancedCode{5, 7, 10}, Message: "Encryption required for requested authentication mechanism"}
+	inErrAuthFailed    = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+	inErrAuthTooMany   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed authentication attempts, closing connection"}
+	inErrRate          = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Message rate limit exceeded, try again later"}
+	inErrBadAddr       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad address syntax"}
+	inErrLiteral       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Address literals are not accepted"}
+	inErrNeedUTF8      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
+	inErrFromDomain    = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender domain not allowed for this user"}
+	inErrSuppressed    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient is on the suppression list"}
+	inErrTooManyRcpts  = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
+	inErrSequence      = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Bad sequence of commands"}
+	inErrHeloAfterTLS  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Send EHLO again after STARTTLS"}
+	inErrBareLF        = &smtp.SMTPError{Code: 521, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Bare CR or LF in message data not allowed, closing connection"}
+	inErrTooBig        = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
+	inErrLineTooLong   = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long, closing connection"}
+	inErrLoop          = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "mail loops back to myself"}
+	inErrNoSpace       = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	inErrTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again"}
+	inErrUnknownMech   = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
+	inErrAuthAfterMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not allowed during a mail transaction"}
+)
+
+type inBackend struct{ s *Inbound }
+
+// NewSession runs at the first HELO/EHLO. Our STARTTLS happens below
+// go-smtp, so the session lives for the whole connection.
+func (b inBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	ic, ok := c.Conn().(*inConn)
+	if !ok {
+		return nil, errors.New("relay: connection not accepted through Inbound.Serve")
+	}
+	return &inSession{s: b.s, c: ic, sc: c}, nil
+}
+
+// inSession is one SMTP session. go-smtp calls it from one goroutine at a
+// time (BDAT's Data goroutine runs while the command loop waits).
+type inSession struct {
+	s  *Inbound
+	c  *inConn
+	sc *smtp.Conn
+
+	user *User // authenticated user
+
+	hasFrom bool
+	epoch   int // STARTTLS epoch of the current transaction
+	from    string
+	utf8    bool
+	rcpts   []string
+}
+
+func (ss *inSession) Reset() {
+	ss.hasFrom = false
+	ss.from = ""
+	ss.utf8 = false
+	ss.rcpts = nil
+}
+
+func (ss *inSession) Logout() error { return nil }
+
+// AuthMechanisms offers AUTH only over TLS (RFC 4954 §4: PLAIN and LOGIN
+// send the password in the clear).
+func (ss *inSession) AuthMechanisms() []string {
+	isTLS, _, _, _ := ss.c.tlsState()
+	if !isTLS || len(ss.s.o.Users) == 0 {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (ss *inSession) Auth(mech string) (sasl.Server, error) {
+	isTLS, _, _, _ := ss.c.tlsState()
+	if !isTLS {
+		// RFC 4954 §6: 523 5.7.10 (RFC 5248) when the mechanism needs TLS.
+		return nil, inErrEncryption
+	}
+	if ss.hasFrom {
+		return nil, inErrAuthAfterMail
+	}
+	if len(ss.s.o.Users) == 0 {
+		return nil, inErrUnknownMech
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return ss.authFailed(username, "authorization identity differs")
+			}
+			return ss.authenticate(username, password)
+		}), nil
+	case sasl.Login:
+		return &inLoginServer{auth: ss.authenticate}, nil
+	}
+	return nil, inErrUnknownMech
+}
+
+// authenticate checks a password against the bcrypt hash. The password is
+// never logged.
+func (ss *inSession) authenticate(username, password string) error {
+	for i := range ss.s.o.Users {
+		u := &ss.s.o.Users[i]
+		if u.Name != username {
+			continue
+		}
+		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+			return ss.authFailed(username, "bad password")
+		}
+		ss.user = u
+		ss.s.log.Info("auth ok", "client", ss.c.ip, "trace", ss.c.trace, "user", username)
+		return nil
+	}
+	return ss.authFailed(username, "unknown user")
+}
+
+func (ss *inSession) authFailed(username, why string) error {
+	ss.s.log.Info("auth failed", "client", ss.c.ip, "trace", ss.c.trace, "user", username, "reason", why)
+	if !ss.s.authFail.allow(ss.c.ip) {
+		ss.s.log.Warn("auth failures throttled", "client", ss.c.ip, "trace", ss.c.trace)
+		ss.c.setCloseAfterReply()
+		return inErrAuthTooMany
+	}
+	return inErrAuthFailed
+}
+
+func (ss *inSession) Mail(from string, opts *smtp.MailOptions) error {
+	_, epoch, needHelo, _ := ss.c.tlsState()
+	if needHelo {
+		return inErrHeloAfterTLS
+	}
+	if ss.user == nil && !ss.s.inMayRelay(ss.c.ip) {
+		ss.s.log.Info("mail refused: authentication required", "client", ss.c.ip, "trace", ss.c.trace)
+		return inErrAuthRequired
+	}
+	utf8 := opts != nil && opts.UTF8
+	canon, domain := "", ""
+	if from != "" {
+		var err error
+		if canon, domain, err = inEnvelopeAddress(from); err != nil {
+			ss.s.log.Info("bad sender address", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
+			return inErrBadAddr
+		}
+		if inIsAddressLiteral(domain) && !ss.s.o.AllowAddressLiterals {
+			return inErrLiteral
+		}
+		if !utf8 && !inIsASCII(canon) {
+			return inErrNeedUTF8
+		}
+	}
+	if ss.user != nil && len(ss.user.AllowedFrom) > 0 && (from == "" || !inDomainAllowed(ss.user, domain)) {
+		ss.s.log.Info("sender domain not allowed", "client", ss.c.ip, "trace", ss.c.trace, "user", ss.user.Name, "domain", domain)
+		return inErrFromDomain
+	}
+	if ss.s.msgRate != nil && !ss.s.msgRate.allow(ss.c.ip) {
+		ss.s.log.Warn("message rate limited", "client", ss.c.ip, "trace", ss.c.trace)
+		return inErrRate
+	}
+	ss.Reset()
+	ss.hasFrom = true
+	ss.epoch = epoch
+	ss.from = canon
+	ss.utf8 = utf8
+	return nil
+}
+
+// current reports whether the transaction began in the current STARTTLS
+// epoch: a MAIL sent in plaintext does not survive STARTTLS (RFC 3207 §4.2).
+func (ss *inSession) current() bool {
+	_, epoch, needHelo, _ := ss.c.tlsState()
+	return ss.hasFrom && ss.epoch == epoch && !needHelo
+}
+
+func (ss *inSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if !ss.current() {
+		return inErrSequence
+	}
+	if len(ss.rcpts) >= ss.s.o.MaxRecipients {
+		return inErrTooManyRcpts
+	}
+	canon, domain, err := inEnvelopeAddress(to)
+	if err != nil {
+		ss.s.log.Info("bad recipient address", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
+		return inErrBadAddr
+	}
+	if inIsAddressLiteral(domain) && !ss.s.o.AllowAddressLiterals {
+		return inErrLiteral
+	}
+	if !ss.utf8 && !inIsASCII(canon) {
+		return inErrNeedUTF8
+	}
+	if ss.s.o.Suppressed != nil && ss.s.o.Suppressed(canon) {
+		return inErrSuppressed
+	}
+	ss.rcpts = append(ss.rcpts, canon)
+	return nil
+}
+
+func (ss *inSession) Data(r io.Reader) error {
+	body, err := io.ReadAll(r)
+	bare := ss.c.takeBare()
+	if err != nil {
+		var se *smtp.SMTPError
+		switch {
+		case errors.As(err, &se) && se.Code == 552:
+			// go-smtp reads on to the end of DATA after we return, so
+			// the client gets this one reply and nothing is parsed as
+			// a command in between.
+			return inErrTooBig
+		case errors.Is(err, smtp.ErrTooLongLine):
+			ss.c.setCloseAfterReply()
+			return inErrLineTooLong
+		}
+		ss.s.log.Info("data read failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
+		return inErrTempLocal
+	}
+	if bare || inHasBareCRLF(body) {
+		ss.s.log.Warn("bare CR or LF in data", "client", ss.c.ip, "trace", ss.c.trace)
+		return inErrBareLF // fatal: inConn closes after writing it
+	}
+	if !ss.current() || len(ss.rcpts) == 0 {
+		return inErrSequence
+	}
+	isTLS, _, _, ehlo := ss.c.tlsState()
+	now := ss.s.o.Now()
+	m := &Message{
+		From:       ss.from,
+		Rcpts:      append([]string(nil), ss.rcpts...),
+		ClientAddr: ss.c.ip,
+		Helo:       ss.sc.Hostname(),
+		SMTPUTF8:   ss.utf8,
+		Received:   now,
+	}
+	if ss.user != nil {
+		m.User = ss.user.Name
+	}
+	tr := inTrace{
+		Helo: m.Helo, Client: m.ClientAddr, Hostname: ss.s.o.Hostname,
+		Protocol: inProtocol(ehlo, isTLS, ss.user != nil), ID: ss.c.trace, Date: now,
+	}
+	if len(m.Rcpts) == 1 {
+		tr.Rcpt = m.Rcpts[0]
+	}
+	var hops int
+	m.Body, hops = inPrepareBody(body, tr)
+	if hops > inMaxReceived {
+		ss.s.log.Warn("mail loop", "client", ss.c.ip, "trace", ss.c.trace, "received", hops)
+		return inErrLoop
+	}
+	ctx := context.Background()
+	if ss.s.o.Check != nil {
+		if err := ss.s.o.Check.Check(ctx, m); err != nil {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) {
+				return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: se.Message}
+			}
+			ss.s.log.Error("check failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
+			return inErrTempLocal
+		}
+	}
+	id, err := ss.s.o.Store.Enqueue(ctx, m)
+	if err != nil {
+		ss.s.log.Error("enqueue failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
+		if errors.Is(err, queue.ErrNoSpace) {
+			return inErrNoSpace
+		}
+		return inErrTempLocal
+	}
+	ss.s.log.Info("accepted", "client", ss.c.ip, "trace", ss.c.trace, "id", id,
+		"from", m.From, "rcpts", len(m.Rcpts), "size", len(m.Body))
+	if ss.s.o.OnEnqueue != nil {
+		ss.s.o.OnEnqueue(id)
+	}
+	// A 250 carrying the queue id; go-smtp writes any *SMTPError as is.
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %s", id)}
+}
