@@ -24,7 +24,24 @@ func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
 	return &wtx{tx: tx, now: now, msgs: map[string]*msgRec{}, dirty: map[string]bool{}}
 }
 
-func (w *wtx) b(name []byte) *bbolt.Bucket { return w.tx.Bucket(name) }
+func (w *wtx) b(name []byte) *bbolt.Bucket {
+	b := w.tx.Bucket(name)
+	if appendOnly(name) {
+		// Keys of these buckets grow with time (IDs sort by time), so
+		// inserts land at the right edge: fill pages fully rather than
+		// split them in half (bbolt's default FillPercent is 0.5).
+		b.FillPercent = 0.9
+	}
+	return b
+}
+
+func appendOnly(name []byte) bool {
+	switch string(name) {
+	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone):
+		return true
+	}
+	return false
+}
 
 // msg loads (and caches for this transaction) a message record.
 func (w *wtx) msg(id string) (*msgRec, error) {

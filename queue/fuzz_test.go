@@ -1,0 +1,89 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+// FuzzParseDueKey checks that index keys parse without panicking and
+// that whatever parses encodes back to the same bytes.
+func FuzzParseDueKey(f *testing.F) {
+	f.Add(dueKey(time.Unix(1700000000, 5), "0123456789ABCDEF", 3))
+	f.Add(dueKey(time.Time{}, "0000000000000000", 0))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, k []byte) {
+		if tm, id, idx, err := parseDueKey(k); err == nil {
+			if got := dueKey(tm, id, idx); !bytes.Equal(got, k) {
+				t.Fatalf("due key %x round-trips to %x", k, got)
+			}
+		}
+		if tm, id, err := parseDoneKey(k); err == nil {
+			if got := doneKey(tm, id); !bytes.Equal(got, k) {
+				t.Fatalf("done key %x round-trips to %x", k, got)
+			}
+		}
+		if id, idx, err := parseRcptKey(k); err == nil {
+			if got := rcptKey(id, idx); !bytes.Equal(got, k) {
+				t.Fatalf("rcpt key %x round-trips to %x", k, got)
+			}
+		}
+	})
+}
+
+// FuzzDecodeRecords feeds arbitrary bytes to the record decoders, as a
+// damaged file would: they must return an error, never panic, and a
+// recipient they accept must have a valid state.
+func FuzzDecodeRecords(f *testing.F) {
+	r, _ := json.Marshal(rcptRec{Addr: "a@b", Domain: "b", State: StateQueued, History: []attemptRec{{Reply: "250"}}})
+	m, _ := json.Marshal(msgRec{From: "x@y", NRcpt: 2, Open: 1})
+	f.Add(r)
+	f.Add(m)
+	f.Add([]byte(`{"s":"bogus"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if rec, err := decodeRcpt(b); err == nil {
+			if !rec.State.Valid() {
+				t.Fatalf("accepted state %q", rec.State)
+			}
+			_ = rec.public()
+		}
+		if rec, err := decodeMsg(b); err == nil {
+			_ = rec.public("0123456789ABCDEF", nil)
+		}
+	})
+}
+
+// FuzzDomainOf checks the recipient domain rule: lower-case text after
+// the last '@'.
+func FuzzDomainOf(f *testing.F) {
+	for _, s := range []string{"a@B.test", `"x@y"@Z`, "nodomain", "@", "a@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		d := domainOf(addr)
+		if bytes.ContainsRune([]byte(d), '@') {
+			t.Fatalf("domainOf(%q) = %q contains @", addr, d)
+		}
+		if d != "" && !bytes.HasSuffix(bytes.ToLower([]byte(addr)), []byte(d)) {
+			t.Fatalf("domainOf(%q) = %q is not a suffix", addr, d)
+		}
+	})
+}
+
+// FuzzIsNoSpace checks the storage error classifier on arbitrary error
+// text: it must not panic and must agree with storageErr.
+func FuzzIsNoSpace(f *testing.F) {
+	f.Add("write /q.db: no space left on device")
+	f.Add("file resize error: disk quota exceeded")
+	f.Add("input/output error")
+	f.Fuzz(func(t *testing.T, msg string) {
+		err := errors.New(msg)
+		if isNoSpace(err) != errors.Is(storageErr("x", err), ErrNoSpace) {
+			t.Fatalf("classifier and storageErr disagree on %q", msg)
+		}
+	})
+}
