@@ -106,10 +106,21 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 		r := outNetReply(policy.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
 		return nil, &r, false
 	}
-	s = &Session{o: o, hop: h, raw: conn, w: newOutWire(conn, o.now, o.opt.CommandTimeout), usable: true}
-	s.w.ctx = ctx
-	stop := context.AfterFunc(ctx, s.interrupt)
-	defer stop()
+	sess := &Session{o: o, hop: h, raw: conn, w: newOutWire(conn, o.now, o.opt.CommandTimeout), usable: true}
+	sess.w.ctx = ctx
+	stop := context.AfterFunc(ctx, sess.interrupt)
+	defer func() {
+		sess.w.ctx = nil
+		if !stop() && rep == nil {
+			// Cancelled just as we finished: the interrupt may still
+			// land on the conn, so this session cannot be trusted.
+			sess.usable = false
+			sess.Close()
+			r := outNetReply(policy.StageConnect, ctx.Err())
+			s, rep = nil, &r
+		}
+	}()
+	s = sess
 	fail := func(r policy.Reply) (*Session, *policy.Reply, bool) {
 		if r.Err != nil || r.Code == 421 {
 			s.usable = false

@@ -505,3 +505,80 @@ func TestDialDefaultDialerBinds(t *testing.T) {
 		t.Errorf("local address = %v", la)
 	}
 }
+
+// A refused STARTTLS leaves the connection in plaintext (RFC 3207 §4):
+// opportunistic mode carries on over it, require gives up.
+func TestDialSTARTTLSRefused(t *testing.T) {
+	t.Parallel()
+	srvCfg, _ := outTestCert(t)
+	tests := []struct {
+		mode    string
+		wantRep bool
+	}{
+		{TLSOpportunistic, false},
+		{TLSRequire, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			t.Parallel()
+			f := newOutFakeMX(t, outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "454 4.7.0 TLS not available"}})
+			ob, rec := outTestOutbound(t, f, tt.mode, nil)
+			s, rep := ob.Dial(context.Background(), "dest.test")
+			if tt.wantRep {
+				if rep == nil {
+					t.Fatal("no reply")
+				}
+				outWant(t, *rep, policy.StageSTARTTLS, 454, "4.7.0")
+				return
+			}
+			if rep != nil {
+				t.Fatalf("Dial: %v", rep)
+			}
+			defer s.Close()
+			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 || s.TLS() || rec.count() != 1 {
+				t.Errorf("Send = %v, TLS = %v, dials = %d", got, s.TLS(), rec.count())
+			}
+		})
+	}
+}
+
+// A server that does not know EHLO still hears our hostname, in HELO
+// (RFC 5321 §3.2), and gets no extension parameters.
+func TestDialHELOFallback(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 command not recognised"}})
+	ob, _ := outTestOutbound(t, f, TLSOpportunistic, nil)
+	s := outDial(t, ob)
+	got := s.Send(context.Background(), &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("caf\xc3\xa9\r\n")})
+	if got[0].Code != 250 {
+		t.Fatalf("Send = %v", got)
+	}
+	_, cmds, _, _ := f.snapshot()
+	if !slices.Contains(cmds, "HELO "+outTestHostname) || !slices.Contains(cmds, "MAIL FROM:<app@src.test>") {
+		t.Errorf("commands = %q", cmds)
+	}
+}
+
+func TestSendSizeLimit(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{ext: []string{"SIZE 10"}})
+	ob, _ := outTestOutbound(t, f, TLSNone, nil)
+	s := outDial(t, ob)
+	got := s.Send(context.Background(), outMsg("a@dest.test"))
+	outWant(t, got[0], policy.StageMail, 552, "5.3.4")
+	if f.countVerb("MAIL") != 0 || !s.Usable() {
+		t.Errorf("MAIL sent = %d, usable = %v", f.countVerb("MAIL"), s.Usable())
+	}
+}
+
+func TestDialCancelled(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{})
+	ob, _ := outTestOutbound(t, f, TLSNone, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s, rep := ob.Dial(ctx, "dest.test")
+	if s != nil || rep == nil || rep.Err == nil {
+		t.Fatalf("Dial with a cancelled context = %v, %v", s, rep)
+	}
+}

@@ -131,10 +131,25 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 			Text: "next hop " + s.hop.Host + " does not support SMTPUTF8"})
 	}
 
+	if n, err := strconv.Atoi(s.ext["SIZE"]); err == nil && n > 0 && len(d.Body) > n {
+		// RFC 1870 §6: the server told us its limit; do not waste a
+		// transaction it will refuse.
+		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 552, Enhanced: "5.3.4",
+			Text: fmt.Sprintf("message size %d exceeds the limit of %d of %s", len(d.Body), n, s.hop.Host)})
+	}
+
 	s.w.ctx = ctx
 	stop := context.AfterFunc(ctx, s.interrupt)
-	defer stop()
-	defer func() { s.w.ctx = nil }()
+	defer func() {
+		s.w.ctx = nil
+		if !stop() {
+			// The interrupt ran, or is about to: the conn's deadline may
+			// be in the past at any moment from now on.
+			s.usable = false
+		}
+	}()
+	log := s.o.log.With("id", d.ID, "relay", s.Relay())
+	defer func() { log.Debug("relay: transaction", "rcpts", len(d.Rcpts), "sent", s.sent, "usable", s.usable) }()
 
 	if s.needRset {
 		if r, ok := s.rset(); !ok {
