@@ -1,0 +1,250 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// fakeStore is an in-memory Store that can be told to fail.
+type fakeStore struct {
+	mu   sync.Mutex
+	msgs []*Message
+	fail error
+}
+
+func (f *fakeStore) Enqueue(_ context.Context, m *Message) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return "", f.fail
+	}
+	f.msgs = append(f.msgs, m)
+	return "Q" + string(rune('0'+len(f.msgs))), nil
+}
+
+func (f *fakeStore) all() []*Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*Message(nil), f.msgs...)
+}
+
+// fakeClock is a manually advanced clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+const testHost = "mx.sluice.test"
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// startInbound runs an Inbound on 127.0.0.1:0 with sensible test defaults
+// (loopback may relay) and returns its address.
+func startInbound(t *testing.T, o InboundOptions) (string, *Inbound, *fakeStore) {
+	t.Helper()
+	st, _ := o.Store.(*fakeStore)
+	if o.Store == nil {
+		st = &fakeStore{}
+		o.Store = st
+	}
+	if o.Hostname == "" {
+		o.Hostname = testHost
+	}
+	if o.Networks == nil {
+		o.Networks = loopback
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s, err := NewInbound(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		if err := <-served; err != nil {
+			t.Errorf("Serve returned %v after Shutdown", err)
+		}
+	})
+	return l.Addr().String(), s, st
+}
+
+// client is a raw SMTP transcript driver.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	// A safety net against hangs, never a synchronisation device.
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.conn, s); err != nil {
+		c.t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+// reply reads one (possibly multi-line) reply; "" on EOF.
+func (c *client) reply() string {
+	c.t.Helper()
+	var b strings.Builder
+	for {
+		line, err := c.r.ReadString('\n')
+		b.WriteString(line)
+		if err != nil {
+			return b.String()
+		}
+		if len(line) < 4 || line[3] == ' ' {
+			return b.String()
+		}
+	}
+}
+
+// expect reads a reply and checks its prefix (e.g. "250" or "553 5.1.3").
+func (c *client) expect(prefix string) string {
+	c.t.Helper()
+	r := c.reply()
+	last := r
+	if i := strings.LastIndex(strings.TrimRight(r, "\r\n"), "\n"); i >= 0 {
+		last = r[i+1:]
+	}
+	if !strings.HasPrefix(last, prefix) {
+		c.t.Fatalf("want reply %q, got %q", prefix, r)
+	}
+	return r
+}
+
+func (c *client) cmd(line, prefix string) string {
+	c.t.Helper()
+	c.send(line + "\r\n")
+	return c.expect(prefix)
+}
+
+// expectClosed checks that the server closed the connection.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	b, err := c.r.ReadString('\n')
+	if err == nil || !(errors.Is(err, io.EOF) || strings.Contains(err.Error(), "reset")) {
+		c.t.Fatalf("want connection closed, got %q, %v", b, err)
+	}
+}
+
+// hello reads the banner and says EHLO.
+func (c *client) hello() string {
+	c.t.Helper()
+	c.expect("220 ")
+	return c.cmd("EHLO client.test", "250 ")
+}
+
+// startTLS upgrades the connection and says EHLO again.
+func (c *client) startTLS(pool *x509.CertPool) string {
+	c.t.Helper()
+	c.cmd("STARTTLS", "220 ")
+	tc := tls.Client(c.conn, &tls.Config{RootCAs: pool, ServerName: testHost})
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.conn = tc
+	c.r = bufio.NewReader(tc)
+	return c.cmd("EHLO client.test", "250 ")
+}
+
+// testTLS returns a server config with a self-signed certificate made at
+// run time, and a pool that trusts it.
+func testTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: testHost},
+		DNSNames:     []string{testHost},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+}
+
+func testUser(t *testing.T, name, password string, allowed ...string) User {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return User{Name: name, PasswordHash: string(h), AllowedFrom: allowed}
+}
+
+const simpleMsg = "From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
+
+// sendMessage runs one transaction with DATA and returns the final reply.
+func (c *client) sendMessage(from, to, body string) string {
+	c.t.Helper()
+	c.cmd("MAIL FROM:<"+from+">", "250")
+	c.cmd("RCPT TO:<"+to+">", "250")
+	c.cmd("DATA", "354")
+	c.send(body + ".\r\n")
+	return c.reply()
+}
