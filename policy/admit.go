@@ -42,9 +42,13 @@ func (p *Policy) Admit(name string) (ok bool, retryAt time.Time) {
 		return true, time.Time{}
 	}
 	if d.active >= d.conc {
+		d.limited = true
 		return false, time.Time{}
 	}
 	d.active++
+	if d.active == d.conc {
+		d.limited = true
+	}
 	d.admits++
 	d.lastAttempt = now
 	return true, time.Time{}

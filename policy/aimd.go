@@ -36,6 +36,7 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 			d.rateTop = 2 * base
 		}
 		if base > 0 {
+			d.rceil.refused(float64(base), now, 2*p.o.ThrottlePause, p.o.RetryMax)
 			nr := base / 2
 			if hard {
 				nr = p.o.MinRate
@@ -49,14 +50,12 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 		}
 	}
 	if cutConc {
+		// A probe is one session by design: cut from the limit then.
 		base := d.conc
-		if d.active > 0 && d.active < base {
+		if d.state != StateProbing && d.active > 0 && d.active < base {
 			base = d.active
 		}
-		d.ceil = d.conc
-		if base < d.ceil {
-			d.ceil = base
-		}
+		d.ceil.refused(float64(base), now, 2*p.o.ThrottlePause, p.o.RetryMax)
 		nc := base / 2
 		if hard {
 			nc = p.o.MinConcurrency
@@ -68,13 +67,14 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 	}
 	d.lastDecrease = now
 	d.successes = 0
+	d.limited = false
 	d.lastChange = now
 	d.version++
 	p.log.Info("policy: decrease", "dest", d.name, "scope", string(s), "concurrency", d.conc, "rate", float64(d.rate))
 }
 
-// increase is the additive increase: +1 concurrency (only while the
-// limit is what holds sessions back) and one rate step of +10% (at least
+// increase is the additive increase: +1 concurrency (only when the
+// limit held sessions back since the last step) and one rate step of +10% (at least
 // MinRate) per IncreaseAfter consecutive successes. At or above the level
 // of the last connection cut, growth is cautious: IncreaseAfter × the
 // current concurrency successes per step, as in TCP congestion
@@ -82,17 +82,15 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 // configured rate the cap is lifted once the rate is back to twice the
 // rate observed at the first cut.
 func (p *Policy) increase(d *dest, now time.Time) bool {
-	need := p.o.IncreaseAfter
-	if d.ceil > 0 && d.conc+1 >= d.ceil {
-		need *= d.conc
-	}
-	if d.successes < need {
+	if d.successes < p.o.IncreaseAfter {
 		return false
 	}
 	d.successes = 0
 	changed := false
-	if mc := d.maxConc(); d.conc < mc && d.active >= d.conc {
+	if mc := d.maxConc(); d.conc < mc && d.limited && d.ceil.allows(float64(d.conc+1), now) {
 		d.conc++
+		d.limited = false
+		d.ceil.crossed(float64(d.conc))
 		changed = true
 	} else if d.conc > mc {
 		d.conc = mc
@@ -112,6 +110,15 @@ func (p *Policy) increase(d *dest, now time.Time) bool {
 			nr = 0
 		case mr <= 0 && d.rateTop <= 0:
 			nr = 0
+		}
+		if d.rceil.level > 0 && (nr == 0 || float64(nr) >= d.rceil.level) {
+			if !d.rceil.allows(float64(nr), now) {
+				nr = d.rate
+			} else if nr != 0 {
+				d.rceil.crossed(float64(nr))
+			} else {
+				d.rceil.crossed(d.rceil.level)
+			}
 		}
 		if nr != d.rate {
 			d.setRate(nr, now)

@@ -23,7 +23,8 @@ type dest struct {
 	rtLim   *Limits    // runtime maxima (SetLimits), nil = config
 
 	conc    int        // current concurrency limit (AIMD)
-	ceil    int        // concurrency at the last connection cut (cautious growth at/above it)
+	ceil    ceiling    // concurrency at the last connection refusal
+	rceil   ceiling    // rate at the last rate refusal
 	rate    rate.Limit // current rate, 0 = unlimited
 	rateTop rate.Limit // with no configured cap: above this the cap is lifted again
 	limiter *rate.Limiter
@@ -34,7 +35,8 @@ type dest struct {
 	probing      bool // a probe session is in flight
 	step         int  // pause backoff step; reset by success
 	lastDecrease time.Time
-	successes    int // consecutive
+	successes    int  // consecutive
+	limited      bool // the concurrency limit held sessions back since the last increase
 	admits       int // sessions granted, for the messages-per-connection estimate
 	oks          int // successes, likewise
 

@@ -16,7 +16,8 @@ type persisted struct {
 	PausedUntil time.Time     `json:"paused_until,omitzero"`
 	Step        int           `json:"step,omitempty"`
 	Concurrency int           `json:"concurrency"`
-	Ceil        int           `json:"ceil,omitempty"`
+	Ceil        float64       `json:"ceil,omitempty"`
+	RateCeil    float64       `json:"rate_ceil,omitempty"`
 	Rate        float64       `json:"rate,omitempty"` // 0 = unlimited
 	RateTop     float64       `json:"rate_top,omitempty"`
 	Runtime     *Limits       `json:"runtime,omitempty"`
@@ -39,7 +40,7 @@ func (p *Policy) snapshotForSave(d *dest) *pendingSave {
 		return nil
 	}
 	ps := persisted{
-		State: d.state, PausedUntil: d.pausedUntil, Step: d.step, Concurrency: d.conc, Ceil: d.ceil,
+		State: d.state, PausedUntil: d.pausedUntil, Step: d.step, Concurrency: d.conc, Ceil: d.ceil.level, RateCeil: d.rceil.level,
 		Rate: float64(d.rate), RateTop: float64(d.rateTop), Runtime: d.rtLim, MsgsPerConn: d.msgsPerConn,
 		GreyLo: d.greyLo, GreyHi: d.greyHi, LastChange: d.lastChange,
 	}
@@ -97,7 +98,9 @@ func (d *dest) restore(ps persisted, p *Policy) {
 	if mc := d.maxConc(); d.conc > mc {
 		d.conc = mc
 	}
-	d.ceil = ps.Ceil
+	// The hold itself is not kept: after a restart one crossing attempt
+	// is allowed, then holds grow again.
+	d.ceil.level, d.rceil.level = ps.Ceil, ps.RateCeil
 	d.rateTop = rate.Limit(ps.RateTop)
 	r := rate.Limit(ps.Rate)
 	if mr := d.maxRate(); mr > 0 && (r <= 0 || r > mr) {
