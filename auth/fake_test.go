@@ -63,7 +63,9 @@ func (f *fakeDNS) resolve(ctx context.Context, name string) (string, error) {
 	return n, nil
 }
 
-func nodata(name string) error { return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true} }
+func nodata(name string) error {
+	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
 
 func (f *fakeDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	f.mu.Lock()
