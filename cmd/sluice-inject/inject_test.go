@@ -107,6 +107,27 @@ func TestRunAgainstFakeMX(t *testing.T) {
 	}
 }
 
+// TestRunUnderSessionCap has more clients than the receiver allows: the
+// refused ones retry until every message is acknowledged exactly once.
+func TestRunUnderSessionCap(t *testing.T) {
+	t.Parallel()
+	mx := startMX(t, fakemx.Options{MaxSessions: 2})
+	sum, err := run(context.Background(), config{
+		Addr: mx.Addr(), N: 100, C: 6, Size: 512, Rcpts: 1, From: "a@src.test", To: "u%d@dest.test",
+		Deadline: time.Minute, Backoff: time.Millisecond, Logger: quiet(),
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	st := mx.Stats()
+	if sum.Acked != 100 || st.Delivered != 100 || st.Duplicates != 0 || st.MaxConcurrent > 2 {
+		t.Errorf("summary %v, stats %+v", sum, st)
+	}
+	if len(mx.MessageIDs()) != 100 {
+		t.Errorf("%d distinct Message-IDs", len(mx.MessageIDs()))
+	}
+}
+
 func TestRunDeadlineWhenServerIsDown(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -233,7 +233,10 @@ func (s *Server) serve() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			// Out of descriptors or similar: back off briefly rather
+			// than spin, as net/http does.
 			s.log.Warn("fakemx accept", "err", err)
+			time.Sleep(5 * time.Millisecond)
 			continue
 		}
 		s.mu.Lock()
