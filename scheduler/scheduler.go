@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"sluice/dsn"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -123,7 +122,6 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		stopSessions() // deliveries still running past the grace period are cut; their leases return to due
 	}()
 	wg.Wait()
-	d.outbound.Close()
 	log.Info("sluice stopped")
 	return nil
 }
@@ -276,4 +274,3 @@ func localAddrs(cfg *config.Config) []netip.AddrPort {
 	return out
 }
 
-var _ = errors.New
