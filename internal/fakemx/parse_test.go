@@ -172,3 +172,25 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+func TestReadData(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, body string
+		bare           bool
+	}{
+		{"plain", "a\r\nb\r\n.\r\n", "a\r\nb\r\n", false},
+		{"dot stuffing", "..x\r\n..\r\n.\r\n", ".x\r\n.\r\n", false},
+		{"lone LF", "a\nb\r\n.\r\n", "a\nb\r\n", true},
+		{"lone CR", "a\rb\r\n.\r\n", "a\rb\r\n", true},
+		{"LF dot LF is content", "a\n.\nb\r\n.\r\n", "a\n.\nb\r\n", true},
+		{"long line", strings.Repeat("x", 100) + "\r\n.\r\n", strings.Repeat("x", 100) + "\r\n", false},
+	}
+	for _, tc := range tests {
+		// A 16-byte buffer makes ReadSlice split long lines.
+		res, err := readData(bufio.NewReaderSize(strings.NewReader(tc.in+"NEXT"), 16), true)
+		if err != nil || string(res.raw) != tc.body || res.bare != tc.bare {
+			t.Errorf("%s: got %q bare=%v err=%v, want %q bare=%v", tc.name, res.raw, res.bare, err, tc.body, tc.bare)
+		}
+	}
+}

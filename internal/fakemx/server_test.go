@@ -285,3 +285,23 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelining sends a whole transaction in one write (RFC 2920) and
+// expects every reply in order.
+func TestPipelining(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{}, nil)
+	c := dial(t, s)
+	c.expect(220)
+	c.cmd("EHLO client.test", 250)
+	_, _ = io.WriteString(c.c, "MAIL FROM:<a@b>\r\nRCPT TO:<x@d>\r\nRCPT TO:<y@d>\r\nDATA\r\n")
+	for _, want := range []int{250, 250, 250, 354} {
+		c.expect(want)
+	}
+	_, _ = io.WriteString(c.c, "Message-ID: <p@x>\r\n\r\n.\r\nQUIT\r\n")
+	c.expect(250)
+	c.expect(221)
+	if st := s.Stats(); st.DeliveredRcpts != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
