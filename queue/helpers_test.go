@@ -105,6 +105,11 @@ func checkInvariants(t testing.TB, q *Queue) {
 			done[string(k)] = true
 			return nil
 		})
+		openIdx := map[string]bool{}
+		_ = tx.Bucket(bktOpen).ForEach(func(k, _ []byte) error {
+			openIdx[string(k)] = true
+			return nil
+		})
 		counts := map[State]int{}
 		err := tx.Bucket(bktMsgs).ForEach(func(k, v []byte) error {
 			id := string(k)
@@ -147,6 +152,10 @@ func checkInvariants(t testing.TB, q *Queue) {
 			if (open == 0) != !m.Done.IsZero() {
 				return fmt.Errorf("%s: open=%d but Done=%v", id, open, m.Done)
 			}
+			if (open > 0) != openIdx[id] {
+				return fmt.Errorf("%s: open=%d but open index=%v", id, open, openIdx[id])
+			}
+			delete(openIdx, id)
 			if open == 0 {
 				dk := string(doneKey(m.Done, id))
 				if !done[dk] {
@@ -159,8 +168,8 @@ func checkInvariants(t testing.TB, q *Queue) {
 		if err != nil {
 			return err
 		}
-		if len(due) != 0 || len(active) != 0 || len(done) != 0 {
-			return fmt.Errorf("stale index entries: due=%d active=%d done=%d", len(due), len(active), len(done))
+		if len(due) != 0 || len(active) != 0 || len(done) != 0 || len(openIdx) != 0 {
+			return fmt.Errorf("stale index entries: due=%d active=%d done=%d open=%d", len(due), len(active), len(done), len(openIdx))
 		}
 		for _, s := range AllStates {
 			var n int

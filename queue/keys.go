@@ -15,12 +15,13 @@ var (
 	bktDue      = []byte("due")      // be64 nanos || id || be32 idx -> nil: StateQueued only
 	bktActive   = []byte("active")   // id || be32 idx -> nil: StateActive only (leases)
 	bktDone     = []byte("done")     // be64 nanos || id -> nil: finished messages by Done
+	bktOpen     = []byte("open")     // id -> nil: messages with an open recipient
 	bktStats    = []byte("stats")    // state -> be64 recipient count
 	bktSuppress = []byte("suppress") // lower-case addr -> suppRec (JSON)
 	bktDest     = []byte("dest")     // destination name -> opaque policy state
 )
 
-var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktStats, bktSuppress, bktDest}
+var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktOpen, bktStats, bktSuppress, bktDest}
 
 const (
 	rcptKeyLen = idLen + 4

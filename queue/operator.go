@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"time"
 
@@ -122,26 +124,23 @@ func (q *Queue) Delete(ids []string) (int, error) {
 }
 
 // IDsForDomain returns the messages with an open recipient at domain.
+// It walks the open index, so finished messages kept for retention cost
+// nothing.
 func (q *Queue) IDsForDomain(domain string) ([]string, error) {
 	domain = strings.ToLower(domain)
 	var out []string
 	err := q.view(func(tx *bbolt.Tx) error {
-		last := ""
-		return tx.Bucket(bktRcpts).ForEach(func(k, v []byte) error {
-			id, _, err := parseRcptKey(k)
-			if err != nil {
-				return err
-			}
-			if id == last {
-				return nil
-			}
-			r, err := decodeRcpt(v)
-			if err != nil {
-				return err
-			}
-			if r.Domain == domain && r.State.Open() {
-				out = append(out, id)
-				last = id
+		rc := tx.Bucket(bktRcpts).Cursor()
+		return tx.Bucket(bktOpen).ForEach(func(k, _ []byte) error {
+			for rk, rv := rc.Seek(k); rk != nil && bytes.HasPrefix(rk, k); rk, rv = rc.Next() {
+				r, err := decodeRcpt(rv)
+				if err != nil {
+					return err
+				}
+				if r.Domain == domain && r.State.Open() {
+					out = append(out, string(k))
+					break
+				}
 			}
 			return nil
 		})
@@ -210,25 +209,25 @@ func (q *Queue) Counts() (map[State]int, error) {
 }
 
 // Oldest returns the Received time of the oldest message that still has
-// an open recipient. IDs sort by time, so it stops at the first open one.
+// an open recipient. The open index is keyed by ID, and IDs sort by
+// receive time, so this reads one entry: O(log n).
 func (q *Queue) Oldest() (time.Time, bool, error) {
 	var t time.Time
 	var ok bool
 	err := q.view(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bktMsgs).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			m, err := decodeMsg(v)
-			if err != nil {
-				return err
-			}
-			if m.Open > 0 && (!ok || m.Received.Before(t)) {
-				t, ok = m.Received, true
-				// A clock step back could make a later ID older, but
-				// only by the step; the first open one is close enough
-				// once found, so stop.
-				return nil
-			}
+		k, _ := tx.Bucket(bktOpen).Cursor().First()
+		if k == nil {
+			return nil
 		}
+		v := tx.Bucket(bktMsgs).Get(k)
+		if v == nil {
+			return fmt.Errorf("queue: open index names missing message %s", k)
+		}
+		m, err := decodeMsg(v)
+		if err != nil {
+			return err
+		}
+		t, ok = m.Received, true
 		return nil
 	})
 	return t, ok, err

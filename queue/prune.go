@@ -71,6 +71,9 @@ func pruneMessage(w *wtx, id string) error {
 			return err
 		}
 	}
+	if err := w.b(bktOpen).Delete(prefix); err != nil {
+		return err
+	}
 	delete(w.msgs, id)
 	delete(w.dirty, id)
 	if err := w.b(bktBodies).Delete(prefix); err != nil {

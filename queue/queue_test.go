@@ -59,6 +59,13 @@ func TestEnqueueGetBody(t *testing.T) {
 			t.Errorf("Body(%q) = %v, want ErrNotFound", bad, err)
 		}
 	}
+	empty, err := q.Enqueue(context.Background(), NewMessage{Rcpts: []string{"e@x.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.Body(empty); err != nil || len(got) != 0 {
+		t.Errorf("Body(empty) = %q, %v", got, err)
+	}
 	if _, err := q.Enqueue(context.Background(), NewMessage{From: "a@b"}); err == nil {
 		t.Error("Enqueue without recipients succeeded")
 	}

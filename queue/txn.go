@@ -37,7 +37,7 @@ func (w *wtx) b(name []byte) *bbolt.Bucket {
 
 func appendOnly(name []byte) bool {
 	switch string(name) {
-	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone):
+	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone), string(bktOpen):
 		return true
 	}
 	return false
@@ -159,11 +159,19 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 	switch {
 	case (from == "" || !from.Open()) && to.Open():
 		m.Open++
+		if m.Open == 1 {
+			if err := w.b(bktOpen).Put([]byte(id), nil); err != nil {
+				return err
+			}
+		}
 	case from.Open() && !to.Open():
 		m.Open--
 		if m.Open <= 0 {
 			m.Open = 0
 			m.Done = w.now
+			if err := w.b(bktOpen).Delete([]byte(id)); err != nil {
+				return err
+			}
 			if err := w.b(bktDone).Put(doneKey(m.Done, id), nil); err != nil {
 				return err
 			}
