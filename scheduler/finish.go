@@ -60,6 +60,9 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 			"id", it.ID, "from", it.From, "to", it.Addr, "relay", relayOrNone(relayName),
 			"delay", now.Sub(it.Received).Round(1e6).String(), "attempt", it.Attempts+1,
 			"status", att.Status, "dsn", status, "class", string(dec.Verdict.Class), "reply", r.String())
+		if s.o.OnAttempt != nil {
+			s.o.OnAttempt(Attempt{Dest: name, Domain: it.Domain, Class: dec.Verdict.Class, Status: att.Status, Reply: r, Delay: now.Sub(it.Received)})
+		}
 		ups = append(ups, up)
 	}
 	// The DSN is queued before the bounce is recorded: a crash between the

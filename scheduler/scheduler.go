@@ -65,8 +65,20 @@ type Options struct {
 	MaxInlineWait    time.Duration // a session waits for a rate token this long at most before handing its mail back (default 1s)
 	ResolveTimeout   time.Duration // MX lookup for destination grouping (default 10s)
 
+	// OnAttempt, when set, is told about every delivery attempt (metrics).
+	OnAttempt func(a Attempt)
+
 	Now    func() time.Time
 	Logger *slog.Logger // mail log: one line per delivery attempt
+}
+
+// Attempt describes one recipient's delivery attempt, for metrics.
+type Attempt struct {
+	Dest, Domain string
+	Class        policy.Class
+	Status       string        // sent | deferred | bounced | expired
+	Reply        policy.Reply  // what the receiver said
+	Delay        time.Duration // since the message was queued
 }
 
 // Scheduler is the delivery loop. Create it with New and run it with Run.
