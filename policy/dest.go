@@ -37,8 +37,8 @@ type dest struct {
 	lastDecrease time.Time
 	successes    int  // consecutive
 	limited      bool // the concurrency limit held sessions back since the last increase
-	admits       int // sessions granted, for the messages-per-connection estimate
-	oks          int // successes, likewise
+	admits       int  // sessions granted, for the messages-per-connection estimate
+	oks          int  // successes, likewise
 
 	msgsPerConn int           // 0 = unlimited
 	greyLo      time.Duration // longest refusal interval seen (window is longer)

@@ -8,14 +8,15 @@ import (
 // greyRefusal tracks one greylisted recipient at one destination.
 type greyRefusal struct {
 	first, last time.Time
+	n           int // refusals so far
 }
 
 func greyKey(dest, rcpt string) string { return dest + "\x00" + strings.ToLower(rcpt) }
 
 // greyRefused records a greylist refusal and returns when the recipient
 // is due again: the hinted delay, else the learned window counted from
-// the first refusal, else GreylistDefault, plus GreylistMargin and up to
-// one more margin of jitter.
+// the first refusal, else GreylistDefault, plus GreylistMargin (not for
+// the learned window, which includes it) and up to one margin of jitter.
 //
 // Learning brackets the window between the last refusal (greyLo: the
 // window is longer) and the first acceptance (greyHi: the window is at
@@ -39,19 +40,32 @@ func (p *Policy) greyRefused(d *dest, rcpt string, v Verdict, now time.Time) tim
 		d.version++
 	}
 	g.last = now
+	g.n++
 	if rcpt != "" {
 		p.grey[k] = g
 	}
 	var due time.Time
+	margin := p.o.GreylistMargin
 	switch {
 	case v.Delay > 0:
 		due = now.Add(v.Delay)
 	case d.greyHi > 0:
+		// greyHi is a proven acceptance point and already holds the
+		// margin of the round that learned it: adding it again would
+		// make every round later than the last.
 		due = g.first.Add(d.greyHi)
+		margin = 0
 	case seen:
-		// Came back too early and nothing is learned: wait half again
-		// what we waited, a bisection that converges in a few rounds.
-		due = now.Add(max(now.Sub(g.first)/2, p.o.GreylistMargin))
+		// Came back too early and nothing is learned: step a quarter of
+		// the time waited so far, doubling the step on every further
+		// refusal. Small first steps keep the learned upper bound tight
+		// (a default a little short of the window costs one extra
+		// reply); the doubling finds a much longer window in a few.
+		step := now.Sub(g.first) / 4
+		for i := 2; i < g.n && step < p.o.RetryMax; i++ {
+			step *= 2
+		}
+		due = now.Add(max(step, p.o.GreylistMargin))
 	default:
 		w := p.o.GreylistDefault
 		if d.greyLo >= w {
@@ -62,7 +76,7 @@ func (p *Policy) greyRefused(d *dest, rcpt string, v Verdict, now time.Time) tim
 	if due.Before(now) {
 		due = now
 	}
-	return due.Add(p.o.GreylistMargin + time.Duration(p.rnd()*float64(p.o.GreylistMargin)))
+	return due.Add(margin + time.Duration(p.rnd()*float64(p.o.GreylistMargin)))
 }
 
 // greyAccepted learns the upper bound of the window from an acceptance.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"log/slog"
 	"maps"
 	"sync"
 	"testing"
@@ -68,6 +69,9 @@ func fixture(t *testing.T, o Options) (*Policy, *fakeClock) {
 	o.Now = c.Now
 	if o.Rand == nil {
 		o.Rand = half
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.RetryBase == 0 {
 		o.RetryBase = time.Second
