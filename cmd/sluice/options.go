@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"sluice/auth"
 	"sluice/config"
 	"sluice/policy"
@@ -104,9 +102,6 @@ func inboundOptions(cfg *config.Config, log *slog.Logger) (relay.InboundOptions,
 		PerClientBurst:       max(l.PerClientRate.Burst, 1),
 		AllowAddressLiterals: l.AllowAddressLiterals,
 		Logger:               log,
-	}
-	if l.PerClientRate.Limit == 0 {
-		o.PerClientRate = rate.Inf
 	}
 	for _, n := range cfg.Access.Networks {
 		p, err := netip.ParsePrefix(n)
