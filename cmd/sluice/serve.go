@@ -273,4 +273,3 @@ func localAddrs(cfg *config.Config) []netip.AddrPort {
 	}
 	return out
 }
-
