@@ -248,3 +248,13 @@ func (c *client) sendMessage(from, to, body string) string {
 	c.send(body + ".\r\n")
 	return c.reply()
 }
+
+// shutdown drains s with a generous bound.
+func shutdown(t *testing.T, s *Inbound) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
