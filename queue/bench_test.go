@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -99,3 +100,44 @@ func BenchmarkBoltBatchParallel(b *testing.B) {
 }
 
 func testNow() time.Time { return time.Now() }
+
+// BenchmarkLeaseAt100k leases 100 recipients and defers them again with
+// 100,000 recipients in the due index: the cost must not grow with the
+// queue (Lease walks the index from its start).
+func BenchmarkLeaseAt100k(b *testing.B) {
+	for _, size := range []int{1000, 100000} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			q, c, _ := openTest(b, func(o *Options) { o.NoSync = true })
+			body := make([]byte, 512)
+			for n := 0; n < size; n += 1000 {
+				err := q.write(context.Background(), func(w *wtx) error {
+					for i := 0; i < 1000; i++ {
+						if _, err := q.enqueueTx(w, NewMessage{Rcpts: []string{"r@y.test"}, Body: body}); err != nil {
+							return err
+						}
+					}
+					return nil
+				}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			now := c.Now()
+			b.ResetTimer()
+			for b.Loop() {
+				items, err := q.Lease(now, 100)
+				if err != nil || len(items) != 100 {
+					b.Fatalf("Lease = %d, %v", len(items), err)
+				}
+				ups := make([]Update, len(items))
+				now = now.Add(time.Millisecond)
+				for i, it := range items {
+					ups[i] = Update{ID: it.ID, Rcpt: it.Rcpt, State: StateQueued, NextAttempt: now}
+				}
+				if err := q.Update(context.Background(), ups); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -25,31 +25,38 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (string, error) {
 	}
 	var id string
 	err := q.write(ctx, func(w *wtx) error {
-		id = q.ids.next(w.now)
-		for w.b(bktMsgs).Get([]byte(id)) != nil {
-			id = q.ids.next(w.now)
-		}
-		rec := &msgRec{
-			From: m.From, Received: w.now, Size: int64(len(m.Body)),
-			ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
-			NRcpt: len(m.Rcpts),
-		}
-		if err := w.putMsg(id, rec); err != nil {
-			return err
-		}
-		if err := w.b(bktBodies).Put([]byte(id), m.Body); err != nil {
-			return fmt.Errorf("queue: store body: %w", err)
-		}
-		for i, a := range m.Rcpts {
-			r := &rcptRec{Addr: a, Domain: domainOf(a)}
-			if err := w.transition(id, i, r, StateQueued, w.now); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		id, err = q.enqueueTx(w, m)
+		return err
 	}, nil)
 	if err != nil {
 		return "", err
+	}
+	return id, nil
+}
+
+// enqueueTx stores m inside w and returns its new ID.
+func (q *Queue) enqueueTx(w *wtx, m NewMessage) (string, error) {
+	id := q.ids.next(w.now)
+	for w.b(bktMsgs).Get([]byte(id)) != nil {
+		id = q.ids.next(w.now)
+	}
+	rec := &msgRec{
+		From: m.From, Received: w.now, Size: int64(len(m.Body)),
+		ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
+		NRcpt: len(m.Rcpts),
+	}
+	// The record is written once, by flush, after the recipients have
+	// set its open count.
+	w.msgs[id], w.dirty[id] = rec, true
+	if err := w.b(bktBodies).Put([]byte(id), m.Body); err != nil {
+		return "", fmt.Errorf("queue: store body: %w", err)
+	}
+	for i, a := range m.Rcpts {
+		r := &rcptRec{Addr: a, Domain: domainOf(a)}
+		if err := w.transition(id, i, r, StateQueued, w.now); err != nil {
+			return "", err
+		}
 	}
 	return id, nil
 }

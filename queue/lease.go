@@ -118,12 +118,8 @@ func (q *Queue) Update(ctx context.Context, ups []Update) error {
 }
 
 func applyUpdate(w *wtx, u Update) error {
-	m, err := w.msg(u.ID)
-	if err != nil {
-		return err
-	}
-	if u.Rcpt < 0 || u.Rcpt >= m.NRcpt {
-		return fmt.Errorf("%w: %s recipient %d", ErrNotFound, u.ID, u.Rcpt)
+	if !validID(u.ID) || u.Rcpt < 0 {
+		return fmt.Errorf("%w: %q recipient %d", ErrNotFound, u.ID, u.Rcpt)
 	}
 	r, err := w.rcpt(u.ID, u.Rcpt)
 	if err != nil {

@@ -119,10 +119,6 @@ func (w *wtx) addStat(s State, delta int64) error {
 // transaction ends. A final state is never left: that would resurrect a
 // message whose Done is already indexed.
 func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Time) error {
-	m, err := w.msg(id)
-	if err != nil {
-		return err
-	}
 	from := r.State
 	if from != "" && !from.Open() {
 		return fmt.Errorf("queue: %s recipient %d: cannot leave final state %s", id, idx, from)
@@ -156,15 +152,35 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 	if err := w.addStat(to, 1); err != nil {
 		return err
 	}
+	opens, closes := (from == "" || !from.Open()) && to.Open(), from.Open() && !to.Open()
+	if opens || closes {
+		// Only a change of open-ness touches the message record, so a
+		// deferral or a lease rewrites the recipient alone.
+		m, err := w.msg(id)
+		if err != nil {
+			return err
+		}
+		if err := w.countOpen(id, m, opens); err != nil {
+			return err
+		}
+	}
+	r.State = to
+	return w.putRcpt(id, idx, r)
+}
+
+// countOpen adjusts the message's open-recipient count, keeping the open
+// index and the done index in step.
+func (w *wtx) countOpen(id string, m *msgRec, opens bool) error {
+	w.dirty[id] = true
 	switch {
-	case (from == "" || !from.Open()) && to.Open():
+	case opens:
 		m.Open++
 		if m.Open == 1 {
 			if err := w.b(bktOpen).Put([]byte(id), nil); err != nil {
 				return err
 			}
 		}
-	case from.Open() && !to.Open():
+	default:
 		m.Open--
 		if m.Open <= 0 {
 			m.Open = 0
@@ -177,7 +193,5 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 			}
 		}
 	}
-	r.State = to
-	w.dirty[id] = true
-	return w.putRcpt(id, idx, r)
+	return nil
 }
