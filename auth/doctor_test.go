@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func doctorZone(t *testing.T) (*fakeDNS, []KeyConfig) {
+func doctorZone(t testing.TB) (*fakeDNS, []KeyConfig) {
 	f := newFakeDNS()
 	f.txt["good.test"] = []string{"v=spf1 ip4:192.0.2.7 -all"}
 	f.txt["_dmarc.good.test"] = []string{"v=DMARC1; p=reject; adkim=s"}

@@ -19,7 +19,7 @@ const testMsg = "From: App <app@example.test>\r\n" +
 	"Body  line two with  spaces   \r\n"
 
 // keyFixture generates a key with Keygen and publishes its record in fake.
-func keyFixture(t *testing.T, fake *fakeDNS, domain, selector, typ string, subdomains bool) KeyConfig {
+func keyFixture(t testing.TB, fake *fakeDNS, domain, selector, typ string, subdomains bool) KeyConfig {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), selector+".pem")
 	name, value, err := Keygen(domain, selector, typ, path)
