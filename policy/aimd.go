@@ -82,7 +82,7 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 // configured rate the cap is lifted once the rate is back to twice the
 // rate observed at the first cut.
 func (p *Policy) increase(d *dest, now time.Time) bool {
-	if d.successes < p.o.IncreaseAfter {
+	if d.successes < p.o.IncreaseAfter || now.Before(d.holdUntil) {
 		return false
 	}
 	d.successes = 0

@@ -25,6 +25,8 @@ type builtinRule struct {
 }
 
 var builtinRules = []builtinRule{
+	{name: "http-421", re: regexp.MustCompile(`(?i)misdirected request`), class: ClassReconnect,
+		reason: "This is the HTTP meaning of 421 (Misdirected Request: connection reuse, SNI or proxy routing), not an SMTP throttle; retry on a fresh connection."},
 	{name: "yahoo-TSS04", re: regexp.MustCompile(`(?i)\[TSS0[0-9]\]`), code: 4, class: ClassSuspend, scope: ScopeBoth, forDur: 2 * time.Hour,
 		reason: "Yahoo/AOL deferred mail for volume or complaints; the destination is suspended for about two hours, then resumes slowly."},
 	{name: "yahoo-TS03", re: regexp.MustCompile(`(?i)\[TS0[0-9]\]|permanently deferred`), code: 4, class: ClassSuspend, scope: ScopeBoth, forDur: 12 * time.Hour, alarm: true,
@@ -50,7 +52,7 @@ var builtinRules = []builtinRule{
 		reason: "Gmail's connection-rate guard: open fewer connections."},
 	{name: "gmail-4.2.1", enh: []string{"4.2.1"}, code: 4, class: ClassRecipientTemp,
 		reason: "This mailbox receives mail too quickly; defer this recipient only."},
-	{name: "microsoft-4.7.650", enh: []string{"4.7.650", "4.7.651"}, code: 4, class: ClassThrottle, scope: ScopeBoth, hard: true,
+	{name: "microsoft-4.7.650", enh: []string{"4.7.650", "4.7.651"}, code: 4, class: ClassThrottle, scope: ScopeBoth, hard: true, forDur: 90 * time.Minute,
 		reason: "Microsoft rate-limits this IP for its reputation; one connection at a low rate."},
 	{name: "microsoft-4.7.652", enh: []string{"4.7.652"}, code: 4, class: ClassThrottle, scope: ScopeConnections,
 		reason: "Microsoft counts too many connections from this IP; open fewer."},

@@ -52,7 +52,10 @@ type dest struct {
 	lastAttempt time.Time
 	lastThrottl time.Time
 
-	version uint64 // bumped on every persisted change
+	holdUntil time.Time // no additive increase before (a throttle rule's `for`)
+
+	version   uint64 // bumped on every persisted change
+	marshaled uint64 // version last handed to the store
 }
 
 type minuteCount struct {

@@ -92,6 +92,9 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 			delete(p.expiries, strings.ToLower(o.Rcpt))
 		}
 	case ClassThrottle:
+		// The destination is paused now: sending more on this session
+		// would be the hammering the pause exists to stop.
+		dec.EndSession = true
 		p.onThrottle(d, v, now)
 		dec.RetryAt = p.afterPause(d, now)
 		dec.Alarm = p.checkAlarm(now)
@@ -111,7 +114,9 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 		dec.RetryAt = p.afterPause(d, now)
 	case ClassReconnect:
 		dec.EndSession = true
-		p.onReconnect(d, now)
+		if v.Rule != "builtin:http-421" {
+			p.onReconnect(d, now)
+		}
 		dec.RetryAt = now.Add(time.Duration(p.rnd() * float64(p.probeWait())))
 	case ClassGreylist:
 		dec.RetryAt = p.greyRefused(d, o.Rcpt, v, now)
@@ -142,11 +147,15 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	if d.lastDecrease.IsZero() || now.Sub(d.lastDecrease) >= p.o.DecreaseWindow {
 		p.decrease(d, v.Scope, v.Hard, now)
 	}
+	if v.For > 0 {
+		// A throttle rule's `for` holds the reduced limits that long
+		// (Microsoft 4.7.650: about 90 minutes at one connection).
+		if h := now.Add(v.For); h.After(d.holdUntil) {
+			d.holdUntil = h
+		}
+	}
 	d.step++
 	pause := RetryDelay(d.step, p.o.ThrottlePause, p.o.RetryMax, p.rnd())
-	if v.For > 0 {
-		pause = v.For
-	}
 	if v.Delay > pause {
 		pause = min(v.Delay, p.o.RetryMax)
 	}

@@ -24,6 +24,7 @@ type persisted struct {
 	MsgsPerConn int           `json:"msgs_per_conn,omitempty"`
 	GreyLo      time.Duration `json:"grey_lo,omitempty"`
 	GreyHi      time.Duration `json:"grey_hi,omitempty"`
+	HoldUntil   time.Time     `json:"hold_until,omitzero"`
 	LastChange  time.Time     `json:"last_change,omitzero"`
 }
 
@@ -36,13 +37,14 @@ type pendingSave struct {
 // snapshotForSave marshals d when it changed since the last save. Caller
 // holds p.mu; the write itself happens after unlocking.
 func (p *Policy) snapshotForSave(d *dest) *pendingSave {
-	if p.o.Store == nil || d.version == 0 {
+	if p.o.Store == nil || d.version == d.marshaled {
 		return nil
 	}
+	d.marshaled = d.version
 	ps := persisted{
 		State: d.state, PausedUntil: d.pausedUntil, Step: d.step, Concurrency: d.conc, Ceil: d.ceil.level, RateCeil: d.rceil.level,
 		Rate: float64(d.rate), RateTop: float64(d.rateTop), Runtime: d.rtLim, MsgsPerConn: d.msgsPerConn,
-		GreyLo: d.greyLo, GreyHi: d.greyHi, LastChange: d.lastChange,
+		GreyLo: d.greyLo, GreyHi: d.greyHi, HoldUntil: d.holdUntil, LastChange: d.lastChange,
 	}
 	if ps.State == StateProbing {
 		// A probe does not survive a restart; the next Admit probes again.
@@ -109,5 +111,6 @@ func (d *dest) restore(ps persisted, p *Policy) {
 	d.setRate(r, now)
 	d.msgsPerConn = ps.MsgsPerConn
 	d.greyLo, d.greyHi = ps.GreyLo, ps.GreyHi
+	d.holdUntil = ps.HoldUntil
 	d.lastChange = ps.LastChange
 }

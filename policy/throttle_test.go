@@ -73,13 +73,32 @@ func TestThrottleFloorsAndProbe(t *testing.T) {
 
 func TestHardThrottleGoesToFloors(t *testing.T) {
 	t.Parallel()
-	p, _ := fixture(t, Options{Rate: 50, MinRate: 1})
+	p, c := fixture(t, Options{Rate: 50, MinRate: 1})
 	const d = "outlook"
 	admitN(p, d, 5)
 	p.Observe(d, Outcome{Reply: Reply{Stage: StageMail, Code: 451, Enhanced: "4.7.650", Text: "The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation."}})
 	s := mustState(t, p, d)
 	if s.Concurrency != 1 || s.Rate != 1 {
 		t.Errorf("hard throttle: concurrency %d rate %v, want 1 and 1", s.Concurrency, s.Rate)
+	}
+	// The limits are held for 90 minutes, then recover.
+	c.Set(s.PausedUntil)
+	p.Admit(d)
+	for range 100 {
+		p.Admit(d)
+		p.Observe(d, Outcome{Reply: accepted})
+		c.Advance(time.Second)
+	}
+	if s := mustState(t, p, d); s.Concurrency != 1 || s.Rate != 1 {
+		t.Errorf("grew during the hold: %+v", s)
+	}
+	c.Advance(90 * time.Minute)
+	for range 100 {
+		p.Admit(d)
+		p.Observe(d, Outcome{Reply: accepted})
+	}
+	if s := mustState(t, p, d); s.Concurrency < 2 || s.Rate <= 1 {
+		t.Errorf("no recovery after the hold: %+v", s)
 	}
 }
 

@@ -17,7 +17,7 @@ type Verdict struct {
 	Class  Class
 	Scope  Scope
 	Delay  time.Duration // hint parsed from the text, capped by Options.MaxHint; 0 = none
-	For    time.Duration // suspend duration from a rule's `for`
+	For    time.Duration // suspend: pause exactly this long; throttle: hold the cut limits this long (rule `for`)
 	Rule   string        // what matched: "config:N", "builtin:gmail-4.7.28", "generic:4.7.x", "keyword:..."
 	Fix    string        // auth-fix only: "SPF", "DKIM", "alignment", "PTR", "TLS", "authentication"
 	Reason string        // one human sentence, used by `sluice explain`
