@@ -44,9 +44,12 @@ type Options struct {
 	Keys        []KeyConfig  // from [[auth.dkim]]
 	// Users maps an authenticated user name to its allowed_from domains.
 	// A missing or empty list allows any domain.
-	Users            map[string][]string
-	DNSTimeout       time.Duration // per lookup; default 2s
-	CacheTTL         time.Duration // lookup results cached this long; default 5m
+	Users      map[string][]string
+	DNSTimeout time.Duration // per lookup; default 2s
+	// CacheTTL is how long answers (and NXDOMAIN) are cached; default 5m.
+	// The Resolver interface, like net.Resolver, carries no record TTLs,
+	// so this one value applies to every answer.
+	CacheTTL         time.Duration
 	ResolverCooldown time.Duration // skip DNS this long after a timeout; default 30s
 	Resolver         Resolver      // default net.DefaultResolver
 	Now              func() time.Time
