@@ -36,6 +36,7 @@ func (p *Policy) Admit(name string) (ok bool, retryAt time.Time) {
 			return false, now.Add(p.probeWait())
 		}
 		d.probing = true
+		d.older = d.active
 		d.admits++
 		d.active++
 		d.lastAttempt = now
@@ -64,7 +65,14 @@ func (p *Policy) Release(name string) {
 		d.active--
 	}
 	if d.state == StateProbing {
-		d.probing = false
+		// Without session ids, releases are matched in order: sessions
+		// opened before the probe end first as far as we can tell, so
+		// a late one does not free a second probe.
+		if d.older > 0 {
+			d.older--
+		} else {
+			d.probing = false
+		}
 	}
 }
 

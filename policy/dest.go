@@ -33,6 +33,7 @@ type dest struct {
 	state        string // StateOpen, StatePaused, StateSuspended, StateProbing
 	pausedUntil  time.Time
 	probing      bool // a probe session is in flight
+	older        int  // sessions from before the probe still open
 	step         int  // pause backoff step; reset by success
 	lastDecrease time.Time
 	successes    int  // consecutive

@@ -487,3 +487,19 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestOldSessionReleaseDoesNotFreeASecondProbe(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t, Options{})
+	admitN(p, "d", 2) // two sessions; one sees the outage, the other lingers
+	p.Observe("d", Outcome{Reply: outage})
+	p.Release("d")
+	c.Set(mustState(t, p, "d").PausedUntil)
+	if ok, _ := p.Admit("d"); !ok {
+		t.Fatal("probe refused")
+	}
+	p.Release("d") // the lingering old session ends
+	if ok, _ := p.Admit("d"); ok {
+		t.Fatal("second probe admitted while the first is in flight")
+	}
+}
