@@ -7,11 +7,13 @@
 //
 // Promises:
 //   - A *Policy is safe for concurrent use by many delivery goroutines;
-//     all state sits behind one mutex and no call blocks on the network.
+//     all state sits behind one mutex and no call touches the network.
 //   - It does no I/O except through the injected StateStore. Destination
 //     state that matters across a restart (pauses, backoff steps, learned
 //     limits, runtime limits, messages per connection, greylist windows)
-//     is saved on change, never per success, and loaded by New.
+//     is saved on change, never per success, and loaded by New. The write
+//     happens in the caller of Observe/SetLimits/ResetLimits, outside the
+//     lock; a stale version is never written over a newer one.
 //   - Time comes only from Options.Now and randomness only from
 //     Options.Rand, so tests are deterministic.
 package policy
