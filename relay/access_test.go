@@ -131,6 +131,7 @@ func TestInboundSTARTTLSDiscardsPipelinedPlaintext(t *testing.T) {
 	// The injected MAIL must not have started a transaction, and MAIL
 	// needs a fresh EHLO first.
 	c.cmd("MAIL FROM:<a@example.test>", "503")
+	c.cmd("AUTH PLAIN "+plain("app", "secret"), "503")
 	c.cmd("EHLO client.test", "250")
 	c.cmd("RCPT TO:<b@dest.test>", "5")
 	if r := c.sendMessage("a@example.test", "b@dest.test", simpleMsg); !strings.HasPrefix(r, "250") {

@@ -88,7 +88,10 @@ func (ss *inSession) AuthMechanisms() []string {
 }
 
 func (ss *inSession) Auth(mech string) (sasl.Server, error) {
-	isTLS, _, _, _ := ss.c.tlsState()
+	isTLS, _, needHelo, _ := ss.c.tlsState()
+	if needHelo {
+		return nil, inErrHeloAfterTLS
+	}
 	if !isTLS {
 		// RFC 4954 §6: 523 5.7.10 (RFC 5248) when the mechanism needs TLS.
 		return nil, inErrEncryption
