@@ -170,3 +170,27 @@ func FuzzWire(f *testing.F) {
 		}
 	})
 }
+
+// The wire view sits above TLS: smuggling after STARTTLS is caught too.
+func TestInboundSmugglingOverTLS(t *testing.T) {
+	t.Parallel()
+	cfg, pool := testTLS(t)
+	for _, seq := range smuggleSequences {
+		t.Run(fmt.Sprintf("%q", seq), func(t *testing.T) {
+			t.Parallel()
+			addr, _, st := startInbound(t, InboundOptions{TLSConfig: cfg})
+			c := dial(t, addr)
+			c.hello()
+			c.startTLS(pool)
+			c.cmd("MAIL FROM:<a@example.test>", "250")
+			c.cmd("RCPT TO:<b@dest.test>", "250")
+			c.cmd("DATA", "354")
+			c.send("Subject: real\r\n\r\nbody" + seq + "MAIL FROM:<evil@example.test>\r\nRCPT TO:<v@dest.test>\r\nDATA\r\nx\r\n.\r\n")
+			c.expect("521 5.5.2")
+			c.expectClosed()
+			if n := len(st.all()); n != 0 {
+				t.Fatalf("stored %d messages", n)
+			}
+		})
+	}
+}

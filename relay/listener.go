@@ -56,7 +56,7 @@ func (s *Inbound) admit(raw net.Conn) (*inConn, string) {
 		return nil, "421 4.3.2 Service shutting down, try again later"
 	case s.o.MaxConnections > 0 && len(s.conns) >= s.o.MaxConnections:
 		s.log.Warn("connection refused: too busy", "client", ip, "limit", s.o.MaxConnections)
-		return nil, "421 4.3.2 Too busy, try again later"
+		return nil, "421 4.3.2 too busy, try again later"
 	case s.o.PerClientConnections > 0 && s.perIP[ip] >= s.o.PerClientConnections:
 		s.log.Warn("connection refused: too many from client", "client", ip, "limit", s.o.PerClientConnections)
 		return nil, "421 4.7.0 Too many connections from your address, try again later"

@@ -127,3 +127,20 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	busy.expectClosed()
 }
+
+// NewSession runs again after STARTTLS; the caps live in the listener, so
+// a session that upgrades still holds exactly one slot.
+func TestListenerCapsSurviveSTARTTLS(t *testing.T) {
+	t.Parallel()
+	cfg, pool := testTLS(t)
+	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg, PerClientConnections: 1})
+	first := dial(t, addr)
+	first.hello()
+	first.startTLS(pool)
+	second := dial(t, addr)
+	second.expect("421 4.7.0")
+	second.expectClosed()
+	if r := first.sendMessage("a@example.test", "b@dest.test", simpleMsg); !strings.HasPrefix(r, "250") {
+		t.Fatal(r)
+	}
+}
