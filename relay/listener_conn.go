@@ -1,14 +1,10 @@
 package relay
 
 import (
-	"bytes"
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -199,105 +195,6 @@ func (c *inConn) fatalLocked(reply string) {
 		_, _ = c.under.Write([]byte(reply + "\r\n"))
 	}
 	c.closeLocked()
-}
-
-// startTLSLocked answers STARTTLS and runs the handshake (RFC 3207 §4).
-func (c *inConn) startTLSLocked() error {
-	_ = c.raw.SetWriteDeadline(time.Now().Add(c.srv.o.WriteTimeout))
-	if _, err := c.raw.Write([]byte("220 2.0.0 Ready to start TLS\r\n")); err != nil {
-		return err
-	}
-	tc := tls.Server(c.raw, c.srv.o.TLSConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.o.IdleTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
-		c.srv.log.Info("starttls handshake failed", "client", c.ip, "trace", c.trace, "err", err)
-		return fmt.Errorf("relay: starttls: %w", err)
-	}
-	_ = c.raw.SetDeadline(time.Time{})
-	c.under = tc
-	c.isTLS = true
-	c.tlsEpoch++
-	c.needHelo = true
-	c.in, c.held = nil, nil
-	return nil
-}
-
-// handshake runs the implicit-TLS handshake (submissions, RFC 8314 §3)
-// with a bound, before go-smtp writes its greeting.
-func (c *inConn) handshake() error {
-	c.hsOnce.Do(func() {
-		if !c.implicit {
-			return
-		}
-		tc := c.under.(*tls.Conn)
-		ctx, cancel := context.WithTimeout(context.Background(), c.srv.o.IdleTimeout)
-		defer cancel()
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.hsErr = fmt.Errorf("relay: tls handshake: %w", err)
-			c.srv.log.Info("tls handshake failed", "client", c.ip, "trace", c.trace, "err", err)
-			c.Close()
-		}
-	})
-	return c.hsErr
-}
-
-func (c *inConn) Write(p []byte) (int, error) {
-	if err := c.handshake(); err != nil {
-		return 0, err
-	}
-	c.mu.Lock()
-	out, closeAfter := c.rewriteLocked(p)
-	under := c.under
-	c.mu.Unlock()
-	if _, err := under.Write(out); err != nil {
-		return 0, err
-	}
-	if closeAfter {
-		c.Close()
-	}
-	return len(p), nil
-}
-
-// rewriteLocked watches the replies go-smtp writes: it remembers the last
-// reply code (354 or not decides what follows DATA), names us in the
-// HELO/EHLO reply (RFC 5321 §4.1.1.1), offers STARTTLS, and says whether
-// the connection must close after a fatal reply (421, 521).
-func (c *inConn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
-	c.wbuf = append(c.wbuf, p...)
-	for {
-		i := bytes.IndexByte(c.wbuf, '\n')
-		if i < 0 {
-			break
-		}
-		line := c.wbuf[:i+1]
-		switch {
-		case bytes.HasPrefix(line, []byte("250-Hello ")):
-			out = append(out, "250-"+c.srv.o.Hostname+" "...)
-			out = append(out, line[4:]...)
-			if c.srv.o.TLSConfig != nil && !c.isTLS {
-				out = append(out, "250-STARTTLS\r\n"...)
-			}
-		case bytes.HasPrefix(line, []byte("250 2.0.0 Hello ")):
-			out = append(out, "250 "+c.srv.o.Hostname+" "...)
-			out = append(out, line[10:]...)
-		default:
-			out = append(out, line...)
-		}
-		if len(line) >= 4 && (line[3] == ' ' || line[3] == '\r' || line[3] == '\n') {
-			code, _ := strconv.Atoi(string(line[:3]))
-			c.lastReply = code
-			if code == 421 || code == 521 || c.closeAfterReply {
-				closeAfter = true
-			}
-		}
-		c.wbuf = c.wbuf[i+1:]
-	}
-	if len(c.wbuf) > 0 {
-		out = append(out, c.wbuf...)
-		c.wbuf = c.wbuf[:0]
-	}
-	return out, closeAfter
 }
 
 // Close closes the connection once and releases its slot in the caps.
