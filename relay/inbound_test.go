@@ -307,3 +307,32 @@ func TestNewInboundValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestInboundHELOAndSTARTTLSUnavailable(t *testing.T) {
+	t.Parallel()
+	addr, _, st := startInbound(t, InboundOptions{})
+	c := dial(t, addr)
+	c.expect("220")
+	if r := c.cmd("HELO old.test", "250 "); !strings.HasPrefix(r, "250 "+testHost+" Hello old.test") {
+		t.Errorf("HELO reply %q", r)
+	}
+	c.cmd("STARTTLS", "502")
+	c.cmd("AUTH PLAIN "+plain("a", "b"), "523")
+	if r := c.sendMessage("a@example.test", "b@dest.test", simpleMsg); !strings.HasPrefix(r, "250") {
+		t.Fatal(r)
+	}
+	if b := string(st.all()[0].Body); !strings.Contains(b, "from old.test ([127.0.0.1])\r\n\tby "+testHost+" with SMTP id ") {
+		t.Errorf("body %q", b)
+	}
+}
+
+func TestInboundSecondSTARTTLSRefused(t *testing.T) {
+	t.Parallel()
+	cfg, pool := testTLS(t)
+	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg})
+	c := dial(t, addr)
+	c.hello()
+	c.startTLS(pool)
+	c.cmd("STARTTLS", "502")
+	c.cmd("NOOP", "250")
+}
