@@ -73,6 +73,8 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 	if err := s.o.Queue.Update(ctx, ups); err != nil {
 		s.log.Error("recording delivery outcome failed; the recipients stay leased and return to due at the next start", "id", j.id, "err", err)
 	}
+	// A deferral may be due before whatever the loop is sleeping towards.
+	s.Kick()
 	return endSession
 }
 

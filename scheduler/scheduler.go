@@ -376,6 +376,7 @@ func (s *Scheduler) requeue(jobs []*job, at time.Time) {
 	if err := s.o.Queue.Update(context.Background(), ups); err != nil {
 		s.log.Error("requeue failed; leases return to due at the next start", "err", err)
 	}
+	s.Kick()
 }
 
 // next takes the destination's next job for a session, or nil when the
