@@ -154,3 +154,40 @@ func startSinkAt(t *testing.T, addr string) *sink {
 	waitListening(t, addr, 5*time.Second)
 	return &sink{addr: addr, dir: dir, cmd: cmd}
 }
+
+// TestE2ESecondServeFailsClearly: the bbolt lock keeps a second daemon off
+// the same data_dir, with a message that says so.
+func TestE2ESecondServeFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	smtp := freeAddr(t)
+	cfg := writeConfig(t, dir, smtp, "")
+	startRelay(t, cfg, smtp)
+	bin := buildTool(t, "sluice/cmd/sluice")
+	out, err := exec.Command(bin, "serve", "--config", cfg).CombinedOutput()
+	if err == nil {
+		t.Fatalf("second serve started:\n%s", out)
+	}
+	if !strings.Contains(string(out), "is another sluice serve running") {
+		t.Fatalf("unclear message:\n%s", out)
+	}
+}
+
+// TestE2EConfigErrorsNameKeyAndLine: unknown keys and bad values stop the
+// relay with the file, line and key, and a non-zero exit.
+func TestE2EConfigErrorsNameKeyAndLine(t *testing.T) {
+	bin := buildTool(t, "sluice/cmd/sluice")
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"hostname = \"x.test\"\n[listen]\nsmpt = \"127.0.0.1:1\"\n", ":3:"},
+		{"[policy]\nretry_base = \"1x\"\n", "policy.retry_base"},
+	} {
+		p := filepath.Join(dir, "bad.toml")
+		os.WriteFile(p, []byte(tc.body), 0o644)
+		for _, args := range [][]string{{"config", "check", p}, {"serve", "--config", p}} {
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("%v: err=%v, want message with %q:\n%s", args, err, tc.want, out)
+			}
+		}
+	}
+}

@@ -126,12 +126,26 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	return nil
 }
 
+// compactMinSize is the queue file size below which start-up never compacts.
+const compactMinSize = 256 << 20
+
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
+	path := filepath.Join(cfg.DataDir, "queue.db")
+	// bbolt files never shrink: compact at start-up when a drained backlog
+	// left most of a big file free (design §5).
+	if need, err := queue.NeedsCompaction(path, compactMinSize, 0.5); err != nil {
+		return nil, err
+	} else if need {
+		log.Info("compacting the queue file", "path", path)
+		if err := queue.Compact(path); err != nil {
+			return nil, err
+		}
+	}
 	q, err := queue.Open(queue.Options{
-		Path:         filepath.Join(cfg.DataDir, "queue.db"),
+		Path:         path,
 		LockTimeout:  time.Duration(cfg.Queue.LockTimeout),
 		Retention:    time.Duration(cfg.Queue.Retention),
 		MinFreeBytes: int64(cfg.Queue.MinFreeSpace),
