@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"sluice/internal/fakemx"
+)
+
+// scenario is what the fake MX was told to do, in its own terms.
+type scenario struct {
+	Name     string
+	N        int
+	Sessions int
+	Rate     int
+	Window   time.Duration
+	Greylist time.Duration
+	Outages  []fakemx.Window
+	Schedule []fakemx.Limits
+	Bucket   time.Duration
+}
+
+// table builds the side-by-side table; a nil side prints "-".
+func (sc scenario) table(s, p *run) (*table, error) {
+	t := &table{cols: []string{"", "sluice", "postfix", "target"}}
+	both := func(label string, f func(*run) string, target string) {
+		t.add(label, cell(s, f), cell(p, f), target)
+	}
+	both("delivered", func(r *run) string { return fmt.Sprintf("%d/%d", r.delivered(), sc.N) }, fmt.Sprint(sc.N))
+	switch sc.Name {
+	case "throttle":
+		ideal := time.Duration(float64(sc.N) / float64(sc.Rate) * float64(sc.Window))
+		both("time to deliver all (s)", sc.timeAll, "ideal "+secs(ideal))
+		both("421 per delivered", per421, "-> 0")
+		both("duplicates", func(r *run) string { return fmt.Sprint(r.Stats.Duplicates) }, "0")
+	case "greylist-hinted", "greylist-plain":
+		for _, q := range []struct {
+			label string
+			q     float64
+		}{{"lag median (s)", 0.5}, {"lag p95 (s)", 0.95}, {"lag max (s)", 1}} {
+			both(q.label, func(r *run) string { return secs(quantile(r.lags(sc.Greylist), q.q)) }, "~ margin")
+		}
+		target := "1"
+		if sc.Name == "greylist-plain" {
+			target = "<= 2"
+		}
+		both("greylist replies/rcpt", func(r *run) string { return fmt.Sprintf("%.2f", r.greylistPerRcpt()) }, target)
+		both("time to deliver all (s)", sc.timeAll, "")
+	case "outage":
+		if len(sc.Outages) == 0 {
+			return nil, fmt.Errorf("outage scenario without -outage")
+		}
+		end := sc.Outages[len(sc.Outages)-1].End
+		both("421 at greeting in outage", func(r *run) string { return fmt.Sprint(r.Stats.OutageRefusals) }, "few (backoff)")
+		both("last delivery after end (s)", func(r *run) string {
+			if r.delivered() < sc.N {
+				return "not all"
+			}
+			return secs(r.lastDelivery().Sub(r.MXStart.Add(end)))
+		}, "small")
+		both("421 total", func(r *run) string { return fmt.Sprint(r.Stats.Refused421) }, "")
+		both("duplicates", func(r *run) string { return fmt.Sprint(r.Stats.Duplicates) }, "0")
+	case "shifting":
+		return sc.shifting(t, s, p), nil
+	default:
+		return nil, fmt.Errorf("unknown scenario %q", sc.Name)
+	}
+	return t, nil
+}
+
+// shifting prints deliveries per bucket against the receiver's capacity,
+// so that following a limit down and back up shows as two matching columns.
+func (sc scenario) shifting(t *table, s, p *run) *table {
+	both := func(label string, f func(*run) string, target string) {
+		t.add(label, cell(s, f), cell(p, f), target)
+	}
+	both("time to deliver all (s)", sc.timeAll, "")
+	both("421 session refusals", func(r *run) string { return fmt.Sprint(r.Stats.SessionRefusals) }, "-> 0")
+	both("421 rate refusals", func(r *run) string { return fmt.Sprint(r.Stats.RateRefusals) }, "-> 0")
+	both("421 per delivered", per421, "-> 0")
+	both("duplicates", func(r *run) string { return fmt.Sprint(r.Stats.Duplicates) }, "0")
+	n := 0
+	for _, r := range []*run{s, p} {
+		if r != nil {
+			n = max(n, int(r.End.Sub(r.MXStart)/sc.Bucket)+1)
+		}
+	}
+	var sb, pb []int
+	if s != nil {
+		sb = s.buckets(sc.Bucket, n)
+	}
+	if p != nil {
+		pb = p.buckets(sc.Bucket, n)
+	}
+	t.add("delivered per bucket", "", "", "capacity")
+	for i := range n {
+		from := time.Duration(i) * sc.Bucket
+		label := fmt.Sprintf("  %3.0f-%3.0fs", from.Seconds(), (from + sc.Bucket).Seconds())
+		t.add(label, bucketCell(sb, i), bucketCell(pb, i), sc.capacity(from, sc.Bucket))
+		if (sb == nil || sum(sb[i:]) == 0) && (pb == nil || sum(pb[i:]) == 0) {
+			break
+		}
+	}
+	return t
+}
+
+// capacity is how many messages the fake MX would accept in [from,
+// from+d): its rate per window, window by window, under the schedule.
+func (sc scenario) capacity(from, d time.Duration) string {
+	total := 0
+	for w := from; w < from+d; w += sc.Window {
+		r := sc.limitsAt(w).RatePerWindow
+		if r == 0 {
+			return "unlimited"
+		}
+		total += r
+	}
+	return fmt.Sprintf("%d (K=%d)", total, sc.limitsAt(from).MaxSessions)
+}
+
+func (sc scenario) limitsAt(t time.Duration) fakemx.Limits {
+	l := fakemx.Limits{MaxSessions: sc.Sessions, RatePerWindow: sc.Rate}
+	for _, s := range sc.Schedule {
+		if s.At <= t {
+			l = s
+		}
+	}
+	return l
+}
+
+// timeAll is the time from the start of injection to the last first
+// delivery, or "n after cap" when the side was cut off.
+func (sc scenario) timeAll(r *run) string {
+	if d := r.delivered(); d < sc.N {
+		return fmt.Sprintf("%d after %s", d, secs(r.End.Sub(r.InjectStart)))
+	}
+	return secs(r.lastDelivery().Sub(r.InjectStart))
+}
+
+func per421(r *run) string {
+	d := r.delivered()
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", float64(r.Stats.Refused421)/float64(d))
+}
+
+func cell(r *run, f func(*run) string) string {
+	if r == nil {
+		return "-"
+	}
+	return f(r)
+}
+
+func bucketCell(b []int, i int) string {
+	if b == nil {
+		return "-"
+	}
+	return fmt.Sprint(b[i])
+}
+
+func sum(b []int) int {
+	n := 0
+	for _, v := range b {
+		n += v
+	}
+	return n
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
