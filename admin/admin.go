@@ -1,0 +1,165 @@
+// Package admin is the operator surface of a running sluice daemon: the
+// versioned JSON API (/v1/...) that the `sluice` CLI talks to, over a
+// unix socket (mode 0600) or, with a bearer token, over TCP; the
+// Prometheus metrics; and the embedded, read-only dashboard.
+//
+// Promises: the daemon owns the bbolt file, so every operator read and
+// change goes through this API and the queue's own transactions; nothing
+// here opens the queue file. Every handler is safe to run concurrently
+// with delivery. The HTTP listener (listen.http) is read-only: it serves
+// /metrics, /readyz, the dashboard and its data, and no action.
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"sluice/policy"
+	"sluice/queue"
+)
+
+// Options configure a Server.
+type Options struct {
+	Queue     *queue.Queue
+	Policy    *policy.Policy
+	Telemetry *Telemetry // nil: no metrics, empty chart
+	// Kick wakes the scheduler after a flush or release (nil = none).
+	Kick     func()
+	Hostname string // Reporting-MTA of operator bounces
+	Version  string
+	Started  time.Time
+	// Ready reports why the daemon cannot take mail yet, or nil. It adds
+	// to the built-in check that the queue answers.
+	Ready func() error
+	// Token, when not empty, is required as "Authorization: Bearer" on
+	// every API request. ListenAPI sets it from the token file for TCP.
+	Token  string
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server serves the API and the read-only HTTP surface.
+type Server struct {
+	o   Options
+	log *slog.Logger
+}
+
+// New returns a server; nothing listens until ListenAPI/ListenHTTP.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Telemetry == nil {
+		o.Telemetry = NewTelemetry(TelemetryOptions{Queue: o.Queue, Policy: o.Policy, Now: o.Now, Logger: o.Logger})
+	}
+	if o.Started.IsZero() {
+		o.Started = o.Now()
+	}
+	return &Server{o: o, log: o.Logger}
+}
+
+// ErrInsecureAdmin is returned for a TCP admin address that is not
+// loopback and has no token file: anyone on the network could then
+// delete the queue.
+var ErrInsecureAdmin = errors.New("admin: a non-loopback TCP admin address needs listen.admin_token_file")
+
+// ListenAPI opens the admin API listener. addr is "unix:PATH" (the socket
+// is created mode 0600, replacing a stale one) or "host:port"; for TCP,
+// tokenFile (may be empty on loopback) holds the bearer token.
+func (s *Server) ListenAPI(addr, tokenFile string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return listenUnix(path)
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin: token file: %w", err)
+		}
+		s.o.Token = strings.TrimSpace(string(b))
+		if s.o.Token == "" {
+			return nil, fmt.Errorf("admin: token file %s is empty", tokenFile)
+		}
+	} else if !loopback(addr) {
+		return nil, fmt.Errorf("%w (listen.admin = %q)", ErrInsecureAdmin, addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	// A socket left by a crashed daemon would make Listen fail. The queue
+	// lock (taken before this) guarantees no other daemon owns it.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	// The socket is chmod'ed right after creation. The short window is
+	// harmless: data_dir is created 0700, so nobody else can reach it.
+	// (A umask would be process-wide and race with other file creation.)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen unix:%s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("admin: chmod socket: %w", err)
+	}
+	return l, nil
+}
+
+// APIHandler is the /v1 API, with the token check when a token is set.
+func (s *Server) APIHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.routes(mux)
+	if s.o.Token == "" {
+		return mux
+	}
+	return requireToken(s.o.Token, mux)
+}
+
+// HTTPHandler is the read-only listen.http surface: /metrics, /readyz,
+// the dashboard at / and its data at /v1/dashboard.
+func (s *Server) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.o.Telemetry.Handler())
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /v1/dashboard", s.getDashboard)
+	mux.Handle("GET /", dashboardFiles())
+	return mux
+}
+
+// Serve runs an http.Server with h on l until Shutdown; it returns
+// the server so the caller can shut it down.
+func Serve(l net.Listener, h http.Handler, log *slog.Logger) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener stopped", "addr", l.Addr().String(), "err", err)
+		}
+	}()
+	return srv
+}

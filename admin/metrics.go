@@ -1,0 +1,208 @@
+package admin
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"sluice/policy"
+	"sluice/queue"
+	"sluice/scheduler"
+)
+
+// TelemetryOptions configure NewTelemetry.
+type TelemetryOptions struct {
+	Queue  *queue.Queue
+	Policy *policy.Policy
+	// AuthVerdicts returns the SPF/DKIM/DMARC outcome counters of the
+	// inbound check (auth.Checker.Verdicts); nil when checks are off.
+	AuthVerdicts func() map[string]uint64
+	// MaxDestinations bounds the destination label (default 50): the
+	// first destinations seen keep their name, the rest are "other".
+	MaxDestinations int
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+// Telemetry is what the daemon records for operators: Prometheus metrics
+// and the in-memory attempt history behind the dashboard chart. Its
+// methods are safe for concurrent use and never block on I/O.
+type Telemetry struct {
+	History *History
+
+	o     TelemetryOptions
+	reg   *prometheus.Registry
+	dests *labels
+	rsns  *labels
+
+	accepted        prometheus.Counter
+	rejected        *prometheus.CounterVec
+	attempts        *prometheus.CounterVec
+	replies421      *prometheus.CounterVec
+	acceptLatency   prometheus.Histogram
+	deliveryLatency *prometheus.HistogramVec
+}
+
+// NewTelemetry builds the metrics on a registry of its own (never the
+// global one, so that tests and several daemons in one process do not
+// collide).
+func NewTelemetry(o TelemetryOptions) *Telemetry {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxDestinations < 1 {
+		o.MaxDestinations = 50
+	}
+	t := &Telemetry{
+		History: NewHistory(o.MaxDestinations, o.Now),
+		o:       o,
+		reg:     prometheus.NewRegistry(),
+		dests:   newLabels(o.MaxDestinations),
+		rsns:    newLabels(32),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_inbound_accepted_total", Help: "Messages accepted (250 after DATA).",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_inbound_rejected_total", Help: "Messages or transactions refused, by reason.",
+		}, []string{"reason"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_delivery_attempts_total", Help: "Delivery attempts per recipient, by destination and reply class.",
+		}, []string{"destination", "class"}),
+		replies421: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_delivery_421_total", Help: "421 replies from receivers, by destination.",
+		}, []string{"destination"}),
+		acceptLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_inbound_accept_latency_seconds", Help: "From end of DATA to our reply (checks, signing, durable commit).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		deliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_delivery_latency_seconds", Help: "From acceptance to a final outcome, by status (sent, bounced, expired).",
+			Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600},
+		}, []string{"status"}),
+	}
+	t.reg.MustRegister(t.accepted, t.rejected, t.attempts, t.replies421, t.acceptLatency, t.deliveryLatency,
+		stateCollector{t}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return t
+}
+
+// OnAttempt is the scheduler's OnAttempt hook.
+func (t *Telemetry) OnAttempt(a scheduler.Attempt) {
+	t.History.Observe(a)
+	dest := t.dests.get(a.Dest)
+	t.attempts.WithLabelValues(dest, string(a.Class)).Inc()
+	if a.Reply.Code == 421 {
+		t.replies421.WithLabelValues(dest).Inc()
+	}
+	if a.Status != "deferred" {
+		t.deliveryLatency.WithLabelValues(a.Status).Observe(a.Delay.Seconds())
+	}
+}
+
+// OnInbound is the inbound server's OnResult hook: one call per message
+// accepted or refused.
+func (t *Telemetry) OnInbound(accepted bool, reason string, latency time.Duration) {
+	if accepted {
+		t.accepted.Inc()
+		t.acceptLatency.Observe(latency.Seconds())
+		return
+	}
+	t.rejected.WithLabelValues(t.rsns.get(reason)).Inc()
+}
+
+// Handler serves /metrics.
+func (t *Telemetry) Handler() http.Handler {
+	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(t.o.Logger.Handler(), slog.LevelWarn)})
+}
+
+var (
+	descQueue       = prometheus.NewDesc("sluice_queue_recipients", "Recipients in the queue by state.", []string{"state"}, nil)
+	descOldest      = prometheus.NewDesc("sluice_queue_oldest_age_seconds", "Age of the oldest message with an open recipient (0 when none).", nil, nil)
+	descConc        = prometheus.NewDesc("sluice_destination_concurrency", "Current concurrency limit of the destination.", []string{"destination"}, nil)
+	descConcMax     = prometheus.NewDesc("sluice_destination_max_concurrency", "Maximum concurrency of the destination.", []string{"destination"}, nil)
+	descActive      = prometheus.NewDesc("sluice_destination_active_sessions", "Open sessions to the destination.", []string{"destination"}, nil)
+	descRate        = prometheus.NewDesc("sluice_destination_rate", "Current rate limit of the destination, messages/s (0 = none).", []string{"destination"}, nil)
+	descPaused      = prometheus.NewDesc("sluice_destination_paused", "1 when the destination is paused or suspended (for other: how many are).", []string{"destination"}, nil)
+	descAlarm       = prometheus.NewDesc("sluice_sender_alarm", "1 while the sender-wide alarm is raised: many destinations throttle at once.", nil, nil)
+	descAuth        = prometheus.NewDesc("sluice_auth_verdicts_total", "Outcomes of the inbound SPF/DKIM/DMARC check.", []string{"outcome"}, nil)
+	descDestsKnown  = prometheus.NewDesc("sluice_destinations", "Destinations known to the policy.", nil, nil)
+	descScrapeError = prometheus.NewDesc("sluice_queue_read_errors", "1 when the queue could not be read during this scrape.", nil, nil)
+)
+
+// stateCollector reads gauges at scrape time, so that they are never
+// stale and cost nothing between scrapes.
+type stateCollector struct{ t *Telemetry }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descDestsKnown, descScrapeError} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.t
+	now := t.o.Now()
+	readErr := 0.0
+	if q := t.o.Queue; q != nil {
+		if counts, err := q.Counts(); err == nil {
+			for _, s := range queue.AllStates {
+				ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(counts[s]), string(s))
+			}
+		} else {
+			readErr = 1
+		}
+		age := 0.0
+		if old, ok, err := q.Oldest(); err == nil && ok {
+			age = now.Sub(old).Seconds()
+		} else if err != nil {
+			readErr = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age)
+	}
+	ch <- prometheus.MustNewConstMetric(descScrapeError, prometheus.GaugeValue, readErr)
+	if p := t.o.Policy; p != nil {
+		type agg struct{ conc, max, active, rate, paused float64 }
+		by := map[string]*agg{}
+		snap := p.Snapshot()
+		for _, d := range snap {
+			name := t.dests.peek(d.Name)
+			a := by[name]
+			if a == nil {
+				a = &agg{}
+				by[name] = a
+			}
+			a.conc += float64(d.Concurrency)
+			a.max += float64(d.MaxConcurrency)
+			a.active += float64(d.Active)
+			a.rate += float64(d.Rate)
+			if d.State == policy.StatePaused || d.State == policy.StateSuspended {
+				a.paused++
+			}
+		}
+		for name, a := range by {
+			ch <- prometheus.MustNewConstMetric(descConc, prometheus.GaugeValue, a.conc, name)
+			ch <- prometheus.MustNewConstMetric(descConcMax, prometheus.GaugeValue, a.max, name)
+			ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, a.active, name)
+			ch <- prometheus.MustNewConstMetric(descRate, prometheus.GaugeValue, a.rate, name)
+			ch <- prometheus.MustNewConstMetric(descPaused, prometheus.GaugeValue, a.paused, name)
+		}
+		ch <- prometheus.MustNewConstMetric(descDestsKnown, prometheus.GaugeValue, float64(len(snap)))
+		on, _, _ := p.Alarm()
+		v := 0.0
+		if on {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descAlarm, prometheus.GaugeValue, v)
+	}
+	if f := t.o.AuthVerdicts; f != nil {
+		for k, v := range f() {
+			ch <- prometheus.MustNewConstMetric(descAuth, prometheus.CounterValue, float64(v), k)
+		}
+	}
+}

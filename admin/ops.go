@@ -1,0 +1,213 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/time/rate"
+
+	"sluice/config"
+	"sluice/dsn"
+	"sluice/policy"
+	"sluice/queue"
+)
+
+// resolveDest accepts a destination name or a recipient domain grouped
+// into one (gmail.com for the "gmail" provider destination).
+func (s *Server) resolveDest(name string) string {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if _, ok := s.o.Policy.State(name); ok {
+		return name
+	}
+	if d, ok := s.o.Telemetry.History.DestinationOf(name); ok {
+		return d
+	}
+	return s.o.Policy.Destination(name, nil)
+}
+
+func paused(st policy.DestinationState) bool {
+	return st.State == policy.StatePaused || st.State == policy.StateSuspended
+}
+
+func (s *Server) kick() {
+	if s.o.Kick != nil {
+		s.o.Kick()
+	}
+}
+
+// flush makes queued mail due now. Mail for a paused destination is left
+// alone unless forced: the receiver asked us to wait, and flushing would
+// only churn leases until the pause ends (the scheduler never dials a
+// paused destination, forced or not).
+func (s *Server) flush(req FlushRequest) (Result, error) {
+	defer s.kick()
+	if req.Domain != "" {
+		dest := s.resolveDest(req.Domain)
+		if st, ok := s.o.Policy.State(dest); ok && paused(st) && !req.Force {
+			return Result{}, fmt.Errorf("%w: destination %s is %s until %s; use --force to flush anyway", errConflict, dest, st.State, st.PausedUntil.UTC().Format("2006-01-02 15:04:05Z"))
+		}
+		n, err := s.o.Queue.Flush(req.Domain)
+		s.log.Info("admin: flush", "domain", req.Domain, "force", req.Force, "recipients", n)
+		return Result{Changed: n}, err
+	}
+	if req.Force {
+		n, err := s.o.Queue.Flush("")
+		s.log.Info("admin: flush", "force", true, "recipients", n)
+		return Result{Changed: n}, err
+	}
+	msgs, err := s.o.Queue.List(queue.Filter{State: queue.StateQueued})
+	if err != nil {
+		return Result{}, err
+	}
+	domains := map[string]bool{}
+	for _, m := range msgs {
+		for _, r := range m.Recipients {
+			if r.State == queue.StateQueued {
+				domains[r.Domain] = true
+			}
+		}
+	}
+	var res Result
+	for _, d := range sortedKeys(domains) {
+		if st, ok := s.o.Policy.State(s.resolveDest(d)); ok && paused(st) {
+			res.Skipped = append(res.Skipped, d)
+			continue
+		}
+		n, err := s.o.Queue.Flush(d)
+		if err != nil {
+			return res, err
+		}
+		res.Changed += n
+	}
+	s.log.Info("admin: flush", "recipients", res.Changed, "skipped_paused", len(res.Skipped))
+	return res, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// act runs hold, release, delete or bounce on a selection.
+func (s *Server) act(action string, sel Selection) (Result, error) {
+	ids := sel.IDs
+	if sel.Domain != "" {
+		if len(ids) > 0 {
+			return Result{}, fmt.Errorf("%w: give IDs or a domain, not both", errBadRequest)
+		}
+		var err error
+		if ids, err = s.o.Queue.IDsForDomain(sel.Domain); err != nil {
+			return Result{}, err
+		}
+	} else if len(ids) == 0 {
+		return Result{}, fmt.Errorf("%w: no message IDs and no domain", errBadRequest)
+	}
+	var n int
+	var err error
+	switch action {
+	case "hold":
+		n, err = s.o.Queue.Hold(ids)
+	case "release":
+		n, err = s.o.Queue.Release(ids)
+		s.kick()
+	case "delete":
+		n, err = s.o.Queue.Delete(ids)
+	case "bounce":
+		n, err = s.bounce(ids)
+		s.kick()
+	default:
+		return Result{}, fmt.Errorf("%w: unknown action %q (hold, release, delete, bounce)", errBadRequest, action)
+	}
+	s.log.Info("admin: "+action, "messages", n, "selected", len(ids), "domain", sel.Domain)
+	return Result{Changed: n}, err
+}
+
+const operatorBounce = "bounced by the relay operator"
+
+// bounce fails every queued or held recipient of ids and sends the
+// sender one DSN per message (RFC 3464). A recipient in flight is left
+// to its delivery. As in the scheduler, the DSN is queued before the
+// bounce is recorded: a crash in between may send a second DSN, never
+// lose the first.
+func (s *Server) bounce(ids []string) (int, error) {
+	now := s.o.Now()
+	changed := 0
+	for _, id := range ids {
+		m, err := s.o.Queue.Get(id)
+		if err != nil {
+			continue // pruned or mistyped: the other IDs still count
+		}
+		var ups []queue.Update
+		var failed []dsn.Recipient
+		for i, r := range m.Recipients {
+			if r.State != queue.StateQueued && r.State != queue.StateHeld {
+				continue
+			}
+			ups = append(ups, queue.Update{ID: id, Rcpt: i, State: queue.StateBounced,
+				Attempt: &queue.Attempt{At: now, Reply: operatorBounce, Class: "operator", Status: "bounced"}})
+			failed = append(failed, dsn.Recipient{Addr: r.Addr, Action: "failed", Status: "5.0.0", Diagnostic: operatorBounce, LastAttempt: now})
+		}
+		if len(ups) == 0 {
+			continue
+		}
+		if m.From != "" {
+			body, err := s.o.Queue.Body(id)
+			if err != nil {
+				return changed, err
+			}
+			msg, err := dsn.Build(dsn.Report{ReportingMTA: s.o.Hostname, Sender: m.From, QueueID: id, Arrival: m.Received,
+				Recipients: failed, Original: body, Now: now})
+			if err != nil {
+				return changed, fmt.Errorf("dsn for %s: %w", id, err)
+			}
+			if _, err := s.o.Queue.Enqueue(context.Background(), queue.NewMessage{Rcpts: []string{m.From}, Body: msg}); err != nil {
+				return changed, fmt.Errorf("queue dsn for %s: %w", id, err)
+			}
+		}
+		if err := s.o.Queue.Update(context.Background(), ups); err != nil {
+			return changed, err
+		}
+		changed++
+	}
+	return changed, nil
+}
+
+// setLimits applies operator maxima; a field left out keeps the current
+// maximum. The policy persists them in the queue file, so they survive a
+// restart, and clamps the learned levels at once.
+func (s *Server) setLimits(name string, req LimitsRequest) (Destination, error) {
+	dest := s.resolveDest(name)
+	cur, known := s.o.Policy.State(dest)
+	var l policy.Limits
+	switch {
+	case req.MaxConcurrency != nil:
+		l.MaxConcurrency = *req.MaxConcurrency
+	case known:
+		l.MaxConcurrency = cur.MaxConcurrency
+	default:
+		return Destination{}, fmt.Errorf("%w: %s is not known yet; give --max-concurrency", errBadRequest, dest)
+	}
+	switch {
+	case req.Rate != nil:
+		r, err := config.ParseRate(*req.Rate)
+		if err != nil {
+			return Destination{}, fmt.Errorf("%w: %v", errBadRequest, err)
+		}
+		l.Rate = r.Limit
+	case known && cur.MaxRate != rate.Inf:
+		l.Rate = cur.MaxRate
+	}
+	if err := s.o.Policy.SetLimits(dest, l); err != nil {
+		return Destination{}, err
+	}
+	s.log.Info("admin: limits set", "destination", dest, "max_concurrency", l.MaxConcurrency, "rate", float64(l.Rate))
+	st, _ := s.o.Policy.State(dest)
+	s.kick()
+	return s.destinationOf(st), nil
+}
