@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"sluice/admin"
 	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
@@ -66,6 +67,10 @@ type daemon struct {
 	sched    *scheduler.Scheduler
 	inbound  []*relay.Inbound
 	started  time.Time
+
+	checker   relay.Checker    // the inbound check, for its verdict counters
+	telemetry *admin.Telemetry // metrics and attempt history; see tel()
+	telOnce   sync.Once
 }
 
 // serve runs the relay until ctx is cancelled, then drains: stop
@@ -104,9 +109,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
-	log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
-
-	<-ctx.Done()
+	stopAdmin, adminErr := d.startAdmin()
+	if adminErr != nil {
+		log.Error("admin surface failed to start; stopping", "err", adminErr)
+	} else {
+		log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
+		<-ctx.Done()
+	}
 	log.Info("shutting down", "grace", time.Duration(cfg.ShutdownGrace).String())
 	stopBG()
 	grace, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownGrace))
@@ -122,8 +131,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		stopSessions() // deliveries still running past the grace period are cut; their leases return to due
 	}()
 	wg.Wait()
+	stopAdmin()
 	log.Info("sluice stopped")
-	return nil
+	return adminErr
 }
 
 // compactMinSize is the queue file size below which start-up never compacts.
@@ -181,12 +191,14 @@ func (d *daemon) wire() error {
 		Hostname:         cfg.Hostname,
 		MaxQueueLifetime: time.Duration(cfg.Delivery.MaxQueueLifetime),
 		MaxPerConnection: cfg.Delivery.MaxMessagesPerConnection,
+		OnAttempt:        d.onAttempt,
 		Logger:           log.With("log", "mail"),
 	})
 	checker, err := newChecker(cfg, log)
 	if err != nil {
 		return err
 	}
+	d.checker = checker
 	tlsConfig, err := inboundTLS(cfg.TLS)
 	if err != nil {
 		return err

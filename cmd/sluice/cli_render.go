@@ -1,0 +1,301 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sluice/admin"
+)
+
+// The renderers print for humans: aligned columns, relative ages, UTC
+// times. They take now so that golden files stay stable.
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+const timeFmt = "2006-01-02 15:04:05Z"
+
+// age prints a duration the way qshape and mailq readers think: 42s,
+// 17m, 3h05m, 2d04h.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "in " + age(-d)
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
+
+func size(n int64) string {
+	switch {
+	case n < 1024:
+		return strconv.FormatInt(n, 10)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1fK", float64(n)/1024)
+	default:
+		return fmt.Sprintf("%.1fM", float64(n)/(1024*1024))
+	}
+}
+
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func sender(s string) string {
+	if s == "" {
+		return "<>"
+	}
+	return s
+}
+
+func renderList(w io.Writer, msgs []admin.Message, now time.Time) {
+	if len(msgs) == 0 {
+		fmt.Fprintln(w, "queue is empty (no matching message)")
+		return
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "ID\tAGE\tSIZE\tFROM\tRECIPIENT\tSTATE\tTRIES\tNEXT\tLAST REPLY")
+	rcpts := 0
+	for _, m := range msgs {
+		for i, r := range m.Recipients {
+			id, ag, sz, from := "", "", "", ""
+			if i == 0 {
+				id, ag, sz, from = m.ID, age(now.Sub(m.Received)), size(m.Size), sender(m.From)
+			}
+			next := "-"
+			if r.NextAttempt != nil {
+				next = age(r.NextAttempt.Sub(now))
+				if !r.NextAttempt.After(now) {
+					next = "now"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, ag, sz, from, r.Addr, r.State, r.Attempts, next, clip(orDash(r.LastReply), 60))
+			rcpts++
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "-- %d messages, %d recipients\n", len(msgs), rcpts)
+}
+
+func renderShow(w io.Writer, m admin.Message, now time.Time) {
+	tw := table(w)
+	fmt.Fprintf(tw, "id:\t%s\n", m.ID)
+	fmt.Fprintf(tw, "from:\t%s\n", sender(m.From))
+	fmt.Fprintf(tw, "received:\t%s (%s ago)\n", m.Received.Format(timeFmt), age(now.Sub(m.Received)))
+	fmt.Fprintf(tw, "size:\t%s bytes\n", strconv.FormatInt(m.Size, 10))
+	fmt.Fprintf(tw, "client:\t%s helo=%s user=%s\n", orDash(m.Client), orDash(m.Helo), orDash(m.User))
+	if m.Done != nil {
+		fmt.Fprintf(tw, "done:\t%s\n", m.Done.Format(timeFmt))
+	}
+	tw.Flush()
+	for _, r := range m.Recipients {
+		fmt.Fprintf(w, "\nrecipient %s: %s, %d attempts", r.Addr, r.State, r.Attempts)
+		if r.NextAttempt != nil {
+			fmt.Fprintf(w, ", next %s", r.NextAttempt.Format(timeFmt))
+		}
+		fmt.Fprintln(w)
+		if len(r.History) == 0 {
+			fmt.Fprintln(w, "  (no attempt yet)")
+			continue
+		}
+		tw := table(w)
+		fmt.Fprintln(tw, "  TIME\tRELAY\tSTATUS\tCLASS\tREPLY")
+		for _, a := range r.History {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.At.Format(timeFmt), orDash(a.Relay), a.Status, a.Class, a.Reply)
+		}
+		tw.Flush()
+	}
+}
+
+func renderSummary(w io.Writer, s admin.Summary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "DOMAIN\tTOTAL\t%s\t\n", strings.Join(s.Buckets, "\t"))
+	row := func(r admin.SummaryRow) {
+		cells := make([]string, len(r.Counts))
+		for i, c := range r.Counts {
+			cells[i] = strconv.Itoa(c)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", r.Domain, r.Total, strings.Join(cells, "\t"))
+	}
+	row(s.Total)
+	for _, r := range s.Rows {
+		row(r)
+	}
+	tw.Flush()
+}
+
+func rateStr(r float64) string {
+	if r <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(r, 'g', 3, 64)
+}
+
+func classCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func destState(d admin.Destination, now time.Time) string {
+	if d.PausedUntil != nil {
+		return fmt.Sprintf("%s until %s (%s)", d.State, d.PausedUntil.Format("15:04:05Z"), age(d.PausedUntil.Sub(now)))
+	}
+	return d.State
+}
+
+func renderAlarm(w io.Writer, a admin.Alarm) {
+	if a.Active {
+		since := ""
+		if a.Since != nil {
+			since = " (since " + a.Since.Format(timeFmt) + ")"
+		}
+		fmt.Fprintf(w, "!! SENDER-WIDE ALARM%s: %s\n\n", since, a.Reason)
+	}
+}
+
+func renderDomains(w io.Writer, d admin.Domains, now time.Time) {
+	renderAlarm(w, d.Alarm)
+	if len(d.Destinations) == 0 {
+		fmt.Fprintln(w, "no destination known yet (one appears at its first delivery attempt)")
+		return
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "DESTINATION\tSTATE\tCONC\tRATE/S\t421/1H\tREPLIES/1H\tGREYLIST\tLAST REPLY")
+	for _, x := range d.Destinations {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", x.Name, destState(x, now), x.Concurrency, x.MaxConcurrency,
+			rateStr(x.Rate), rateStr(x.MaxRate), x.Replies421, classCounts(x.LastHour), x.GreylistWindow, clip(orDash(x.LastReply), 60))
+	}
+	tw.Flush()
+}
+
+func renderDomainDetail(w io.Writer, d admin.DomainDetail, now time.Time) {
+	x := d.Destination
+	tw := table(w)
+	fmt.Fprintf(tw, "destination:\t%s\n", x.Name)
+	if len(d.Domains) > 0 {
+		fmt.Fprintf(tw, "domains:\t%s\n", strings.Join(d.Domains, " "))
+	}
+	fmt.Fprintf(tw, "state:\t%s\n", destState(x, now))
+	fmt.Fprintf(tw, "concurrency:\t%d of max %d (%d sessions open)\n", x.Concurrency, x.MaxConcurrency, x.Active)
+	fmt.Fprintf(tw, "rate:\t%s of max %s messages/s\n", rateStr(x.Rate), rateStr(x.MaxRate))
+	fmt.Fprintf(tw, "msgs/conn:\t%d\n", x.MsgsPerConn)
+	fmt.Fprintf(tw, "greylist:\t%s\n", x.GreylistWindow)
+	fmt.Fprintf(tw, "last hour:\t%s; %d × 421\n", classCounts(x.LastHour), x.Replies421)
+	fmt.Fprintf(tw, "last reply:\t%s\n", orDash(x.LastReply))
+	tw.Flush()
+	fmt.Fprintln(w, "\nrecent attempts (newest first):")
+	if len(d.Recent) == 0 {
+		fmt.Fprintln(w, "  none since the daemon started")
+		return
+	}
+	tw = table(w)
+	fmt.Fprintln(tw, "  TIME\tDOMAIN\tSTATUS\tCLASS\tREPLY")
+	for _, e := range d.Recent {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.At.Format(timeFmt), e.Domain, e.Status, e.Class, e.Reply)
+	}
+	tw.Flush()
+}
+
+func renderLimits(w io.Writer, x admin.Destination) {
+	fmt.Fprintf(w, "%s: max concurrency %d (now %d), max rate %s/s (now %s/s)\n", x.Name, x.MaxConcurrency, x.Concurrency, rateStr(x.MaxRate), rateStr(x.Rate))
+}
+
+func renderStatus(w io.Writer, s admin.Status) {
+	tw := table(w)
+	ready := "ready"
+	if !s.Ready {
+		ready = "NOT READY: " + s.Reason
+	}
+	fmt.Fprintf(tw, "status:\tup, %s\n", ready)
+	fmt.Fprintf(tw, "version:\t%s\n", s.Version)
+	fmt.Fprintf(tw, "started:\t%s (up %s)\n", s.Started.Format(timeFmt), age(time.Duration(s.UptimeSeconds)*time.Second))
+	open := s.Queue["queued"] + s.Queue["active"] + s.Queue["held"]
+	fmt.Fprintf(tw, "queue:\t%d open recipients: %d queued, %d active, %d held\n", open, s.Queue["queued"], s.Queue["active"], s.Queue["held"])
+	fmt.Fprintf(tw, "finished:\t%d sent, %d bounced, %d expired, %d deleted (kept for the retention period)\n", s.Queue["sent"], s.Queue["bounced"], s.Queue["expired"], s.Queue["deleted"])
+	if s.Oldest != nil {
+		fmt.Fprintf(tw, "oldest:\t%s\n", s.Oldest.Format(timeFmt))
+	}
+	tw.Flush()
+	if s.Alarm.Active {
+		fmt.Fprintln(w)
+		renderAlarm(w, s.Alarm)
+	}
+}
+
+func renderSuppressions(w io.Writer, list []admin.Suppression) {
+	if len(list) == 0 {
+		fmt.Fprintln(w, "suppression list is empty")
+		return
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "ADDRESS\tSINCE\tREASON")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Addr, s.At.Format(timeFmt), s.Reason)
+	}
+	tw.Flush()
+}
+
+func renderExplain(w io.Writer, e admin.Explanation) {
+	if e.HTTP != "" {
+		fmt.Fprintf(w, "note: %s\n\n", e.HTTP)
+	}
+	tw := table(w)
+	fmt.Fprintf(tw, "reply:\t%s\n", e.Line)
+	fmt.Fprintf(tw, "stage:\t%s\n", e.Stage)
+	class := e.Class
+	if e.Scope != "" {
+		class += " (" + e.Scope + ")"
+	}
+	fmt.Fprintf(tw, "class:\t%s\n", class)
+	fmt.Fprintf(tw, "matched:\t%s\n", e.Rule)
+	fmt.Fprintf(tw, "why:\t%s\n", e.Reason)
+	fmt.Fprintf(tw, "reaction:\t%s\n", e.Reaction)
+	if e.Delay != "" {
+		fmt.Fprintf(tw, "delay hint:\t%s\n", e.Delay)
+	}
+	if e.For != "" {
+		fmt.Fprintf(tw, "pause for:\t%s\n", e.For)
+	}
+	if e.Fix != "" {
+		fmt.Fprintf(tw, "fix:\t%s\n", e.Fix)
+	}
+	tw.Flush()
+}
