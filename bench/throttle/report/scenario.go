@@ -95,7 +95,7 @@ func (sc scenario) shifting(t *table, s, p *run) *table {
 	t.add("delivered per bucket", "", "", "capacity")
 	for i := range n {
 		from := time.Duration(i) * sc.Bucket
-		label := fmt.Sprintf("  %3.0f-%3.0fs", from.Seconds(), (from + sc.Bucket).Seconds())
+		label := fmt.Sprintf("  %.0f-%.0fs", from.Seconds(), (from + sc.Bucket).Seconds())
 		t.add(label, bucketCell(sb, i), bucketCell(pb, i), sc.capacity(from, sc.Bucket))
 		if (sb == nil || sum(sb[i:]) == 0) && (pb == nil || sum(pb[i:]) == 0) {
 			break
