@@ -1,0 +1,88 @@
+package admin
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"sluice/policy"
+	"sluice/queue"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	clk    *clock
+	q      *queue.Queue
+	pol    *policy.Policy
+	srv    *Server
+	tel    *Telemetry
+	client *Client
+	kicks  chan struct{}
+	dir    string
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{clk: &clock{t: t0}, dir: t.TempDir(), kicks: make(chan struct{}, 100)}
+	var err error
+	f.q, err = queue.Open(queue.Options{Path: filepath.Join(f.dir, "queue.db"), Now: f.clk.Now, NoSync: true, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.q.Close() })
+	f.pol = f.newPolicy(t)
+	f.tel = NewTelemetry(TelemetryOptions{Queue: f.q, Policy: f.pol, Now: f.clk.Now, MaxDestinations: 3, Logger: quietLog()})
+	f.srv = New(Options{Queue: f.q, Policy: f.pol, Telemetry: f.tel, Kick: func() { f.kicks <- struct{}{} },
+		Hostname: "sluice.test", Version: "v-test", Started: t0.Add(-time.Hour), Now: f.clk.Now, Logger: quietLog()})
+	ts := httptest.NewServer(f.srv.APIHandler())
+	t.Cleanup(ts.Close)
+	f.client = NewClient(ts.Listener.Addr().String(), "")
+	return f
+}
+
+func (f *fixture) newPolicy(t *testing.T) *policy.Policy {
+	t.Helper()
+	p, err := policy.New(policy.Options{Now: f.clk.Now, Store: f.q, Rand: func() float64 { return 0.5 }, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fixture) enqueue(t *testing.T, from string, rcpts ...string) string {
+	t.Helper()
+	id, err := f.q.Enqueue(context.Background(), queue.NewMessage{From: from, Rcpts: rcpts,
+		Body: []byte("From: <" + from + ">\r\nSubject: t\r\nMessage-ID: <x@y>\r\n\r\nhi\r\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// pause makes dest paused: a 421 at greeting with 4.3.2 is "unavailable".
+func (f *fixture) pause(dest string) {
+	f.pol.Observe(dest, policy.Outcome{Reply: policy.Reply{Stage: policy.StageGreeting, Code: 421, Enhanced: "4.3.2", Text: "Service not available"}, Attempts: 1, Queued: f.clk.Now()})
+}
+
+func ctx() context.Context { return context.Background() }
