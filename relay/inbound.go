@@ -83,8 +83,13 @@ type InboundOptions struct {
 	Check                     Checker
 	Suppressed                func(addr string) bool
 	OnEnqueue                 func(id string)
-	Logger                    *slog.Logger
-	Now                       func() time.Time
+	// OnResult, when set, is told about every message accepted (250
+	// after DATA, with the time from end of data to the reply) and every
+	// refusal at MAIL, RCPT or DATA, with a short stable reason for
+	// metrics labels. It must not block.
+	OnResult func(accepted bool, reason string, latency time.Duration)
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Inbound is the inbound SMTP server.

@@ -144,7 +144,7 @@ func (ss *inSession) authFailed(username, why string) error {
 	return inErrAuthFailed
 }
 
-func (ss *inSession) Mail(from string, opts *smtp.MailOptions) error {
+func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 	_, epoch, needHelo, _ := ss.c.tlsState()
 	if needHelo {
 		return inErrHeloAfterTLS
@@ -191,7 +191,7 @@ func (ss *inSession) current() bool {
 	return ss.hasFrom && ss.epoch == epoch && !needHelo
 }
 
-func (ss *inSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+func (ss *inSession) rcpt(to string, opts *smtp.RcptOptions) error {
 	if !ss.current() {
 		return inErrSequence
 	}
@@ -216,7 +216,7 @@ func (ss *inSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
-func (ss *inSession) Data(r io.Reader) error {
+func (ss *inSession) data(r io.Reader) error {
 	body, err := io.ReadAll(r)
 	bare := ss.c.takeBare()
 	if err != nil {

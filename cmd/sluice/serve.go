@@ -212,6 +212,7 @@ func (d *daemon) wire() error {
 	base.Check = checker
 	base.Suppressed = d.queue.IsSuppressed
 	base.OnEnqueue = func(string) { d.sched.Kick() }
+	base.OnResult = d.onInbound
 	type spec struct {
 		addr                 string
 		requireAuth, implTLS bool
