@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sluice/admin"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of the CLI tests")
+
+var gNow = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+
+func tp(t time.Time) *time.Time { return &t }
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run Golden -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+var (
+	gMsgs = []admin.Message{
+		{ID: "1K7ABCDEF0000001", From: "app@shop.example", Received: gNow.Add(-42 * time.Minute), Size: 2300, Recipients: []admin.Recipient{
+			{Addr: "ann@gmail.com", Domain: "gmail.com", State: "queued", NextAttempt: tp(gNow.Add(3 * time.Minute)), Attempts: 2, LastReply: "421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address.", LastClass: "throttle"},
+			{Addr: "bob@example.org", Domain: "example.org", State: "sent", Attempts: 1, LastReply: "250 2.0.0 OK", LastClass: "success"},
+		}},
+		{ID: "1K7ABCDEF0000002", From: "", Received: gNow.Add(-3 * 24 * time.Hour), Size: 1 << 20, Recipients: []admin.Recipient{
+			{Addr: "app@shop.example", Domain: "shop.example", State: "held"},
+		}},
+	}
+	gShow = admin.Message{ID: "1K7ABCDEF0000001", From: "app@shop.example", Received: gNow.Add(-42 * time.Minute), Size: 2300, Client: "127.0.0.1", Helo: "app1", Recipients: []admin.Recipient{
+		{Addr: "ann@gmail.com", Domain: "gmail.com", State: "queued", NextAttempt: tp(gNow.Add(3 * time.Minute)), Attempts: 2, History: []admin.Attempt{
+			{At: gNow.Add(-40 * time.Minute), Relay: "gmail-smtp-in.l.google.com[142.250.1.27]:25", Reply: "421 4.7.0 Try again later, closing connection.", Class: "throttle", Status: "deferred"},
+			{At: gNow.Add(-20 * time.Minute), Relay: "gmail-smtp-in.l.google.com[142.250.1.27]:25", Reply: "421 4.7.28 unusual rate", Class: "throttle", Status: "deferred"},
+		}},
+		{Addr: "new@example.net", Domain: "example.net", State: "queued", NextAttempt: tp(gNow)},
+	}}
+	gSummary = admin.Summary{Buckets: admin.SummaryBuckets,
+		Rows: []admin.SummaryRow{
+			{Domain: "gmail.com", Total: 1204, Counts: []int{800, 300, 100, 4, 0, 0, 0}},
+			{Domain: "yahoo.com", Total: 31, Counts: []int{0, 0, 0, 0, 0, 11, 20}},
+		},
+		Total: admin.SummaryRow{Domain: "TOTAL", Total: 1235, Counts: []int{800, 300, 100, 4, 0, 11, 20}}}
+	gDomains = admin.Domains{
+		Alarm: admin.Alarm{Active: true, Reason: "3 of 4 destinations attempted in the last 10m0s are throttling: check the sender's IP reputation, authentication and content", Since: tp(gNow.Add(-5 * time.Minute))},
+		Destinations: []admin.Destination{
+			{Name: "gmail", State: "paused", PausedUntil: tp(gNow.Add(90 * time.Second)), Concurrency: 2, MaxConcurrency: 20, Rate: 2.5, MaxRate: 0, GreylistWindow: "0s",
+				LastHour: map[string]int{"throttle": 17, "success": 120}, Replies421: 17, LastReply: "421 4.7.28 unusual rate"},
+			{Name: "yahoo", State: "probing", Concurrency: 1, MaxConcurrency: 5, Rate: 0, MaxRate: 10, GreylistWindow: "0s", LastHour: map[string]int{}, LastReply: "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred"},
+			{Name: "example.org", State: "open", Concurrency: 20, MaxConcurrency: 20, GreylistWindow: "5m1s", LastHour: map[string]int{"greylist": 3, "success": 9}, LastReply: "250 2.0.0 OK"},
+		}}
+	gDetail = admin.DomainDetail{Destination: gDomains.Destinations[0], Domains: []string{"gmail.com", "googlemail.com"}, Recent: []admin.Event{
+		{At: gNow.Add(-time.Minute), Domain: "gmail.com", Class: "throttle", Status: "deferred", Reply: "421 4.7.28 unusual rate"},
+		{At: gNow.Add(-2 * time.Minute), Domain: "googlemail.com", Class: "success", Status: "sent", Reply: "250 2.0.0 OK"},
+	}}
+	gStatus = admin.Status{Up: true, Ready: true, Version: "v0.1.0", Started: gNow.Add(-26 * time.Hour), UptimeSeconds: 26 * 3600,
+		Queue: map[string]int{"queued": 1235, "active": 20, "held": 1, "sent": 50000, "bounced": 12}, Oldest: tp(gNow.Add(-3 * 24 * time.Hour))}
+	gSupp = []admin.Suppression{{Addr: "gone@example.org", Reason: "550 5.1.1 user unknown", At: gNow.Add(-time.Hour)}}
+)
+
+func TestGoldenRender(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		render func(*bytes.Buffer)
+		data   any
+	}{
+		{"queue_list", func(b *bytes.Buffer) { renderList(b, gMsgs, gNow) }, gMsgs},
+		{"queue_list_empty", func(b *bytes.Buffer) { renderList(b, nil, gNow) }, []admin.Message{}},
+		{"queue_show", func(b *bytes.Buffer) { renderShow(b, gShow, gNow) }, gShow},
+		{"queue_summary", func(b *bytes.Buffer) { renderSummary(b, gSummary) }, gSummary},
+		{"domains", func(b *bytes.Buffer) { renderDomains(b, gDomains, gNow) }, gDomains},
+		{"domains_show", func(b *bytes.Buffer) { renderDomainDetail(b, gDetail, gNow) }, gDetail},
+		{"limits", func(b *bytes.Buffer) { renderLimits(b, gDomains.Destinations[1]) }, gDomains.Destinations[1]},
+		{"status", func(b *bytes.Buffer) { renderStatus(b, gStatus) }, gStatus},
+		{"suppress_list", func(b *bytes.Buffer) { renderSuppressions(b, gSupp) }, gSupp},
+	}
+	for _, tc := range tests {
+		var b bytes.Buffer
+		tc.render(&b)
+		golden(t, tc.name+".txt", b.Bytes())
+		var j bytes.Buffer
+		if err := printJSON(&j, tc.data); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, tc.name+".json", j.Bytes())
+	}
+}
+
+// TestGoldenExplain runs the real command: explain needs no daemon.
+func TestGoldenExplain(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, stage, line string }{
+		{"explain_gmail", "rcpt", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail"},
+		{"explain_greylist", "rcpt", "450 4.7.1 Greylisted, please try again in 300 seconds"},
+		{"explain_greeting", "greeting", "421 4.3.2 Service not available"},
+		{"explain_http421", "rcpt", "HTTP/1.1 421 Misdirected Request"},
+	}
+	for _, tc := range tests {
+		for _, asJSON := range []bool{false, true} {
+			args := []string{"explain", "--stage", tc.stage, tc.line}
+			ext := ".txt"
+			if asJSON {
+				args = append(args, "--json")
+				ext = ".json"
+			}
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb); code != 0 {
+				t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+			}
+			golden(t, tc.name+ext, out.Bytes())
+		}
+	}
+}
+
+func TestCLIExitCodes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sock := "unix:" + filepath.Join(dir, "admin.sock")
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"status", "--admin", sock}, 1, "no sluice daemon at " + filepath.Join(dir, "admin.sock") + " — is `sluice serve` running?"},
+		{[]string{"queue", "list", "--admin", sock}, 1, "no sluice daemon"},
+		{[]string{"domains", "--admin", sock, "--json"}, 1, "no sluice daemon"},
+		{[]string{"queue"}, 2, "usage"},
+		{[]string{"queue", "frobnicate"}, 2, "unknown queue command"},
+		{[]string{"queue", "list", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"queue", "show"}, 2, "queue show ID"},
+		{[]string{"queue", "hold", "--admin", sock}, 2, "no message IDs"},
+		{[]string{"limits", "set", "x.test"}, 2, "--max-concurrency and/or --rate"},
+		{[]string{"limits"}, 2, "usage"},
+		{[]string{"suppress", "add"}, 2, "usage"},
+		{[]string{"explain"}, 2, "reply line"},
+		{[]string{"explain", "--stage", "nope", "421"}, 2, "unknown stage"},
+		{[]string{"queue", "list", "-h"}, 0, "-older-than"},
+		{[]string{"completion", "bash"}, 0, ""},
+		{[]string{"completion"}, 2, "bash|zsh"},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(errb.String(), tc.err) {
+			t.Errorf("%v: exit %d, stderr %q; want %d containing %q", tc.args, code, errb.String(), tc.code, tc.err)
+		}
+	}
+}
+
+func TestSelection(t *testing.T) {
+	t.Parallel()
+	sel, err := selection(strings.NewReader("1K7A  42m  app@x\n\n1K7B\n"), []string{"-"}, "")
+	if err != nil || strings.Join(sel.IDs, ",") != "1K7A,1K7B" {
+		t.Fatalf("stdin IDs = %v, %v", sel.IDs, err)
+	}
+	if _, err := selection(strings.NewReader(""), []string{"a"}, "d.test"); err == nil {
+		t.Fatal("IDs and --domain accepted together")
+	}
+	if sel, _ := selection(nil, nil, "d.test"); sel.Domain != "d.test" {
+		t.Fatal("domain selection")
+	}
+}
+
+func TestParseInterleaved(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	j := fs.Bool("json", false, "")
+	d := fs.String("domain", "", "")
+	pos, err := parseInterleaved(fs, []string{"show", "--json", "ID1", "--domain", "a.test", "--", "-x"})
+	if err != nil || !*j || *d != "a.test" || strings.Join(pos, " ") != "show ID1 -x" {
+		t.Fatalf("pos %v json %v domain %q err %v", pos, *j, *d, err)
+	}
+}
