@@ -10,6 +10,7 @@ need=()
 command -v swaks >/dev/null || need+=(swaks)
 command -v smtp-sink >/dev/null || need+=(postfix)
 command -v strace >/dev/null || need+=(strace)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"sluice/admin"
+	"sluice/internal/fakemx"
+)
+
+// chromium finds the system browser; the test skips without it (test.sh
+// installs Debian's chromium).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("chromium not installed (./test.sh installs it)")
+	return ""
+}
+
+// TestBrowserDashboard loads the dashboard of a running daemon in a real
+// headless Chromium and checks that the destination table and the 421
+// chart render with the data the daemon holds.
+func TestBrowserDashboard(t *testing.T) {
+	browser := chromium(t)
+	mx, err := fakemx.Start(fakemx.Options{Addr: "127.0.0.1:0", Outages: []fakemx.Window{{Start: 0, End: time.Hour}}, Logger: quietTestLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mx.Close()
+	dir := t.TempDir()
+	smtpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	cfg := writeAdminConfig(t, dir, smtpAddr, httpAddr, routeTo("dest.test", mx.Addr()))
+	startRelay(t, cfg, smtpAddr)
+	submit(t, smtpAddr, 3, "user@dest.test")
+
+	// Wait until the daemon holds 421s for dest.test, and read what it
+	// holds: the page must show the same.
+	var dash admin.Dashboard
+	eventually(t, 15*time.Second, "421s in the dashboard data", func() bool {
+		res, err := http.Get("http://" + httpAddr + "/v1/dashboard")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		dash = admin.Dashboard{}
+		if json.NewDecoder(res.Body).Decode(&dash) != nil || len(dash.Chart.Series) == 0 {
+			return false
+		}
+		d, ok := findDest(dash.Domains, "dest.test")
+		return ok && d.Replies421 > 0
+	})
+	want421 := 0
+	for _, n := range dash.Chart.Series[0].Replies421 {
+		want421 += n
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox, // the tests run as root in a container
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	if os.Getenv("SLUICE_BROWSER_HEADFUL") != "" {
+		opts = append(opts, chromedp.Flag("headless", false))
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	bctx, cancelB := chromedp.NewContext(actx)
+	defer cancelB()
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+
+	var rowText, state, total421, chartDest, shapeTotal string
+	var bars int
+	err = chromedp.Run(ctx,
+		chromedp.Navigate("http://"+httpAddr+"/"),
+		chromedp.WaitVisible(`body[data-loaded="1"]`, chromedp.ByQuery),
+		chromedp.Text(`#destinations tr[data-destination="dest.test"]`, &rowText, chromedp.ByQuery),
+		chromedp.Text(`#destinations tr[data-destination="dest.test"] td:nth-child(2)`, &state, chromedp.ByQuery),
+		chromedp.AttributeValue(`#chart svg[data-destination="dest.test"]`, "data-total-421", &total421, nil, chromedp.ByQuery),
+		chromedp.Text(`#chart .chart-row .label`, &chartDest, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('#chart svg[data-destination="dest.test"] rect.r421').length`, &bars),
+		chromedp.Text(`#shape tr[data-domain="dest.test"] td:nth-child(2)`, &shapeTotal, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	d, _ := findDest(dash.Domains, "dest.test")
+	if state == "" || rowText == "" {
+		t.Fatalf("destination row not rendered: %q", rowText)
+	}
+	if got, _ := strconv.Atoi(total421); got < want421 || got == 0 {
+		t.Errorf("chart shows %s 421s, daemon holds %d", total421, want421)
+	}
+	if chartDest != "dest.test" || bars == 0 {
+		t.Errorf("chart row %q with %d red bars", chartDest, bars)
+	}
+	if shapeTotal != "3" {
+		t.Errorf("queue shape shows %q recipients for dest.test, want 3", shapeTotal)
+	}
+	if d.State == "" || len(state) < len(d.State) || state[:len(d.State)] != d.State {
+		t.Errorf("state cell %q, daemon says %q", state, d.State)
+	}
+}
