@@ -16,10 +16,10 @@ const queueUsage = `queue COMMAND [flags]
   show ID                                                        envelope, recipient states, attempt history
   summary                                                        qshape: domains × message age
   flush [--domain D] [--force]                                   retry queued mail now (paused destinations only with --force)
-  hold    ID…|-|--domain D                                       keep mail out of delivery
+  hold ID…|-|--domain D                                          keep mail out of delivery
   release ID…|-|--domain D                                       undo hold; due now
-  delete  ID…|-|--domain D [--yes]                               drop mail without a DSN (asks first)
-  bounce  ID…|-|--domain D                                       fail mail with a DSN to the sender
+  delete ID…|-|--domain D [--yes]                                drop mail without a DSN (asks first)
+  bounce ID…|-|--domain D                                        fail mail with a DSN to the sender
 
 "-" reads IDs from stdin, one per line. Every command takes --json,
 --config FILE, --admin ADDR and --token-file FILE.`
@@ -35,7 +35,7 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	}
 	sub, args := args[0], args[1:]
 	var cf cliFlags
-	fs := newFlagSet("queue "+sub, "queue "+sub+" [flags]", stderr)
+	fs := newFlagSet("queue "+sub, queueSubUsage(sub), stderr)
 	cf.register(fs)
 	domain := fs.String("domain", "", "only mail to this recipient domain")
 	var (
@@ -175,4 +175,17 @@ func confirm(stdin io.Reader, stderr io.Writer, prompt string) bool {
 	line, _ := bufio.NewReader(stdin).ReadString('\n')
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes"
+}
+
+// queueSubUsage is the usage of one queue command, from queueUsage:
+// its syntax, then what it does.
+func queueSubUsage(sub string) string {
+	for _, l := range strings.Split(queueUsage, "\n") {
+		l = strings.TrimSpace(l)
+		if f := strings.Fields(l); len(f) > 0 && f[0] == sub {
+			syntax, what, _ := strings.Cut(l, "  ")
+			return "queue " + syntax + "\n\n" + strings.TrimSpace(what)
+		}
+	}
+	return "queue " + sub + " [flags]"
 }
