@@ -281,7 +281,7 @@ func renderExplain(w io.Writer, e admin.Explanation) {
 	fmt.Fprintf(tw, "reply:\t%s\n", e.Line)
 	fmt.Fprintf(tw, "stage:\t%s\n", e.Stage)
 	class := e.Class
-	if e.Scope != "" {
+	if e.Scope != "" && e.Class == "throttle" { // scope only means something for a throttle
 		class += " (" + e.Scope + ")"
 	}
 	fmt.Fprintf(tw, "class:\t%s\n", class)
