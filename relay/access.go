@@ -55,6 +55,14 @@ func newInLimiters(l rate.Limit, burst int, now func() time.Time) *inLimiters {
 	return &inLimiters{limit: l, burst: burst, now: now, m: make(map[netip.Addr]*rate.Limiter)}
 }
 
+// exhausted reports whether ip has no token left, without taking one.
+func (l *inLimiters) exhausted(ip netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.m[ip]
+	return ok && lim.TokensAt(l.now()) < 1
+}
+
 // allow takes a token for ip and reports whether there was one.
 func (l *inLimiters) allow(ip netip.Addr) bool {
 	l.mu.Lock()

@@ -161,7 +161,12 @@ func TestInboundAuthFailuresThrottled(t *testing.T) {
 	c2.hello()
 	c2.startTLS(pool)
 	c2.cmd("AUTH PLAIN "+plain("nobody", "x"), "421 4.7.0")
-	clock.Advance(inAuthFailEvery)
+	// Even the right password gets no verdict while the IP is throttled.
+	c4 := dial(t, addr)
+	c4.hello()
+	c4.startTLS(pool)
+	c4.cmd("AUTH PLAIN "+plain("app", "secret"), "421 4.7.0")
+	clock.Advance(inAuthFailWindow / inAuthFailBurst)
 	c3 := dial(t, addr)
 	c3.hello()
 	c3.startTLS(pool)

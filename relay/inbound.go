@@ -73,16 +73,20 @@ type InboundOptions struct {
 	PerClientConnections      int
 	PerClientRate             rate.Limit // messages per client IP; 0 = unlimited
 	PerClientBurst            int
-	Networks                  []netip.Prefix // may relay without AUTH
-	Users                     []User
-	TLSConfig                 *tls.Config // nil: no STARTTLS, no AUTH
-	RequireAuth               bool
-	ImplicitTLS               bool
-	AllowAddressLiterals      bool
-	Store                     Store
-	Check                     Checker
-	Suppressed                func(addr string) bool
-	OnEnqueue                 func(id string)
+	// AuthFailures is the number of failed AUTH attempts per client IP
+	// per 10 minutes; beyond it the client gets 421 and its next
+	// attempts are refused before any password is checked. Default 5.
+	AuthFailures         int
+	Networks             []netip.Prefix // may relay without AUTH
+	Users                []User
+	TLSConfig            *tls.Config // nil: no STARTTLS, no AUTH
+	RequireAuth          bool
+	ImplicitTLS          bool
+	AllowAddressLiterals bool
+	Store                Store
+	Check                Checker
+	Suppressed           func(addr string) bool
+	OnEnqueue            func(id string)
 	// OnResult, when set, is told about every message accepted (250
 	// after DATA, with the time from end of data to the reply) and every
 	// refusal at MAIL, RCPT or DATA, with a short stable reason for
@@ -107,12 +111,13 @@ type Inbound struct {
 	draining bool
 }
 
-// Failed AUTH attempts allowed per client IP: a burst of inAuthFailBurst,
-// then one more every inAuthFailEvery. Beyond that: 421 and close, which
-// makes password guessing slow without locking out a user's typo.
+// Failed AUTH attempts allowed per client IP: a burst of AuthFailures
+// (default inAuthFailBurst), refilled at that many per inAuthFailWindow.
+// Beyond that: 421 and close, which makes password guessing slow without
+// locking out a user's typo.
 const (
-	inAuthFailBurst = 5
-	inAuthFailEvery = time.Minute
+	inAuthFailBurst  = 5
+	inAuthFailWindow = 10 * time.Minute
 )
 
 // NewInbound checks o, applies the defaults and builds the server.
@@ -148,6 +153,9 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 	if o.DataTimeout <= 0 {
 		o.DataTimeout = 10 * time.Minute
 	}
+	if o.AuthFailures <= 0 {
+		o.AuthFailures = inAuthFailBurst
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -159,7 +167,7 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 		log:      o.Logger,
 		conns:    make(map[*inConn]struct{}),
 		perIP:    make(map[netip.Addr]int),
-		authFail: newInLimiters(rate.Every(inAuthFailEvery), inAuthFailBurst, o.Now),
+		authFail: newInLimiters(rate.Every(inAuthFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
 	}
 	if o.PerClientRate > 0 {
 		burst := o.PerClientBurst

@@ -119,6 +119,13 @@ func (ss *inSession) Auth(mech string) (sasl.Server, error) {
 // authenticate checks a password against the bcrypt hash. The password is
 // never logged.
 func (ss *inSession) authenticate(username, password string) error {
+	// A client out of failure budget gets no verdict on its guess, right
+	// or wrong: otherwise the limit would only change the error code.
+	if ss.s.authFail.exhausted(ss.c.ip) {
+		ss.s.log.Warn("auth failures throttled", "client", ss.c.ip, "trace", ss.c.trace)
+		ss.c.setCloseAfterReply()
+		return inErrAuthTooMany
+	}
 	for i := range ss.s.o.Users {
 		u := &ss.s.o.Users[i]
 		if u.Name != username {

@@ -101,6 +101,7 @@ func inboundOptions(cfg *config.Config, log *slog.Logger) (relay.InboundOptions,
 		PerClientRate:        l.PerClientRate.Limit,
 		PerClientBurst:       max(l.PerClientRate.Burst, 1),
 		AllowAddressLiterals: l.AllowAddressLiterals,
+		AuthFailures:         cfg.Access.AuthFailures,
 		Logger:               log,
 	}
 	for _, n := range cfg.Access.Networks {
