@@ -218,6 +218,10 @@ func TestFlushRespectsPause(t *testing.T) {
 	if err != nil || res.Changed != 1 {
 		t.Fatalf("flush --force = %+v, %v", res, err)
 	}
+	// Forced, the pause ends: the destination is half-open (one probe).
+	if st, _ := f.pol.State(f.pol.Destination("paused.test", nil)); st.State != "probing" {
+		t.Errorf("after flush --force the destination is %q, want probing", st.State)
+	}
 	if len(f.kicks) == 0 {
 		t.Error("flush did not kick the scheduler")
 	}

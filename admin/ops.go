@@ -38,9 +38,9 @@ func (s *Server) kick() {
 }
 
 // flush makes queued mail due now. Mail for a paused destination is left
-// alone unless forced: the receiver asked us to wait, and flushing would
-// only churn leases until the pause ends (the scheduler never dials a
-// paused destination, forced or not).
+// alone unless forced: the receiver asked us to wait. Forced, the pause
+// ends (policy.Resume) and the destination reopens half-open, with one
+// probe session first.
 func (s *Server) flush(req FlushRequest) (Result, error) {
 	defer s.kick()
 	if req.Domain != "" {
@@ -48,11 +48,17 @@ func (s *Server) flush(req FlushRequest) (Result, error) {
 		if st, ok := s.o.Policy.State(dest); ok && paused(st) && !req.Force {
 			return Result{}, fmt.Errorf("%w: destination %s is %s until %s; use --force to flush anyway", errConflict, dest, st.State, st.PausedUntil.UTC().Format("2006-01-02 15:04:05Z"))
 		}
+		if req.Force {
+			s.o.Policy.Resume(dest)
+		}
 		n, err := s.o.Queue.Flush(req.Domain)
 		s.log.Info("admin: flush", "domain", req.Domain, "force", req.Force, "recipients", n)
 		return Result{Changed: n}, err
 	}
 	if req.Force {
+		for _, st := range s.o.Policy.Snapshot() {
+			s.o.Policy.Resume(st.Name)
+		}
 		n, err := s.o.Queue.Flush("")
 		s.log.Info("admin: flush", "force", true, "recipients", n)
 		return Result{Changed: n}, err

@@ -110,3 +110,24 @@ func (p *Policy) State(name string) (DestinationState, bool) {
 	}
 	return d.public(now), true
 }
+
+// Resume ends a pause of dest early, at the operator's request (`queue
+// flush --force`). The destination becomes half-open: one probe session
+// goes first, as after any pause, so a receiver that still refuses is not
+// hit with full concurrency. It reports whether dest was paused.
+func (p *Policy) Resume(name string) bool {
+	now := p.o.Now()
+	p.mu.Lock()
+	d, ok := p.dests[name]
+	if !ok || !d.pausedAt(now) {
+		p.mu.Unlock()
+		return false
+	}
+	d.pausedUntil = now
+	d.lastChange = now
+	d.version++
+	s := p.snapshotForSave(d)
+	p.mu.Unlock()
+	p.save(s)
+	return true
+}
