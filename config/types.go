@@ -120,6 +120,7 @@ type Policy struct {
 	MaxHint               Duration      `toml:"max_hint"`
 	MaxConcurrency        int           `toml:"max_concurrency"`
 	MinConcurrency        int           `toml:"min_concurrency"`
+	InitialConcurrency    int           `toml:"initial_concurrency"`
 	Rate                  Rate          `toml:"rate"`
 	MinRate               Rate          `toml:"min_rate"`
 	GroupBy               string        `toml:"group_by"` // domain | mx

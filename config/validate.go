@@ -253,6 +253,10 @@ func (c *Config) validatePolicy(ck *checker) {
 	ck.positive("policy.max_hint", p.MaxHint)
 	ck.atLeast("policy.max_concurrency", p.MaxConcurrency, 1)
 	ck.atLeast("policy.min_concurrency", p.MinConcurrency, 1)
+	ck.atLeast("policy.initial_concurrency", p.InitialConcurrency, 0)
+	if p.InitialConcurrency > p.MaxConcurrency {
+		ck.add("policy.initial_concurrency", "%d exceeds policy.max_concurrency (%d)", p.InitialConcurrency, p.MaxConcurrency)
+	}
 	if p.MinConcurrency > p.MaxConcurrency {
 		ck.add("policy.min_concurrency", "%d exceeds policy.max_concurrency (%d)", p.MinConcurrency, p.MaxConcurrency)
 	}

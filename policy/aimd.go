@@ -27,6 +27,7 @@ func (d *dest) pausedAt(now time.Time) bool {
 // just before; with no estimate either, the rate is left alone and only
 // concurrency is cut, since sessions bound the rate too.
 func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
+	d.slow = false
 	cutConc := s == ScopeConnections || s == ScopeBoth
 	cutRate := s == ScopeRate || s == ScopeBoth
 	if cutRate {

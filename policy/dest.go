@@ -23,6 +23,7 @@ type dest struct {
 	rtLim   *Limits    // runtime maxima (SetLimits), nil = config
 
 	conc    int        // current concurrency limit (AIMD)
+	slow    bool       // slow start: +1 concurrency per success until the maximum or the first refusal
 	ceil    ceiling    // concurrency at the last connection refusal
 	rceil   ceiling    // rate at the last rate refusal
 	rate    rate.Limit // current rate, 0 = unlimited
@@ -74,7 +75,15 @@ func (p *Policy) newDest(name string) *dest {
 			d.cfgRate = o.Rate
 		}
 	}
+	// Slow start (as TCP): a destination we know nothing about gets
+	// InitialConcurrency sessions, and one more per success, so the limit doubles every round
+	// trip. A receiver that caps sessions refuses one extra session, not
+	// the maximum minus its cap all at once.
 	d.conc = d.maxConc()
+	if ic := p.o.InitialConcurrency; ic > 0 && ic < d.conc {
+		d.slow = true
+		d.conc = max(ic, p.o.MinConcurrency)
+	}
 	d.setRate(d.maxRate(), p.o.Now())
 	return d
 }

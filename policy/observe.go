@@ -86,7 +86,16 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 		d.okTimes[d.okNext%len(d.okTimes)] = now
 		d.okNext++
 		d.successes++
-		p.increase(d, now)
+		if d.slow {
+			if d.conc < d.maxConc() {
+				d.conc++
+				d.lastChange = now
+			} else {
+				d.slow = false
+			}
+		} else {
+			p.increase(d, now)
+		}
 		if o.Rcpt != "" {
 			p.greyAccepted(d, o.Rcpt, now)
 			delete(p.expiries, strings.ToLower(o.Rcpt))

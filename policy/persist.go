@@ -103,6 +103,8 @@ func (d *dest) restore(ps persisted, p *Policy) {
 	// The hold itself is not kept: after a restart one crossing attempt
 	// is allowed, then holds grow again.
 	d.ceil.level, d.rceil.level = ps.Ceil, ps.RateCeil
+	// A destination that never refused us stays in slow start.
+	d.slow = d.conc < d.maxConc() && ps.Ceil == 0 && ps.RateCeil == 0 && ps.Rate == 0 && d.step == 0
 	d.rateTop = rate.Limit(ps.RateTop)
 	r := rate.Limit(ps.Rate)
 	if mr := d.maxRate(); mr > 0 && (r <= 0 || r > mr) {

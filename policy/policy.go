@@ -45,7 +45,12 @@ type Options struct {
 	MaxHint             time.Duration // cap on delay hints (default 1h)
 	MaxConcurrency      int           // per destination (default 20)
 	MinConcurrency      int           // floor of cuts (default 1)
-	Rate                rate.Limit    // per destination; 0 = no cap until throttled
+	// InitialConcurrency > 0 turns on slow start: a destination with no
+	// history starts with this many sessions and gains one per success
+	// (doubling per round trip) until MaxConcurrency or the first
+	// refusal. 0 = start at MaxConcurrency.
+	InitialConcurrency int
+	Rate               rate.Limit // per destination; 0 = no cap until throttled
 	// MinRate is the floor of multiplicative rate cuts. Default 1 message
 	// per second: low enough to calm any receiver we have seen, high
 	// enough that a backlog of thousands drains within the hour.

@@ -27,6 +27,7 @@ func policyOptions(cfg *config.Config, store policy.StateStore, log *slog.Logger
 		MaxHint:               time.Duration(p.MaxHint),
 		MaxConcurrency:        p.MaxConcurrency,
 		MinConcurrency:        p.MinConcurrency,
+		InitialConcurrency:    p.InitialConcurrency,
 		Rate:                  p.Rate.Limit,
 		MinRate:               p.MinRate.Limit,
 		GroupBy:               p.GroupBy,
