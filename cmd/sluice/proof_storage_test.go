@@ -1,0 +1,288 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The storage-fault proofs (issue 6, part 2): a full disk, a disk below
+// the free-space reserve, and failing fsyncs. The promise is the one of
+// RFC 5321 §6.1: a 250 at end of DATA means the mail is stored; when it
+// cannot be, the client gets a temporary refusal (452 4.3.1 or 451 4.3.0,
+// RFC 3463 §3.4) and keeps the mail.
+
+// submitOnce runs one transaction and returns the reply that ended it
+// (the first non-2xx/3xx reply, or the final reply to the body).
+func submitOnce(t *testing.T, smtp, to, msgID string, size int) string {
+	t.Helper()
+	rc, code, text := dialSMTP(t, smtp, "")
+	if code != 220 {
+		return text
+	}
+	defer rc.c.Close()
+	for _, c := range []string{"EHLO client.test", "MAIL FROM:<app@src.test>", "RCPT TO:<" + to + ">"} {
+		if code, text := rc.cmd(c); code != 250 {
+			return text
+		}
+	}
+	if code, text := rc.cmd("DATA"); code != 354 {
+		return text
+	}
+	body := fmt.Sprintf("Subject: storage\r\nMessage-ID: <%s>\r\n\r\n", msgID) + strings.Repeat(strings.Repeat("z", 70)+"\r\n", size/72+1)
+	rc.send(body)
+	_, text = rc.cmd(".")
+	rc.cmd("QUIT")
+	return text
+}
+
+// fillDisk writes a filler file into dir until fewer than leave bytes
+// are free, or the disk is full when leave is 0.
+func fillDisk(t *testing.T, dir string, leave int64) string {
+	t.Helper()
+	p := filepath.Join(dir, fmt.Sprintf("filler-%d", time.Now().UnixNano()))
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		free := int64(st.Bavail) * st.Bsize
+		if leave > 0 && free <= leave {
+			return p
+		}
+		n := int64(len(chunk))
+		if leave > 0 {
+			n = min(n, free-leave+4096)
+		}
+		if _, err := f.Write(chunk[:n]); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return p
+			}
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestProofTmpfsFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	os.MkdirAll(dataDir, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", dataDir).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dataDir).Run() })
+
+	snk := startSink(t)
+	laterA, laterB := freeAddr(t), freeAddr(t) // next hops that are down for now
+	smtp := freeAddr(t)
+	cfg := writeConfig(t, dir, smtp, routeTo("dest.test", snk.addr)+routeTo("a.test", laterA)+routeTo("b.test", laterB)+
+		"\n[queue]\nmin_free_space = \"4MB\"\n")
+	startRelay(t, cfg, smtp)
+
+	// Mail for two destinations that are down: it must leave later,
+	// while the disk is short.
+	for i := range 10 {
+		for _, d := range []string{"a", "b"} {
+			if r := submitOnce(t, smtp, "user@"+d+".test", fmt.Sprintf("queued-%s-%d@proof.test", d, i), 4096); !strings.HasPrefix(r, "250") {
+				t.Fatalf("before the fill: %q", r)
+			}
+		}
+	}
+
+	okReply := func(r string) bool {
+		return strings.HasPrefix(r, "452 4.3.1") || strings.HasPrefix(r, "451 4.3.0")
+	}
+	acked := map[string]bool{}
+
+	// Below the reserve but not full: new mail is refused, queued mail
+	// still completes (attempts and completions commit).
+	filler1 := fillDisk(t, dataDir, 2<<20)
+	for i := range 10 {
+		id := fmt.Sprintf("reserve-%d@proof.test", i)
+		r := submitOnce(t, smtp, "user@dest.test", id, 8192)
+		if strings.HasPrefix(r, "250") {
+			t.Errorf("below the reserve: 250 for %s", id)
+			acked["<"+id+">"] = true
+		} else if !strings.HasPrefix(r, "452 4.3.1") {
+			t.Errorf("below the reserve: %q, want 452 4.3.1", r)
+		}
+	}
+	sinkA := startSinkAt(t, laterA)
+	eventually(t, 20*time.Second, "queued mail to flow out below the reserve", func() bool {
+		return len(sinkA.messageIDs(t)) == 10
+	})
+
+	// Completely full: never a 250 that was not stored, never a 5xx.
+	filler2 := fillDisk(t, dataDir, 0)
+	for i := range 20 {
+		id := fmt.Sprintf("full-%d@proof.test", i)
+		r := submitOnce(t, smtp, "user@dest.test", id, 64<<10)
+		if strings.HasPrefix(r, "250") {
+			acked["<"+id+">"] = true
+			continue
+		}
+		if !okReply(r) {
+			t.Errorf("disk full: %q, want 452 4.3.1 or 451 4.3.0", r)
+		}
+	}
+	if len(acked) > 0 {
+		t.Errorf("%d messages got 250 on a full disk", len(acked))
+	}
+	sinkB := startSinkAt(t, laterB)
+	eventually(t, 20*time.Second, "queued mail to flow out on a full disk", func() bool {
+		return len(sinkB.messageIDs(t)) == 10
+	})
+
+	// Space comes back: so does the relay, without a restart.
+	os.Remove(filler2)
+	os.Remove(filler1)
+	for i := range 5 {
+		id := fmt.Sprintf("after-%d@proof.test", i)
+		if r := submitOnce(t, smtp, "user@dest.test", id, 4096); !strings.HasPrefix(r, "250") {
+			t.Fatalf("after freeing space: %q", r)
+		}
+		acked["<"+id+">"] = true
+	}
+	eventually(t, 20*time.Second, "every acknowledged message at the sink", func() bool {
+		got := snk.messageIDs(t)
+		for id := range acked {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// startRelayUnder runs the relay binary under a wrapper command (strace),
+// in its own process group so the kill reaches the wrapper and the relay.
+func startRelayUnder(t *testing.T, cfgPath, smtpAddr string, wrapper ...string) *relayProc {
+	t.Helper()
+	bin := buildTool(t, "sluice/cmd/sluice")
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(cfgPath), "sluice.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append(append([]string{}, wrapper[1:]...), bin, "serve", "--config", cfgPath)
+	cmd := exec.Command(wrapper[0], args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &relayProc{cmd: cmd, smtp: smtpAddr, log: logf, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		logf.Close()
+	})
+	waitListeningOrLog(t, smtpAddr, cfgPath, p.done)
+	return p
+}
+
+// TestProofFsyncFailure: with every fsync of the queue file failing
+// (strace fault injection, filtered by path so that the count does not
+// depend on threads), every submission gets 451, never 250, never 5xx.
+func TestProofFsyncFailure(t *testing.T) {
+	strace := needTool(t, "strace")
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	smtp := freeAddr(t)
+	snk := startSink(t)
+	cfg := writeConfig(t, dir, smtp, routeTo("dest.test", snk.addr))
+	// Create the queue file first, so that the faulty run opens an
+	// existing file.
+	r := startRelay(t, cfg, smtp)
+	if got := submitOnce(t, smtp, "user@dest.test", "before@proof.test", 1024); !strings.HasPrefix(got, "250") {
+		t.Fatalf("healthy relay: %q", got)
+	}
+	r.stop(t)
+
+	db := filepath.Join(dataDir, "queue.db")
+	if out, err := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "inject=fdatasync:error=EIO", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot inject here: %v: %s", err, out)
+	}
+	// Start-up fsyncs the file too (and rightly refuses to run when that
+	// fails), so attach strace to the running relay: from then on every
+	// fsync of the queue file fails, whatever the thread.
+	r = startRelay(t, cfg, smtp)
+	errf := filepath.Join(dir, "strace.err")
+	ef, err := os.Create(errf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	st := exec.Command(strace, "-f", "-p", fmt.Sprint(r.cmd.Process.Pid), "-o", "/dev/null", "-P", db,
+		"-e", "trace=fdatasync,fsync", "-e", "inject=fdatasync,fsync:error=EIO")
+	st.Stderr = ef
+	if err := st.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stDone := make(chan struct{})
+	go func() { st.Wait(); close(stDone) }()
+	detach := func() {
+		st.Process.Signal(syscall.SIGTERM) // strace detaches on SIGTERM
+		<-stDone
+	}
+	defer detach()
+	eventually(t, 10*time.Second, "strace to attach", func() bool {
+		b, _ := os.ReadFile(errf)
+		return strings.Contains(string(b), "attached")
+	})
+	for i := range 10 {
+		got := submitOnce(t, smtp, "user@dest.test", fmt.Sprintf("eio-%d@proof.test", i), 2048)
+		if !strings.HasPrefix(got, "451") {
+			t.Errorf("fsync failing: %q, want 451", got)
+		}
+	}
+	detach()
+	// The disk is healthy again: so is the relay, without a restart.
+	eventually(t, 15*time.Second, "a 250 after the fault", func() bool {
+		return strings.HasPrefix(submitOnce(t, smtp, "user@dest.test", "after-eio@proof.test", 1024), "250")
+	})
+	eventually(t, 15*time.Second, "delivery after the fault", func() bool {
+		return snk.messageIDs(t)["<after-eio@proof.test>"] >= 1
+	})
+	for id := range snk.messageIDs(t) {
+		if strings.HasPrefix(id, "<eio-") {
+			t.Errorf("%s was refused with 451 but delivered", id)
+		}
+	}
+}
+
+// waitListeningOrLog waits for the relay to listen, and fails with its
+// log when it exits first.
+func waitListeningOrLog(t *testing.T, addr, cfgPath string, done <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			t.Fatalf("the relay exited before listening:\n%s", relayLog(cfgPath))
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s:\n%s", addr, relayLog(cfgPath))
+}
