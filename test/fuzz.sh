@@ -22,5 +22,5 @@ internal/fakemx FuzzReadData
 echo "$targets" | while read -r pkg target; do
 	[ -n "$pkg" ] || continue
 	echo "== $pkg $target (${min}m)"
-	go test "./$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "${min}m" -parallel 2 2>&1 | tail -3
+	go test "./$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "${min}m" -parallel "${PARALLEL:-2}" 2>&1 | tail -3
 done
