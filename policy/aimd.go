@@ -31,10 +31,19 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 	cutConc := s == ScopeConnections || s == ScopeBoth
 	cutRate := s == ScopeRate || s == ScopeBoth
 	if cutRate {
+		// Cut from what was actually delivered when that is below the
+		// cap (as TCP cuts from the flight size): a cap that grew above
+		// the receiver's limit says nothing about the limit.
 		base := d.rate
+		obs := d.observedRate(now)
 		if base <= 0 {
-			base = d.observedRate(now)
+			base = obs
 			d.rateTop = 2 * base
+		} else if obs > 0 && obs < base {
+			base = obs
+		}
+		if base > 0 {
+			d.rateRefused = base
 		}
 		if base > 0 {
 			d.rceil.refused(float64(base), now, 2*p.o.ThrottlePause, p.o.RetryMax)
@@ -46,6 +55,7 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 				nr = p.o.MinRate
 			}
 			d.setRate(nr, now)
+			d.lastRateCut = now
 		} else {
 			cutConc = true
 		}
@@ -97,8 +107,20 @@ func (p *Policy) increase(d *dest, now time.Time) bool {
 		d.conc = mc
 		changed = true
 	}
-	if d.rate > 0 {
+	// Near the rate of the last refusal, one step per ceiling hold: the
+	// receiver's limit is there, and every overshoot costs a refusal.
+	nearLimit := d.rateRefused > 0 && float64(d.rate) >= 0.9*float64(d.rateRefused)
+	if d.rate > 0 && (!nearLimit || !now.Before(d.rateProbeAt)) {
+		if nearLimit {
+			d.rateProbeAt = now.Add(max(d.rceil.hold, p.o.ThrottlePause))
+		}
 		step := d.rate / 10
+		// Above the rate of the last refusal, probe linearly (congestion
+		// avoidance): the receiver's limit is near, and a multiplicative
+		// climb would overshoot it within one of its windows.
+		if d.rateRefused > 0 && d.rate >= d.rateRefused {
+			step = p.o.MinRate
+		}
 		if step < p.o.MinRate {
 			step = p.o.MinRate
 		}
@@ -108,7 +130,14 @@ func (p *Policy) increase(d *dest, now time.Time) bool {
 		case mr > 0 && nr >= mr:
 			nr = mr
 		case mr <= 0 && d.rateTop > 0 && nr >= d.rateTop:
-			nr = 0
+			// Lift the learned cap only after a quiet spell: a receiver
+			// that refused on rate recently would be hit by the burst of
+			// an uncapped destination again.
+			if now.Sub(d.lastRateCut) >= p.o.RetryMax {
+				nr = 0
+			} else {
+				nr = d.rateTop
+			}
 		case mr <= 0 && d.rateTop <= 0:
 			nr = 0
 		}

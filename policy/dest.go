@@ -46,7 +46,7 @@ type dest struct {
 	greyLo      time.Duration // longest refusal interval seen (window is longer)
 	greyHi      time.Duration // shortest accepted interval seen (window is at most this); 0 = unknown
 
-	okTimes     [64]time.Time // recent successes, for the delivery-rate estimate
+	okTimes     [256]time.Time // recent successes, for the delivery-rate estimate (enough for a few hundred msg/s over 1 s)
 	okNext      int
 	counts      [60]minuteCount
 	lastReply   string
@@ -54,7 +54,10 @@ type dest struct {
 	lastAttempt time.Time
 	lastThrottl time.Time
 
-	holdUntil time.Time // no additive increase before (a throttle rule's `for`)
+	holdUntil   time.Time  // no additive increase before (a throttle rule's `for`)
+	lastRateCut time.Time  // the last multiplicative decrease of the rate
+	rateRefused rate.Limit // delivery rate at the last rate refusal: growth above it is linear
+	rateProbeAt time.Time  // near rateRefused, the next rate step waits until then
 
 	version   uint64 // bumped on every persisted change
 	marshaled uint64 // version last handed to the store
@@ -134,8 +137,21 @@ func (d *dest) setRate(r rate.Limit, now time.Time) {
 	d.limiter.SetBurstAt(now, burst)
 }
 
-// observedRate estimates successes per second over the last 10 s.
+// observedRate estimates successes per second: over the last second when
+// busy, else over the last 10 s.
 func (d *dest) observedRate(now time.Time) rate.Limit {
+	// Prefer the last second when it holds enough successes: at a
+	// refusal that is the pace the receiver just saw, undiluted by an
+	// earlier pause.
+	var recent int
+	for _, t := range d.okTimes {
+		if !t.IsZero() && !t.After(now) && now.Sub(t) <= time.Second {
+			recent++
+		}
+	}
+	if recent >= 20 {
+		return rate.Limit(recent)
+	}
 	var n int
 	oldest := now
 	for _, t := range d.okTimes {

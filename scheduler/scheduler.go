@@ -389,8 +389,12 @@ func (s *Scheduler) next(name string) *job {
 	if d == nil || len(d.pending) == 0 || s.stopping {
 		return nil
 	}
+	// A pause stops new connections (policy.Admit); a session that is
+	// still usable goes on at the destination's rate, except during a
+	// suspension, which the receiver asked for by name. Sessions above a
+	// lowered concurrency drain away.
 	if st, ok := s.o.Policy.State(name); ok {
-		if st.PausedUntil.After(s.now()) && st.State != "probing" {
+		if st.State == policy.StateSuspended && st.PausedUntil.After(s.now()) {
 			return nil
 		}
 		if st.Concurrency > 0 && d.sessions > st.Concurrency {

@@ -65,9 +65,12 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		}
 		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, SMTPUTF8: needsSMTPUTF8(j, body)}
 		replies := sess.Send(ctx, d)
-		if s.finish(ctx, name, j, sess.Relay(), body, replies) {
-			sess.Close()
-			sess = nil
+		if s.finish(ctx, name, j, sess.Relay(), body, replies) || !sess.Usable() {
+			// The connection is finished (a 421, a network error, or
+			// policy says so). The session ends and gives its slot back:
+			// a new connection goes through policy.Admit, so nothing is
+			// dialled while the destination is paused.
+			return
 		}
 		// A success may have opened the destination further (the probe
 		// passed, or an additive increase): let the pump add sessions.
