@@ -68,7 +68,7 @@ func newHarness(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options)) *
 	po := policy.Options{
 		RetryBase: 500 * time.Millisecond, RetryMax: 2 * time.Second, GreylistDefault: time.Second,
 		GreylistMargin: 200 * time.Millisecond, DecreaseWindow: 500 * time.Millisecond,
-		MaxConcurrency: 20, GroupBy: "domain", Store: q, Logger: log,
+		MaxConcurrency: 20, InitialConcurrency: 1, GroupBy: "domain", Store: q, Logger: log,
 	}
 	if tweak != nil {
 		tweak(&po)
