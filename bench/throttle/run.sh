@@ -114,7 +114,7 @@ side() {
 }
 
 header() {
-	echo "== $1: N=$N messages, one recipient each; fake MX $(mx_args "$1" | while IFS= read -r a; do printf '%q ' "$a"; done)"
+	echo "== $1: N=$N messages, one recipient each; fake MX $(mx_args "$1" | while IFS= read -r a; do case $a in *" "*) printf "'%s' " "$a" ;; *) printf '%s ' "$a" ;; esac; done)"
 	echo "   sluice: bench/throttle/sluice.toml (defaults; retry_base 1s, retry_max 10s, greylist_default 6s)"
 	echo "   postfix: minimal_backoff_time 1s, maximal_backoff_time 10s, queue_run_delay 1s, destination concurrency 20; cap ${CAP}s per side"
 }

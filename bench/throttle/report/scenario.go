@@ -93,15 +93,47 @@ func (sc scenario) shifting(t *table, s, p *run) *table {
 		pb = p.buckets(sc.Bucket, n)
 	}
 	t.add("delivered per bucket", "", "", "capacity")
+	// A run of buckets where neither side delivered is one row, so that a
+	// straggler at the cap does not print a page of zeros.
+	idle := -1
 	for i := range n {
-		from := time.Duration(i) * sc.Bucket
-		label := fmt.Sprintf("  %.0f-%.0fs", from.Seconds(), (from + sc.Bucket).Seconds())
-		t.add(label, bucketCell(sb, i), bucketCell(pb, i), sc.capacity(from, sc.Bucket))
-		if (sb == nil || sum(sb[i:]) == 0) && (pb == nil || sum(pb[i:]) == 0) {
+		quiet := bucketAt(sb, i) == 0 && bucketAt(pb, i) == 0
+		if quiet && i < n-1 {
+			if idle < 0 {
+				idle = i
+			}
+			continue
+		}
+		if idle >= 0 {
+			sc.bucketRow(t, idle, i, sb, pb)
+			idle = -1
+		}
+		sc.bucketRow(t, i, i+1, sb, pb)
+		if (sb == nil || sum(sb[i+1:]) == 0) && (pb == nil || sum(pb[i+1:]) == 0) {
 			break
 		}
 	}
 	return t
+}
+
+// bucketRow adds the row of buckets [i, j).
+func (sc scenario) bucketRow(t *table, i, j int, sb, pb []int) {
+	from, to := time.Duration(i)*sc.Bucket, time.Duration(j)*sc.Bucket
+	label := fmt.Sprintf("  %.0f-%.0fs", from.Seconds(), to.Seconds())
+	cnt := func(b []int) string {
+		if b == nil {
+			return "-"
+		}
+		return fmt.Sprint(sum(b[i:j]))
+	}
+	t.add(label, cnt(sb), cnt(pb), sc.capacity(from, to-from))
+}
+
+func bucketAt(b []int, i int) int {
+	if b == nil {
+		return 0
+	}
+	return b[i]
 }
 
 // capacity is how many messages the fake MX would accept in [from,
@@ -150,13 +182,6 @@ func cell(r *run, f func(*run) string) string {
 		return "-"
 	}
 	return f(r)
-}
-
-func bucketCell(b []int, i int) string {
-	if b == nil {
-		return "-"
-	}
-	return fmt.Sprint(b[i])
 }
 
 func sum(b []int) int {
