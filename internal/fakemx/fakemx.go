@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sluice/internal/selfsigned"
 	"sync"
 	"time"
 )
@@ -190,7 +191,14 @@ func Start(o Options) (*Server, error) {
 	if o.STARTTLS {
 		// The certificate is checked by real TLS stacks against the real
 		// time, so it is dated by the wall clock, not by Options.Now.
-		if s.tlsConf, err = selfSignedTLS(o.Hostname, time.Now()); err != nil {
+		// Receiving MXs on the Internet often present certificates that
+		// do not verify, so an opportunistic sender must accept this one.
+		// Dated by the wall clock: real TLS clients check real time.
+		cert, err := selfsigned.New(time.Now(), o.Hostname)
+		if err == nil {
+			s.tlsConf = cert.Config
+		}
+		if err != nil {
 			return nil, fmt.Errorf("fakemx: %w", err)
 		}
 	}
