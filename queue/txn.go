@@ -191,6 +191,13 @@ func (w *wtx) countOpen(id string, m *msgRec, opens bool) error {
 			if err := w.b(bktDone).Put(doneKey(m.Done, id), nil); err != nil {
 				return err
 			}
+			// The body has no reader left once every recipient is final
+			// (DSNs are built before the bounce is recorded): drop it now
+			// rather than at Prune, so the file and its mapped pages grow
+			// with the retained history only, not with every body.
+			if err := w.b(bktBodies).Delete([]byte(id)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
