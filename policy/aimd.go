@@ -110,6 +110,12 @@ func (p *Policy) increase(d *dest, now time.Time) bool {
 	// Near the rate of the last refusal, one step per ceiling hold: the
 	// receiver's limit is there, and every overshoot costs a refusal.
 	nearLimit := d.rateRefused > 0 && float64(d.rate) >= 0.9*float64(d.rateRefused)
+	if nearLimit && d.rate > d.rateRefused && !d.rateProbeAt.IsZero() && !now.Before(d.rateProbeAt) {
+		// A whole hold above the old limit without a refusal: the
+		// receiver raised its limit. Climb multiplicatively again.
+		d.rateRefused = 0
+		nearLimit = false
+	}
 	if d.rate > 0 && (!nearLimit || !now.Before(d.rateProbeAt)) {
 		if nearLimit {
 			d.rateProbeAt = now.Add(max(d.rceil.hold, p.o.ThrottlePause))
