@@ -3,38 +3,16 @@ package policy
 import (
 	"log/slog"
 	"maps"
+	"sluice/internal/fakeclock"
 	"sync"
 	"testing"
 	"time"
 )
 
-// fakeClock is the injected clock of the state-machine tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the shared test clock (internal/fakeclock).
+type fakeClock = fakeclock.Clock
 
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+func newClock() *fakeClock { return fakeclock.New() }
 
 // memStore is a StateStore in memory.
 type memStore struct {

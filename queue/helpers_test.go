@@ -7,33 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
+	"sluice/internal/fakeclock"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
 )
 
-// clock is an injected, manually advanced clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the shared test clock (internal/fakeclock).
+type clock = fakeclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
+func newClock() *clock { return fakeclock.New() }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

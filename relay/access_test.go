@@ -145,7 +145,8 @@ func TestInboundSTARTTLSDiscardsPipelinedPlaintext(t *testing.T) {
 func TestInboundAuthFailuresThrottled(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	clock := newClock()
+	clock.Set(time.Unix(1e9, 0))
 	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg, Now: clock.Now, Users: []User{testUser(t, "app", "secret")}})
 	c := dial(t, addr)
 	c.hello()
@@ -210,7 +211,8 @@ func TestInboundImplicitTLS(t *testing.T) {
 
 func TestInboundMessageRate(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	clock := newClock()
+	clock.Set(time.Unix(1e9, 0))
 	addr, _, _ := startInbound(t, InboundOptions{Now: clock.Now, PerClientRate: rate.Every(time.Minute), PerClientBurst: 2})
 	c := dial(t, addr)
 	c.hello()

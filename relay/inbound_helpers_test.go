@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sluice/internal/fakeclock"
 	"sluice/internal/selfsigned"
 	"strings"
 	"sync"
@@ -18,6 +19,11 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 )
+
+// fakeClock is the shared test clock (internal/fakeclock).
+type fakeClock = fakeclock.Clock
+
+func newClock() *fakeClock { return fakeclock.New() }
 
 // fakeStore is an in-memory Store that can be told to fail.
 type fakeStore struct {
@@ -40,24 +46,6 @@ func (f *fakeStore) all() []*Message {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]*Message(nil), f.msgs...)
-}
-
-// fakeClock is a manually advanced clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 const testHost = "mx.sluice.test"

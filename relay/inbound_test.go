@@ -15,7 +15,8 @@ import (
 
 func TestInboundAcceptsAndAddsTraceHeaders(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clock := newClock()
+	clock.Set(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	var kicked []string
 	addr, _, st := startInbound(t, InboundOptions{Now: clock.Now, OnEnqueue: func(id string) { kicked = append(kicked, id) }})
 	c := dial(t, addr)

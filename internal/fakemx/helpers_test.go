@@ -5,35 +5,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sluice/internal/fakeclock"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// fakeClock is the injected clock of the tests: time moves only when a
-// test says so.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the shared test clock (internal/fakeclock).
+type fakeClock = fakeclock.Clock
 
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *fakeClock { return fakeclock.New() }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
