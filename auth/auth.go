@@ -90,6 +90,7 @@ type Checker struct {
 
 	mu       sync.Mutex
 	verdicts map[string]uint64
+	warns    warnGate // warn mode logs a domain once a minute
 }
 
 type signingKey struct {
