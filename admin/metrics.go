@@ -43,6 +43,7 @@ type Telemetry struct {
 	rejected        *prometheus.CounterVec
 	attempts        *prometheus.CounterVec
 	replies421      *prometheus.CounterVec
+	senderFixes     *prometheus.CounterVec
 	acceptLatency   prometheus.Histogram
 	deliveryLatency *prometheus.HistogramVec
 }
@@ -78,6 +79,9 @@ func NewTelemetry(o TelemetryOptions) *Telemetry {
 		replies421: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_delivery_421_total", Help: "421 replies from receivers, by destination.",
 		}, []string{"destination"}),
+		senderFixes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sender_fix_alarms_total", Help: "Receiver replies that point at a fix on our side (auth-fix class), by the fix they name: SPF, DKIM, alignment, PTR, TLS, authentication.",
+		}, []string{"fix"}),
 		acceptLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_inbound_accept_latency_seconds", Help: "From end of DATA to our reply (checks, signing, durable commit).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
@@ -87,7 +91,7 @@ func NewTelemetry(o TelemetryOptions) *Telemetry {
 			Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600},
 		}, []string{"status"}),
 	}
-	t.reg.MustRegister(t.accepted, t.rejected, t.attempts, t.replies421, t.acceptLatency, t.deliveryLatency,
+	t.reg.MustRegister(t.accepted, t.rejected, t.attempts, t.replies421, t.senderFixes, t.acceptLatency, t.deliveryLatency,
 		stateCollector{t}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return t
 }
@@ -99,6 +103,9 @@ func (t *Telemetry) OnAttempt(a scheduler.Attempt) {
 	t.attempts.WithLabelValues(dest, string(a.Class)).Inc()
 	if a.Reply.Code == 421 {
 		t.replies421.WithLabelValues(dest).Inc()
+	}
+	if a.Fix != "" {
+		t.senderFixes.WithLabelValues(a.Fix).Inc()
 	}
 	if a.Status != "deferred" {
 		t.deliveryLatency.WithLabelValues(a.Status).Observe(a.Delay.Seconds())

@@ -27,6 +27,8 @@ func TestMetrics(t *testing.T) {
 			Reply: policy.Reply{Code: 421, Enhanced: "4.7.0", Text: "too many connections"}})
 	}
 	f.tel.OnAttempt(scheduler.Attempt{Dest: "d0.test", Class: policy.ClassSuccess, Status: "sent", Reply: policy.Reply{Code: 250}, Delay: 3 * time.Second})
+	f.tel.OnAttempt(scheduler.Attempt{Dest: "d1.test", Class: policy.ClassAuthFix, Status: "deferred", Fix: "SPF",
+		Reply: policy.Reply{Code: 421, Enhanced: "4.7.27", Text: "SPF validation failed"}})
 
 	body := httptestGet(t, f.srv.HTTPHandler(), "/metrics").Body.String()
 	for _, want := range []string{
@@ -44,6 +46,7 @@ func TestMetrics(t *testing.T) {
 		`sluice_inbound_accept_latency_seconds_count 1`,
 		`sluice_auth_verdicts_total{outcome="pass"} 7`,
 		`sluice_sender_alarm 0`,
+		`sluice_sender_fix_alarms_total{fix="SPF"} 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q", want)

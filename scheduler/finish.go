@@ -35,7 +35,7 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 		case policy.ActionBounce:
 			up.State, att.Status = queue.StateBounced, "bounced"
 			failed = append(failed, dsn.Recipient{Addr: it.Addr, Action: "failed", Status: status, RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now})
-			if dec.Suppress {
+			if dec.Suppress && s.o.SuppressUnknown {
 				s.suppress(it.Addr, r.String())
 			}
 		default:
@@ -54,14 +54,14 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 			endSession = true
 		}
 		if dec.Alarm != "" {
-			s.log.Warn("sender alarm", "dest", name, "alarm", dec.Alarm, "reply", r.String())
+			s.log.Warn("sender alarm", "dest", name, "alarm", dec.Alarm, "fix", dec.Verdict.Fix, "reply", r.String())
 		}
 		s.log.Info("delivery",
 			"id", it.ID, "from", it.From, "to", it.Addr, "relay", relayOrNone(relayName),
 			"delay", now.Sub(it.Received).Round(1e6).String(), "attempt", it.Attempts+1,
 			"status", att.Status, "dsn", status, "class", string(dec.Verdict.Class), "reply", r.String())
 		if s.o.OnAttempt != nil {
-			s.o.OnAttempt(Attempt{Dest: name, Domain: it.Domain, Class: dec.Verdict.Class, Status: att.Status, Reply: r, Delay: now.Sub(it.Received)})
+			s.o.OnAttempt(Attempt{Dest: name, Domain: it.Domain, Class: dec.Verdict.Class, Status: att.Status, Reply: r, Delay: now.Sub(it.Received), Fix: dec.Verdict.Fix})
 		}
 		ups = append(ups, up)
 	}

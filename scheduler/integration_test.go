@@ -85,7 +85,7 @@ func newHarness(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options)) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Queue: q, Policy: pol, Outbound: RelayOutbound(out), Hostname: "sluice.test", Logger: log, MaxQueueLifetime: time.Hour})
+	s := New(Options{Queue: q, Policy: pol, Outbound: RelayOutbound(out), Hostname: "sluice.test", Logger: log, MaxQueueLifetime: time.Hour, SuppressUnknown: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx, context.Background()); close(done) }()

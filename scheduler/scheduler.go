@@ -59,6 +59,7 @@ type Options struct {
 	Hostname         string        // Reporting-MTA of DSNs
 	MaxQueueLifetime time.Duration // a recipient still failing after this long expires with a DSN
 	MaxPerConnection int           // messages per outbound connection before a fresh one (0 = unlimited)
+	SuppressUnknown  bool          // a 5.1.1 bounce puts the address on the suppression list
 	LeaseBatch       int           // recipients leased per queue transaction (default 1000)
 	MaxInMemory      int           // leased recipients waiting in memory before leasing pauses (default 20000)
 	HoldThreshold    time.Duration // a destination paused longer than this gives its waiting mail back to the queue (default 2s)
@@ -79,6 +80,7 @@ type Attempt struct {
 	Status       string        // sent | deferred | bounced | expired
 	Reply        policy.Reply  // what the receiver said
 	Delay        time.Duration // since the message was queued
+	Fix          string        // auth-fix only: what to fix on our side (SPF, DKIM, alignment, PTR, TLS...)
 }
 
 // Scheduler is the delivery loop. Create it with New and run it with Run.

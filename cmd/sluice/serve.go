@@ -191,6 +191,7 @@ func (d *daemon) wire() error {
 		Hostname:         cfg.Hostname,
 		MaxQueueLifetime: time.Duration(cfg.Delivery.MaxQueueLifetime),
 		MaxPerConnection: cfg.Delivery.MaxMessagesPerConnection,
+		SuppressUnknown:  cfg.Policy.SuppressOnUnknownUser,
 		OnAttempt:        d.onAttempt,
 		Logger:           log.With("log", "mail"),
 	})
