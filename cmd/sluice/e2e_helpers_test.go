@@ -234,3 +234,35 @@ func readLines(path string) []string {
 	}
 	return out
 }
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeConfigRaw(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// body returns the dumped message with that Message-ID.
+func (s *sink) body(t *testing.T, msgID string) string {
+	t.Helper()
+	entries, _ := os.ReadDir(s.dir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(s.dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if m := msgIDRe.FindSubmatch(b); m != nil && string(m[1]) == msgID {
+			return string(b)
+		}
+	}
+	return ""
+}
