@@ -215,6 +215,25 @@ func procStat(pid int) (rssKB, fds int) {
 	return rssKB, len(ents)
 }
 
+// procMem reads a process's anonymous and file-backed resident memory
+// (kB): a leak shows in the first, the mapped queue file in the second.
+func procMem(pid int) (anonKB, fileKB int) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "RssAnon:":
+			anonKB, _ = strconv.Atoi(f[1])
+		case "RssFile:":
+			fileKB, _ = strconv.Atoi(f[1])
+		}
+	}
+	return anonKB, fileKB
+}
+
 // peakRSS reads VmHWM, the peak resident memory (kB) of a process.
 func peakRSS(pid int) int {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -255,9 +255,12 @@ func (d *daemon) listen() ([]net.Listener, error) {
 	return ls, nil
 }
 
-// housekeeping prunes finished records after their retention period.
+// housekeeping prunes finished records after their retention period, a
+// few times per period (at most hourly), so that a short retention on a
+// busy relay keeps the file and its mapped pages at a steady size.
 func (d *daemon) housekeeping(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+	every := min(max(time.Duration(d.cfg.Queue.Retention)/4, 10*time.Second), time.Hour)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if n, err := d.queue.Prune(time.Now()); err != nil {
