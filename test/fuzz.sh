@@ -12,6 +12,7 @@ admin FuzzParseReplyLine
 relay FuzzOutReadReply
 relay FuzzParseAddress
 relay FuzzWire
+relay FuzzEnvelopeCommands
 config FuzzParse
 config FuzzValues
 dsn FuzzBuild
