@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,5 +217,28 @@ func TestBounceSendsDSNAndSuppresses(t *testing.T) {
 	}
 	if _, ok := h.mx.Stats().Recipients["app@dest.test"]; !ok {
 		t.Errorf("no DSN reached the sender; recipients: %v", h.mx.Stats().Recipients)
+	}
+}
+
+// TestSlowRateWaitsWithoutSpinning: with a rate far below one message per
+// MaxInlineWait, sessions hand their job back and the destination waits
+// for the token time; nothing spins meanwhile.
+func TestSlowRateWaitsWithoutSpinning(t *testing.T) {
+	h := newHarness(t, fakemx.Options{}, func(o *policy.Options) {
+		o.Destinations = []policy.DestinationOptions{{Match: "dest.test", Rate: 0.2}} // one message per 5 s
+	})
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	start := time.Now()
+	h.inject(2, "app@src.test")
+	h.waitDelivered(2, 15*time.Second)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	elapsed := time.Since(start)
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+	if elapsed < 4*time.Second {
+		t.Errorf("2 messages at 0.2/s took %v: the rate was not kept", elapsed)
+	}
+	if cpu > elapsed/4 {
+		t.Errorf("%v of CPU in %v of waiting for rate tokens: the scheduler spins", cpu, elapsed)
 	}
 }

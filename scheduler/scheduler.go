@@ -110,6 +110,9 @@ type dest struct {
 	pending  []*job
 	sessions int
 	timer    *time.Timer // wakes the pump when a pause ends or a token is due
+	// notBefore: a session gave its job back to wait for a rate token;
+	// no new session starts before then (the timer pumps at that time).
+	notBefore time.Time
 }
 
 // job is one message's recipients at one domain: one SMTP transaction.
@@ -314,7 +317,7 @@ func (s *Scheduler) pump(ctx context.Context, name string) {
 	for {
 		s.mu.Lock()
 		d := s.dests[name]
-		if d == nil || s.stopping || len(d.pending) <= d.sessions {
+		if d == nil || s.stopping || len(d.pending) <= d.sessions || s.now().Before(d.notBefore) {
 			s.mu.Unlock()
 			return
 		}

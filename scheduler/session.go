@@ -36,6 +36,7 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 			s.pushFront(name, j)
 			s.mu.Lock()
 			if d := s.dests[name]; d != nil {
+				d.notBefore = s.now().Add(wait)
 				s.wakeLocked(ctx, d, wait)
 			}
 			s.mu.Unlock()
