@@ -51,6 +51,10 @@ func (l *lockedBuf) String() string {
 }
 
 func newHarness(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options)) *harness {
+	return newHarnessWith(t, mxo, tweak, nil)
+}
+
+func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options), schedTweak func(*Options)) *harness {
 	t.Helper()
 	mxo.Addr = "127.0.0.1:0"
 	mxo.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -80,13 +84,21 @@ func newHarness(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options)) *
 	}
 	out, err := relay.NewOutbound(relay.OutboundOptions{
 		Hostname: "sluice.test", TLS: "none",
-		Routes: map[string]relay.Route{"dest.test": {Host: mx.Addr(), TLS: "none"}},
+		Routes: map[string]relay.Route{
+			"dest.test": {Host: mx.Addr(), TLS: "none"},
+			"slow.test": {Host: mx.Addr(), TLS: "none"},
+			"fast.test": {Host: mx.Addr(), TLS: "none"},
+		},
 		Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Queue: q, Policy: pol, Outbound: RelayOutbound(out), Hostname: "sluice.test", Logger: log, MaxQueueLifetime: time.Hour, SuppressUnknown: true})
+	so := Options{Queue: q, Policy: pol, Outbound: RelayOutbound(out), Hostname: "sluice.test", Logger: log, MaxQueueLifetime: time.Hour, SuppressUnknown: true}
+	if schedTweak != nil {
+		schedTweak(&so)
+	}
+	s := New(so)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx, context.Background()); close(done) }()
@@ -99,14 +111,19 @@ func newHarness(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options)) *
 // inject queues n messages, each with its own recipient and Message-ID.
 func (h *harness) inject(n int, from string) {
 	h.t.Helper()
+	h.injectTo(n, from, "dest.test")
+}
+
+func (h *harness) injectTo(n int, from, domain string) {
+	h.t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			body := fmt.Sprintf("From: <%s>\r\nTo: <user%d@dest.test>\r\nSubject: test %d\r\nMessage-ID: <m%d@sluice.test>\r\n\r\nhello\r\n", from, i, i, i)
-			_, err := h.q.Enqueue(context.Background(), queue.NewMessage{From: from, Rcpts: []string{fmt.Sprintf("user%d@dest.test", i)}, Body: []byte(body)})
+			body := fmt.Sprintf("From: <%s>\r\nTo: <user%d@%s>\r\nSubject: test %d\r\nMessage-ID: <m%d.%s@sluice.test>\r\n\r\nhello\r\n", from, i, domain, i, i, domain)
+			_, err := h.q.Enqueue(context.Background(), queue.NewMessage{From: from, Rcpts: []string{fmt.Sprintf("user%d@%s", i, domain)}, Body: []byte(body)})
 			errs <- err
 		}()
 	}
@@ -240,5 +257,32 @@ func TestSlowRateWaitsWithoutSpinning(t *testing.T) {
 	}
 	if cpu > elapsed/4 {
 		t.Errorf("%v of CPU in %v of waiting for rate tokens: the scheduler spins", cpu, elapsed)
+	}
+}
+
+// TestSlowDestinationDoesNotStarveOthers: a destination that drains at one
+// message a second holds at most MaxPerDest jobs in memory; the rest goes
+// back to the queue, so leasing goes on and a fast destination is served.
+func TestSlowDestinationDoesNotStarveOthers(t *testing.T) {
+	h := newHarnessWith(t, fakemx.Options{}, func(o *policy.Options) {
+		o.Destinations = []policy.DestinationOptions{{Match: "slow.test", Rate: 1}}
+	}, func(o *Options) { o.MaxPerDest, o.MaxInMemory, o.LeaseBatch = 5, 10, 10 })
+	h.injectTo(60, "app@src.test", "slow.test")
+	h.injectTo(20, "app@src.test", "fast.test")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fast := 0
+		for rcpt, r := range h.mx.Stats().Recipients {
+			if strings.HasSuffix(rcpt, "@fast.test") && !r.Delivered.IsZero() {
+				fast++
+			}
+		}
+		if fast == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 20 fast.test messages delivered in 10 s behind a slow destination", fast)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -62,6 +62,7 @@ type Options struct {
 	SuppressUnknown  bool          // a 5.1.1 bounce puts the address on the suppression list
 	LeaseBatch       int           // recipients leased per queue transaction (default 1000)
 	MaxInMemory      int           // leased recipients waiting in memory before leasing pauses (default 20000)
+	MaxPerDest       int           // jobs one destination may hold in memory; the excess goes back to the queue (default 2000)
 	HoldThreshold    time.Duration // a destination paused longer than this gives its waiting mail back to the queue (default 2s)
 	MaxInlineWait    time.Duration // a session waits for a rate token this long at most before handing its mail back (default 1s)
 	ResolveTimeout   time.Duration // MX lookup for destination grouping (default 10s)
@@ -129,6 +130,9 @@ func New(o Options) *Scheduler {
 	}
 	if o.MaxInMemory <= 0 {
 		o.MaxInMemory = 20000
+	}
+	if o.MaxPerDest <= 0 {
+		o.MaxPerDest = 2000
 	}
 	if o.HoldThreshold <= 0 {
 		o.HoldThreshold = 2 * time.Second
@@ -267,6 +271,8 @@ func (s *Scheduler) leaseDue(ctx, sessionCtx context.Context) (int, error) {
 		j.items = append(j.items, it)
 	}
 	touched := map[string]bool{}
+	var backlog []*job
+	var backlogAt []time.Time
 	for _, j := range order {
 		name := s.destination(ctx, j.domain)
 		s.mu.Lock()
@@ -275,15 +281,36 @@ func (s *Scheduler) leaseDue(ctx, sessionCtx context.Context) (int, error) {
 			d = &dest{name: name}
 			s.dests[name] = d
 		}
+		if len(d.pending) >= s.o.MaxPerDest {
+			// A slow destination must not fill memory and starve the
+			// others of leases: its excess goes back to the queue, due
+			// when the destination's current rate would reach it.
+			backlog = append(backlog, j)
+			backlogAt = append(backlogAt, s.now().Add(s.drainTime(name, len(d.pending))))
+			s.mu.Unlock()
+			continue
+		}
 		d.pending = append(d.pending, j)
 		s.inMemory += len(j.items)
 		s.mu.Unlock()
 		touched[name] = true
 	}
+	for i, j := range backlog {
+		s.requeue([]*job{j}, backlogAt[i])
+	}
 	for name := range touched {
 		s.pump(sessionCtx, name)
 	}
 	return len(items), nil
+}
+
+// drainTime estimates how long the destination needs for n waiting jobs
+// at its current rate (a second when it has no rate cap).
+func (s *Scheduler) drainTime(name string, n int) time.Duration {
+	if st, ok := s.o.Policy.State(name); ok && st.Rate > 0 {
+		return time.Duration(float64(n) / float64(st.Rate) * float64(time.Second))
+	}
+	return time.Second
 }
 
 // destination maps a recipient domain to its policy destination, caching
