@@ -39,9 +39,9 @@ func TestListShowSummary(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old := f.enqueue(t, "a@src.test", "b@dest.test")
-	f.clk.Add(30 * time.Minute)
+	f.clk.Advance(30 * time.Minute)
 	f.enqueue(t, "", "c@other.test", "d@dest.test")
-	f.clk.Add(time.Minute)
+	f.clk.Advance(time.Minute)
 
 	tests := []struct {
 		name string

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
+	"sluice/internal/fakeclock"
 	"testing"
 	"time"
 
@@ -15,17 +15,14 @@ import (
 	"sluice/queue"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the shared test clock (internal/fakeclock).
+type clock = fakeclock.Clock
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// at returns a test clock set to t.
+func at(t time.Time) *clock {
+	c := fakeclock.New()
+	c.Set(t)
+	return c
 }
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -45,7 +42,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{clk: &clock{t: t0}, dir: t.TempDir(), kicks: make(chan struct{}, 100)}
+	f := &fixture{clk: at(t0), dir: t.TempDir(), kicks: make(chan struct{}, 100)}
 	var err error
 	f.q, err = queue.Open(queue.Options{Path: filepath.Join(f.dir, "queue.db"), Now: f.clk.Now, NoSync: true, Logger: quietLog()})
 	if err != nil {

@@ -16,15 +16,15 @@ func attempt(dest string, code int, status string) scheduler.Attempt {
 
 func TestHistoryChart(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: t0}
+	clk := at(t0)
 	h := NewHistory(2, clk.Now)
 	// 3 × 421 now, 1 deferral (450) 2 h ago, one 421 25 h ago (out of
 	// the 24 h chart but in the hour-of-day view).
-	clk.Add(-25 * time.Hour)
+	clk.Advance(-25 * time.Hour)
 	h.Observe(attempt("a.test", 421, "deferred"))
-	clk.Add(23 * time.Hour)
+	clk.Advance(23 * time.Hour)
 	h.Observe(attempt("a.test", 450, "deferred"))
-	clk.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	for range 3 {
 		h.Observe(attempt("a.test", 421, "deferred"))
 	}
@@ -62,7 +62,7 @@ func TestHistoryChart(t *testing.T) {
 		t.Errorf("Count421 = %d", n)
 	}
 	// A day later the ring has moved on: stale buckets read as zero.
-	clk.Add(24 * time.Hour)
+	clk.Advance(24 * time.Hour)
 	if n := sum(h.Chart().Series[0].Replies421); n != 0 {
 		t.Errorf("after 24 h: %d 421s still charted", n)
 	}
@@ -70,7 +70,7 @@ func TestHistoryChart(t *testing.T) {
 
 func TestHistoryRecent(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: t0}
+	clk := at(t0)
 	h := NewHistory(5, clk.Now)
 	if r := h.Recent("x"); len(r) != 0 {
 		t.Fatal(r)

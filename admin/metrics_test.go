@@ -17,7 +17,7 @@ func TestMetrics(t *testing.T) {
 	f := newFixture(t)
 	f.tel.o.AuthVerdicts = func() map[string]uint64 { return map[string]uint64{"pass": 7, "warn": 1} }
 	f.enqueue(t, "a@src.test", "b@dest.test")
-	f.clk.Add(90 * time.Second)
+	f.clk.Advance(90 * time.Second)
 	f.pause("down.test")
 	f.tel.OnInbound(true, "", 20*time.Millisecond)
 	f.tel.OnInbound(false, "relay-denied", 0)

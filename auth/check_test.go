@@ -5,28 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sluice/internal/fakeclock"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
+// fakeClock is the shared test clock (internal/fakeclock).
+type fakeClock = fakeclock.Clock
+
+// at returns a test clock set to t.
+func at(t time.Time) *fakeClock {
+	c := fakeclock.New()
+	c.Set(t)
+	return c
+}
+
 var testIPs = []netip.Addr{netip.MustParseAddr("192.0.2.7")}
-
-// fakeClock is an injected clock the tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func testZone() *fakeDNS {
 	f := newFakeDNS()
@@ -110,7 +107,7 @@ func TestCheckVerdicts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+			clock := at(time.Unix(1_800_000_000, 0))
 			c, err := New(Options{Mode: tc.mode, OutboundIPs: testIPs, Keys: []KeyConfig{key}, Users: users, Resolver: fake, Now: clock.Now})
 			if err != nil {
 				t.Fatal(err)
@@ -192,7 +189,7 @@ func TestResolverCooldown(t *testing.T) {
 	fake := testZone()
 	fake.hang["_dmarc.slow.test"] = true
 	fake.txt["slow.test"] = []string{"v=spf1 -all"}
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := at(time.Unix(1_800_000_000, 0))
 	c, err := New(Options{Mode: ModeEnforce, OutboundIPs: testIPs, Resolver: fake, Now: clock.Now,
 		DNSTimeout: 20 * time.Millisecond, ResolverCooldown: time.Minute})
 	if err != nil {
@@ -210,7 +207,7 @@ func TestResolverCooldown(t *testing.T) {
 	if err == nil || !v.TempError {
 		t.Errorf("during cooldown: verdict %+v err %v, want temperror", v, err)
 	}
-	clock.Add(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	_, v, err = c.Check(context.Background(), Input{MailFrom: "b@pnone.test", Body: msgFrom("From: a@pnone.test\r\n")})
 	if err != nil || v.TempError || fake.calls.Load() == before {
 		t.Errorf("after cooldown: verdict %+v err %v", v, err)
@@ -221,7 +218,7 @@ func TestResolverCooldown(t *testing.T) {
 func TestDNSCacheTTL(t *testing.T) {
 	t.Parallel()
 	fake := testZone()
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := at(time.Unix(1_800_000_000, 0))
 	c, err := New(Options{Mode: ModeWarn, OutboundIPs: testIPs, Resolver: fake, Now: clock.Now, CacheTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +230,7 @@ func TestDNSCacheTTL(t *testing.T) {
 	if fake.calls.Load() != n {
 		t.Errorf("second check made %d lookups, want 0", fake.calls.Load()-n)
 	}
-	clock.Add(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	c.Check(context.Background(), in)
 	if fake.calls.Load() == n {
 		t.Error("no lookup after the TTL passed")
