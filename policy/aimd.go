@@ -75,6 +75,7 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 			nc = p.o.MinConcurrency
 		}
 		d.conc = nc
+		d.lastConnCut = now
 	}
 	d.lastDecrease = now
 	d.successes = 0

@@ -37,6 +37,7 @@ type dest struct {
 	older        int  // sessions from before the probe still open
 	step         int  // pause backoff step; reset by success
 	lastDecrease time.Time
+	lastConnCut  time.Time // the last multiplicative decrease of concurrency
 	successes    int  // consecutive
 	limited      bool // the concurrency limit held sessions back since the last increase
 	admits       int  // sessions granted, for the messages-per-connection estimate

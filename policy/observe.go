@@ -150,11 +150,31 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	d.lastThrottl = now
 	d.successes = 0
+	// One decrease per window and per kind: the refusals of one burst
+	// are one signal, but a rate refusal after a connection cut (or the
+	// reverse) is news about the other limit.
+	due := func(last time.Time) bool { return last.IsZero() || now.Sub(last) >= p.o.DecreaseWindow }
+	conn := (v.Scope == ScopeConnections || v.Scope == ScopeBoth) && due(d.lastConnCut)
+	rt := (v.Scope == ScopeRate || v.Scope == ScopeBoth) && due(d.lastRateCut)
+	scope := ScopeNone
+	switch {
+	case conn && rt:
+		scope = ScopeBoth
+	case conn:
+		scope = ScopeConnections
+	case rt:
+		scope = ScopeRate
+	}
 	if d.pausedAt(now) {
+		// Already paused: the pause is not lengthened, and only a kind
+		// of limit not cut within the window is cut.
+		if scope != ScopeNone {
+			p.decrease(d, scope, v.Hard, now)
+		}
 		return
 	}
-	if d.lastDecrease.IsZero() || now.Sub(d.lastDecrease) >= p.o.DecreaseWindow {
-		p.decrease(d, v.Scope, v.Hard, now)
+	if scope != ScopeNone {
+		p.decrease(d, scope, v.Hard, now)
 	}
 	if v.For > 0 {
 		// A throttle rule's `for` holds the reduced limits that long

@@ -1,0 +1,42 @@
+package policy
+
+import (
+	"testing"
+	"time"
+)
+
+// TestRateRefusalAfterConnectionCutStillCutsRate: one decrease per window
+// and per kind. A burst of "too many connections" cuts concurrency once;
+// a rate refusal that follows within the window, while the destination is
+// paused, is news about the other limit and cuts the rate, without
+// lengthening the pause.
+func TestRateRefusalAfterConnectionCutStillCutsRate(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t, Options{Rate: 100, MaxConcurrency: 8, DecreaseWindow: 2 * time.Second})
+	const d = "kinds.test"
+	for range 8 {
+		if ok, _ := p.Admit(d); !ok {
+			t.Fatal("not admitted")
+		}
+	}
+	tooMany := Reply{Stage: StageGreeting, Code: 421, Enhanced: "4.7.0", Text: "Too many connections from your IP"}
+	rateLimited := Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "Rate limit exceeded, try again later"}
+	for range 5 {
+		p.Observe(d, Outcome{Reply: tooMany, Attempts: 1})
+	}
+	st := mustState(t, p, d)
+	if st.Concurrency != 4 || st.Rate != 100 {
+		t.Fatalf("after the connection burst: concurrency %d rate %v, want 4 and 100", st.Concurrency, st.Rate)
+	}
+	paused := st.PausedUntil
+	c.Advance(100 * time.Millisecond)
+	p.Observe(d, Outcome{Reply: rateLimited, Rcpt: "a@kinds.test", Attempts: 1})
+	p.Observe(d, Outcome{Reply: rateLimited, Rcpt: "b@kinds.test", Attempts: 1})
+	st = mustState(t, p, d)
+	if st.Rate != 50 || st.Concurrency != 4 {
+		t.Fatalf("after the rate refusals: concurrency %d rate %v, want 4 and 50 (one rate cut)", st.Concurrency, st.Rate)
+	}
+	if !st.PausedUntil.Equal(paused) {
+		t.Errorf("the pause moved from %v to %v", paused, st.PausedUntil)
+	}
+}
