@@ -38,10 +38,10 @@ type dest struct {
 	step         int  // pause backoff step; reset by success
 	lastDecrease time.Time
 	lastConnCut  time.Time // the last multiplicative decrease of concurrency
-	successes    int  // consecutive
-	limited      bool // the concurrency limit held sessions back since the last increase
-	admits       int  // sessions granted, for the messages-per-connection estimate
-	oks          int  // successes, likewise
+	successes    int       // consecutive
+	limited      bool      // the concurrency limit held sessions back since the last increase
+	admits       int       // sessions granted, for the messages-per-connection estimate
+	oks          int       // successes, likewise
 
 	msgsPerConn int           // 0 = unlimited
 	greyLo      time.Duration // longest refusal interval seen (window is longer)
