@@ -161,6 +161,12 @@ func (p *Policy) increase(d *dest, now time.Time) bool {
 			d.setRate(nr, now)
 			changed = true
 		}
+		if nearLimit && nr > d.rateRefused {
+			// This step crossed the old limit: if no refusal comes
+			// within a short confirmation, the receiver has raised it
+			// and the climb turns multiplicative again.
+			d.rateProbeAt = now.Add(2 * p.o.ThrottlePause)
+		}
 	}
 	if changed {
 		d.lastChange = now
