@@ -131,11 +131,6 @@ func (d *dnsCache) prune(now time.Time) {
 	}
 }
 
-func isTempDNS(err error) bool {
-	var de *net.DNSError
-	return errors.As(err, &de) && (de.IsTemporary || de.IsTimeout)
-}
-
 func isNotFoundDNS(err error) bool {
 	var de *net.DNSError
 	return errors.As(err, &de) && de.IsNotFound

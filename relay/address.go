@@ -3,7 +3,6 @@ package relay
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"unicode/utf8"
 )
@@ -267,15 +266,6 @@ func inIsIPv6Literal(s string) bool {
 // inIsAddressLiteral reports whether domain is an address literal.
 func inIsAddressLiteral(domain string) bool {
 	return strings.HasPrefix(domain, "[")
-}
-
-// inLiteralAddr returns the IP of an address-literal domain, if any.
-func inLiteralAddr(domain string) (netip.Addr, bool) {
-	if !inIsAddressLiteral(domain) || !strings.HasSuffix(domain, "]") {
-		return netip.Addr{}, false
-	}
-	a, err := netip.ParseAddr(strings.TrimPrefix(domain[1:len(domain)-1], "IPv6:"))
-	return a, err == nil
 }
 
 // inEnvelopeAddress turns an address as go-smtp hands it to Mail/Rcpt

@@ -14,7 +14,6 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -458,5 +457,3 @@ func (s *Scheduler) endSession(ctx context.Context, name string) {
 	s.wg.Done()
 	s.pump(ctx, name)
 }
-
-var errStop = errors.New("stop")

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,33 +169,6 @@ func TestProofTmpfsFull(t *testing.T) {
 	})
 }
 
-// startRelayUnder runs the relay binary under a wrapper command (strace),
-// in its own process group so the kill reaches the wrapper and the relay.
-func startRelayUnder(t *testing.T, cfgPath, smtpAddr string, wrapper ...string) *relayProc {
-	t.Helper()
-	bin := buildTool(t, "sluice/cmd/sluice")
-	logf, err := os.OpenFile(filepath.Join(filepath.Dir(cfgPath), "sluice.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append(append([]string{}, wrapper[1:]...), bin, "serve", "--config", cfgPath)
-	cmd := exec.Command(wrapper[0], args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &relayProc{cmd: cmd, smtp: smtpAddr, log: logf, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-		logf.Close()
-	})
-	waitListeningOrLog(t, smtpAddr, cfgPath, p.done)
-	return p
-}
-
 // TestProofFsyncFailure: with every fsync of the queue file failing
 // (strace fault injection, filtered by path so that the count does not
 // depend on threads), every submission gets 451, never 250, never 5xx.
@@ -265,24 +237,4 @@ func TestProofFsyncFailure(t *testing.T) {
 			t.Errorf("%s was refused with 451 but delivered", id)
 		}
 	}
-}
-
-// waitListeningOrLog waits for the relay to listen, and fails with its
-// log when it exits first.
-func waitListeningOrLog(t *testing.T, addr, cfgPath string, done <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			t.Fatalf("the relay exited before listening:\n%s", relayLog(cfgPath))
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %s:\n%s", addr, relayLog(cfgPath))
 }
