@@ -124,3 +124,14 @@ var errHelp = errors.New("help printed")
 func ctxTimeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 2*time.Minute)
 }
+
+// connect is the common head of every admin command: the daemon's client
+// and a context bounding the call. The caller defers cancel.
+func (c *cliFlags) connect() (*admin.Client, context.Context, context.CancelFunc, error) {
+	cl, err := c.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := ctxTimeout()
+	return cl, ctx, cancel, nil
+}

@@ -18,11 +18,10 @@ func runDomains(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return parseErr(err)
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout()
 	defer cancel()
 	switch {
 	case len(pos) == 0:
@@ -77,11 +76,10 @@ func runLimits(args []string, stdout, stderr io.Writer) error {
 	if pos[0] == "set" && req.MaxConcurrency == nil && req.Rate == nil {
 		return fmt.Errorf("%w: limits set needs --max-concurrency and/or --rate", errUsage)
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout()
 	defer cancel()
 	var d admin.Destination
 	if pos[0] == "set" {
@@ -114,11 +112,10 @@ func runSuppress(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("%w: sluice suppress list|add ADDRESS|remove ADDRESS", errUsage)
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout()
 	defer cancel()
 	switch pos[0] {
 	case "list":

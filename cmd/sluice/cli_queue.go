@@ -60,11 +60,10 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return parseErr(err)
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout()
 	defer cancel()
 	now := time.Now()
 	wrap := func(err error) error { return explainErr(c, err) }

@@ -25,11 +25,10 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: sluice status takes no arguments", errUsage)
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout()
 	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
