@@ -2,6 +2,7 @@ package relay
 
 import (
 	"os/exec"
+	"sluice/internal/testpeer"
 	"strings"
 	"testing"
 )
@@ -12,10 +13,7 @@ import (
 
 func TestInboundWithSwaks(t *testing.T) {
 	t.Parallel()
-	swaks, err := exec.LookPath("swaks")
-	if err != nil {
-		t.Skip("swaks not installed")
-	}
+	swaks := testpeer.Need(t, "swaks")
 	cfg, _ := testTLS(t)
 	tests := []struct {
 		name string
@@ -46,10 +44,7 @@ func TestInboundWithSwaks(t *testing.T) {
 
 func TestInboundWithSMTPSource(t *testing.T) {
 	t.Parallel()
-	src, err := exec.LookPath("smtp-source")
-	if err != nil {
-		t.Skip("smtp-source not installed")
-	}
+	src := testpeer.Need(t, "smtp-source")
 	addr, _, st := startInbound(t, InboundOptions{})
 	out, err := exec.Command(src, "-s", "4", "-m", "20", "-l", "2048", "-f", "a@example.test", "-t", "b@dest.test", "-M", testHost, addr).CombinedOutput()
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
+	"sluice/internal/testpeer"
 	"strconv"
 	"testing"
 	"time"
@@ -20,13 +20,7 @@ import (
 // installs Debian's chromium).
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium not installed (./test.sh installs it)")
-	return ""
+	return testpeer.Need(t, "chromium", "chromium-browser", "google-chrome")
 }
 
 // TestBrowserDashboard loads the dashboard of a running daemon in a real

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sluice/internal/testpeer"
 	"strings"
 	"syscall"
 	"testing"
@@ -48,16 +49,7 @@ func buildTool(t *testing.T, pkg string) string {
 
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, d := range []string{"/usr/sbin", "/usr/bin"} {
-			if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-				return filepath.Join(d, name)
-			}
-		}
-		t.Skipf("%s not installed (./test.sh installs it)", name)
-	}
-	return p
+	return testpeer.Need(t, name)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
