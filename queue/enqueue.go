@@ -9,7 +9,8 @@ import (
 
 // Enqueue stores m durably and makes every recipient due now. When it
 // returns nil the message is fsynced. It fails with an error wrapping
-// ErrNoSpace when the disk is full, read-only or below MinFreeBytes.
+// ErrNoSpace when the disk is full or below MinFreeBytes, ErrUnwritable
+// when it is read-only or not writable by us.
 func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (string, error) {
 	if len(m.Rcpts) == 0 {
 		return "", errors.New("queue: enqueue: no recipients")

@@ -80,10 +80,16 @@ func FuzzIsNoSpace(f *testing.F) {
 	f.Add("write /q.db: no space left on device")
 	f.Add("file resize error: disk quota exceeded")
 	f.Add("input/output error")
+	f.Add("open /q.db: read-only file system")
+	f.Add("write /q.db: permission denied")
 	f.Fuzz(func(t *testing.T, msg string) {
 		err := errors.New(msg)
-		if isNoSpace(err) != errors.Is(storageErr("x", err), ErrNoSpace) {
+		got := storageErr("x", err)
+		if isNoSpace(err) != errors.Is(got, ErrNoSpace) {
 			t.Fatalf("classifier and storageErr disagree on %q", msg)
+		}
+		if want := !isNoSpace(err) && isUnwritable(err); want != errors.Is(got, ErrUnwritable) {
+			t.Fatalf("unwritable classifier and storageErr disagree on %q", msg)
 		}
 	})
 }

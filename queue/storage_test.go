@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -14,23 +15,28 @@ func TestStorageErrMapping(t *testing.T) {
 	t.Parallel()
 	pathErr := func(e syscall.Errno) error { return &fs.PathError{Op: "write", Path: "/q.db", Err: e} }
 	tests := []struct {
-		name    string
-		err     error
-		noSpace bool
+		name       string
+		err        error
+		noSpace    bool
+		unwritable bool
 	}{
-		{"ENOSPC", pathErr(syscall.ENOSPC), true},
-		{"EDQUOT", pathErr(syscall.EDQUOT), true},
-		{"EROFS", pathErr(syscall.EROFS), true},
-		{"EACCES", pathErr(syscall.EACCES), true},
-		{"EPERM", pathErr(syscall.EPERM), true},
-		{"bare errno", syscall.ENOSPC, true},
-		{"wrapped twice", fmt.Errorf("commit: %w", pathErr(syscall.ENOSPC)), true},
+		{"ENOSPC", pathErr(syscall.ENOSPC), true, false},
+		{"EDQUOT", pathErr(syscall.EDQUOT), true, false},
+		// A read-only or unwritable data dir is not a full disk: the
+		// operator must be told the real cause (issue 9 item 10), and
+		// the client gets 451 4.3.0, not 452 4.3.1.
+		{"EROFS", pathErr(syscall.EROFS), false, true},
+		{"EACCES", pathErr(syscall.EACCES), false, true},
+		{"EPERM", pathErr(syscall.EPERM), false, true},
+		{"EROFS text only", fmt.Errorf("file resize error: %s", pathErr(syscall.EROFS)), false, true},
+		{"bare errno", syscall.ENOSPC, true, false},
+		{"wrapped twice", fmt.Errorf("commit: %w", pathErr(syscall.ENOSPC)), true, false},
 		// bbolt's grow path formats with %s and loses the errno.
-		{"text only", fmt.Errorf("file resize error: %s", pathErr(syscall.ENOSPC)), true},
-		{"ErrNoSpace", ErrNoSpace, true},
-		{"EIO", pathErr(syscall.EIO), false},
-		{"EBADF", pathErr(syscall.EBADF), false},
-		{"other", errors.New("boom"), false},
+		{"text only", fmt.Errorf("file resize error: %s", pathErr(syscall.ENOSPC)), true, false},
+		{"ErrNoSpace", ErrNoSpace, true, false},
+		{"EIO", pathErr(syscall.EIO), false, false},
+		{"EBADF", pathErr(syscall.EBADF), false, false},
+		{"other", errors.New("boom"), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,8 +45,14 @@ func TestStorageErrMapping(t *testing.T) {
 			if errors.Is(got, ErrNoSpace) != tt.noSpace {
 				t.Errorf("storageErr(%v) = %v; ErrNoSpace = %v, want %v", tt.err, got, !tt.noSpace, tt.noSpace)
 			}
+			if errors.Is(got, ErrUnwritable) != tt.unwritable {
+				t.Errorf("storageErr(%v) = %v; ErrUnwritable = %v, want %v", tt.err, got, !tt.unwritable, tt.unwritable)
+			}
 			if !errors.Is(got, tt.err) {
 				t.Errorf("storageErr(%v) = %v does not wrap its cause", tt.err, got)
+			}
+			if tt.unwritable && strings.Contains(got.Error(), "no space") {
+				t.Errorf("storageErr(%v) = %q talks of space", tt.err, got)
 			}
 		})
 	}
@@ -56,7 +68,8 @@ func TestOpenUnwritable(t *testing.T) {
 		name      string
 		rootSkips bool // root ignores permission bits
 		setup     func(t *testing.T) string
-		noSpace   bool
+		// unwritable: the error is ErrUnwritable and names the cause.
+		unwritable bool
 	}{
 		{"read-only dir", true, func(t *testing.T) string {
 			d := filepath.Join(t.TempDir(), "ro")
@@ -99,8 +112,8 @@ func TestOpenUnwritable(t *testing.T) {
 				_ = q.Close()
 				t.Fatal("Open succeeded")
 			}
-			if tt.noSpace && !errors.Is(err, ErrNoSpace) {
-				t.Errorf("Open = %v, want ErrNoSpace", err)
+			if tt.unwritable && (!errors.Is(err, ErrUnwritable) || errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "permission denied")) {
+				t.Errorf("Open = %v, want ErrUnwritable naming the cause, not ErrNoSpace", err)
 			}
 		})
 	}

@@ -200,6 +200,8 @@ func TestInboundStoreAndCheckErrors(t *testing.T) {
 	}{
 		{"no space", fmt.Errorf("bbolt: %w", queue.ErrNoSpace), nil, "452 4.3.1 Insufficient system storage"},
 		{"other store error", errors.New("disk on fire"), nil, "451 4.3.0 Temporary local problem"},
+		// A read-only data dir is a local problem, not a full disk (issue 9 item 10).
+		{"read-only store", fmt.Errorf("commit: %w: read-only file system", queue.ErrUnwritable), nil, "451 4.3.0 Temporary local problem"},
 		{"check smtp error wrapped", nil, fmt.Errorf("dmarc: %w", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 26}, Message: "unauthenticated"}), "550 5.7.26 unauthenticated"},
 		{"check other error", nil, errors.New("dns down"), "451 4.3.0"},
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -237,4 +238,119 @@ func TestProofFsyncFailure(t *testing.T) {
 			t.Errorf("%s was refused with 451 but delivered", id)
 		}
 	}
+}
+
+// runServeFails runs `sluice serve` with args, expects it to exit
+// non-zero within 15 s, and returns its combined output.
+func runServeFails(t *testing.T, args ...string) string {
+	t.Helper()
+	bin := buildTool(t, "sluice/cmd/sluice")
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("serve exited with %v, want a non-zero exit; output:\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("serve still running after 15s; output:\n%s", out.String())
+	}
+	return out.String()
+}
+
+// TestProofReadOnlyDataDir (issue 9 item 10): a read-only data dir is
+// named as such, never as "no space". At start-up serve exits non-zero
+// naming the cause; at run time (EROFS injected into the queue file's
+// writes) the client gets 451 4.3.0, not 452 4.3.1, and the log names
+// the real error.
+func TestProofReadOnlyDataDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a read-only tmpfs")
+	}
+	t.Run("start-up", func(t *testing.T) {
+		dir := t.TempDir()
+		dataDir := filepath.Join(dir, "data")
+		os.MkdirAll(dataDir, 0o700)
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", dataDir).CombinedOutput(); err != nil {
+			t.Skipf("mount tmpfs: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", "-l", dataDir).Run() })
+		cfg := writeConfig(t, dir, freeAddr(t), "")
+		out := runServeFails(t, "--config", cfg)
+		if !strings.Contains(out, "read-only file system") || strings.Contains(out, "no space") {
+			t.Errorf("serve on a read-only data dir said:\n%s\nwant the real cause (read-only file system), not \"no space\"", out)
+		}
+	})
+	t.Run("run time", func(t *testing.T) {
+		strace := needTool(t, "strace")
+		if out, err := exec.Command(strace, "-f", "-o", "/dev/null", "-e", "inject=pwrite64:error=EROFS", "true").CombinedOutput(); err != nil {
+			t.Skipf("strace cannot inject here: %v: %s", err, out)
+		}
+		dir := t.TempDir()
+		smtp := freeAddr(t)
+		snk := startSink(t)
+		cfg := writeConfig(t, dir, smtp, routeTo("dest.test", snk.addr))
+		r := startRelay(t, cfg, smtp)
+		db := filepath.Join(dir, "data", "queue.db")
+		detach := straceAttach(t, strace, r, "-P", db, "-e", "trace=pwrite64", "-e", "inject=pwrite64:error=EROFS")
+		for i := range 3 {
+			got := submitOnce(t, smtp, "user@dest.test", fmt.Sprintf("erofs-%d@proof.test", i), 2048)
+			if !strings.HasPrefix(got, "451 4.3.0") {
+				t.Errorf("queue file read-only: %q, want 451 4.3.0", got)
+			}
+		}
+		detach()
+		log := relayLog(cfg)
+		if !strings.Contains(log, "read-only file system") {
+			t.Errorf("the log does not name the cause (read-only file system):\n%s", log)
+		}
+		if strings.Contains(log, "no space") {
+			t.Errorf("the log calls a read-only file \"no space\":\n%s", log)
+		}
+		eventually(t, 15*time.Second, "a 250 once the file is writable again", func() bool {
+			return strings.HasPrefix(submitOnce(t, smtp, "user@dest.test", "after-erofs@proof.test", 1024), "250")
+		})
+	})
+}
+
+// straceAttach attaches strace to the relay with args (a fault to
+// inject), waits until it is attached, and returns a func that detaches
+// it (idempotent; also run at cleanup).
+func straceAttach(t *testing.T, strace string, r *relayProc, args ...string) (detach func()) {
+	t.Helper()
+	errf := filepath.Join(t.TempDir(), "strace.err")
+	ef, err := os.Create(errf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ef.Close() })
+	st := exec.Command(strace, append([]string{"-f", "-p", fmt.Sprint(r.cmd.Process.Pid), "-o", "/dev/null"}, args...)...)
+	st.Stderr = ef
+	if err := st.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stDone := make(chan struct{})
+	go func() { st.Wait(); close(stDone) }()
+	var once sync.Once
+	detach = func() {
+		once.Do(func() {
+			st.Process.Signal(syscall.SIGTERM) // strace detaches on SIGTERM
+			<-stDone
+		})
+	}
+	t.Cleanup(detach)
+	eventually(t, 10*time.Second, "strace to attach", func() bool {
+		b, _ := os.ReadFile(errf)
+		return strings.Contains(string(b), "attached")
+	})
+	return detach
 }
