@@ -112,7 +112,7 @@ func BenchmarkLeaseAt100k(b *testing.B) {
 			for n := 0; n < size; n += 1000 {
 				err := q.write(context.Background(), func(w *wtx) error {
 					for i := 0; i < 1000; i++ {
-						if _, err := q.enqueueTx(w, NewMessage{Rcpts: []string{"r@y.test"}, Body: body}); err != nil {
+						if _, err := q.enqueueTx(w, NewMessage{Rcpts: []string{"r@y.test"}, Body: body}, ""); err != nil {
 							return err
 						}
 					}

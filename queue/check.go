@@ -10,7 +10,8 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Check runs bbolt's consistency check and returns every problem found,
+// Check runs bbolt's consistency check, checks that every open message
+// with a spooled body has its file, and returns every problem found,
 // joined.
 func (q *Queue) Check() error {
 	var errs []error
@@ -18,7 +19,25 @@ func (q *Queue) Check() error {
 		for e := range tx.Check() {
 			errs = append(errs, e)
 		}
-		return nil
+		msgs := tx.Bucket(bktMsgs)
+		return tx.Bucket(bktOpen).ForEach(func(k, _ []byte) error {
+			v := msgs.Get(k)
+			if v == nil {
+				errs = append(errs, fmt.Errorf("open index names missing message %s", k))
+				return nil
+			}
+			m, err := decodeMsg(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("message %s: %w", k, err))
+				return nil
+			}
+			if m.Spooled {
+				if _, err := os.Stat(q.spoolPath(string(k))); err != nil {
+					errs = append(errs, errSpoolMissing(string(k), err))
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return err

@@ -110,8 +110,10 @@ func (q *Queue) runBatch(batch []*op) {
 	for len(batch) > 0 {
 		failed, failErr := -1, error(nil)
 		now := q.now()
+		var unlink []string
 		err := q.db.Update(func(tx *bbolt.Tx) error {
 			w := newWtx(tx, now)
+			defer func() { unlink = w.unlink }()
 			for i, o := range batch {
 				err := o.fn(w)
 				if err == nil {
@@ -146,6 +148,8 @@ func (q *Queue) runBatch(batch []*op) {
 			return
 		}
 		q.commits.Add(1)
+		// Only now is it certain that no record needs these files.
+		q.removeSpooled(unlink)
 		for _, o := range batch {
 			if o.after != nil {
 				o.after()

@@ -49,6 +49,13 @@ type Options struct {
 	// bookkeeping writes still commit: mail already accepted must keep
 	// moving.
 	MinFreeBytes int64
+	// SpoolDir holds the bodies larger than InlineMax, one file per
+	// message named by its ID ("" = <dir of Path>/spool). One queue file
+	// owns it: the start-up sweep removes files no open message names.
+	SpoolDir string
+	// InlineMax is the body size above which a body is spooled as a
+	// file rather than stored in the queue file (0 = DefaultInlineMax).
+	InlineMax int64
 	// NoSync skips fsync. Benchmarks only: it voids the durability promise.
 	NoSync bool
 	// Now is the clock (nil = time.Now).
@@ -73,6 +80,13 @@ type Queue struct {
 	db     *bbolt.DB
 	dbErr  error // why db is nil, while a reopen keeps failing
 	closed bool
+
+	spoolDir string
+
+	// testHookCommit, when set, runs inside the transaction that stores
+	// message id, and fails it with its error (a test seam for the
+	// durability order).
+	testHookCommit func(id string) error
 
 	ops      chan *op
 	quit     chan struct{}
@@ -116,17 +130,34 @@ func Open(o Options) (*Queue, error) {
 	if q.now == nil {
 		q.now = time.Now
 	}
+	q.spoolDir = o.SpoolDir
+	if q.spoolDir == "" {
+		q.spoolDir = filepath.Join(filepath.Dir(o.Path), "spool")
+	}
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
 		return nil, storageErr("create data dir", err)
+	}
+	if err := q.openSpoolDir(); err != nil {
+		return nil, err
 	}
 	db, err := q.openDB()
 	if err != nil {
 		return nil, err
 	}
 	q.db = db
-	if err := q.initDB(); err != nil {
+	existed, err := q.initDB()
+	if err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	// A queue file created just now owns no spool file yet; sweeping
+	// would delete the bodies of another queue file sharing the
+	// directory (a salvage copy being filled from the old file).
+	if existed {
+		if err := q.sweep(); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
 	}
 	if err := q.loadSuppressions(); err != nil {
 		_ = db.Close()
@@ -153,11 +184,13 @@ func (q *Queue) openDB() (*bbolt.DB, error) {
 }
 
 // initDB creates the buckets and returns leftover leases to the due
-// index, in one transaction.
-func (q *Queue) initDB() error {
+// index, in one transaction. existed reports whether the file already
+// held a queue.
+func (q *Queue) initDB() (existed bool, err error) {
 	now := q.now()
 	var recovered int
-	err := q.db.Update(func(tx *bbolt.Tx) error {
+	err = q.db.Update(func(tx *bbolt.Tx) error {
+		existed = tx.Bucket(bktMsgs) != nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -188,12 +221,36 @@ func (q *Queue) initDB() error {
 		return w.flush()
 	})
 	if err != nil {
-		return storageErr("initialise "+q.opts.Path, err)
+		return existed, storageErr("initialise "+q.opts.Path, err)
 	}
 	if recovered > 0 {
 		q.log.Info("queue: returned leftover leases to the due index", "recipients", recovered)
 	}
-	return nil
+	return existed, nil
+}
+
+// sweep runs sweepSpool against the open messages of the file.
+func (q *Queue) sweep() error {
+	n, err := q.sweepSpool(func(id string) (bool, error) {
+		keep := false
+		err := q.db.View(func(tx *bbolt.Tx) error {
+			v := tx.Bucket(bktMsgs).Get([]byte(id))
+			if v == nil {
+				return nil
+			}
+			m, err := decodeMsg(v)
+			if err != nil {
+				return err
+			}
+			keep = m.Spooled && m.Open > 0
+			return nil
+		})
+		return keep, err
+	})
+	if n > 0 {
+		q.log.Info("queue: removed leftover spool files", "files", n, "dir", q.spoolDir)
+	}
+	return err
 }
 
 // view runs fn in a read transaction on the current file.

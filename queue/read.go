@@ -2,7 +2,10 @@ package queue
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 
 	"go.etcd.io/bbolt"
 )
@@ -54,24 +57,110 @@ func readRcpts(tx *bbolt.Tx, id string) ([]Recipient, error) {
 	return rcpts, nil
 }
 
-// Body returns a copy of the message body (kept until the message is
-// pruned), or an error wrapping ErrNotFound.
-func (q *Queue) Body(id string) ([]byte, error) {
+// Body is an open message body: a reader over the stored bytes that holds
+// no bbolt transaction, so it may be read slowly (over a network send)
+// without blocking the queue file's growth. Close it when done.
+type Body struct {
+	r      io.Reader
+	f      *os.File // the spooled part, nil for an inline body
+	size   int64
+	eight  bool
+	closed bool
+}
+
+// Read implements io.Reader.
+func (b *Body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, os.ErrClosed
+	}
+	return b.r.Read(p)
+}
+
+// Close releases the spool file, if any.
+func (b *Body) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if b.f != nil {
+		return b.f.Close()
+	}
+	return nil
+}
+
+// Size is the body's length in bytes.
+func (b *Body) Size() int64 { return b.size }
+
+// Has8Bit reports whether the body contains a byte >= 0x80, without
+// reading it: it was noted when the body was stored.
+func (b *Body) Has8Bit() bool { return b.eight }
+
+// OpenBody opens the body of message id for reading, or fails with an
+// error wrapping ErrNotFound once the message is final (bodies are dropped
+// then) or gone. It is the one way to read a body, inline or spooled: an
+// inline body is copied out of the queue file (it is small), a spooled one
+// is read from its file.
+func (q *Queue) OpenBody(id string) (*Body, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	var out []byte
+	var (
+		head    []byte
+		spooled bool
+		eight   bool
+		size    int64
+	)
 	err := q.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bktBodies).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		// bbolt memory is only valid inside the transaction.
-		out = bytes.Clone(v)
-		if out == nil {
-			out = []byte{}
+		head = bytes.Clone(v)
+		mv := tx.Bucket(bktMsgs).Get([]byte(id))
+		if mv == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
+		m, err := decodeMsg(mv)
+		if err != nil {
+			return err
+		}
+		spooled, eight, size = m.Spooled, m.EightBit, m.Size
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if !spooled {
+		// Inline bodies are small: scanning the copy costs nothing and
+		// also covers records written before the flag existed.
+		return &Body{r: bytes.NewReader(head), size: int64(len(head)), eight: has8Bit(head)}, nil
+	}
+	f, err := os.Open(q.spoolPath(id))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// Final in the meantime (the file goes after the commit
+			// that makes the message final), or a damaged queue.
+			return nil, errSpoolMissing(id, err)
+		}
+		return nil, storageErr("open body", err)
+	}
+	return &Body{r: io.MultiReader(bytes.NewReader(head), f), f: f, size: size, eight: eight}, nil
+}
+
+// Body returns the whole message body in memory.
+//
+// Deprecated: use OpenBody, which does not hold a large body in memory.
+func (q *Queue) Body(id string) ([]byte, error) {
+	b, err := q.OpenBody(id)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	out := make([]byte, 0, b.Size())
+	buf := bytes.NewBuffer(out)
+	if _, err := io.Copy(buf, b); err != nil {
+		return nil, storageErr("read body", err)
+	}
+	return buf.Bytes(), nil
 }

@@ -18,9 +18,13 @@ type msgRec struct {
 	Helo       string    `json:"h,omitempty"`
 	User       string    `json:"u,omitempty"`
 	SMTPUTF8   bool      `json:"8,omitempty"`
-	NRcpt      int       `json:"n"`
-	Open       int       `json:"o"` // recipients in an open state
-	Done       time.Time `json:"d,omitzero"`
+	// Spooled: the body is the bodies bucket's value followed by the
+	// file spool/<id>.
+	Spooled  bool      `json:"sp,omitempty"`
+	EightBit bool      `json:"x8,omitempty"` // the body has a byte >= 0x80 (set for spooled bodies)
+	NRcpt    int       `json:"n"`
+	Open     int       `json:"o"` // recipients in an open state
+	Done     time.Time `json:"d,omitzero"`
 }
 
 type attemptRec struct {

@@ -18,6 +18,9 @@ type wtx struct {
 	now   time.Time
 	msgs  map[string]*msgRec
 	dirty map[string]bool
+	// unlink lists the spooled messages that became final in this
+	// transaction: their body files go once it has committed.
+	unlink []string
 }
 
 func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
@@ -197,6 +200,9 @@ func (w *wtx) countOpen(id string, m *msgRec, opens bool) error {
 			// with the retained history only, not with every body.
 			if err := w.b(bktBodies).Delete([]byte(id)); err != nil {
 				return err
+			}
+			if m.Spooled {
+				w.unlink = append(w.unlink, id)
 			}
 		}
 	}

@@ -39,9 +39,15 @@ func (s State) Valid() bool {
 
 // NewMessage is what the SMTP side hands to Enqueue.
 type NewMessage struct {
-	From       string   // envelope sender, "" for the null sender
-	Rcpts      []string // full addresses
-	Body       []byte
+	From  string   // envelope sender, "" for the null sender
+	Rcpts []string // full addresses
+	// Body is the message; when Spool is set, it is the beginning of
+	// the message and the Spool holds the rest (typically: header
+	// fields added at the end of DATA, then the body as received).
+	Body []byte
+	// Spool, when set, is taken over by Enqueue: a large one becomes the
+	// message's body file, a small one is stored inline after Body.
+	Spool      *Spool
 	ClientAddr string
 	Helo       string
 	User       string // authenticated user, "" if none
