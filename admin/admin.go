@@ -49,6 +49,9 @@ type Options struct {
 type Server struct {
 	o   Options
 	log *slog.Logger
+	// bq is the queue as the operator bounce sees it: o.Queue, or a
+	// test's wrapper that interleaves a delivery.
+	bq bounceQueue
 }
 
 // New returns a server; nothing listens until ListenAPI/ListenHTTP.
@@ -65,7 +68,7 @@ func New(o Options) *Server {
 	if o.Started.IsZero() {
 		o.Started = o.Now()
 	}
-	return &Server{o: o, log: o.Logger}
+	return &Server{o: o, log: o.Logger, bq: o.Queue}
 }
 
 // ErrInsecureAdmin is returned for a TCP admin address that is not

@@ -1,8 +1,11 @@
 package admin
 
 import (
-	"context"
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -136,52 +139,107 @@ func (s *Server) act(action string, sel Selection) (Result, error) {
 
 const operatorBounce = "bounced by the relay operator"
 
+// bounceQueue is what the operator bounce needs from the queue.
+type bounceQueue interface {
+	OpenBody(id string) (*queue.Body, error)
+	Bounce(ids []string, att queue.Attempt, dsn queue.BounceFunc) (int, error)
+}
+
+// bounceChunk bounds the header sections read ahead of one Bounce call.
+const bounceChunk = 100
+
 // bounce fails every queued or held recipient of ids and sends the
-// sender one DSN per message (RFC 3464). A recipient in flight is left
-// to its delivery. As in the scheduler, the DSN is queued before the
-// bounce is recorded: a crash in between may send a second DSN, never
-// lose the first.
+// sender one DSN per message (RFC 3464). The queue checks the states,
+// records the bounces and queues the DSN in one transaction, so a
+// recipient delivered (or leased) after the operator looked is left
+// alone and named in no DSN. Only the header section of the original is
+// returned (RFC 6522 §4), so that is all we read ahead; a transient read
+// failure fails the request before anything is recorded, and the
+// operator can retry.
 func (s *Server) bounce(ids []string) (int, error) {
 	now := s.o.Now()
 	changed := 0
-	for _, id := range ids {
-		m, err := s.o.Queue.Get(id)
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), bounceChunk)]
+		ids = ids[len(chunk):]
+		headers := make(map[string][]byte, len(chunk))
+		for _, id := range chunk {
+			h, err := readHeaderSection(s.bq, id)
+			switch {
+			case errors.Is(err, queue.ErrNotFound):
+				// Unknown or finished (Bounce skips it), or a body truly
+				// gone: the DSN then says so.
+			case err != nil:
+				return changed, fmt.Errorf("read the original of %s: %w", id, err)
+			default:
+				headers[id] = h
+			}
+		}
+		att := queue.Attempt{At: now, Reply: operatorBounce, Class: "operator", Status: "bounced"}
+		n, err := s.bq.Bounce(chunk, att, func(m *queue.Message, failed []int) (*queue.NewMessage, error) {
+			if m.From == "" {
+				return nil, nil // RFC 3461 §6.2: never a DSN to the null sender
+			}
+			rcpts := make([]dsn.Recipient, 0, len(failed))
+			for _, i := range failed {
+				rcpts = append(rcpts, dsn.Recipient{Addr: m.Recipients[i].Addr, Action: "failed", Status: "5.0.0", Diagnostic: operatorBounce, LastAttempt: now})
+			}
+			r := dsn.Report{ReportingMTA: s.o.Hostname, Sender: m.From, QueueID: m.ID, Arrival: m.Received,
+				Recipients: rcpts, Now: now}
+			if h, ok := headers[m.ID]; ok {
+				r.Original = h
+			} else {
+				r.OriginalUnavailable = "its body is missing from the queue"
+			}
+			msg, err := dsn.Build(r)
+			if err != nil {
+				return nil, fmt.Errorf("dsn for %s: %w", m.ID, err)
+			}
+			return &queue.NewMessage{Rcpts: []string{m.From}, Body: msg}, nil
+		})
+		changed += n
 		if err != nil {
-			continue // pruned or mistyped: the other IDs still count
-		}
-		var ups []queue.Update
-		var failed []dsn.Recipient
-		for i, r := range m.Recipients {
-			if r.State != queue.StateQueued && r.State != queue.StateHeld {
-				continue
-			}
-			ups = append(ups, queue.Update{ID: id, Rcpt: i, State: queue.StateBounced,
-				Attempt: &queue.Attempt{At: now, Reply: operatorBounce, Class: "operator", Status: "bounced"}})
-			failed = append(failed, dsn.Recipient{Addr: r.Addr, Action: "failed", Status: "5.0.0", Diagnostic: operatorBounce, LastAttempt: now})
-		}
-		if len(ups) == 0 {
-			continue
-		}
-		if m.From != "" {
-			body, err := s.o.Queue.Body(id)
-			if err != nil {
-				return changed, err
-			}
-			msg, err := dsn.Build(dsn.Report{ReportingMTA: s.o.Hostname, Sender: m.From, QueueID: id, Arrival: m.Received,
-				Recipients: failed, Original: body, Now: now})
-			if err != nil {
-				return changed, fmt.Errorf("dsn for %s: %w", id, err)
-			}
-			if _, err := s.o.Queue.Enqueue(context.Background(), queue.NewMessage{Rcpts: []string{m.From}, Body: msg}); err != nil {
-				return changed, fmt.Errorf("queue dsn for %s: %w", id, err)
-			}
-		}
-		if err := s.o.Queue.Update(context.Background(), ups); err != nil {
 			return changed, err
 		}
-		changed++
 	}
 	return changed, nil
+}
+
+// maxReturnedHeader bounds the header section read for a DSN: the
+// header fields of real mail are a few KB; a pathological one is cut.
+const maxReturnedHeader = 256 << 10
+
+// readHeaderSection reads the header section of message id (up to the
+// first empty line, RFC 5322 §2.1, or the whole message when it has no
+// body), at most maxReturnedHeader bytes, without reading the body.
+func readHeaderSection(q bounceQueue, id string) ([]byte, error) {
+	b, err := q.OpenBody(id)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	r := bufio.NewReader(io.LimitReader(b, maxReturnedHeader))
+	var out []byte
+	cont := false // line is the rest of a line longer than the buffer
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			out = append(out, line...)
+			cont = true
+			continue
+		}
+		if !cont && len(line) > 0 && len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return out, nil // the empty line that ends the header section
+		}
+		cont = false
+		out = append(out, line...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // setLimits applies operator maxima; a field left out keeps the current

@@ -39,8 +39,13 @@ type Report struct {
 	Arrival      time.Time
 	Recipients   []Recipient
 	Original     []byte // the original message; only its header section is returned
-	Now          time.Time
-	MessageID    string // Message-ID of the DSN itself; "" = <random@ReportingMTA>
+	// OriginalUnavailable, when not empty, says why the original message
+	// could not be read (e.g. its body is gone from the queue). The
+	// notification then says so to the sender, in its human-readable
+	// part, instead of silently leaving out the returned headers.
+	OriginalUnavailable string
+	Now                 time.Time
+	MessageID           string // Message-ID of the DSN itself; "" = <random@ReportingMTA>
 }
 
 // Errors returned by Build.

@@ -284,6 +284,25 @@ func TestBuildVariants(t *testing.T) {
 				t.Errorf("%d parts, want 2", len(p.parts))
 			}
 		}},
+		// Issue 9 item 25: a body that is gone is said, not silently left out.
+		{"original unavailable", func(r *Report) {
+			r.Original = nil
+			r.OriginalUnavailable = "its body is missing from the queue\r\nX-Injected: 1"
+		}, func(t *testing.T, p parsed) {
+			if len(p.parts) != 2 {
+				t.Errorf("%d parts, want 2", len(p.parts))
+			}
+			text, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(p.parts[0].body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(text), "could not be returned with this report: its body is missing from the queue") {
+				t.Errorf("human part does not say the original is missing:\n%s", text)
+			}
+			if strings.Contains(string(text), "\nX-Injected") {
+				t.Errorf("reason not cleaned:\n%s", text)
+			}
+		}},
 		{"original with bare LF and long line", func(r *Report) {
 			r.Original = []byte("Subject: a\nX-Long: " + long + "\nX-CR: a\rb\n\nbody\n")
 		}, func(t *testing.T, p parsed) {

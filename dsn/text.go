@@ -36,6 +36,9 @@ func humanPart(r Report, host string, failed bool) []byte {
 			t.WriteString("\n")
 		}
 	}
+	if why := clean(r.OriginalUnavailable); why != "" {
+		fmt.Fprintf(&t, "\nThe original message could not be returned with this report: %s.\n", why)
+	}
 	var b bytes.Buffer
 	w := quotedprintable.NewWriter(&b) // text mode: "\n" becomes CRLF
 	_, _ = w.Write([]byte(strings.ToValidUTF8(t.String(), "\uFFFD")))

@@ -1,0 +1,102 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"sluice/queue"
+)
+
+// deliverDuringRead is the queue with a delivery slipped in: just after
+// the operator bounce first reads a body, the scheduler leases the
+// message's recipient and records it as delivered, as a session that
+// got its 250 at that moment would.
+type deliverDuringRead struct {
+	*queue.Queue
+	f    *fixture
+	t    *testing.T
+	once sync.Once
+}
+
+func (d *deliverDuringRead) OpenBody(id string) (*queue.Body, error) {
+	body, err := d.Queue.OpenBody(id)
+	d.once.Do(func() {
+		items, err := d.Queue.Lease(d.f.clk.Now(), 10)
+		if err != nil || len(items) != 1 {
+			d.t.Errorf("lease: %v %+v", err, items)
+			return
+		}
+		it := items[0]
+		err = d.Queue.Update(context.Background(), []queue.Update{{ID: it.ID, Rcpt: it.Rcpt, State: queue.StateSent,
+			Attempt: &queue.Attempt{At: d.f.clk.Now(), Reply: "250 2.0.0 ok", Status: "sent"}}})
+		if err != nil {
+			d.t.Errorf("record delivery: %v", err)
+		}
+	})
+	return body, err
+}
+
+// TestBounceRacesDelivery (issue 9 item 23): a recipient delivered
+// between the operator's look at the queue and the bounce stays sent,
+// and the sender gets no DSN for it.
+func TestBounceRacesDelivery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.enqueue(t, "a@src.test", "b@dest.test")
+	f.srv.bq = &deliverDuringRead{Queue: f.q, f: f, t: t}
+
+	res, err := f.client.Act(ctx(), "bounce", Selection{IDs: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 0 {
+		t.Errorf("bounce changed %d messages, want 0 (the recipient was delivered)", res.Changed)
+	}
+	if got := rcptState(t, f.q, "b@dest.test"); got != "sent" {
+		t.Errorf("delivered recipient is %s, want sent", got)
+	}
+	m, err := f.q.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range m.Recipients[0].History {
+		if a.Class == "operator" {
+			t.Errorf("an operator bounce was recorded for a delivered recipient: %+v", a)
+		}
+	}
+	dsns, err := f.q.List(queue.Filter{Domain: "src.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dsns) != 0 {
+		t.Errorf("the sender got %d DSNs for a delivered message", len(dsns))
+	}
+}
+
+func TestReadHeaderSection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	long := strings.Repeat("x", 4096-len("X: ")) // its CRLF starts a new buffer
+	tests := []struct{ name, body, want string }{
+		{"crlf", "Subject: a\r\nX: b\r\n\r\nbody\r\n\r\nmore\r\n", "Subject: a\r\nX: b\r\n"},
+		{"lf", "Subject: a\n\nbody\n", "Subject: a\n"},
+		{"headers only", "Subject: a\r\nX: b\r\n", "Subject: a\r\nX: b\r\n"},
+		{"long line ending at a buffer edge", "X: " + long + "\r\n\r\nbody", "X: " + long + "\r\n"},
+	}
+	for _, tt := range tests {
+		id, err := f.q.Enqueue(ctx(), queue.NewMessage{From: "a@src.test", Rcpts: []string{"b@dest.test"}, Body: []byte(tt.body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readHeaderSection(f.q, id)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := readHeaderSection(f.q, "0000000000000000"); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("unknown ID: %v", err)
+	}
+}
