@@ -199,6 +199,9 @@ func TestInboundImplicitTLS(t *testing.T) {
 		t.Fatalf("EHLO:\n%s", ehlo)
 	}
 	c.cmd("MAIL FROM:<a@example.test>", "530")
+	if r := c.cmd("STARTTLS", "503"); r != "503 5.5.1 TLS already active\r\n" {
+		t.Errorf("STARTTLS under implicit TLS: %q", r)
+	}
 	c.cmd("AUTH PLAIN "+plain("app", "secret"), "235")
 	if r := c.sendMessage("a@example.test", "b@dest.test", simpleMsg); !strings.HasPrefix(r, "250") {
 		t.Fatal(r)

@@ -336,6 +336,10 @@ func TestInboundSecondSTARTTLSRefused(t *testing.T) {
 	c := dial(t, addr)
 	c.hello()
 	c.startTLS(pool)
-	c.cmd("STARTTLS", "502")
+	// RFC 3207 §4: a second STARTTLS is a bad sequence (503), not an
+	// unsupported command (502).
+	if r := c.cmd("STARTTLS", "503"); r != "503 5.5.1 TLS already active\r\n" {
+		t.Errorf("second STARTTLS: %q", r)
+	}
 	c.cmd("NOOP", "250")
 }

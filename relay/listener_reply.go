@@ -46,6 +46,11 @@ func (c *inConn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
 		case bytes.HasPrefix(line, []byte("250 2.0.0 Hello ")):
 			out = append(out, "250 "+c.srv.o.Hostname+" "...)
 			out = append(out, line[10:]...)
+		case c.isTLS && bytes.Equal(line, []byte("502 5.5.1 TLS not supported\r\n")):
+			// STARTTLS reaches go-smtp only when we did not run it
+			// (inConn.Read): over TLS already, that is a bad sequence,
+			// not an unknown command (RFC 3207 §4).
+			out = append(out, "503 5.5.1 TLS already active\r\n"...)
 		default:
 			out = append(out, line...)
 		}
