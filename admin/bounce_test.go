@@ -76,27 +76,29 @@ func TestBounceRacesDelivery(t *testing.T) {
 	}
 }
 
-func TestReadHeaderSection(t *testing.T) {
+// TestReadOriginal: the operator bounce reads all of a small original and
+// only the header section of a large one (dsn.ReadOriginal does the
+// cutting; its own test covers the edge cases).
+func TestReadOriginal(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	long := strings.Repeat("x", 4096-len("X: ")) // its CRLF starts a new buffer
+	big := strings.Repeat("body line\r\n", 10000)
 	tests := []struct{ name, body, want string }{
-		{"crlf", "Subject: a\r\nX: b\r\n\r\nbody\r\n\r\nmore\r\n", "Subject: a\r\nX: b\r\n"},
-		{"lf", "Subject: a\n\nbody\n", "Subject: a\n"},
+		{"small: whole", "Subject: a\r\nX: b\r\n\r\nbody\r\n\r\nmore\r\n", "Subject: a\r\nX: b\r\n\r\nbody\r\n\r\nmore\r\n"},
 		{"headers only", "Subject: a\r\nX: b\r\n", "Subject: a\r\nX: b\r\n"},
-		{"long line ending at a buffer edge", "X: " + long + "\r\n\r\nbody", "X: " + long + "\r\n"},
+		{"large: headers", "Subject: a\r\nX: b\r\n\r\n" + big, "Subject: a\r\nX: b\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		id, err := f.q.Enqueue(ctx(), queue.NewMessage{From: "a@src.test", Rcpts: []string{"b@dest.test"}, Body: []byte(tt.body)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := readHeaderSection(f.q, id)
+		got, err := readOriginal(f.q, id)
 		if err != nil || string(got) != tt.want {
 			t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
 		}
 	}
-	if _, err := readHeaderSection(f.q, "0000000000000000"); !errors.Is(err, queue.ErrNotFound) {
+	if _, err := readOriginal(f.q, "0000000000000000"); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("unknown ID: %v", err)
 	}
 }

@@ -1,11 +1,8 @@
 package admin
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
@@ -164,7 +161,7 @@ func (s *Server) bounce(ids []string) (int, error) {
 		ids = ids[len(chunk):]
 		headers := make(map[string][]byte, len(chunk))
 		for _, id := range chunk {
-			h, err := readHeaderSection(s.bq, id)
+			h, err := readOriginal(s.bq, id)
 			switch {
 			case errors.Is(err, queue.ErrNotFound):
 				// Unknown or finished (Bounce skips it), or a body truly
@@ -187,7 +184,7 @@ func (s *Server) bounce(ids []string) (int, error) {
 			r := dsn.Report{ReportingMTA: s.o.Hostname, Sender: m.From, QueueID: m.ID, Arrival: m.Received,
 				Recipients: rcpts, Now: now}
 			if h, ok := headers[m.ID]; ok {
-				r.Original = h
+				r.Original, r.OriginalSize = h, m.Size
 			} else {
 				r.OriginalUnavailable = "its body is missing from the queue"
 			}
@@ -205,41 +202,16 @@ func (s *Server) bounce(ids []string) (int, error) {
 	return changed, nil
 }
 
-// maxReturnedHeader bounds the header section read for a DSN: the
-// header fields of real mail are a few KB; a pathological one is cut.
-const maxReturnedHeader = 256 << 10
-
-// readHeaderSection reads the header section of message id (up to the
-// first empty line, RFC 5322 §2.1, or the whole message when it has no
-// body), at most maxReturnedHeader bytes, without reading the body.
-func readHeaderSection(q bounceQueue, id string) ([]byte, error) {
+// readOriginal reads what a DSN returns of message id: all of a small
+// message, the header section of a large one (dsn.ReadOriginal), never a
+// large body.
+func readOriginal(q bounceQueue, id string) ([]byte, error) {
 	b, err := q.OpenBody(id)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	r := bufio.NewReader(io.LimitReader(b, maxReturnedHeader))
-	var out []byte
-	cont := false // line is the rest of a line longer than the buffer
-	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			out = append(out, line...)
-			cont = true
-			continue
-		}
-		if !cont && len(line) > 0 && len(bytes.TrimRight(line, "\r\n")) == 0 {
-			return out, nil // the empty line that ends the header section
-		}
-		cont = false
-		out = append(out, line...)
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	return dsn.ReadOriginal(b, b.Size())
 }
 
 // setLimits applies operator maxima; a field left out keeps the current

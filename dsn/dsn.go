@@ -5,9 +5,10 @@
 // when none is given): it does no I/O and is safe to call concurrently.
 // Its output is ready for SMTP: CRLF line endings only, no line longer
 // than 998 octets (RFC 5322 §2.1.1), 7-bit except for a UTF-8 sender
-// address in To: and a returned header section that was itself 8-bit
-// (both then need SMTPUTF8/8BITMIME downstream), and every interpolated value stripped of
-// CR and LF so that no field can inject a header.
+// address in To: and a returned original (or header section) that was
+// itself 8-bit (both then need SMTPUTF8/8BITMIME downstream), and every
+// interpolated value stripped of CR and LF so that no field can inject a
+// header. The original is returned whole only up to ReturnLimit bytes.
 package dsn
 
 import (
@@ -38,7 +39,14 @@ type Report struct {
 	QueueID      string
 	Arrival      time.Time
 	Recipients   []Recipient
-	Original     []byte // the original message; only its header section is returned
+	// Original is the original message, or its beginning holding at
+	// least its header section (see ReadOriginal). It is returned whole
+	// (message/rfc822) when it is complete and at most ReturnLimit
+	// bytes, else as its header section only (text/rfc822-headers).
+	Original []byte
+	// OriginalSize is the size of the whole original; 0 means
+	// len(Original).
+	OriginalSize int64
 	// OriginalUnavailable, when not empty, says why the original message
 	// could not be read (e.g. its body is gone from the queue). The
 	// notification then says so to the sender, in its human-readable
@@ -94,8 +102,8 @@ func Build(r Report) ([]byte, error) {
 
 	text := humanPart(r, host, failed)
 	status := statusPart(r, host)
-	headers := originalHeaders(r.Original)
-	boundary := pickBoundary(msgID, now, text, status, headers)
+	returned, whole := returnedOriginal(r.Original, r.OriginalSize)
+	boundary := pickBoundary(msgID, now, text, status, returned)
 
 	subject := "Undelivered Mail Returned to Sender"
 	if !failed {
@@ -122,12 +130,16 @@ func Build(r Report) ([]byte, error) {
 	}
 	part("Content-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n", text)
 	part("Content-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n", status)
-	if len(headers) > 0 {
+	if len(returned) > 0 {
 		cte := "7bit"
-		if !isASCII(headers) {
+		if !isASCII(returned) {
 			cte = "8bit"
 		}
-		part("Content-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: "+cte+"\r\n", headers)
+		if whole {
+			part("Content-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: "+cte+"\r\n", returned)
+		} else {
+			part("Content-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: "+cte+"\r\n", returned)
+		}
 	}
 	b.WriteString("\r\n--" + boundary + "--\r\n")
 	return b.Bytes(), nil

@@ -32,7 +32,10 @@ func sampleReport() Report {
 		Arrival:      t0.Add(-2 * time.Hour),
 		Now:          t0,
 		MessageID:    "<dsn1@relay.example.com>",
+		// A large original: the caller read its header section only
+		// (ReadOriginal), so only headers are returned.
 		Original:     []byte(original),
+		OriginalSize: 24 << 20,
 		Recipients: []Recipient{
 			{Addr: "a@dest.test", Action: "failed", Status: "5.1.1", RemoteMTA: "mx1.dest.test",
 				Diagnostic: "550 5.1.1 <a@dest.test>: Recipient address rejected: User unknown", LastAttempt: t0.Add(-time.Minute)},
@@ -279,6 +282,37 @@ func TestBuildVariants(t *testing.T) {
 				t.Errorf("Final-Recipient = %q", got)
 			}
 		}},
+		{"small original returned whole", func(r *Report) { r.OriginalSize = 0 }, func(t *testing.T, p parsed) {
+			if mt := p.parts[2].header.Get("Content-Type"); mt != "message/rfc822" || string(p.parts[2].body) != original {
+				t.Errorf("part 3 = %s:\n%q", mt, p.parts[2].body)
+			}
+		}},
+		{"original at the limit returned whole", func(r *Report) {
+			r.Original = []byte(original + strings.Repeat("x\r\n", (ReturnLimit-len(original))/3-10))
+			r.Original = append(r.Original, strings.Repeat("y", ReturnLimit-len(r.Original)-2)+"\r\n"...)
+			r.OriginalSize = int64(len(r.Original))
+		}, func(t *testing.T, p parsed) {
+			if mt := p.parts[2].header.Get("Content-Type"); mt != "message/rfc822" || len(p.parts[2].body) != ReturnLimit {
+				t.Errorf("part 3 = %s, %d bytes", mt, len(p.parts[2].body))
+			}
+		}},
+		{"original one byte over the limit: headers", func(r *Report) {
+			r.Original = []byte(original + strings.Repeat("x\r\n", (ReturnLimit-len(original))/3-10))
+			r.Original = append(r.Original, strings.Repeat("y", ReturnLimit-len(r.Original)-1)+"\r\n"...)
+			r.OriginalSize = 0
+		}, func(t *testing.T, p parsed) {
+			if mt := p.parts[2].header.Get("Content-Type"); mt != "text/rfc822-headers" || strings.Contains(string(p.parts[2].body), "Body line") {
+				t.Errorf("part 3 = %s:\n%q", mt, p.parts[2].body)
+			}
+		}},
+		{"small original with a long line: headers", func(r *Report) {
+			r.Original = []byte(original + strings.Repeat("z", 1200) + "\r\n")
+			r.OriginalSize = 0
+		}, func(t *testing.T, p parsed) {
+			if mt := p.parts[2].header.Get("Content-Type"); mt != "text/rfc822-headers" {
+				t.Errorf("part 3 = %s", mt)
+			}
+		}},
 		{"no original", func(r *Report) { r.Original = nil }, func(t *testing.T, p parsed) {
 			if len(p.parts) != 2 {
 				t.Errorf("%d parts, want 2", len(p.parts))
@@ -363,4 +397,43 @@ func TestGolden(t *testing.T) {
 	if !bytes.Equal(out, want) {
 		t.Fatalf("output differs from %s:\n%s", path, out)
 	}
+}
+
+func TestReadOriginal(t *testing.T) {
+	t.Parallel()
+	big := original + strings.Repeat("body line\r\n", 10000)
+	tests := []struct {
+		name string
+		msg  string
+		want string
+	}{
+		{"small: all of it", original, original},
+		{"large: the header section only", big, original[:strings.Index(original, "\r\n\r\n")+4]},
+		{"large, a line ending at a buffer edge", "X: " + strings.Repeat("x", 4096-3) + "\r\n\r\n" + big, "X: " + strings.Repeat("x", 4096-3) + "\r\n\r\n"},
+		{"large without an empty line: up to 1 MiB", strings.Repeat("X-A: b\r\n", 200000), strings.Repeat("X-A: b\r\n", 200000)[:maxHeaderRead]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := &countingReader{r: strings.NewReader(tt.msg)}
+			got, err := ReadOriginal(r, int64(len(tt.msg)))
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("ReadOriginal = %d bytes (%v), want %d", len(got), err, len(tt.want))
+			}
+			if len(tt.msg) > ReturnLimit && r.n > maxHeaderRead+4096 {
+				t.Errorf("read %d bytes of a large original", r.n)
+			}
+		})
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }

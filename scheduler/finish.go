@@ -14,7 +14,7 @@ import (
 // finish reports every recipient's reply to policy, logs one mail-log line
 // per attempt, sends DSNs for bounces and expiries, and commits the
 // outcome to the queue. It reports whether the connection should end.
-func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, body []byte, replies []policy.Reply) (endSession bool) {
+func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, replies []policy.Reply) (endSession bool) {
 	now := s.now()
 	ups := make([]queue.Update, 0, len(j.items))
 	var failed []dsn.Recipient
@@ -68,7 +68,7 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 	// The DSN is queued before the bounce is recorded: a crash between the
 	// two may send a second DSN, never lose the first.
 	if len(failed) > 0 && j.from != "" {
-		s.bounce(ctx, j, body, failed, now)
+		s.bounce(ctx, j, failed, now)
 	}
 	if err := s.o.Queue.Update(ctx, ups); err != nil {
 		s.log.Error("recording delivery outcome failed; the recipients stay leased and return to due at the next start", "id", j.id, "err", err)
@@ -84,14 +84,17 @@ func (s *Scheduler) suppress(addr, reason string) {
 	}
 }
 
-// bounce queues a DSN (RFC 3464) to the envelope sender.
-func (s *Scheduler) bounce(ctx context.Context, j *job, body []byte, failed []dsn.Recipient, now time.Time) {
-	if body == nil {
-		body, _ = s.o.Queue.Body(j.id)
+// bounce queues a DSN (RFC 3464) to the envelope sender. It reads only
+// what the DSN returns of the original (all of a small one, the header
+// section of a large one), never a whole large body.
+func (s *Scheduler) bounce(ctx context.Context, j *job, failed []dsn.Recipient, now time.Time) {
+	orig, size, err := readOriginal(s.o.Queue, j.id)
+	if err != nil {
+		s.log.Error("reading the original for the DSN failed; the DSN goes without it", "id", j.id, "err", err)
 	}
 	msg, err := dsn.Build(dsn.Report{
 		ReportingMTA: s.o.Hostname, Sender: j.from, QueueID: j.id, Arrival: j.received,
-		Recipients: failed, Original: body, Now: now,
+		Recipients: failed, Original: orig, OriginalSize: size, Now: now,
 	})
 	if err != nil {
 		s.log.Error("building DSN failed", "id", j.id, "err", err)
@@ -104,6 +107,18 @@ func (s *Scheduler) bounce(ctx context.Context, j *job, body []byte, failed []ds
 	}
 	s.log.Info("dsn queued", "id", id, "orig_id", j.id, "to", j.from, "recipients", len(failed))
 	s.Kick()
+}
+
+// readOriginal returns what a DSN returns of message id (dsn.ReadOriginal)
+// and the message's full size.
+func readOriginal(q Queue, id string) ([]byte, int64, error) {
+	b, err := q.OpenBody(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer b.Close()
+	orig, err := dsn.ReadOriginal(b, b.Size())
+	return orig, b.Size(), err
 }
 
 // dsnStatus is the RFC 3463 status for the log and the DSN: the reply's

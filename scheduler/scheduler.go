@@ -28,7 +28,7 @@ import (
 type Queue interface {
 	Lease(now time.Time, max int) ([]queue.Item, error)
 	NextDue() (time.Time, bool, error)
-	Body(id string) ([]byte, error)
+	OpenBody(id string) (*queue.Body, error)
 	Update(ctx context.Context, ups []queue.Update) error
 	Enqueue(ctx context.Context, m queue.NewMessage) (string, error)
 	Suppress(addr, reason string) error

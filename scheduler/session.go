@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"sluice/relay"
@@ -53,12 +55,12 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		if sess == nil {
 			ns, fail := s.o.Outbound.Dial(ctx, j.domain)
 			if fail != nil {
-				s.finish(ctx, name, j, "", nil, sameReply(*fail, len(j.items)))
+				s.finish(ctx, name, j, "", sameReply(*fail, len(j.items)))
 				return
 			}
 			sess, domain = ns, j.domain
 		}
-		body, err := s.o.Queue.Body(j.id)
+		body, err := readBody(s.o.Queue, j.id)
 		if err != nil {
 			s.log.Error("reading queued body failed", "id", j.id, "err", err)
 			s.requeue([]*job{j}, s.now().Add(time.Minute))
@@ -66,7 +68,7 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		}
 		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, SMTPUTF8: needsSMTPUTF8(j, body)}
 		replies := sess.Send(ctx, d)
-		if s.finish(ctx, name, j, sess.Relay(), body, replies) || !sess.Usable() {
+		if s.finish(ctx, name, j, sess.Relay(), replies) || !sess.Usable() {
 			// The connection is finished (a 421, a network error, or
 			// policy says so). The session ends and gives its slot back:
 			// a new connection goes through policy.Admit, so nothing is
@@ -98,6 +100,19 @@ func (s *Scheduler) waitToken(ctx context.Context, name string) (time.Duration, 
 		case <-t.C:
 		}
 	}
+}
+
+// readBody reads a whole body for relay.Delivery.
+func readBody(q Queue, id string) ([]byte, error) {
+	b, err := q.OpenBody(id)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	out := make([]byte, 0, b.Size())
+	buf := bytes.NewBuffer(out)
+	_, err = io.Copy(buf, b)
+	return buf.Bytes(), err
 }
 
 func addrs(j *job) []string {
