@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"os"
-	"sluice/internal/testpeer"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"sluice/admin"
 	"sluice/internal/fakemx"
+	"sluice/internal/testpeer"
 )
 
 // chromium finds the system browser; the test skips without it (test.sh
@@ -60,9 +63,10 @@ func TestBrowserDashboard(t *testing.T) {
 		want421 += n
 	}
 
+	profile := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browser),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.NoSandbox, // the tests run as root in a container
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
@@ -71,10 +75,15 @@ func TestBrowserDashboard(t *testing.T) {
 	if os.Getenv("SLUICE_BROWSER_HEADFUL") != "" {
 		opts = append(opts, chromedp.Flag("headless", false))
 	}
+	// Cleanups run last-registered first, and all after the deferred
+	// calls: the browser context is closed, then the allocator kills the
+	// main process and waits for it, then every helper process of this
+	// profile is gone, and only then does t.TempDir remove the profile.
+	t.Cleanup(func() { waitBrowserGone(t, profile) })
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
+	t.Cleanup(cancelA)
 	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
+	t.Cleanup(cancelB)
 	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
 	defer cancel()
 
@@ -108,5 +117,66 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	if d.State == "" || len(state) < len(d.State) || state[:len(d.State)] != d.State {
 		t.Errorf("state cell %q, daemon says %q", state, d.State)
+	}
+}
+
+// waitBrowserGone kills every process of the Chromium that used profile
+// and waits until none is left. chromedp waits only for the main
+// process, but the zygote, renderer and utility processes it forked are
+// orphaned when it is killed and still write into the profile for a
+// moment; removing the directory under them failed about one run in four
+// ("unlinkat …/Default: directory not empty"). They all carry
+// --user-data-dir=PROFILE on their command line, which is how they are
+// found (the helpers rewrite their command line with spaces for NULs);
+// a zombie (empty command line) no longer writes.
+func waitBrowserGone(t *testing.T, profile string) {
+	t.Helper()
+	marker := []byte("--user-data-dir=" + profile)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := profileProcs(marker)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("chromium processes %v still running 10s after the kill", left)
+			return
+		}
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond) // the kernel tears them down; nothing to block on for non-children
+	}
+}
+
+// profileProcs lists the live processes whose command line holds marker.
+func profileProcs(marker []byte) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && hasArg(b, marker) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// hasArg reports whether cmdline holds arg as a whole argument.
+func hasArg(cmdline, arg []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(cmdline[i:], arg)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(arg)
+		if end == len(cmdline) || cmdline[end] == 0 || cmdline[end] == ' ' {
+			return true
+		}
+		i = end
 	}
 }
