@@ -40,7 +40,13 @@ func Default() *Config {
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		// The path names the file once: "FILE: cannot read: no such
+		// file or directory", never "config: open FILE: ...".
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", err), Err: err}
 	}
 	return Parse(data, path, filepath.Dir(path))
 }

@@ -17,8 +17,11 @@ type Error struct {
 	Line    int
 	Key     string // dotted; arrays of tables carry a 1-based index: "policy.rule[2].class"
 	Msg     string
-	Unknown bool // the key does not exist in the schema
+	Unknown bool  // the key does not exist in the schema
+	Err     error // the cause, when there is one (errors.Is(err, fs.ErrNotExist))
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder

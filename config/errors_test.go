@@ -85,6 +85,11 @@ func TestValidationErrors(t *testing.T) {
 		{"submissions without tls", "[listen]\nsubmissions = \"0.0.0.0:465\"\n", `sluice.toml:2: listen.submissions: implicit TLS needs`},
 		{"bad listen", "[listen]\nsmtp = \"2525\"\n", `sluice.toml:2: listen.smtp: invalid address "2525"`},
 		{"empty admin socket", "[listen]\nadmin = \"unix:\"\n", `sluice.toml:2: listen.admin: empty socket path`},
+		{"CIDR with host bits", "[access]\nnetworks = [\"127.0.0.0/8\",\n  \"10.0.0.1/8\"]\n", `sluice.toml:2: access.networks[2]: "10.0.0.1/8" has host bits set: did you mean "10.0.0.0/8" (the network) or "10.0.0.1/32" (the one host)?`},
+		{"IPv6 CIDR with host bits", "[access]\nnetworks = [\"2001:db8::1/64\"]\n", `sluice.toml:2: access.networks[1]: "2001:db8::1/64" has host bits set: did you mean "2001:db8::/64"`},
+		{"submission without tls", "[listen]\nsubmission = \"0.0.0.0:587\"\n", `sluice.toml:2: listen.submission: needs [tls] cert_file and key_file`},
+		{"http on the smtp port", "[listen]\nsmtp = \"127.0.0.1:2525\"\nhttp = \"127.0.0.1:2525\"\n", `sluice.toml:3: listen.http: "127.0.0.1:2525" overlaps listen.smtp`},
+		{"admin on a wildcard smtp port", "[listen]\nsmtp = \"0.0.0.0:2525\"\nadmin = \"127.0.0.1:2525\"\n", `sluice.toml:3: listen.admin: "127.0.0.1:2525" overlaps listen.smtp`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +102,17 @@ func TestValidationErrors(t *testing.T) {
 				t.Fatalf("error = %q\nwant prefix %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLoadMissingFile names the file once, without a package prefix
+// (the CLI adds "sluice config: ").
+func TestLoadMissingFileMessage(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "nope.toml")
+	_, err := Load(p)
+	if want := p + ": cannot read: no such file or directory"; err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant   %s", err, want)
 	}
 }
 
@@ -122,6 +138,8 @@ func TestValidConfigs(t *testing.T) {
 		{"size as bare integer", "[limits]\nmax_message_size = 1048576\n"},
 		{"comments only", "# nothing\n"},
 		{"admin tcp", "[listen]\nadmin = \"127.0.0.1:8026\"\n"},
+		{"host CIDR and network CIDR", "[access]\nnetworks = [\"10.0.0.0/8\", \"192.0.2.7/32\", \"::1/128\"]\n"},
+		{"same port on two hosts", "[listen]\nsmtp = \"127.0.0.1:2525\"\nhttp = \"127.0.0.2:2525\"\n"},
 		{"enforce with ips", "[delivery]\noutbound_ips = [\"192.0.2.1\", \"2001:db8::1\"]\n[auth]\nmode = \"enforce\"\n"},
 		{"user", "[[access.user]]\nname = \"app\"\npassword_hash = \"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\"\nallowed_from = [\"example.com\"]\n"},
 		{"destination and provider", "[[policy.destination]]\nmatch = \"gmail.com\"\nmax_concurrency = 5\nrate = \"10/s\"\n[[policy.provider]]\nname = \"ex\"\nsuffixes = [\".mx.example.net\"]\n"},

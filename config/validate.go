@@ -65,6 +65,21 @@ func (ck *checker) hostPort(key, v string) {
 	}
 }
 
+// cidr accepts a network prefix whose host bits are zero. "10.0.0.1/8"
+// is refused rather than read as 10.0.0.0/8: the operator meant either
+// one host or the whole network, and guessing wrong opens a relay to
+// sixteen million addresses or shuts out the one that was meant.
+func (ck *checker) cidr(key, v string) {
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		ck.add(key, "invalid CIDR %q", v)
+		return
+	}
+	if m := p.Masked(); m != p {
+		ck.add(key, "%q has host bits set: did you mean %q (the network) or \"%s/%d\" (the one host)?", v, m.String(), p.Addr(), p.Addr().BitLen())
+	}
+}
+
 func (ck *checker) fileExists(key, path string) {
 	if _, err := os.Stat(path); err != nil {
 		ck.add(key, "%v", err)
@@ -145,13 +160,43 @@ func (c *Config) validateListen(ck *checker) {
 	if l.Submissions != "" && c.TLS.CertFile == "" {
 		ck.add("listen.submissions", "implicit TLS needs [tls] cert_file and key_file")
 	}
+	// Submission requires AUTH, and AUTH is offered only over TLS
+	// (RFC 4954 §4): without a certificate nobody could ever submit.
+	if l.Submission != "" && c.TLS.CertFile == "" {
+		ck.add("listen.submission", "needs [tls] cert_file and key_file: AUTH is offered only over TLS")
+	}
+	c.validateListenOverlap(ck)
 }
+
+// validateListenOverlap refuses two listeners on one port when their
+// hosts overlap (the same host, or a wildcard): the second bind would
+// fail at start-up.
+func (c *Config) validateListenOverlap(ck *checker) {
+	l := c.Listen
+	type bind struct{ key, host, port string }
+	var seen []bind
+	for _, a := range []struct{ key, v string }{
+		{"listen.smtp", l.SMTP}, {"listen.submission", l.Submission}, {"listen.submissions", l.Submissions},
+		{"listen.admin", l.Admin}, {"listen.http", l.HTTP},
+	} {
+		host, port, err := net.SplitHostPort(a.v)
+		if err != nil || port == "0" || strings.HasPrefix(a.v, "unix:") {
+			continue
+		}
+		for _, b := range seen {
+			if b.port == port && (b.host == host || wildcardHost(b.host) || wildcardHost(host)) {
+				ck.add(a.key, "%q overlaps %s (%q): both cannot bind", a.v, b.key, net.JoinHostPort(b.host, b.port))
+			}
+		}
+		seen = append(seen, bind{a.key, host, port})
+	}
+}
+
+func wildcardHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 
 func (c *Config) validateAccess(ck *checker) {
 	for i, n := range c.Access.Networks {
-		if _, err := netip.ParsePrefix(n); err != nil {
-			ck.add(idx("access.networks", i), "invalid CIDR %q", n)
-		}
+		ck.cidr(idx("access.networks", i), n)
 	}
 	ck.atLeast("access.auth_failures", c.Access.AuthFailures, 0)
 	seen := map[string]bool{}
