@@ -39,7 +39,7 @@ type Options struct {
 	// to the built-in check that the queue answers.
 	Ready func() error
 	// Token, when not empty, is required as "Authorization: Bearer" on
-	// every API request. ListenAPI sets it from the token file for TCP.
+	// every API request (read it with APIToken).
 	Token  string
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -74,32 +74,59 @@ func New(o Options) *Server {
 // ErrInsecureAdmin is returned for a TCP admin address that is not
 // loopback and has no token file: anyone on the network could then
 // delete the queue.
-var ErrInsecureAdmin = errors.New("admin: a non-loopback TCP admin address needs listen.admin_token_file")
+var ErrInsecureAdmin = errors.New("a non-loopback TCP admin address needs listen.admin_token_file")
+
+// APIToken checks the admin address and reads the bearer token it needs,
+// without binding anything: `sluice config check` and `sluice serve` call
+// it alike, so that the check refuses what the daemon would. addr is
+// "unix:PATH" (no token: the socket's mode is the guard) or "host:port";
+// tokenFile may be empty on a loopback address.
+func APIToken(addr, tokenFile string) (string, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return "", checkSocketPath(path)
+	}
+	if tokenFile == "" {
+		if !loopback(addr) {
+			return "", fmt.Errorf("%w (listen.admin = %q)", ErrInsecureAdmin, addr)
+		}
+		return "", nil
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", tokenFile)
+	}
+	return tok, nil
+}
+
+// maxSocketPath is the room in sockaddr_un.sun_path (108 bytes on Linux,
+// with the terminating NUL): a longer path fails only at bind.
+const maxSocketPath = 107
+
+func checkSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("socket path %s is %d bytes long; a unix socket path holds at most %d", path, len(path), maxSocketPath)
+	}
+	return nil
+}
 
 // ListenAPI opens the admin API listener. addr is "unix:PATH" (the socket
-// is created mode 0600, replacing a stale one) or "host:port"; for TCP,
-// tokenFile (may be empty on loopback) holds the bearer token.
-func (s *Server) ListenAPI(addr, tokenFile string) (net.Listener, error) {
+// is created mode 0600, replacing a stale one) or "host:port". A TCP
+// address needs Options.Token unless it is loopback (see APIToken).
+func (s *Server) ListenAPI(addr string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if err := checkSocketPath(path); err != nil {
+			return nil, err
+		}
 		return listenUnix(path)
 	}
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("admin: token file: %w", err)
-		}
-		s.o.Token = strings.TrimSpace(string(b))
-		if s.o.Token == "" {
-			return nil, fmt.Errorf("admin: token file %s is empty", tokenFile)
-		}
-	} else if !loopback(addr) {
+	if s.o.Token == "" && !loopback(addr) {
 		return nil, fmt.Errorf("%w (listen.admin = %q)", ErrInsecureAdmin, addr)
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin: listen %s: %w", addr, err)
-	}
-	return l, nil
+	return net.Listen("tcp", addr)
 }
 
 func loopback(addr string) bool {

@@ -331,7 +331,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close()
-	l, err := f.srv.ListenAPI("unix:"+path, "")
+	l, err := f.srv.ListenAPI("unix:" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,13 +378,20 @@ func TestNoDaemon(t *testing.T) {
 func TestTCPToken(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	if _, err := f.srv.ListenAPI("0.0.0.0:0", ""); !errors.Is(err, ErrInsecureAdmin) {
+	if _, err := APIToken("0.0.0.0:0", ""); !errors.Is(err, ErrInsecureAdmin) {
 		t.Fatalf("non-loopback without token = %v, want ErrInsecureAdmin", err)
+	}
+	if _, err := f.srv.ListenAPI("0.0.0.0:0"); !errors.Is(err, ErrInsecureAdmin) {
+		t.Fatalf("listen non-loopback without token = %v, want ErrInsecureAdmin", err)
 	}
 	tok := filepath.Join(f.dir, "token")
 	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
-	srv := New(Options{Queue: f.q, Policy: f.pol, Telemetry: f.tel, Now: f.clk.Now, Logger: quietLog()})
-	l, err := srv.ListenAPI("127.0.0.1:0", tok)
+	token, err := APIToken("127.0.0.1:0", tok)
+	if err != nil || token != "s3cret" {
+		t.Fatalf("APIToken = %q, %v", token, err)
+	}
+	srv := New(Options{Queue: f.q, Policy: f.pol, Telemetry: f.tel, Token: token, Now: f.clk.Now, Logger: quietLog()})
+	l, err := srv.ListenAPI("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,12 +411,12 @@ func TestTCPToken(t *testing.T) {
 	}
 	empty := filepath.Join(f.dir, "empty")
 	os.WriteFile(empty, nil, 0o600)
-	if _, err := srv.ListenAPI("127.0.0.1:0", empty); err == nil {
+	if _, err := APIToken("127.0.0.1:0", empty); err == nil {
 		t.Error("empty token file accepted")
 	}
 	// Loopback without a token is allowed (the host's users are trusted
 	// as with the unix socket).
-	l3, err := New(Options{Queue: f.q, Policy: f.pol}).ListenAPI("127.0.0.1:0", "")
+	l3, err := New(Options{Queue: f.q, Policy: f.pol}).ListenAPI("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,7 @@ func newChecker(cfg *config.Config, log *slog.Logger) (relay.Checker, error) {
 	}
 	c, err := auth.New(authOptions(cfg, log))
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return nil, err // auth's errors name their package and key
 	}
 	return authChecker{c}, nil
 }
@@ -163,15 +163,17 @@ func (a authChecker) Check(ctx context.Context, m *relay.Message) error {
 	return nil
 }
 
-// queueStore adapts the queue to the inbound server's Store seam.
-type queueStore struct{ q *queue.Queue }
+// queueStore adapts the daemon's queue to the inbound server's Store
+// seam. It holds the daemon, not the queue: the inbound servers are built
+// by preflight, before the queue is open.
+type queueStore struct{ d *daemon }
 
 func (s queueStore) Enqueue(ctx context.Context, m *relay.Message) (string, error) {
 	client := ""
 	if m.ClientAddr.IsValid() {
 		client = m.ClientAddr.String()
 	}
-	return s.q.Enqueue(ctx, queue.NewMessage{
+	return s.d.queue.Enqueue(ctx, queue.NewMessage{
 		From: m.From, Rcpts: m.Rcpts, Body: m.Body, ClientAddr: client,
 		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
 	})

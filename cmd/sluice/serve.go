@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -25,6 +27,12 @@ import (
 )
 
 func runServe(args []string, stdout, stderr io.Writer) error {
+	// SIGHUP is caught before anything else: operators and `systemctl
+	// reload` send it, and its default action kills the process, which
+	// would leave the admin socket behind and cut every session.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: the embedded defaults)")
@@ -37,7 +45,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return serve(ctx, cfg, stderr)
+	return serve(ctx, cfg, stderr, hup)
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -58,15 +66,19 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // daemon is the running relay: everything serve wires together.
+// preflight fills the parts that need neither the queue nor a port; open
+// adds the rest.
 type daemon struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	queue    *queue.Queue
-	policy   *policy.Policy
-	outbound *relay.Outbound
-	sched    *scheduler.Scheduler
-	inbound  []*relay.Inbound
-	started  time.Time
+	cfg        *config.Config
+	log        *slog.Logger
+	queue      *queue.Queue
+	policy     *policy.Policy
+	outbound   *relay.Outbound
+	sched      *scheduler.Scheduler
+	inbound    []*relay.Inbound
+	admin      *admin.Server
+	adminToken string
+	started    time.Time
 
 	checker   relay.Checker    // the inbound check, for its verdict counters
 	telemetry *admin.Telemetry // metrics and attempt history; see tel()
@@ -76,18 +88,26 @@ type daemon struct {
 // serve runs the relay until ctx is cancelled, then drains: stop
 // accepting, answer 421 to open sessions, let deliveries in flight finish
 // within shutdown_grace, and leave the queue consistent.
-func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
+//
+// Start-up is all or nothing: the configuration is built (preflight), the
+// queue opened and every listener bound before anything serves, so that
+// a failure at any step returns at once with the reason, and the process
+// exits non-zero instead of running half-started.
+func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan os.Signal) error {
 	log := newLogger(cfg.Log, logw)
-	d, err := newDaemon(cfg, log)
+	d, err := preflight(cfg, log)
 	if err != nil {
+		return err
+	}
+	if err := d.open(); err != nil {
 		return err
 	}
 	defer d.queue.Close()
-
-	listeners, err := d.listen()
+	ls, err := d.bind()
 	if err != nil {
 		return err
 	}
+
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	sessCtx, stopSessions := context.WithCancel(context.Background())
 	defer stopSessions()
@@ -97,7 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		defer wg.Done()
 		d.sched.Run(schedCtx, sessCtx)
 	}()
-	for i, l := range listeners {
+	for i, l := range ls.smtp {
 		srv := d.inbound[i]
 		wg.Add(1)
 		go func() {
@@ -107,15 +127,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 			}
 		}()
 	}
+	stopAdmin := d.serveAdmin(ls)
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
-	stopAdmin, adminErr := d.startAdmin()
-	if adminErr != nil {
-		log.Error("admin surface failed to start; stopping", "err", adminErr)
-	} else {
-		log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
-		<-ctx.Done()
-	}
+	go d.onHUP(bg, hup)
+	log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
+	<-ctx.Done()
+
 	log.Info("shutting down", "grace", time.Duration(cfg.ShutdownGrace).String())
 	stopBG()
 	grace, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownGrace))
@@ -125,6 +143,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 			log.Warn("inbound shutdown", "err", err)
 		}
 	}
+	// go-smtp's Shutdown closes only the listeners its Serve has already
+	// registered: a signal that arrives while a Serve goroutine is still
+	// starting would leave that listener accepting forever (and wg.Wait
+	// with it). Closing them here makes the stop unconditional.
+	for _, l := range ls.smtp {
+		l.Close()
+	}
 	stopSched()
 	go func() {
 		<-grace.Done()
@@ -133,25 +158,42 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	wg.Wait()
 	stopAdmin()
 	log.Info("sluice stopped")
-	return adminErr
+	return nil
+}
+
+// onHUP keeps a SIGHUP from killing the daemon. Reloading the
+// configuration is not implemented yet: say so, and keep running with the
+// configuration it started with.
+func (d *daemon) onHUP(ctx context.Context, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			d.log.Warn("SIGHUP received: reload not supported yet; still running with the configuration loaded at start-up")
+		}
+	}
 }
 
 // compactMinSize is the queue file size below which start-up never compacts.
 const compactMinSize = 256 << 20
 
-func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
+// open opens the queue and builds what depends on it: the policy with
+// its stored state, the scheduler and the admin server.
+func (d *daemon) open() error {
+	cfg, log := d.cfg, d.log
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+		return fmt.Errorf("data_dir: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, "queue.db")
 	// bbolt files never shrink: compact at start-up when a drained backlog
 	// left most of a big file free (design §5).
 	if need, err := queue.NeedsCompaction(path, compactMinSize, 0.5); err != nil {
-		return nil, err
+		return err
 	} else if need {
 		log.Info("compacting the queue file", "path", path)
 		if err := queue.Compact(path); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	q, err := queue.Open(queue.Options{
@@ -162,32 +204,19 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		Logger:       log,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d := &daemon{cfg: cfg, log: log, queue: q, started: time.Now()}
-	if err := d.wire(); err != nil {
-		q.Close()
-		return nil, err
-	}
-	return d, nil
-}
-
-func (d *daemon) wire() error {
-	cfg, log := d.cfg, d.log
+	d.queue, d.started = q, time.Now()
 	pol, err := policy.New(policyOptions(cfg, d.queue, log))
 	if err != nil {
+		q.Close()
 		return fmt.Errorf("policy: %w", err)
 	}
 	d.policy = pol
-	out, err := relay.NewOutbound(outboundOptions(cfg, log))
-	if err != nil {
-		return fmt.Errorf("delivery: %w", err)
-	}
-	d.outbound = out
 	d.sched = scheduler.New(scheduler.Options{
 		Queue:            d.queue,
 		Policy:           pol,
-		Outbound:         scheduler.RelayOutbound(out),
+		Outbound:         scheduler.RelayOutbound(d.outbound),
 		Hostname:         cfg.Hostname,
 		MaxQueueLifetime: time.Duration(cfg.Delivery.MaxQueueLifetime),
 		MaxPerConnection: cfg.Delivery.MaxMessagesPerConnection,
@@ -195,64 +224,78 @@ func (d *daemon) wire() error {
 		OnAttempt:        d.onAttempt,
 		Logger:           log.With("log", "mail"),
 	})
-	checker, err := newChecker(cfg, log)
-	if err != nil {
-		return err
-	}
-	d.checker = checker
-	tlsConfig, err := inboundTLS(cfg.TLS)
-	if err != nil {
-		return err
-	}
-	base, err := inboundOptions(cfg, log)
-	if err != nil {
-		return err
-	}
-	base.TLSConfig = tlsConfig
-	base.Store = queueStore{d.queue}
-	base.Check = checker
-	base.Suppressed = d.queue.IsSuppressed
-	base.OnEnqueue = func(string) { d.sched.Kick() }
-	base.OnResult = d.onInbound
-	type spec struct {
-		addr                 string
-		requireAuth, implTLS bool
-	}
-	for _, s := range []spec{{cfg.Listen.SMTP, false, false}, {cfg.Listen.Submission, true, false}, {cfg.Listen.Submissions, true, true}} {
-		if s.addr == "" {
-			continue
-		}
-		if (s.requireAuth || s.implTLS) && tlsConfig == nil {
-			return fmt.Errorf("listen: submission and submissions need [tls] cert_file and key_file (AUTH is offered only over TLS)")
-		}
-		o := base
-		o.RequireAuth, o.ImplicitTLS = s.requireAuth, s.implTLS
-		srv, err := relay.NewInbound(o)
-		if err != nil {
-			return err
-		}
-		d.inbound = append(d.inbound, srv)
-	}
+	d.admin = admin.New(admin.Options{
+		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Kick, Token: d.adminToken,
+		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
+	})
 	return nil
 }
 
-// listen opens the inbound listeners in the order of d.inbound.
-func (d *daemon) listen() ([]net.Listener, error) {
-	var ls []net.Listener
-	for _, a := range []string{d.cfg.Listen.SMTP, d.cfg.Listen.Submission, d.cfg.Listen.Submissions} {
-		if a == "" {
-			continue
+// listeners are every socket the daemon serves, bound before any serves.
+type listeners struct {
+	smtp []net.Listener // in the order of d.inbound
+	api  net.Listener
+	http net.Listener // nil when listen.http is off
+}
+
+func (ls *listeners) close() {
+	for _, l := range append(ls.smtp, ls.api, ls.http) {
+		if l != nil {
+			l.Close()
 		}
+	}
+}
+
+// bind opens every listener, or none: on the first failure it closes
+// what it opened and returns the reason.
+func (d *daemon) bind() (*listeners, error) {
+	ls := &listeners{}
+	fail := func(err error) (*listeners, error) {
+		ls.close()
+		return nil, err
+	}
+	for _, a := range d.inboundAddrs() {
+		l, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", a.key, err))
+		}
+		ls.smtp = append(ls.smtp, l)
+	}
+	l, err := d.admin.ListenAPI(d.cfg.AdminAddress())
+	if err != nil {
+		return fail(fmt.Errorf("listen.admin: %w", err))
+	}
+	ls.api = l
+	if a := d.cfg.Listen.HTTP; a != "" {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
-			for _, o := range ls {
-				o.Close()
-			}
-			return nil, fmt.Errorf("listen %s: %w", a, err)
+			return fail(fmt.Errorf("listen.http: %w", err))
 		}
-		ls = append(ls, l)
+		ls.http = l
 	}
 	return ls, nil
+}
+
+// serveAdmin serves the admin API and the read-only HTTP surface on their
+// bound listeners. It returns a function that shuts both down.
+func (d *daemon) serveAdmin(ls *listeners) (stop func()) {
+	servers := []*http.Server{admin.Serve(ls.api, d.admin.APIHandler(), d.log)}
+	d.log.Info("admin API listening", "addr", d.cfg.AdminAddress())
+	if ls.http != nil {
+		servers = append(servers, admin.Serve(ls.http, d.admin.HTTPHandler(), d.log))
+		d.log.Info("metrics and dashboard listening", "addr", ls.http.Addr().String())
+	}
+	return func() {
+		// In-flight admin requests get a moment; the dashboard's polls
+		// are cut.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			if err := s.Shutdown(ctx); err != nil {
+				s.Close()
+			}
+		}
+	}
 }
 
 // housekeeping prunes finished records after their retention period, a
@@ -282,7 +325,7 @@ func inboundTLS(c config.TLS) (*tls.Config, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("tls: cert_file %s, key_file %s: %w", c.CertFile, c.KeyFile, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
@@ -304,3 +347,5 @@ func localAddrs(cfg *config.Config) []netip.AddrPort {
 	}
 	return out
 }
+
+var errNotDir = errors.New("not a directory")

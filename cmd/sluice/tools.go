@@ -2,25 +2,62 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
 	"time"
 
 	"sluice/auth"
 	"sluice/config"
 )
 
-// runConfig: `sluice config check FILE`.
+// runConfig: `sluice config check FILE`. It runs what `serve` runs
+// before it opens the queue and binds its ports (config.Load, then
+// preflight), so that a file it passes is one the daemon starts with.
 func runConfig(args []string, stdout, stderr io.Writer) error {
-	if len(args) != 2 || args[0] != "check" {
-		return fmt.Errorf("%w: sluice config check FILE", errUsage)
+	const use = "config check FILE"
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintf(stderr, "usage: sluice %s\n", use)
+		return fmt.Errorf("%w: sluice %s", errUsage, use)
 	}
-	if _, err := config.Load(args[1]); err != nil {
+	fs := newFlagSet("config check", use+`
+
+Validate FILE as `+"`sluice serve --config FILE`"+` would: strict decoding (file, line and
+key of every problem), then everything the daemon builds before it binds its
+ports: TLS certificate, DKIM keys, admin token, inbound and outbound settings.
+Exit 0 when the daemon would start with it, 1 when not, 2 on a usage error.`, stderr)
+	pos, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		// -h included: the usage was printed; a check that checked
+		// nothing must not look like a pass to a script.
+		return fmt.Errorf("%w: sluice %s", errUsage, use)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: sluice %s", errUsage, use)
+	}
+	cfg, err := config.Load(pos[0])
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", args[1])
+	if _, err := preflight(cfg, slog.New(slog.DiscardHandler)); err != nil {
+		return inFile(pos[0], err)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", pos[0])
 	return nil
+}
+
+// inFile names file on every line of err (preflight joins independent
+// problems, one per line).
+func inFile(file string, err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = file + ": " + l
+	}
+	return errors.New(strings.Join(lines, "\n"))
 }
 
 // runDKIM: `sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]`.
