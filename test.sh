@@ -27,6 +27,7 @@ declare -A probe=(
 	[chromium]="command -v chromium"
 	[redis-server]="command -v redis-server"
 	[curl]="command -v curl"
+	[python3-dkim]="/usr/bin/python3 -c 'import dkim'"
 )
 need=()
 for pkg in "${!probe[@]}"; do

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/emersion/go-msgauth/dkim"
 )
@@ -27,28 +28,42 @@ func sign(body []byte, keys []signingKey) ([]byte, []string, error) {
 	var sigs bytes.Buffer
 	labels := make([]string, 0, len(keys))
 	for _, k := range keys {
-		s, err := dkim.NewSigner(&dkim.SignOptions{
-			Domain:                 k.Domain,
-			Selector:               k.Selector,
-			Signer:                 k.signer,
-			HeaderCanonicalization: dkim.CanonicalizationRelaxed,
-			BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-			HeaderKeys:             signedHeaders,
-		})
+		field, err := signature(bytes.NewReader(body), k)
 		if err != nil {
-			return body, nil, fmt.Errorf("auth: dkim signer for %s/%s: %w", k.Domain, k.Selector, err)
+			return body, nil, err
 		}
-		if _, err := s.Write(body); err != nil {
-			s.Close()
-			return body, nil, fmt.Errorf("auth: dkim sign %s/%s: %w", k.Domain, k.Selector, err)
-		}
-		if err := s.Close(); err != nil {
-			return body, nil, fmt.Errorf("auth: dkim sign %s/%s: %w", k.Domain, k.Selector, err)
-		}
-		sigs.WriteString(s.Signature())
+		sigs.WriteString(field)
 		labels = append(labels, fmt.Sprintf("%s/%s(%s)", k.Domain, k.Selector, k.algo))
 	}
 	out := make([]byte, 0, sigs.Len()+len(body))
 	out = append(out, sigs.Bytes()...)
 	return append(out, body...), labels, nil
+}
+
+// signature computes the DKIM-Signature header field (with its CRLF) that
+// key k puts on the message read from msg. The message itself is not
+// changed: the caller prepends the field.
+func signature(msg io.Reader, k signingKey) (string, error) {
+	s, err := dkim.NewSigner(&dkim.SignOptions{
+		Domain:                 k.Domain,
+		Selector:               k.Selector,
+		Signer:                 k.signer,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
+		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
+		HeaderKeys:             signedHeaders,
+	})
+	if err != nil {
+		return "", fmt.Errorf("auth: dkim signer for %s/%s: %w", k.Domain, k.Selector, err)
+	}
+	// go-msgauth fails on a message without the empty line that ends the
+	// header section ("failed to read header: EOF"); endHeader supplies it
+	// to the signer only, so the body it hashes is empty (see endHeader).
+	if _, err := io.Copy(s, endHeader(msg)); err != nil {
+		s.Close()
+		return "", fmt.Errorf("auth: dkim sign %s/%s: %w", k.Domain, k.Selector, err)
+	}
+	if err := s.Close(); err != nil {
+		return "", fmt.Errorf("auth: dkim sign %s/%s: %w", k.Domain, k.Selector, err)
+	}
+	return s.Signature(), nil
 }

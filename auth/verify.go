@@ -16,7 +16,9 @@ const maxVerifications = 5
 // are in each Verification's Err. dkim.ErrTooManySignatures is not an error
 // here: the first maxVerifications signatures still count.
 func verifyDKIM(ctx context.Context, d *dnsCache, body []byte) ([]*dkim.Verification, error) {
-	vs, err := dkim.VerifyWithOptions(bytes.NewReader(body), &dkim.VerifyOptions{
+	// endHeader: a headers-only message has an empty body (RFC 6376
+	// §3.4.3/§3.4.4), which go-msgauth cannot read on its own.
+	vs, err := dkim.VerifyWithOptions(endHeader(bytes.NewReader(body)), &dkim.VerifyOptions{
 		LookupTXT:        d.txtFunc(ctx),
 		MaxVerifications: maxVerifications,
 	})

@@ -48,6 +48,19 @@ key_file = "s1.pem"`, 1)+"\n[delivery]\noutbound_ips = [\"127.0.0.1\"]\n")
 	if err != nil || !strings.Contains(out1, "queued as") {
 		t.Fatalf("signed domain not accepted: %v\n%s\nlog:\n%s", err, out1, relayLog(cfg))
 	}
+	// Issue 9 item 5: a headers-only message (no empty line, no body) is
+	// signed and accepted, not deferred with 451 4.3.0 forever. Sent raw:
+	// swaks would add the empty line.
+	rc, _, _ := dialSMTP(t, smtp, "")
+	rc.must("EHLO client.test", 250)
+	rc.must("MAIL FROM:<app@signed.test>", 250)
+	rc.must("RCPT TO:<user@dest.test>", 250)
+	rc.must("DATA", 354)
+	rc.send("From: App <app@signed.test>\r\nTo: user@dest.test\r\nSubject: ping\r\nMessage-Id: <auth-headers-only@sluice.test>\r\n.\r\n")
+	if code, text := rc.reply(); code != 250 {
+		t.Fatalf("headers-only message from the signed domain not accepted: %s\nlog:\n%s", text, relayLog(cfg))
+	}
+	rc.cmd("QUIT")
 	out2, _ := swaks(t, "--server", smtp, "--from", "app@unsigned.test", "--to", "user@dest.test",
 		"--header", "From: App <app@unsigned.test>")
 	if !strings.Contains(out2, "550 5.7.1") || !strings.Contains(out2, "unsigned.test") {
@@ -56,6 +69,12 @@ key_file = "s1.pem"`, 1)+"\n[delivery]\noutbound_ips = [\"127.0.0.1\"]\n")
 	eventually(t, 15*time.Second, "the signed message at the sink", func() bool {
 		return snk.messageIDs(t)["<auth-signed@sluice.test>"] == 1
 	})
+	eventually(t, 15*time.Second, "the headers-only message at the sink", func() bool {
+		return snk.messageIDs(t)["<auth-headers-only@sluice.test>"] == 1
+	})
+	if b := snk.body(t, "<auth-headers-only@sluice.test>"); !strings.Contains(b, "DKIM-Signature:") {
+		t.Fatalf("headers-only message delivered unsigned:\n%q", b)
+	}
 	body := snk.body(t, "<auth-signed@sluice.test>")
 	if !strings.Contains(body, "DKIM-Signature:") || !strings.Contains(body, "d=signed.test") || !strings.Contains(body, "s=s1") {
 		t.Fatalf("no DKIM signature by signed.test in the delivered message:\n%s", body)
