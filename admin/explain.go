@@ -53,6 +53,7 @@ var reactions = map[policy.Class]string{
 	policy.ClassSuspend:       "The destination pauses for exactly the rule's duration, then resumes at reduced limits.",
 	policy.ClassUnavailable:   "The destination pauses with exponential backoff (retry_base × 2^k, capped at retry_max); when the pause ends one probe connection runs before full concurrency.",
 	policy.ClassReconnect:     "Not a throttle: the connection is closed and reopened, and the destination's messages per connection are lowered.",
+	policy.ClassProtocol:      "Not a throttle: nothing is delivered, the connection is dropped without QUIT, and each recipient retries on a new connection with its own backoff; the destination's limits are untouched.",
 	policy.ClassGreylist:      "This recipient only: retried just after the hinted delay, else the learned greylist window, else greylist_default. Destination limits are untouched.",
 	policy.ClassRecipientTemp: "This recipient only: retried with exponential backoff.",
 	policy.ClassAuthFix:       "Deferred, and the sender-side alarm names the fix in the log and metrics: the receiver will keep refusing until the sender's authentication is repaired.",

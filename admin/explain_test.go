@@ -51,6 +51,8 @@ func TestExplain(t *testing.T) {
 		{policy.StageRcpt, "450 4.7.1 greylisted, try again in 300 seconds", policy.ClassGreylist, false, ""},
 		{policy.StageRcpt, "550 5.1.1 user unknown", policy.ClassPermanent, false, ""},
 		{policy.StageGreeting, "421 4.7.0 [TSS04] Messages temporarily deferred", policy.ClassSuspend, false, "config:1"},
+		{policy.StageData, "250 2.0.0 Ok", policy.ClassProtocol, false, "protocol:data"},
+		{policy.StageDataEnd, "250 2.0.0 Ok: queued", policy.ClassSuccess, false, "generic:2xx"},
 		{policy.StageRcpt, "421 Misdirected Request", "", true, ""},
 		{policy.StageRcpt, "HTTP/2 421 Misdirected Request", "", true, ""},
 	}

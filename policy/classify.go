@@ -35,12 +35,27 @@ func (p *Policy) Classify(r Reply) (v Verdict) {
 	if v.Delay == 0 && r.Err == nil {
 		v.Delay = ParseHint(r.Text, p.o.MaxHint)
 	}
+	if v.Class == ClassSuccess && (r.Stage != StageDataEnd || r.Err != nil || r.Code/100 != 2) {
+		// Belt and braces: whatever a rule says, only the 2xx reply to
+		// the final dot is a delivery (RFC 5321 §4.1.1.4, §3.3).
+		v = protocolVerdict(r)
+	}
 	return v
 }
 
 func (p *Policy) classify(r Reply) Verdict {
 	if r.Err != nil && r.Code == 0 {
+		if errors.Is(r.Err, ErrProtocol) {
+			return protocolVerdict(r)
+		}
 		return classifyError(r)
+	}
+	if r.Code >= 200 && r.Code < 400 && (r.Stage != StageDataEnd || r.Code >= 300) {
+		// A 2xx or 3xx that does not follow the final dot is never a
+		// delivery. The outbound side advances on the expected code
+		// itself and reports any other as ErrProtocol; here it can only
+		// come from `sluice explain` or a caller's mistake.
+		return protocolVerdict(r)
 	}
 	line := r.String()
 	for _, cr := range p.rules {
@@ -60,8 +75,8 @@ func (p *Policy) classify(r Reply) Verdict {
 			return v
 		}
 	}
-	if r.Code >= 200 && r.Code < 400 {
-		return Verdict{Class: ClassSuccess, Rule: "generic:2xx", Reason: "The receiver accepted."}
+	if r.Code >= 200 && r.Code < 300 {
+		return Verdict{Class: ClassSuccess, Rule: "generic:2xx", Reason: "The receiver accepted the message after the final dot."}
 	}
 	for i := range builtinRules {
 		b := &builtinRules[i]
@@ -75,6 +90,14 @@ func (p *Policy) classify(r Reply) Verdict {
 		return v
 	}
 	return classifyGeneric(r)
+}
+
+// protocolVerdict is the reading of a receiver that broke the SMTP
+// sequence. It is never a destination throttle: a confused server says
+// nothing about how fast it wants mail.
+func protocolVerdict(r Reply) Verdict {
+	return Verdict{Class: ClassProtocol, Rule: "protocol:" + string(r.Stage),
+		Reason: fmt.Sprintf("Out of sequence at %s: only 250 to MAIL, 250/251 to RCPT, 354 to DATA and 2xx after the final dot advance a transaction (RFC 5321 §4.3.2); nothing is delivered, the connection is dropped and the recipients retry later on a new one.", r.Stage)}
 }
 
 // classifyError reads a network or TLS failure (no SMTP reply at all).

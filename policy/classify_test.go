@@ -66,7 +66,18 @@ func TestClassify(t *testing.T) {
 		{"163 too frequent", Reply{StageRcpt, 550, "", "RP:TRC sending too frequent", nil}, ClassThrottle, ScopeRate, "builtin:cn-frequency", "", 0, 0},
 		// Generic reading.
 		{"250", Reply{StageDataEnd, 250, "2.0.0", "OK queued as 1234", nil}, ClassSuccess, "", "generic:2xx", "", 0, 0},
-		{"354", Reply{StageData, 354, "", "go ahead", nil}, ClassSuccess, "", "generic:2xx", "", 0, 0},
+		// Issue 9 item 1: only a 2xx after the final dot is a delivery;
+		// any other 2xx/3xx (as the outbound side reports it, or a line
+		// given to `sluice explain`) is a protocol error, never success.
+		{"354 at data", Reply{StageData, 354, "", "go ahead", nil}, ClassProtocol, "", "protocol:data", "", 0, 0},
+		{"250 at data", Reply{StageData, 250, "2.0.0", "ok", nil}, ClassProtocol, "", "protocol:data", "", 0, 0},
+		{"354 at mail", Reply{StageMail, 354, "", "go ahead", nil}, ClassProtocol, "", "protocol:mail", "", 0, 0},
+		{"252 at rcpt", Reply{StageRcpt, 252, "2.1.5", "cannot verify", nil}, ClassProtocol, "", "protocol:rcpt", "", 0, 0},
+		{"250 at greeting", Reply{StageGreeting, 250, "", "hi", nil}, ClassProtocol, "", "protocol:greeting", "", 0, 0},
+		{"334 at auth", Reply{StageAuth, 334, "", "", nil}, ClassProtocol, "", "protocol:auth", "", 0, 0},
+		{"354 at data-end", Reply{StageDataEnd, 354, "", "again?", nil}, ClassProtocol, "", "protocol:data-end", "", 0, 0},
+		{"251 at data-end", Reply{StageDataEnd, 251, "", "ok", nil}, ClassSuccess, "", "generic:2xx", "", 0, 0},
+		{"out of sequence error", Reply{StageDataEnd, 0, "", "", fmt.Errorf("%w: unrequested data after the reply", ErrProtocol)}, ClassProtocol, "", "protocol:data-end", "", 0, 0},
 		{"outage 4.3.2 greeting", Reply{StageGreeting, 421, "4.3.2", "Service shutting down", nil}, ClassUnavailable, "", "generic:4.3.x", "", 0, 0},
 		{"4.3.1 at data", Reply{StageDataEnd, 452, "4.3.1", "Insufficient system storage", nil}, ClassThrottle, ScopeBoth, "generic:4.3.x", "", 0, 0},
 		{"4.4.x", Reply{StageMail, 451, "4.4.1", "No answer from host", nil}, ClassUnavailable, "", "generic:4.4.x", "", 0, 0},
@@ -131,6 +142,30 @@ func TestClassifyConfigRulesFirst(t *testing.T) {
 		v := p.Classify(tc.r)
 		if v.Class != tc.class || v.Rule != tc.rule || v.For != tc.forD || v.Scope != tc.scope {
 			t.Errorf("Classify(%s) = %+v, want %s %s %v %q", tc.r, v, tc.class, tc.rule, tc.forD, tc.scope)
+		}
+	}
+}
+
+// No rule can make a reply before the final dot a delivery: a config
+// rule that names a success line at MAIL is overridden.
+func TestClassifyOnlyDataEndSucceeds(t *testing.T) {
+	t.Parallel()
+	p := newTestPolicy(t, Options{Rules: []Rule{{Match: `queued`, Class: ClassGreylist}}})
+	stages := []Stage{StageConnect, StageGreeting, StageEHLO, StageSTARTTLS, StageAuth, StageMail, StageRcpt, StageData, StageDataEnd}
+	for _, st := range stages {
+		for _, code := range []int{200, 220, 235, 250, 251, 252, 334, 354, 399} {
+			r := Reply{Stage: st, Code: code, Text: "ok"}
+			v := p.Classify(r)
+			want := ClassProtocol
+			if st == StageDataEnd && code < 300 {
+				want = ClassSuccess
+			}
+			if v.Class != want {
+				t.Errorf("Classify(%s at %s) = %s, want %s", r, st, v.Class, want)
+			}
+		}
+		if d := p.Observe("x.test", Outcome{Reply: Reply{Stage: st, Code: 354}, Rcpt: "a@x.test", Attempts: 1}); d.Action == ActionDone {
+			t.Errorf("Observe(354 at %s) = done", st)
 		}
 	}
 }
@@ -218,6 +253,8 @@ func FuzzClassify(f *testing.F) {
 	f.Add(uint8(5), 550, "5.1.1", "no such user", false)
 	f.Add(uint8(5), 421, "4.7.0", "[TSS04] deferred", false)
 	f.Add(uint8(5), 450, "4", "retry in 99999999999999 hours", false)
+	f.Add(uint8(7), 250, "2.0.0", "ok", false)
+	f.Add(uint8(5), 354, "", "go ahead", false)
 	p := newTestPolicy(f, Options{Rules: []Rule{{Match: `(?i)fuzz`, Class: ClassSuspend}}})
 	f.Fuzz(func(t *testing.T, st uint8, code int, enh, text string, isErr bool) {
 		r := Reply{Stage: stages[int(st)%len(stages)], Code: code, Enhanced: enh, Text: text}
@@ -230,6 +267,9 @@ func FuzzClassify(f *testing.F) {
 		}
 		if v.Delay < 0 || v.Delay > p.o.MaxHint {
 			t.Fatalf("Classify(%+v): delay %v out of range", r, v.Delay)
+		}
+		if v.Class == ClassSuccess && (r.Stage != StageDataEnd || r.Err != nil || code < 200 || code > 299) {
+			t.Fatalf("Classify(%+v) = success outside a 2xx after the final dot", r)
 		}
 		if v.Scope != ScopeNone && v.Class != ClassThrottle && v.Class != ClassSuspend {
 			t.Fatalf("Classify(%+v): scope %q on %s", r, v.Scope, v.Class)

@@ -127,6 +127,13 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 			p.onReconnect(d, now)
 		}
 		dec.RetryAt = now.Add(time.Duration(p.rnd() * float64(p.probeWait())))
+	case ClassProtocol:
+		// The reply stream no longer matches our commands: drop the
+		// connection (no QUIT) and retry this recipient with its own
+		// backoff. No pause, no cut, no per-connection limit: a broken
+		// server says nothing about the rate it accepts.
+		dec.EndSession = true
+		dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
 	case ClassGreylist:
 		dec.RetryAt = p.greyRefused(d, o.Rcpt, v, now)
 	case ClassRecipientTemp:

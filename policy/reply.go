@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -32,6 +33,16 @@ type Reply struct {
 	Err      error  // network or TLS failure; nil for a real reply
 }
 
+// ErrProtocol marks a Reply.Err for a receiver that broke the SMTP
+// command/reply sequence: a reply code the stage does not allow (a 250 to
+// DATA, a 354 to MAIL, a 252 to RCPT), an unrequested reply already
+// buffered after a final one, or bytes arriving while no reply was
+// awaited. The reply stream can no longer be matched to our commands, so
+// nothing read on that connection counts as a delivery: the outbound side
+// wraps this error (with what was received at which stage) and Classify
+// reads it as ClassProtocol.
+var ErrProtocol = errors.New("SMTP protocol error")
+
 // String renders the reply the way it appears in logs and DSNs.
 func (r Reply) String() string {
 	if r.Err != nil && r.Code == 0 {
@@ -52,11 +63,16 @@ func (r Reply) String() string {
 type Class string
 
 const (
-	ClassSuccess       Class = "success"
-	ClassThrottle      Class = "throttle"
-	ClassSuspend       Class = "suspend"
-	ClassUnavailable   Class = "unavailable"
-	ClassReconnect     Class = "reconnect"
+	ClassSuccess     Class = "success"
+	ClassThrottle    Class = "throttle"
+	ClassSuspend     Class = "suspend"
+	ClassUnavailable Class = "unavailable"
+	ClassReconnect   Class = "reconnect"
+	// ClassProtocol: the receiver broke the command/reply sequence (see
+	// ErrProtocol). The connection is dropped and the recipients retry
+	// with their own backoff on a new connection; it is never a
+	// destination throttle or pause.
+	ClassProtocol      Class = "protocol"
 	ClassGreylist      Class = "greylist"
 	ClassRecipientTemp Class = "recipient-temp"
 	ClassAuthFix       Class = "auth-fix"

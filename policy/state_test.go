@@ -237,6 +237,32 @@ func TestRecipientReactions(t *testing.T) {
 	}
 }
 
+// A protocol error (issue 9 item 1) ends the session and retries the
+// recipient with its own backoff; it never pauses or cuts the destination
+// and never lowers messages per connection.
+func TestProtocolErrorIsNotAThrottle(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t, Options{RetryBase: time.Minute, RetryMax: time.Hour})
+	const d = "mx"
+	admitN(p, d, 2)
+	for range 4 {
+		p.Observe(d, Outcome{Reply: accepted})
+	}
+	before := mustState(t, p, d)
+	bad := Reply{Stage: StageData, Err: fmt.Errorf("%w: \"250 2.0.0 ok\" at data, expected 354", ErrProtocol)}
+	for attempts := 1; attempts <= 3; attempts++ {
+		dec := p.Observe(d, Outcome{Reply: bad, Rcpt: "a@mx", Attempts: attempts})
+		want := RetryDelay(attempts, time.Minute, time.Hour, 0.5)
+		if dec.Verdict.Class != ClassProtocol || dec.Action != ActionRetry || !dec.EndSession || dec.RetryAt.Sub(c.Now()) != want {
+			t.Fatalf("attempt %d: decision %+v, want protocol retry in %v with end of session", attempts, dec, want)
+		}
+	}
+	after := mustState(t, p, d)
+	if after.State != StateOpen || after.Concurrency != before.Concurrency || after.Rate != before.Rate || p.MessagesPerConnection(d) != 0 {
+		t.Errorf("protocol errors changed the destination: before %+v, after %+v, msgs/conn %d", before, after, p.MessagesPerConnection(d))
+	}
+}
+
 func TestReconnectLowersMsgsPerConn(t *testing.T) {
 	t.Parallel()
 	p, _ := fixture(t, Options{})

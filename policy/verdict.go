@@ -35,7 +35,7 @@ type Rule struct {
 
 func validClass(c Class) bool {
 	switch c {
-	case ClassSuccess, ClassThrottle, ClassSuspend, ClassUnavailable, ClassReconnect,
+	case ClassSuccess, ClassThrottle, ClassSuspend, ClassUnavailable, ClassReconnect, ClassProtocol,
 		ClassGreylist, ClassRecipientTemp, ClassAuthFix, ClassPermanent:
 		return true
 	}

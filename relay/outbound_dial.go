@@ -106,7 +106,7 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 		r := outNetReply(policy.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
 		return nil, &r, false
 	}
-	sess := &Session{o: o, hop: h, raw: conn, w: newOutWire(conn, o.now, o.opt.CommandTimeout), usable: true}
+	sess := &Session{o: o, hop: h, raw: conn, w: newOutWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
 	sess.w.ctx = ctx
 	stop := context.AfterFunc(ctx, sess.interrupt)
 	defer func() {
@@ -130,11 +130,14 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 	}
 
 	resp, err := s.w.read(o.opt.CommandTimeout)
-	if err != nil {
+	switch {
+	case err != nil:
 		return fail(s.netReply(policy.StageGreeting, err))
-	}
-	if resp.Code != 220 {
+	case resp.Code == 220:
+	case outRefusal(resp.Code):
 		return fail(outReply(policy.StageGreeting, resp))
+	default:
+		return fail(s.unexpected(policy.StageGreeting, resp, "220"))
 	}
 	if r, ok := s.hello(); !ok {
 		return fail(r)
@@ -173,42 +176,48 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 func (s *Session) hello() (policy.Reply, bool) {
 	name := s.o.opt.Hostname
 	resp, err := s.w.cmd("EHLO " + name)
-	if err != nil {
+	switch {
+	case err != nil:
 		return s.netReply(policy.StageEHLO, err), false
-	}
-	if resp.Code == 250 {
+	case resp.Code == 250:
 		s.ext = outExt(resp)
 		return policy.Reply{}, true
-	}
-	if resp.Code != 500 && resp.Code != 502 {
+	case resp.Code == 500 || resp.Code == 502:
+		// Not understood: try HELO below.
+	case outRefusal(resp.Code):
 		return outReply(policy.StageEHLO, resp), false
+	default:
+		return s.unexpected(policy.StageEHLO, resp, "250"), false
 	}
 	resp, err = s.w.cmd("HELO " + name)
-	if err != nil {
+	switch {
+	case err != nil:
 		return s.netReply(policy.StageEHLO, err), false
-	}
-	if resp.Code != 250 {
+	case resp.Code == 250:
+		s.ext = map[string]string{}
+		return policy.Reply{}, true
+	case outRefusal(resp.Code):
 		return outReply(policy.StageEHLO, resp), false
+	default:
+		return s.unexpected(policy.StageEHLO, resp, "250"), false
 	}
-	s.ext = map[string]string{}
-	return policy.Reply{}, true
 }
 
 // startTLS upgrades the connection and says EHLO again, as RFC 3207 §4.2
 // requires: the server forgets everything it learnt before the handshake.
 func (s *Session) startTLS(ctx context.Context) (r policy.Reply, ok, hsFailed bool) {
+	// cmd refuses data buffered after the 220: it was sent before the
+	// handshake and would be read as if it came over TLS (the STARTTLS
+	// command injection attack, RFC 3207 §6).
 	resp, err := s.w.cmd("STARTTLS")
-	if err != nil {
+	switch {
+	case err != nil:
 		return s.netReply(policy.StageSTARTTLS, err), false, false
-	}
-	if resp.Code != 220 {
+	case resp.Code == 220:
+	case outRefusal(resp.Code):
 		return outReply(policy.StageSTARTTLS, resp), false, false
-	}
-	// Anything already buffered was sent before the handshake and would be
-	// read as if it came over TLS: the STARTTLS command injection attack
-	// (RFC 3207 §6 warns against trusting pre-TLS data).
-	if s.w.br.Buffered() > 0 {
-		return policy.Reply{Stage: policy.StageSTARTTLS, Err: errors.New("relay: server sent data after its STARTTLS reply")}, false, true
+	default:
+		return s.unexpected(policy.StageSTARTTLS, resp, "220"), false, false
 	}
 	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop))
 	if err := s.w.deadline(s.o.opt.CommandTimeout); err != nil {
@@ -217,7 +226,7 @@ func (s *Session) startTLS(ctx context.Context) (r policy.Reply, ok, hsFailed bo
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return s.netReply(policy.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
 	}
-	s.w = newOutWire(tc, s.o.now, s.o.opt.CommandTimeout)
+	s.w = newOutWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
 	s.w.ctx = ctx
 	s.tls = true
 	s.ext = nil
@@ -236,13 +245,18 @@ func (s *Session) auth() (policy.Reply, bool) {
 	sh := s.o.opt.Smarthost
 	tok := base64.StdEncoding.EncodeToString([]byte("\x00" + sh.Username + "\x00" + sh.Password))
 	resp, err := s.w.cmd("AUTH PLAIN " + tok)
-	if err != nil {
+	switch {
+	case err != nil:
 		return s.netReply(policy.StageAuth, err), false
-	}
-	if resp.Code != 235 {
+	case resp.Code == 235: // RFC 4954 §6
+		return policy.Reply{}, true
+	case outRefusal(resp.Code):
 		return outReply(policy.StageAuth, resp), false
+	default:
+		// A 334 challenge to an initial response we sent, or any other
+		// code: we would be answering out of sequence.
+		return s.unexpected(policy.StageAuth, resp, "235"), false
 	}
-	return policy.Reply{}, true
 }
 
 // tlsConfig derives the client config for one hop. Opportunistic TLS does

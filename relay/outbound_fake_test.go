@@ -25,6 +25,12 @@ type outFakeCfg struct {
 	brokenTLS bool              // offer STARTTLS, say 220, then hang up
 	replies   map[string]string // exact command line, else verb -> reply ("\r\n" between lines)
 	onData    func()            // runs when DATA arrives, before the 354
+	// afterDot, when set, is written in a second write after the reply
+	// to the final dot (a later TCP segment); wroteAfterDot is then
+	// closed, once.
+	afterDot      string
+	wroteAfterDot chan struct{}
+	releaseAfter  chan struct{} // when set, afterDot waits for it to be closed
 }
 
 // outFakeMX is a scripted SMTP server on loopback that records what it
@@ -197,6 +203,21 @@ func (f *outFakeMX) serve(c net.Conn) {
 			if !say(f.lookup(".", ".", "250 2.0.0 queued as FAKE")) {
 				return
 			}
+			if f.cfg.afterDot != "" {
+				if f.cfg.releaseAfter != nil {
+					<-f.cfg.releaseAfter
+				}
+				if !say(f.cfg.afterDot) {
+					return
+				}
+				f.mu.Lock()
+				select {
+				case <-f.cfg.wroteAfterDot:
+				default:
+					close(f.cfg.wroteAfterDot)
+				}
+				f.mu.Unlock()
+			}
 		case "QUIT":
 			say("221 2.0.0 bye")
 			return
@@ -286,6 +307,38 @@ func (d *outDialRecorder) count() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.dials
+}
+
+// outLineConn reads one line per Read, a byte at a time, so that what
+// follows a reply stays on the socket: the client sees it as data that
+// arrived in a later segment, deterministically.
+type outLineConn struct{ *net.TCPConn }
+
+func (c outLineConn) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := c.TCPConn.Read(p[n : n+1])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if p[n-1] == '\n' {
+			break
+		}
+	}
+	return n, nil
+}
+
+// outLineDialer dials with outLineConn.
+func outLineDialer(netip.Addr) Dialer {
+	return outDialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var nd net.Dialer
+		c, err := nd.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return outLineConn{c.(*net.TCPConn)}, nil
+	})
 }
 
 type outDialFunc func(ctx context.Context, network, addr string) (net.Conn, error)

@@ -156,6 +156,9 @@ func TestSendTransactions(t *testing.T) {
 		enh   string
 	}
 	ok := want{policy.StageDataEnd, 250, "2.0.0"}
+	// proto: a protocol error at the stage (issue 9 item 1): never a
+	// delivery, the session is dropped without QUIT.
+	proto := func(st policy.Stage) want { return want{st, -1, ""} }
 	tests := []struct {
 		name       string
 		cfg        outFakeCfg
@@ -260,6 +263,72 @@ func TestSendTransactions(t *testing.T) {
 			want: []want{ok, {policy.StageRcpt, 553, "5.1.3"}}, wantUsable: true,
 		},
 		{
+			name:   "250 to DATA is not a delivery",
+			cfg:    outFakeCfg{replies: map[string]string{"DATA": "250 2.0.0 Ok"}},
+			d:      outMsg("a@dest.test", "b@dest.test"),
+			want:   []want{proto(policy.StageData), proto(policy.StageData)},
+			noCmds: []string{"RSET", "QUIT"},
+		},
+		{
+			name:   "354 to MAIL",
+			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "354 go ahead"}},
+			d:      outMsg("a@dest.test"),
+			want:   []want{proto(policy.StageMail)},
+			noCmds: []string{"RCPT", "RSET", "QUIT"},
+		},
+		{
+			name: "252 to RCPT voids the whole transaction",
+			cfg: outFakeCfg{replies: map[string]string{
+				"RCPT TO:<a@dest.test>": "550 5.1.1 no such user",
+				"RCPT TO:<b@dest.test>": "252 2.1.5 cannot verify",
+			}},
+			d:      outMsg("a@dest.test", "b@dest.test", "c@dest.test", "x>@dest.test"),
+			want:   []want{proto(policy.StageRcpt), proto(policy.StageRcpt), proto(policy.StageRcpt), {policy.StageRcpt, 553, "5.1.3"}},
+			noCmds: []string{"DATA", "RCPT TO:<c@dest.test>", "QUIT"},
+		},
+		{
+			name:   "354 after the final dot",
+			cfg:    outFakeCfg{replies: map[string]string{".": "354 more please"}},
+			d:      outMsg("a@dest.test"),
+			want:   []want{proto(policy.StageDataEnd)},
+			noCmds: []string{"RSET", "QUIT"},
+		},
+		{
+			name:   "extra reply after the final one, same segment",
+			cfg:    outFakeCfg{replies: map[string]string{".": "554 5.7.1 rejected\r\n250 2.0.0 extra"}},
+			d:      outMsg("a@dest.test", "b@dest.test"),
+			want:   []want{proto(policy.StageDataEnd), proto(policy.StageDataEnd)},
+			noCmds: []string{"RSET", "QUIT"},
+		},
+		{
+			name:   "extra reply after a 250 to the final dot, same segment",
+			cfg:    outFakeCfg{replies: map[string]string{".": "250 2.0.0 queued\r\n250 2.0.0 extra"}},
+			d:      outMsg("a@dest.test"),
+			want:   []want{proto(policy.StageDataEnd)},
+			noCmds: []string{"QUIT"},
+		},
+		{
+			name:   "extra reply after MAIL's, same segment",
+			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "250 2.1.0 ok\r\n250 2.1.5 ok"}},
+			d:      outMsg("a@dest.test"),
+			want:   []want{proto(policy.StageMail)},
+			noCmds: []string{"RCPT", "QUIT"},
+		},
+		{
+			name:   "RSET answered 354 voids the refusal",
+			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused", "RSET": "354 go ahead"}},
+			d:      outMsg("a@dest.test"),
+			want:   []want{proto(policy.StageMail)},
+			noCmds: []string{"RCPT", "QUIT"},
+		},
+		{
+			name:       "251 after the final dot is a delivery",
+			cfg:        outFakeCfg{replies: map[string]string{".": "251 2.1.5 forwarded"}},
+			d:          outMsg("a@dest.test"),
+			want:       []want{{policy.StageDataEnd, 251, "2.1.5"}},
+			wantUsable: true, wantCmds: []string{"QUIT"},
+		},
+		{
 			name: "multi-line reply with repeated enhanced code",
 			cfg:  outFakeCfg{replies: map[string]string{".": "451-4.7.500 Server busy.\r\n451 4.7.500 Please try again later."}},
 			d:    outMsg("a@dest.test"),
@@ -277,6 +346,12 @@ func TestSendTransactions(t *testing.T) {
 				t.Fatalf("got %d replies, want %d", len(got), len(tt.want))
 			}
 			for i, w := range tt.want {
+				if w.code == -1 {
+					if got[i].Stage != w.stage || got[i].Code != 0 || !errors.Is(got[i].Err, policy.ErrProtocol) {
+						t.Errorf("reply %d = %+v (%v), want a protocol error at %s", i, got[i], got[i], w.stage)
+					}
+					continue
+				}
 				outWant(t, got[i], w.stage, w.code, w.enh)
 			}
 			if s.Usable() != tt.wantUsable {
@@ -328,6 +403,88 @@ func TestSendReusesConnection(t *testing.T) {
 	}
 	if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Err == nil {
 		t.Errorf("Send after Close = %v", got)
+	}
+}
+
+// Data that arrives in a later segment, after a final reply and before
+// the next command, is a protocol error (issue 9 item 1): the next
+// transaction is not sent and nothing in it counts as delivered. Plain
+// and over TLS, where only the decrypted stream may decide (a TLS 1.3
+// server sends session tickets on the same socket).
+func TestSendUnsolicitedBeforeNextCommand(t *testing.T) {
+	t.Parallel()
+	srvCfg, _ := outTestCert(t)
+	for _, mode := range []string{TLSNone, TLSOpportunistic} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			cfg := outFakeCfg{afterDot: "250 2.0.0 extra", wroteAfterDot: make(chan struct{}), releaseAfter: make(chan struct{})}
+			if mode != TLSNone {
+				cfg.tls = srvCfg
+			}
+			f := newOutFakeMX(t, cfg)
+			ob, _ := outTestOutbound(t, f, mode, nil)
+			s := outDial(t, ob)
+			if s.TLS() != (mode != TLSNone) {
+				t.Fatalf("TLS = %v", s.TLS())
+			}
+			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 || !s.Usable() {
+				t.Fatalf("first send: %v, usable %v", got, s.Usable())
+			}
+			close(cfg.releaseAfter)
+			<-cfg.wroteAfterDot
+			// The fake's write has returned; wait until the bytes are on
+			// our socket (loopback may hand them over in a softirq).
+			deadline := time.Now().Add(10 * time.Second)
+			for !outSocketReadable(s.w.sock) {
+				if time.Now().After(deadline) {
+					t.Fatal("the extra reply never reached the socket")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			got := s.Send(context.Background(), outMsg("b@dest.test", "c@dest.test"))
+			for i, r := range got {
+				if r.Stage != policy.StageMail || !errors.Is(r.Err, policy.ErrProtocol) || !strings.Contains(r.Err.Error(), "250 2.0.0 extra") {
+					t.Errorf("reply %d = %v, want a protocol error at MAIL naming the extra reply", i, r)
+				}
+			}
+			if s.Usable() {
+				t.Error("session still usable")
+			}
+			s.Close()
+			if n := f.countVerb("MAIL"); n != 1 {
+				t.Errorf("MAIL sent %d times, want 1 (the second transaction must not start)", n)
+			}
+			if n := f.countVerb("QUIT"); n != 0 {
+				t.Errorf("QUIT sent on a desynchronised session")
+			}
+		})
+	}
+}
+
+// A refusal followed by a reply that the client has not read yet (still
+// on the socket, as if in a later segment) is not trusted: no bounce on
+// its word, and no RSET whose reply could be the extra one.
+func TestSendExtraReplyOnSocketAfterFinalReply(t *testing.T) {
+	t.Parallel()
+	for _, final := range []string{"554 5.7.1 rejected", "250 2.0.0 queued"} {
+		t.Run(final[:3], func(t *testing.T) {
+			t.Parallel()
+			f := newOutFakeMX(t, outFakeCfg{replies: map[string]string{".": final + "\r\n250 2.0.0 extra"}})
+			ob, _ := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) { o.Dialer = outLineDialer })
+			s := outDial(t, ob)
+			got := s.Send(context.Background(), outMsg("a@dest.test"))
+			if got[0].Stage != policy.StageDataEnd || !errors.Is(got[0].Err, policy.ErrProtocol) || !strings.Contains(got[0].Err.Error(), "250 2.0.0 extra") {
+				t.Fatalf("reply = %v, want a protocol error at data-end naming the extra reply", got[0])
+			}
+			if s.Usable() || s.Sent() != 0 {
+				t.Errorf("usable %v, sent %d", s.Usable(), s.Sent())
+			}
+			s.Close()
+			if n := f.countVerb("RSET") + f.countVerb("QUIT"); n != 0 {
+				_, cmds, _, _ := f.snapshot()
+				t.Errorf("commands after the final reply: %q", cmds)
+			}
+		})
 	}
 }
 
@@ -580,5 +737,42 @@ func TestDialCancelled(t *testing.T) {
 	s, rep := ob.Dial(ctx, "dest.test")
 	if s != nil || rep == nil || rep.Err == nil {
 		t.Fatalf("Dial with a cancelled context = %v, %v", s, rep)
+	}
+}
+
+// Before MAIL, a 2xx/3xx other than the one each step expects is a
+// protocol error too, never a reply the scheduler could read as success
+// (issue 9 item 1): the old code handed a "250" greeting up as the reply.
+func TestDialUnexpectedCodes(t *testing.T) {
+	t.Parallel()
+	srvCfg, _ := outTestCert(t)
+	tests := []struct {
+		name  string
+		cfg   outFakeCfg
+		stage policy.Stage
+	}{
+		{"250 greeting", outFakeCfg{greeting: "250 mx.test hello"}, policy.StageGreeting},
+		{"220 to EHLO", outFakeCfg{replies: map[string]string{"EHLO": "220 mx.test"}}, policy.StageEHLO},
+		{"251 to HELO", outFakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 no", "HELO": "251 mx.test"}}, policy.StageEHLO},
+		{"250 to STARTTLS", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "250 2.0.0 ok"}}, policy.StageSTARTTLS},
+		{"data after the STARTTLS 220", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "220 2.0.0 go\r\n250 injected"}}, policy.StageSTARTTLS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newOutFakeMX(t, tt.cfg)
+			ob, _ := outTestOutbound(t, f, TLSOpportunistic, nil)
+			s, rep := ob.Dial(context.Background(), "dest.test")
+			if s != nil {
+				s.Close()
+				t.Fatal("Dial succeeded")
+			}
+			if rep.Stage != tt.stage || rep.Code != 0 || !errors.Is(rep.Err, policy.ErrProtocol) {
+				t.Errorf("reply = %+v (%v), want a protocol error at %s", *rep, rep, tt.stage)
+			}
+			if n := f.countVerb("QUIT"); n != 0 {
+				t.Errorf("QUIT sent after a protocol error")
+			}
+		})
 	}
 }

@@ -24,16 +24,15 @@ type Delivery struct {
 // Session is one SMTP connection to a next hop; not safe for concurrent
 // use. It can carry several transactions in a row.
 type Session struct {
-	o        *Outbound
-	hop      Hop
-	raw      net.Conn // the TCP conn, also under TLS: deadlines and interrupts go here
-	w        *outWire
-	ext      map[string]string
-	tls      bool
-	usable   bool
-	closed   bool
-	needRset bool
-	sent     int
+	o      *Outbound
+	hop    Hop
+	raw    net.Conn // the TCP conn, also under TLS: deadlines and interrupts go here
+	w      *outWire
+	ext    map[string]string
+	tls    bool
+	usable bool
+	closed bool
+	sent   int
 }
 
 var errOutUnusable = errors.New("relay: session is no longer usable")
@@ -50,14 +49,16 @@ func (s *Session) Relay() string {
 // TLS reports whether the session runs over STARTTLS.
 func (s *Session) TLS() bool { return s.tls }
 
-// Usable is false after a 421, a network error or a timeout: the caller
-// must not send more on this session.
+// Usable is false after a 421, a network error, a timeout or a protocol
+// error: the caller must not send more on this session.
 func (s *Session) Usable() bool { return s.usable && !s.closed }
 
-// Sent is the number of transactions completed (final 250) on this session.
+// Sent is the number of transactions completed (final 2xx) on this session.
 func (s *Session) Sent() int { return s.sent }
 
 // Close sends QUIT (best effort, short deadline) and closes the connection.
+// A session retired by an error gets no QUIT: the server's state, or the
+// stream itself, can no longer be trusted.
 func (s *Session) Close() error {
 	if s.closed {
 		return nil
@@ -75,14 +76,24 @@ func (s *Session) Close() error {
 // interrupt aborts whatever I/O is in flight; used when a context ends.
 func (s *Session) interrupt() { _ = s.raw.SetDeadline(time.Unix(1, 0)) }
 
-// netReply reports a network error at a stage and retires the session:
-// after a timeout or a broken pipe we no longer know the protocol state.
+// netReply reports a network or protocol error at a stage and retires the
+// session: after a timeout, a broken pipe or an out-of-sequence reply we
+// no longer know the protocol state.
 func (s *Session) netReply(stage policy.Stage, err error) policy.Reply {
 	s.usable = false
 	if s.w.ctx != nil && s.w.ctx.Err() != nil && !errors.Is(err, s.w.ctx.Err()) {
 		err = fmt.Errorf("%w: %w", s.w.ctx.Err(), err)
 	}
+	if errors.Is(err, policy.ErrProtocol) {
+		s.o.log.Warn("relay: protocol error, dropping the connection", "relay", s.Relay(), "stage", string(stage), "err", err)
+	}
 	return outNetReply(stage, err)
+}
+
+// unexpected reports a reply code the stage does not allow: not the one
+// that advances it and not a 4xx/5xx refusal. The session is retired.
+func (s *Session) unexpected(stage policy.Stage, r outResp, want string) policy.Reply {
+	return s.netReply(stage, outProtoErr("%q at %s, expected %s", r.line(), stage, want))
 }
 
 // reply converts a server reply; a 421 means the server is closing the
@@ -94,9 +105,20 @@ func (s *Session) reply(stage policy.Stage, r outResp) policy.Reply {
 	return outReply(stage, r)
 }
 
+// outRefusal reports a 4xx or 5xx: a refusal, the only replies besides
+// the expected one that a stage may give (RFC 5321 §4.3.2).
+func outRefusal(code int) bool { return code >= 400 && code < 600 }
+
 // Send runs one transaction with all of d's recipients and returns one
 // Reply per recipient, in order. A refused recipient does not stop the
 // others; the reply to the final dot applies to every accepted one.
+//
+// The transaction advances only on the expected code at each stage
+// (RFC 5321 §4.3.2): 250 to MAIL, 250 or 251 to RCPT, 354 to DATA, and a
+// delivery is only a 2xx after the final dot. A 4xx/5xx is a refusal;
+// anything else, or data the server sends out of turn (see outWire), is a
+// protocol error: every recipient the server was asked about gets it, the
+// session is retired without QUIT, and nothing counts as delivered.
 func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	out := make([]policy.Reply, len(d.Rcpts))
 	fill := func(idx []int, r policy.Reply) []policy.Reply {
@@ -137,6 +159,19 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 552, Enhanced: "5.3.4",
 			Text: fmt.Sprintf("message size %d exceeds the limit of %d of %s", len(d.Body), n, s.hop.Host)})
 	}
+	// Recipients the server is asked about; a malformed one is refused
+	// here and never reaches the wire.
+	var asked []int
+	for i, rcpt := range d.Rcpts {
+		if outBadAddr(rcpt) {
+			out[i] = policy.Reply{Stage: policy.StageRcpt, Code: 553, Enhanced: "5.1.3", Text: "malformed recipient address"}
+			continue
+		}
+		asked = append(asked, i)
+	}
+	if len(asked) == 0 {
+		return out
+	}
 
 	s.w.ctx = ctx
 	stop := context.AfterFunc(ctx, s.interrupt)
@@ -151,11 +186,23 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	log := s.o.log.With("id", d.ID, "relay", s.Relay())
 	defer func() { log.Debug("relay: transaction", "rcpts", len(d.Rcpts), "sent", s.sent, "usable", s.usable) }()
 
-	if s.needRset {
-		if r, ok := s.rset(); !ok {
-			r.Stage = policy.StageMail
-			return fill(all, r)
+	// failed ends the transaction on a network or protocol error. A
+	// protocol error voids every reply of the transaction, refusals
+	// included: they may not be answers to the commands we matched them to.
+	failed := func(idx []int, stage policy.Stage, err error) []policy.Reply {
+		r := s.netReply(stage, err)
+		if errors.Is(err, policy.ErrProtocol) {
+			idx = asked
 		}
+		return fill(idx, r)
+	}
+	// refused ends the transaction on a refusal and resets it; a protocol
+	// error found on the way replaces the refusal.
+	refused := func(idx []int, stage policy.Stage, r policy.Reply) []policy.Reply {
+		if p := s.abortTxn(stage); p != nil {
+			return fill(asked, *p)
+		}
+		return fill(idx, r)
 	}
 
 	mail := "MAIL FROM:<" + d.From + ">"
@@ -169,28 +216,22 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 		mail += " SIZE=" + strconv.Itoa(len(d.Body)) // RFC 1870 §6
 	}
 	resp, err := s.w.cmd(mail)
-	if err != nil {
-		return fill(all, s.netReply(policy.StageMail, err))
-	}
-	if resp.Code != 250 {
-		r := s.reply(policy.StageMail, resp)
-		s.abortTxn()
-		return fill(all, r)
+	switch {
+	case err != nil:
+		return failed(asked, policy.StageMail, err)
+	case resp.Code == 250:
+	case outRefusal(resp.Code):
+		return refused(asked, policy.StageMail, s.reply(policy.StageMail, resp))
+	default:
+		return fill(asked, s.unexpected(policy.StageMail, resp, "250"))
 	}
 
 	var accepted []int
-	for i, rcpt := range d.Rcpts {
-		if outBadAddr(rcpt) {
-			out[i] = policy.Reply{Stage: policy.StageRcpt, Code: 553, Enhanced: "5.1.3", Text: "malformed recipient address"}
-			continue
-		}
-		resp, err := s.w.cmd("RCPT TO:<" + rcpt + ">")
-		if err != nil {
-			r := s.netReply(policy.StageRcpt, err)
-			fill(accepted, r)
-			return fill(all[i:], r)
-		}
+	for n, i := range asked {
+		resp, err := s.w.cmd("RCPT TO:<" + d.Rcpts[i] + ">")
 		switch {
+		case err != nil:
+			return failed(append(accepted, asked[n:]...), policy.StageRcpt, err)
 		case resp.Code == 250 || resp.Code == 251:
 			accepted = append(accepted, i)
 		case resp.Code == 421:
@@ -198,39 +239,56 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 			// through, including those it had accepted.
 			r := s.reply(policy.StageRcpt, resp)
 			fill(accepted, r)
-			return fill(all[i:], r)
-		default:
+			return fill(asked[n:], r)
+		case outRefusal(resp.Code):
 			out[i] = s.reply(policy.StageRcpt, resp)
+		default:
+			// 252 (cannot verify, RFC 5321 §3.5.3) answers VRFY, not RCPT.
+			return fill(asked, s.unexpected(policy.StageRcpt, resp, "250 or 251"))
 		}
 	}
 	if len(accepted) == 0 {
-		s.abortTxn() // RFC 5321 §3.3: no DATA without a valid recipient
+		// RFC 5321 §3.3: no DATA without a valid recipient.
+		if p := s.abortTxn(policy.StageRcpt); p != nil {
+			return fill(asked, *p)
+		}
 		return out
 	}
 
 	resp, err = s.w.cmd("DATA")
-	if err != nil {
-		return fill(accepted, s.netReply(policy.StageData, err))
+	switch {
+	case err != nil:
+		return failed(accepted, policy.StageData, err)
+	case resp.Code == 354:
+	case outRefusal(resp.Code):
+		return refused(accepted, policy.StageData, s.reply(policy.StageData, resp))
+	default:
+		return fill(asked, s.unexpected(policy.StageData, resp, "354"))
 	}
-	if resp.Code != 354 {
-		r := s.reply(policy.StageData, resp)
-		s.abortTxn()
-		return fill(accepted, r)
+	// A reply before the body would answer a command not yet sent.
+	if err := s.w.unsolicited("before the message body"); err != nil {
+		return failed(accepted, policy.StageData, err)
 	}
 	if err := s.writeBody(d.Body); err != nil {
-		return fill(accepted, s.netReply(policy.StageData, err))
+		return failed(accepted, policy.StageData, err)
 	}
 	resp, err = s.w.read(s.o.opt.DataTimeout)
-	if err != nil {
-		return fill(accepted, s.netReply(policy.StageDataEnd, err))
+	if err == nil {
+		// Data that has arrived by now, in a later segment, is as
+		// suspect as data in the same one: the reply may not be ours.
+		err = s.w.unsolicited(fmt.Sprintf("after the reply %q to the final dot", resp.line()))
 	}
-	r := s.reply(policy.StageDataEnd, resp)
-	if resp.Code == 250 {
+	switch {
+	case err != nil:
+		return failed(accepted, policy.StageDataEnd, err)
+	case resp.Code/100 == 2:
 		s.sent++
-	} else {
-		s.abortTxn()
+		return fill(accepted, s.reply(policy.StageDataEnd, resp))
+	case outRefusal(resp.Code):
+		return refused(accepted, policy.StageDataEnd, s.reply(policy.StageDataEnd, resp))
+	default:
+		return fill(asked, s.unexpected(policy.StageDataEnd, resp, "2xx"))
 	}
-	return fill(accepted, r)
 }
 
 // writeBody sends the body dot-stuffed (RFC 5321 §4.5.2) and the final
@@ -263,29 +321,30 @@ func (s *Session) writeBody(body []byte) error {
 	return bw.Flush()
 }
 
-// abortTxn resets a failed transaction so the session can carry the next
-// one (RFC 5321 §4.1.1.5). A session that is closing gets no RSET.
-func (s *Session) abortTxn() {
+// abortTxn resets a refused transaction so the session can carry the next
+// one (RFC 5321 §4.1.1.5). A session that is closing gets no RSET, and
+// one whose RSET fails is retired. It returns a protocol error found on
+// the way (data before the RSET, a wrong reply to it), stamped with the
+// transaction's stage: the refusal it follows cannot be trusted then.
+func (s *Session) abortTxn(stage policy.Stage) *policy.Reply {
 	if !s.usable {
-		return
+		return nil
 	}
-	if _, ok := s.rset(); !ok {
-		s.needRset = true
-	}
-}
-
-func (s *Session) rset() (policy.Reply, bool) {
 	resp, err := s.w.cmd("RSET")
-	if err != nil {
-		return s.netReply(policy.StageMail, err), false
-	}
-	if resp.Code != 250 {
-		r := s.reply(policy.StageMail, resp)
+	switch {
+	case err != nil:
+		r := s.netReply(stage, err)
+		if errors.Is(err, policy.ErrProtocol) {
+			return &r
+		}
+	case resp.Code == 250:
+	case outRefusal(resp.Code):
 		s.usable = false // a server that refuses RSET is in an unknown state
-		return r, false
+	default:
+		r := s.netReply(stage, outProtoErr("%q to RSET, expected 250", resp.line()))
+		return &r
 	}
-	s.needRset = false
-	return policy.Reply{}, true
+	return nil
 }
 
 // outBareCRLF reports a CR not followed by LF or an LF not preceded by CR.

@@ -27,6 +27,11 @@ type outResp struct {
 	Lines []string
 }
 
+// line renders the reply on one line, for logs and errors.
+func (r outResp) line() string {
+	return outClip(strings.TrimSpace(fmt.Sprintf("%d %s", r.Code, strings.Join(r.Lines, " "))))
+}
+
 // outReadResp reads one possibly multi-line reply (RFC 5321 §4.2.1):
 // "250-first", "250-second", "250 last". Every line must carry the same
 // code.

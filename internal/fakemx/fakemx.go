@@ -80,17 +80,25 @@ type Limits struct {
 }
 
 // Rule is a scripted reply. Stage is one of greeting, ehlo, mail, rcpt,
-// data-end. Match is a substring of the subject of the stage ("" = any):
+// data, data-end. Match is a substring of the subject of the stage ("" = any):
 // the client IP at greeting, the EHLO name at ehlo, the sender at mail, the
 // recipient at rcpt, and the sender or any accepted recipient at data-end.
 // Reply is a full reply line ("421 4.7.28 ..."); lines may be joined with
 // "\n" for a multi-line reply. Times limits the rule to its first N matches
 // (0 = always). A 421 reply closes the session, as RFC 5321 §3.8 requires.
+//
+// Stage data replaces the 354 to DATA: any other reply means no body is
+// read. Extra, when set, is an unrequested reply sent after Reply, the
+// way a broken or hostile receiver desynchronises the reply stream: in
+// the same write (one TCP segment), or with Later in a second write once
+// Reply is flushed (a later segment).
 type Rule struct {
 	Stage string
 	Match string
 	Reply string
 	Times int
+	Extra string
+	Later bool
 }
 
 // Stages that a Rule may name.
@@ -99,6 +107,7 @@ const (
 	StageEHLO     = "ehlo"
 	StageMail     = "mail"
 	StageRcpt     = "rcpt"
+	StageData     = "data"
 	StageDataEnd  = "data-end"
 )
 

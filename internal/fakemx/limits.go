@@ -112,9 +112,9 @@ func (s *Server) greylisted(ip, from, rcpt string) (reply, bool) {
 
 // script returns the reply of the first rule of stage matching any of
 // subjects, counting the match against the rule's Times.
-func (s *Server) script(stage string, subjects ...string) (reply, bool) {
+func (s *Server) script(stage string, subjects ...string) (scripted, bool) {
 	if len(s.rules) == 0 {
-		return reply{}, false
+		return scripted{}, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,7 +129,7 @@ func (s *Server) script(stage string, subjects ...string) (reply, bool) {
 		s.st.ScriptedReplies++
 		return r.reply, true
 	}
-	return reply{}, false
+	return scripted{}, false
 }
 
 func matchAny(m string, subjects []string) bool {

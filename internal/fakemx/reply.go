@@ -14,6 +14,14 @@ type reply struct {
 	lines []string
 }
 
+// scripted is a Script rule's reply and the unrequested one it may send
+// after it (Rule.Extra), in a second write when later is set.
+type scripted struct {
+	reply
+	extra *reply
+	later bool
+}
+
 var errBadReply = errors.New("reply must start with a 3-digit code 2xx-5xx")
 
 // parseReply reads a reply written the way it appears on the wire, e.g.
@@ -91,21 +99,29 @@ type rule struct {
 	stage string
 	match string
 	times int
-	reply reply
+	reply scripted
 }
 
 func compileRule(r Rule) (rule, error) {
 	switch r.Stage {
-	case StageGreeting, StageEHLO, StageMail, StageRcpt, StageDataEnd:
+	case StageGreeting, StageEHLO, StageMail, StageRcpt, StageData, StageDataEnd:
 	default:
-		return rule{}, fmt.Errorf("unknown stage %q (want greeting|ehlo|mail|rcpt|data-end)", r.Stage)
+		return rule{}, fmt.Errorf("unknown stage %q (want greeting|ehlo|mail|rcpt|data|data-end)", r.Stage)
 	}
 	if r.Times < 0 {
 		return rule{}, fmt.Errorf("negative Times %d", r.Times)
 	}
-	rep, err := parseReply(r.Reply)
+	first, err := parseReply(r.Reply)
 	if err != nil {
 		return rule{}, err
+	}
+	rep := scripted{reply: first}
+	if r.Extra != "" {
+		x, err := parseReply(r.Extra)
+		if err != nil {
+			return rule{}, fmt.Errorf("extra: %w", err)
+		}
+		rep.extra, rep.later = &x, r.Later
 	}
 	return rule{stage: r.Stage, match: strings.ToLower(r.Match), times: r.Times, reply: rep}, nil
 }

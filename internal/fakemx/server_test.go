@@ -187,6 +187,36 @@ func TestScript(t *testing.T) {
 	}
 }
 
+// The hostile-receiver rules: a non-354 reply to DATA, and an extra
+// unrequested reply after a scripted one, in the same write or a later one.
+func TestScriptDataStageAndExtra(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{Script: []Rule{
+		{Stage: StageData, Match: "nodata", Reply: "250 2.0.0 Ok"},
+		{Stage: StageDataEnd, Match: "same", Reply: "554 5.7.1 rejected", Extra: "250 2.0.0 extra"},
+		{Stage: StageDataEnd, Match: "later", Reply: "250 2.0.0 queued", Extra: "250 2.0.0 extra", Later: true},
+	}}, nil)
+	c := dial(t, s)
+	c.expect(220)
+	c.cmd("EHLO client.test", 250)
+	c.cmd("MAIL FROM:<a@src.test>", 250)
+	c.cmd("RCPT TO:<nodata@dest.test>", 250)
+	c.cmd("DATA", 250)
+	c.cmd("RSET", 250)
+	for _, to := range []string{"same@dest.test", "later@dest.test"} {
+		code, _ := c.send("a@src.test", to, "<"+to+">")
+		if want := map[string]int{"same@dest.test": 554, "later@dest.test": 250}[to]; code != want {
+			t.Fatalf("%s: final reply %d, want %d", to, code, want)
+		}
+		if got := c.expect(250); got != "250 2.0.0 extra" {
+			t.Errorf("%s: extra reply %q", to, got)
+		}
+	}
+	if st := s.Stats(); st.ExtraReplies != 2 || st.Delivered != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 func TestScriptGreetingAndEHLO(t *testing.T) {
 	t.Parallel()
 	s := start(t, Options{Script: []Rule{

@@ -43,7 +43,7 @@ func (ss *session) run() {
 	}
 	defer ss.s.release()
 	if rep, ok := ss.s.script(StageGreeting, ss.ip); ok {
-		ss.send(rep)
+		ss.sendScripted(rep)
 		if rep.code >= 400 {
 			// RFC 5321 §3.1 lets a refusing server close after a 554
 			// greeting too; a 421 must close (§3.8).
@@ -103,6 +103,25 @@ func (ss *session) send(r reply) {
 	}
 }
 
+// sendScripted sends a Script rule's reply and then its unrequested
+// extra one, if any: in the same write, or in a second one (Rule.Later).
+func (ss *session) sendScripted(r scripted) {
+	if r.extra == nil {
+		ss.send(r.reply)
+		return
+	}
+	_ = ss.c.SetWriteDeadline(time.Now().Add(ss.s.o.IdleTimeout))
+	_, _ = ss.w.Write(r.wire())
+	if r.later {
+		_ = ss.w.Flush()
+	}
+	_, _ = ss.w.Write(r.extra.wire())
+	_ = ss.w.Flush()
+	ss.s.mu.Lock()
+	ss.s.st.ExtraReplies++
+	ss.s.mu.Unlock()
+}
+
 func (ss *session) reset() {
 	ss.inMail, ss.from, ss.rcpts = false, "", nil
 }
@@ -154,7 +173,7 @@ func (ss *session) hello(ehlo bool, name string) {
 	ss.s.mu.Unlock()
 	ss.reset() // RFC 5321 §4.1.4: EHLO implies RSET
 	if rep, ok := ss.s.script(StageEHLO, name); ok {
-		ss.send(rep)
+		ss.sendScripted(rep)
 		if rep.code < 300 {
 			ss.helo = name
 		}
@@ -217,7 +236,7 @@ func (ss *session) mail(arg string) {
 		return
 	}
 	if rep, ok := ss.s.script(StageMail, from); ok {
-		ss.send(rep)
+		ss.sendScripted(rep)
 		if rep.code < 300 {
 			ss.inMail, ss.from = true, from
 		}
@@ -244,10 +263,10 @@ func (ss *session) rcpt(arg string) {
 	ss.s.noteAttempt(to)
 	rep, refused := ss.s.script(StageRcpt, to)
 	if !refused {
-		rep, refused = ss.s.greylisted(ss.ip, ss.from, to)
+		rep.reply, refused = ss.s.greylisted(ss.ip, ss.from, to)
 	}
 	if refused {
-		ss.send(rep)
+		ss.sendScripted(rep)
 		if rep.code < 300 {
 			ss.rcpts = append(ss.rcpts, to)
 		}
@@ -262,7 +281,16 @@ func (ss *session) data() {
 		ss.send(reply{554, []string{"5.5.1 No valid recipients"}})
 		return
 	}
-	ss.send(reply{354, []string{"End data with <CR><LF>.<CR><LF>"}})
+	if rep, ok := ss.s.script(StageData, append([]string{ss.from}, ss.rcpts...)...); ok && rep.code != 354 {
+		// A receiver that answers DATA with anything but 354 reads no
+		// body; the client must not take a 250 here for a delivery.
+		ss.sendScripted(rep)
+		return
+	} else if ok {
+		ss.sendScripted(rep)
+	} else {
+		ss.send(reply{354, []string{"End data with <CR><LF>.<CR><LF>"}})
+	}
 	_ = ss.w.Flush()
 	_ = ss.c.SetReadDeadline(time.Now().Add(ss.s.o.IdleTimeout))
 	res, err := readData(ss.r, ss.s.o.KeepBodies)
@@ -275,7 +303,7 @@ func (ss *session) data() {
 		if rep.code < 300 {
 			ss.s.deliver(ss.rcpts, res, ss.s.o.KeepBodies)
 		}
-		ss.send(rep)
+		ss.sendScripted(rep)
 		return
 	}
 	n := ss.s.deliver(ss.rcpts, res, ss.s.o.KeepBodies)

@@ -18,6 +18,7 @@ type Stats struct {
 	OutageRefusals  int `json:"outage_refusals"`  // 421 at greeting: inside an outage window
 	GreylistReplies int `json:"greylist_replies"` // RCPT refused by greylisting
 	ScriptedReplies int `json:"scripted_replies"` // replies sent by a Script rule
+	ExtraReplies    int `json:"extra_replies"`    // unrequested replies sent after a scripted one (Rule.Extra)
 
 	Delivered       int `json:"delivered"`         // messages accepted at end of DATA
 	DeliveredRcpts  int `json:"delivered_rcpts"`   // recipients of those messages
