@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 )
@@ -218,22 +217,6 @@ func inIsHTTPRequestLine(upper string) bool {
 		if strings.HasPrefix(upper, m) && strings.Contains(upper, " HTTP/") {
 			return true
 		}
-	}
-	return false
-}
-
-// inHasBareCRLF reports a lone CR or LF in b. Used on what Session.Data
-// received, which for BDAT is the raw content.
-func inHasBareCRLF(b []byte) bool {
-	for i := bytes.IndexAny(b, "\r\n"); i >= 0; {
-		if b[i] == '\n' {
-			return true // an LF not consumed as part of CRLF below
-		}
-		if i+1 >= len(b) || b[i+1] != '\n' {
-			return true
-		}
-		b = b[i+2:]
-		i = bytes.IndexAny(b, "\r\n")
 	}
 	return false
 }

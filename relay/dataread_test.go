@@ -128,12 +128,20 @@ func TestWireData(t *testing.T) {
 	}
 }
 
-func TestHasBareCRLF(t *testing.T) {
+func TestBareScan(t *testing.T) {
 	t.Parallel()
-	tests := map[string]bool{"": false, "a\r\nb\r\n": false, "a\nb": true, "a\rb": true, "a\r": true, "\r\n\r\n": false, "\n": true}
+	tests := map[string]bool{"": false, "a\r\nb\r\n": false, "a\nb": true, "a\rb": true, "a\r": true, "\r\n\r\n": false, "\n": true,
+		"\r\r\n": true, "ab\r\n\n": true, "x\r\n\r": true, "\r\nx": false}
 	for in, want := range tests {
-		if got := inHasBareCRLF([]byte(in)); got != want {
-			t.Errorf("inHasBareCRLF(%q) = %v", in, got)
+		// Whatever the split into writes, the verdict is the same: the
+		// body streams through in chunks.
+		for cut := 0; cut <= len(in); cut++ {
+			var s inBareScan
+			s.Write([]byte(in[:cut]))
+			s.Write([]byte(in[cut:]))
+			if got := s.found(); got != want {
+				t.Errorf("inBareScan(%q | %q) = %v", in[:cut], in[cut:], got)
+			}
 		}
 	}
 }

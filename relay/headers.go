@@ -17,14 +17,16 @@ import (
 // bounce: the client is still there to be told, and nothing is queued.
 const inMaxReceived = 30
 
-// inHeaderEnd returns the length of the header section of msg including
-// its terminating empty line, or -1 if msg has no empty line.
-func inHeaderEnd(msg []byte) int {
+// inHeaderEndFrom returns the length of the header section of msg
+// including its terminating empty line, or -1 if msg has no empty line.
+// The search for CRLFCRLF starts at from: a caller reading in chunks has
+// searched what came before.
+func inHeaderEndFrom(msg []byte, from int) int {
 	if bytes.HasPrefix(msg, []byte("\r\n")) {
 		return 2
 	}
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		return i + 4
+	if i := bytes.Index(msg[from:], []byte("\r\n\r\n")); i >= 0 {
+		return from + i + 4
 	}
 	return -1
 }
@@ -90,16 +92,13 @@ func (t inTrace) received() string {
 	return b.String()
 }
 
-// inPrepareBody prepends our Received: field and adds Message-ID: and
-// Date: when missing (RFC 5322 §3.6 requires Date; large receivers refuse
-// mail without a Message-ID). It returns the new body and the number of
-// Received: fields the message arrived with.
-func inPrepareBody(msg []byte, t inTrace) ([]byte, int) {
-	end := inHeaderEnd(msg)
-	hdr := msg
-	if end >= 0 {
-		hdr = msg[:end]
-	}
+// inPrepareHeader returns the header section as stored: our Received:
+// field first, and Message-ID: and Date: added when missing (RFC 5322
+// §3.6 requires Date; large receivers refuse mail without a Message-ID).
+// hdr is the header section as received, with the empty line that ends
+// it when ended is true, else the whole of a headers-only message. It
+// also returns the number of Received: fields the message arrived with.
+func inPrepareHeader(hdr []byte, ended bool, t inTrace) ([]byte, int) {
 	received := 0
 	hasID, hasDate := false, false
 	for _, n := range inHeaderNames(hdr) {
@@ -120,18 +119,18 @@ func inPrepareBody(msg []byte, t inTrace) ([]byte, int) {
 		fmt.Fprintf(&add, "Date: %s\r\n", t.Date.Format(time.RFC1123Z))
 	}
 	rcv := t.received()
-	out := make([]byte, 0, len(rcv)+len(msg)+add.Len()+4)
+	out := make([]byte, 0, len(rcv)+len(hdr)+add.Len()+2)
 	out = append(out, rcv...)
 	switch {
-	case end >= 0:
+	case ended:
 		// Insert before the empty line that ends the header section.
-		out = append(out, msg[:end-2]...)
+		out = append(out, hdr[:len(hdr)-2]...)
 		out = append(out, add.String()...)
-		out = append(out, msg[end-2:]...)
+		out = append(out, hdr[len(hdr)-2:]...)
 	default:
 		// Headers only, no body: keep what came and terminate it.
-		out = append(out, msg...)
-		if len(msg) > 0 && !bytes.HasSuffix(msg, []byte("\r\n")) {
+		out = append(out, hdr...)
+		if len(hdr) > 0 && !bytes.HasSuffix(hdr, []byte("\r\n")) {
 			out = append(out, "\r\n"...)
 		}
 		out = append(out, add.String()...)

@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -37,25 +38,53 @@ type User struct {
 	AllowedFrom        []string
 }
 
-// Message is what the inbound side hands to the store.
+// Message is what the inbound side hands to the store. The stored
+// message is Prepend followed by Content; CRLF line endings throughout.
 type Message struct {
-	From       string // "" = null sender
-	Rcpts      []string
-	Body       []byte // CRLF line endings, with our Received: (and Message-ID:/Date: when missing) prepended/added
+	From  string // "" = null sender
+	Rcpts []string
+	// Header is the header section as stored: our Received: first,
+	// Message-ID: and Date: added when missing, with the empty line that
+	// ends it when the message has a body. It is also the start of
+	// Content.
+	Header []byte
+	// Content holds the message as received, with Header in place of
+	// the header section that came: the body is streamed into it and
+	// never held in memory whole.
+	Content Spool
+	// Prepend is set by the Checker: header fields that go before
+	// Content (DKIM-Signature).
+	Prepend    []byte
 	ClientAddr netip.Addr
 	Helo, User string
 	SMTPUTF8   bool
 	Received   time.Time
 }
 
-// Store takes accepted messages.
+// Size is the size of the message as stored.
+func (m *Message) Size() int64 { return int64(len(m.Prepend)) + m.Content.Len() }
+
+// Spool keeps a message while it is received: small ones in memory, large
+// ones in a file. Open reads back what was written (for DKIM), Discard
+// drops it unless the Store took it.
+type Spool interface {
+	io.Writer
+	Len() int64
+	Open() (io.ReadCloser, error)
+	Discard()
+}
+
+// Store takes accepted messages. Enqueue takes over m.Content, which came
+// from NewSpool.
 type Store interface {
+	NewSpool() Spool
 	Enqueue(ctx context.Context, m *Message) (id string, err error)
 }
 
 // Checker runs at the end of DATA (sender authentication, DKIM signing). It
-// may replace m.Body. A returned *smtp.SMTPError is sent as is; any other
-// error becomes 451 4.3.0.
+// reads the message through m.Header and m.Content.Open, and may set
+// m.Prepend. A returned *smtp.SMTPError is sent as is; any other error
+// becomes 451 4.3.0.
 type Checker interface {
 	Check(ctx context.Context, m *Message) error
 }

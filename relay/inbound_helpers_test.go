@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -27,9 +28,66 @@ func newClock() *fakeClock { return fakeclock.New() }
 
 // fakeStore is an in-memory Store that can be told to fail.
 type fakeStore struct {
-	mu   sync.Mutex
-	msgs []*Message
-	fail error
+	mu       sync.Mutex
+	msgs     []*storedMsg
+	fail     error
+	spoolErr error // every spool write fails with it
+	spools   []*memSpool
+	maxWrite int // largest single spool write seen
+}
+
+// storedMsg is an accepted message with its stored bytes (Prepend and
+// Content), read at Enqueue time.
+type storedMsg struct {
+	*Message
+	Body []byte
+}
+
+// memSpool is a Spool in memory.
+type memSpool struct {
+	bytes.Buffer
+	st        *fakeStore
+	discarded bool
+}
+
+func (s *memSpool) Write(p []byte) (int, error) {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	if s.st.spoolErr != nil {
+		return 0, s.st.spoolErr
+	}
+	s.st.maxWrite = max(s.st.maxWrite, len(p))
+	return s.Buffer.Write(p)
+}
+
+func (s *memSpool) Len() int64 { return int64(s.Buffer.Len()) }
+func (s *memSpool) Open() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(s.Bytes())), nil
+}
+func (s *memSpool) Discard() {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	s.discarded = true
+}
+
+func (f *fakeStore) NewSpool() Spool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sp := &memSpool{st: f}
+	f.spools = append(f.spools, sp)
+	return sp
+}
+
+// allDiscarded reports whether every spool handed out was discarded.
+func (f *fakeStore) allDiscarded() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, sp := range f.spools {
+		if !sp.discarded {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *fakeStore) Enqueue(_ context.Context, m *Message) (string, error) {
@@ -38,14 +96,15 @@ func (f *fakeStore) Enqueue(_ context.Context, m *Message) (string, error) {
 	if f.fail != nil {
 		return "", f.fail
 	}
-	f.msgs = append(f.msgs, m)
+	body := append(bytes.Clone(m.Prepend), m.Content.(*memSpool).Bytes()...)
+	f.msgs = append(f.msgs, &storedMsg{Message: m, Body: body})
 	return "Q" + string(rune('0'+len(f.msgs))), nil
 }
 
-func (f *fakeStore) all() []*Message {
+func (f *fakeStore) all() []*storedMsg {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]*Message(nil), f.msgs...)
+	return append([]*storedMsg(nil), f.msgs...)
 }
 
 const testHost = "mx.sluice.test"

@@ -43,6 +43,7 @@ var inReasons = map[*smtp.SMTPError]string{
 	inErrHeloAfterTLS: "bad-sequence",
 	inErrBareLF:       "bare-lf",
 	inErrTooBig:       "too-big",
+	inErrHeaderTooBig: "header-too-big",
 	inErrLineTooLong:  "line-too-long",
 	inErrLoop:         "loop",
 	inErrNoSpace:      "no-space",

@@ -1,17 +1,12 @@
 package relay
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
 	"strings"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
-
-	"sluice/queue"
 )
 
 // Replies at the go-smtp boundary. go-smtp recognises only a bare
@@ -32,6 +27,7 @@ var (
 	inErrHeloAfterTLS  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Send EHLO again after STARTTLS"}
 	inErrBareLF        = &smtp.SMTPError{Code: 521, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Bare CR or LF in message data not allowed, closing connection"}
 	inErrTooBig        = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
+	inErrHeaderTooBig  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header section exceeds fixed limit"}
 	inErrLineTooLong   = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long, closing connection"}
 	inErrLoop          = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "mail loops back to myself"}
 	inErrNoSpace       = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
@@ -221,83 +217,4 @@ func (ss *inSession) rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	ss.rcpts = append(ss.rcpts, canon)
 	return nil
-}
-
-func (ss *inSession) data(r io.Reader) error {
-	body, err := io.ReadAll(r)
-	bare := ss.c.takeBare()
-	if err != nil {
-		var se *smtp.SMTPError
-		switch {
-		case errors.As(err, &se) && se.Code == 552:
-			// go-smtp reads on to the end of DATA after we return, so
-			// the client gets this one reply and nothing is parsed as
-			// a command in between.
-			return inErrTooBig
-		case errors.Is(err, smtp.ErrTooLongLine):
-			ss.c.setCloseAfterReply()
-			return inErrLineTooLong
-		}
-		ss.s.log.Info("data read failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-		return inErrTempLocal
-	}
-	if bare || inHasBareCRLF(body) {
-		ss.s.log.Warn("bare CR or LF in data", "client", ss.c.ip, "trace", ss.c.trace)
-		return inErrBareLF // fatal: inConn closes after writing it
-	}
-	if !ss.current() || len(ss.rcpts) == 0 {
-		return inErrSequence
-	}
-	isTLS, _, _, ehlo := ss.c.tlsState()
-	now := ss.s.o.Now()
-	m := &Message{
-		From:       ss.from,
-		Rcpts:      append([]string(nil), ss.rcpts...),
-		ClientAddr: ss.c.ip,
-		Helo:       ss.sc.Hostname(),
-		SMTPUTF8:   ss.utf8,
-		Received:   now,
-	}
-	if ss.user != nil {
-		m.User = ss.user.Name
-	}
-	tr := inTrace{
-		Helo: m.Helo, Client: m.ClientAddr, Hostname: ss.s.o.Hostname,
-		Protocol: inProtocol(ehlo, isTLS, ss.user != nil), ID: ss.c.trace, Date: now,
-	}
-	if len(m.Rcpts) == 1 {
-		tr.Rcpt = m.Rcpts[0]
-	}
-	var hops int
-	m.Body, hops = inPrepareBody(body, tr)
-	if hops > inMaxReceived {
-		ss.s.log.Warn("mail loop", "client", ss.c.ip, "trace", ss.c.trace, "received", hops)
-		return inErrLoop
-	}
-	ctx := context.Background()
-	if ss.s.o.Check != nil {
-		if err := ss.s.o.Check.Check(ctx, m); err != nil {
-			var se *smtp.SMTPError
-			if errors.As(err, &se) {
-				return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: se.Message}
-			}
-			ss.s.log.Error("check failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-			return inErrTempLocal
-		}
-	}
-	id, err := ss.s.o.Store.Enqueue(ctx, m)
-	if err != nil {
-		ss.s.log.Error("enqueue failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-		if errors.Is(err, queue.ErrNoSpace) {
-			return inErrNoSpace
-		}
-		return inErrTempLocal
-	}
-	ss.s.log.Info("accepted", "client", ss.c.ip, "trace", ss.c.trace, "id", id,
-		"from", m.From, "rcpts", len(m.Rcpts), "size", len(m.Body))
-	if ss.s.o.OnEnqueue != nil {
-		ss.s.o.OnEnqueue(id)
-	}
-	// A 250 carrying the queue id; go-smtp writes any *SMTPError as is.
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %s", id)}
 }

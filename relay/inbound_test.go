@@ -235,7 +235,7 @@ func (f checkFunc) Check(ctx context.Context, m *Message) error { return f(ctx, 
 func TestInboundCheckerMayReplaceBody(t *testing.T) {
 	t.Parallel()
 	addr, _, st := startInbound(t, InboundOptions{Check: checkFunc(func(_ context.Context, m *Message) error {
-		m.Body = append([]byte("DKIM-Signature: v=1\r\n"), m.Body...)
+		m.Prepend = []byte("DKIM-Signature: v=1\r\n")
 		return nil
 	})})
 	c := dial(t, addr)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -155,11 +156,21 @@ func newChecker(cfg *config.Config, log *slog.Logger) (relay.Checker, error) {
 type authChecker struct{ c *auth.Checker }
 
 func (a authChecker) Check(ctx context.Context, m *relay.Message) error {
-	body, _, err := a.c.Check(ctx, auth.Input{MailFrom: m.From, User: m.User, Body: m.Body})
+	r, err := m.Content.Open()
 	if err != nil {
 		return err
 	}
-	m.Body = body
+	body, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	signed, _, err := a.c.Check(ctx, auth.Input{MailFrom: m.From, User: m.User, Body: body})
+	if err != nil {
+		return err
+	}
+	// The checker only ever adds fields in front of the message.
+	m.Prepend = signed[:len(signed)-len(body)]
 	return nil
 }
 
@@ -168,13 +179,19 @@ func (a authChecker) Check(ctx context.Context, m *relay.Message) error {
 // by preflight, before the queue is open.
 type queueStore struct{ d *daemon }
 
+func (s queueStore) NewSpool() relay.Spool { return s.d.queue.NewSpool() }
+
 func (s queueStore) Enqueue(ctx context.Context, m *relay.Message) (string, error) {
+	sp, ok := m.Content.(*queue.Spool)
+	if !ok {
+		return "", fmt.Errorf("enqueue: message content %T does not come from the queue", m.Content)
+	}
 	client := ""
 	if m.ClientAddr.IsValid() {
 		client = m.ClientAddr.String()
 	}
 	return s.d.queue.Enqueue(ctx, queue.NewMessage{
-		From: m.From, Rcpts: m.Rcpts, Body: m.Body, ClientAddr: client,
+		From: m.From, Rcpts: m.Rcpts, Body: m.Prepend, Spool: sp, ClientAddr: client,
 		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
 	})
 }
