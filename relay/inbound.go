@@ -131,6 +131,8 @@ type Inbound struct {
 	log  *slog.Logger
 	smtp *smtp.Server
 
+	lineHold int // see inHoldPartial
+
 	msgRate  *inLimiters // per client IP, messages
 	authFail *inLimiters // per client IP, failed AUTH attempts
 
@@ -196,6 +198,7 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 		log:      o.Logger,
 		conns:    make(map[*inConn]struct{}),
 		perIP:    make(map[netip.Addr]int),
+		lineHold: max(inHoldPartial, o.MaxLineLength+8),
 		authFail: newInLimiters(rate.Every(inAuthFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
 	}
 	if o.PerClientRate > 0 {

@@ -232,13 +232,19 @@ func (c *client) hello() string {
 func (c *client) startTLS(pool *x509.CertPool) string {
 	c.t.Helper()
 	c.cmd("STARTTLS", "220 ")
+	c.upgrade(pool)
+	return c.cmd("EHLO client.test", "250 ")
+}
+
+// upgrade runs the TLS handshake after a 220 to STARTTLS.
+func (c *client) upgrade(pool *x509.CertPool) {
+	c.t.Helper()
 	tc := tls.Client(c.conn, &tls.Config{RootCAs: pool, ServerName: testHost})
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatal(err)
 	}
 	c.conn = tc
 	c.r = bufio.NewReader(tc)
-	return c.cmd("EHLO client.test", "250 ")
 }
 
 // testTLS returns a server config with a self-signed certificate made at

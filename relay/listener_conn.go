@@ -52,8 +52,11 @@ type inConn struct {
 	closed       bool
 }
 
-// inHoldPartial bounds how much of an incomplete command line we hold back
-// so that a STARTTLS line is never half-delivered to go-smtp.
+// inHoldPartial is the least we hold back of an incomplete command line,
+// so that a STARTTLS line is never half-delivered to go-smtp and a
+// HELO/EHLO, MAIL or RCPT line can be checked or rewritten whole.
+// Inbound.lineHold raises it to go-smtp's line limit: a longer line never
+// reaches a command handler.
 const inHoldPartial = 512
 
 func (c *inConn) Read(p []byte) (int, error) {
@@ -116,11 +119,26 @@ func (c *inConn) Read(p []byte) (int, error) {
 			c.closeAfterReply = true
 			c.srv.log.Info("http request on smtp port", "client", c.ip, "trace", c.trace)
 		case inEvHelo, inEvEhlo:
+			if lineLen > len(c.held) {
+				// Longer than we hold, hence than go-smtp's line
+				// limit: it refuses the line itself.
+				break
+			}
+			line := c.held[len(c.held)-lineLen:]
+			if name, ok := heloName(line); ok && !heloNameOK(name) {
+				// Refused here so that it is never stored nor
+				// printed: go-smtp sees the bare verb and answers
+				// 501 ("Syntax: EHLO hostname" in listener_reply.go).
+				c.srv.log.Info("bad helo name refused", "client", c.ip, "trace", c.trace, "helo", clipForLog(name))
+				c.held = append(c.held[:len(c.held)-lineLen], line[:4]...)
+				c.held = append(c.held, "\r\n"...)
+				break
+			}
 			c.needHelo = false
 			c.ehlo = ev == inEvEhlo
 		case inEvNone:
 			if c.wire.mode == inModeCommand && c.wire.lineLen > 0 &&
-				c.wire.lineLen <= len(c.held) && c.wire.lineLen <= inHoldPartial {
+				c.wire.lineLen <= len(c.held) && c.wire.lineLen <= c.srv.lineHold {
 				keep := len(c.held) - c.wire.lineLen
 				c.out = c.held[:keep]
 				c.held = append([]byte(nil), c.held[keep:]...)

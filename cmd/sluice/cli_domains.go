@@ -139,6 +139,6 @@ func runSuppress(args []string, stdout, stderr io.Writer) error {
 	if cf.json {
 		return printJSON(stdout, admin.Result{Changed: 1})
 	}
-	fmt.Fprintf(stdout, "%s: %sed\n", pos[1], map[string]string{"add": "suppress", "remove": "unsuppress"}[pos[0]])
+	fmt.Fprintf(stdout, "%s: %sed\n", esc(pos[1]), map[string]string{"add": "suppress", "remove": "unsuppress"}[pos[0]])
 	return nil
 }

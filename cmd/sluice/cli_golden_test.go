@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"sluice/admin"
 )
@@ -74,6 +77,20 @@ var (
 	gStatus = admin.Status{Up: true, Ready: true, Version: "v0.1.0", Started: gNow.Add(-26 * time.Hour), UptimeSeconds: 26 * 3600,
 		Queue: map[string]int{"queued": 1235, "active": 20, "held": 1, "sent": 50000, "bounced": 12}, Oldest: tp(gNow.Add(-3 * 24 * time.Hour))}
 	gSupp = []admin.Suppression{{Addr: "gone@example.org", Reason: "550 5.1.1 user unknown", At: gNow.Add(-time.Hour)}}
+
+	// Hostile strings as a client or a remote server could plant them:
+	// clear screen, set the title (OSC), an 8-bit CSI (U+009B), a
+	// right-to-left override, DEL, a tab and CRLF, invalid UTF-8.
+	hostile      = "\x1b[2J\x1b]0;pwned\x07\u009b31m\u202eevil\x7f\t\r\n\xff"
+	gHostileShow = admin.Message{ID: "1K7ABCDEF0000003", From: `"x\x1b[0m"@src.example`, Received: gNow.Add(-time.Minute), Size: 10,
+		Client: "127.0.0.1", Helo: "host" + hostile, User: "app" + hostile, Recipients: []admin.Recipient{
+			{Addr: "\"\u202e\"@dest.example", Domain: "dest.example", State: "queued", NextAttempt: tp(gNow), Attempts: 1,
+				LastReply: "550 5.1.1 " + hostile, LastClass: "reject", History: []admin.Attempt{
+					{At: gNow.Add(-30 * time.Second), Relay: "mx" + hostile + "[192.0.2.9]:25", Reply: "451 4.3.0 " + hostile, Class: "temporary", Status: "deferred"},
+				}},
+		}}
+	gHostileSupp    = []admin.Suppression{{Addr: "u" + hostile + "@x.example", Reason: "550 " + hostile, At: gNow.Add(-time.Hour)}}
+	gHostileDomains = admin.Domains{Destinations: []admin.Destination{{Name: "x" + hostile, State: "open", GreylistWindow: "0s", LastHour: map[string]int{}, LastReply: "421 " + hostile}}}
 )
 
 func TestGoldenRender(t *testing.T) {
@@ -92,6 +109,10 @@ func TestGoldenRender(t *testing.T) {
 		{"limits", func(b *bytes.Buffer) { renderLimits(b, gDomains.Destinations[1]) }, gDomains.Destinations[1]},
 		{"status", func(b *bytes.Buffer) { renderStatus(b, gStatus) }, gStatus},
 		{"suppress_list", func(b *bytes.Buffer) { renderSuppressions(b, gSupp) }, gSupp},
+		{"hostile_queue_show", func(b *bytes.Buffer) { renderShow(b, gHostileShow, gNow) }, gHostileShow},
+		{"hostile_queue_list", func(b *bytes.Buffer) { renderList(b, []admin.Message{gHostileShow}, gNow) }, []admin.Message{gHostileShow}},
+		{"hostile_suppress_list", func(b *bytes.Buffer) { renderSuppressions(b, gHostileSupp) }, gHostileSupp},
+		{"hostile_domains", func(b *bytes.Buffer) { renderDomains(b, gHostileDomains, gNow) }, gHostileDomains},
 	}
 	for _, tc := range tests {
 		var b bytes.Buffer
@@ -102,7 +123,27 @@ func TestGoldenRender(t *testing.T) {
 			t.Fatal(err)
 		}
 		golden(t, tc.name+".json", j.Bytes())
+		for _, out := range [][]byte{b.Bytes(), j.Bytes()} {
+			if bad := terminalUnsafe(out); bad != "" {
+				t.Errorf("%s: %s in the output:\n%s", tc.name, bad, out)
+			}
+		}
 	}
+}
+
+// terminalUnsafe names the first thing in out that a terminal would act
+// on: a control character other than the line feed, DEL, a C1 control, a
+// bidi or other format character, or invalid UTF-8.
+func terminalUnsafe(out []byte) string {
+	if !utf8.Valid(out) {
+		return "invalid UTF-8"
+	}
+	for _, r := range string(out) {
+		if r < 0x20 && r != '\n' || r == 0x7f || r >= 0x80 && r < 0xa0 || r != '\n' && !unicode.IsPrint(r) && !unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return fmt.Sprintf("%U", r)
+		}
+	}
+	return ""
 }
 
 // TestGoldenExplain runs the real command: explain needs no daemon.

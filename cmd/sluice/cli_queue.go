@@ -111,7 +111,7 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "flushed %d recipients\n", res.Changed)
 		if len(res.Skipped) > 0 {
-			fmt.Fprintf(stdout, "left alone (destination paused; --force to flush): %s\n", strings.Join(res.Skipped, " "))
+			fmt.Fprintf(stdout, "left alone (destination paused; --force to flush): %s\n", esc(strings.Join(res.Skipped, " ")))
 		}
 	default: // hold, release, delete, bounce
 		sel, err := selection(stdin, pos, *domain)

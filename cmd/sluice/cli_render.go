@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,17 +12,30 @@ import (
 	"time"
 
 	"sluice/admin"
+	"sluice/internal/escape"
 )
 
 // The renderers print for humans: aligned columns, relative ages, UTC
-// times. They take now so that golden files stay stable.
+// times. They take now so that golden files stay stable. Every string that
+// came from a client or a remote server (addresses, HELO names, user names,
+// reply texts, reasons, relay and destination names) goes through esc on
+// its way out, and printJSON escapes what encoding/json leaves raw, so
+// nothing in the queue can drive the operator's terminal.
+
+// esc is the one escaping function of the CLI output (internal/escape).
+func esc(s string) string { return escape.Text(s) }
 
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(escape.JSON(b.Bytes()))
+	return err
 }
 
 const timeFmt = "2006-01-02 15:04:05Z"
@@ -72,7 +86,7 @@ func sender(s string) string {
 	if s == "" {
 		return "<>"
 	}
-	return s
+	return esc(s)
 }
 
 func renderList(w io.Writer, msgs []admin.Message, now time.Time) {
@@ -87,7 +101,7 @@ func renderList(w io.Writer, msgs []admin.Message, now time.Time) {
 		for i, r := range m.Recipients {
 			id, ag, sz, from := "", "", "", ""
 			if i == 0 {
-				id, ag, sz, from = m.ID, age(now.Sub(m.Received)), size(m.Size), sender(m.From)
+				id, ag, sz, from = esc(m.ID), age(now.Sub(m.Received)), size(m.Size), sender(m.From)
 			}
 			next := "-"
 			if r.NextAttempt != nil {
@@ -96,7 +110,7 @@ func renderList(w io.Writer, msgs []admin.Message, now time.Time) {
 					next = "now"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, ag, sz, from, r.Addr, r.State, r.Attempts, next, clip(orDash(r.LastReply), 60))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, ag, sz, from, esc(r.Addr), esc(r.State), r.Attempts, next, clip(orDash(esc(r.LastReply)), 60))
 			rcpts++
 		}
 	}
@@ -106,17 +120,17 @@ func renderList(w io.Writer, msgs []admin.Message, now time.Time) {
 
 func renderShow(w io.Writer, m admin.Message, now time.Time) {
 	tw := table(w)
-	fmt.Fprintf(tw, "id:\t%s\n", m.ID)
+	fmt.Fprintf(tw, "id:\t%s\n", esc(m.ID))
 	fmt.Fprintf(tw, "from:\t%s\n", sender(m.From))
 	fmt.Fprintf(tw, "received:\t%s (%s ago)\n", m.Received.Format(timeFmt), age(now.Sub(m.Received)))
 	fmt.Fprintf(tw, "size:\t%s bytes\n", strconv.FormatInt(m.Size, 10))
-	fmt.Fprintf(tw, "client:\t%s helo=%s user=%s\n", orDash(m.Client), orDash(m.Helo), orDash(m.User))
+	fmt.Fprintf(tw, "client:\t%s helo=%s user=%s\n", orDash(esc(m.Client)), orDash(esc(m.Helo)), orDash(esc(m.User)))
 	if m.Done != nil {
 		fmt.Fprintf(tw, "done:\t%s\n", m.Done.Format(timeFmt))
 	}
 	tw.Flush()
 	for _, r := range m.Recipients {
-		fmt.Fprintf(w, "\nrecipient %s: %s, %d attempts", r.Addr, r.State, r.Attempts)
+		fmt.Fprintf(w, "\nrecipient %s: %s, %d attempts", esc(r.Addr), esc(r.State), r.Attempts)
 		if r.NextAttempt != nil {
 			fmt.Fprintf(w, ", next %s", r.NextAttempt.Format(timeFmt))
 		}
@@ -128,7 +142,7 @@ func renderShow(w io.Writer, m admin.Message, now time.Time) {
 		tw := table(w)
 		fmt.Fprintln(tw, "  TIME\tRELAY\tSTATUS\tCLASS\tREPLY")
 		for _, a := range r.History {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.At.Format(timeFmt), orDash(a.Relay), a.Status, a.Class, a.Reply)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.At.Format(timeFmt), orDash(esc(a.Relay)), esc(a.Status), esc(a.Class), esc(a.Reply))
 		}
 		tw.Flush()
 	}
@@ -142,7 +156,7 @@ func renderSummary(w io.Writer, s admin.Summary) {
 		for i, c := range r.Counts {
 			cells[i] = strconv.Itoa(c)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", r.Domain, r.Total, strings.Join(cells, "\t"))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", esc(r.Domain), r.Total, strings.Join(cells, "\t"))
 	}
 	row(s.Total)
 	for _, r := range s.Rows {
@@ -169,16 +183,16 @@ func classCounts(m map[string]int) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+		parts[i] = fmt.Sprintf("%s=%d", esc(k), m[k])
 	}
 	return strings.Join(parts, " ")
 }
 
 func destState(d admin.Destination, now time.Time) string {
 	if d.PausedUntil != nil {
-		return fmt.Sprintf("%s until %s (%s)", d.State, d.PausedUntil.Format("15:04:05Z"), age(d.PausedUntil.Sub(now)))
+		return fmt.Sprintf("%s until %s (%s)", esc(d.State), d.PausedUntil.Format("15:04:05Z"), age(d.PausedUntil.Sub(now)))
 	}
-	return d.State
+	return esc(d.State)
 }
 
 func renderAlarm(w io.Writer, a admin.Alarm) {
@@ -187,7 +201,7 @@ func renderAlarm(w io.Writer, a admin.Alarm) {
 		if a.Since != nil {
 			since = " (since " + a.Since.Format(timeFmt) + ")"
 		}
-		fmt.Fprintf(w, "!! SENDER-WIDE ALARM%s: %s\n\n", since, a.Reason)
+		fmt.Fprintf(w, "!! SENDER-WIDE ALARM%s: %s\n\n", since, esc(a.Reason))
 	}
 }
 
@@ -200,8 +214,8 @@ func renderDomains(w io.Writer, d admin.Domains, now time.Time) {
 	tw := table(w)
 	fmt.Fprintln(tw, "DESTINATION\tSTATE\tCONC\tRATE/S\t421/1H\tREPLIES/1H\tGREYLIST\tLAST REPLY")
 	for _, x := range d.Destinations {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", x.Name, destState(x, now), x.Concurrency, x.MaxConcurrency,
-			rateStr(x.Rate), rateStr(x.MaxRate), x.Replies421, classCounts(x.LastHour), x.GreylistWindow, clip(orDash(x.LastReply), 60))
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", esc(x.Name), destState(x, now), x.Concurrency, x.MaxConcurrency,
+			rateStr(x.Rate), rateStr(x.MaxRate), x.Replies421, classCounts(x.LastHour), esc(x.GreylistWindow), clip(orDash(esc(x.LastReply)), 60))
 	}
 	tw.Flush()
 }
@@ -209,17 +223,17 @@ func renderDomains(w io.Writer, d admin.Domains, now time.Time) {
 func renderDomainDetail(w io.Writer, d admin.DomainDetail, now time.Time) {
 	x := d.Destination
 	tw := table(w)
-	fmt.Fprintf(tw, "destination:\t%s\n", x.Name)
+	fmt.Fprintf(tw, "destination:\t%s\n", esc(x.Name))
 	if len(d.Domains) > 0 {
-		fmt.Fprintf(tw, "domains:\t%s\n", strings.Join(d.Domains, " "))
+		fmt.Fprintf(tw, "domains:\t%s\n", esc(strings.Join(d.Domains, " ")))
 	}
 	fmt.Fprintf(tw, "state:\t%s\n", destState(x, now))
 	fmt.Fprintf(tw, "concurrency:\t%d of max %d (%d sessions open)\n", x.Concurrency, x.MaxConcurrency, x.Active)
 	fmt.Fprintf(tw, "rate:\t%s of max %s messages/s\n", rateStr(x.Rate), rateStr(x.MaxRate))
 	fmt.Fprintf(tw, "msgs/conn:\t%d\n", x.MsgsPerConn)
-	fmt.Fprintf(tw, "greylist:\t%s\n", x.GreylistWindow)
+	fmt.Fprintf(tw, "greylist:\t%s\n", esc(x.GreylistWindow))
 	fmt.Fprintf(tw, "last hour:\t%s; %d × 421\n", classCounts(x.LastHour), x.Replies421)
-	fmt.Fprintf(tw, "last reply:\t%s\n", orDash(x.LastReply))
+	fmt.Fprintf(tw, "last reply:\t%s\n", orDash(esc(x.LastReply)))
 	tw.Flush()
 	fmt.Fprintln(w, "\nrecent attempts (newest first):")
 	if len(d.Recent) == 0 {
@@ -229,23 +243,23 @@ func renderDomainDetail(w io.Writer, d admin.DomainDetail, now time.Time) {
 	tw = table(w)
 	fmt.Fprintln(tw, "  TIME\tDOMAIN\tSTATUS\tCLASS\tREPLY")
 	for _, e := range d.Recent {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.At.Format(timeFmt), e.Domain, e.Status, e.Class, e.Reply)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.At.Format(timeFmt), esc(e.Domain), esc(e.Status), esc(e.Class), esc(e.Reply))
 	}
 	tw.Flush()
 }
 
 func renderLimits(w io.Writer, x admin.Destination) {
-	fmt.Fprintf(w, "%s: max concurrency %d (now %d), max rate %s/s (now %s/s)\n", x.Name, x.MaxConcurrency, x.Concurrency, rateStr(x.MaxRate), rateStr(x.Rate))
+	fmt.Fprintf(w, "%s: max concurrency %d (now %d), max rate %s/s (now %s/s)\n", esc(x.Name), x.MaxConcurrency, x.Concurrency, rateStr(x.MaxRate), rateStr(x.Rate))
 }
 
 func renderStatus(w io.Writer, s admin.Status) {
 	tw := table(w)
 	ready := "ready"
 	if !s.Ready {
-		ready = "NOT READY: " + s.Reason
+		ready = "NOT READY: " + esc(s.Reason)
 	}
 	fmt.Fprintf(tw, "status:\tup, %s\n", ready)
-	fmt.Fprintf(tw, "version:\t%s\n", s.Version)
+	fmt.Fprintf(tw, "version:\t%s\n", esc(s.Version))
 	fmt.Fprintf(tw, "started:\t%s (up %s)\n", s.Started.Format(timeFmt), age(time.Duration(s.UptimeSeconds)*time.Second))
 	open := s.Queue["queued"] + s.Queue["active"] + s.Queue["held"]
 	fmt.Fprintf(tw, "queue:\t%d open recipients: %d queued, %d active, %d held\n", open, s.Queue["queued"], s.Queue["active"], s.Queue["held"])
@@ -268,34 +282,34 @@ func renderSuppressions(w io.Writer, list []admin.Suppression) {
 	tw := table(w)
 	fmt.Fprintln(tw, "ADDRESS\tSINCE\tREASON")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Addr, s.At.Format(timeFmt), s.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", esc(s.Addr), s.At.Format(timeFmt), esc(s.Reason))
 	}
 	tw.Flush()
 }
 
 func renderExplain(w io.Writer, e admin.Explanation) {
 	if e.HTTP != "" {
-		fmt.Fprintf(w, "note: %s\n\n", e.HTTP)
+		fmt.Fprintf(w, "note: %s\n\n", esc(e.HTTP))
 	}
 	tw := table(w)
-	fmt.Fprintf(tw, "reply:\t%s\n", e.Line)
-	fmt.Fprintf(tw, "stage:\t%s\n", e.Stage)
-	class := e.Class
+	fmt.Fprintf(tw, "reply:\t%s\n", esc(e.Line))
+	fmt.Fprintf(tw, "stage:\t%s\n", esc(e.Stage))
+	class := esc(e.Class)
 	if e.Scope != "" && e.Class == "throttle" { // scope only means something for a throttle
-		class += " (" + e.Scope + ")"
+		class += " (" + esc(e.Scope) + ")"
 	}
 	fmt.Fprintf(tw, "class:\t%s\n", class)
-	fmt.Fprintf(tw, "matched:\t%s\n", e.Rule)
-	fmt.Fprintf(tw, "why:\t%s\n", e.Reason)
-	fmt.Fprintf(tw, "reaction:\t%s\n", e.Reaction)
+	fmt.Fprintf(tw, "matched:\t%s\n", esc(e.Rule))
+	fmt.Fprintf(tw, "why:\t%s\n", esc(e.Reason))
+	fmt.Fprintf(tw, "reaction:\t%s\n", esc(e.Reaction))
 	if e.Delay != "" {
-		fmt.Fprintf(tw, "delay hint:\t%s\n", e.Delay)
+		fmt.Fprintf(tw, "delay hint:\t%s\n", esc(e.Delay))
 	}
 	if e.For != "" {
-		fmt.Fprintf(tw, "pause for:\t%s\n", e.For)
+		fmt.Fprintf(tw, "pause for:\t%s\n", esc(e.For))
 	}
 	if e.Fix != "" {
-		fmt.Fprintf(tw, "fix:\t%s\n", e.Fix)
+		fmt.Fprintf(tw, "fix:\t%s\n", esc(e.Fix))
 	}
 	tw.Flush()
 }

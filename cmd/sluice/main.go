@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"sluice/internal/escape"
 )
 
 // errUsage marks a usage error: exit code 2.
@@ -61,10 +63,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case err == nil:
 			return 0
 		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "sluice %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "sluice %s: %s\n", c.name, escape.Lines(err.Error()))
 			return 2
 		default:
-			fmt.Fprintf(stderr, "sluice %s: %v\n", c.name, err)
+			// An error may quote the daemon, which may quote a client
+			// or a remote server: escaped like every other output.
+			fmt.Fprintf(stderr, "sluice %s: %s\n", c.name, escape.Lines(err.Error()))
 			return 1
 		}
 	}

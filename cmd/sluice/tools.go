@@ -12,6 +12,7 @@ import (
 
 	"sluice/auth"
 	"sluice/config"
+	"sluice/internal/escape"
 )
 
 // runConfig: `sluice config check FILE`. It runs what `serve` runs
@@ -120,6 +121,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, string(b))
 		return nil
 	}
-	fmt.Fprint(stdout, rep.Text())
+	fmt.Fprint(stdout, escape.Lines(rep.Text())) // DNS records are remote text
+
 	return nil
 }
