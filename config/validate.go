@@ -317,11 +317,18 @@ func (c *Config) validatePolicy(ck *checker) {
 	ck.positive("policy.alarm_window", p.AlarmWindow)
 	ck.atLeast("policy.alarm_min_destinations", p.AlarmMinDestinations, 1)
 	ck.atLeast("policy.suppress_after_expiries", p.SuppressAfterExpiries, 0)
+	seenMatch := map[string]bool{}
 	for i, d := range p.Destinations {
 		k := idx("policy.destination", i)
-		if d.Match == "" {
+		m := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d.Match)), ".")
+		if m == "" {
 			ck.add(k+".match", "must not be empty")
+		} else if seenMatch[m] {
+			// Two entries for one name would leave which one applies to
+			// the order of the file; say so instead.
+			ck.add(k+".match", "duplicate destination %q", d.Match)
 		}
+		seenMatch[m] = true
 		ck.atLeast(k+".max_concurrency", d.MaxConcurrency, 0)
 	}
 	for i, r := range p.Rules {

@@ -18,7 +18,7 @@ type senderAlarm struct {
 // window. Caller holds p.mu.
 func (p *Policy) alarmCondition(now time.Time) (bool, string) {
 	attempted, throttling := 0, 0
-	for _, d := range p.dests {
+	for _, d := range p.dests.All() {
 		if !d.lastAttempt.IsZero() && now.Sub(d.lastAttempt) <= p.o.AlarmWindow {
 			attempted++
 			if !d.lastThrottl.IsZero() && now.Sub(d.lastThrottl) <= p.o.AlarmWindow {

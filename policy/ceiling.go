@@ -43,3 +43,10 @@ func (c *ceiling) crossed(level float64) {
 		c.level = 0
 	}
 }
+
+// holding reports whether the ceiling's hold still shapes what comes
+// next: crossing is not yet allowed, or a refusal now would double the
+// hold.
+func (c *ceiling) holding(now time.Time) bool {
+	return c.hold > 0 && now.Sub(c.until) < 2*c.hold
+}

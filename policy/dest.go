@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"encoding/json"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -60,8 +62,11 @@ type dest struct {
 	rateRefused rate.Limit // delivery rate at the last rate refusal: growth above it is linear
 	rateProbeAt time.Time  // near rateRefused, the next rate step waits until then
 
-	version   uint64 // bumped on every persisted change
-	marshaled uint64 // version last handed to the store
+	version   uint64        // bumped on every persisted change
+	marshaled uint64        // version last handed to the store
+	written   atomic.Uint64 // version last written to the store (under Policy.saveMu)
+	disk      *persisted    // what a reload would read (rest image, see restImage); nil = nothing stored
+	uses      uint64        // every get; eviction checks nobody used d while its state was being saved
 }
 
 type minuteCount struct {
@@ -70,36 +75,99 @@ type minuteCount struct {
 }
 
 func (p *Policy) newDest(name string) *dest {
-	d := &dest{name: name, state: StateOpen, cfgConc: p.o.MaxConcurrency, cfgRate: p.o.Rate}
-	if o, ok := p.destOptions(name); ok {
-		if o.MaxConcurrency > 0 {
-			d.cfgConc = o.MaxConcurrency
-		}
-		if o.Rate > 0 {
-			d.cfgRate = o.Rate
-		}
-	}
-	// Slow start (as TCP): a destination we know nothing about gets
-	// InitialConcurrency sessions, and one more per success, so the limit doubles every round
-	// trip. A receiver that caps sessions refuses one extra session, not
-	// the maximum minus its cap all at once.
-	d.conc = d.maxConc()
-	if ic := p.o.InitialConcurrency; ic > 0 && ic < d.conc {
-		d.slow = true
-		d.conc = max(ic, p.o.MinConcurrency)
-	}
+	d := &dest{name: name, state: StateOpen}
+	d.cfgConc, d.cfgRate = p.configLimits(name)
+	d.conc = p.startConc(d)
+	d.slow = d.conc < d.maxConc()
 	d.setRate(d.maxRate(), p.o.Now())
 	return d
 }
 
-// get returns the state of dest, creating it. Caller holds p.mu.
-func (p *Policy) get(name string) *dest {
-	d := p.dests[name]
-	if d == nil {
-		d = p.newDest(name)
-		p.dests[name] = d
+// startConc is the concurrency of a destination we know nothing about.
+// Slow start (as TCP): InitialConcurrency sessions, and one more per
+// success, so the limit doubles every round trip. A receiver that caps
+// sessions refuses one extra session, not the maximum minus its cap all
+// at once.
+func (p *Policy) startConc(d *dest) int {
+	mc := d.maxConc()
+	if ic := p.o.InitialConcurrency; ic > 0 && ic < mc {
+		return max(ic, p.o.MinConcurrency)
 	}
+	return mc
+}
+
+// get returns the state of dest, reading it back from the store or
+// creating it when it is not in memory, and counts a use. Caller holds
+// p.mu.
+func (p *Policy) get(name string) *dest {
+	now := p.o.Now()
+	if d, ok := p.dests.Get(name); ok {
+		d.uses++
+		p.dests.Touch(name, now)
+		return d
+	}
+	d, ok := p.load(name)
+	if !ok {
+		d = p.newDest(name)
+	}
+	d.uses++
+	p.dests.Put(name, d, now)
 	return d
+}
+
+// find returns the state of dest when it is in memory or in the store,
+// without creating it or counting a use. Caller holds p.mu.
+func (p *Policy) find(name string) (*dest, bool) {
+	if d, ok := p.dests.Get(name); ok {
+		return d, true
+	}
+	d, ok := p.load(name)
+	if ok {
+		p.dests.Put(name, d, p.o.Now())
+	}
+	return d, ok
+}
+
+// load reads the stored state of a destination that is not in memory
+// (dropped after an idle period, see Sweep). Caller holds p.mu: the read
+// is one small bbolt view, and holding the lock keeps two callers from
+// loading the same destination twice.
+func (p *Policy) load(name string) (*dest, bool) {
+	if p.o.Store == nil {
+		return nil, false
+	}
+	b, err := p.o.Store.LoadDestination(name)
+	if err != nil {
+		p.log.Error("policy: reading destination state failed; it starts from the config", "dest", name, "err", err)
+		return nil, false
+	}
+	if b == nil {
+		return nil, false
+	}
+	var ps persisted
+	if err := json.Unmarshal(b, &ps); err != nil {
+		p.log.Warn("policy: ignoring unreadable destination state", "dest", name, "err", err)
+		return nil, false
+	}
+	p.registerMembers(name, ps.Members)
+	d := p.newDest(name)
+	d.restore(ps, p)
+	return d, true
+}
+
+// registerMembers records that the override domains a stored record
+// lists are grouped into name, unless a grouping is already known (a live
+// lookup wins over a record). The grouping is not fresh: the next message
+// to the domain looks it up again. Caller holds p.mu.
+func (p *Policy) registerMembers(name string, members []string) {
+	for _, m := range members {
+		if _, ok := p.overrides[m]; !ok {
+			continue
+		}
+		if _, known := p.domains.Get(m); !known {
+			p.domains.Put(m, grouping{dest: name}, p.o.Now())
+		}
+	}
 }
 
 func (d *dest) maxConc() int {

@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -35,6 +37,22 @@ var builtinProviders = []Provider{
 	{Name: "163", Suffixes: []string{".163.com", ".netease.com", ".126.com"}},
 }
 
+// Grouping freshness. The policy owns the domain → destination map (the
+// scheduler asks DestinationOf before it looks MX hosts up again).
+const (
+	groupTTL     = 10 * time.Minute // a grouping from an MX lookup holds this long
+	groupFailTTL = time.Minute      // after a failed lookup, ask again this soon
+)
+
+// grouping is the destination of one recipient domain. An expired
+// grouping is no longer fresh (DestinationOf misses) but still names the
+// domain's destination until a lookup replaces it: a DNS failure must not
+// move a domain out of its provider's limits.
+type grouping struct {
+	dest    string
+	expires time.Time
+}
+
 func normHost(h string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 }
@@ -50,45 +68,160 @@ func hasSuffix(host, suffix string) bool {
 	return strings.HasSuffix(host, s) || host == s[1:]
 }
 
-// Destination names the unit of throttling for a recipient domain.
-// group_by "domain": the lowercased domain. group_by "mx": the provider
-// name when any MX host has a provider suffix (config providers first),
-// else the lowercased domain. mxHosts may be nil (routes).
+// Destination names the unit of throttling for a recipient domain with
+// these MX hosts; it records nothing (Group does). group_by "domain": the
+// lowercased domain. group_by "mx": the provider name when any MX host
+// has a provider suffix (config providers first), else the lowercased
+// domain. mxHosts may be nil (routes).
 func (p *Policy) Destination(domain string, mxHosts []string) string {
 	d := normHost(domain)
-	name := d
-	if p.o.GroupBy == "mx" {
-	find:
-		for _, prov := range p.providers {
-			for _, h := range mxHosts {
-				h = normHost(h)
-				for _, s := range prov.Suffixes {
-					if hasSuffix(h, s) {
-						name = prov.Name
-						break find
-					}
+	if p.o.GroupBy != "mx" {
+		return d
+	}
+	for _, prov := range p.providers {
+		for _, h := range mxHosts {
+			h = normHost(h)
+			for _, s := range prov.Suffixes {
+				if hasSuffix(h, s) {
+					return prov.Name
 				}
 			}
 		}
 	}
-	if name != d {
-		p.mu.Lock()
-		if len(p.domainOf) < maxTracked {
-			p.domainOf[d] = name
-		}
-		p.mu.Unlock()
+	return d
+}
+
+// DestinationOf returns the destination of domain when a fresh grouping
+// is known (recorded by Group less than its lifetime ago).
+func (p *Policy) DestinationOf(domain string) (string, bool) {
+	d := normHost(domain)
+	now := p.o.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g, ok := p.domains.Get(d)
+	if !ok || !now.Before(g.expires) {
+		return "", false
 	}
+	p.domains.Touch(d, now)
+	return g.dest, true
+}
+
+// Group records the destination of domain from an MX lookup (mxHosts nil
+// for a route or the smarthost) and returns it; the grouping is fresh for
+// ten minutes. When the lookup failed (lookupErr != nil) the domain keeps
+// its last known destination, or is its own when none is known, and is
+// looked up again after a minute.
+//
+// When domain has a [[policy.destination]] override, the override applies
+// to the whole destination the domain is grouped into (see configLimits),
+// from the moment the grouping is known, and the membership is saved with
+// that destination's state so that it holds after a restart before the
+// domain is looked up again.
+func (p *Policy) Group(domain string, mxHosts []string, lookupErr error) string {
+	d := normHost(domain)
+	now := p.o.Now()
+	name, ttl := p.Destination(d, mxHosts), groupTTL
+	var saves []*pendingSave
+	p.mu.Lock()
+	old, known := p.domains.Get(d)
+	if lookupErr != nil {
+		ttl = groupFailTTL
+		if known {
+			name = old.dest
+		}
+	}
+	p.domains.Put(d, grouping{dest: name, expires: now.Add(ttl)}, now)
+	if _, ok := p.overrides[d]; ok && (!known || old.dest != name) {
+		changed := []string{name}
+		if known {
+			changed = append(changed, old.dest)
+		}
+		for _, n := range changed {
+			dd := p.get(n)
+			p.reconfigure(dd, now)
+			saves = append(saves, p.snapshotForSave(dd))
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range saves {
+		p.save(s)
+	}
+	p.Sweep()
 	return name
 }
 
-// destOptions finds the config options of a destination: by its name, or
-// by a domain that was grouped into it.
-func (p *Policy) destOptions(name string) (DestinationOptions, bool) {
-	for _, o := range p.o.Destinations {
-		m := normHost(o.Match)
-		if m == name || p.domainOf[m] == name {
-			return o, true
+// OverrideDomains lists the [[policy.destination]] matches that may be
+// domains grouped into a provider's destination (group_by "mx"): looking
+// them up at start-up applies their overrides from the first message.
+func (p *Policy) OverrideDomains() []string {
+	if p.o.GroupBy != "mx" {
+		return nil
+	}
+	var out []string
+	for _, m := range p.overrideMatches {
+		if !slices.ContainsFunc(p.providers, func(pr Provider) bool { return pr.Name == m }) {
+			out = append(out, m)
 		}
 	}
-	return DestinationOptions{}, false
+	return out
+}
+
+// configLimits are the configured maxima of destination name: the global
+// limits, overridden by [[policy.destination]] entries. Rule, the same
+// whatever order domains are seen in:
+//   - an override whose match is the destination's own name (a provider
+//     name, or a domain that is its own destination) wins for each limit
+//     it sets;
+//   - otherwise the overrides of the domains grouped into the destination
+//     apply to all of it, the most restrictive value per limit when
+//     several do (the smallest max_concurrency, the smallest rate).
+//
+// Caller holds p.mu.
+func (p *Policy) configLimits(name string) (int, rate.Limit) {
+	conc, r := p.o.MaxConcurrency, p.o.Rate
+	var dc int
+	var dr rate.Limit
+	for _, m := range p.members(name) {
+		o := p.overrides[m]
+		if o.MaxConcurrency > 0 && (dc == 0 || o.MaxConcurrency < dc) {
+			dc = o.MaxConcurrency
+		}
+		if o.Rate > 0 && (dr == 0 || o.Rate < dr) {
+			dr = o.Rate
+		}
+	}
+	own := p.overrides[name]
+	switch {
+	case own.MaxConcurrency > 0:
+		conc = own.MaxConcurrency
+	case dc > 0:
+		conc = dc
+	}
+	switch {
+	case own.Rate > 0:
+		r = own.Rate
+	case dr > 0:
+		r = dr
+	}
+	return conc, r
+}
+
+// members lists, sorted, the override domains other than name itself
+// that are grouped into destination name. Caller holds p.mu.
+func (p *Policy) members(name string) []string {
+	var out []string
+	for _, m := range p.overrideMatches {
+		if g, ok := p.domains.Get(m); ok && m != name && g.dest == name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// reconfigure applies the configured maxima again after the domains
+// grouped into d changed; current levels above them come down at once.
+// Caller holds p.mu.
+func (p *Policy) reconfigure(d *dest, now time.Time) {
+	d.cfgConc, d.cfgRate = p.configLimits(d.name)
+	p.clamp(d, now)
 }

@@ -19,12 +19,20 @@ type memStore struct {
 	mu    sync.Mutex
 	m     map[string][]byte
 	saves int
+	loads int
 }
 
 func (s *memStore) LoadDestinations() (map[string][]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.m), nil
+}
+
+func (s *memStore) LoadDestination(name string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loads++
+	return s.m[name], nil
 }
 
 func (s *memStore) SaveDestination(name string, b []byte) error {

@@ -86,12 +86,15 @@ func (d *dest) public(now time.Time) DestinationState {
 	return s
 }
 
-// Snapshot returns every known destination, sorted by name.
+// Snapshot returns every destination in memory, sorted by name: those
+// used within the last idle period (IdleAfter) and those with something
+// in force (see Sweep). A destination dropped from memory is still
+// returned by State.
 func (p *Policy) Snapshot() []DestinationState {
 	now := p.o.Now()
 	p.mu.Lock()
-	out := make([]DestinationState, 0, len(p.dests))
-	for _, d := range p.dests {
+	out := make([]DestinationState, 0, p.dests.Len())
+	for _, d := range p.dests.All() {
 		out = append(out, d.public(now))
 	}
 	p.mu.Unlock()
@@ -99,12 +102,12 @@ func (p *Policy) Snapshot() []DestinationState {
 	return out
 }
 
-// State returns one destination, if known.
+// State returns one destination, if known (in memory or in the store).
 func (p *Policy) State(name string) (DestinationState, bool) {
 	now := p.o.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d, ok := p.dests[name]
+	d, ok := p.find(name)
 	if !ok {
 		return DestinationState{}, false
 	}
@@ -118,7 +121,7 @@ func (p *Policy) State(name string) (DestinationState, bool) {
 func (p *Policy) Resume(name string) bool {
 	now := p.o.Now()
 	p.mu.Lock()
-	d, ok := p.dests[name]
+	d, ok := p.find(name)
 	if !ok || !d.pausedAt(now) {
 		p.mu.Unlock()
 		return false

@@ -25,15 +25,23 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"sluice/internal/lru"
 )
 
 // StateStore persists per-destination state as opaque bytes (JSON).
+// LoadDestination returns nil, nil when nothing is stored for name: a
+// destination dropped from memory after an idle period is read back from
+// the store on its next use.
 type StateStore interface {
 	LoadDestinations() (map[string][]byte, error)
+	LoadDestination(name string) ([]byte, error)
 	SaveDestination(name string, state []byte) error
 }
 
@@ -85,20 +93,21 @@ const maxTracked = 100000
 
 // Policy is the adaptive per-destination state machine. Create it with New.
 type Policy struct {
-	o         Options
-	rules     []compiledRule
-	providers []Provider
-	log       *slog.Logger
+	o               Options
+	rules           []compiledRule
+	providers       []Provider
+	overrides       map[string]DestinationOptions // normalised match -> limits
+	overrideMatches []string                      // keys of overrides, sorted
+	log             *slog.Logger
 
 	mu       sync.Mutex
-	dests    map[string]*dest
-	domainOf map[string]string      // domain -> provider destination (group_by mx)
-	grey     map[string]greyRefusal // dest+"\x00"+rcpt -> refusal times
-	expiries map[string]int         // rcpt -> consecutive soft-bounce expiries
+	dests    *lru.Map[string, *dest]
+	domains  *lru.Map[string, grouping] // recipient domain -> destination: the one owner of that fact
+	grey     map[string]greyRefusal     // dest+"\x00"+rcpt -> refusal times
+	expiries map[string]int             // rcpt -> consecutive soft-bounce expiries
 	alarm    senderAlarm
 
-	saveMu sync.Mutex
-	saved  map[string]uint64 // dest -> last saved version
+	saveMu sync.Mutex // serialises store writes (see saveErr)
 }
 
 // New validates the options, fills defaults and loads persisted
@@ -108,13 +117,13 @@ func New(o Options) (*Policy, error) {
 		return nil, err
 	}
 	p := &Policy{
-		o:        o,
-		log:      o.Logger,
-		dests:    map[string]*dest{},
-		domainOf: map[string]string{},
-		grey:     map[string]greyRefusal{},
-		expiries: map[string]int{},
-		saved:    map[string]uint64{},
+		o:         o,
+		log:       o.Logger,
+		overrides: map[string]DestinationOptions{},
+		dests:     lru.New[string, *dest](),
+		domains:   lru.New[string, grouping](),
+		grey:      map[string]greyRefusal{},
+		expiries:  map[string]int{},
 	}
 	for i, r := range o.Rules {
 		re, err := regexp.Compile(r.Match)
@@ -136,27 +145,61 @@ func New(o Options) (*Policy, error) {
 		if d.MaxConcurrency < 0 || d.Rate < 0 {
 			return nil, fmt.Errorf("policy: destination %q: negative limit", d.Match)
 		}
+		m := normHost(d.Match)
+		if m == "" {
+			return nil, errors.New("policy: destination with an empty match")
+		}
+		if _, dup := p.overrides[m]; dup {
+			return nil, fmt.Errorf("policy: destination %q: more than one override", d.Match)
+		}
+		p.overrides[m] = d
+		p.overrideMatches = append(p.overrideMatches, m)
 	}
+	slices.Sort(p.overrideMatches)
 	p.providers = append(append(p.providers, o.Providers...), builtinProviders...)
 	if o.Store != nil {
 		m, err := o.Store.LoadDestinations()
 		if err != nil {
 			return nil, fmt.Errorf("policy: load destinations: %w", err)
 		}
-		for name, b := range m {
-			var ps persisted
-			if err := json.Unmarshal(b, &ps); err != nil {
-				// One corrupt record must not stop the relay; that
-				// destination starts from the config.
-				p.log.Warn("policy: ignoring unreadable destination state", "dest", name, "err", err)
-				continue
-			}
-			d := p.newDest(name)
-			d.restore(ps, p)
-			p.dests[name] = d
-		}
+		p.restoreAll(m)
 	}
 	return p, nil
+}
+
+// restoreAll loads every stored destination. The override domains each
+// record lists are registered first, so that every destination starts
+// with the limits of the domains grouped into it; when two records claim
+// one domain (its MX moved), the one changed last wins.
+func (p *Policy) restoreAll(m map[string][]byte) {
+	now := p.o.Now()
+	recs := map[string]persisted{}
+	names := make([]string, 0, len(m))
+	for name, b := range m {
+		var ps persisted
+		if err := json.Unmarshal(b, &ps); err != nil {
+			// One corrupt record must not stop the relay; that
+			// destination starts from the config.
+			p.log.Warn("policy: ignoring unreadable destination state", "dest", name, "err", err)
+			continue
+		}
+		recs[name] = ps
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if c := recs[b].LastChange.Compare(recs[a].LastChange); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	for _, name := range names {
+		p.registerMembers(name, recs[name].Members)
+	}
+	for _, name := range names {
+		d := p.newDest(name)
+		d.restore(recs[name], p)
+		p.dests.Put(name, d, now)
+	}
 }
 
 func fillDefaults(o *Options) error {

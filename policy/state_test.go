@@ -477,7 +477,7 @@ func TestDestinationGrouping(t *testing.T) {
 func TestDestinationOptionsByDomainUnderProvider(t *testing.T) {
 	t.Parallel()
 	p, _ := fixture(t, Options{Destinations: []DestinationOptions{{Match: "gmail.com", MaxConcurrency: 5, Rate: 10}}})
-	name := p.Destination("gmail.com", []string{"aspmx.l.google.com"})
+	name := p.Group("gmail.com", []string{"aspmx.l.google.com"}, nil)
 	if got := admitN(p, name, 10); got != 5 {
 		t.Errorf("admitted %d at %s, want the gmail.com limit 5", got, name)
 	}

@@ -23,6 +23,19 @@ func (q *Queue) LoadDestinations() (map[string][]byte, error) {
 	return out, err
 }
 
+// LoadDestination returns the saved state of name, nil when there is
+// none (policy reads back a destination it dropped from memory).
+func (q *Queue) LoadDestination(name string) ([]byte, error) {
+	var out []byte
+	err := q.view(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bktDest).Get([]byte(name)); v != nil {
+			out = bytes.Clone(v)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // SaveDestination stores state for name; it shares group commits with
 // other writes.
 func (q *Queue) SaveDestination(name string, state []byte) error {

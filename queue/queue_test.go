@@ -564,6 +564,12 @@ func TestDestinationsPersist(t *testing.T) {
 	if err != nil || len(got) != 2 || string(got["gmail"]) != `{"max":5}` || got["empty"] == nil || len(got["empty"]) != 0 {
 		t.Errorf("LoadDestinations = %q %v", got, err)
 	}
+	for name, want := range map[string][]byte{"gmail": []byte(`{"max":5}`), "empty": {}, "example.net": nil, "never": nil} {
+		got, err := q.LoadDestination(name)
+		if err != nil || (got == nil) != (want == nil) || string(got) != string(want) {
+			t.Errorf("LoadDestination(%q) = %q %v, want %q", name, got, err, want)
+		}
+	}
 }
 
 func TestCompactKeepsData(t *testing.T) {

@@ -150,7 +150,7 @@ func (o *Outbound) fixedHops(ctx context.Context, domain, hostport, tlsMode stri
 func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, error) {
 	now := o.now()
 	o.mu.Lock()
-	e, ok := o.mxCache[domain]
+	e, ok := o.mxCache.Get(domain)
 	o.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e, e.err
@@ -185,7 +185,10 @@ func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, err
 		}
 	}
 	o.mu.Lock()
-	o.mxCache[domain] = e
+	// Entries are stored with one lifetime, so the least recently stored
+	// are the expired ones.
+	o.mxCache.Evict(now, o.opt.MXCacheTTL, nil)
+	o.mxCache.Put(domain, e, now)
 	o.mu.Unlock()
 	return e, e.err
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"sluice/internal/lru"
 )
 
 // TLS modes for outbound connections.
@@ -69,9 +71,13 @@ type Outbound struct {
 	log *slog.Logger
 	now func() time.Time
 
+	// The caches drop entries once expired (MXCacheTTL after they were
+	// stored), on each store, at a cost per entry dropped (issue 9 item
+	// 27): they hold what was looked up in the last MXCacheTTL, not every
+	// domain and address ever seen.
 	mu       sync.Mutex
-	mxCache  map[string]outMXEntry
-	tlsCache map[netip.AddrPort]outTLSEntry
+	mxCache  *lru.Map[string, outMXEntry]
+	tlsCache *lru.Map[netip.AddrPort, outTLSEntry]
 }
 
 // NewOutbound validates o and fills in defaults.
@@ -144,8 +150,8 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 		opt:      o,
 		log:      o.Logger,
 		now:      o.Now,
-		mxCache:  make(map[string]outMXEntry),
-		tlsCache: make(map[netip.AddrPort]outTLSEntry),
+		mxCache:  lru.New[string, outMXEntry](),
+		tlsCache: lru.New[netip.AddrPort, outTLSEntry](),
 	}
 	if ob.log == nil {
 		ob.log = slog.Default()

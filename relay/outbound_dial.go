@@ -282,14 +282,16 @@ func (o *Outbound) tlsConfig(h Hop) *tls.Config {
 func (o *Outbound) tlsFailedRecently(a netip.AddrPort) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	e, ok := o.tlsCache[a]
+	e, ok := o.tlsCache.Get(a)
 	return ok && e.failed && o.now().Before(e.expires)
 }
 
 func (o *Outbound) noteTLS(a netip.AddrPort, offered, failed bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.tlsCache[a] = outTLSEntry{offered: offered, failed: failed, expires: o.now().Add(o.opt.MXCacheTTL)}
+	now := o.now()
+	o.tlsCache.Evict(now, o.opt.MXCacheTTL, nil) // all stored with one lifetime: the oldest are the expired
+	o.tlsCache.Put(a, outTLSEntry{offered: offered, failed: failed, expires: now.Add(o.opt.MXCacheTTL)}, now)
 }
 
 // STARTTLSOffered reports what the server at addr last said about
@@ -297,7 +299,7 @@ func (o *Outbound) noteTLS(a netip.AddrPort, offered, failed bool) {
 func (o *Outbound) STARTTLSOffered(addr netip.AddrPort) (offered, known bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	e, ok := o.tlsCache[addr]
+	e, ok := o.tlsCache.Get(addr)
 	if !ok || !o.now().Before(e.expires) {
 		return false, false
 	}

@@ -92,19 +92,15 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	dests    map[string]*dest
-	inMemory int // leased recipients held in dest queues
-	domains  map[string]domainDest
+	inMemory int            // leased recipients held in dest queues
 	wg       sync.WaitGroup // sessions
 	stopping bool
 }
 
-type domainDest struct {
-	dest    string
-	expires time.Time
-}
-
 // dest is the scheduler's view of one destination: mail waiting for a
-// session, and how many sessions run.
+// session, and how many sessions run. It exists only while it has either
+// (see dropIfIdleLocked): what is worth keeping about a destination
+// between visits is policy's.
 type dest struct {
 	name     string
 	pending  []*job
@@ -146,12 +142,11 @@ func New(o Options) *Scheduler {
 		o.MaxQueueLifetime = 5 * 24 * time.Hour
 	}
 	s := &Scheduler{
-		o:       o,
-		now:     o.Now,
-		log:     o.Logger,
-		kick:    make(chan struct{}, 1),
-		dests:   map[string]*dest{},
-		domains: map[string]domainDest{},
+		o:     o,
+		now:   o.Now,
+		log:   o.Logger,
+		kick:  make(chan struct{}, 1),
+		dests: map[string]*dest{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -175,7 +170,12 @@ func (s *Scheduler) Kick() {
 // sessions' context through grace) and returns mail still waiting in
 // memory to the queue as due, so that nothing stays leased.
 func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
+	s.groupOverrides(ctx)
 	for {
+		// Idle destinations and groupings leave memory (policy keeps
+		// what matters in its store); the loop wakes at least once a
+		// minute, and the sweep costs what it drops.
+		s.o.Policy.Sweep()
 		n, err := s.leaseDue(ctx, sessionCtx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("queue lease failed", "err", err)
@@ -312,28 +312,36 @@ func (s *Scheduler) drainTime(name string, n int) time.Duration {
 	return time.Second
 }
 
-// destination maps a recipient domain to its policy destination, caching
-// the MX lookup that provider grouping needs.
+// destination maps a recipient domain to its policy destination. Policy
+// owns the map; the scheduler looks the MX hosts up when policy has no
+// fresh grouping.
 func (s *Scheduler) destination(ctx context.Context, domain string) string {
-	now := s.now()
-	s.mu.Lock()
-	dd, ok := s.domains[domain]
-	s.mu.Unlock()
-	if ok && now.Before(dd.expires) {
-		return dd.dest
+	if name, ok := s.o.Policy.DestinationOf(domain); ok {
+		return name
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.o.ResolveTimeout)
 	mx, err := s.o.Outbound.MXHosts(rctx, domain)
 	cancel()
-	name := s.o.Policy.Destination(domain, mx)
-	ttl := 10 * time.Minute
-	if err != nil {
-		ttl = time.Minute // a failed lookup groups by domain for a short while
+	return s.o.Policy.Group(domain, mx, err)
+}
+
+// groupOverrides looks up, in parallel, the domains that have a
+// [[policy.destination]] override, before the first lease: an override
+// on a domain hosted at a provider then limits the provider's whole
+// destination from the first message to any of its domains, not from the
+// first message to that domain (issue 9 item 22). A lookup that fails
+// leaves the grouping stored with the destination's state, if any, and
+// the domain is looked up again when mail for it comes.
+func (s *Scheduler) groupOverrides(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, d := range s.o.Policy.OverrideDomains() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.destination(ctx, d)
+		}()
 	}
-	s.mu.Lock()
-	s.domains[domain] = domainDest{dest: name, expires: now.Add(ttl)}
-	s.mu.Unlock()
-	return name
+	wg.Wait()
 }
 
 // pump starts sessions at a destination while policy admits them and
@@ -344,6 +352,9 @@ func (s *Scheduler) pump(ctx context.Context, name string) {
 		s.mu.Lock()
 		d := s.dests[name]
 		if d == nil || s.stopping || len(d.pending) <= d.sessions || s.now().Before(d.notBefore) {
+			if d != nil && !s.stopping {
+				s.dropIfIdleLocked(d)
+			}
 			s.mu.Unlock()
 			return
 		}
@@ -369,6 +380,7 @@ func (s *Scheduler) pump(ctx context.Context, name string) {
 			for _, j := range jobs {
 				s.inMemory -= len(j.items)
 			}
+			s.dropIfIdleLocked(d)
 			s.mu.Unlock()
 			s.requeue(jobs, retryAt)
 			return
@@ -447,10 +459,26 @@ func (s *Scheduler) pushFront(name string, j *job) {
 	s.inMemory += len(j.items)
 }
 
+// dropIfIdleLocked forgets a destination with no session and no mail, so
+// that the map holds only destinations with work (issue 9 item 27). A
+// timer still armed would only pump an empty line. Caller holds s.mu.
+func (s *Scheduler) dropIfIdleLocked(d *dest) {
+	if d.sessions > 0 || len(d.pending) > 0 || s.dests[d.name] != d {
+		return
+	}
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	delete(s.dests, d.name)
+}
+
 func (s *Scheduler) endSession(ctx context.Context, name string) {
 	s.mu.Lock()
 	if d := s.dests[name]; d != nil {
 		d.sessions--
+		if !s.stopping {
+			s.dropIfIdleLocked(d)
+		}
 	}
 	s.mu.Unlock()
 	s.o.Policy.Release(name)

@@ -1,0 +1,119 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sluice/internal/fakeclock"
+	"sluice/policy"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestOneOffDestinationsLeaveMemory: destinations that each get one
+// message leave the scheduler's map as soon as their mail is done, and
+// policy's state and groupings for them one idle period later, in
+// virtual time (issue 9 item 27). 2,000 destinations; SLUICE_LONG=1 runs
+// 10,000 (policy's own test always does).
+func TestOneOffDestinationsLeaveMemory(t *testing.T) {
+	t.Parallel()
+	clock := fakeclock.New()
+	pol, err := policy.New(policy.Options{MaxConcurrency: 20, InitialConcurrency: 1, Now: clock.Now, Rand: func() float64 { return 0.5 }, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newMemQueue(t)
+	n := 2000
+	if os.Getenv("SLUICE_LONG") != "" {
+		n = 10000
+	}
+	for i := range n {
+		q.add("app@src.test", fmt.Sprintf("u@d%d.example", i), clock.Now())
+	}
+	out := &fakeOutbound{}
+	s := New(Options{Queue: q, Policy: pol, Outbound: out, Hostname: "sluice.test", MaxQueueLifetime: time.Hour, Now: clock.Now, Logger: quietLog()})
+	ctx := context.Background()
+	for {
+		// One batch at a time keeps the session goroutines under the
+		// race detector's limit.
+		got, err := s.leaseDue(ctx, ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.wg.Wait()
+		if got == 0 {
+			break
+		}
+	}
+	if sent := q.sent(); sent != n {
+		t.Fatalf("sent %d of %d", sent, n)
+	}
+	s.mu.Lock()
+	left := len(s.dests)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Errorf("scheduler holds %d destinations with no mail and no session, want 0", left)
+	}
+	if d, g := pol.Size(); d != n || g != n {
+		t.Fatalf("policy holds %d destinations, %d groupings before the idle period; want %d each", d, g, n)
+	}
+	clock.Advance(policy.IdleAfter)
+	pol.Sweep() // what the Run loop does on every turn
+	if d, g := pol.Size(); d != 0 || g != 0 {
+		t.Errorf("policy holds %d destinations, %d groupings after the idle period; want none", d, g)
+	}
+	if out.lookups != n {
+		t.Errorf("%d MX lookups for %d domains", out.lookups, n)
+	}
+}
+
+// TestOverrideOnProviderDomainFromFirstMessage: an override on a domain
+// hosted at a provider limits the provider's destination from the first
+// message to any of its domains, even when no mail goes to the overridden
+// domain itself (issue 9 item 22).
+func TestOverrideOnProviderDomainFromFirstMessage(t *testing.T) {
+	t.Parallel()
+	pol, err := policy.New(policy.Options{
+		GroupBy: "mx", MaxConcurrency: 20, InitialConcurrency: 0, Logger: quietLog(),
+		Destinations: []policy.DestinationOptions{{Match: "example.com", MaxConcurrency: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newMemQueue(t)
+	for i := range 5 {
+		q.add("app@src.test", fmt.Sprintf("u%d@gmail.com", i), time.Now())
+	}
+	var firstMax atomic.Int64
+	out := &fakeOutbound{
+		mx: map[string][]string{"example.com": {"aspmx.l.google.com"}, "gmail.com": {"gmail-smtp-in.l.google.com"}},
+		hold: func(string) {
+			if st, ok := pol.State("google"); ok {
+				firstMax.CompareAndSwap(0, int64(st.MaxConcurrency))
+			}
+		},
+	}
+	s := New(Options{Queue: q, Policy: pol, Outbound: out, Hostname: "sluice.test", MaxQueueLifetime: time.Hour, Logger: quietLog()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, context.Background()); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for q.sent() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sent %d of 5 in 10 s", q.sent())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := firstMax.Load(); got != 1 {
+		t.Errorf("google's max concurrency at the first message: %d, want the example.com override 1", got)
+	}
+	if p := out.peak(); p > 1 {
+		t.Errorf("%d sessions at once to google, want at most 1", p)
+	}
+}
