@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,7 +17,14 @@ import (
 type Input struct {
 	MailFrom string // envelope sender; "" for the null sender
 	User     string // authenticated user; "" when none
-	Body     []byte // the message, CRLF line endings
+	// Header is the message's header section (all of a headers-only
+	// message): the From domain is read from it.
+	Header []byte
+	// Open returns a reader over the whole message (CRLF line endings).
+	// DKIM signing reads it once per key, verification once when the
+	// message carries signatures: a large message is streamed from its
+	// spool, never held in memory.
+	Open func() (io.ReadCloser, error)
 }
 
 // Verdict explains what the receiver will make of the message.
@@ -45,15 +53,15 @@ func smtpErr(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
 
 // Check enforces allowed_from, signs the message with every key that aligns
 // with its From domain, and (unless mode is off) judges SPF, DKIM and DMARC.
-// It returns the possibly signed body and the verdict. err is non-nil only
+// It returns the DKIM-Signature fields to put in front of the message (nil
+// when it is not signed) and the verdict. err is non-nil only
 // for a refusal, and is then a bare *smtp.SMTPError: 553 5.7.1 for a domain
 // the user may not send from (always enforced, it is access control), 550
 // 5.7.1 when enforce mode predicts a DMARC failure, 451 4.4.3 when DNS
 // failed and enforce mode cannot tell. In warn mode the verdict is logged and
 // the message accepted.
 func (c *Checker) Check(ctx context.Context, in Input) ([]byte, Verdict, error) {
-	body := in.Body
-	from := parseFrom(body)
+	from := parseFrom(in.Header)
 	v := Verdict{Mode: c.mode, EnvelopeDomain: addrDomain(in.MailFrom), FromDomain: from.Domain}
 
 	if err := c.checkAllowedFrom(in, from, v.EnvelopeDomain); err != nil {
@@ -61,7 +69,7 @@ func (c *Checker) Check(ctx context.Context, in Input) ([]byte, Verdict, error) 
 		v.Reject = true
 		v.Reasons = append(v.Reasons, err.Message)
 		c.log.Warn("auth: sender domain not allowed", "user", in.User, "mail_from", in.MailFrom, "from_domain", from.Domain, "reason", err.Message)
-		return body, v, err
+		return nil, v, err
 	}
 
 	// Sign first: the stored message must be exactly what is sent, and our
@@ -70,13 +78,12 @@ func (c *Checker) Check(ctx context.Context, in Input) ([]byte, Verdict, error) 
 	if from.Problem == "" {
 		keys = c.keysFor(from.Domain)
 	}
-	signed, labels, err := sign(body, keys)
+	sigs, labels, err := sign(in.Open, keys)
 	if err != nil {
 		c.log.Error("auth: dkim signing failed", "from_domain", from.Domain, "err", err)
 		c.count("tempfail")
-		return body, v, smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Local error while signing the message; try again later")
+		return nil, v, smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Local error while signing the message; try again later")
 	}
-	body = signed
 	v.SignedBy = labels
 	if len(labels) > 0 {
 		c.count("signed")
@@ -86,10 +93,10 @@ func (c *Checker) Check(ctx context.Context, in Input) ([]byte, Verdict, error) 
 
 	if c.mode == ModeOff {
 		c.count("off")
-		return body, v, nil
+		return sigs, v, nil
 	}
 	c.judge(ctx, in, from, keys, &v)
-	return body, v, c.outcome(v)
+	return sigs, v, c.outcome(v)
 }
 
 // checkAllowedFrom applies the user's allowed_from list to the envelope and
@@ -163,7 +170,7 @@ func (c *Checker) judge(ctx context.Context, in Input, from fromResult, keys []s
 	// Signatures the application added (RFC 6376 §6). Verify the original
 	// body: our own signatures are known good and need no DNS.
 	dkimTemp := false
-	vs, err := verifyDKIM(ctx, c.dns, in.Body)
+	vs, err := verifyExisting(ctx, c.dns, in)
 	if err != nil {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("existing DKIM signatures could not be read: %v", err))
 	}

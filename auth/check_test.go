@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sluice/internal/fakeclock"
 	"strings"
@@ -50,6 +52,13 @@ func testZone() *fakeDNS {
 	f.txt["mail.strict.test"] = []string{us}
 	f.txt["_dmarc.strict.test"] = []string{"v=DMARC1; p=reject; aspf=s"}
 	return f
+}
+
+// inputOf completes in with the message msg, read from memory.
+func inputOf(in Input, msg []byte) Input {
+	in.Header = messageHeader(msg)
+	in.Open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(msg)), nil }
+	return in
 }
 
 func msgFrom(fromLines string) []byte {
@@ -112,7 +121,7 @@ func TestCheckVerdicts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, v, err := c.Check(context.Background(), Input{MailFrom: tc.mailFrom, User: tc.user, Body: msgFrom(tc.from)})
+			_, v, err := c.Check(context.Background(), inputOf(Input{MailFrom: tc.mailFrom, User: tc.user}, msgFrom(tc.from)))
 			if tc.code == 0 {
 				if err != nil {
 					t.Fatalf("refused: %v (verdict %+v)", err, v)
@@ -147,7 +156,7 @@ func TestCheckRejectMessageExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, v, err := c.Check(context.Background(), Input{MailFrom: "b@example.test", Body: msgFrom("From: a@example.test\r\n")})
+	_, v, err := c.Check(context.Background(), inputOf(Input{MailFrom: "b@example.test"}, msgFrom("From: a@example.test\r\n")))
 	want := "example.test publishes p=reject and this message would fail DMARC: SPF does not cover 192.0.2.7 and there is no DKIM key for example.test"
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) || se.Message != want {
@@ -176,7 +185,7 @@ func TestNewValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, v, _ := c.Check(context.Background(), Input{MailFrom: "b@example.test", Body: msgFrom("From: a@example.test\r\n")})
+	_, v, _ := c.Check(context.Background(), inputOf(Input{MailFrom: "b@example.test"}, msgFrom("From: a@example.test\r\n")))
 	if !v.SPFAssumed || !strings.Contains(strings.Join(v.Reasons, "|"), "assumed address") {
 		t.Errorf("warn without outbound_ips does not report the assumed address: %+v", v)
 	}
@@ -195,12 +204,12 @@ func TestResolverCooldown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, v, err := c.Check(context.Background(), Input{MailFrom: "b@slow.test", Body: msgFrom("From: a@slow.test\r\n")})
+	_, v, err := c.Check(context.Background(), inputOf(Input{MailFrom: "b@slow.test"}, msgFrom("From: a@slow.test\r\n")))
 	if !v.TempError || err == nil || err.(*smtp.SMTPError).Code != 451 {
 		t.Fatalf("timeout: verdict %+v err %v, want 451", v, err)
 	}
 	before := fake.calls.Load()
-	_, v, err = c.Check(context.Background(), Input{MailFrom: "b@pnone.test", Body: msgFrom("From: a@pnone.test\r\n")})
+	_, v, err = c.Check(context.Background(), inputOf(Input{MailFrom: "b@pnone.test"}, msgFrom("From: a@pnone.test\r\n")))
 	if fake.calls.Load() != before {
 		t.Errorf("resolver called during cooldown")
 	}
@@ -208,7 +217,7 @@ func TestResolverCooldown(t *testing.T) {
 		t.Errorf("during cooldown: verdict %+v err %v, want temperror", v, err)
 	}
 	clock.Advance(2 * time.Minute)
-	_, v, err = c.Check(context.Background(), Input{MailFrom: "b@pnone.test", Body: msgFrom("From: a@pnone.test\r\n")})
+	_, v, err = c.Check(context.Background(), inputOf(Input{MailFrom: "b@pnone.test"}, msgFrom("From: a@pnone.test\r\n")))
 	if err != nil || v.TempError || fake.calls.Load() == before {
 		t.Errorf("after cooldown: verdict %+v err %v", v, err)
 	}
@@ -223,7 +232,7 @@ func TestDNSCacheTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := Input{MailFrom: "b@example.test", Body: msgFrom("From: a@example.test\r\n")}
+	in := inputOf(Input{MailFrom: "b@example.test"}, msgFrom("From: a@example.test\r\n"))
 	c.Check(context.Background(), in)
 	n := fake.calls.Load()
 	c.Check(context.Background(), in)

@@ -68,7 +68,8 @@ func TestSignHeadersOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, msg := range []string{headersOnly, strings.TrimSuffix(headersOnly, "\r\n")} {
-		body, v, err := c.Check(context.Background(), Input{MailFrom: "bounce@example.test", Body: []byte(msg)})
+		sigs, v, err := c.Check(context.Background(), inputOf(Input{MailFrom: "bounce@example.test"}, []byte(msg)))
+		body := append(sigs, msg...)
 		if err != nil {
 			t.Fatalf("enforce mode refused a headers-only message: %v (%+v)", err, v)
 		}

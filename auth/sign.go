@@ -18,26 +18,31 @@ var signedHeaders = []string{
 	"MIME-Version", "Content-Type", "Content-Transfer-Encoding",
 }
 
-// sign adds one DKIM-Signature per key (relaxed/relaxed, RFC 6376 §3.4.2 and
-// §3.4.4, which survive the header refolding receivers do) on top of body.
-// It returns the new body and a "domain/selector(algo)" label per signature.
-func sign(body []byte, keys []signingKey) ([]byte, []string, error) {
+// sign computes one DKIM-Signature per key (relaxed/relaxed, RFC 6376
+// §3.4.2 and §3.4.4, which survive the header refolding receivers do) over
+// the message that open returns, reading it once per key. It returns the
+// fields to put in front of the message and a "domain/selector(algo)"
+// label per signature.
+func sign(open func() (io.ReadCloser, error), keys []signingKey) ([]byte, []string, error) {
 	if len(keys) == 0 {
-		return body, nil, nil
+		return nil, nil, nil
 	}
 	var sigs bytes.Buffer
 	labels := make([]string, 0, len(keys))
 	for _, k := range keys {
-		field, err := signature(bytes.NewReader(body), k)
+		msg, err := open()
 		if err != nil {
-			return body, nil, err
+			return nil, nil, fmt.Errorf("auth: dkim sign %s/%s: %w", k.Domain, k.Selector, err)
+		}
+		field, err := signature(msg, k)
+		msg.Close()
+		if err != nil {
+			return nil, nil, err
 		}
 		sigs.WriteString(field)
 		labels = append(labels, fmt.Sprintf("%s/%s(%s)", k.Domain, k.Selector, k.algo))
 	}
-	out := make([]byte, 0, sigs.Len()+len(body))
-	out = append(out, sigs.Bytes()...)
-	return append(out, body...), labels, nil
+	return sigs.Bytes(), labels, nil
 }
 
 // signature computes the DKIM-Signature header field (with its CRLF) that

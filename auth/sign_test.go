@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +56,8 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			body, v, err := c.Check(context.Background(), Input{MailFrom: "bounce@example.test", Body: []byte(testMsg)})
+			sigs, v, err := c.Check(context.Background(), inputOf(Input{MailFrom: "bounce@example.test"}, []byte(testMsg)))
+			body := append(sigs, testMsg...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +111,8 @@ func TestSignPKCS1Key(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _, err := c.Check(context.Background(), Input{Body: []byte(testMsg)})
+	sigs, _, err := c.Check(context.Background(), inputOf(Input{}, []byte(testMsg)))
+	body := append(sigs, testMsg...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +149,52 @@ func TestKeysForSubdomains(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("keysFor(%s) = %q, want %q", tc.from, got, tc.want)
 		}
+	}
+}
+
+// TestCheckStreamsMessage: Check reads the message only through Open,
+// once per signing key and once to verify signatures already present,
+// and not at all when there is nothing to sign or verify: a large
+// message is streamed from its spool, never read into memory whole.
+func TestCheckStreamsMessage(t *testing.T) {
+	t.Parallel()
+	fake := newFakeDNS()
+	rsaKey := keyFixture(t, fake, "example.test", "r1", "rsa", false)
+	edKey := keyFixture(t, fake, "example.test", "e1", "ed25519", false)
+	signedBefore := "DKIM-Signature: v=1; a=rsa-sha256; d=other.test; s=x; h=from; bh=AAAA; b=AAAA\r\n" + testMsg
+	tests := []struct {
+		name  string
+		keys  []KeyConfig
+		msg   string
+		opens int
+	}{
+		{"nothing to sign or verify", nil, testMsg, 0},
+		{"one key", []KeyConfig{rsaKey}, testMsg, 1},
+		{"two keys", []KeyConfig{rsaKey, edKey}, testMsg, 2},
+		{"a signature to verify", nil, signedBefore, 1},
+		{"both", []KeyConfig{edKey}, signedBefore, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := New(Options{Mode: ModeWarn, Keys: tc.keys, Resolver: fake, OutboundIPs: testIPs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var opens int
+			in := inputOf(Input{MailFrom: "bounce@example.test"}, []byte(tc.msg))
+			open := in.Open
+			in.Open = func() (io.ReadCloser, error) { opens++; return open() }
+			sigs, v, err := c.Check(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opens != tc.opens {
+				t.Errorf("message opened %d times, want %d", opens, tc.opens)
+			}
+			if len(v.SignedBy) != len(tc.keys) || strings.Count(string(sigs), "DKIM-Signature:") != len(tc.keys) {
+				t.Errorf("signed by %v, fields %q", v.SignedBy, sigs)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -156,21 +155,11 @@ func newChecker(cfg *config.Config, log *slog.Logger) (relay.Checker, error) {
 type authChecker struct{ c *auth.Checker }
 
 func (a authChecker) Check(ctx context.Context, m *relay.Message) error {
-	r, err := m.Content.Open()
+	sigs, _, err := a.c.Check(ctx, auth.Input{MailFrom: m.From, User: m.User, Header: m.Header, Open: m.Content.Open})
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return err
-	}
-	signed, _, err := a.c.Check(ctx, auth.Input{MailFrom: m.From, User: m.User, Body: body})
-	if err != nil {
-		return err
-	}
-	// The checker only ever adds fields in front of the message.
-	m.Prepend = signed[:len(signed)-len(body)]
+	m.Prepend = sigs
 	return nil
 }
 
