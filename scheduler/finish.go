@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"time"
@@ -18,12 +19,22 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 	now := s.now()
 	ups := make([]queue.Update, 0, len(j.items))
 	var failed []dsn.Recipient
+	var cut []queue.Update
 	for i, it := range j.items {
 		var r policy.Reply
 		if i < len(replies) {
 			r = replies[i]
 		} else {
 			r = policy.Reply{Stage: policy.StageDataEnd, Err: errNoReply}
+		}
+		if cutByUs(ctx, r) {
+			cut = append(cut, queue.Update{ID: it.ID, Rcpt: it.Rcpt, State: queue.StateQueued, NextAttempt: now})
+			s.log.Info("delivery",
+				"id", it.ID, "from", it.From, "to", it.Addr, "relay", relayOrNone(relayName),
+				"delay", now.Sub(it.Received).Round(1e6).String(), "attempt", it.Attempts,
+				"status", "requeued", "reply", "requeued at shutdown: the delivery was cut by our own stop, not by the receiver ("+r.String()+")")
+			endSession = true
+			continue
 		}
 		dec := s.o.Policy.Observe(name, policy.Outcome{Reply: r, Rcpt: it.Addr, Attempts: it.Attempts + 1, Queued: it.Received})
 		att := &queue.Attempt{At: now, Relay: relayName, Reply: r.String(), Class: string(dec.Verdict.Class)}
@@ -65,6 +76,12 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 		}
 		ups = append(ups, up)
 	}
+	if len(cut) > 0 {
+		// The session context is cancelled: commit without it.
+		if err := s.o.Queue.Update(context.WithoutCancel(ctx), cut); err != nil {
+			s.log.Error("requeueing at shutdown failed; the recipients return to due at the next start", "id", j.id, "err", err)
+		}
+	}
 	// The DSN is queued before the bounce is recorded: a crash between the
 	// two may send a second DSN, never lose the first.
 	if len(failed) > 0 && j.from != "" {
@@ -76,6 +93,17 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 	// A deferral may be due before whatever the loop is sleeping towards.
 	s.Kick()
 	return endSession
+}
+
+// cutByUs reports a delivery that ended because our own shutdown cut it
+// (serve cancels the sessions' context after shutdown_grace). That is
+// neither a reply nor a failure of the receiver: it must not be observed
+// by policy (no pause persisted, no backoff step), counted as an attempt
+// or kept in the history. Only a failure without an SMTP reply counts as
+// cut: a reply that made it before the cut, a 250 above all, stands, and
+// so does a protocol error, which the receiver caused.
+func cutByUs(ctx context.Context, r policy.Reply) bool {
+	return ctx.Err() != nil && r.Code == 0 && r.Err != nil && !errors.Is(r.Err, policy.ErrProtocol)
 }
 
 func (s *Scheduler) suppress(addr, reason string) {

@@ -1,0 +1,183 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"sluice/policy"
+	"sluice/queue"
+	"sluice/relay"
+)
+
+// scriptOutbound is an in-process Outbound: Dial and Send run scripted
+// functions, so a test controls exactly when a delivery ends.
+type scriptOutbound struct {
+	mx   map[string][]string // domain -> MX hosts (absent: the domain itself)
+	dial func(ctx context.Context, domain string) *policy.Reply
+	send func(ctx context.Context, fs *scriptSession, d *relay.Delivery) []policy.Reply
+
+	mu       sync.Mutex
+	dials    []string // domains dialled, in order
+	sessions []*scriptSession
+}
+
+func (o *scriptOutbound) MXHosts(_ context.Context, domain string) ([]string, error) {
+	if h, ok := o.mx[domain]; ok {
+		return h, nil
+	}
+	return []string{domain}, nil
+}
+
+func (o *scriptOutbound) Dial(ctx context.Context, domain string) (Session, *policy.Reply) {
+	o.mu.Lock()
+	o.dials = append(o.dials, domain)
+	o.mu.Unlock()
+	if o.dial != nil {
+		if r := o.dial(ctx, domain); r != nil {
+			return nil, r
+		}
+	}
+	fs := &scriptSession{o: o, domain: domain, usable: true}
+	o.mu.Lock()
+	o.sessions = append(o.sessions, fs)
+	o.mu.Unlock()
+	return fs, nil
+}
+
+func (o *scriptOutbound) dialCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.dials)
+}
+
+// scriptSession delivers everything with a 250 unless scriptOutbound.send
+// says otherwise.
+type scriptSession struct {
+	o      *scriptOutbound
+	domain string
+
+	mu      sync.Mutex
+	usable  bool
+	closed  bool
+	sent    int
+	domains []string // recipient domains of each transaction carried
+}
+
+func (fs *scriptSession) Relay() string { return "fake[" + fs.domain + "]" }
+
+func (fs *scriptSession) Send(ctx context.Context, d *relay.Delivery) []policy.Reply {
+	fs.mu.Lock()
+	fs.domains = append(fs.domains, domainOf(d.Rcpts[0]))
+	fs.mu.Unlock()
+	if fs.o.send != nil {
+		return fs.o.send(ctx, fs, d)
+	}
+	fs.mu.Lock()
+	fs.sent++
+	fs.mu.Unlock()
+	return sameReply(policy.Reply{Stage: policy.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
+}
+
+func (fs *scriptSession) Usable() bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.usable && !fs.closed
+}
+
+func (fs *scriptSession) Sent() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.sent
+}
+
+func (fs *scriptSession) Close() error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.closed = true
+	return nil
+}
+
+func domainOf(addr string) string {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == '@' {
+			return addr[i+1:]
+		}
+	}
+	return ""
+}
+
+// scriptRig is a scheduler on a real queue and policy with a scriptOutbound;
+// Run's two contexts are the test's to cancel.
+type scriptRig struct {
+	t        *testing.T
+	q        *queue.Queue
+	pol      *policy.Policy
+	out      *scriptOutbound
+	sched    *Scheduler
+	logs     *lockedBuf
+	stopLoop context.CancelFunc
+	stopSess context.CancelFunc
+	done     chan struct{}
+}
+
+func newScriptRig(t *testing.T, out *scriptOutbound, tweak func(*Options)) *scriptRig {
+	t.Helper()
+	logs := &lockedBuf{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	dir := t.TempDir()
+	q, err := queue.Open(queue.Options{Path: filepath.Join(dir, "queue.db"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	pol, err := policy.New(policy.Options{RetryBase: time.Minute, RetryMax: time.Hour, MaxConcurrency: 4, InitialConcurrency: 4,
+		GroupBy: "mx", Store: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := Options{Queue: q, Policy: pol, Outbound: out, Hostname: "sluice.test", Logger: log, MaxQueueLifetime: time.Hour}
+	if tweak != nil {
+		tweak(&so)
+	}
+	r := &scriptRig{t: t, q: q, pol: pol, out: out, sched: New(so), logs: logs, done: make(chan struct{})}
+	loop, stopLoop := context.WithCancel(context.Background())
+	sess, stopSess := context.WithCancel(context.Background())
+	r.stopLoop, r.stopSess = stopLoop, stopSess
+	go func() { r.sched.Run(loop, sess); close(r.done) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// stop cuts the sessions and stops the loop, as serve does after the
+// grace period, and waits for Run to return.
+func (r *scriptRig) stop() {
+	r.stopLoop()
+	r.stopSess()
+	<-r.done
+}
+
+func (r *scriptRig) enqueue(from string, rcpts ...string) string {
+	r.t.Helper()
+	body := fmt.Sprintf("From: <%s>\r\nSubject: t\r\n\r\nhello\r\n", from)
+	id, err := r.q.Enqueue(context.Background(), queue.NewMessage{From: from, Rcpts: rcpts, Body: []byte(body)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.sched.Kick()
+	return id
+}
+
+func (r *scriptRig) get(id string) *queue.Message {
+	r.t.Helper()
+	m, err := r.q.Get(id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
