@@ -95,6 +95,14 @@ func (d *dnsCache) lookup(ctx context.Context, kind, name string, f func(context
 		case errors.As(err, &de) && de.IsTimeout, timedOut:
 			timedOut = true
 			err = &net.DNSError{Err: "lookup timed out", Name: name, IsTemporary: true, IsTimeout: true}
+		case errors.As(err, &de) && !de.IsNotFound && !de.IsTemporary:
+			// REFUSED, FORMERR and the like ("server misbehaving"): the
+			// resolver failed, the name may well exist. RFC 7208 §4.4 makes
+			// any RCODE other than 0 and 3 a temperror, and go-msgauth's
+			// DMARC lookup would otherwise take it for a broken record.
+			cp := *de
+			cp.IsTemporary = true
+			err = &cp
 		case errors.As(err, &de):
 			err = de
 		default:

@@ -3,9 +3,11 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func doctorZone(t testing.TB) (*fakeDNS, []KeyConfig) {
@@ -97,7 +99,10 @@ func TestDoctor(t *testing.T) {
 
 func TestDoctorNothingPublished(t *testing.T) {
 	t.Parallel()
-	r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Resolver: newFakeDNS()}, "bare.test")
+	// The domain exists (it has an address) but publishes nothing for mail.
+	fake := newFakeDNS()
+	fake.ip["bare.test"] = []string{"192.0.2.50"}
+	r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Resolver: fake}, "bare.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +111,170 @@ func TestDoctorNothingPublished(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// failingDNS answers every lookup with the same failure, as a broken
+// resolver does.
+type failingDNS struct {
+	err  func(name string) error
+	hang bool // wait for the lookup's deadline first (a timeout)
+}
+
+func (f failingDNS) fail(ctx context.Context, name string) error {
+	if f.hang {
+		<-ctx.Done()
+	}
+	return f.err(name)
+}
+func (f failingDNS) LookupTXT(ctx context.Context, n string) ([]string, error) {
+	return nil, f.fail(ctx, n)
+}
+func (f failingDNS) LookupIPAddr(ctx context.Context, n string) ([]net.IPAddr, error) {
+	return nil, f.fail(ctx, n)
+}
+func (f failingDNS) LookupMX(ctx context.Context, n string) ([]*net.MX, error) {
+	return nil, f.fail(ctx, n)
+}
+func (f failingDNS) LookupAddr(ctx context.Context, n string) ([]string, error) {
+	return nil, f.fail(ctx, n)
+}
+
+// healthyZone publishes everything good.test needs for the key it returns.
+func healthyZone(t testing.TB) (*fakeDNS, KeyConfig) {
+	f := newFakeDNS()
+	f.txt["good.test"] = []string{"v=spf1 ip4:192.0.2.7 -all"}
+	f.mx["good.test"] = []*net.MX{{Host: "mx.good.test.", Pref: 10}}
+	f.txt["_dmarc.good.test"] = []string{"v=DMARC1; p=reject"}
+	f.ptr["192.0.2.7"] = []string{"mta.good.test."}
+	f.ip["mta.good.test"] = []string{"192.0.2.7"}
+	return f, keyFixture(t, f, "good.test", "s1", "ed25519", false)
+}
+
+// TestDoctorDNSFailures (issue 9 item 19): under a broken resolver doctor
+// says first that lookups failed, gives no advice that assumes a record is
+// absent ("publish TXT", "add a TXT record", "set its reverse DNS"), and
+// its report is an error (exit 1 in cmd/sluice). A healthy domain and a
+// domain that does not exist are the controls.
+func TestDoctorDNSFailures(t *testing.T) {
+	t.Parallel()
+	servfail := func(n string) error { return &net.DNSError{Err: "server misbehaving", Name: n, IsTemporary: true} }
+	refused := func(n string) error { return &net.DNSError{Err: "server misbehaving", Name: n} } // Go's REFUSED: not temporary
+	timeout := func(n string) error {
+		return &net.DNSError{Err: "i/o timeout", Name: n, IsTimeout: true, IsTemporary: true}
+	}
+	partial, key := healthyZone(t) // only the DKIM selector and the PTR fail
+	partial.temp["s1._domainkey.good.test"] = true
+	partial.temp["192.0.2.7"] = true
+
+	absentAdvice := []string{"publish TXT", "add a TXT record", "add TXT", "set its reverse DNS", "publishes no", "not published", "does not cover"}
+	tests := []struct {
+		name     string
+		resolver Resolver
+		failed   []string // substrings of DNSFailures
+		text     []string // in the text report
+	}{
+		{"servfail", failingDNS{err: servfail}, []string{"TXT good.test: server misbehaving", "PTR 192.0.2.7: server misbehaving", "TXT s1._domainkey.good.test", "TXT _dmarc.good.test"}, nil},
+		{"refused", failingDNS{err: refused}, []string{"TXT good.test: server misbehaving", "TXT _dmarc.good.test"}, nil},
+		{"timeout", failingDNS{err: timeout, hang: true}, []string{"lookup timed out"}, nil},
+		{"partial", partial, []string{"TXT s1._domainkey.good.test: server misbehaving", "PTR 192.0.2.7: server misbehaving"},
+			[]string{"record: v=spf1 ip4:192.0.2.7 -all", "policy: reject", "not checked: lookup failed"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Keys: []KeyConfig{key}, Resolver: tc.resolver, DNSTimeout: 20 * time.Millisecond}, "good.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Err() == nil || !strings.Contains(r.Err().Error(), "DNS lookup(s) failed") {
+				t.Errorf("Err() = %v, want the DNS failure", r.Err())
+			}
+			if r.DomainNotFound {
+				t.Error("a failing resolver is not a missing domain")
+			}
+			joined := strings.Join(r.DNSFailures, "\n")
+			for _, want := range tc.failed {
+				if !strings.Contains(joined, want) {
+					t.Errorf("DNSFailures lack %q:\n%s", want, joined)
+				}
+			}
+			text := r.Text()
+			if !strings.HasPrefix(text, "DNS lookups failed: ") || !strings.Contains(strings.SplitN(text, "\n", 2)[0], "the advice below could not be checked") {
+				t.Errorf("text does not start with the failure:\n%s", text)
+			}
+			for _, want := range tc.text {
+				if !strings.Contains(text, want) {
+					t.Errorf("text lacks %q:\n%s", want, text)
+				}
+			}
+			for _, p := range r.Problems {
+				for _, bad := range absentAdvice {
+					if strings.Contains(p, bad) {
+						t.Errorf("advice assumes an absent record although the lookup failed: %q", p)
+					}
+				}
+			}
+			js, err := r.JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back struct {
+				DNSFailures    []string `json:"dns_failures"`
+				DomainNotFound bool     `json:"domain_not_found"`
+				Problems       []string `json:"problems"`
+			}
+			if err := json.Unmarshal(js, &back); err != nil || len(back.DNSFailures) != len(r.DNSFailures) || back.DomainNotFound {
+				t.Errorf("JSON: %v\n%s", err, js)
+			}
+		})
+	}
+}
+
+func TestDoctorDomainNotFound(t *testing.T) {
+	t.Parallel()
+	fake, _ := healthyZone(t)
+	key := keyFixture(t, nil, "nosuch.test", "s1", "ed25519", false)
+	r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Keys: []KeyConfig{key}, Resolver: fake}, "nosuch.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.DomainNotFound || len(r.DNSFailures) != 0 {
+		t.Fatalf("DomainNotFound=%v failures=%v", r.DomainNotFound, r.DNSFailures)
+	}
+	if r.Err() == nil || r.Err().Error() != "nosuch.test does not exist in DNS" {
+		t.Errorf("Err() = %v", r.Err())
+	}
+	text := r.Text()
+	if !strings.HasPrefix(text, "nosuch.test does not exist in DNS") {
+		t.Errorf("text does not start with the missing domain:\n%s", text)
+	}
+	for _, bad := range []string{"publish TXT", "add a TXT record", "add TXT", "dkim keygen", "publishes no"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("records to add listed for a domain that does not exist (%q):\n%s", bad, text)
+		}
+	}
+	js, _ := r.JSON()
+	if !strings.Contains(string(js), `"domain_not_found": true`) {
+		t.Errorf("JSON: %s", js)
+	}
+}
+
+func TestDoctorHealthy(t *testing.T) {
+	t.Parallel()
+	fake, key := healthyZone(t)
+	r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Keys: []KeyConfig{key}, Resolver: fake}, "good.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Err() != nil || len(r.Problems) != 0 || len(r.DNSFailures) != 0 || r.DomainNotFound {
+		t.Fatalf("Err=%v problems=%v failures=%v", r.Err(), r.Problems, r.DNSFailures)
+	}
+	if text := r.Text(); !strings.HasPrefix(text, "Domain: good.test") || !strings.HasSuffix(text, "No problems found.\n") {
+		t.Errorf("text:\n%s", text)
+	}
+	js, _ := r.JSON()
+	if !strings.Contains(string(js), `"dns_failures": []`) || !strings.Contains(string(js), `"domain_not_found": false`) {
+		t.Errorf("JSON: %s", js)
 	}
 }

@@ -58,23 +58,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(args[1:], stdout, stderr)
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "sluice %s: %s\n", c.name, escape.Lines(err.Error()))
-			return 2
-		default:
-			// An error may quote the daemon, which may quote a client
-			// or a remote server: escaped like every other output.
-			fmt.Fprintf(stderr, "sluice %s: %s\n", c.name, escape.Lines(err.Error()))
-			return 1
-		}
+		return exitCode(c.name, c.run(args[1:], stdout, stderr), stderr)
 	}
 	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// exitCode reports a command's error on stderr and maps it to the exit
+// code: 0 ok, 2 usage, 1 anything else.
+func exitCode(name string, err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "sluice %s: %s\n", name, escape.Lines(err.Error()))
+		return 2
+	default:
+		// An error may quote the daemon, which may quote a client
+		// or a remote server: escaped like every other output.
+		fmt.Fprintf(stderr, "sluice %s: %s\n", name, escape.Lines(err.Error()))
+		return 1
+	}
 }
 
 func usage(w io.Writer) {

@@ -92,6 +92,17 @@ func runDKIM(args []string, stdout, stderr io.Writer) error {
 
 // runDoctor: `sluice doctor [--config FILE] [--json] DOMAIN`.
 func runDoctor(args []string, stdout, stderr io.Writer) error {
+	return doctorCmd{}.run(args, stdout, stderr)
+}
+
+// doctorCmd is `sluice doctor`. resolver replaces the system resolver
+// (tests); nil keeps it.
+type doctorCmd struct{ resolver auth.Resolver }
+
+// run prints the report, then fails (exit 1) when the report cannot be
+// trusted: DNS lookups failed, or the domain does not exist. A script can
+// then tell "nothing to fix" from "could not check".
+func (d doctorCmd) run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (outbound IPs and DKIM keys)")
@@ -107,6 +118,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o := authOptions(cfg, newLogger(cfg.Log, stderr))
+	o.Resolver = d.resolver
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rep, err := auth.Doctor(ctx, o, fs.Arg(0))
@@ -119,9 +131,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, string(b))
-		return nil
+	} else {
+		fmt.Fprint(stdout, escape.Lines(rep.Text())) // DNS records are remote text
 	}
-	fmt.Fprint(stdout, escape.Lines(rep.Text())) // DNS records are remote text
-
-	return nil
+	return rep.Err()
 }
