@@ -62,7 +62,7 @@ func (q *Queue) Lease(now time.Time, max int) ([]Item, error) {
 			}
 			items = append(items, Item{
 				ID: rf.id, Rcpt: rf.idx, Addr: r.Addr, Domain: r.Domain, From: m.From,
-				Attempts: r.Attempts, Received: m.Received, NextAttempt: next,
+				Attempts: r.Attempts, Received: m.Received, NextAttempt: next, SMTPUTF8: m.SMTPUTF8,
 			})
 		}
 		return nil

@@ -95,6 +95,9 @@ type Item struct {
 	Addr, Domain, From    string
 	Attempts              int
 	Received, NextAttempt time.Time
+	// SMTPUTF8: the client gave the SMTPUTF8 parameter at MAIL (RFC 6531
+	// §3.4); the delivery asks for it too.
+	SMTPUTF8 bool
 }
 
 // Update changes the state of one recipient.

@@ -233,6 +233,14 @@ func TestSendTransactions(t *testing.T) {
 			wantCmds: []string{"MAIL FROM:<app@src.test> BODY=8BITMIME SIZE=7"},
 		},
 		{
+			name: "8-bit header without SMTPUTF8 goes as is to a 7-bit peer",
+			cfg:  outFakeCfg{},
+			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("Subject: caf\xc3\xa9\r\n\r\nx\r\n")},
+			want: []want{ok}, wantUsable: true,
+			noCmds:   []string{"MAIL FROM:<app@src.test> BODY=8BITMIME", "MAIL FROM:<app@src.test> SMTPUTF8"},
+			wantBody: "Subject: caf\xc3\xa9\r\n\r\nx\r\n",
+		},
+		{
 			name: "7-bit body: no BODY parameter",
 			cfg:  outFakeCfg{ext: []string{"8BITMIME"}},
 			d:    outMsg("a@dest.test"),

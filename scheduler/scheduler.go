@@ -115,6 +115,7 @@ type dest struct {
 type job struct {
 	id, from, domain string
 	received         time.Time
+	smtputf8         bool // the message asked for SMTPUTF8 at MAIL
 	items            []queue.Item
 }
 
@@ -263,7 +264,7 @@ func (s *Scheduler) leaseDue(ctx, sessionCtx context.Context) (int, error) {
 		k := key{it.ID, it.Domain}
 		j := jobs[k]
 		if j == nil {
-			j = &job{id: it.ID, from: it.From, domain: it.Domain, received: it.Received}
+			j = &job{id: it.ID, from: it.From, domain: it.Domain, received: it.Received, smtputf8: it.SMTPUTF8}
 			jobs[k] = j
 			order = append(order, j)
 		}

@@ -66,7 +66,7 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 			s.requeue([]*job{j}, s.now().Add(time.Minute))
 			continue
 		}
-		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, SMTPUTF8: needsSMTPUTF8(j, body)}
+		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, SMTPUTF8: needsSMTPUTF8(j)}
 		replies := sess.Send(ctx, d)
 		if s.finish(ctx, name, j, sess.Relay(), replies) || !sess.Usable() {
 			// The connection is finished (a 421, a network error, or
@@ -123,24 +123,20 @@ func addrs(j *job) []string {
 	return out
 }
 
-// needsSMTPUTF8 reports whether the message needs the SMTPUTF8 extension
-// (RFC 6531 §3.4): a non-ASCII envelope address or header.
-func needsSMTPUTF8(j *job, body []byte) bool {
-	if !isASCII(j.from) {
+// needsSMTPUTF8 reports whether the delivery asks for the SMTPUTF8
+// extension (RFC 6531 §3.4). The envelope decides: the parameter the
+// client gave at MAIL, or a non-ASCII address (a DSN to a UTF-8 sender
+// has no client to ask). Raw 8-bit bytes in a header do not: a message
+// that did not ask goes with BODY=8BITMIME where offered, or as is to a
+// 7-bit peer, as Postfix sends it; never bounced for them, and never
+// down-converted, which would break its DKIM signature.
+func needsSMTPUTF8(j *job) bool {
+	if j.smtputf8 || !isASCII(j.from) {
 		return true
 	}
 	for _, it := range j.items {
 		if !isASCII(it.Addr) {
 			return true
-		}
-	}
-	for i := 0; i < len(body); i++ {
-		if body[i] >= 0x80 {
-			return true
-		}
-		// The header section ends at the first empty line.
-		if body[i] == '\n' && i+2 < len(body) && body[i+1] == '\r' && body[i+2] == '\n' {
-			return false
 		}
 	}
 	return false

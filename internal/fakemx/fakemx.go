@@ -61,6 +61,8 @@ type Options struct {
 	OutageText string // default DefaultOutageText
 
 	STARTTLS    bool          // offer STARTTLS with a self-signed certificate made at Start
+	NoSMTPUTF8  bool          // do not offer SMTPUTF8 (RFC 6531), like many receivers still
+	No8BitMIME  bool          // do not offer 8BITMIME (RFC 6152): a "7-bit" peer
 	KeepBodies  bool          // keep raw (dot-unstuffed) bodies for Received
 	IdleTimeout time.Duration // per command read; default 60s
 

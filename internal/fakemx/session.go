@@ -184,7 +184,13 @@ func (ss *session) hello(ehlo bool, name string) {
 		ss.send(reply{250, []string{ss.s.o.Hostname}})
 		return
 	}
-	lines := []string{ss.s.o.Hostname, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"}
+	lines := []string{ss.s.o.Hostname, "PIPELINING", "ENHANCEDSTATUSCODES"}
+	if !ss.s.o.No8BitMIME {
+		lines = append(lines, "8BITMIME")
+	}
+	if !ss.s.o.NoSMTPUTF8 {
+		lines = append(lines, "SMTPUTF8")
+	}
 	if ss.s.tlsConf != nil && !ss.tls {
 		lines = append(lines, "STARTTLS")
 	}

@@ -1,0 +1,91 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"sluice/internal/fakemx"
+	"sluice/policy"
+	"sluice/queue"
+	"sluice/relay"
+)
+
+// Whether a delivery asks for SMTPUTF8 is decided by the envelope (issue 9
+// item 4): the SMTPUTF8 parameter the client gave at MAIL, stored with the
+// message, or a non-ASCII address. Raw UTF-8 in a header alone does not
+// ask for it: such a message goes with BODY=8BITMIME, or as is to a 7-bit
+// peer, as Postfix sends it.
+func TestSMTPUTF8FromTheEnvelope(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	got := map[string]bool{} // first recipient -> Delivery.SMTPUTF8
+	out := &scriptOutbound{send: func(_ context.Context, _ *scriptSession, d *relay.Delivery) []policy.Reply {
+		mu.Lock()
+		got[d.Rcpts[0]] = d.SMTPUTF8
+		mu.Unlock()
+		return sameReply(policy.Reply{Stage: policy.StageDataEnd, Code: 250}, len(d.Rcpts))
+	}}
+	r := newScriptRig(t, out, nil)
+	tests := []struct {
+		name, from, rcpt, subject string
+		flag, want                bool
+	}{
+		{"UTF-8 header, no SMTPUTF8 at MAIL", "app@src.test", "a@dest.test", "Caf\u00e9 cr\u00e8me", false, false},
+		{"SMTPUTF8 at MAIL, ASCII everywhere", "app@src.test", "b@dest.test", "plain", true, true},
+		{"SMTPUTF8 at MAIL and a UTF-8 header", "app@src.test", "c@dest.test", "\u00fcber", true, true},
+		{"UTF-8 recipient without the flag (a DSN)", "", "j\u00f6rg@dest.test", "plain", false, true},
+		{"UTF-8 sender without the flag", "\u00e9t\u00e9@src.test", "d@dest.test", "plain", false, true},
+	}
+	for _, tt := range tests {
+		body := fmt.Sprintf("From: x@src.test\r\nSubject: %s\r\n\r\nhello\r\n", tt.subject)
+		if _, err := r.q.Enqueue(context.Background(), queue.NewMessage{From: tt.from, Rcpts: []string{tt.rcpt}, Body: []byte(body), SMTPUTF8: tt.flag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.sched.Kick()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == len(tests) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d delivered", n, len(tests))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tt := range tests {
+		if got[tt.rcpt] != tt.want {
+			t.Errorf("%s: Delivery.SMTPUTF8 = %v, want %v", tt.name, got[tt.rcpt], tt.want)
+		}
+	}
+}
+
+// The same through the real outbound client: a message with raw UTF-8 in
+// its Subject, submitted without SMTPUTF8, reaches a receiver that offers
+// no SMTPUTF8, with or without 8BITMIME. The old scheduler guessed
+// SMTPUTF8 from the header bytes and the relay bounced it with 553 5.6.7.
+func TestUTF8HeaderWithoutSMTPUTF8IsDelivered(t *testing.T) {
+	for _, sevenBit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("7bit=%v", sevenBit), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, fakemx.Options{NoSMTPUTF8: true, No8BitMIME: sevenBit, KeepBodies: true}, nil)
+			body := "From: <app@src.test>\r\nTo: <u@dest.test>\r\nSubject: Caf\u00e9 \u2014 cr\u00e8me br\u00fbl\u00e9e\r\nMessage-ID: <utf8@src.test>\r\n\r\nhello\r\n"
+			if _, err := h.q.Enqueue(context.Background(), queue.NewMessage{From: "app@src.test", Rcpts: []string{"u@dest.test"}, Body: []byte(body)}); err != nil {
+				t.Fatal(err)
+			}
+			h.sched.Kick()
+			h.waitDelivered(1, 10*time.Second)
+			if rb := h.mx.Received(); len(rb) != 1 || string(rb[0]) != body {
+				t.Errorf("received %q, want the message unchanged (no down-conversion)", rb)
+			}
+		})
+	}
+}
