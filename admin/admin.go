@@ -19,6 +19,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"sluice/policy"
@@ -114,7 +116,8 @@ func checkSocketPath(path string) error {
 }
 
 // ListenAPI opens the admin API listener. addr is "unix:PATH" (the socket
-// is created mode 0600, replacing a stale one) or "host:port". A TCP
+// is created mode 0600, replacing a stale one but never a live one: see
+// ErrSocketInUse) or "host:port". A TCP
 // address needs Options.Token unless it is loopback (see APIToken).
 func (s *Server) ListenAPI(addr string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
@@ -141,24 +144,72 @@ func loopback(addr string) bool {
 	return err == nil && a.IsLoopback()
 }
 
+// ErrSocketInUse is returned when another process answers on the admin
+// socket path: most likely a second daemon configured with the same
+// listen.admin. Taking the path over would cut the first daemon off from
+// its operators, and deleting it on exit would do so for good.
+var ErrSocketInUse = errors.New("admin socket is in use by another running daemon")
+
 func listenUnix(path string) (net.Listener, error) {
-	// A socket left by a crashed daemon would make Listen fail. The queue
-	// lock (taken before this) guarantees no other daemon owns it.
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		os.Remove(path)
+	// A socket left by a crashed daemon would make Listen fail; one that
+	// still answers belongs to a live daemon and is left alone.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s (two daemons configured with the same listen.admin?)", ErrSocketInUse, path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("admin socket %s: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale admin socket: %w", err)
+		}
 	}
 	// The socket is chmod'ed right after creation. The short window is
 	// harmless: data_dir is created 0700, so nobody else can reach it.
 	// (A umask would be process-wide and race with other file creation.)
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("admin: listen unix:%s: %w", path, err)
+		return nil, err
 	}
+	ul := l.(*net.UnixListener)
 	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("admin: chmod socket: %w", err)
+		ul.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
 	}
-	return l, nil
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ul.Close()
+		return nil, err
+	}
+	// Go would unlink the path on Close whatever is there by then; we
+	// unlink it only while it is still the socket we made.
+	ul.SetUnlinkOnClose(false)
+	return &ownSocket{UnixListener: ul, path: path, fi: fi}, nil
+}
+
+// ownSocket is a unix listener that, on Close, removes its path only if
+// the path still names the socket it created (same inode), so that a
+// daemon never deletes a socket that another process made there since.
+type ownSocket struct {
+	*net.UnixListener
+	path string
+	fi   os.FileInfo
+	once sync.Once
+}
+
+func (o *ownSocket) Close() error {
+	err := o.UnixListener.Close()
+	o.once.Do(func() {
+		if fi, err := os.Lstat(o.path); err == nil && os.SameFile(fi, o.fi) {
+			os.Remove(o.path)
+		}
+	})
+	return err
 }
 
 // APIHandler is the /v1 API, with the token check when a token is set.

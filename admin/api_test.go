@@ -422,3 +422,56 @@ func TestTCPToken(t *testing.T) {
 	}
 	l3.Close()
 }
+
+// TestUnixSocketLive: a socket another daemon serves is neither taken
+// over nor deleted; a file that is not a socket is left alone; and a
+// daemon removes the path on exit only while it is still its own socket.
+func TestUnixSocketLive(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	path := filepath.Join(f.dir, "admin.sock")
+	first, err := f.srv.ListenAPI("unix:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := Serve(first, f.srv.APIHandler(), quietLog())
+	defer hs.Close()
+
+	second := New(Options{Queue: f.q, Policy: f.pol, Logger: quietLog()})
+	if l, err := second.ListenAPI("unix:" + path); !errors.Is(err, ErrSocketInUse) {
+		if l != nil {
+			l.Close()
+		}
+		t.Fatalf("second listen on a live socket = %v, want ErrSocketInUse", err)
+	}
+	if _, err := NewClient("unix:"+path, "").Status(ctx()); err != nil {
+		t.Fatalf("the first daemon lost its socket: %v", err)
+	}
+
+	// The path is taken over behind the first daemon's back (as the old
+	// code did): when the first stops, the newcomer's socket stays.
+	os.Remove(path)
+	other, err := second.ListenAPI("unix:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	hs.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("closing the first listener removed a socket it did not create: %v", err)
+	}
+	other.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("own socket not removed on close: %v", err)
+	}
+
+	plain := filepath.Join(f.dir, "plain")
+	os.WriteFile(plain, []byte("keep"), 0o600)
+	if l, err := f.srv.ListenAPI("unix:" + plain); err == nil {
+		l.Close()
+		t.Fatal("a regular file was replaced by the socket")
+	}
+	if b, _ := os.ReadFile(plain); string(b) != "keep" {
+		t.Fatal("the regular file was changed")
+	}
+}

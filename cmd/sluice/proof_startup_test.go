@@ -205,3 +205,29 @@ func TestConfigCheckCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesLiveAdminSocket: a second daemon (its own data_dir, so
+// the queue lock does not stop it) configured with the first one's admin
+// socket exits 1 at start-up; the first keeps its socket and answers.
+func TestServeRefusesLiveAdminSocket(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "admin.sock")
+	dirA, dirB := t.TempDir(), t.TempDir()
+	smtpA, smtpB := freeAddr(t), freeAddr(t)
+	cfgA := writeConfig(t, dirA, smtpA, "")
+	cfgB := writeConfig(t, dirB, smtpB, "")
+	for _, c := range []string{cfgA, cfgB} {
+		writeConfigRaw(t, c, strings.Replace(readFile(t, c), "[listen]\n", fmt.Sprintf("[listen]\nadmin = %q\n", "unix:"+shared), 1))
+	}
+	a := startRelay(t, cfgA, smtpA)
+	code, out, took := serveOnce(t, cfgB, 10*time.Second)
+	if code != 1 || !strings.Contains(out, "in use by another running daemon") {
+		t.Fatalf("second daemon: exit %d after %v, want 1 naming the live socket:\n%s", code, took, out)
+	}
+	if out, code := cli(t, "status", "--config", cfgA); code != 0 {
+		t.Fatalf("first daemon after the second was refused: exit %d\n%s", code, out)
+	}
+	a.stop(t)
+	if _, err := os.Lstat(shared); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the first daemon left its socket behind: %v", err)
+	}
+}
