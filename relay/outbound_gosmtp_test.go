@@ -84,8 +84,8 @@ func TestOutboundAgainstGoSMTPServer(t *testing.T) {
 	s := outDial(t, ob)
 	body := "Subject: dots\r\n\r\n.leading dot\r\n.\r\nend\r\n"
 	for i := range 2 {
-		got := s.Send(context.Background(), &Delivery{ID: "M", From: "app@src.test",
-			Rcpts: []string{"a@dest.test", "nobody@dest.test"}, Body: []byte(body), SMTPUTF8: true})
+		got := s.Send(context.Background(), withBody(&Delivery{ID: "M", From: "app@src.test",
+			Rcpts: []string{"a@dest.test", "nobody@dest.test"}, SMTPUTF8: true}, body))
 		if got[0].Code != 250 || got[1].Code != 550 || got[1].Enhanced != "5.1.1" {
 			t.Fatalf("send %d: %v", i, got)
 		}

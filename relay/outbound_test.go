@@ -16,8 +16,15 @@ import (
 	"sluice/policy"
 )
 
+// withBody sets d's body, as the scheduler does from the queue.
+func withBody(d *Delivery, body string) *Delivery {
+	d.Body, d.Size = strings.NewReader(body), int64(len(body))
+	d.EightBit = strings.ContainsFunc(body, func(r rune) bool { return r >= 0x80 })
+	return d
+}
+
 func outMsg(rcpts ...string) *Delivery {
-	return &Delivery{ID: "M1", From: "app@src.test", Rcpts: rcpts, Body: []byte("Subject: hi\r\n\r\nhello\r\n")}
+	return withBody(&Delivery{ID: "M1", From: "app@src.test", Rcpts: rcpts}, "Subject: hi\r\n\r\nhello\r\n")
 }
 
 func outDial(t *testing.T, ob *Outbound) *Session {
@@ -168,6 +175,7 @@ func TestSendTransactions(t *testing.T) {
 		wantCmds   []string // verbs (or full lines) that must appear
 		noCmds     []string // verbs that must not appear
 		wantBody   string
+		noBody     bool // no message may reach the receiver
 	}{
 		{
 			name: "RCPT partial failure",
@@ -214,28 +222,28 @@ func TestSendTransactions(t *testing.T) {
 		{
 			name: "SMTPUTF8 to a server without it",
 			cfg:  outFakeCfg{},
-			d:    &Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test", "b@dest.test"}, Body: []byte("x\r\n"), SMTPUTF8: true},
+			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test", "b@dest.test"}, SMTPUTF8: true}, "x\r\n"),
 			want: []want{{policy.StageMail, 553, "5.6.7"}, {policy.StageMail, 553, "5.6.7"}}, wantUsable: true,
 			noCmds: []string{"MAIL"},
 		},
 		{
 			name: "SMTPUTF8 passed on MAIL",
 			cfg:  outFakeCfg{ext: []string{"SMTPUTF8", "8BITMIME"}},
-			d:    &Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test"}, Body: []byte("x\r\n"), SMTPUTF8: true},
+			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test"}, SMTPUTF8: true}, "x\r\n"),
 			want: []want{ok}, wantUsable: true,
 			wantCmds: []string{"MAIL FROM:<app@src.test> SMTPUTF8"},
 		},
 		{
 			name: "8-bit body gets BODY=8BITMIME and SIZE",
 			cfg:  outFakeCfg{ext: []string{"8BITMIME", "SIZE 1000"}},
-			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("caf\xc3\xa9\r\n")},
+			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "caf\xc3\xa9\r\n"),
 			want: []want{ok}, wantUsable: true,
 			wantCmds: []string{"MAIL FROM:<app@src.test> BODY=8BITMIME SIZE=7"},
 		},
 		{
 			name: "8-bit header without SMTPUTF8 goes as is to a 7-bit peer",
 			cfg:  outFakeCfg{},
-			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("Subject: caf\xc3\xa9\r\n\r\nx\r\n")},
+			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "Subject: caf\xc3\xa9\r\n\r\nx\r\n"),
 			want: []want{ok}, wantUsable: true,
 			noCmds:   []string{"MAIL FROM:<app@src.test> BODY=8BITMIME", "MAIL FROM:<app@src.test> SMTPUTF8"},
 			wantBody: "Subject: caf\xc3\xa9\r\n\r\nx\r\n",
@@ -248,20 +256,28 @@ func TestSendTransactions(t *testing.T) {
 			wantCmds: []string{"MAIL FROM:<app@src.test>"},
 		},
 		{
-			name: "bare CR rejected before sending",
-			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("a\rRCPT TO:<x@evil.test>\r\n")},
-			want: []want{{policy.StageData, 554, "5.6.0"}}, wantUsable: true,
-			noCmds: []string{"MAIL"},
+			// Found while streaming: the connection is dropped before
+			// the final dot, so the receiver discards the transaction.
+			name:     "bare CR: dropped before the final dot",
+			d:        withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "a\rRCPT TO:<x@evil.test>\r\n"),
+			want:     []want{{policy.StageData, 554, "5.6.0"}},
+			wantCmds: []string{"DATA"}, noCmds: []string{"RSET", "QUIT", "RCPT TO:<x@evil.test>"}, noBody: true,
 		},
 		{
-			name: "bare LF rejected before sending",
-			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("a\n.\nMAIL FROM:<x@evil.test>\r\n")},
-			want: []want{{policy.StageData, 554, "5.6.0"}}, wantUsable: true,
-			noCmds: []string{"MAIL"},
+			name:     "bare LF: dropped before the final dot",
+			d:        withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "a\n.\nMAIL FROM:<x@evil.test>\r\n"),
+			want:     []want{{policy.StageData, 554, "5.6.0"}},
+			wantCmds: []string{"DATA"}, noCmds: []string{"RSET", "QUIT", "MAIL FROM:<x@evil.test>"}, noBody: true,
+		},
+		{
+			name:     "bare LF deep in a large body",
+			d:        withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, strings.Repeat("line\r\n", 50000)+"x\n.\r\n"),
+			want:     []want{{policy.StageData, 554, "5.6.0"}},
+			wantCmds: []string{"DATA"}, noCmds: []string{"RSET", "QUIT"}, noBody: true,
 		},
 		{
 			name: "dot-stuffing and final CRLF",
-			d:    &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte(".hidden\r\n..two\r\nlast")},
+			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, ".hidden\r\n..two\r\nlast"),
 			want: []want{ok}, wantUsable: true,
 			wantBody: "..hidden\r\n...two\r\nlast\r\n",
 		},
@@ -384,6 +400,9 @@ func TestSendTransactions(t *testing.T) {
 			}
 			if tt.wantBody != "" && (len(bodies) != 1 || bodies[0] != tt.wantBody) {
 				t.Errorf("body on the wire = %q, want %q", bodies, tt.wantBody)
+			}
+			if tt.noBody && len(bodies) != 0 {
+				t.Errorf("the receiver got a message: %q", bodies)
 			}
 		})
 	}
@@ -714,7 +733,7 @@ func TestDialHELOFallback(t *testing.T) {
 	f := newOutFakeMX(t, outFakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 command not recognised"}})
 	ob, _ := outTestOutbound(t, f, TLSOpportunistic, nil)
 	s := outDial(t, ob)
-	got := s.Send(context.Background(), &Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}, Body: []byte("caf\xc3\xa9\r\n")})
+	got := s.Send(context.Background(), withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "caf\xc3\xa9\r\n"))
 	if got[0].Code != 250 {
 		t.Fatalf("Send = %v", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -17,7 +18,11 @@ import (
 type Delivery struct {
 	ID, From string
 	Rcpts    []string
-	Body     []byte // CRLF line endings, not dot-stuffed
+	// Body is read once, while DATA is sent, and never held in memory
+	// whole: CRLF line endings, not dot-stuffed.
+	Body     io.Reader
+	Size     int64 // the length of Body, for SIZE= (RFC 1870)
+	EightBit bool  // Body has a byte >= 0x80: BODY=8BITMIME when offered (RFC 6152)
 	SMTPUTF8 bool
 }
 
@@ -33,6 +38,7 @@ type Session struct {
 	usable bool
 	closed bool
 	sent   int
+	buf    []byte // body copy buffer, kept for the session's next transaction
 }
 
 var errOutUnusable = errors.New("relay: session is no longer usable")
@@ -140,12 +146,6 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	if outBadAddr(d.From) {
 		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 553, Enhanced: "5.1.7", Text: "malformed sender address"})
 	}
-	// Go's dot writer, and many servers, pass a lone CR or LF through;
-	// it is a smuggling vector (RFC 5321 §2.3.8 allows CR and LF only as
-	// CRLF). Inbound refuses them already: defence in depth.
-	if outBareCRLF(d.Body) {
-		return fill(all, policy.Reply{Stage: policy.StageData, Code: 554, Enhanced: "5.6.0", Text: "message contains a bare CR or LF"})
-	}
 	if _, ok := s.ext["SMTPUTF8"]; d.SMTPUTF8 && !ok {
 		// RFC 6531 §3.4: without the extension the message cannot be
 		// delivered as is; we do not downgrade.
@@ -153,11 +153,11 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 			Text: "next hop " + s.hop.Host + " does not support SMTPUTF8"})
 	}
 
-	if n, err := strconv.Atoi(s.ext["SIZE"]); err == nil && n > 0 && len(d.Body) > n {
+	if n, err := strconv.ParseInt(s.ext["SIZE"], 10, 64); err == nil && n > 0 && d.Size > n {
 		// RFC 1870 §6: the server told us its limit; do not waste a
 		// transaction it will refuse.
 		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 552, Enhanced: "5.3.4",
-			Text: fmt.Sprintf("message size %d exceeds the limit of %d of %s", len(d.Body), n, s.hop.Host)})
+			Text: fmt.Sprintf("message size %d exceeds the limit of %d of %s", d.Size, n, s.hop.Host)})
 	}
 	// Recipients the server is asked about; a malformed one is refused
 	// here and never reaches the wire.
@@ -206,14 +206,14 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	}
 
 	mail := "MAIL FROM:<" + d.From + ">"
-	if _, ok := s.ext["8BITMIME"]; ok && outHas8Bit(d.Body) {
+	if _, ok := s.ext["8BITMIME"]; ok && d.EightBit {
 		mail += " BODY=8BITMIME" // RFC 6152 §2
 	}
 	if d.SMTPUTF8 {
 		mail += " SMTPUTF8" // RFC 6531 §3.4
 	}
 	if _, ok := s.ext["SIZE"]; ok {
-		mail += " SIZE=" + strconv.Itoa(len(d.Body)) // RFC 1870 §6
+		mail += " SIZE=" + strconv.FormatInt(d.Size, 10) // RFC 1870 §6
 	}
 	resp, err := s.w.cmd(mail)
 	switch {
@@ -270,7 +270,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 		return failed(accepted, policy.StageData, err)
 	}
 	if err := s.writeBody(d.Body); err != nil {
-		return failed(accepted, policy.StageData, err)
+		return s.bodyFailed(accepted, err, fill)
 	}
 	resp, err = s.w.read(s.o.opt.DataTimeout)
 	if err == nil {
@@ -291,34 +291,39 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	}
 }
 
-// writeBody sends the body dot-stuffed (RFC 5321 §4.5.2) and the final
+// writeBody streams the body dot-stuffed (RFC 5321 §4.5.2) and the final
 // dot, under one DataTimeout deadline for the whole write.
-func (s *Session) writeBody(body []byte) error {
+func (s *Session) writeBody(body io.Reader) error {
 	if err := s.w.deadline(s.o.opt.DataTimeout); err != nil {
 		return err
 	}
-	bw := s.w.bw
-	bol := true
-	for _, c := range body {
-		if bol && c == '.' {
-			if err := bw.WriteByte('.'); err != nil {
-				return err
-			}
-		}
-		if err := bw.WriteByte(c); err != nil {
-			return err
-		}
-		bol = c == '\n'
+	if s.buf == nil {
+		s.buf = make([]byte, outBodyChunk)
 	}
-	if !bol {
-		if _, err := bw.WriteString("\r\n"); err != nil {
-			return err
-		}
+	return copyBody(s.w.bw, body, s.buf)
+}
+
+// bodyFailed ends a transaction whose body could not be sent whole. A
+// bare CR or LF, or a read error on our side, stops it before the final
+// dot: the connection is dropped (no QUIT, no RSET: the server is still
+// reading data) so the receiver discards what it got (RFC 5321 §3.3,
+// §4.1.1.4), and the reply is ours, never the receiver's. A network
+// error is reported as one.
+func (s *Session) bodyFailed(accepted []int, err error, fill func([]int, policy.Reply) []policy.Reply) []policy.Reply {
+	var r policy.Reply
+	switch {
+	case errors.Is(err, errOutBareCRLF):
+		r = policy.Reply{Stage: policy.StageData, Code: 554, Enhanced: "5.6.0", Text: "message contains a bare CR or LF"}
+	case errors.Is(err, errOutBodyRead):
+		r = policy.Reply{Stage: policy.StageData, Code: 451, Enhanced: "4.3.0", Text: "local error reading the queued message"}
+		s.o.log.Error("relay: reading the queued message failed; connection dropped before the final dot", "relay", s.Relay(), "err", err)
+	default:
+		return fill(accepted, s.netReply(policy.StageData, err))
 	}
-	if _, err := bw.WriteString(".\r\n"); err != nil {
-		return err
-	}
-	return bw.Flush()
+	s.usable = false
+	_ = s.w.conn.Close()
+	s.closed = true
+	return fill(accepted, r)
 }
 
 // abortTxn resets a refused transaction so the session can carry the next
@@ -345,32 +350,6 @@ func (s *Session) abortTxn(stage policy.Stage) *policy.Reply {
 		return &r
 	}
 	return nil
-}
-
-// outBareCRLF reports a CR not followed by LF or an LF not preceded by CR.
-func outBareCRLF(b []byte) bool {
-	for i, c := range b {
-		switch c {
-		case '\r':
-			if i+1 >= len(b) || b[i+1] != '\n' {
-				return true
-			}
-		case '\n':
-			if i == 0 || b[i-1] != '\r' {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func outHas8Bit(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return true
-		}
-	}
-	return false
 }
 
 // outBadAddr refuses what would break the command line: a reverse path or

@@ -87,8 +87,9 @@ func TestOutBareCRLF(t *testing.T) {
 		{"\r", true}, {"\n", true}, {"a\rb\r\n", true}, {"a\nb", true}, {"a\r\r\n", true}, {"a\r\n\n", true},
 	}
 	for _, tt := range tests {
-		if got := outBareCRLF([]byte(tt.in)); got != tt.bare {
-			t.Errorf("outBareCRLF(%q) = %v", tt.in, got)
+		_, err := streamDotStuff(strings.NewReader(tt.in))
+		if got := errors.Is(err, errOutBareCRLF); got != tt.bare {
+			t.Errorf("bare CR/LF in %q = %v (%v)", tt.in, got, err)
 		}
 	}
 }

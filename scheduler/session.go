@@ -1,10 +1,8 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"time"
 
 	"sluice/relay"
@@ -60,14 +58,19 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 			}
 			sess, domain = ns, j.domain
 		}
-		body, err := readBody(s.o.Queue, j.id)
+		body, err := s.o.Queue.OpenBody(j.id)
 		if err != nil {
 			s.log.Error("reading queued body failed", "id", j.id, "err", err)
 			s.requeue([]*job{j}, s.now().Add(time.Minute))
 			continue
 		}
-		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, SMTPUTF8: needsSMTPUTF8(j)}
+		// The body streams from the queue (its spool file, or a copy of
+		// a small inline one) while DATA is sent; no bbolt transaction
+		// stays open during the send.
+		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, Size: body.Size(),
+			EightBit: body.Has8Bit(), SMTPUTF8: needsSMTPUTF8(j)}
 		replies := sess.Send(ctx, d)
+		body.Close()
 		if s.finish(ctx, name, j, sess.Relay(), replies) || !sess.Usable() {
 			// The connection is finished (a 421, a network error, or
 			// policy says so). The session ends and gives its slot back:
@@ -100,19 +103,6 @@ func (s *Scheduler) waitToken(ctx context.Context, name string) (time.Duration, 
 		case <-t.C:
 		}
 	}
-}
-
-// readBody reads a whole body for relay.Delivery.
-func readBody(q Queue, id string) ([]byte, error) {
-	b, err := q.OpenBody(id)
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	out := make([]byte, 0, b.Size())
-	buf := bytes.NewBuffer(out)
-	_, err = io.Copy(buf, b)
-	return buf.Bytes(), err
 }
 
 func addrs(j *job) []string {
