@@ -119,7 +119,10 @@ func checkInvariants(t testing.TB, q *Queue) {
 					}
 					delete(due, dk)
 				}
-				ak := string(rcptKey(id, i))
+				ak := string(leaseKey(r.LeaseUntil, id, i))
+				if r.State != StateActive && !r.LeaseUntil.IsZero() {
+					return fmt.Errorf("%s/%d %s with a lease deadline", id, i, r.State)
+				}
 				if r.State == StateActive {
 					if !active[ak] {
 						return fmt.Errorf("%s/%d active without lease entry", id, i)

@@ -13,7 +13,7 @@ var (
 	bktRcpts    = []byte("rcpts")    // id || be32 idx -> rcptRec (JSON)
 	bktBodies   = []byte("bodies")   // id -> body bytes
 	bktDue      = []byte("due")      // be64 nanos || id || be32 idx -> nil: StateQueued only
-	bktActive   = []byte("active")   // id || be32 idx -> nil: StateActive only (leases)
+	bktActive   = []byte("active")   // be64 lease deadline || id || be32 idx -> nil: StateActive only (leases, by deadline)
 	bktDone     = []byte("done")     // be64 nanos || id -> nil: finished messages by Done
 	bktOpen     = []byte("open")     // id -> nil: messages with an open recipient
 	bktStats    = []byte("stats")    // state -> be64 recipient count
@@ -53,6 +53,39 @@ func dueKey(t time.Time, id string, idx int) []byte {
 	copy(k[8:], id)
 	binary.BigEndian.PutUint32(k[8+idLen:], uint32(idx))
 	return k
+}
+
+// leaseKey is the active-index key of a lease: its deadline first, so
+// that expired leases are a prefix of the index. A zero deadline (leases
+// that never expire) sorts last.
+func leaseKey(deadline time.Time, id string, idx int) []byte {
+	if deadline.IsZero() {
+		k := dueKey(time.Time{}, id, idx)
+		binary.BigEndian.PutUint64(k, noDeadline)
+		return k
+	}
+	return dueKey(deadline, id, idx)
+}
+
+// noDeadline is the key time of a lease without a deadline.
+const noDeadline = 1<<64 - 1
+
+// parseLeaseKey parses an active-index key; ok is false for the keys of
+// files written before leases had deadlines (id || be32 idx), which
+// Open reclaims anyway.
+func parseLeaseKey(k []byte) (deadline time.Time, id string, idx int, ok bool) {
+	if len(k) != dueKeyLen {
+		return time.Time{}, "", 0, false
+	}
+	n := binary.BigEndian.Uint64(k)
+	id, idx = string(k[8:8+idLen]), int(binary.BigEndian.Uint32(k[8+idLen:]))
+	if n == noDeadline {
+		return time.Time{}, id, idx, true
+	}
+	if n > 1<<63-1 {
+		return time.Time{}, "", 0, false
+	}
+	return time.Unix(0, int64(n)), id, idx, true
 }
 
 func parseDueKey(k []byte) (t time.Time, id string, idx int, err error) {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -9,14 +10,19 @@ import (
 )
 
 // Lease takes up to max recipients that are due (NextAttempt <= now), in
-// NextAttempt order, marks them StateActive and removes them from the due
-// index, in one group commit. It walks the due index from its start, so
-// its cost is O(log n + max), never a scan of the queue.
+// NextAttempt order, marks them StateActive until now+LeaseTimeout and
+// removes them from the due index, in one group commit. It walks the due
+// index from its start, so its cost is O(log n + max), never a scan of
+// the queue.
 func (q *Queue) Lease(now time.Time, max int) ([]Item, error) {
 	if max <= 0 {
 		return nil, nil
 	}
 	limit := timeKey(now)
+	var deadline time.Time
+	if q.opts.LeaseTimeout > 0 {
+		deadline = now.Add(q.opts.LeaseTimeout)
+	}
 	var items []Item
 	err := q.write(context.Background(), func(w *wtx) error {
 		items = items[:0]
@@ -57,7 +63,7 @@ func (q *Queue) Lease(now time.Time, max int) ([]Item, error) {
 				return err
 			}
 			next := r.NextAttempt
-			if err := w.transition(rf.id, rf.idx, r, StateActive, time.Time{}); err != nil {
+			if err := w.transition(rf.id, rf.idx, r, StateActive, deadline); err != nil {
 				return err
 			}
 			items = append(items, Item{
@@ -71,6 +77,120 @@ func (q *Queue) Lease(now time.Time, max int) ([]Item, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+// reclaimBatch bounds one Reclaim transaction.
+const reclaimBatch = 1000
+
+// Reclaim returns the leases whose deadline is at or before now to the
+// due index, due now, so that a recipient whose outcome was never
+// recorded (its holder lost it) is retried while the daemon runs, not
+// only after a restart. A lease for which held reports true is still in
+// use by its holder (a delivery that outlasts the deadline, mail waiting
+// in memory, an outcome whose commit is being retried): its deadline is
+// extended by LeaseTimeout instead, so an outcome recorded late always
+// wins over the reaper and a delivered recipient is never sent again.
+// held runs inside the commit goroutine: it must not call the Queue.
+//
+// The active index is ordered by deadline, so the cost is O(log n) when
+// nothing has expired and O(expired) otherwise, never a scan of the
+// queue. It returns the number of leases returned to due and the
+// earliest deadline still pending (zero when there is none).
+func (q *Queue) Reclaim(now time.Time, held func(id string, rcpt int) bool) (reclaimed int, next time.Time, err error) {
+	limit := timeKey(now)
+	for {
+		first, ok, err := q.firstLease()
+		if err != nil || !ok {
+			return reclaimed, time.Time{}, err
+		}
+		if timeKey(first) > limit {
+			return reclaimed, first, nil
+		}
+		var n, walked int
+		err = q.write(context.Background(), func(w *wtx) error {
+			n, walked = 0, 0
+			type ref struct {
+				id  string
+				idx int
+				key []byte
+			}
+			var refs []ref
+			c := w.b(bktActive).Cursor()
+			for k, _ := c.First(); k != nil && len(refs) < reclaimBatch; k, _ = c.Next() {
+				t, id, idx, ok := parseLeaseKey(k)
+				if !ok {
+					return errBadKey
+				}
+				if t.IsZero() || timeKey(t) > limit {
+					break
+				}
+				refs = append(refs, ref{id, idx, append([]byte(nil), k...)})
+			}
+			walked = len(refs)
+			for _, rf := range refs {
+				r, err := w.rcpt(rf.id, rf.idx)
+				if err != nil {
+					return err
+				}
+				if r.State != StateActive || !bytes.Equal(leaseKey(r.LeaseUntil, rf.id, rf.idx), rf.key) {
+					// Cannot happen while transition is the only writer
+					// of the index; drop the stale key.
+					q.log.Error("queue: stale lease index entry", "id", rf.id, "rcpt", rf.idx, "state", r.State)
+					if err := w.b(bktActive).Delete(rf.key); err != nil {
+						return err
+					}
+					continue
+				}
+				if held != nil && held(rf.id, rf.idx) {
+					if err := w.b(bktActive).Delete(rf.key); err != nil {
+						return err
+					}
+					r.LeaseUntil = now.Add(max(q.opts.LeaseTimeout, time.Second))
+					if err := w.b(bktActive).Put(leaseKey(r.LeaseUntil, rf.id, rf.idx), nil); err != nil {
+						return err
+					}
+					if err := w.putRcpt(rf.id, rf.idx, r); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := w.transition(rf.id, rf.idx, r, StateQueued, now); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			return reclaimed, time.Time{}, err
+		}
+		if n > 0 {
+			q.log.Warn("queue: expired leases returned to the due index", "recipients", n)
+		}
+		reclaimed += n
+		if walked < reclaimBatch {
+			next, _, err := q.firstLease()
+			return reclaimed, next, err
+		}
+	}
+}
+
+// firstLease returns the earliest lease deadline (ok=false when no lease
+// has one). O(log n).
+func (q *Queue) firstLease() (t time.Time, ok bool, err error) {
+	err = q.view(func(tx *bbolt.Tx) error {
+		k, _ := tx.Bucket(bktActive).Cursor().First()
+		if k == nil {
+			return nil
+		}
+		d, _, _, valid := parseLeaseKey(k)
+		if !valid {
+			return errBadKey
+		}
+		t, ok = d, !d.IsZero()
+		return nil
+	})
+	return t, ok, err
 }
 
 // NextDue returns the earliest NextAttempt in the due index (ok=false

@@ -17,8 +17,11 @@
 //     the calls waiting at that moment into a single transaction and fsync,
 //     so concurrent clients share fsyncs without a timer.
 //   - Concurrency: every method is safe for concurrent use.
-//   - Leases: Lease marks recipients StateActive; Open returns leases left
-//     by a crashed process to the due index, so a crash means a retry.
+//   - Leases: Lease marks recipients StateActive until a deadline
+//     (Options.LeaseTimeout); Reclaim returns expired leases that their
+//     holder no longer uses to the due index while running, and Open
+//     returns every lease left by a previous process, so a lost outcome
+//     or a crash means a retry, never a recipient stuck in flight.
 package queue
 
 import (
@@ -44,6 +47,11 @@ type Options struct {
 	// Retention is how long finished messages are kept for `queue show`
 	// (default 7 days).
 	Retention time.Duration
+	// LeaseTimeout is how long a lease lasts before Reclaim may return
+	// it to the due index (0 = leases expire only at the next Open). The
+	// daemon derives it from the delivery timeouts (config
+	// Delivery.LeaseTimeout), so that it outlasts any one delivery.
+	LeaseTimeout time.Duration
 	// MinFreeBytes is a free-space reserve on the file system of Path.
 	// Below it Enqueue fails with ErrNoSpace, while Update and the other
 	// bookkeeping writes still commit: mail already accepted must keep
@@ -205,13 +213,26 @@ func (q *Queue) initDB() (existed bool, err error) {
 			return err
 		}
 		for _, k := range keys {
-			id, idx, err := parseRcptKey(k)
-			if err != nil {
-				return err
+			_, id, idx, ok := parseLeaseKey(k)
+			if !ok {
+				// A file written before leases had deadlines.
+				var err error
+				if id, idx, err = parseRcptKey(k); err != nil {
+					return err
+				}
+				if err := tx.Bucket(bktActive).Delete(k); err != nil {
+					return err
+				}
 			}
 			r, err := w.rcpt(id, idx)
 			if err != nil {
 				return err
+			}
+			if r.State != StateActive {
+				if err := tx.Bucket(bktActive).Delete(k); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := w.transition(id, idx, r, StateQueued, now); err != nil {
 				return err

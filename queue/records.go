@@ -36,14 +36,17 @@ type attemptRec struct {
 }
 
 type rcptRec struct {
-	Addr        string       `json:"a"`
-	Domain      string       `json:"d"`
-	State       State        `json:"s"`
-	NextAttempt time.Time    `json:"n,omitzero"`
-	Attempts    int          `json:"k,omitempty"`
-	LastReply   string       `json:"r,omitempty"`
-	LastClass   string       `json:"c,omitempty"`
-	History     []attemptRec `json:"h,omitempty"`
+	Addr        string    `json:"a"`
+	Domain      string    `json:"d"`
+	State       State     `json:"s"`
+	NextAttempt time.Time `json:"n,omitzero"`
+	// LeaseUntil is the deadline of the lease while StateActive (zero:
+	// none); the active index is keyed by it.
+	LeaseUntil time.Time    `json:"l,omitzero"`
+	Attempts   int          `json:"k,omitempty"`
+	LastReply  string       `json:"r,omitempty"`
+	LastClass  string       `json:"c,omitempty"`
+	History    []attemptRec `json:"h,omitempty"`
 }
 
 type suppRec struct {

@@ -118,7 +118,8 @@ func (w *wtx) addStat(s State, delta int64) error {
 
 // transition moves recipient idx of message id from r.State (or from
 // nothing, for a new recipient whose r.State is "") to state to. next is
-// the NextAttempt for StateQueued. The caller must call flush before the
+// the NextAttempt for StateQueued and the lease deadline for StateActive
+// (zero: the lease never expires). The caller must call flush before the
 // transaction ends. A final state is never left: that would resurrect a
 // message whose Done is already indexed.
 func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Time) error {
@@ -132,9 +133,10 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 			return err
 		}
 	case StateActive:
-		if err := w.b(bktActive).Delete(rcptKey(id, idx)); err != nil {
+		if err := w.b(bktActive).Delete(leaseKey(r.LeaseUntil, id, idx)); err != nil {
 			return err
 		}
+		r.LeaseUntil = time.Time{}
 	}
 	switch to {
 	case StateQueued:
@@ -143,7 +145,8 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 			return err
 		}
 	case StateActive:
-		if err := w.b(bktActive).Put(rcptKey(id, idx), nil); err != nil {
+		r.LeaseUntil = next
+		if err := w.b(bktActive).Put(leaseKey(next, id, idx), nil); err != nil {
 			return err
 		}
 	}

@@ -97,6 +97,11 @@ func (q *memQueue) Update(_ context.Context, ups []queue.Update) error {
 func (q *memQueue) Enqueue(context.Context, queue.NewMessage) (string, error) { return "dsn", nil }
 func (q *memQueue) Suppress(string, string) error                             { return nil }
 
+// Reclaim: leases in memQueue never expire.
+func (q *memQueue) Reclaim(time.Time, func(string, int) bool) (int, time.Time, error) {
+	return 0, time.Time{}, nil
+}
+
 func (q *memQueue) sent() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

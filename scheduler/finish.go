@@ -3,9 +3,8 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
-
-	"time"
 
 	"sluice/dsn"
 	"sluice/policy"
@@ -14,7 +13,9 @@ import (
 
 // finish reports every recipient's reply to policy, logs one mail-log line
 // per attempt, sends DSNs for bounces and expiries, and commits the
-// outcome to the queue. It reports whether the connection should end.
+// outcome to the queue (record: retried until it commits). ctx is the
+// session's; no queue write uses it, since shutdown cancels it. It
+// reports whether the connection should end.
 func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, replies []policy.Reply) (endSession bool) {
 	now := s.now()
 	ups := make([]queue.Update, 0, len(j.items))
@@ -82,14 +83,11 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 			s.log.Error("requeueing at shutdown failed; the recipients return to due at the next start", "id", j.id, "err", err)
 		}
 	}
-	// The DSN is queued before the bounce is recorded: a crash between the
-	// two may send a second DSN, never lose the first.
+	o := &outcome{job: j, ups: ups}
 	if len(failed) > 0 && j.from != "" {
-		s.bounce(ctx, j, failed, now)
+		o.dsn = &pendingDSN{failed: failed, at: now}
 	}
-	if err := s.o.Queue.Update(ctx, ups); err != nil {
-		s.log.Error("recording delivery outcome failed; the recipients stay leased and return to due at the next start", "id", j.id, "err", err)
-	}
+	s.record(o)
 	// A deferral may be due before whatever the loop is sleeping towards.
 	s.Kick()
 	return endSession
@@ -114,27 +112,45 @@ func (s *Scheduler) suppress(addr, reason string) {
 
 // bounce queues a DSN (RFC 3464) to the envelope sender. It reads only
 // what the DSN returns of the original (all of a small one, the header
-// section of a large one), never a whole large body.
-func (s *Scheduler) bounce(ctx context.Context, j *job, failed []dsn.Recipient, now time.Time) {
-	orig, size, err := readOriginal(s.o.Queue, j.id)
-	if err != nil {
-		s.log.Error("reading the original for the DSN failed; the DSN goes without it", "id", j.id, "err", err)
+// section of a large one), never a whole large body. An error means the
+// DSN is not queued and is worth retrying (the original could not be
+// read for now, or the queue refused the write): the caller must not
+// record the bounce yet, or the sender would never learn of it, or learn
+// without the original. An original that is truly gone (ErrNotFound
+// while the message is still open) is not retried: the DSN goes without
+// it and says so.
+func (s *Scheduler) bounce(j *job, d *pendingDSN) error {
+	if d.orig == nil && d.gone == "" {
+		orig, size, err := readOriginal(s.o.Queue, j.id)
+		switch {
+		case errors.Is(err, queue.ErrNotFound):
+			s.log.Error("the original of a bounced message is gone; the DSN says so", "id", j.id, "err", err)
+			d.gone = "the message body could not be found in the queue"
+		case err != nil:
+			return fmt.Errorf("read the original for the DSN: %w", err)
+		default:
+			d.orig, d.size = orig, size // kept for a retry of the write below
+		}
 	}
 	msg, err := dsn.Build(dsn.Report{
 		ReportingMTA: s.o.Hostname, Sender: j.from, QueueID: j.id, Arrival: j.received,
-		Recipients: failed, Original: orig, OriginalSize: size, Now: now,
+		Recipients: d.failed, Original: d.orig, OriginalSize: d.size, OriginalUnavailable: d.gone, Now: d.at,
 	})
 	if err != nil {
+		// Build fails only on its input (a null sender, no recipient):
+		// retrying cannot help.
 		s.log.Error("building DSN failed", "id", j.id, "err", err)
-		return
+		return nil
 	}
-	id, err := s.o.Queue.Enqueue(ctx, queue.NewMessage{Rcpts: []string{j.from}, Body: msg})
+	// The DSN's own write must not depend on the session: it is part of
+	// recording the outcome.
+	id, err := s.o.Queue.Enqueue(context.Background(), queue.NewMessage{Rcpts: []string{j.from}, Body: msg})
 	if err != nil {
-		s.log.Error("queueing DSN failed", "id", j.id, "err", err)
-		return
+		return fmt.Errorf("queue the DSN: %w", err)
 	}
-	s.log.Info("dsn queued", "id", id, "orig_id", j.id, "to", j.from, "recipients", len(failed))
+	s.log.Info("dsn queued", "id", id, "orig_id", j.id, "to", j.from, "recipients", len(d.failed))
 	s.Kick()
+	return nil
 }
 
 // readOriginal returns what a DSN returns of message id (dsn.ReadOriginal)

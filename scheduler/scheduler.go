@@ -7,9 +7,12 @@
 // goes back to the queue in a group commit.
 //
 // Promises: a recipient is leased (marked in flight) before it is dialled,
-// so a crash means a retry, never a loss; every attempt is logged on one
-// mail-log line; nothing is dialled while policy says the destination is
-// paused.
+// so a crash means a retry, never a loss; an outcome is retried until it
+// commits (or shutdown), and the leases the scheduler holds are never
+// reclaimed under it, so one process never delivers a recipient twice;
+// leases nobody holds any more expire and are retried while running;
+// every attempt is logged on one mail-log line; nothing is dialled while
+// policy says the destination is paused.
 package scheduler
 
 import (
@@ -27,6 +30,9 @@ import (
 // Queue is what the scheduler needs from the durable queue.
 type Queue interface {
 	Lease(now time.Time, max int) ([]queue.Item, error)
+	// Reclaim returns expired leases that held does not claim to the due
+	// index and extends the others (see queue.Queue.Reclaim).
+	Reclaim(now time.Time, held func(id string, rcpt int) bool) (int, time.Time, error)
 	NextDue() (time.Time, bool, error)
 	OpenBody(id string) (*queue.Body, error)
 	Update(ctx context.Context, ups []queue.Update) error
@@ -90,6 +96,16 @@ type Scheduler struct {
 	log  *slog.Logger
 	kick chan struct{}
 
+	// leases is every lease this scheduler holds, for the queue's reaper.
+	leases heldLeases
+	// stopped is closed when shutdown begins: outcome retries stop.
+	stopped chan struct{}
+	// after is time.After; tests make it immediate.
+	after func(time.Duration) <-chan time.Time
+	// nextReclaim is when the loop next asks the queue to reclaim
+	// expired leases (only the Run goroutine uses it).
+	nextReclaim time.Time
+
 	mu       sync.Mutex
 	dests    map[string]*dest
 	inMemory int            // leased recipients held in dest queues
@@ -143,11 +159,13 @@ func New(o Options) *Scheduler {
 		o.MaxQueueLifetime = 5 * 24 * time.Hour
 	}
 	s := &Scheduler{
-		o:     o,
-		now:   o.Now,
-		log:   o.Logger,
-		kick:  make(chan struct{}, 1),
-		dests: map[string]*dest{},
+		o:       o,
+		now:     o.Now,
+		log:     o.Logger,
+		kick:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+		after:   time.After,
+		dests:   map[string]*dest{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -177,6 +195,7 @@ func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
 		// what matters in its store); the loop wakes at least once a
 		// minute, and the sweep costs what it drops.
 		s.o.Policy.Sweep()
+		s.reclaim()
 		n, err := s.leaseDue(ctx, sessionCtx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("queue lease failed", "err", err)
@@ -187,6 +206,9 @@ func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
 		wait := time.Minute
 		if t, ok, err := s.o.Queue.NextDue(); err == nil && ok {
 			wait = t.Sub(s.now())
+		}
+		if r := s.nextReclaim.Sub(s.now()); r < wait {
+			wait = r
 		}
 		if wait < time.Millisecond {
 			wait = time.Millisecond
@@ -207,11 +229,41 @@ func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
 	}
 }
 
+// reclaimPoll is how often the loop looks for expired leases when none
+// has a deadline yet: one O(log n) read.
+const reclaimPoll = time.Minute
+
+// reclaim has the queue return expired leases that this scheduler no
+// longer holds (an outcome lost to a failed commit before it was retried,
+// a requeue that failed) to the due index, when the earliest deadline has
+// come. The recipients are due now, so the lease that follows picks them
+// up at once.
+func (s *Scheduler) reclaim() {
+	now := s.now()
+	if now.Before(s.nextReclaim) {
+		return
+	}
+	n, next, err := s.o.Queue.Reclaim(now, s.leases.held)
+	switch {
+	case err != nil:
+		s.log.Error("reclaiming expired leases failed", "err", err)
+		s.nextReclaim = now.Add(reclaimPoll)
+	case next.IsZero():
+		s.nextReclaim = now.Add(reclaimPoll)
+	default:
+		s.nextReclaim = next
+	}
+	if n > 0 {
+		s.log.Warn("expired leases returned to the queue", "recipients", n)
+	}
+}
+
 // shutdown waits for sessions and gives every waiting job back to the queue.
 func (s *Scheduler) shutdown() {
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
+	close(s.stopped)
 	s.wg.Wait()
 	s.mu.Lock()
 	var ups []queue.Update
@@ -231,6 +283,9 @@ func (s *Scheduler) shutdown() {
 		if err := s.o.Queue.Update(context.Background(), ups); err != nil {
 			s.log.Error("returning leases at shutdown failed; they return to due at the next start", "err", err)
 		}
+	}
+	for _, it := range ups {
+		s.leases.drop([]queue.Item{{ID: it.ID, Rcpt: it.Rcpt}})
 	}
 }
 
@@ -255,6 +310,7 @@ func (s *Scheduler) leaseDue(ctx, sessionCtx context.Context) (int, error) {
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
+	s.leases.add(items)
 	// Group recipients of one message at one domain into one job, keeping
 	// the lease order (due time) between jobs.
 	type key struct{ id, domain string }
@@ -418,7 +474,12 @@ func (s *Scheduler) requeue(jobs []*job, at time.Time) {
 		ups = append(ups, returnLease(j, t)...)
 	}
 	if err := s.o.Queue.Update(context.Background(), ups); err != nil {
-		s.log.Error("requeue failed; leases return to due at the next start", "err", err)
+		s.log.Error("requeue failed; the leases return to due when they expire", "err", err)
+	}
+	// Whether the write worked or not, nobody here holds these leases
+	// any more: after a failure the reaper returns them at their deadline.
+	for _, j := range jobs {
+		s.leases.drop(j.items)
 	}
 	s.Kick()
 }

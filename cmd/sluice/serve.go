@@ -201,6 +201,7 @@ func (d *daemon) open() error {
 		LockTimeout:  time.Duration(cfg.Queue.LockTimeout),
 		Retention:    time.Duration(cfg.Queue.Retention),
 		MinFreeBytes: int64(cfg.Queue.MinFreeSpace),
+		LeaseTimeout: cfg.Delivery.LeaseTimeout(),
 		Logger:       log,
 	})
 	if err != nil {
