@@ -238,7 +238,8 @@ func TestLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.MaxConcurrency != 2 || d.Concurrency != 2 || d.MaxRate < 0.16 || d.MaxRate > 0.17 {
+	// A new destination is in slow start (initial_concurrency = 1).
+	if d.MaxConcurrency != 2 || d.Concurrency != 1 || d.MaxRate < 0.16 || d.MaxRate > 0.17 {
 		t.Fatalf("after set: %+v", d)
 	}
 	// Only the rate: the maximum concurrency stays.

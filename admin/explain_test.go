@@ -5,6 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"sluice/config"
 	"sluice/policy"
 )
 
@@ -36,7 +37,9 @@ func TestParseReplyLine(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	t.Parallel()
-	p, err := policy.New(policy.Options{Rules: []policy.Rule{{Match: `TSS04`, Class: policy.ClassSuspend, For: 7200e9}}, Logger: quietLog()})
+	o := policy.OptionsFrom(config.Default())
+	o.Rules, o.Logger = []policy.Rule{{Match: `TSS04`, Class: policy.ClassSuspend, For: 7200e9}}, quietLog()
+	p, err := policy.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,9 @@ func FuzzParseReplyLine(f *testing.F) {
 	for _, s := range []string{"421 4.7.0 Too many connections", "550-5.1.1 x", "HTTP/1.1 421 Misdirected Request", "", "4", "999 9.9.9 x", "250 2.0.0\r\nOK", "\x00\xff"} {
 		f.Add(s)
 	}
-	p, err := policy.New(policy.Options{Logger: quietLog()})
+	o := policy.OptionsFrom(config.Default())
+	o.Logger = quietLog()
+	p, err := policy.New(o)
 	if err != nil {
 		f.Fatal(err)
 	}

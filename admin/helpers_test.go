@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sluice/config"
 	"sluice/internal/fakeclock"
 	"testing"
 	"time"
@@ -61,7 +62,10 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) newPolicy(t *testing.T) *policy.Policy {
 	t.Helper()
-	p, err := policy.New(policy.Options{Now: f.clk.Now, Store: f.q, Rand: func() float64 { return 0.5 }, Logger: quietLog()})
+	// The daemon's options from the default config, on the fixture's clock.
+	o := policy.OptionsFrom(config.Default())
+	o.Now, o.Store, o.Rand, o.Logger = f.clk.Now, f.q, func() float64 { return 0.5 }, quietLog()
+	p, err := policy.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

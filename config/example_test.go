@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -54,4 +56,50 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
+}
+
+// TestExampleAloneIsTheDefaults decodes config.example.toml by itself,
+// without the embedded defaults underneath, and compares every key with
+// Default(): the values the example documents are the ones the relay
+// uses, and it leaves none out (issue 9 item 21: one source of defaults).
+func TestExampleAloneIsTheDefaults(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := new(Config)
+	if err := decode(data, "config.example.toml", got); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.resolvePaths(abs)
+	got.inherit()
+	for _, d := range diffKeys(reflect.ValueOf(*got), reflect.ValueOf(*Default()), "") {
+		t.Errorf("config.example.toml documents %s", d)
+	}
+}
+
+// diffKeys names, by TOML key, every value that differs between a and b.
+func diffKeys(a, b reflect.Value, prefix string) []string {
+	var out []string
+	for i := range a.NumField() {
+		f := a.Type().Field(i)
+		name := f.Tag.Get("toml")
+		if name == "" || name == "-" {
+			continue
+		}
+		av, bv := a.Field(i), b.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != rateType {
+			out = append(out, diffKeys(av, bv, prefix+name+".")...)
+			continue
+		}
+		if !reflect.DeepEqual(av.Interface(), bv.Interface()) {
+			out = append(out, fmt.Sprintf("%s%s = %v, but the default is %v", prefix, name, av.Interface(), bv.Interface()))
+		}
+	}
+	return out
 }

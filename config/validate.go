@@ -305,7 +305,10 @@ func (c *Config) validatePolicy(ck *checker) {
 	if p.MinConcurrency > p.MaxConcurrency {
 		ck.add("policy.min_concurrency", "%d exceeds policy.max_concurrency (%d)", p.MinConcurrency, p.MaxConcurrency)
 	}
-	if !p.Rate.Unlimited() && p.MinRate.Limit > p.Rate.Limit {
+	if p.MinRate.Unlimited() {
+		// The floor of rate cuts: "" would let a cut lift the cap.
+		ck.add("policy.min_rate", "must be a rate such as \"1/s\", not \"\"")
+	} else if !p.Rate.Unlimited() && p.MinRate.Limit > p.Rate.Limit {
 		ck.add("policy.min_rate", "%s exceeds policy.rate (%s)", p.MinRate, p.Rate)
 	}
 	ck.enum("policy.group_by", p.GroupBy, groupBys)

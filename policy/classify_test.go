@@ -11,18 +11,14 @@ import (
 	"time"
 )
 
-func newTestPolicy(t testing.TB, o Options) *Policy {
+func newTestPolicy(t testing.TB, tweaks ...func(*Options)) *Policy {
 	t.Helper()
-	p, err := New(o)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p
+	return mustNew(t, testOptions(tweaks...))
 }
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	p := newTestPolicy(t, Options{})
+	p := newTestPolicy(t)
 	tests := []struct {
 		name  string
 		r     Reply
@@ -121,11 +117,13 @@ func TestClassify(t *testing.T) {
 
 func TestClassifyConfigRulesFirst(t *testing.T) {
 	t.Parallel()
-	p := newTestPolicy(t, Options{Rules: []Rule{
-		{Match: `(?i)greylisted`, Class: ClassRecipientTemp},
-		{Match: `^550 5\.7\.1 .*blocked`, Class: ClassSuspend, For: 3 * time.Hour},
-		{Match: `custom`, Class: ClassThrottle},
-	}})
+	p := newTestPolicy(t, func(o *Options) {
+		o.Rules = []Rule{
+			{Match: `(?i)greylisted`, Class: ClassRecipientTemp},
+			{Match: `^550 5\.7\.1 .*blocked`, Class: ClassSuspend, For: 3 * time.Hour},
+			{Match: `custom`, Class: ClassThrottle},
+		}
+	})
 	tests := []struct {
 		r     Reply
 		class Class
@@ -150,7 +148,7 @@ func TestClassifyConfigRulesFirst(t *testing.T) {
 // rule that names a success line at MAIL is overridden.
 func TestClassifyOnlyDataEndSucceeds(t *testing.T) {
 	t.Parallel()
-	p := newTestPolicy(t, Options{Rules: []Rule{{Match: `queued`, Class: ClassGreylist}}})
+	p := newTestPolicy(t, func(o *Options) { o.Rules = []Rule{{Match: `queued`, Class: ClassGreylist}} })
 	stages := []Stage{StageConnect, StageGreeting, StageEHLO, StageSTARTTLS, StageAuth, StageMail, StageRcpt, StageData, StageDataEnd}
 	for _, st := range stages {
 		for _, code := range []int{200, 220, 235, 250, 251, 252, 334, 354, 399} {
@@ -255,7 +253,7 @@ func FuzzClassify(f *testing.F) {
 	f.Add(uint8(5), 450, "4", "retry in 99999999999999 hours", false)
 	f.Add(uint8(7), 250, "2.0.0", "ok", false)
 	f.Add(uint8(5), 354, "", "go ahead", false)
-	p := newTestPolicy(f, Options{Rules: []Rule{{Match: `(?i)fuzz`, Class: ClassSuspend}}})
+	p := newTestPolicy(f, func(o *Options) { o.Rules = []Rule{{Match: `(?i)fuzz`, Class: ClassSuspend}} })
 	f.Fuzz(func(t *testing.T, st uint8, code int, enh, text string, isErr bool) {
 		r := Reply{Stage: stages[int(st)%len(stages)], Code: code, Enhanced: enh, Text: text}
 		if isErr {

@@ -12,7 +12,7 @@ import (
 func TestOneOffDestinationsLeaveMemory(t *testing.T) {
 	t.Parallel()
 	store := &memStore{}
-	p, c := fixture(t, Options{Store: store, InitialConcurrency: 1})
+	p, c := fixture(t, func(o *Options) { o.Store = store; o.InitialConcurrency = 1 })
 	const n = 10000
 	for i := range n {
 		name := p.Group(fmt.Sprintf("d%d.example", i), []string{fmt.Sprintf("mx.d%d.example", i)}, nil)
@@ -46,7 +46,11 @@ func TestOneOffDestinationsLeaveMemory(t *testing.T) {
 func TestIdleDestinationReloadsExactly(t *testing.T) {
 	t.Parallel()
 	store := &memStore{}
-	p, c := fixture(t, Options{Store: store, InitialConcurrency: 0, Destinations: []DestinationOptions{{Match: "example.com", MaxConcurrency: 7}}})
+	p, c := fixture(t, func(o *Options) {
+		o.Store = store
+		o.InitialConcurrency = 0
+		o.Destinations = []DestinationOptions{{Match: "example.com", MaxConcurrency: 7}}
+	})
 	const d = "google"
 	p.Group("example.com", googleMX, nil)
 	admitN(p, d, 6)
@@ -94,7 +98,11 @@ func TestIdleDestinationReloadsExactly(t *testing.T) {
 // keep a destination in memory past the idle period.
 func TestDestinationInForceStays(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{Store: &memStore{}, RetryMax: 3 * time.Hour, Rules: []Rule{{Match: "TSS04", Class: ClassSuspend, For: 2 * time.Hour}}})
+	p, c := fixture(t, func(o *Options) {
+		o.Store = &memStore{}
+		o.RetryMax = 3 * time.Hour
+		o.Rules = []Rule{{Match: "TSS04", Class: ClassSuspend, For: 2 * time.Hour}}
+	})
 	admitN(p, "busy", 1) // never released
 	p.Admit("blocked")
 	p.Observe("blocked", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] deferred"}})

@@ -3,10 +3,12 @@ package policy
 import (
 	"log/slog"
 	"maps"
-	"sluice/internal/fakeclock"
 	"sync"
 	"testing"
 	"time"
+
+	"sluice/config"
+	"sluice/internal/fakeclock"
 )
 
 // fakeClock is the shared test clock (internal/fakeclock).
@@ -48,24 +50,51 @@ func (s *memStore) SaveDestination(name string, b []byte) error {
 
 func half() float64 { return 0.5 }
 
-// fixture builds a policy with a fake clock and jitter factor 1.
-func fixture(t *testing.T, o Options) (*Policy, *fakeClock) {
+// testOptions are the options the daemon builds from the default config
+// (OptionsFrom(config.Default())), with jitter factor 0.5 and a silent
+// log, then the tweaks: a test states every value it depends on, and
+// nothing is filled in behind its back.
+func testOptions(tweaks ...func(*Options)) Options {
+	o := OptionsFrom(config.Default())
+	o.Rand = half
+	o.Logger = slog.New(slog.DiscardHandler)
+	for _, f := range tweaks {
+		f(&o)
+	}
+	return o
+}
+
+// fixture builds a policy on a fake clock from testOptions on the tests'
+// time scale (retry 1 s..10 s, first throttle pause 1 s, one decrease per
+// second) and without slow
+// start (most tests study AIMD from full concurrency; slow start has its
+// own), then tweaks.
+func fixture(t *testing.T, tweaks ...func(*Options)) (*Policy, *fakeClock) {
+	t.Helper()
+	c := newClock()
+	scale := func(o *Options) {
+		o.Now = c.Now
+		o.RetryBase, o.RetryMax, o.ThrottlePause, o.DecreaseWindow = time.Second, 10*time.Second, time.Second, time.Second
+		o.InitialConcurrency = 0
+	}
+	return mustNew(t, testOptions(append([]func(*Options){scale}, tweaks...)...)), c
+}
+
+// fixtureOf is fixture for complete options.
+func fixtureOf(t *testing.T, o Options) (*Policy, *fakeClock) {
 	t.Helper()
 	c := newClock()
 	o.Now = c.Now
-	if o.Rand == nil {
-		o.Rand = half
+	return mustNew(t, o), c
+}
+
+func mustNew(t testing.TB, o Options) *Policy {
+	t.Helper()
+	p, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.RetryBase == 0 {
-		o.RetryBase = time.Second
-	}
-	if o.RetryMax == 0 {
-		o.RetryMax = 10 * time.Second
-	}
-	return newTestPolicy(t, o), c
+	return p
 }
 
 var (

@@ -260,9 +260,9 @@ func (p *Policy) onReconnect(d *dest, now time.Time) {
 
 // ObserveExpiry counts a soft-bounce expiry for rcpt and reports whether
 // it should now be suppressed (SuppressAfterExpiries in a row; a success
-// resets the count).
+// resets the count; 0 = never).
 func (p *Policy) ObserveExpiry(rcpt string) (suppress bool) {
-	if p.o.SuppressAfterExpiries < 0 {
+	if p.o.SuppressAfterExpiries == 0 {
 		return false
 	}
 	k := strings.ToLower(rcpt)

@@ -14,7 +14,10 @@ var (
 // domain or another domain of the provider is seen first (issue 9 item 22).
 func TestOverrideOnGroupedDomainIgnoresOrder(t *testing.T) {
 	t.Parallel()
-	o := Options{InitialConcurrency: 0, Destinations: []DestinationOptions{{Match: "Example.COM", MaxConcurrency: 3}}}
+	o := testOptions(func(o *Options) {
+		o.InitialConcurrency = 0
+		o.Destinations = []DestinationOptions{{Match: "Example.COM", MaxConcurrency: 3}}
+	})
 	orders := map[string]func(p *Policy){
 		"override domain first": func(p *Policy) {
 			p.Group("example.com", googleMX, nil)
@@ -29,7 +32,7 @@ func TestOverrideOnGroupedDomainIgnoresOrder(t *testing.T) {
 	for name, see := range orders {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p, _ := fixture(t, o)
+			p, _ := fixtureOf(t, o)
 			see(p)
 			if got := mustState(t, p, "google").MaxConcurrency; got != 3 {
 				t.Errorf("google max concurrency %d, want the example.com override 3", got)
@@ -47,15 +50,19 @@ func TestOverrideOnGroupedDomainIgnoresOrder(t *testing.T) {
 func TestOverrideOnGroupedDomainAfterRestart(t *testing.T) {
 	t.Parallel()
 	store := &memStore{}
-	o := Options{Store: store, InitialConcurrency: 0, Destinations: []DestinationOptions{{Match: "example.com", MaxConcurrency: 3}}}
-	p1, _ := fixture(t, o)
+	o := testOptions(func(o *Options) {
+		o.Store = store
+		o.InitialConcurrency = 0
+		o.Destinations = []DestinationOptions{{Match: "example.com", MaxConcurrency: 3}}
+	})
+	p1, _ := fixtureOf(t, o)
 	p1.Group("example.com", googleMX, nil)
 	admitN(p1, "google", 1)
 	p1.Observe("google", Outcome{Reply: outage}) // something worth persisting
 	if store.m["google"] == nil {
 		t.Fatal("nothing persisted for google")
 	}
-	p2, _ := fixture(t, o)
+	p2, _ := fixtureOf(t, o)
 	if got := mustState(t, p2, "google").MaxConcurrency; got != 3 {
 		t.Errorf("restored google max concurrency %d before example.com is seen again, want 3", got)
 	}
@@ -87,7 +94,7 @@ func TestTwoOverridesOnOneDestination(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p, _ := fixture(t, Options{InitialConcurrency: 0, Destinations: tc.dests})
+			p, _ := fixture(t, func(o *Options) { o.InitialConcurrency = 0; o.Destinations = tc.dests })
 			seen := []string{"a.example", "b.example"}
 			if tc.reversed {
 				seen = []string{"b.example", "a.example"}

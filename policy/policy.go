@@ -30,8 +30,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"sluice/internal/lru"
 )
 
@@ -43,49 +41,6 @@ type StateStore interface {
 	LoadDestinations() (map[string][]byte, error)
 	LoadDestination(name string) ([]byte, error)
 	SaveDestination(name string, state []byte) error
-}
-
-// Options configure a Policy. Zero values take the documented defaults.
-type Options struct {
-	RetryBase, RetryMax time.Duration // recipient backoff base..cap; also destination pause steps (defaults 1m, 4h)
-	GreylistDefault     time.Duration // greylist reply with no delay and nothing learned (default 5m)
-	GreylistMargin      time.Duration // added after the window (default 1s)
-	MaxHint             time.Duration // cap on delay hints (default 1h)
-	MaxConcurrency      int           // per destination (default 20)
-	MinConcurrency      int           // floor of cuts (default 1)
-	// InitialConcurrency > 0 turns on slow start: a destination with no
-	// history starts with this many sessions and gains one per success
-	// (doubling per round trip) until MaxConcurrency or the first
-	// refusal. 0 = start at MaxConcurrency.
-	InitialConcurrency int
-	Rate               rate.Limit // per destination; 0 = no cap until throttled
-	// MinRate is the floor of multiplicative rate cuts. Default 1 message
-	// per second: low enough to calm any receiver we have seen, high
-	// enough that a backlog of thousands drains within the hour.
-	MinRate      rate.Limit
-	GroupBy      string // "domain" | "mx" (default "mx")
-	Providers    []Provider
-	Destinations []DestinationOptions
-	Rules        []Rule // config rules, first match wins, before built-ins
-	// DecreaseWindow: at most one multiplicative decrease per window
-	// (default 1s, roughly a few SMTP round trips: the refusals of one
-	// burst of sessions arrive within it). Refusals seen while the
-	// destination is already paused never cut again either.
-	DecreaseWindow time.Duration
-	ThrottlePause  time.Duration // first pause after a throttle; ×2 per step with jitter, cap RetryMax (default RetryBase)
-	// IncreaseAfter consecutive successes give +1 concurrency and one rate
-	// step up (default 10). A rate step is +10% of the current rate, at
-	// least MinRate.
-	IncreaseAfter         int
-	AlarmShare            float64       // sender-wide alarm share (default 0.5)
-	AlarmWindow           time.Duration // default 10m
-	AlarmMinDestinations  int           // default 3
-	SuppressAfterExpiries int           // consecutive expiries before suppression (default 3; negative = never)
-
-	Now    func() time.Time
-	Rand   func() float64 // [0,1) for jitter; nil = math/rand/v2
-	Store  StateStore     // nil = no persistence
-	Logger *slog.Logger
 }
 
 // maxTracked bounds every per-address or per-domain map kept in memory.
@@ -110,11 +65,20 @@ type Policy struct {
 	saveMu sync.Mutex // serialises store writes (see saveErr)
 }
 
-// New validates the options, fills defaults and loads persisted
-// destination state from o.Store.
+// New validates the options (complete: nothing is filled in, see
+// OptionsFrom) and loads persisted destination state from o.Store.
 func New(o Options) (*Policy, error) {
-	if err := fillDefaults(&o); err != nil {
+	if err := o.check(); err != nil {
 		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	p := &Policy{
 		o:         o,
@@ -200,76 +164,6 @@ func (p *Policy) restoreAll(m map[string][]byte) {
 		d.restore(recs[name], p)
 		p.dests.Put(name, d, now)
 	}
-}
-
-func fillDefaults(o *Options) error {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&o.RetryBase, time.Minute)
-	def(&o.RetryMax, 4*time.Hour)
-	def(&o.GreylistDefault, 5*time.Minute)
-	def(&o.GreylistMargin, time.Second)
-	def(&o.MaxHint, time.Hour)
-	def(&o.DecreaseWindow, time.Second)
-	def(&o.ThrottlePause, o.RetryBase)
-	def(&o.AlarmWindow, 10*time.Minute)
-	if o.RetryBase < 0 || o.RetryMax < 0 || o.GreylistDefault < 0 || o.GreylistMargin < 0 || o.MaxHint < 0 ||
-		o.DecreaseWindow < 0 || o.ThrottlePause < 0 || o.AlarmWindow < 0 {
-		return errors.New("policy: negative duration in options")
-	}
-	if o.RetryMax < o.RetryBase {
-		return fmt.Errorf("policy: retry_max %v below retry_base %v", o.RetryMax, o.RetryBase)
-	}
-	if o.MaxConcurrency == 0 {
-		o.MaxConcurrency = 20
-	}
-	if o.MinConcurrency == 0 {
-		o.MinConcurrency = 1
-	}
-	if o.MinConcurrency < 1 || o.MaxConcurrency < o.MinConcurrency {
-		return fmt.Errorf("policy: bad concurrency bounds %d..%d", o.MinConcurrency, o.MaxConcurrency)
-	}
-	if o.Rate < 0 || o.MinRate < 0 {
-		return errors.New("policy: negative rate")
-	}
-	if o.MinRate == 0 {
-		o.MinRate = 1
-	}
-	if o.Rate > 0 && o.MinRate > o.Rate {
-		o.MinRate = o.Rate
-	}
-	switch o.GroupBy {
-	case "":
-		o.GroupBy = "mx"
-	case "mx", "domain":
-	default:
-		return fmt.Errorf("policy: unknown group_by %q", o.GroupBy)
-	}
-	if o.IncreaseAfter <= 0 {
-		o.IncreaseAfter = 10
-	}
-	if o.AlarmShare <= 0 {
-		o.AlarmShare = 0.5
-	}
-	if o.AlarmMinDestinations <= 0 {
-		o.AlarmMinDestinations = 3
-	}
-	if o.SuppressAfterExpiries == 0 {
-		o.SuppressAfterExpiries = 3
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Float64
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	return nil
 }
 
 // rnd returns a jitter sample in [0,1) even from a misbehaving Rand.

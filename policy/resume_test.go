@@ -8,7 +8,12 @@ import (
 func TestResumeEndsPauseWithOneProbe(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p, err := New(Options{RetryBase: time.Minute, RetryMax: time.Hour, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 }})
+	p, err := New(testOptions(func(o *Options) {
+		o.RetryBase = time.Minute
+		o.RetryMax = time.Hour
+		o.Now = func() time.Time { return now }
+		o.Rand = func() float64 { return 0.5 }
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

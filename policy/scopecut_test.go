@@ -12,7 +12,7 @@ import (
 // lengthening the pause.
 func TestRateRefusalAfterConnectionCutStillCutsRate(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{Rate: 100, MaxConcurrency: 8, DecreaseWindow: 2 * time.Second})
+	p, c := fixture(t, func(o *Options) { o.Rate = 100; o.MaxConcurrency = 8; o.DecreaseWindow = 2 * time.Second })
 	const d = "kinds.test"
 	for range 8 {
 		if ok, _ := p.Admit(d); !ok {

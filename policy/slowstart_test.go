@@ -11,7 +11,12 @@ import (
 func TestSlowStart(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p, err := New(Options{InitialConcurrency: 1, MaxConcurrency: 8, Now: func() time.Time { return now }, Rand: func() float64 { return 0.5 }})
+	p, err := New(testOptions(func(o *Options) {
+		o.InitialConcurrency = 1
+		o.MaxConcurrency = 8
+		o.Now = func() time.Time { return now }
+		o.Rand = func() float64 { return 0.5 }
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

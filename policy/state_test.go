@@ -10,7 +10,7 @@ import (
 
 func TestUnavailableProbe(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{RetryBase: time.Second, RetryMax: 5 * time.Second})
+	p, c := fixture(t, func(o *Options) { o.RetryBase = time.Second; o.RetryMax = 5 * time.Second })
 	const d = "down.test"
 	admitN(p, d, 3)
 	// Three sessions fail at once: one pause step, not three.
@@ -61,7 +61,7 @@ func TestUnavailableProbe(t *testing.T) {
 
 func TestProbeReleasedWithoutObserve(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{})
+	p, c := fixture(t)
 	admitN(p, "d", 1)
 	p.Observe("d", Outcome{Reply: outage})
 	p.Release("d")
@@ -77,7 +77,7 @@ func TestProbeReleasedWithoutObserve(t *testing.T) {
 
 func TestSuspendExact(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{Rand: func() float64 { return 0.9 }})
+	p, c := fixture(t, func(o *Options) { o.Rand = func() float64 { return 0.9 } })
 	const d = "yahoo"
 	admitN(p, d, 20)
 	start := c.Now()
@@ -107,7 +107,7 @@ func TestSuspendExact(t *testing.T) {
 
 func TestHardBlockRaisesAlarm(t *testing.T) {
 	t.Parallel()
-	p, _ := fixture(t, Options{})
+	p, _ := fixture(t)
 	dec := p.Observe("yahoo", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.1", Text: "[TS03] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed"}})
 	if dec.Alarm == "" || dec.Verdict.Class != ClassSuspend {
 		t.Errorf("decision %+v, want suspend with alarm", dec)
@@ -131,7 +131,7 @@ func (g *greyMX) try(rcpt string, now time.Time) bool {
 
 func TestGreylistLearningDoesNotCreep(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{GreylistDefault: 6 * time.Second, GreylistMargin: time.Second})
+	p, c := fixture(t, func(o *Options) { o.GreylistDefault = 6 * time.Second; o.GreylistMargin = time.Second })
 	const d = "grey.test"
 	mx := &greyMX{window: 10 * time.Second, first: map[string]time.Time{}}
 	var windows []time.Duration
@@ -196,7 +196,7 @@ func TestGreylistLearningDoesNotCreep(t *testing.T) {
 
 func TestGreylistHint(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{GreylistMargin: time.Second})
+	p, c := fixture(t, func(o *Options) { o.GreylistMargin = time.Second })
 	dec := p.Observe("d", Outcome{Reply: Reply{Stage: StageRcpt, Code: 451, Enhanced: "4.7.1", Text: "Greylisted, try again in 30 seconds"}, Rcpt: "a@d"})
 	if want := c.Now().Add(31*time.Second + 500*time.Millisecond); !dec.RetryAt.Equal(want) {
 		t.Errorf("RetryAt %v, want %v", dec.RetryAt, want)
@@ -205,7 +205,7 @@ func TestGreylistHint(t *testing.T) {
 
 func TestRecipientReactions(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{RetryBase: time.Minute, RetryMax: time.Hour})
+	p, c := fixture(t, func(o *Options) { o.RetryBase = time.Minute; o.RetryMax = time.Hour })
 	now := c.Now()
 	tests := []struct {
 		r        Reply
@@ -242,7 +242,7 @@ func TestRecipientReactions(t *testing.T) {
 // and never lowers messages per connection.
 func TestProtocolErrorIsNotAThrottle(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{RetryBase: time.Minute, RetryMax: time.Hour})
+	p, c := fixture(t, func(o *Options) { o.RetryBase = time.Minute; o.RetryMax = time.Hour })
 	const d = "mx"
 	admitN(p, d, 2)
 	for range 4 {
@@ -265,7 +265,7 @@ func TestProtocolErrorIsNotAThrottle(t *testing.T) {
 
 func TestReconnectLowersMsgsPerConn(t *testing.T) {
 	t.Parallel()
-	p, _ := fixture(t, Options{})
+	p, _ := fixture(t)
 	const d = "yahoo"
 	maxPerConn := Reply{Stage: StageMail, Code: 421, Text: "Max message per connection reached, closing transmission channel"}
 	admitN(p, d, 2)
@@ -289,7 +289,7 @@ func TestReconnectLowersMsgsPerConn(t *testing.T) {
 
 func TestObserveExpiry(t *testing.T) {
 	t.Parallel()
-	p, _ := fixture(t, Options{SuppressAfterExpiries: 3})
+	p, _ := fixture(t, func(o *Options) { o.SuppressAfterExpiries = 3 })
 	seq := []bool{false, false, true}
 	for i, want := range seq {
 		if got := p.ObserveExpiry("A@x.test"); got != want {
@@ -300,10 +300,10 @@ func TestObserveExpiry(t *testing.T) {
 	if p.ObserveExpiry("a@x.test") {
 		t.Fatal("a success must reset the count")
 	}
-	never, _ := fixture(t, Options{SuppressAfterExpiries: -1})
+	never, _ := fixture(t, func(o *Options) { o.SuppressAfterExpiries = 0 })
 	for range 10 {
 		if never.ObserveExpiry("a@x.test") {
-			t.Fatal("negative SuppressAfterExpiries must never suppress")
+			t.Fatal("SuppressAfterExpiries 0 must never suppress")
 		}
 	}
 }
@@ -312,8 +312,17 @@ func TestPersistenceRoundTrip(t *testing.T) {
 	t.Parallel()
 	store := &memStore{}
 	c := newClock()
-	o := Options{Now: c.Now, Rand: half, Store: store, RetryBase: time.Second, RetryMax: time.Minute, Rate: 40}
-	p := newTestPolicy(t, o)
+	o := testOptions(func(o *Options) {
+		o.Now = c.Now
+		o.Rand = half
+		o.Store = store
+		o.RetryBase = time.Second
+		o.RetryMax = time.Minute
+		o.ThrottlePause = time.Second
+		o.Rate = 40
+		o.InitialConcurrency = 0
+	})
+	p := mustNew(t, o)
 	admitN(p, "a", 20)
 	p.Observe("a", Outcome{Reply: tooManyConns})
 	p.Observe("y", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] deferred due to unexpected volume"}})
@@ -337,7 +346,7 @@ func TestPersistenceRoundTrip(t *testing.T) {
 	}
 	before := p.Snapshot()
 
-	q := newTestPolicy(t, o)
+	q := mustNew(t, o)
 	after := q.Snapshot()
 	if len(after) != len(before) {
 		t.Fatalf("restored %d destinations, want %d", len(after), len(before))
@@ -365,7 +374,7 @@ func TestPersistenceRoundTrip(t *testing.T) {
 func TestNewIgnoresCorruptState(t *testing.T) {
 	t.Parallel()
 	store := &memStore{m: map[string][]byte{"bad": []byte("{"), "good": []byte(`{"state":"open","concurrency":4}`)}}
-	p := newTestPolicy(t, Options{Store: store})
+	p := newTestPolicy(t, func(o *Options) { o.Store = store })
 	if s := mustState(t, p, "good"); s.Concurrency != 4 {
 		t.Errorf("good: %+v", s)
 	}
@@ -377,7 +386,10 @@ func TestNewIgnoresCorruptState(t *testing.T) {
 func TestSetAndResetLimits(t *testing.T) {
 	t.Parallel()
 	store := &memStore{}
-	p, _ := fixture(t, Options{Store: store, Destinations: []DestinationOptions{{Match: "d", MaxConcurrency: 6, Rate: 30}}})
+	p, _ := fixture(t, func(o *Options) {
+		o.Store = store
+		o.Destinations = []DestinationOptions{{Match: "d", MaxConcurrency: 6, Rate: 30}}
+	})
 	if s := func() DestinationState { p.Admit("d"); p.Release("d"); return mustState(t, p, "d") }(); s.MaxConcurrency != 6 || s.MaxRate != 30 || s.Concurrency != 6 || s.Rate != 30 {
 		t.Fatalf("config limits: %+v", s)
 	}
@@ -409,7 +421,7 @@ func TestSetAndResetLimits(t *testing.T) {
 
 func TestSenderWideAlarm(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{AlarmShare: 0.5, AlarmMinDestinations: 3, AlarmWindow: 10 * time.Minute})
+	p, c := fixture(t, func(o *Options) { o.AlarmShare = 0.5; o.AlarmMinDestinations = 3; o.AlarmWindow = 10 * time.Minute })
 	for _, d := range []string{"a", "b", "c", "d", "e"} {
 		p.Admit(d)
 		p.Observe(d, Outcome{Reply: accepted})
@@ -435,8 +447,11 @@ func TestSenderWideAlarm(t *testing.T) {
 
 func TestDestinationGrouping(t *testing.T) {
 	t.Parallel()
-	mx, _ := fixture(t, Options{GroupBy: "mx", Providers: []Provider{{Name: "fastmail", Suffixes: []string{"messagingengine.com"}}}})
-	dom, _ := fixture(t, Options{GroupBy: "domain"})
+	mx, _ := fixture(t, func(o *Options) {
+		o.GroupBy = "mx"
+		o.Providers = []Provider{{Name: "fastmail", Suffixes: []string{"messagingengine.com"}}}
+	})
+	dom, _ := fixture(t, func(o *Options) { o.GroupBy = "domain" })
 	tests := []struct {
 		domain string
 		hosts  []string
@@ -476,7 +491,9 @@ func TestDestinationGrouping(t *testing.T) {
 
 func TestDestinationOptionsByDomainUnderProvider(t *testing.T) {
 	t.Parallel()
-	p, _ := fixture(t, Options{Destinations: []DestinationOptions{{Match: "gmail.com", MaxConcurrency: 5, Rate: 10}}})
+	p, _ := fixture(t, func(o *Options) {
+		o.Destinations = []DestinationOptions{{Match: "gmail.com", MaxConcurrency: 5, Rate: 10}}
+	})
 	name := p.Group("gmail.com", []string{"aspmx.l.google.com"}, nil)
 	if got := admitN(p, name, 10); got != 5 {
 		t.Errorf("admitted %d at %s, want the gmail.com limit 5", got, name)
@@ -485,7 +502,7 @@ func TestDestinationOptionsByDomainUnderProvider(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{Store: &memStore{}, MaxConcurrency: 4})
+	p, c := fixture(t, func(o *Options) { o.Store = &memStore{}; o.MaxConcurrency = 4 })
 	var wg sync.WaitGroup
 	for g := range 16 {
 		wg.Add(1)
@@ -516,7 +533,7 @@ func TestConcurrentUse(t *testing.T) {
 
 func TestOldSessionReleaseDoesNotFreeASecondProbe(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{})
+	p, c := fixture(t)
 	admitN(p, "d", 2) // two sessions; one sees the outage, the other lingers
 	p.Observe("d", Outcome{Reply: outage})
 	p.Release("d")

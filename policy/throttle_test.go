@@ -9,7 +9,7 @@ import (
 
 func TestThrottleBurstIsOneDecrease(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{ThrottlePause: time.Second})
+	p, c := fixture(t, func(o *Options) { o.ThrottlePause = time.Second })
 	const d = "dest.test"
 	if got := admitN(p, d, 25); got != 20 {
 		t.Fatalf("admitted %d, want 20 (default max)", got)
@@ -43,7 +43,14 @@ func TestThrottleBurstIsOneDecrease(t *testing.T) {
 
 func TestThrottleFloorsAndProbe(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{MaxConcurrency: 16, MinConcurrency: 2, Rate: 8, MinRate: 2, ThrottlePause: time.Second, RetryMax: time.Minute})
+	p, c := fixture(t, func(o *Options) {
+		o.MaxConcurrency = 16
+		o.MinConcurrency = 2
+		o.Rate = 8
+		o.MinRate = 2
+		o.ThrottlePause = time.Second
+		o.RetryMax = time.Minute
+	})
 	const d = "dest.test"
 	wantConc := []int{8, 4, 2, 2}
 	wantRate := []rate.Limit{4, 2, 2, 2}
@@ -73,7 +80,7 @@ func TestThrottleFloorsAndProbe(t *testing.T) {
 
 func TestHardThrottleGoesToFloors(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{Rate: 50, MinRate: 1})
+	p, c := fixture(t, func(o *Options) { o.Rate = 50; o.MinRate = 1 })
 	const d = "outlook"
 	admitN(p, d, 5)
 	p.Observe(d, Outcome{Reply: Reply{Stage: StageMail, Code: 451, Enhanced: "4.7.650", Text: "The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation."}})
@@ -104,7 +111,7 @@ func TestHardThrottleGoesToFloors(t *testing.T) {
 
 func TestAdditiveRecovery(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{MaxConcurrency: 8, Rate: 20, MinRate: 1, IncreaseAfter: 5})
+	p, c := fixture(t, func(o *Options) { o.MaxConcurrency = 8; o.Rate = 20; o.MinRate = 1; o.IncreaseAfter = 5 })
 	const d = "dest.test"
 	admitN(p, d, 8)
 	p.Observe(d, Outcome{Reply: Reply{Stage: StageMail, Code: 421, Text: "busy"}})
@@ -148,7 +155,7 @@ func TestAdditiveRecovery(t *testing.T) {
 
 func TestNoIncreaseWhenNotLimited(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{MaxConcurrency: 8, IncreaseAfter: 2})
+	p, c := fixture(t, func(o *Options) { o.MaxConcurrency = 8; o.IncreaseAfter = 2 })
 	const d = "dest.test"
 	admitN(p, d, 8)
 	p.Observe(d, Outcome{Reply: tooManyConns})
@@ -167,7 +174,7 @@ func TestNoIncreaseWhenNotLimited(t *testing.T) {
 
 func TestFirstRateCutFromObservedRate(t *testing.T) {
 	t.Parallel()
-	p, c := fixture(t, Options{MinRate: 1})
+	p, c := fixture(t, func(o *Options) { o.MinRate = 1 })
 	const d = "dest.test"
 	admitN(p, d, 2)
 	if got := p.Reserve(d); got != 0 {
@@ -198,7 +205,7 @@ func TestFirstRateCutFromObservedRate(t *testing.T) {
 
 func TestRateCutWithoutEstimateCutsConcurrency(t *testing.T) {
 	t.Parallel()
-	p, _ := fixture(t, Options{})
+	p, _ := fixture(t)
 	admitN(p, "d", 20)
 	p.Observe("d", Outcome{Reply: rateLimited})
 	if s := mustState(t, p, "d"); s.Rate != 0 || s.Concurrency != 10 {
@@ -211,7 +218,7 @@ func TestRateCutWithoutEstimateCutsConcurrency(t *testing.T) {
 func TestRefusalsStop(t *testing.T) {
 	t.Parallel()
 	const K = 3
-	p, c := fixture(t, Options{ThrottlePause: time.Second, RetryMax: 10 * time.Second, IncreaseAfter: 10})
+	p, c := fixture(t, func(o *Options) { o.ThrottlePause = time.Second; o.RetryMax = 10 * time.Second; o.IncreaseAfter = 10 })
 	const d = "mx.test"
 	refusals, lateRefusals, delivered := 0, 0, 0
 	var sessions []int // messages left per live session

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/config"
 	"sluice/internal/fakemx"
 	"sluice/policy"
 	"sluice/queue"
@@ -70,11 +71,11 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	po := policy.Options{
-		RetryBase: 500 * time.Millisecond, RetryMax: 2 * time.Second, GreylistDefault: time.Second,
-		GreylistMargin: 200 * time.Millisecond, DecreaseWindow: 500 * time.Millisecond,
-		MaxConcurrency: 20, InitialConcurrency: 1, GroupBy: "domain", Store: q, Logger: log,
-	}
+	// The daemon's options from the default config, scaled to seconds.
+	po := policy.OptionsFrom(config.Default())
+	po.RetryBase, po.RetryMax, po.ThrottlePause = 500*time.Millisecond, 2*time.Second, 500*time.Millisecond
+	po.GreylistDefault, po.GreylistMargin, po.DecreaseWindow = time.Second, 200*time.Millisecond, 500*time.Millisecond
+	po.MaxConcurrency, po.InitialConcurrency, po.GroupBy, po.Store, po.Logger = 20, 1, "domain", q, log
 	if tweak != nil {
 		tweak(&po)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/config"
 	"sluice/internal/fakeclock"
 	"sluice/policy"
 )
@@ -23,7 +24,9 @@ func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestOneOffDestinationsLeaveMemory(t *testing.T) {
 	t.Parallel()
 	clock := fakeclock.New()
-	pol, err := policy.New(policy.Options{MaxConcurrency: 20, InitialConcurrency: 1, Now: clock.Now, Rand: func() float64 { return 0.5 }, Logger: quietLog()})
+	po := policy.OptionsFrom(config.Default())
+	po.Now, po.Rand, po.Logger = clock.Now, func() float64 { return 0.5 }, quietLog()
+	pol, err := policy.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +81,10 @@ func TestOneOffDestinationsLeaveMemory(t *testing.T) {
 // domain itself (issue 9 item 22).
 func TestOverrideOnProviderDomainFromFirstMessage(t *testing.T) {
 	t.Parallel()
-	pol, err := policy.New(policy.Options{
-		GroupBy: "mx", MaxConcurrency: 20, InitialConcurrency: 0, Logger: quietLog(),
-		Destinations: []policy.DestinationOptions{{Match: "example.com", MaxConcurrency: 1}},
-	})
+	po := policy.OptionsFrom(config.Default())
+	po.GroupBy, po.MaxConcurrency, po.InitialConcurrency, po.Logger = "mx", 20, 0, quietLog()
+	po.Destinations = []policy.DestinationOptions{{Match: "example.com", MaxConcurrency: 1}}
+	pol, err := policy.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
@@ -136,8 +137,10 @@ func newScriptRig(t *testing.T, out *scriptOutbound, tweak func(*Options)) *scri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	pol, err := policy.New(policy.Options{RetryBase: time.Minute, RetryMax: time.Hour, MaxConcurrency: 4, InitialConcurrency: 4,
-		GroupBy: "mx", Store: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	po := policy.OptionsFrom(config.Default())
+	po.RetryBase, po.RetryMax, po.ThrottlePause, po.MaxConcurrency, po.InitialConcurrency = time.Minute, time.Hour, time.Minute, 4, 4
+	po.GroupBy, po.Store, po.Logger = "mx", q, slog.New(slog.NewTextHandler(io.Discard, nil))
+	pol, err := policy.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}

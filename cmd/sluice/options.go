@@ -18,38 +18,8 @@ import (
 // This file maps the TOML config onto each package's own Options type.
 
 func policyOptions(cfg *config.Config, store policy.StateStore, log *slog.Logger) policy.Options {
-	p := cfg.Policy
-	o := policy.Options{
-		RetryBase:             time.Duration(p.RetryBase),
-		RetryMax:              time.Duration(p.RetryMax),
-		GreylistDefault:       time.Duration(p.GreylistDefault),
-		GreylistMargin:        time.Duration(p.GreylistMargin),
-		MaxHint:               time.Duration(p.MaxHint),
-		MaxConcurrency:        p.MaxConcurrency,
-		MinConcurrency:        p.MinConcurrency,
-		InitialConcurrency:    p.InitialConcurrency,
-		Rate:                  p.Rate.Limit,
-		MinRate:               p.MinRate.Limit,
-		GroupBy:               p.GroupBy,
-		DecreaseWindow:        time.Duration(p.DecreaseWindow),
-		ThrottlePause:         time.Duration(p.ThrottlePause),
-		IncreaseAfter:         p.IncreaseAfter,
-		AlarmShare:            p.AlarmShare,
-		AlarmWindow:           time.Duration(p.AlarmWindow),
-		AlarmMinDestinations:  p.AlarmMinDestinations,
-		SuppressAfterExpiries: p.SuppressAfterExpiries,
-		Store:                 store,
-		Logger:                log,
-	}
-	for _, d := range p.Destinations {
-		o.Destinations = append(o.Destinations, policy.DestinationOptions{Match: d.Match, MaxConcurrency: d.MaxConcurrency, Rate: d.Rate.Limit})
-	}
-	for _, r := range p.Rules {
-		o.Rules = append(o.Rules, policy.Rule{Match: r.Match, Class: policy.Class(r.Class), For: time.Duration(r.For), Scope: policy.Scope(r.Scope)})
-	}
-	for _, pr := range p.Providers {
-		o.Providers = append(o.Providers, policy.Provider{Name: pr.Name, Suffixes: pr.Suffixes})
-	}
+	o := policy.OptionsFrom(cfg)
+	o.Store, o.Logger = store, log
 	return o
 }
 
