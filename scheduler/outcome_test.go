@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/config"
 	"sluice/internal/fakeclock"
 	"sluice/policy"
 	"sluice/queue"
@@ -103,7 +104,9 @@ func newUnitScheduler(t *testing.T, fq *fakeQueue) (s *Scheduler, waits *[]time.
 	t.Helper()
 	clk := fakeclock.New()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pol, err := policy.New(policy.Options{Now: clk.Now, Logger: log, GroupBy: "domain"})
+	po := policy.OptionsFrom(config.Default())
+	po.Now, po.Logger, po.GroupBy = clk.Now, log, "domain"
+	pol, err := policy.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}
