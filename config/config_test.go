@@ -43,6 +43,9 @@ func TestDefaultValues(t *testing.T) {
 		{"smtp", c.Listen.SMTP, "127.0.0.1:2525"},
 		{"networks", c.Access.Networks, []string{"127.0.0.0/8", "::1/128"}},
 		{"max_message_size", c.Limits.MaxMessageSize, Size(25 << 20)},
+		// 40 transactions of 25MB (issue 9 item 6).
+		{"max_inflight_bytes", c.Limits.MaxInflightBytes, Size(1 << 30)},
+		{"memory_limit", c.MemoryLimit, Size(512 << 20)},
 		{"retention", c.Queue.Retention.D(), 7 * 24 * time.Hour},
 		{"max_queue_lifetime", c.Delivery.MaxQueueLifetime.D(), 5 * 24 * time.Hour},
 		{"throttle_pause inherits retry_base", c.Policy.ThrottlePause, c.Policy.RetryBase},

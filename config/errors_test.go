@@ -28,6 +28,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"rate as number", "[[policy.destination]]\nmatch = \"x\"\nrate = 5\n", `sluice.toml:3: policy.destination.rate:`},
 		{"duration as number inline", "policy.rule = [{match = \"x\", class = \"suspend\", for = 7200}]\n", `sluice.toml:1: policy.rule.for: must be a quoted string such as "5m"`},
 		{"negative size", "[limits]\nmax_message_size = -1\n", `sluice.toml:2: limits.max_message_size: must be positive`},
+		{"in-flight budget below one message", "[limits]\nmax_message_size = \"25MB\"\nmax_inflight_bytes = \"10MB\"\n", `sluice.toml:3: limits.max_inflight_bytes: 10485760 bytes is below limits.max_message_size`},
+		{"memory limit too low", "memory_limit = \"16MB\"\n", `sluice.toml:1: memory_limit: 16777216 bytes is too low`},
 		{"syntax", "[listen\n", "sluice.toml:1:"},
 	}
 	for _, tt := range tests {
@@ -138,6 +140,7 @@ func TestValidConfigs(t *testing.T) {
 	tests := []struct{ name, doc string }{
 		{"empty", ""},
 		{"size as bare integer", "[limits]\nmax_message_size = 1048576\n"},
+		{"no in-flight bound, no memory limit", "memory_limit = \"0\"\n[limits]\nmax_inflight_bytes = \"0\"\n"},
 		{"comments only", "# nothing\n"},
 		{"admin tcp", "[listen]\nadmin = \"127.0.0.1:8026\"\n"},
 		{"host CIDR and network CIDR", "[access]\nnetworks = [\"10.0.0.0/8\", \"192.0.2.7/32\", \"::1/128\"]\n"},

@@ -6,6 +6,7 @@ type Config struct {
 	Hostname      string   `toml:"hostname"`
 	DataDir       string   `toml:"data_dir"`
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	MemoryLimit   Size     `toml:"memory_limit"` // Go's soft memory limit when GOMEMLIMIT is not set; 0 = none
 
 	Log      Log      `toml:"log"`
 	Listen   Listen   `toml:"listen"`
@@ -58,6 +59,7 @@ type User struct {
 // Limits are the inbound limits.
 type Limits struct {
 	MaxMessageSize       Size     `toml:"max_message_size"`
+	MaxInflightBytes     Size     `toml:"max_inflight_bytes"` // 0 = no bound
 	MaxRecipients        int      `toml:"max_recipients"`
 	MaxLineLength        int      `toml:"max_line_length"`
 	MaxConnections       int      `toml:"max_connections"`

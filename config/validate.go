@@ -102,6 +102,9 @@ func quoteAll(s []string) []string {
 
 func idx(key string, i int) string { return key + "[" + strconv.Itoa(i+1) + "]" }
 
+// minMemoryLimit is the lowest memory_limit accepted.
+const minMemoryLimit = 64 << 20
+
 // validate checks what the TOML types cannot express. It returns every
 // problem rather than the first, so an operator fixes a file in one go.
 func (c *Config) validate() []*Error {
@@ -114,6 +117,11 @@ func (c *Config) validate() []*Error {
 	}
 	if c.ShutdownGrace < 0 {
 		ck.add("shutdown_grace", "must not be negative")
+	}
+	// Below a few tens of MB the collector would run all the time (it
+	// may then take half the CPU) for no gain.
+	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
+		ck.add("memory_limit", "%d bytes is too low: use at least 64MB, or \"0\" for no limit", c.MemoryLimit)
 	}
 	ck.enum("log.level", c.Log.Level, logLevels)
 	ck.enum("log.format", c.Log.Format, logFormats)
@@ -225,6 +233,9 @@ func (c *Config) validateLimits(ck *checker) {
 	l := c.Limits
 	if l.MaxMessageSize <= 0 {
 		ck.add("limits.max_message_size", "must be positive")
+	}
+	if l.MaxInflightBytes != 0 && l.MaxInflightBytes < l.MaxMessageSize {
+		ck.add("limits.max_inflight_bytes", "%d bytes is below limits.max_message_size (%d): one message at a time; use at least that, or \"0\" for no bound", l.MaxInflightBytes, l.MaxMessageSize)
 	}
 	ck.atLeast("limits.max_recipients", l.MaxRecipients, 1)
 	// RFC 5321 §4.5.3.1.6: a text line may be 1000 octets with CRLF.

@@ -91,10 +91,14 @@ type Checker interface {
 
 // InboundOptions configures NewInbound. Zero values get the defaults noted.
 type InboundOptions struct {
-	Hostname                  string
-	MaxMessageSize            int64 // SIZE (RFC 1870); default 25 MiB
-	MaxRecipients             int   // default 1000; beyond: 452 4.5.3
-	MaxLineLength             int   // default 2000
+	Hostname       string
+	MaxMessageSize int64 // SIZE (RFC 1870); default 25 MiB
+	// InFlight bounds the sum, over the transactions open at once, of
+	// their declared SIZE (else MaxMessageSize); beyond it MAIL gets 452
+	// 4.3.1. Share one between the listeners of a daemon; nil = no bound.
+	InFlight                  *InFlight
+	MaxRecipients             int // default 1000; beyond: 452 4.5.3
+	MaxLineLength             int // default 2000
 	ReadTimeout, WriteTimeout time.Duration
 	IdleTimeout               time.Duration // default 5m
 	DataTimeout               time.Duration // default 10m

@@ -47,6 +47,7 @@ var inReasons = map[*smtp.SMTPError]string{
 	inErrLineTooLong:  "line-too-long",
 	inErrLoop:         "loop",
 	inErrNoSpace:      "no-space",
+	inErrInFlight:     "inflight-limit",
 	inErrTempLocal:    "local-error",
 }
 

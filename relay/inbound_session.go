@@ -31,6 +31,7 @@ var (
 	inErrLineTooLong   = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long, closing connection"}
 	inErrLoop          = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "mail loops back to myself"}
 	inErrNoSpace       = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	inErrInFlight      = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too much mail in transit, try again later"}
 	inErrTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again"}
 	inErrUnknownMech   = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
 	inErrAuthAfterMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not allowed during a mail transaction"}
@@ -57,21 +58,27 @@ type inSession struct {
 
 	user *User // authenticated user
 
-	hasFrom bool
-	epoch   int // STARTTLS epoch of the current transaction
-	from    string
-	utf8    bool
-	rcpts   []string
+	hasFrom  bool
+	reserved int64 // bytes of the in-flight budget this transaction holds
+	epoch    int   // STARTTLS epoch of the current transaction
+	from     string
+	utf8     bool
+	rcpts    []string
 }
 
 func (ss *inSession) Reset() {
+	ss.s.o.InFlight.release(ss.reserved)
+	ss.reserved = 0
 	ss.hasFrom = false
 	ss.from = ""
 	ss.utf8 = false
 	ss.rcpts = nil
 }
 
-func (ss *inSession) Logout() error { return nil }
+func (ss *inSession) Logout() error {
+	ss.Reset() // gives back what an open transaction reserved
+	return nil
+}
 
 // AuthMechanisms offers AUTH only over TLS (RFC 4954 §4: PLAIN and LOGIN
 // send the password in the clear).
@@ -180,6 +187,16 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 		return inErrRate
 	}
 	ss.Reset()
+	size := ss.s.o.MaxMessageSize
+	if opts != nil && opts.Size > 0 {
+		size = opts.Size
+	}
+	if !ss.s.o.InFlight.reserve(size) {
+		ss.s.log.Warn("mail deferred: limits.max_inflight_bytes reached", "client", ss.c.ip, "trace", ss.c.trace,
+			"size", size, "in_flight", ss.s.o.InFlight.Used(), "max", ss.s.o.InFlight.max)
+		return inErrInFlight
+	}
+	ss.reserved = size
 	ss.hasFrom = true
 	ss.epoch = epoch
 	ss.from = canon

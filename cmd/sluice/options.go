@@ -61,6 +61,7 @@ func inboundOptions(cfg *config.Config, log *slog.Logger) (relay.InboundOptions,
 	o := relay.InboundOptions{
 		Hostname:             cfg.Hostname,
 		MaxMessageSize:       int64(l.MaxMessageSize),
+		InFlight:             relay.NewInFlight(int64(l.MaxInflightBytes)), // one budget, shared by every listener
 		MaxRecipients:        l.MaxRecipients,
 		MaxLineLength:        l.MaxLineLength,
 		ReadTimeout:          time.Duration(l.ReadTimeout),

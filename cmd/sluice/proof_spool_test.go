@@ -109,3 +109,27 @@ key_file = "s1.pem"`, 1))
 		t.Errorf("spool directory not empty: %v", entries)
 	}
 }
+
+// TestProofMaxInflightBytes: limits.max_inflight_bytes bounds what the
+// open transactions of every listener may declare; one more MAIL gets
+// 452 4.3.1 until a transaction ends.
+func TestProofMaxInflightBytes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	smtpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, "\n[limits]\nmax_message_size = \"1MB\"\nmax_inflight_bytes = \"2MB\"\n")
+	startRelay(t, cfg, smtpAddr)
+	a, _, _ := dialSMTP(t, smtpAddr, "")
+	a.must("EHLO client.test", 250)
+	a.must("MAIL FROM:<a@src.test>", 250) // reserves max_message_size: 1MB
+	b, _, _ := dialSMTP(t, smtpAddr, "")
+	b.must("EHLO client.test", 250)
+	b.must("MAIL FROM:<b@src.test> SIZE=1048576", 250)
+	c, _, _ := dialSMTP(t, smtpAddr, "")
+	c.must("EHLO client.test", 250)
+	if code, text := c.cmd("MAIL FROM:<c@src.test> SIZE=1000"); code != 452 || !strings.Contains(text, "4.3.1") {
+		t.Fatalf("MAIL over the budget: %q, want 452 4.3.1", text)
+	}
+	a.must("RSET", 250)
+	c.must("MAIL FROM:<c@src.test> SIZE=1000", 250)
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -95,6 +96,8 @@ type daemon struct {
 // exits non-zero instead of running half-started.
 func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan os.Signal) error {
 	log := newLogger(cfg.Log, logw)
+	limit, from := applyMemoryLimit(int64(cfg.MemoryLimit), os.Getenv, debug.SetMemoryLimit)
+	log.Info("memory limit", "bytes", limit, "from", from)
 	d, err := preflight(cfg, log)
 	if err != nil {
 		return err
