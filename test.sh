@@ -28,6 +28,7 @@ declare -A probe=(
 	[redis-server]="command -v redis-server"
 	[curl]="command -v curl"
 	[python3-dkim]="/usr/bin/python3 -c 'import dkim'"
+	[libmail-dkim-perl]="perl -MMail::DKIM::Verifier -MNet::DNS -e1"
 )
 need=()
 for pkg in "${!probe[@]}"; do

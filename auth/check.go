@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"blitiri.com.ar/go/spf"
-	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 )
 
@@ -179,7 +178,7 @@ func (c *Checker) judge(ctx context.Context, in Input, from fromResult, keys []s
 		switch {
 		case ver.Err == nil:
 			verified[normDomain(ver.Domain)] = true
-		case dkim.IsTempFail(ver.Err):
+		case ver.Temp:
 			dkimTemp = true
 			v.Reasons = append(v.Reasons, fmt.Sprintf("existing DKIM signature d=%s could not be checked: %v", ver.Domain, ver.Err))
 		default:

@@ -98,14 +98,7 @@ func publicKeyTXT(pub crypto.PublicKey) (string, error) {
 // an RSA key as SubjectPublicKeyInfo or as a bare PKCS#1 RSAPublicKey, which
 // some publishers use.
 func parseKeyRecord(txt string) (crypto.PublicKey, error) {
-	tags := map[string]string{}
-	for _, part := range strings.Split(txt, ";") {
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			continue
-		}
-		tags[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), "")
-	}
+	tags := keyRecordTags(txt)
 	if v, ok := tags["v"]; ok && v != "DKIM1" {
 		return nil, fmt.Errorf("v=%s is not DKIM1", v)
 	}
@@ -141,6 +134,21 @@ func parseKeyRecord(txt string) (crypto.PublicKey, error) {
 	default:
 		return nil, fmt.Errorf("unknown key type k=%s", k)
 	}
+}
+
+// keyRecordTags splits a key record into its tags, white space removed
+// from the values (RFC 6376 §3.6.1 values are lists and base64, where FWS
+// carries no meaning).
+func keyRecordTags(txt string) map[string]string {
+	tags := map[string]string{}
+	for _, part := range strings.Split(txt, ";") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		tags[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), "")
+	}
+	return tags
 }
 
 // keysFor returns the keys that sign mail From domain: the domain's own
