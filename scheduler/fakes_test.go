@@ -3,16 +3,37 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
 )
+
+// testOptions are the daemon's options from the default config
+// (OptionsFrom(config.Default())) with the given seams, the test hostname
+// and a one-hour queue lifetime; New fills nothing else in.
+func testOptions(q Queue, pol *policy.Policy, out Outbound, log *slog.Logger) Options {
+	o := OptionsFrom(config.Default())
+	o.Queue, o.Policy, o.Outbound, o.Logger = q, pol, out, log
+	o.Hostname, o.MaxQueueLifetime = "sluice.test", time.Hour
+	return o
+}
+
+func mustNew(t testing.TB, o Options) *Scheduler {
+	t.Helper()
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 // memQueue is an in-memory Queue: recipients due in insertion order,
 // final updates recorded. Every message has the same body, stored once

@@ -95,11 +95,11 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	so := Options{Queue: q, Policy: pol, Outbound: RelayOutbound(out), Hostname: "sluice.test", Logger: log, MaxQueueLifetime: time.Hour, SuppressUnknown: true}
+	so := testOptions(q, pol, RelayOutbound(out), log)
 	if schedTweak != nil {
 		schedTweak(&so)
 	}
-	s := New(so)
+	s := mustNew(t, so)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx, context.Background()); close(done) }()

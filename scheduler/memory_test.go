@@ -39,7 +39,9 @@ func TestOneOffDestinationsLeaveMemory(t *testing.T) {
 		q.add("app@src.test", fmt.Sprintf("u@d%d.example", i), clock.Now())
 	}
 	out := &fakeOutbound{}
-	s := New(Options{Queue: q, Policy: pol, Outbound: out, Hostname: "sluice.test", MaxQueueLifetime: time.Hour, Now: clock.Now, Logger: quietLog()})
+	so := testOptions(q, pol, out, quietLog())
+	so.Now = clock.Now
+	s := mustNew(t, so)
 	ctx := context.Background()
 	for {
 		// One batch at a time keeps the session goroutines under the
@@ -101,7 +103,7 @@ func TestOverrideOnProviderDomainFromFirstMessage(t *testing.T) {
 			}
 		},
 	}
-	s := New(Options{Queue: q, Policy: pol, Outbound: out, Hostname: "sluice.test", MaxQueueLifetime: time.Hour, Logger: quietLog()})
+	s := mustNew(t, testOptions(q, pol, out, quietLog()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx, context.Background()); close(done) }()

@@ -110,7 +110,9 @@ func newUnitScheduler(t *testing.T, fq *fakeQueue) (s *Scheduler, waits *[]time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	s = New(Options{Queue: fq, Policy: pol, Hostname: "sluice.test", MaxQueueLifetime: time.Hour, Now: clk.Now, Logger: log})
+	so := testOptions(fq, pol, &fakeOutbound{}, log) // finish never dials
+	so.Now = clk.Now
+	s = mustNew(t, so)
 	var mu sync.Mutex
 	waits = &[]time.Duration{}
 	s.after = func(d time.Duration) <-chan time.Time {

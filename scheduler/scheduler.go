@@ -17,11 +17,14 @@ package scheduler
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
@@ -55,7 +58,9 @@ type Outbound interface {
 	Dial(ctx context.Context, domain string) (Session, *policy.Reply)
 }
 
-// Options configures the scheduler.
+// Options configures the scheduler. They are complete: New fills nothing
+// in (OptionsFrom maps the config and the package's fixed knobs) and
+// refuses what makes no sense.
 type Options struct {
 	Queue    Queue
 	Policy   *policy.Policy
@@ -63,20 +68,71 @@ type Options struct {
 
 	Hostname         string        // Reporting-MTA of DSNs
 	MaxQueueLifetime time.Duration // a recipient still failing after this long expires with a DSN
-	MaxPerConnection int           // messages per outbound connection before a fresh one (0 = unlimited)
+	MaxPerConnection int           // messages per outbound connection before a fresh one; 0 = unlimited
 	SuppressUnknown  bool          // a 5.1.1 bounce puts the address on the suppression list
-	LeaseBatch       int           // recipients leased per queue transaction (default 1000)
-	MaxInMemory      int           // leased recipients waiting in memory before leasing pauses (default 20000)
-	MaxPerDest       int           // jobs one destination may hold in memory; the excess goes back to the queue (default 2000)
-	HoldThreshold    time.Duration // a destination paused longer than this gives its waiting mail back to the queue (default 2s)
-	MaxInlineWait    time.Duration // a session waits for a rate token this long at most before handing its mail back (default 1s)
-	ResolveTimeout   time.Duration // MX lookup for destination grouping (default 10s)
+	LeaseBatch       int           // recipients leased per queue transaction
+	MaxInMemory      int           // leased recipients waiting in memory before leasing pauses
+	MaxPerDest       int           // jobs one destination may hold in memory; the excess goes back to the queue
+	HoldThreshold    time.Duration // a destination paused longer than this gives its waiting mail back to the queue; 0 = any pause does
+	MaxInlineWait    time.Duration // a session waits for a rate token this long at most before handing its mail back; 0 = never waits
+	ResolveTimeout   time.Duration // MX lookup for destination grouping
 
 	// OnAttempt, when set, is told about every delivery attempt (metrics).
 	OnAttempt func(a Attempt)
 
-	Now    func() time.Time
-	Logger *slog.Logger // mail log: one line per delivery attempt
+	Now    func() time.Time // nil = time.Now
+	Logger *slog.Logger     // mail log: one line per delivery attempt; nil = slog.Default()
+}
+
+// The scheduler's fixed knobs: not config keys, since they bound memory
+// and latency inside the process rather than anything a site tunes. They
+// are what OptionsFrom sets; tests may set others.
+const (
+	DefaultLeaseBatch     = 1000             // recipients per lease transaction
+	DefaultMaxInMemory    = 20000            // leased recipients held in memory
+	DefaultMaxPerDest     = 2000             // jobs per destination in memory (design notes: memory is bounded per destination)
+	DefaultHoldThreshold  = 2 * time.Second  // pauses up to this are waited out in memory
+	DefaultMaxInlineWait  = time.Second      // a rate token up to this far is waited for on the open connection
+	DefaultResolveTimeout = 10 * time.Second // one MX lookup for grouping
+)
+
+// OptionsFrom maps the config onto Options, with the fixed knobs; the
+// caller adds Queue, Policy, Outbound, OnAttempt and Logger.
+func OptionsFrom(cfg *config.Config) Options {
+	return Options{
+		Hostname:         cfg.Hostname,
+		MaxQueueLifetime: time.Duration(cfg.Delivery.MaxQueueLifetime),
+		MaxPerConnection: cfg.Delivery.MaxMessagesPerConnection,
+		SuppressUnknown:  cfg.Policy.SuppressOnUnknownUser,
+		LeaseBatch:       DefaultLeaseBatch,
+		MaxInMemory:      DefaultMaxInMemory,
+		MaxPerDest:       DefaultMaxPerDest,
+		HoldThreshold:    DefaultHoldThreshold,
+		MaxInlineWait:    DefaultMaxInlineWait,
+		ResolveTimeout:   DefaultResolveTimeout,
+	}
+}
+
+// check refuses options that make no sense; it changes nothing.
+func (o *Options) check() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("scheduler: "+format, args...)) }
+	if o.Queue == nil || o.Policy == nil || o.Outbound == nil {
+		bad("Queue, Policy and Outbound are required")
+	}
+	if o.Hostname == "" {
+		bad("Hostname is required (Reporting-MTA of DSNs)")
+	}
+	if o.MaxQueueLifetime <= 0 || o.ResolveTimeout <= 0 {
+		bad("MaxQueueLifetime and ResolveTimeout must be positive")
+	}
+	if o.MaxPerConnection < 0 || o.HoldThreshold < 0 || o.MaxInlineWait < 0 {
+		bad("MaxPerConnection, HoldThreshold and MaxInlineWait must not be negative")
+	}
+	if o.LeaseBatch < 1 || o.MaxInMemory < 1 || o.MaxPerDest < 1 {
+		bad("LeaseBatch, MaxInMemory and MaxPerDest must be at least 1")
+	}
+	return errors.Join(errs...)
 }
 
 // Attempt describes one recipient's delivery attempt, for metrics.
@@ -135,28 +191,10 @@ type job struct {
 	items            []queue.Item
 }
 
-// New returns a scheduler; Run starts it.
-func New(o Options) *Scheduler {
-	if o.LeaseBatch <= 0 {
-		o.LeaseBatch = 1000
-	}
-	if o.MaxInMemory <= 0 {
-		o.MaxInMemory = 20000
-	}
-	if o.MaxPerDest <= 0 {
-		o.MaxPerDest = 2000
-	}
-	if o.HoldThreshold <= 0 {
-		o.HoldThreshold = 2 * time.Second
-	}
-	if o.MaxInlineWait <= 0 {
-		o.MaxInlineWait = time.Second
-	}
-	if o.ResolveTimeout <= 0 {
-		o.ResolveTimeout = 10 * time.Second
-	}
-	if o.MaxQueueLifetime <= 0 {
-		o.MaxQueueLifetime = 5 * 24 * time.Hour
+// New checks the options and returns a scheduler; Run starts it.
+func New(o Options) (*Scheduler, error) {
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	s := &Scheduler{
 		o:       o,
@@ -173,7 +211,7 @@ func New(o Options) *Scheduler {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	return s
+	return s, nil
 }
 
 // Kick wakes the loop, for example after an enqueue. It never blocks.

@@ -144,11 +144,11 @@ func newScriptRig(t *testing.T, out *scriptOutbound, tweak func(*Options)) *scri
 	if err != nil {
 		t.Fatal(err)
 	}
-	so := Options{Queue: q, Policy: pol, Outbound: out, Hostname: "sluice.test", Logger: log, MaxQueueLifetime: time.Hour}
+	so := testOptions(q, pol, out, log)
 	if tweak != nil {
 		tweak(&so)
 	}
-	r := &scriptRig{t: t, q: q, pol: pol, out: out, sched: New(so), logs: logs, done: make(chan struct{})}
+	r := &scriptRig{t: t, q: q, pol: pol, out: out, sched: mustNew(t, so), logs: logs, done: make(chan struct{})}
 	loop, stopLoop := context.WithCancel(context.Background())
 	sess, stopSess := context.WithCancel(context.Background())
 	r.stopLoop, r.stopSess = stopLoop, stopSess

@@ -217,17 +217,13 @@ func (d *daemon) open() error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	d.policy = pol
-	d.sched = scheduler.New(scheduler.Options{
-		Queue:            d.queue,
-		Policy:           pol,
-		Outbound:         scheduler.RelayOutbound(d.outbound),
-		Hostname:         cfg.Hostname,
-		MaxQueueLifetime: time.Duration(cfg.Delivery.MaxQueueLifetime),
-		MaxPerConnection: cfg.Delivery.MaxMessagesPerConnection,
-		SuppressUnknown:  cfg.Policy.SuppressOnUnknownUser,
-		OnAttempt:        d.onAttempt,
-		Logger:           log.With("log", "mail"),
-	})
+	so := scheduler.OptionsFrom(cfg)
+	so.Queue, so.Policy, so.Outbound = d.queue, pol, scheduler.RelayOutbound(d.outbound)
+	so.OnAttempt, so.Logger = d.onAttempt, log.With("log", "mail")
+	if d.sched, err = scheduler.New(so); err != nil {
+		q.Close()
+		return fmt.Errorf("scheduler: %w", err)
+	}
 	d.admin = admin.New(admin.Options{
 		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Kick, Token: d.adminToken,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
