@@ -7,19 +7,31 @@ import (
 	"strings"
 
 	"go.etcd.io/bbolt"
+
+	"sluice/mailbox"
 )
 
-// Suppressed addresses are compared case-insensitively as a whole. The
-// local part is case-sensitive in theory (RFC 5321 §2.4), but no
-// provider treats it so, and a suppression that misses on case would
-// mail someone who asked not to be mailed.
-func suppKey(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+// Suppressed addresses are compared in their canonical form (package
+// mailbox: `"john"@x` is john@x, `"jane@doe"@x` stays quoted), which is
+// the form the inbound side stores and delivery reports, and
+// case-insensitively as a whole. The local part is case-sensitive in
+// theory (RFC 5321 §2.4), but no provider treats it so, and a suppression
+// that misses on case would mail someone who asked not to be mailed. Text
+// that is not an address is keyed as typed.
+func suppKey(addr string) string {
+	addr = strings.TrimSpace(addr)
+	if c, err := mailbox.Canonical(addr); err == nil {
+		addr = c
+	}
+	return strings.ToLower(addr)
+}
 
 func (q *Queue) loadSuppressions() error {
 	set := map[string]struct{}{}
 	err := q.view(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bktSuppress).ForEach(func(k, _ []byte) error {
-			set[string(k)] = struct{}{}
+			// Keys written before they were canonical match too.
+			set[suppKey(string(k))] = struct{}{}
 			return nil
 		})
 	})
@@ -57,8 +69,23 @@ func (q *Queue) Unsuppress(addr string) (bool, error) {
 	var found bool
 	err := q.write(context.Background(), func(w *wtx) error {
 		b := w.b(bktSuppress)
-		found = b.Get([]byte(k)) != nil
-		return b.Delete([]byte(k))
+		// Every stored key that means this address: k itself, and any
+		// key from before keys were canonical (an operator action, so
+		// the scan is affordable).
+		var del [][]byte
+		_ = b.ForEach(func(sk, _ []byte) error {
+			if string(sk) == k || suppKey(string(sk)) == k {
+				del = append(del, append([]byte(nil), sk...))
+			}
+			return nil
+		})
+		found = len(del) > 0
+		for _, sk := range del {
+			if err := b.Delete(sk); err != nil {
+				return err
+			}
+		}
+		return nil
 	}, func() {
 		q.suppMu.Lock()
 		delete(q.supp, k)

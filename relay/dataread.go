@@ -58,6 +58,8 @@ const (
 	inEvHTTP                 // an HTTP request line: answer 5xx and close
 	inEvHelo                 // HELO/EHLO: the client introduced itself
 	inEvEhlo                 // EHLO specifically
+	inEvMail                 // MAIL: the path is parsed by the conn (rewritePath)
+	inEvRcpt                 // RCPT: likewise
 )
 
 // inLineKeep is how much of a command line we keep to classify it.
@@ -182,6 +184,13 @@ func (w *inWire) endLine() inLineEvent {
 		return inEvEhlo
 	case "HELO":
 		return inEvHelo
+	case "MAIL", "RCPT":
+		if len(line) > 5 { // go-smtp refuses shorter ones itself
+			if upper[:4] == "MAIL" {
+				return inEvMail
+			}
+			return inEvRcpt
+		}
 	case "BDAT":
 		if full {
 			if size, ok := inBdatSize(line[4:]); ok && size > 0 {

@@ -71,7 +71,7 @@ func TestWireFeed(t *testing.T) {
 		wantBare bool
 		wantMode inWireMode
 	}{
-		{"commands", "EHLO x\r\nMAIL FROM:<a@b>\r\n", []inLineEvent{inEvEhlo}, false, inModeCommand},
+		{"commands", "EHLO x\r\nMAIL FROM:<a@b>\r\nrcpt to:<c@d>\r\nMAIL\r\nRCPTX\r\n", []inLineEvent{inEvEhlo, inEvMail, inEvRcpt}, false, inModeCommand},
 		{"data line", "DATA\r\n", []inLineEvent{inEvData}, false, inModeCommand},
 		{"starttls prefix", "starttls\r\n", []inLineEvent{inEvStartTLS}, false, inModeCommand},
 		{"http first", "GET / HTTP/1.1\r\n", []inLineEvent{inEvHTTP}, false, inModeCommand},

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"sluice/mailbox"
 )
 
 // heloName returns the name a HELO/EHLO line gives, the way go-smtp's
@@ -29,7 +31,7 @@ func heloName(line []byte) (string, bool) {
 // brackets, spaces. The name is stored with the message and printed by
 // `queue show` and in our Received: header, so it must be inert text.
 func heloNameOK(name string) bool {
-	if name == "" || len(name) > inMaxDomainLen {
+	if name == "" || len(name) > mailbox.MaxDomainLen {
 		return false
 	}
 	if name[0] == '[' {

@@ -135,7 +135,8 @@ type Inbound struct {
 	log  *slog.Logger
 	smtp *smtp.Server
 
-	lineHold int // see inHoldPartial
+	lineHold int    // see inHoldPartial
+	pathKey  string // see rewritePath
 
 	msgRate  *inLimiters // per client IP, messages
 	authFail *inLimiters // per client IP, failed AUTH attempts
@@ -203,6 +204,7 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 		conns:    make(map[*inConn]struct{}),
 		perIP:    make(map[netip.Addr]int),
 		lineHold: max(inHoldPartial, o.MaxLineLength+8),
+		pathKey:  newPathKey(),
 		authFail: newInLimiters(rate.Every(inAuthFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
 	}
 	if o.PerClientRate > 0 {

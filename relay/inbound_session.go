@@ -7,6 +7,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
+
+	"sluice/mailbox"
 )
 
 // Replies at the go-smtp boundary. go-smtp recognises only a bare
@@ -17,7 +19,10 @@ var (
 	inErrAuthFailed    = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
 	inErrAuthTooMany   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed authentication attempts, closing connection"}
 	inErrRate          = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Message rate limit exceeded, try again later"}
-	inErrBadAddr       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad address syntax"}
+	inErrBadAddr       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	inErrBadSender     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	inErrMailSyntax    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Syntax: MAIL FROM:<address>"}
+	inErrRcptSyntax    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Syntax: RCPT TO:<address>"}
 	inErrLiteral       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Address literals are not accepted"}
 	inErrNeedUTF8      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
 	inErrFromDomain    = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender domain not allowed for this user"}
@@ -166,12 +171,12 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 	utf8 := opts != nil && opts.UTF8
 	canon, domain := "", ""
 	if from != "" {
-		var err error
-		if canon, domain, err = inEnvelopeAddress(from); err != nil {
-			ss.s.log.Info("bad sender address", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-			return inErrBadAddr
+		m, err := ss.envelope(from, true)
+		if err != nil {
+			return err
 		}
-		if inIsAddressLiteral(domain) && !ss.s.o.AllowAddressLiterals {
+		canon, domain = m.String(), m.Domain
+		if m.IsLiteral() && !ss.s.o.AllowAddressLiterals {
 			return inErrLiteral
 		}
 		if !utf8 && !inIsASCII(canon) {
@@ -204,6 +209,30 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
+// envelope returns the mailbox of a MAIL or RCPT path from the stand-in
+// go-smtp passes on (path.go), or the refusal for a bad one: 501 for a
+// malformed path, 553 with X.1.7 (sender) or X.1.3 (recipient) for a
+// malformed address (RFC 3463 §3.2).
+func (ss *inSession) envelope(addr string, sender bool) (mailbox.Mailbox, error) {
+	m, err := ss.s.envelopeAddress(addr)
+	switch {
+	case err == nil:
+		return m, nil
+	case errors.Is(err, errPathSyntax) && sender:
+		return m, inErrMailSyntax
+	case errors.Is(err, errPathSyntax):
+		return m, inErrRcptSyntax
+	case errors.Is(err, errPathForged):
+		// Never by design: a path go-smtp accepted that the conn did
+		// not rewrite. Refused rather than guessed at.
+		ss.s.log.Error("envelope path not rewritten", "client", ss.c.ip, "trace", ss.c.trace)
+	}
+	if sender {
+		return m, inErrBadSender
+	}
+	return m, inErrBadAddr
+}
+
 // current reports whether the transaction began in the current STARTTLS
 // epoch: a MAIL sent in plaintext does not survive STARTTLS (RFC 3207 §4.2).
 func (ss *inSession) current() bool {
@@ -218,12 +247,12 @@ func (ss *inSession) rcpt(to string, opts *smtp.RcptOptions) error {
 	if len(ss.rcpts) >= ss.s.o.MaxRecipients {
 		return inErrTooManyRcpts
 	}
-	canon, domain, err := inEnvelopeAddress(to)
+	m, err := ss.envelope(to, false)
 	if err != nil {
-		ss.s.log.Info("bad recipient address", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-		return inErrBadAddr
+		return err
 	}
-	if inIsAddressLiteral(domain) && !ss.s.o.AllowAddressLiterals {
+	canon := m.String()
+	if m.IsLiteral() && !ss.s.o.AllowAddressLiterals {
 		return inErrLiteral
 	}
 	if !ss.utf8 && !inIsASCII(canon) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"sluice/mailbox"
 	"sluice/queue"
 )
 
@@ -97,8 +98,23 @@ func TestInboundEnvelope(t *testing.T) {
 		{"plain", "<a@example.test>", "<b@dest.test>", "250", "250", "b@dest.test", false},
 		{"null sender", "<>", "<b@dest.test>", "250", "250", "b@dest.test", false},
 		{"quoted local part requoted", "<a@example.test>", `<"john doe"@dest.test>`, "250", "250", `"john doe"@dest.test`, false},
-		{"quoted at sign", "<a@example.test>", `<"x@y"@dest.test>`, "250", "553 5.1.3", "", false},
-		{"two at signs sender", "<a@b@example.test>", "", "553 5.1.3", "", "", false},
+		{"quoted at sign", "<a@example.test>", `<"x@y"@dest.test>`, "250", "250", `"x@y"@dest.test`, false},
+		{"quoted at sign, issue 9", "<a@example.test>", `<"john@doe"@example.org>`, "250", "250", `"john@doe"@example.org`, false},
+		{"quoted backslash and at sign", "<a@example.test>", `<"x\\@y"@example.org>`, "250", "250", `"x\\@y"@example.org`, false},
+		{"quoted-pair at sign", "<a@example.test>", `<"x\@y"@example.org>`, "250", "250", `"x@y"@example.org`, false},
+		{"empty quoted local part", "<a@example.test>", `<""@example.org>`, "250", "250", `""@example.org`, false},
+		{"quoted angle bracket and space", "<a@example.test>", `<"a> b"@dest.test> NOTIFY=NEVER`, "250", "555 5.5.4", "", false},
+		{"quoted angle bracket", "<a@example.test>", `<"a> b"@dest.test>`, "250", "250", `"a> b"@dest.test`, false},
+		{"needless quotes dropped", "<a@example.test>", `<"john"@dest.test>`, "250", "250", "john@dest.test", false},
+		{"legacy dots quoted", "<a@example.test>", "<first..last@dest.test>", "250", "250", `"first..last"@dest.test`, false},
+		{"quoted sender", `<"x@y"@example.test>`, "<b@dest.test>", "250", "250", "b@dest.test", false},
+		{"empty quoted sender", `<""@example.test>`, "<b@dest.test>", "250", "250", "b@dest.test", false},
+		{"two at signs sender", "<a@b@example.test>", "", "553 5.1.7", "", "", false},
+		{"two at signs", "<a@example.test>", "<x@y@dest.test>", "250", "553 5.1.3", "", false},
+		{"unclosed path", "<a@example.test>", "<b@dest.test", "250", "501 5.5.4", "", false},
+		{"unclosed sender path", "<a@example.test", "", "501 5.5.4", "", "", false},
+		{"postmaster without domain", "<a@example.test>", "<Postmaster>", "250", "553 5.1.3", "", false},
+		{"empty recipient", "<a@example.test>", "<>", "250", "553 5.1.3", "", false},
 		{"percent hack is just a local part", "<a@example.test>", "<u%other.test@dest.test>", "250", "250", "u%other.test@dest.test", false},
 		{"bang path is just a local part", "<a@example.test>", "<other!u@dest.test>", "250", "250", "other!u@dest.test", false},
 		{"source route dropped", "<a@example.test>", "<@r1.test,@r2.test:u@dest.test>", "250", "250", "u@dest.test", false},
@@ -135,6 +151,9 @@ func TestInboundEnvelope(t *testing.T) {
 			c.expect("250")
 			if got := st.all()[0].Rcpts[0]; got != tt.stored {
 				t.Errorf("stored rcpt %q, want %q", got, tt.stored)
+			}
+			if from, _ := mailbox.Canonical(strings.Trim(strings.Fields(tt.mail)[0], "<>")); st.all()[0].From != from {
+				t.Errorf("stored sender %q, want %q", st.all()[0].From, from)
 			}
 			if strings.Contains(tt.mail, "SMTPUTF8") != st.all()[0].SMTPUTF8 {
 				t.Errorf("SMTPUTF8 flag %v", st.all()[0].SMTPUTF8)

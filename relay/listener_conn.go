@@ -118,6 +118,17 @@ func (c *inConn) Read(p []byte) (int, error) {
 			c.barrier = inEvHTTP
 			c.closeAfterReply = true
 			c.srv.log.Info("http request on smtp port", "client", c.ip, "trace", c.trace)
+		case inEvMail, inEvRcpt:
+			// A line over go-smtp's limit goes as it is, for go-smtp
+			// to refuse whole: rewritten it might shrink below it.
+			if lineLen <= len(c.held) && lineLen <= c.srv.o.MaxLineLength {
+				keep := len(c.held) - lineLen
+				line, err := c.srv.rewritePath(c.held[keep:], ev == inEvMail)
+				if err != nil {
+					c.srv.log.Info("bad envelope path", "client", c.ip, "trace", c.trace, "err", err)
+				}
+				c.held = append(c.held[:keep:keep], line...)
+			}
 		case inEvHelo, inEvEhlo:
 			if lineLen > len(c.held) {
 				// Longer than we hold, hence than go-smtp's line

@@ -249,6 +249,17 @@ func TestSendTransactions(t *testing.T) {
 			wantBody: "Subject: caf\xc3\xa9\r\n\r\nx\r\n",
 		},
 		{
+			// RFC 5321 §4.1.2: the local part goes out quoted where it is
+			// not a Dot-string, whatever form it was stored in (a legacy
+			// dot-atom is quoted as Postfix does).
+			name: "quoted local parts quoted again on the wire",
+			d: withBody(&Delivery{From: `"s@x"@src.test`, Rcpts: []string{`"john@doe"@dest.test`, `""@dest.test`, `"a>b"@dest.test`, "first..last@dest.test", `"plain"@dest.test`}},
+				"x\r\n"),
+			want: []want{ok, ok, ok, ok, ok}, wantUsable: true,
+			wantCmds: []string{`MAIL FROM:<"s@x"@src.test>`, `RCPT TO:<"john@doe"@dest.test>`, `RCPT TO:<""@dest.test>`,
+				`RCPT TO:<"a>b"@dest.test>`, `RCPT TO:<"first..last"@dest.test>`, "RCPT TO:<plain@dest.test>"},
+		},
+		{
 			name: "7-bit body: no BODY parameter",
 			cfg:  outFakeCfg{ext: []string{"8BITMIME"}},
 			d:    outMsg("a@dest.test"),

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"sluice/policy"
@@ -143,7 +142,8 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	if !s.Usable() {
 		return fill(all, policy.Reply{Stage: policy.StageMail, Err: errOutUnusable})
 	}
-	if outBadAddr(d.From) {
+	fromPath, ok := outPath(d.From)
+	if !ok {
 		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 553, Enhanced: "5.1.7", Text: "malformed sender address"})
 	}
 	if _, ok := s.ext["SMTPUTF8"]; d.SMTPUTF8 && !ok {
@@ -162,8 +162,10 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	// Recipients the server is asked about; a malformed one is refused
 	// here and never reaches the wire.
 	var asked []int
+	rcptPaths := make([]string, len(d.Rcpts))
 	for i, rcpt := range d.Rcpts {
-		if outBadAddr(rcpt) {
+		var ok bool
+		if rcptPaths[i], ok = outPath(rcpt); !ok || rcpt == "" {
 			out[i] = policy.Reply{Stage: policy.StageRcpt, Code: 553, Enhanced: "5.1.3", Text: "malformed recipient address"}
 			continue
 		}
@@ -205,7 +207,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 		return fill(idx, r)
 	}
 
-	mail := "MAIL FROM:<" + d.From + ">"
+	mail := "MAIL FROM:" + fromPath
 	if _, ok := s.ext["8BITMIME"]; ok && d.EightBit {
 		mail += " BODY=8BITMIME" // RFC 6152 §2
 	}
@@ -228,7 +230,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 
 	var accepted []int
 	for n, i := range asked {
-		resp, err := s.w.cmd("RCPT TO:<" + d.Rcpts[i] + ">")
+		resp, err := s.w.cmd("RCPT TO:" + rcptPaths[i])
 		switch {
 		case err != nil:
 			return failed(append(accepted, asked[n:]...), policy.StageRcpt, err)
@@ -350,10 +352,4 @@ func (s *Session) abortTxn(stage policy.Stage) *policy.Reply {
 		return &r
 	}
 	return nil
-}
-
-// outBadAddr refuses what would break the command line: a reverse path or
-// forward path never contains CR, LF or angle brackets.
-func outBadAddr(a string) bool {
-	return strings.ContainsAny(a, "\r\n<>") || strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
