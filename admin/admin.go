@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -41,22 +40,27 @@ type Options struct {
 	// to the built-in check that the queue answers.
 	Ready func() error
 	// Token, when not empty, is required as "Authorization: Bearer" on
-	// every API request (read it with APIToken).
-	Token  string
+	// every API request (read it with APIToken). ListenAPI refuses a TCP
+	// address without one.
+	Token string
+	// HTTPHosts are the extra Host names the read-only HTTP listener
+	// answers to (listen.http_hosts); see HTTPHandler.
+	HTTPHosts []string
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
 // Server serves the API and the read-only HTTP surface.
 type Server struct {
-	o   Options
-	log *slog.Logger
+	o       Options
+	log     *slog.Logger
+	apiAddr string // the TCP address ListenAPI bound, for the Origin check
 	// bq is the queue as the operator bounce sees it: o.Queue, or a
 	// test's wrapper that interleaves a delivery.
 	bq bounceQueue
 }
 
-// New returns a server; nothing listens until ListenAPI/ListenHTTP.
+// New returns a server; nothing listens until ListenAPI.
 func New(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -73,25 +77,22 @@ func New(o Options) *Server {
 	return &Server{o: o, log: o.Logger, bq: o.Queue}
 }
 
-// ErrInsecureAdmin is returned for a TCP admin address that is not
-// loopback and has no token file: anyone on the network could then
-// delete the queue.
-var ErrInsecureAdmin = errors.New("a non-loopback TCP admin address needs listen.admin_token_file")
+// ErrInsecureAdmin is returned for a TCP admin address without a token
+// file. Loopback is no exception: every local user, and every web page
+// the operator's browser opens, can reach 127.0.0.1.
+var ErrInsecureAdmin = errors.New("a TCP admin address needs listen.admin_token_file (loopback included; a unix socket needs none)")
 
 // APIToken checks the admin address and reads the bearer token it needs,
 // without binding anything: `sluice config check` and `sluice serve` call
 // it alike, so that the check refuses what the daemon would. addr is
-// "unix:PATH" (no token: the socket's mode is the guard) or "host:port";
-// tokenFile may be empty on a loopback address.
+// "unix:PATH" (no token: the socket's mode is the guard) or "host:port",
+// which needs tokenFile.
 func APIToken(addr, tokenFile string) (string, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		return "", checkSocketPath(path)
 	}
 	if tokenFile == "" {
-		if !loopback(addr) {
-			return "", fmt.Errorf("%w (listen.admin = %q)", ErrInsecureAdmin, addr)
-		}
-		return "", nil
+		return "", fmt.Errorf("%w (listen.admin = %q)", ErrInsecureAdmin, addr)
 	}
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
@@ -117,8 +118,7 @@ func checkSocketPath(path string) error {
 
 // ListenAPI opens the admin API listener. addr is "unix:PATH" (the socket
 // is created mode 0600, replacing a stale one but never a live one: see
-// ErrSocketInUse) or "host:port". A TCP
-// address needs Options.Token unless it is loopback (see APIToken).
+// ErrSocketInUse) or "host:port", which needs Options.Token.
 func (s *Server) ListenAPI(addr string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		if err := checkSocketPath(path); err != nil {
@@ -126,22 +126,15 @@ func (s *Server) ListenAPI(addr string) (net.Listener, error) {
 		}
 		return listenUnix(path)
 	}
-	if s.o.Token == "" && !loopback(addr) {
+	if s.o.Token == "" {
 		return nil, fmt.Errorf("%w (listen.admin = %q)", ErrInsecureAdmin, addr)
 	}
-	return net.Listen("tcp", addr)
-}
-
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
+	s.apiAddr = l.Addr().String()
+	return l, nil
 }
 
 // ErrSocketInUse is returned when another process answers on the admin
@@ -212,25 +205,25 @@ func (o *ownSocket) Close() error {
 	return err
 }
 
-// APIHandler is the /v1 API, with the token check when a token is set.
+// APIHandler is the /v1 API behind its guards: no foreign Origin, the
+// token when one is set, and JSON bodies only on mutating requests.
 func (s *Server) APIHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
-	if s.o.Token == "" {
-		return mux
-	}
-	return requireToken(s.o.Token, mux)
+	return s.guardAPI(requireJSON(mux))
 }
 
 // HTTPHandler is the read-only listen.http surface: /metrics, /readyz,
-// the dashboard at / and its data at /v1/dashboard.
-func (s *Server) HTTPHandler() http.Handler {
+// the dashboard at / and its data at /v1/dashboard, without addresses.
+// bound is the listener's address: with Options.HTTPHosts, it says which
+// Host headers are served (see hostGuard).
+func (s *Server) HTTPHandler(bound string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.o.Telemetry.Handler())
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /v1/dashboard", s.getDashboard)
+	mux.HandleFunc("GET /v1/dashboard", s.getPublicDashboard)
 	mux.Handle("GET /", dashboardFiles())
-	return mux
+	return hostGuard(bound, s.o.HTTPHosts, mux)
 }
 
 // Serve runs an http.Server with h on l until Shutdown; it returns

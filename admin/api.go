@@ -85,7 +85,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 // readyz answers 200 only when the daemon can take mail, for load
 // balancers and `sluice status`.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	st := s.status()
+	st := s.status().public()
 	code := http.StatusOK
 	if !st.Ready {
 		code = http.StatusServiceUnavailable
@@ -262,10 +262,32 @@ func (s *Server) deleteSuppress(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getDashboard(w http.ResponseWriter, r *http.Request) {
-	sum, err := s.summary()
+	d, err := s.dashboard()
 	if err != nil {
 		s.fail(w, "dashboard", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Dashboard{Status: s.status(), Summary: sum, Domains: s.domains(), Chart: s.o.Telemetry.History.Chart()})
+	writeJSON(w, http.StatusOK, d)
+}
+
+// getPublicDashboard is the dashboard data of the unauthenticated HTTP
+// listener: counts and domains only. Reply texts are kept (they say why
+// a destination is paused) with every mail address in them cut to its
+// domain, since receivers quote the recipient ("550 5.1.1 <jane@…>").
+func (s *Server) getPublicDashboard(w http.ResponseWriter, r *http.Request) {
+	d, err := s.dashboard()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "dashboard unavailable")
+		s.log.Error("dashboard failed", "err", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d.public())
+}
+
+func (s *Server) dashboard() (Dashboard, error) {
+	sum, err := s.summary()
+	if err != nil {
+		return Dashboard{}, err
+	}
+	return Dashboard{Status: s.status(), Summary: sum, Domains: s.domains(), Chart: s.o.Telemetry.History.Chart()}, nil
 }

@@ -29,7 +29,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status = %+v", st)
 	}
 	f.srv.o.Ready = func() error { return errors.New("draining") }
-	rec := httptestGet(t, f.srv.HTTPHandler(), "/readyz")
+	rec := httptestGet(t, f.srv.HTTPHandler("127.0.0.1:8025"), "/readyz")
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "draining") {
 		t.Fatalf("readyz = %d %s", rec.Code, rec.Body)
 	}
@@ -415,13 +415,17 @@ func TestTCPToken(t *testing.T) {
 	if _, err := APIToken("127.0.0.1:0", empty); err == nil {
 		t.Error("empty token file accepted")
 	}
-	// Loopback without a token is allowed (the host's users are trusted
-	// as with the unix socket).
-	l3, err := New(Options{Queue: f.q, Policy: f.pol}).ListenAPI("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Loopback is no exception: every local user and every web page the
+	// operator's browser opens can reach it.
+	if _, err := APIToken("127.0.0.1:0", ""); !errors.Is(err, ErrInsecureAdmin) {
+		t.Fatalf("loopback without token = %v, want ErrInsecureAdmin", err)
 	}
-	l3.Close()
+	if l, err := New(Options{Queue: f.q, Policy: f.pol}).ListenAPI("127.0.0.1:0"); !errors.Is(err, ErrInsecureAdmin) {
+		if l != nil {
+			l.Close()
+		}
+		t.Fatalf("listen loopback without token = %v, want ErrInsecureAdmin", err)
+	}
 }
 
 // TestUnixSocketLive: a socket another daemon serves is neither taken

@@ -71,7 +71,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return err
 	}
-	if body != nil {
+	if method != http.MethodGet {
+		// Every mutating request declares JSON, even a DELETE without a
+		// body: the API refuses the others (see requireJSON).
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {

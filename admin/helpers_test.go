@@ -53,7 +53,8 @@ func newFixture(t *testing.T) *fixture {
 	f.pol = f.newPolicy(t)
 	f.tel = NewTelemetry(TelemetryOptions{Queue: f.q, Policy: f.pol, Now: f.clk.Now, MaxDestinations: 3, Logger: quietLog()})
 	f.srv = New(Options{Queue: f.q, Policy: f.pol, Telemetry: f.tel, Kick: func() { f.kicks <- struct{}{} },
-		Hostname: "sluice.test", Version: "v-test", Started: t0.Add(-time.Hour), Now: f.clk.Now, Logger: quietLog()})
+		Hostname: "sluice.test", Version: "v-test", Started: t0.Add(-time.Hour), Now: f.clk.Now, Logger: quietLog(),
+		HTTPHosts: []string{"example.com"}}) // httptest.NewRequest's Host
 	ts := httptest.NewServer(f.srv.APIHandler())
 	t.Cleanup(ts.Close)
 	f.client = NewClient(ts.Listener.Addr().String(), "")

@@ -30,7 +30,7 @@ func TestMetrics(t *testing.T) {
 	f.tel.OnAttempt(scheduler.Attempt{Dest: "d1.test", Class: policy.ClassAuthFix, Status: "deferred", Fix: "SPF",
 		Reply: policy.Reply{Code: 421, Enhanced: "4.7.27", Text: "SPF validation failed"}})
 
-	body := httptestGet(t, f.srv.HTTPHandler(), "/metrics").Body.String()
+	body := httptestGet(t, f.srv.HTTPHandler("127.0.0.1:8025"), "/metrics").Body.String()
 	for _, want := range []string{
 		`sluice_queue_recipients{state="queued"} 1`,
 		`sluice_queue_oldest_age_seconds 90`,
@@ -60,7 +60,7 @@ func TestMetrics(t *testing.T) {
 func TestDashboardFiles(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := f.srv.HTTPHandler()
+	h := f.srv.HTTPHandler("127.0.0.1:8025")
 	for _, p := range []string{"/", "/app.js", "/style.css"} {
 		rec := httptestGet(t, h, p)
 		if rec.Code != http.StatusOK {

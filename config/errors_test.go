@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,11 +90,14 @@ func TestValidationErrors(t *testing.T) {
 		{"submissions without tls", "[listen]\nsubmissions = \"0.0.0.0:465\"\n", `sluice.toml:2: listen.submissions: implicit TLS needs`},
 		{"bad listen", "[listen]\nsmtp = \"2525\"\n", `sluice.toml:2: listen.smtp: invalid address "2525"`},
 		{"empty admin socket", "[listen]\nadmin = \"unix:\"\n", `sluice.toml:2: listen.admin: empty socket path`},
+		{"admin tcp without token", "[listen]\nadmin = \"127.0.0.1:8026\"\n", `sluice.toml:2: listen.admin: a TCP admin address needs listen.admin_token_file (loopback included)`},
+		{"http host with scheme", "[listen]\nhttp_hosts = [\"http://relay.example.com\"]\n", `sluice.toml:2: listen.http_hosts[1]: invalid host "http://relay.example.com"`},
+		{"http host wildcard", "[listen]\nhttp_hosts = [\"*.example.com\"]\n", `sluice.toml:2: listen.http_hosts[1]: invalid host`},
 		{"CIDR with host bits", "[access]\nnetworks = [\"127.0.0.0/8\",\n  \"10.0.0.1/8\"]\n", `sluice.toml:2: access.networks[2]: "10.0.0.1/8" has host bits set: did you mean "10.0.0.0/8" (the network) or "10.0.0.1/32" (the one host)?`},
 		{"IPv6 CIDR with host bits", "[access]\nnetworks = [\"2001:db8::1/64\"]\n", `sluice.toml:2: access.networks[1]: "2001:db8::1/64" has host bits set: did you mean "2001:db8::/64"`},
 		{"submission without tls", "[listen]\nsubmission = \"0.0.0.0:587\"\n", `sluice.toml:2: listen.submission: needs [tls] cert_file and key_file`},
 		{"http on the smtp port", "[listen]\nsmtp = \"127.0.0.1:2525\"\nhttp = \"127.0.0.1:2525\"\n", `sluice.toml:3: listen.http: "127.0.0.1:2525" overlaps listen.smtp`},
-		{"admin on a wildcard smtp port", "[listen]\nsmtp = \"0.0.0.0:2525\"\nadmin = \"127.0.0.1:2525\"\n", `sluice.toml:3: listen.admin: "127.0.0.1:2525" overlaps listen.smtp`},
+		{"http on a wildcard smtp port", "[listen]\nsmtp = \"0.0.0.0:2525\"\nhttp = \"127.0.0.1:2525\"\n", `sluice.toml:3: listen.http: "127.0.0.1:2525" overlaps listen.smtp`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,7 +146,8 @@ func TestValidConfigs(t *testing.T) {
 		{"size as bare integer", "[limits]\nmax_message_size = 1048576\n"},
 		{"no in-flight bound, no memory limit", "memory_limit = \"0\"\n[limits]\nmax_inflight_bytes = \"0\"\n"},
 		{"comments only", "# nothing\n"},
-		{"admin tcp", "[listen]\nadmin = \"127.0.0.1:8026\"\n"},
+		{"admin tcp with token", "[listen]\nadmin = \"127.0.0.1:8026\"\nadmin_token_file = \"t\"\n"},
+		{"http hosts", "[listen]\nhttp_hosts = [\"relay.example.com\", \"dash.example:443\", \"192.0.2.1\", \"[2001:db8::1]:8025\"]\n"},
 		{"host CIDR and network CIDR", "[access]\nnetworks = [\"10.0.0.0/8\", \"192.0.2.7/32\", \"::1/128\"]\n"},
 		{"same port on two hosts", "[listen]\nsmtp = \"127.0.0.1:2525\"\nhttp = \"127.0.0.2:2525\"\n"},
 		{"enforce with ips", "[delivery]\noutbound_ips = [\"192.0.2.1\", \"2001:db8::1\"]\n[auth]\nmode = \"enforce\"\n"},
@@ -153,7 +158,11 @@ func TestValidConfigs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := Parse([]byte(tt.doc), "ok.toml", t.TempDir()); err != nil {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "t"), []byte("token\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Parse([]byte(tt.doc), "ok.toml", dir); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -28,12 +28,13 @@ type Log struct {
 // Listen holds the listening addresses; "" turns a listener off (except
 // Admin, which defaults to a socket under DataDir, see AdminAddress).
 type Listen struct {
-	SMTP           string `toml:"smtp"`
-	Submission     string `toml:"submission"`
-	Submissions    string `toml:"submissions"`
-	Admin          string `toml:"admin"`
-	AdminTokenFile string `toml:"admin_token_file"`
-	HTTP           string `toml:"http"`
+	SMTP           string   `toml:"smtp"`
+	Submission     string   `toml:"submission"`
+	Submissions    string   `toml:"submissions"`
+	Admin          string   `toml:"admin"`
+	AdminTokenFile string   `toml:"admin_token_file"`
+	HTTP           string   `toml:"http"`
+	HTTPHosts      []string `toml:"http_hosts"` // Host names listen.http answers to, besides its address
 }
 
 // TLS is the inbound certificate; both files or neither.

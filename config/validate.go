@@ -80,6 +80,31 @@ func (ck *checker) cidr(key, v string) {
 	}
 }
 
+// httpHost accepts a host name or IP literal, with an optional port.
+func (ck *checker) httpHost(key, v string) {
+	bad := func() {
+		ck.add(key, "invalid host %q: want a name or address, optionally with :port (no scheme, path or wildcard)", v)
+	}
+	if strings.ContainsAny(v, "/@ \t*") {
+		bad()
+		return
+	}
+	host := v
+	if h, port, err := net.SplitHostPort(v); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			ck.add(key, "invalid port in %q", v)
+			return
+		}
+		host = h
+	}
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return
+	}
+	if host == "" || strings.ContainsAny(host, ":[]") {
+		bad()
+	}
+}
+
 func (ck *checker) fileExists(key, path string) {
 	if _, err := os.Stat(path); err != nil {
 		ck.add(key, "%v", err)
@@ -152,6 +177,14 @@ func (c *Config) validateListen(ck *checker) {
 		}
 	} else if l.Admin != "" {
 		ck.hostPort("listen.admin", l.Admin)
+		// Loopback included: every local user, and every page the
+		// operator's browser opens, can reach 127.0.0.1.
+		if l.AdminTokenFile == "" {
+			ck.add("listen.admin", "a TCP admin address needs listen.admin_token_file (loopback included); or use a \"unix:PATH\" socket, which needs none")
+		}
+	}
+	for i, h := range l.HTTPHosts {
+		ck.httpHost(idx("listen.http_hosts", i), h)
 	}
 	if l.AdminTokenFile != "" {
 		ck.fileExists("listen.admin_token_file", l.AdminTokenFile)

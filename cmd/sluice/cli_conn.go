@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ type cliFlags struct {
 func (c *cliFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "config file: the daemon is found at its listen.admin (and data_dir)")
 	fs.StringVar(&c.admin, "admin", "", "admin address, unix:PATH or host:port (default "+defaultAdmin+")")
-	fs.StringVar(&c.tokenFile, "token-file", "", "bearer token file for a TCP admin address (default: listen.admin_token_file of --config)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "bearer token file, required by a TCP admin address (default: listen.admin_token_file of --config)")
 	fs.BoolVar(&c.json, "json", false, "print JSON for scripts instead of a table")
 }
 
@@ -65,6 +66,10 @@ func (c *cliFlags) client() (*admin.Client, error) {
 func explainErr(c *admin.Client, err error) error {
 	if errors.Is(err, admin.ErrNoDaemon) {
 		return fmt.Errorf("no sluice daemon at %s — is `sluice serve` running?", strings.TrimPrefix(c.Addr(), "unix:"))
+	}
+	var ae *admin.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		return fmt.Errorf("the admin API at %s refused the bearer token: give --config FILE (its listen.admin_token_file) or --token-file FILE", c.Addr())
 	}
 	return err
 }

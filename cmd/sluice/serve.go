@@ -225,7 +225,7 @@ func (d *daemon) open() error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	d.admin = admin.New(admin.Options{
-		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Kick, Token: d.adminToken,
+		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Kick, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
 	})
 	return nil
@@ -282,7 +282,7 @@ func (d *daemon) serveAdmin(ls *listeners) (stop func()) {
 	servers := []*http.Server{admin.Serve(ls.api, d.admin.APIHandler(), d.log)}
 	d.log.Info("admin API listening", "addr", d.cfg.AdminAddress())
 	if ls.http != nil {
-		servers = append(servers, admin.Serve(ls.http, d.admin.HTTPHandler(), d.log))
+		servers = append(servers, admin.Serve(ls.http, d.admin.HTTPHandler(ls.http.Addr().String()), d.log))
 		d.log.Info("metrics and dashboard listening", "addr", ls.http.Addr().String())
 	}
 	return func() {

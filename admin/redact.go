@@ -1,0 +1,34 @@
+package admin
+
+import "regexp"
+
+// mailAddr matches a mail address in free text (a reply line, an alarm
+// reason): a local part, quoted or not, then @ and a domain.
+var mailAddr = regexp.MustCompile(`(?:"[^"]*"|[^\s<>()\[\]:;@,"]+)@([A-Za-z0-9.-]+|\[[^\]\s]*\])`)
+
+// redactAddrs cuts every mail address in s to its domain: "…@domain".
+func redactAddrs(s string) string {
+	return mailAddr.ReplaceAllString(s, "…@$1")
+}
+
+// public is the dashboard as the unauthenticated HTTP listener serves
+// it: every free text that may quote an address is redacted; the rest
+// (counts, destination and domain names, states) carries none.
+func (d Dashboard) public() Dashboard {
+	d.Status = d.Status.public()
+	d.Domains.Alarm.Reason = redactAddrs(d.Domains.Alarm.Reason)
+	dests := make([]Destination, len(d.Domains.Destinations))
+	for i, x := range d.Domains.Destinations {
+		x.LastReply = redactAddrs(x.LastReply)
+		dests[i] = x
+	}
+	d.Domains.Destinations = dests
+	return d
+}
+
+// public is the status as /readyz serves it, unauthenticated.
+func (s Status) public() Status {
+	s.Reason = redactAddrs(s.Reason)
+	s.Alarm.Reason = redactAddrs(s.Alarm.Reason)
+	return s
+}
