@@ -46,8 +46,8 @@ type Options struct {
 	// HTTPHosts are the extra Host names the read-only HTTP listener
 	// answers to (listen.http_hosts); see HTTPHandler.
 	HTTPHosts []string
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Server serves the API and the read-only HTTP surface.
