@@ -45,7 +45,9 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{clk: at(t0), dir: t.TempDir(), kicks: make(chan struct{}, 100)}
 	var err error
-	f.q, err = queue.Open(queue.Options{Path: filepath.Join(f.dir, "queue.db"), Now: f.clk.Now, NoSync: true, Logger: quietLog()})
+	qo := queue.OptionsFrom(config.Default())
+	qo.Path, qo.Now, qo.NoSync, qo.Logger = filepath.Join(f.dir, "queue.db"), f.clk.Now, true, quietLog()
+	f.q, err = queue.Open(qo)
 	if err != nil {
 		t.Fatal(err)
 	}

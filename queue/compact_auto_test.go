@@ -10,7 +10,7 @@ import (
 func TestNeedsCompactionAfterDrain(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "queue.db")
-	q, err := Open(Options{Path: path, Logger: quietLogger()})
+	q, err := Open(testOptions(path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"sluice/config"
 )
 
 // clock is the shared test clock (internal/fakeclock).
@@ -21,16 +23,22 @@ func newClock() *clock { return fakeclock.New() }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// openTest opens a queue in a fresh directory with a fake clock.
+// testOptions are the daemon's options from the default config
+// (OptionsFrom(config.Default())) for a queue file at path, with a silent
+// log: Open fills nothing in, so a test states every value it changes.
+func testOptions(path string) Options {
+	o := OptionsFrom(config.Default())
+	o.Path, o.Logger = path, quietLogger()
+	return o
+}
+
+// openTest opens a queue in a fresh directory with a fake clock and a
+// short lock timeout.
 func openTest(t testing.TB, mod func(*Options)) (*Queue, *clock, Options) {
 	t.Helper()
 	c := newClock()
-	o := Options{
-		Path:        filepath.Join(t.TempDir(), "data", "queue.db"),
-		LockTimeout: 50 * time.Millisecond,
-		Now:         c.Now,
-		Logger:      quietLogger(),
-	}
+	o := testOptions(filepath.Join(t.TempDir(), "data", "queue.db"))
+	o.LockTimeout, o.Now = 50*time.Millisecond, c.Now
 	if mod != nil {
 		mod(&o)
 	}

@@ -107,7 +107,8 @@ func TestReclaimCostsExpiredOnly(t *testing.T) {
 func TestLegacyActiveKeysReturnAtOpen(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	o := Options{Path: filepath.Join(t.TempDir(), "q.db"), Now: c.Now, Logger: quietLogger(), LeaseTimeout: time.Hour}
+	o := testOptions(filepath.Join(t.TempDir(), "q.db"))
+	o.Now, o.LeaseTimeout = c.Now, time.Hour
 	q, err := Open(o)
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,9 @@ func TestENOSPCRecovery(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	c := newClock()
-	q, err := Open(Options{Path: filepath.Join(dir, "queue.db"), Now: c.Now, Logger: quietLogger()})
+	o := testOptions(filepath.Join(dir, "queue.db"))
+	o.Now = c.Now
+	q, err := Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}

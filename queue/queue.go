@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"sluice/config"
 )
 
 // Options configures Open.
@@ -42,17 +44,18 @@ type Options struct {
 	// Path of the bbolt file, e.g. <data_dir>/queue.db. The parent
 	// directory is created with mode 0700.
 	Path string
-	// LockTimeout bounds the wait for the file lock (default 1s).
+	// LockTimeout bounds the wait for the file lock (> 0).
 	LockTimeout time.Duration
 	// Retention is how long finished messages are kept for `queue show`
-	// (default 7 days).
+	// (> 0).
 	Retention time.Duration
 	// LeaseTimeout is how long a lease lasts before Reclaim may return
 	// it to the due index (0 = leases expire only at the next Open). The
 	// daemon derives it from the delivery timeouts (config
 	// Delivery.LeaseTimeout), so that it outlasts any one delivery.
 	LeaseTimeout time.Duration
-	// MinFreeBytes is a free-space reserve on the file system of Path.
+	// MinFreeBytes is a free-space reserve on the file system of Path
+	// (0 = none).
 	// Below it Enqueue fails with ErrNoSpace, while Update and the other
 	// bookkeeping writes still commit: mail already accepted must keep
 	// moving.
@@ -62,7 +65,8 @@ type Options struct {
 	// owns it: the start-up sweep removes files no open message names.
 	SpoolDir string
 	// InlineMax is the body size above which a body is spooled as a
-	// file rather than stored in the queue file (0 = DefaultInlineMax).
+	// file rather than stored in the queue file (0 = every non-empty
+	// body is spooled; OptionsFrom sets DefaultInlineMax).
 	InlineMax int64
 	// NoSync skips fsync. Benchmarks only: it voids the durability promise.
 	NoSync bool
@@ -105,22 +109,41 @@ type Queue struct {
 	supp   map[string]struct{}
 }
 
-const (
-	defaultLockTimeout = time.Second
-	defaultRetention   = 7 * 24 * time.Hour
-)
+// OptionsFrom maps the config onto Options: the queue file in data_dir,
+// the [queue] keys, a lease that outlasts any one delivery and the inline
+// body limit. The caller adds Logger (and, in tests, Now).
+func OptionsFrom(cfg *config.Config) Options {
+	return Options{
+		Path:         filepath.Join(cfg.DataDir, "queue.db"),
+		LockTimeout:  time.Duration(cfg.Queue.LockTimeout),
+		Retention:    time.Duration(cfg.Queue.Retention),
+		MinFreeBytes: int64(cfg.Queue.MinFreeSpace),
+		LeaseTimeout: cfg.Delivery.LeaseTimeout(),
+		InlineMax:    DefaultInlineMax,
+	}
+}
+
+// check refuses options that make no sense; Open fills nothing in (the
+// defaults live in the config layer, see OptionsFrom).
+func (o *Options) check() error {
+	switch {
+	case o.Path == "":
+		return errors.New("queue: Options.Path is empty")
+	case o.LockTimeout <= 0:
+		return errors.New("queue: Options.LockTimeout must be positive")
+	case o.Retention <= 0:
+		return errors.New("queue: Options.Retention must be positive")
+	case o.LeaseTimeout < 0 || o.MinFreeBytes < 0 || o.InlineMax < 0:
+		return errors.New("queue: Options.LeaseTimeout, MinFreeBytes and InlineMax must not be negative")
+	}
+	return nil
+}
 
 // Open opens (creating if needed) the queue file. Recipients left
 // StateActive by a previous process are due again immediately.
 func Open(o Options) (*Queue, error) {
-	if o.Path == "" {
-		return nil, errors.New("queue: Options.Path is empty")
-	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = defaultLockTimeout
-	}
-	if o.Retention <= 0 {
-		o.Retention = defaultRetention
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	q := &Queue{
 		opts:     o,

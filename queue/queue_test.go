@@ -307,7 +307,8 @@ func TestUpdateRules(t *testing.T) {
 func TestLeasesReturnAfterReopen(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	o := Options{Path: filepath.Join(t.TempDir(), "q.db"), Now: c.Now, Logger: quietLogger()}
+	o := testOptions(filepath.Join(t.TempDir(), "q.db"))
+	o.Now = c.Now
 	q, err := Open(o)
 	if err != nil {
 		t.Fatal(err)

@@ -153,12 +153,7 @@ func (s *Spool) publish(id string) error {
 	return nil
 }
 
-func (q *Queue) inlineMax() int64 {
-	if q.opts.InlineMax > 0 {
-		return q.opts.InlineMax
-	}
-	return DefaultInlineMax
-}
+func (q *Queue) inlineMax() int64 { return q.opts.InlineMax }
 
 func (q *Queue) spoolPath(id string) string { return filepath.Join(q.spoolDir, id) }
 

@@ -107,7 +107,7 @@ func TestOpenUnwritable(t *testing.T) {
 			if tt.rootSkips && root {
 				t.Skip("root ignores permission bits")
 			}
-			q, err := Open(Options{Path: tt.setup(t), Logger: quietLogger()})
+			q, err := Open(testOptions(tt.setup(t)))
 			if err == nil {
 				_ = q.Close()
 				t.Fatal("Open succeeded")

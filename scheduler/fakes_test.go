@@ -26,6 +26,14 @@ func testOptions(q Queue, pol *policy.Policy, out Outbound, log *slog.Logger) Op
 	return o
 }
 
+// queueOptions are the daemon's queue options from the default config,
+// for a queue file at path.
+func queueOptions(path string, log *slog.Logger) queue.Options {
+	o := queue.OptionsFrom(config.Default())
+	o.Path, o.Logger = path, log
+	return o
+}
+
 func mustNew(t testing.TB, o Options) *Scheduler {
 	t.Helper()
 	s, err := New(o)
@@ -50,7 +58,7 @@ type memQueue struct {
 
 func newMemQueue(t *testing.T) *memQueue {
 	t.Helper()
-	bq, err := queue.Open(queue.Options{Path: filepath.Join(t.TempDir(), "bodies.db"), LockTimeout: time.Second, Retention: time.Hour, Logger: quietLog()})
+	bq, err := queue.Open(queueOptions(filepath.Join(t.TempDir(), "bodies.db"), quietLog()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 	t.Cleanup(func() { mx.Close() })
 	logs := &lockedBuf{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	q, err := queue.Open(queue.Options{Path: filepath.Join(t.TempDir(), "queue.db"), Logger: log})
+	q, err := queue.Open(queueOptions(filepath.Join(t.TempDir(), "queue.db"), log))
 	if err != nil {
 		t.Fatal(err)
 	}

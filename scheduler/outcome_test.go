@@ -132,7 +132,9 @@ const original = "Subject: the original\r\nMessage-ID: <orig@src.test>\r\n\r\nhe
 // body is in fq.bodies.
 func leasedJob(t *testing.T, s *Scheduler, fq *fakeQueue) *job {
 	t.Helper()
-	q, err := queue.Open(queue.Options{Path: filepath.Join(t.TempDir(), "queue.db"), NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	qo := queueOptions(filepath.Join(t.TempDir(), "queue.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	qo.NoSync = true
+	q, err := queue.Open(qo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,7 @@ func newScriptRig(t *testing.T, out *scriptOutbound, tweak func(*Options)) *scri
 	logs := &lockedBuf{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	dir := t.TempDir()
-	q, err := queue.Open(queue.Options{Path: filepath.Join(dir, "queue.db"), Logger: log})
+	q, err := queue.Open(queueOptions(filepath.Join(dir, "queue.db"), log))
 	if err != nil {
 		t.Fatal(err)
 	}

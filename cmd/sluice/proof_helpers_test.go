@@ -15,6 +15,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"sluice/config"
 	"sluice/internal/fakemx"
 	"sluice/internal/selfsigned"
 	"sluice/queue"
@@ -154,7 +155,9 @@ func checkQueueFile(t *testing.T, dataDir string) {
 // queueCounts opens the queue of a stopped relay and returns its counters.
 func queueCounts(t *testing.T, dataDir string) map[queue.State]int {
 	t.Helper()
-	q, err := queue.Open(queue.Options{Path: filepath.Join(dataDir, "queue.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	qo := queue.OptionsFrom(config.Default())
+	qo.Path, qo.Logger = filepath.Join(dataDir, "queue.db"), slog.New(slog.NewTextHandler(io.Discard, nil))
+	q, err := queue.Open(qo)
 	if err != nil {
 		t.Fatalf("open queue: %v", err)
 	}

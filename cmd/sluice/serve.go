@@ -199,14 +199,9 @@ func (d *daemon) open() error {
 			return err
 		}
 	}
-	q, err := queue.Open(queue.Options{
-		Path:         path,
-		LockTimeout:  time.Duration(cfg.Queue.LockTimeout),
-		Retention:    time.Duration(cfg.Queue.Retention),
-		MinFreeBytes: int64(cfg.Queue.MinFreeSpace),
-		LeaseTimeout: cfg.Delivery.LeaseTimeout(),
-		Logger:       log,
-	})
+	qo := queue.OptionsFrom(cfg)
+	qo.Path, qo.Logger = path, log
+	q, err := queue.Open(qo)
 	if err != nil {
 		return err
 	}
