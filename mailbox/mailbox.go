@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -236,13 +237,16 @@ func checkDomain(d string) error {
 		if label[0] == '-' || label[len(label)-1] == '-' {
 			return syntaxErr("label starts or ends with '-'")
 		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if c >= utf8.RuneSelf || c == '-' ||
-				c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-				continue
+		for _, r := range label {
+			switch {
+			case r == '-', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)):
+				// A U-label character (RFC 6531 §3.3, IDNA2008 PVALID is
+				// letters, digits and marks); never a control or format
+				// character such as U+202E.
+			default:
+				return syntaxErr("character %q not allowed in a domain", r)
 			}
-			return syntaxErr("character %q not allowed in a domain", c)
 		}
 	}
 	return nil

@@ -55,6 +55,9 @@ func TestParse(t *testing.T) {
 		{strings.Repeat("a", 65) + "@c.test", "", "", ""},
 		{"a@" + strings.Repeat("b", 64) + ".test", "", "", ""},
 		{"Postmaster", "", "", ""},
+		{"a@b\u202ec.test", "", "", ""},
+		{"a@b\u0085c.test", "", "", ""},
+		{"a@\u200bb.test", "", "", ""},
 	}
 	for _, tt := range tests {
 		m, err := mailbox.Parse(tt.in)
