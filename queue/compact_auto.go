@@ -25,6 +25,9 @@ func NeedsCompaction(path string, minSize int64, maxFree float64) (bool, error) 
 	if fi.Size() < minSize {
 		return false, nil
 	}
+	if err := CheckFile(path); err != nil {
+		return false, err
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return false, fmt.Errorf("queue file %s is locked: is another sluice serve running on this data_dir?: %w", path, ErrLocked)

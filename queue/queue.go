@@ -68,6 +68,11 @@ type Options struct {
 	// file rather than stored in the queue file (0 = every non-empty
 	// body is spooled; OptionsFrom sets DefaultInlineMax).
 	InlineMax int64
+	// NewQueue lets Open start a new, empty queue where the data dir had
+	// one (its marker, MarkerPath, exists) but the file is missing or
+	// empty: `serve --new-queue`, the operator's explicit word that the
+	// mail in it is lost. Without it Open refuses with a *FileError.
+	NewQueue bool
 	// NoSync skips fsync. Benchmarks only: it voids the durability promise.
 	NoSync bool
 	// Now is the clock (nil = time.Now).
@@ -168,6 +173,12 @@ func Open(o Options) (*Queue, error) {
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
 		return nil, storageErr("create data dir", err)
 	}
+	// Check before bbolt maps the file: a damaged file must be an error
+	// naming it, never a panic or a fault, and a lost one must not
+	// silently become an empty queue.
+	if err := preflightFile(o); err != nil {
+		return nil, err
+	}
 	if err := q.openSpoolDir(); err != nil {
 		return nil, err
 	}
@@ -178,6 +189,10 @@ func Open(o Options) (*Queue, error) {
 	q.db = db
 	existed, err := q.initDB()
 	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := writeMarker(o.Path, q.now()); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

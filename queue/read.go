@@ -131,12 +131,20 @@ func (q *Queue) OpenBody(id string) (*Body, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openStoredBody(id, head, spooled, eight, size, q.spoolPath(id))
+}
+
+// openStoredBody assembles a stored body: the bodies bucket's value
+// (head), followed, for a spooled message, by its spool file. It is the
+// body accessor's one rule, shared by OpenBody and Export (which reads a
+// file that may be damaged, without bbolt).
+func openStoredBody(id string, head []byte, spooled, eight bool, size int64, spoolPath string) (*Body, error) {
 	if !spooled {
 		// Inline bodies are small: scanning the copy costs nothing and
 		// also covers records written before the flag existed.
 		return &Body{r: bytes.NewReader(head), size: int64(len(head)), eight: has8Bit(head)}, nil
 	}
-	f, err := os.Open(q.spoolPath(id))
+	f, err := os.Open(spoolPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			// Final in the meantime (the file goes after the commit

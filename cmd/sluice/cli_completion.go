@@ -25,7 +25,7 @@ const bashCompletion = `_sluice() {
 	prev="${COMP_WORDS[COMP_CWORD-1]}"
 	local common="--json --config --admin --token-file --help"
 	case "$prev" in
-	--config|--token-file|--out) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--config|--token-file|--out|--file|--output|--input) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--state) COMPREPLY=($(compgen -W "queued active held sent bounced expired deleted" -- "$cur")); return ;;
 	--stage) COMPREPLY=($(compgen -W "connect greeting ehlo starttls auth mail rcpt data data-end" -- "$cur")); return ;;
 	esac
@@ -36,9 +36,9 @@ const bashCompletion = `_sluice() {
 	case "${COMP_WORDS[1]}" in
 	queue)
 		if [ "$COMP_CWORD" -eq 2 ]; then
-			COMPREPLY=($(compgen -W "list show summary flush hold release delete bounce" -- "$cur"))
+			COMPREPLY=($(compgen -W "list show summary flush hold release delete bounce check export import salvage" -- "$cur"))
 		else
-			COMPREPLY=($(compgen -W "$common --domain --state --older-than --limit --force --yes" -- "$cur"))
+			COMPREPLY=($(compgen -W "$common --domain --state --older-than --limit --force --yes --file --tolerant --output --input --out" -- "$cur"))
 		fi ;;
 	domains) COMPREPLY=($(compgen -W "show $common" -- "$cur")) ;;
 	limits)
@@ -50,7 +50,7 @@ const bashCompletion = `_sluice() {
 	status) COMPREPLY=($(compgen -W "$common" -- "$cur")) ;;
 	explain) COMPREPLY=($(compgen -W "--stage --config --json" -- "$cur")) ;;
 	config) COMPREPLY=($(compgen -W "check" -- "$cur")) ;;
-	serve) COMPREPLY=($(compgen -W "--config" -- "$cur")) ;;
+	serve) COMPREPLY=($(compgen -W "--config --new-queue" -- "$cur")) ;;
 	completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
 	esac
 }

@@ -21,8 +21,9 @@ const queueUsage = `queue COMMAND [flags]
   delete ID…|-|--domain D [--yes]                                drop mail without a DSN (asks first)
   bounce ID…|-|--domain D                                        fail mail with a DSN to the sender
 
-"-" reads IDs from stdin, one per line. Every command takes --json,
---config FILE, --admin ADDR and --token-file FILE.`
+"-" reads IDs from stdin, one per line. These commands take --json,
+--config FILE, --admin ADDR and --token-file FILE.
+` + queueFileUsage
 
 // runQueue: `sluice queue …`. stdin feeds "-" and delete's question.
 func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
@@ -34,6 +35,9 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 		return errHelp
 	}
 	sub, args := args[0], args[1:]
+	if isQueueFileCmd(sub) {
+		return runQueueFile(stdin, sub, args, stdout, stderr)
+	}
 	var cf cliFlags
 	fs := newFlagSet("queue "+sub, queueSubUsage(sub), stderr)
 	cf.register(fs)

@@ -37,6 +37,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: the embedded defaults)")
+	newQueue := fs.Bool("new-queue", false, "start with a new, empty queue although this data_dir had one whose file is now missing or empty (its mail is lost)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -46,7 +47,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return serve(ctx, cfg, stderr, hup)
+	return adviseQueueFile(serve(ctx, cfg, stderr, hup, *newQueue), *cfgPath)
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -80,6 +81,7 @@ type daemon struct {
 	admin      *admin.Server
 	adminToken string
 	started    time.Time
+	newQueue   bool // serve --new-queue
 
 	checker   relay.Checker    // the inbound check, for its verdict counters
 	telemetry *admin.Telemetry // metrics and attempt history; see tel()
@@ -94,7 +96,7 @@ type daemon struct {
 // queue opened and every listener bound before anything serves, so that
 // a failure at any step returns at once with the reason, and the process
 // exits non-zero instead of running half-started.
-func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan os.Signal) error {
+func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan os.Signal, newQueue bool) error {
 	log := newLogger(cfg.Log, logw)
 	limit, from := applyMemoryLimit(int64(cfg.MemoryLimit), os.Getenv, debug.SetMemoryLimit)
 	log.Info("memory limit", "bytes", limit, "from", from)
@@ -102,6 +104,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan o
 	if err != nil {
 		return err
 	}
+	d.newQueue = newQueue
 	if err := d.open(); err != nil {
 		return err
 	}
@@ -200,7 +203,7 @@ func (d *daemon) open() error {
 		}
 	}
 	qo := queue.OptionsFrom(cfg)
-	qo.Path, qo.Logger = path, log
+	qo.Path, qo.Logger, qo.NewQueue = path, log, d.newQueue
 	q, err := queue.Open(qo)
 	if err != nil {
 		return err

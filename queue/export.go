@@ -1,0 +1,368 @@
+package queue
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// The export stream is JSON lines (docs/operations.md documents it):
+//
+//	{"type":"header","format":"sluice-queue","version":1,"created":…,"source":…}
+//	{"type":"message","id":…,"from":…,"received":…,"recipients":[…],"size":N,"body":"<base64>"}
+//	{"type":"suppression","addr":…,"reason":…,"at":…}
+//	{"type":"destination","name":…,"state":"<base64>"}
+//	{"type":"end","messages":N,"suppressions":N,"destinations":N,"lost":N}
+//
+// A message carries its envelope, every recipient with its state and
+// attempt history, and its body while a recipient is still open (bodies
+// are dropped when the last recipient is final). The end record lets an
+// import tell a complete stream from one cut short.
+const (
+	exportFormat  = "sluice-queue"
+	exportVersion = 1
+)
+
+type exportHeader struct {
+	Type    string    `json:"type"`
+	Format  string    `json:"format"`
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+	Source  string    `json:"source,omitempty"`
+}
+
+type exportAttempt struct {
+	At     time.Time `json:"at"`
+	Relay  string    `json:"relay,omitempty"`
+	Reply  string    `json:"reply,omitempty"`
+	Class  string    `json:"class,omitempty"`
+	Status string    `json:"status,omitempty"`
+}
+
+type exportRcpt struct {
+	Addr        string          `json:"addr"`
+	State       State           `json:"state"`
+	NextAttempt time.Time       `json:"next_attempt,omitzero"`
+	Attempts    int             `json:"attempts,omitempty"`
+	LastReply   string          `json:"last_reply,omitempty"`
+	LastClass   string          `json:"last_class,omitempty"`
+	History     []exportAttempt `json:"history,omitempty"`
+}
+
+type exportMessage struct {
+	Type       string       `json:"type"`
+	ID         string       `json:"id"`
+	From       string       `json:"from"`
+	Received   time.Time    `json:"received"`
+	ClientAddr string       `json:"client_addr,omitempty"`
+	Helo       string       `json:"helo,omitempty"`
+	User       string       `json:"user,omitempty"`
+	SMTPUTF8   bool         `json:"smtputf8,omitempty"`
+	Done       time.Time    `json:"done,omitzero"`
+	Recipients []exportRcpt `json:"recipients"`
+	Size       int64        `json:"size"`
+	// Body is the message, base64 (standard, padded); absent when every
+	// recipient is final.
+	Body []byte `json:"body,omitempty"`
+}
+
+type exportSuppression struct {
+	Type   string    `json:"type"`
+	Addr   string    `json:"addr"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+type exportDestination struct {
+	Type  string `json:"type"`
+	Name  string `json:"name"`
+	State []byte `json:"state"`
+}
+
+type exportEnd struct {
+	Type         string `json:"type"`
+	Messages     int    `json:"messages"`
+	Suppressions int    `json:"suppressions"`
+	Destinations int    `json:"destinations"`
+	Lost         int    `json:"lost"`
+}
+
+// ExportOptions configures Export.
+type ExportOptions struct {
+	Path     string // the queue file
+	SpoolDir string // "" = <dir of Path>/spool, as Open
+	// Tolerant skips what cannot be read (a damaged page, an undecodable
+	// record, a missing body) and goes on: the salvage mode. Every loss
+	// is in the report. Without it the first problem fails the export.
+	Tolerant bool
+	// Warn, when set, is told about each problem skipped.
+	Warn func(problem string)
+	// Now is the clock (nil = time.Now).
+	Now func() time.Time
+
+	rf *rawFile // an already open file (CheckPath)
+}
+
+// LostMessage is a message an export could not carry: the operator may
+// have to tell its sender.
+type LostMessage struct {
+	ID    string
+	From  string   // "" when the envelope itself is unreadable
+	Rcpts []string // the open recipients that could be read
+	Why   string
+}
+
+// ExportReport counts what an export wrote and lists what it lost.
+type ExportReport struct {
+	Messages, Suppressions, Destinations int
+	Lost                                 []LostMessage
+	Problems                             int // damaged pages and records skipped
+}
+
+// Export writes every message of the queue file at o.Path, with the
+// suppression list and the destination states, to w as the export
+// stream. It reads the file with the checks of a damaged-file reader
+// (rawFile: ReadAt with every page checked, never a memory map), so it
+// works, and cannot crash, on a file that Open refuses; it takes a shared
+// lock, so it refuses while a daemon holds the file. Bodies are read by
+// the body accessor's rule (inline value, then spool file).
+func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
+	var rep ExportReport
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	spoolDir := o.SpoolDir
+	if spoolDir == "" {
+		spoolDir = spoolDirOf(o.Path)
+	}
+	rf := o.rf
+	if rf == nil {
+		var err error
+		if rf, err = openRaw(o.Path, 0); err != nil {
+			return rep, err
+		}
+		defer rf.Close()
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	problem := func(err error) {
+		rep.Problems++
+		if o.Warn != nil {
+			o.Warn(err.Error())
+		}
+	}
+	var onErr func(error)
+	if o.Tolerant {
+		onErr = problem
+	}
+	if err := writeJSONLine(bw, exportHeader{Type: "header", Format: exportFormat, Version: exportVersion, Created: now().UTC(), Source: o.Path}); err != nil {
+		return rep, err
+	}
+	bkts := map[string]rawBucket{}
+	for _, name := range [][]byte{bktMsgs, bktRcpts, bktBodies, bktOpen, bktSuppress, bktDest} {
+		b, ok, err := rf.bucket(name)
+		if err == nil && !ok {
+			err = rf.damaged("bucket %q is missing", name)
+		}
+		if err != nil {
+			if !o.Tolerant {
+				return rep, err
+			}
+			problem(err)
+			continue
+		}
+		bkts[string(name)] = b
+	}
+
+	// Messages, in ID order. exported remembers them (IDs sort, so a
+	// sorted slice), to name afterwards the open messages whose envelope
+	// could not be read.
+	var exported []string
+	if b, ok := bkts[string(bktMsgs)]; ok {
+		err := rf.walk(b, func(k, v []byte, _ uint32) error {
+			id := string(k)
+			lost, err := exportOne(bw, rf, bkts, spoolDir, id, v)
+			if err != nil {
+				if !o.Tolerant {
+					return fmt.Errorf("message %s: %w", id, err)
+				}
+				problem(fmt.Errorf("message %s: %w", id, err))
+				if lost != nil {
+					rep.Lost = append(rep.Lost, *lost)
+				}
+				exported = append(exported, id)
+				return nil
+			}
+			rep.Messages++
+			exported = append(exported, id)
+			return nil
+		}, onErr)
+		if err != nil {
+			return rep, err
+		}
+	}
+	if o.Tolerant {
+		// Open messages the walk above never reached: their envelope
+		// is on a damaged page.
+		if b, ok := bkts[string(bktOpen)]; ok {
+			_ = rf.walk(b, func(k, _ []byte, _ uint32) error {
+				id := string(k)
+				if _, found := slices.BinarySearch(exported, id); !found && validID(id) {
+					rep.Lost = append(rep.Lost, LostMessage{ID: id, Why: "its envelope is unreadable"})
+				}
+				return nil
+			}, problem)
+		}
+	}
+
+	if b, ok := bkts[string(bktSuppress)]; ok {
+		err := rf.walk(b, func(k, v []byte, _ uint32) error {
+			var r suppRec
+			if err := json.Unmarshal(v, &r); err != nil {
+				err = rf.damaged("suppression %q: %v", k, err)
+				if !o.Tolerant {
+					return err
+				}
+				problem(err)
+				return nil
+			}
+			rep.Suppressions++
+			return writeJSONLine(bw, exportSuppression{Type: "suppression", Addr: r.Addr, Reason: r.Reason, At: r.At})
+		}, onErr)
+		if err != nil {
+			return rep, err
+		}
+	}
+	if b, ok := bkts[string(bktDest)]; ok {
+		err := rf.walk(b, func(k, v []byte, _ uint32) error {
+			rep.Destinations++
+			return writeJSONLine(bw, exportDestination{Type: "destination", Name: string(k), State: v})
+		}, onErr)
+		if err != nil {
+			return rep, err
+		}
+	}
+	if err := writeJSONLine(bw, exportEnd{Type: "end", Messages: rep.Messages, Suppressions: rep.Suppressions,
+		Destinations: rep.Destinations, Lost: len(rep.Lost)}); err != nil {
+		return rep, err
+	}
+	return rep, bw.Flush()
+}
+
+// exportOne writes one message. On an error nothing has been written for
+// it, and lost describes it when it had open recipients.
+func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir, id string, v []byte) (lost *LostMessage, err error) {
+	m, err := decodeMsg(v)
+	if err != nil {
+		return &LostMessage{ID: id, Why: "its envelope is unreadable"}, err
+	}
+	em := exportMessage{
+		Type: "message", ID: id, From: m.From, Received: m.Received, ClientAddr: m.ClientAddr, Helo: m.Helo,
+		User: m.User, SMTPUTF8: m.SMTPUTF8, Done: m.Done, Size: m.Size,
+	}
+	lostOf := func(why string) *LostMessage {
+		l := &LostMessage{ID: id, From: m.From, Why: why}
+		for _, r := range em.Recipients {
+			if r.State.Open() {
+				l.Rcpts = append(l.Rcpts, r.Addr)
+			}
+		}
+		return l
+	}
+	rb, ok := bkts[string(bktRcpts)]
+	if !ok {
+		return lostOf("its recipients are unreadable"), errors.New("no recipients bucket")
+	}
+	open := false
+	for i := 0; i < m.NRcpt; i++ {
+		rv, _, found, err := rf.get(rb, rcptKey(id, i))
+		if err == nil && !found {
+			err = fmt.Errorf("recipient %d is missing", i)
+		}
+		var r *rcptRec
+		if err == nil {
+			r, err = decodeRcpt(rv)
+		}
+		if err != nil {
+			return lostOf("a recipient is unreadable"), err
+		}
+		er := exportRcpt{Addr: r.Addr, State: r.State, NextAttempt: r.NextAttempt, Attempts: r.Attempts,
+			LastReply: r.LastReply, LastClass: r.LastClass}
+		for _, a := range r.History {
+			er.History = append(er.History, exportAttempt(a))
+		}
+		open = open || r.State.Open()
+		em.Recipients = append(em.Recipients, er)
+	}
+	if !open {
+		return nil, writeJSONLine(w, em)
+	}
+	bb, ok := bkts[string(bktBodies)]
+	if !ok {
+		return lostOf("its body is unreadable"), errors.New("no bodies bucket")
+	}
+	head, _, found, err := rf.get(bb, []byte(id))
+	if err == nil && !found {
+		err = fmt.Errorf("%w: body of %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return lostOf("its body is unreadable"), err
+	}
+	body, err := openStoredBody(id, head, m.Spooled, m.EightBit, m.Size, filepath.Join(spoolDir, id))
+	if err != nil {
+		return lostOf("its body is unreadable"), err
+	}
+	defer body.Close()
+	if m.Spooled {
+		// A spool file shorter or longer than recorded is damage found
+		// now, before the line is begun: a read error half-way could not
+		// be taken back.
+		st, err := body.f.Stat()
+		if err == nil && int64(len(head))+st.Size() != m.Size {
+			err = fmt.Errorf("body file is %d bytes, the record says %d", st.Size(), m.Size-int64(len(head)))
+		}
+		if err != nil {
+			return lostOf("its body file is damaged"), err
+		}
+	}
+	return nil, writeMessageStreaming(w, em, body)
+}
+
+// writeMessageStreaming writes em with its body base64-encoded from r,
+// without holding the body in memory.
+func writeMessageStreaming(w *bufio.Writer, em exportMessage, r io.Reader) error {
+	em.Body = nil
+	b, err := json.Marshal(em)
+	if err != nil {
+		return err
+	}
+	w.Write(b[:len(b)-1]) // without the closing brace
+	w.WriteString(`,"body":"`)
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	if _, err := io.Copy(enc, r); err != nil {
+		return fmt.Errorf("read body of %s: %w", em.ID, err)
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	_, err = w.WriteString("\"}\n")
+	return err
+}
+
+func writeJSONLine(w *bufio.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Write(b)
+	return w.WriteByte('\n')
+}
+
+// spoolDirOf is the default spool directory of a queue file.
+func spoolDirOf(path string) string { return filepath.Join(filepath.Dir(path), "spool") }
