@@ -102,7 +102,9 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			path := tt.path(t)
-			q, err := Open(Options{Path: path, Logger: quietLogger(), LockTimeout: time.Millisecond})
+			o := testOptions(path)
+			o.LockTimeout = time.Millisecond
+			q, err := Open(o)
 			if err == nil {
 				q.Close()
 				t.Fatal("Open succeeded")
@@ -116,7 +118,8 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 			}
 			if tt.kind != FileDamaged {
 				// The operator's explicit word starts a new queue.
-				q, err := Open(Options{Path: path, Logger: quietLogger(), NewQueue: true})
+				o.NewQueue = true
+				q, err := Open(o)
 				if err != nil {
 					t.Fatalf("Open with NewQueue: %v", err)
 				}
