@@ -124,6 +124,44 @@ func (o *Outbound) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 	return hops, nil
 }
 
+// nextHopKey names where mail for domain goes, for connection reuse: two
+// domains with the same key have the same next hop (the same route, the
+// same smarthost, or the same MX host set in the same preference levels,
+// on the same port) under the same TLS mode, so a session opened for one
+// may carry the other's mail. A domain without MX records (implicit MX)
+// is its own next hop. It uses the MX cache that grouping filled.
+func (o *Outbound) nextHopKey(ctx context.Context, domain string) (string, error) {
+	domain = outNormDomain(domain)
+	if r, ok := o.opt.Routes[domain]; ok {
+		return "route " + strings.ToLower(r.Host) + " tls=" + r.TLS, nil
+	}
+	if sh := o.opt.Smarthost; sh != nil {
+		return "smarthost " + strings.ToLower(sh.Host) + " tls=" + sh.TLS, nil
+	}
+	e, err := o.lookupMX(ctx, domain)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if e.implicit {
+		b.WriteString("implicit " + domain)
+	} else {
+		b.WriteString("mx ")
+		for i, mx := range e.mxs {
+			switch {
+			case i == 0:
+			case mx.Pref == e.mxs[i-1].Pref:
+				b.WriteByte(',') // same level: tried in random order
+			default:
+				b.WriteByte(';')
+			}
+			b.WriteString(mx.Host)
+		}
+	}
+	fmt.Fprintf(&b, " port=%d tls=%s", o.opt.Port, o.opt.TLS)
+	return b.String(), nil
+}
+
 func (o *Outbound) fixedHops(ctx context.Context, domain, hostport, tlsMode string, auth bool) ([]Hop, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {

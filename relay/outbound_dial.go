@@ -54,6 +54,8 @@ func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *policy.R
 		}
 		s, rep := o.dialHop(ctx, h)
 		if s != nil {
+			s.domain = domain
+			s.nextHop, _ = o.nextHopKey(ctx, domain)
 			return s, nil
 		}
 		last = rep

@@ -26,8 +26,8 @@ type outFakeCfg struct {
 	replies   map[string]string // exact command line, else verb -> reply ("\r\n" between lines)
 	onData    func()            // runs when DATA arrives, before the 354
 	// afterDot, when set, is written in a second write after the reply
-	// to the final dot (a later TCP segment); wroteAfterDot is then
-	// closed, once.
+	// to the final dot (a later TCP segment), or "CLOSE" closes the
+	// connection then; wroteAfterDot is then closed, once.
 	afterDot      string
 	wroteAfterDot chan struct{}
 	releaseAfter  chan struct{} // when set, afterDot waits for it to be closed
@@ -207,8 +207,12 @@ func (f *outFakeMX) serve(c net.Conn) {
 				if f.cfg.releaseAfter != nil {
 					<-f.cfg.releaseAfter
 				}
-				if !say(f.cfg.afterDot) {
-					return
+				ok := true
+				if f.cfg.afterDot == "CLOSE" {
+					ok = false
+					c.Close() // drop the connection without a word
+				} else {
+					ok = say(f.cfg.afterDot)
 				}
 				f.mu.Lock()
 				select {
@@ -217,6 +221,9 @@ func (f *outFakeMX) serve(c net.Conn) {
 					close(f.cfg.wroteAfterDot)
 				}
 				f.mu.Unlock()
+				if !ok {
+					return
+				}
 			}
 		case "QUIT":
 			say("221 2.0.0 bye")

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -810,6 +811,92 @@ func TestDialUnexpectedCodes(t *testing.T) {
 			}
 			if n := f.countVerb("QUIT"); n != 0 {
 				t.Errorf("QUIT sent after a protocol error")
+			}
+		})
+	}
+}
+
+// Domains hosted behind the same MX hosts share a next hop, and a session
+// opened for one may carry the other's mail (issue 9 item 26). A
+// different host set, other preference levels, another route or TLS mode
+// is another next hop.
+func TestSessionSameNextHop(t *testing.T) {
+	t.Parallel()
+	f := newOutFakeMX(t, outFakeCfg{})
+	mx := func(prefHost ...any) []*net.MX {
+		var out []*net.MX
+		for i := 0; i < len(prefHost); i += 2 {
+			out = append(out, &net.MX{Pref: uint16(prefHost[i].(int)), Host: prefHost[i+1].(string)})
+		}
+		return out
+	}
+	res := &outFakeResolver{
+		mx: map[string][]*net.MX{
+			"a.test":      mx(10, "mx1.shared.test.", 20, "mx2.shared.test."),
+			"b.test":      mx(20, "MX2.shared.test", 10, "mx1.shared.test"), // same set, other order and case
+			"c.test":      mx(5, "mx1.shared.test", 7, "mx2.shared.test"),   // same levels, other numbers
+			"d.test":      mx(10, "mx1.shared.test", 10, "mx2.shared.test"), // one level: another next hop
+			"e.test":      mx(10, "mx1.shared.test"),
+			"routed.test": mx(10, "mx1.shared.test", 20, "mx2.shared.test"),
+		},
+		hosts: map[string][]string{"mx1.shared.test": {"127.0.0.1"}, "mx2.shared.test": {"127.0.0.1"}},
+	}
+	ob, _ := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) {
+		o.Resolver = res
+		o.Port = int(f.addr.Port())
+		o.TLS = TLSNone
+		o.Routes = map[string]Route{"routed.test": {Host: f.addr.String(), TLS: TLSNone}, "dest.test": {Host: f.addr.String(), TLS: TLSNone}}
+	})
+	s, rep := ob.Dial(context.Background(), "a.test")
+	if rep != nil {
+		t.Fatalf("Dial: %v", rep)
+	}
+	defer s.Close()
+	for dom, want := range map[string]bool{"a.test": true, "A.TEST.": true, "b.test": true, "c.test": true, "d.test": false, "e.test": false, "routed.test": false, "nx.test": false} {
+		if got := s.SameNextHop(context.Background(), dom); got != want {
+			t.Errorf("SameNextHop(%s) = %v, want %v", dom, got, want)
+		}
+	}
+	r, rep := ob.Dial(context.Background(), "routed.test")
+	if rep != nil {
+		t.Fatalf("Dial: %v", rep)
+	}
+	defer r.Close()
+	if !r.SameNextHop(context.Background(), "dest.test") || r.SameNextHop(context.Background(), "a.test") {
+		t.Error("two routes to one host:port are one next hop; an MX domain is not")
+	}
+}
+
+// A server that drops an idle connection, with a 421 first (RFC 5321
+// §3.8) or without a word, makes the session unusable before the next
+// transaction: the caller reconnects instead of failing a message.
+func TestSessionUnusableAfterServerDropsIdleConnection(t *testing.T) {
+	t.Parallel()
+	for _, bye := range []string{"421 4.4.2 idle timeout, closing connection", ""} {
+		t.Run(fmt.Sprintf("%q", bye), func(t *testing.T) {
+			t.Parallel()
+			cfg := outFakeCfg{wroteAfterDot: make(chan struct{}), releaseAfter: make(chan struct{})}
+			cfg.afterDot = bye
+			if bye == "" {
+				cfg.afterDot = "CLOSE"
+			}
+			f := newOutFakeMX(t, cfg)
+			ob, _ := outTestOutbound(t, f, TLSNone, nil)
+			s := outDial(t, ob)
+			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 || !s.Usable() {
+				t.Fatalf("send: %v, usable %v", got, s.Usable())
+			}
+			close(cfg.releaseAfter)
+			<-cfg.wroteAfterDot
+			deadline := time.Now().Add(10 * time.Second)
+			for s.Usable() {
+				if time.Now().After(deadline) {
+					t.Fatal("still usable after the server dropped the connection")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if got := s.Send(context.Background(), outMsg("b@dest.test")); !errors.Is(got[0].Err, errOutUnusable) {
+				t.Errorf("Send on a dropped session = %v", got[0])
 			}
 		})
 	}

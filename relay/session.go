@@ -28,16 +28,18 @@ type Delivery struct {
 // Session is one SMTP connection to a next hop; not safe for concurrent
 // use. It can carry several transactions in a row.
 type Session struct {
-	o      *Outbound
-	hop    Hop
-	raw    net.Conn // the TCP conn, also under TLS: deadlines and interrupts go here
-	w      *outWire
-	ext    map[string]string
-	tls    bool
-	usable bool
-	closed bool
-	sent   int
-	buf    []byte // body copy buffer, kept for the session's next transaction
+	o       *Outbound
+	hop     Hop
+	domain  string   // the recipient domain it was opened for
+	nextHop string   // nextHopKey of domain: "" when unknown
+	raw     net.Conn // the TCP conn, also under TLS: deadlines and interrupts go here
+	w       *outWire
+	ext     map[string]string
+	tls     bool
+	usable  bool
+	closed  bool
+	sent    int
+	buf     []byte // body copy buffer, kept for the session's next transaction
 }
 
 var errOutUnusable = errors.New("relay: session is no longer usable")
@@ -55,8 +57,37 @@ func (s *Session) Relay() string {
 func (s *Session) TLS() bool { return s.tls }
 
 // Usable is false after a 421, a network error, a timeout or a protocol
-// error: the caller must not send more on this session.
-func (s *Session) Usable() bool { return s.usable && !s.closed }
+// error, and when the server has closed the connection or sent something
+// unasked since the last reply (typically a 421 before it drops an idle
+// connection, RFC 5321 §3.8): the caller must not send more on this
+// session, and opens a new one instead. The check costs one non-blocking
+// peek at the socket.
+func (s *Session) Usable() bool {
+	if !s.usable || s.closed {
+		return false
+	}
+	if err := s.w.unsolicited("between transactions"); err != nil {
+		s.usable = false
+		s.o.log.Info("relay: connection closed or out of sequence between transactions; not reused", "relay", s.Relay(), "err", err)
+	}
+	return s.usable
+}
+
+// SameNextHop reports whether mail for domain goes to the same next hop as
+// the domain this session was opened for (same route, smarthost or MX host
+// set, same TLS mode; see nextHopKey), so that the session may carry it:
+// providers host many domains behind one set of MX hosts.
+func (s *Session) SameNextHop(ctx context.Context, domain string) bool {
+	domain = outNormDomain(domain)
+	if domain == s.domain {
+		return true
+	}
+	if s.nextHop == "" {
+		return false
+	}
+	k, err := s.o.nextHopKey(ctx, domain)
+	return err == nil && k == s.nextHop
+}
 
 // Sent is the number of transactions completed (final 2xx) on this session.
 func (s *Session) Sent() int { return s.sent }
@@ -139,7 +170,9 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	if len(d.Rcpts) == 0 {
 		return out
 	}
-	if !s.Usable() {
+	if !s.usable || s.closed {
+		// Not Usable(): data that came in unasked is this transaction's
+		// protocol error, reported by the first command below.
 		return fill(all, policy.Reply{Stage: policy.StageMail, Err: errOutUnusable})
 	}
 	fromPath, ok := outPath(d.From)

@@ -23,6 +23,10 @@ func testOptions(q Queue, pol *policy.Policy, out Outbound, log *slog.Logger) Op
 	o := OptionsFrom(config.Default())
 	o.Queue, o.Policy, o.Outbound, o.Logger = q, pol, out, log
 	o.Hostname, o.MaxQueueLifetime = "sluice.test", time.Hour
+	// Sessions end with their mail unless a test is about idling
+	// (delivery.connection_idle): a lingering session would hold its
+	// slot and keep its destination in memory past what a test counts.
+	o.ConnectionIdle = 0
 	return o
 }
 
@@ -194,7 +198,10 @@ func (s *fakeSession) Send(_ context.Context, d *relay.Delivery) []policy.Reply 
 	return sameReply(policy.Reply{Stage: policy.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
 }
 func (s *fakeSession) Usable() bool { return true }
-func (s *fakeSession) Sent() int    { return s.sent }
+func (s *fakeSession) SameNextHop(_ context.Context, domain string) bool {
+	return domain == s.domain
+}
+func (s *fakeSession) Sent() int { return s.sent }
 func (s *fakeSession) Close() error {
 	s.f.mu.Lock()
 	s.f.open--

@@ -50,6 +50,10 @@ type Session interface {
 	Usable() bool
 	Sent() int
 	Close() error
+	// SameNextHop reports whether mail for domain goes to the same next
+	// hop as the session's (same MX host set, route or smarthost, same
+	// TLS mode): then the session may carry it (issue 9 item 26).
+	SameNextHop(ctx context.Context, domain string) bool
 }
 
 // Outbound opens sessions to the next hop of a recipient domain.
@@ -76,6 +80,13 @@ type Options struct {
 	HoldThreshold    time.Duration // a destination paused longer than this gives its waiting mail back to the queue; 0 = any pause does
 	MaxInlineWait    time.Duration // a session waits for a rate token this long at most before handing its mail back; 0 = never waits
 	ResolveTimeout   time.Duration // MX lookup for destination grouping
+	// ConnectionIdle: after its last job a session keeps its connection
+	// this long for more mail to the same next hop, then QUITs (config
+	// delivery.connection_idle; 0 = QUIT at once).
+	ConnectionIdle time.Duration
+	// IdleTimer starts the connection_idle timer: its channel fires once,
+	// stop releases it. nil = the real clock; tests fire it by hand.
+	IdleTimer func(d time.Duration) (c <-chan time.Time, stop func() bool)
 
 	// OnAttempt, when set, is told about every delivery attempt (metrics).
 	OnAttempt func(a Attempt)
@@ -103,6 +114,7 @@ func OptionsFrom(cfg *config.Config) Options {
 		Hostname:         cfg.Hostname,
 		MaxQueueLifetime: time.Duration(cfg.Delivery.MaxQueueLifetime),
 		MaxPerConnection: cfg.Delivery.MaxMessagesPerConnection,
+		ConnectionIdle:   time.Duration(cfg.Delivery.ConnectionIdle),
 		SuppressUnknown:  cfg.Policy.SuppressOnUnknownUser,
 		LeaseBatch:       DefaultLeaseBatch,
 		MaxInMemory:      DefaultMaxInMemory,
@@ -126,8 +138,8 @@ func (o *Options) check() error {
 	if o.MaxQueueLifetime <= 0 || o.ResolveTimeout <= 0 {
 		bad("MaxQueueLifetime and ResolveTimeout must be positive")
 	}
-	if o.MaxPerConnection < 0 || o.HoldThreshold < 0 || o.MaxInlineWait < 0 {
-		bad("MaxPerConnection, HoldThreshold and MaxInlineWait must not be negative")
+	if o.MaxPerConnection < 0 || o.HoldThreshold < 0 || o.MaxInlineWait < 0 || o.ConnectionIdle < 0 {
+		bad("MaxPerConnection, HoldThreshold, MaxInlineWait and ConnectionIdle must not be negative")
 	}
 	if o.LeaseBatch < 1 || o.MaxInMemory < 1 || o.MaxPerDest < 1 {
 		bad("LeaseBatch, MaxInMemory and MaxPerDest must be at least 1")
@@ -181,6 +193,17 @@ type dest struct {
 	// notBefore: a session gave its job back to wait for a rate token;
 	// no new session starts before then (the timer pumps at that time).
 	notBefore time.Time
+	// arrived, when not nil, is closed (and cleared) when mail is added
+	// to pending or the scheduler stops: it wakes the idle sessions.
+	arrived chan struct{}
+}
+
+// wakeIdleLocked wakes every session idling at d. Caller holds s.mu.
+func (d *dest) wakeIdleLocked() {
+	if d.arrived != nil {
+		close(d.arrived)
+		d.arrived = nil
+	}
 }
 
 // job is one message's recipients at one domain: one SMTP transaction.
@@ -300,6 +323,9 @@ func (s *Scheduler) reclaim() {
 func (s *Scheduler) shutdown() {
 	s.mu.Lock()
 	s.stopping = true
+	for _, d := range s.dests {
+		d.wakeIdleLocked() // idle sessions see stopping and QUIT
+	}
 	s.mu.Unlock()
 	close(s.stopped)
 	s.wg.Wait()
@@ -386,6 +412,7 @@ func (s *Scheduler) leaseDue(ctx, sessionCtx context.Context) (int, error) {
 		}
 		d.pending = append(d.pending, j)
 		s.inMemory += len(j.items)
+		d.wakeIdleLocked()
 		s.mu.Unlock()
 		touched[name] = true
 	}
@@ -528,9 +555,19 @@ func (s *Scheduler) requeue(jobs []*job, at time.Time) {
 func (s *Scheduler) next(name string) *job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	j, _ := s.nextLocked(name)
+	return j
+}
+
+// nextLocked is next; idle reports that the only reason for no job is
+// that there is no mail, so a session may wait for some. Caller holds s.mu.
+func (s *Scheduler) nextLocked(name string) (j *job, idle bool) {
 	d := s.dests[name]
-	if d == nil || len(d.pending) == 0 || s.stopping {
-		return nil
+	if d == nil || s.stopping {
+		return nil, false
+	}
+	if len(d.pending) == 0 {
+		return nil, true
 	}
 	// A pause stops new connections (policy.Admit); a session that is
 	// still usable goes on at the destination's rate, except during a
@@ -538,16 +575,67 @@ func (s *Scheduler) next(name string) *job {
 	// lowered concurrency drain away.
 	if st, ok := s.o.Policy.State(name); ok {
 		if st.State == policy.StateSuspended && st.PausedUntil.After(s.now()) {
-			return nil
+			return nil, false
 		}
 		if st.Concurrency > 0 && d.sessions > st.Concurrency {
+			return nil, false
+		}
+	}
+	j = d.pending[0]
+	d.pending = d.pending[1:]
+	s.inMemory -= len(j.items)
+	return j, false
+}
+
+// waitForMail keeps an idle session's connection for ConnectionIdle: it
+// returns the destination's next job as soon as one is queued, or nil
+// when the time is up, the scheduler stops, or the session must end for
+// another reason (a suspension, a lowered concurrency). An idle session
+// holds its policy slot, and the pump counts it: mail that arrives is
+// taken at once by the idle sessions, and new ones start only for the
+// mail they cannot take. Nothing is held back.
+func (s *Scheduler) waitForMail(ctx context.Context, name string) *job {
+	if s.o.ConnectionIdle <= 0 {
+		return nil
+	}
+	newTimer := s.o.IdleTimer
+	if newTimer == nil {
+		newTimer = func(d time.Duration) (<-chan time.Time, func() bool) {
+			t := time.NewTimer(d)
+			return t.C, t.Stop
+		}
+	}
+	expired, stop := newTimer(s.o.ConnectionIdle)
+	defer stop()
+	for {
+		s.mu.Lock()
+		j, idle := s.nextLocked(name)
+		if j != nil || !idle {
+			s.mu.Unlock()
+			return j
+		}
+		d := s.dests[name]
+		if d.arrived == nil {
+			d.arrived = make(chan struct{})
+		}
+		arrived := d.arrived
+		s.mu.Unlock()
+		select {
+		case <-arrived:
+		case <-expired:
+			return nil
+		case <-ctx.Done():
 			return nil
 		}
 	}
-	j := d.pending[0]
-	d.pending = d.pending[1:]
-	s.inMemory -= len(j.items)
-	return j
+}
+
+// paused reports whether policy holds the destination paused or
+// suspended now: no new connection may be opened for it, not even by a
+// session that already holds a slot.
+func (s *Scheduler) paused(name string) bool {
+	st, ok := s.o.Policy.State(name)
+	return ok && (st.State == policy.StatePaused || st.State == policy.StateSuspended) && st.PausedUntil.After(s.now())
 }
 
 // pushFront gives a job back to the head of its destination's line.
@@ -555,6 +643,12 @@ func (s *Scheduler) pushFront(name string, j *job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.dests[name]
+	if d == nil {
+		// The destination was dropped while the job was out (it had no
+		// other mail): it comes back with this job.
+		d = &dest{name: name}
+		s.dests[name] = d
+	}
 	d.pending = append([]*job{j}, d.pending...)
 	s.inMemory += len(j.items)
 }

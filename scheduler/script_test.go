@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +84,16 @@ func (fs *scriptSession) Send(ctx context.Context, d *relay.Delivery) []policy.R
 	fs.sent++
 	fs.mu.Unlock()
 	return sameReply(policy.Reply{Stage: policy.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
+}
+
+// SameNextHop: the same domain, or the same MX host list.
+func (fs *scriptSession) SameNextHop(ctx context.Context, domain string) bool {
+	if domain == fs.domain {
+		return true
+	}
+	a, _ := fs.o.MXHosts(ctx, fs.domain)
+	b, _ := fs.o.MXHosts(ctx, domain)
+	return slices.Equal(a, b)
 }
 
 func (fs *scriptSession) Usable() bool {

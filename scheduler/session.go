@@ -10,15 +10,14 @@ import (
 
 // session runs one outbound connection for a destination: it holds one
 // policy slot, takes the destination's jobs one by one, keeps the
-// connection while the next job goes to the same domain, and ends when
-// there is no more mail, the connection is unusable after a refusal, or
-// policy pauses or shrinks the destination.
+// connection while the next job has the same next hop (its domain, or
+// another domain behind the same MX hosts, route or smarthost), waits up
+// to ConnectionIdle for more mail after its last job, and ends when there
+// is no more mail, the connection is unusable after a refusal, or policy
+// pauses or shrinks the destination.
 func (s *Scheduler) session(ctx context.Context, name string) {
 	defer s.endSession(ctx, name)
-	var (
-		sess   Session
-		domain string
-	)
+	var sess Session
 	defer func() {
 		if sess != nil {
 			sess.Close()
@@ -26,6 +25,9 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 	}()
 	for {
 		j := s.next(name)
+		if j == nil && sess != nil && sess.Usable() {
+			j = s.waitForMail(ctx, name)
+		}
 		if j == nil {
 			return
 		}
@@ -46,9 +48,16 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		if p := s.o.Policy.MessagesPerConnection(name); p > 0 && (mpc == 0 || p < mpc) {
 			mpc = p
 		}
-		if sess != nil && (domain != j.domain || !sess.Usable() || (mpc > 0 && sess.Sent() >= mpc)) {
+		if sess != nil && (!sess.Usable() || (mpc > 0 && sess.Sent() >= mpc) || !sess.SameNextHop(ctx, j.domain)) {
 			sess.Close()
 			sess = nil
+			if s.paused(name) {
+				// A new connection during a pause is what the pause
+				// forbids, even in a slot admitted before it: give the
+				// job back and the slot up; Admit decides when to dial.
+				s.pushFront(name, j)
+				return
+			}
 		}
 		if sess == nil {
 			ns, fail := s.o.Outbound.Dial(ctx, j.domain)
@@ -56,7 +65,7 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 				s.finish(ctx, name, j, "", sameReply(*fail, len(j.items)))
 				return
 			}
-			sess, domain = ns, j.domain
+			sess = ns
 		}
 		body, err := s.o.Queue.OpenBody(j.id)
 		if err != nil {

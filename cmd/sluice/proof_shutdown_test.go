@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"sluice/admin"
+	"sluice/internal/fakemx"
 )
 
 // stallingSink accepts the transaction up to the final dot and then never
@@ -132,5 +134,31 @@ func TestProofShutdownIsNotTheReceiversFault(t *testing.T) {
 	cliJSON(t, &m, "queue", "show", msgs[0].ID, "--config", cfg)
 	if r := m.Recipients[0]; r.Attempts != 0 || len(r.History) != 0 || r.LastClass != "" {
 		t.Errorf("recipient after the cut: %+v, want no attempt counted", r)
+	}
+}
+
+// TestProofConnectionIdleReusesTheConnection: delivery.connection_idle is
+// used (issue 9 item 24): mail submitted after the first message went out
+// takes the connection that waited for it, and a stop does not wait for
+// the idle time.
+func TestProofConnectionIdleReusesTheConnection(t *testing.T) {
+	t.Parallel()
+	mx := startFakeMX(t, fakemx.Options{})
+	dir := t.TempDir()
+	smtpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, routeTo("dest.test", mx.Addr()))
+	writeConfigRaw(t, cfg, readFile(t, cfg)+"\n[delivery]\nconnection_idle = \"5m\"\n")
+	relay := startRelay(t, cfg, smtpAddr)
+	for i := 1; i <= 2; i++ {
+		submit(t, smtpAddr, 1, fmt.Sprintf("user%d@dest.test", i))
+		eventually(t, 10*time.Second, "delivery", func() bool { return mx.Stats().Delivered == i })
+	}
+	if st := mx.Stats(); st.Sessions != 1 {
+		t.Errorf("%d connections for two messages a moment apart: want 1, kept idle", st.Sessions)
+	}
+	start := time.Now()
+	relay.stop(t)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("stop took %v with an idle connection", d)
 	}
 }

@@ -1,0 +1,255 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"sluice/config"
+	"sluice/internal/fakemx"
+	"sluice/policy"
+	"sluice/queue"
+	"sluice/relay"
+)
+
+// manualTimers replaces the connection_idle timer: each timer is a
+// channel the test fires, and `started` says when a session went idle.
+type manualTimers struct{ started chan chan time.Time }
+
+func newManualTimers() *manualTimers { return &manualTimers{started: make(chan chan time.Time, 16)} }
+
+func (m *manualTimers) timer(time.Duration) (<-chan time.Time, func() bool) {
+	c := make(chan time.Time, 1)
+	m.started <- c
+	return c, func() bool { return true }
+}
+
+// idle waits until a session goes idle and returns its timer.
+func (m *manualTimers) idle(t *testing.T) chan time.Time {
+	t.Helper()
+	select {
+	case c := <-m.started:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session went idle")
+		return nil
+	}
+}
+
+// eventually polls a condition (not a sleep standing in for an event).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (r *scriptRig) state(id string) queue.Recipient {
+	r.t.Helper()
+	return r.get(id).Recipients[0]
+}
+
+func (fs *scriptSession) isClosed() bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.closed
+}
+
+// delivery.connection_idle (issue 9 item 24): after its last job a
+// session keeps its connection for mail that comes later, then QUITs when
+// the idle time is up; the next mail dials again. Virtual time: the test
+// fires the idle timer.
+func TestConnectionIdleKeepsTheConnectionForLaterMail(t *testing.T) {
+	t.Parallel()
+	timers := newManualTimers()
+	out := &scriptOutbound{}
+	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle, o.IdleTimer = time.Hour, timers.timer })
+
+	m1 := r.enqueue("app@src.test", "a@dest.test")
+	fire := timers.idle(t)
+	if st := r.state(m1).State; st != queue.StateSent {
+		t.Fatalf("first message %s", st)
+	}
+	m2 := r.enqueue("app@src.test", "b@dest.test")
+	fire2 := timers.idle(t) // m2 went out and the session is idle again
+	_ = fire
+	if st := r.state(m2).State; st != queue.StateSent {
+		t.Fatalf("second message %s", st)
+	}
+	out.mu.Lock()
+	dials, sess := len(out.dials), out.sessions[0]
+	out.mu.Unlock()
+	if dials != 1 || sess.Sent() != 2 || sess.isClosed() {
+		t.Fatalf("dials %d, sent on the first connection %d, closed %v: want one connection carrying both", dials, sess.Sent(), sess.isClosed())
+	}
+
+	fire2 <- time.Now()
+	eventually(t, "the idle session to QUIT", sess.isClosed)
+	eventually(t, "the slot to be released", func() bool {
+		st, ok := r.pol.State("dest.test")
+		return !ok || st.Active == 0
+	})
+	m3 := r.enqueue("app@src.test", "c@dest.test")
+	timers.idle(t)
+	if st := r.state(m3).State; st != queue.StateSent || out.dialCount() != 2 {
+		t.Fatalf("after the idle time: message %s, dials %d; want sent on a new connection", st, out.dialCount())
+	}
+}
+
+// With connection_idle = 0 a session QUITs as soon as it has no mail.
+func TestConnectionIdleZeroClosesAtOnce(t *testing.T) {
+	t.Parallel()
+	out := &scriptOutbound{}
+	r := newScriptRig(t, out, func(o *Options) {
+		o.ConnectionIdle = 0
+		o.IdleTimer = func(time.Duration) (<-chan time.Time, func() bool) {
+			t.Error("an idle timer with connection_idle = 0")
+			return nil, func() bool { return true }
+		}
+	})
+	m := r.enqueue("app@src.test", "a@dest.test")
+	eventually(t, "delivery", func() bool { return r.state(m).State == queue.StateSent })
+	eventually(t, "the session to close", func() bool {
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		return len(out.sessions) == 1 && out.sessions[0].isClosed()
+	})
+}
+
+// An idle session whose connection the server dropped does not dial a
+// new one while the destination is paused: the job goes back, the slot
+// is given up, and Admit decides when to dial (issue 9 item 24: "not dial
+// during a pause").
+func TestIdleSessionDoesNotDialDuringAPause(t *testing.T) {
+	t.Parallel()
+	timers := newManualTimers()
+	out := &scriptOutbound{}
+	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle, o.IdleTimer = time.Hour, timers.timer })
+	r.enqueue("app@src.test", "a@dest.test")
+	timers.idle(t)
+	out.mu.Lock()
+	sess := out.sessions[0]
+	out.mu.Unlock()
+	sess.mu.Lock()
+	sess.usable = false // the server dropped the idle connection
+	sess.mu.Unlock()
+	r.pol.Observe("dest.test", policy.Outcome{Reply: policy.Reply{Stage: policy.StageMail, Code: 421, Enhanced: "4.7.0", Text: "Too many connections, slow down"}, Attempts: 1})
+	st, _ := r.pol.State("dest.test")
+	if st.State != policy.StatePaused {
+		t.Fatalf("destination not paused: %+v", st)
+	}
+	m2 := r.enqueue("app@src.test", "b@dest.test")
+	eventually(t, "the job to go back to the queue until the pause ends", func() bool {
+		rc := r.state(m2)
+		return rc.State == queue.StateQueued && !rc.NextAttempt.Before(st.PausedUntil)
+	})
+	if n := out.dialCount(); n != 1 {
+		t.Errorf("%d dials: a new connection was opened during the pause", n)
+	}
+	if rc := r.state(m2); rc.Attempts != 0 {
+		t.Errorf("the message was attempted: %+v", rc)
+	}
+}
+
+// Stopping the scheduler wakes idle sessions at once: they QUIT instead of
+// holding the shutdown for connection_idle.
+func TestShutdownWakesIdleSessions(t *testing.T) {
+	t.Parallel()
+	timers := newManualTimers()
+	out := &scriptOutbound{}
+	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle, o.IdleTimer = time.Hour, timers.timer })
+	r.enqueue("app@src.test", "a@dest.test")
+	timers.idle(t)
+	r.stopLoop() // the loop only: sessions are not cut, they must leave by themselves
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waits for an idle session")
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if !out.sessions[0].isClosed() {
+		t.Error("idle session not closed at shutdown")
+	}
+}
+
+// hopResolver maps domains to MX hosts that all live on loopback.
+type hopResolver struct{ mx map[string][]*net.MX }
+
+func (h hopResolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
+	if m, ok := h.mx[name]; ok {
+		return m, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (h hopResolver) LookupHost(context.Context, string) ([]string, error) {
+	return []string{"127.0.0.1"}, nil
+}
+
+// Issue 9 item 26: a provider destination whose domains share their MX
+// hosts carries them on one connection; a domain of the same provider
+// behind other MX hosts gets its own. Real queue, policy and outbound
+// client against the fake MX; concurrency 1, so one session does it all.
+func TestProviderDomainsShareTheConnection(t *testing.T) {
+	t.Parallel()
+	mx, err := fakemx.Start(fakemx.Options{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mx.Close() })
+	_, portStr, _ := net.SplitHostPort(mx.Addr())
+	port, _ := strconv.Atoi(portStr)
+	shared := []*net.MX{{Host: "mx1.shared.test.", Pref: 10}, {Host: "mx2.shared.test.", Pref: 20}}
+	res := hopResolver{mx: map[string][]*net.MX{
+		"a.test": shared, "b.test": shared,
+		"c.test": {{Host: "mx9.shared.test.", Pref: 10}},
+	}}
+	out, err := relay.NewOutbound(relay.OutboundOptions{Hostname: "sluice.test", TLS: relay.TLSNone, Port: port, Resolver: res, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(queueOptions(filepath.Join(t.TempDir(), "queue.db"), slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	po := policy.OptionsFrom(config.Default())
+	po.RetryBase, po.RetryMax, po.MaxConcurrency, po.InitialConcurrency, po.GroupBy = time.Minute, time.Hour, 1, 1, "mx"
+	po.Providers = []policy.Provider{{Name: "shared", Suffixes: []string{"shared.test"}}}
+	po.Store, po.Logger = q, slog.New(slog.NewTextHandler(io.Discard, nil))
+	pol, err := policy.New(po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mustNew(t, testOptions(q, pol, RelayOutbound(out), slog.New(slog.DiscardHandler)))
+	for _, rcpts := range [][]string{{"u@a.test", "u@b.test"}, {"v@a.test", "v@c.test"}} {
+		// One message per list: its jobs (one per domain) are leased
+		// together and the single session takes them in a row.
+		body := fmt.Sprintf("From: <app@src.test>\r\nSubject: %s\r\n\r\nhello\r\n", rcpts[1])
+		if _, err := q.Enqueue(context.Background(), queue.NewMessage{From: "app@src.test", Rcpts: rcpts, Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, context.Background()); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "four deliveries", func() bool { return mx.Stats().Delivered == 4 })
+	// a, b (one connection), then a again and c: a.test reuses, c.test
+	// (another MX host set) dials. Three connections would mean a redial
+	// on every change of domain, as before.
+	if st := mx.Stats(); st.Sessions != 2 {
+		t.Errorf("%d connections for a,b,a,c: want 2 (a and b share one; c has other MX hosts)", st.Sessions)
+	}
+}
