@@ -239,7 +239,10 @@ func (c *Config) validateAccess(ck *checker) {
 	for i, n := range c.Access.Networks {
 		ck.cidr(idx("access.networks", i), n)
 	}
-	ck.atLeast("access.auth_failures", c.Access.AuthFailures, 0)
+	// At least 1: a zero would have to mean either "lock every client
+	// out" or "let password guessing run unchecked"; neither is safe to
+	// read into a 0.
+	ck.atLeast("access.auth_failures", c.Access.AuthFailures, 1)
 	seen := map[string]bool{}
 	for i, u := range c.Access.Users {
 		k := idx("access.user", i)

@@ -147,11 +147,12 @@ func TestInboundAuthFailuresThrottled(t *testing.T) {
 	cfg, pool := testTLS(t)
 	clock := newClock()
 	clock.Set(time.Unix(1e9, 0))
-	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg, Now: clock.Now, Users: []User{testUser(t, "app", "secret")}})
+	const failures = 5
+	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg, Now: clock.Now, AuthFailures: failures, Users: []User{testUser(t, "app", "secret")}})
 	c := dial(t, addr)
 	c.hello()
 	c.startTLS(pool)
-	for range inAuthFailBurst {
+	for range failures {
 		c.cmd("AUTH PLAIN "+plain("app", "wrong"), "535 5.7.8")
 	}
 	c.cmd("AUTH PLAIN "+plain("app", "wrong"), "421 4.7.0")
@@ -167,7 +168,7 @@ func TestInboundAuthFailuresThrottled(t *testing.T) {
 	c4.hello()
 	c4.startTLS(pool)
 	c4.cmd("AUTH PLAIN "+plain("app", "secret"), "421 4.7.0")
-	clock.Advance(inAuthFailWindow / inAuthFailBurst)
+	clock.Advance(inAuthFailWindow / failures)
 	c3 := dial(t, addr)
 	c3.hello()
 	c3.startTLS(pool)
@@ -178,7 +179,7 @@ func TestInboundImplicitTLS(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
 	st := &fakeStore{}
-	s, err := NewInbound(InboundOptions{Hostname: testHost, Store: st, TLSConfig: cfg, ImplicitTLS: true, RequireAuth: true, Users: []User{testUser(t, "app", "secret")}})
+	s, err := NewInbound(inTestOptions(InboundOptions{Store: st, TLSConfig: cfg, ImplicitTLS: true, RequireAuth: true, Users: []User{testUser(t, "app", "secret")}}))
 	if err != nil {
 		t.Fatal(err)
 	}

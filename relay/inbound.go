@@ -89,26 +89,28 @@ type Checker interface {
 	Check(ctx context.Context, m *Message) error
 }
 
-// InboundOptions configures NewInbound. Zero values get the defaults noted.
+// InboundOptions configures NewInbound. They are complete: the defaults
+// live in the config layer (InboundOptionsFrom); NewInbound refuses a
+// zero size, count or timeout. Zero means "no limit" only where noted.
 type InboundOptions struct {
 	Hostname       string
-	MaxMessageSize int64 // SIZE (RFC 1870); default 25 MiB
+	MaxMessageSize int64 // SIZE (RFC 1870)
 	// InFlight bounds the sum, over the transactions open at once, of
 	// their declared SIZE (else MaxMessageSize); beyond it MAIL gets 452
 	// 4.3.1. Share one between the listeners of a daemon; nil = no bound.
 	InFlight                  *InFlight
-	MaxRecipients             int // default 1000; beyond: 452 4.5.3
-	MaxLineLength             int // default 2000
+	MaxRecipients             int // beyond: 452 4.5.3
+	MaxLineLength             int
 	ReadTimeout, WriteTimeout time.Duration
-	IdleTimeout               time.Duration // default 5m
-	DataTimeout               time.Duration // default 10m
-	MaxConnections            int
-	PerClientConnections      int
+	IdleTimeout               time.Duration
+	DataTimeout               time.Duration
+	MaxConnections            int        // 0 = no limit
+	PerClientConnections      int        // 0 = no limit
 	PerClientRate             rate.Limit // messages per client IP; 0 = unlimited
-	PerClientBurst            int
+	PerClientBurst            int        // at least 1 when PerClientRate is set
 	// AuthFailures is the number of failed AUTH attempts per client IP
 	// per 10 minutes; beyond it the client gets 421 and its next
-	// attempts are refused before any password is checked. Default 5.
+	// attempts are refused before any password is checked. At least 1.
 	AuthFailures         int
 	Networks             []netip.Prefix // may relay without AUTH
 	Users                []User
@@ -147,16 +149,13 @@ type Inbound struct {
 	draining bool
 }
 
-// Failed AUTH attempts allowed per client IP: a burst of AuthFailures
-// (default inAuthFailBurst), refilled at that many per inAuthFailWindow.
-// Beyond that: 421 and close, which makes password guessing slow without
-// locking out a user's typo.
-const (
-	inAuthFailBurst  = 5
-	inAuthFailWindow = 10 * time.Minute
-)
+// Failed AUTH attempts allowed per client IP: a burst of AuthFailures,
+// refilled at that many per inAuthFailWindow. Beyond that: 421 and close,
+// which makes password guessing slow without locking out a user's typo.
+const inAuthFailWindow = 10 * time.Minute
 
-// NewInbound checks o, applies the defaults and builds the server.
+// NewInbound checks o (complete: nothing is filled in but the clock and
+// the logger) and builds the server.
 func NewInbound(o InboundOptions) (*Inbound, error) {
 	if o.Hostname == "" {
 		return nil, errors.New("relay: inbound: Hostname is required")
@@ -172,25 +171,22 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 			return nil, fmt.Errorf("relay: inbound: user %q needs a name and a password hash", u.Name)
 		}
 	}
-	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = 25 << 20
+	// Nothing is filled in: the defaults live in the config layer
+	// (InboundOptionsFrom); a zero here would be a caller's mistake.
+	if o.MaxMessageSize <= 0 || o.MaxRecipients <= 0 || o.MaxLineLength <= 0 {
+		return nil, errors.New("relay: inbound: MaxMessageSize, MaxRecipients and MaxLineLength must be positive")
 	}
-	if o.MaxRecipients <= 0 {
-		o.MaxRecipients = 1000
+	if o.ReadTimeout <= 0 || o.WriteTimeout <= 0 || o.IdleTimeout <= 0 || o.DataTimeout <= 0 {
+		return nil, errors.New("relay: inbound: ReadTimeout, WriteTimeout, IdleTimeout and DataTimeout must be positive")
 	}
-	if o.MaxLineLength <= 0 {
-		o.MaxLineLength = 2000
+	if o.AuthFailures < 1 {
+		return nil, errors.New("relay: inbound: AuthFailures must be at least 1")
 	}
-	for _, d := range []*time.Duration{&o.ReadTimeout, &o.WriteTimeout, &o.IdleTimeout} {
-		if *d <= 0 {
-			*d = 5 * time.Minute
-		}
+	if o.MaxConnections < 0 || o.PerClientConnections < 0 || o.PerClientRate < 0 {
+		return nil, errors.New("relay: inbound: negative connection or rate limit")
 	}
-	if o.DataTimeout <= 0 {
-		o.DataTimeout = 10 * time.Minute
-	}
-	if o.AuthFailures <= 0 {
-		o.AuthFailures = inAuthFailBurst
+	if o.PerClientRate > 0 && o.PerClientBurst < 1 {
+		return nil, errors.New("relay: inbound: PerClientRate needs a PerClientBurst of at least 1")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -208,11 +204,7 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 		authFail: newInLimiters(rate.Every(inAuthFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
 	}
 	if o.PerClientRate > 0 {
-		burst := o.PerClientBurst
-		if burst <= 0 {
-			burst = 1
-		}
-		s.msgRate = newInLimiters(o.PerClientRate, burst, o.Now)
+		s.msgRate = newInLimiters(o.PerClientRate, o.PerClientBurst, o.Now)
 	}
 	srv := smtp.NewServer(inBackend{s})
 	srv.Domain = o.Hostname

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -29,10 +28,7 @@ func FuzzEnvelopeCommands(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	st := &fakeStore{}
-	s, err := NewInbound(InboundOptions{
-		Hostname: testHost, Networks: loopback, Store: st,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	s, err := NewInbound(inTestOptions(InboundOptions{Store: st}))
 	if err != nil {
 		f.Fatal(err)
 	}

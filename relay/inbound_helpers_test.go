@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"sluice/internal/fakeclock"
 	"sluice/internal/selfsigned"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"sluice/config"
 )
 
 // fakeClock is the shared test clock (internal/fakeclock).
@@ -113,22 +116,30 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
 // startInbound runs an Inbound on 127.0.0.1:0 with sensible test defaults
 // (loopback may relay) and returns its address.
+// inTestOptions are the daemon's inbound options from the default config
+// (InboundOptionsFrom(config.Default())) with the test hostname, loopback
+// networks, a fake store and a silent log, overlaid with every field o
+// sets: a test names what it changes. To test a zero, change the result.
+func inTestOptions(o InboundOptions) InboundOptions {
+	base, err := InboundOptionsFrom(config.Default())
+	if err != nil {
+		panic(err)
+	}
+	base.Hostname, base.Networks, base.Store = testHost, loopback, &fakeStore{}
+	base.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	bv, ov := reflect.ValueOf(&base).Elem(), reflect.ValueOf(o)
+	for i := range ov.NumField() {
+		if f := ov.Field(i); !f.IsZero() {
+			bv.Field(i).Set(f)
+		}
+	}
+	return base
+}
+
 func startInbound(t *testing.T, o InboundOptions) (string, *Inbound, *fakeStore) {
 	t.Helper()
+	o = inTestOptions(o)
 	st, _ := o.Store.(*fakeStore)
-	if o.Store == nil {
-		st = &fakeStore{}
-		o.Store = st
-	}
-	if o.Hostname == "" {
-		o.Hostname = testHost
-	}
-	if o.Networks == nil {
-		o.Networks = loopback
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	s, err := NewInbound(o)
 	if err != nil {
 		t.Fatal(err)

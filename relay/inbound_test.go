@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -315,10 +316,11 @@ func TestNewInboundValidation(t *testing.T) {
 		name string
 		o    InboundOptions
 	}{
-		{"no hostname", InboundOptions{Store: &fakeStore{}}},
-		{"no store", InboundOptions{Hostname: "h"}},
-		{"implicit tls without config", InboundOptions{Hostname: "h", Store: &fakeStore{}, ImplicitTLS: true}},
-		{"user without hash", InboundOptions{Hostname: "h", Store: &fakeStore{}, Users: []User{{Name: "u"}}}},
+		{"no hostname", func() InboundOptions { o := inTestOptions(InboundOptions{}); o.Hostname = ""; return o }()},
+		{"no store", func() InboundOptions { o := inTestOptions(InboundOptions{}); o.Store = nil; return o }()},
+		{"implicit tls without config", inTestOptions(InboundOptions{ImplicitTLS: true})},
+		{"user without hash", inTestOptions(InboundOptions{Users: []User{{Name: "u"}}})},
+		{"rate without burst", inTestOptions(InboundOptions{PerClientRate: 1})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,6 +329,36 @@ func TestNewInboundValidation(t *testing.T) {
 				t.Fatal("want error")
 			}
 		})
+	}
+}
+
+// TestInboundZeroOptionIsNotReplaced: NewInbound fills nothing in (issue
+// 9 item 21): a zero size, count, timeout or AUTH budget is refused; a
+// zero connection limit means no limit and stays zero.
+func TestInboundZeroOptionIsNotReplaced(t *testing.T) {
+	t.Parallel()
+	full := inTestOptions(InboundOptions{})
+	if _, err := NewInbound(full); err != nil {
+		t.Fatalf("options from the default config refused: %v", err)
+	}
+	for _, field := range []string{"MaxMessageSize", "MaxRecipients", "MaxLineLength", "ReadTimeout", "WriteTimeout", "IdleTimeout", "DataTimeout", "AuthFailures"} {
+		o := full
+		reflect.ValueOf(&o).Elem().FieldByName(field).SetZero()
+		if _, err := NewInbound(o); err == nil {
+			t.Errorf("%s = 0 accepted (and would have been replaced by a default)", field)
+		}
+	}
+	for _, field := range []string{"MaxConnections", "PerClientConnections", "PerClientRate", "PerClientBurst", "InFlight"} {
+		o := full
+		reflect.ValueOf(&o).Elem().FieldByName(field).SetZero()
+		s, err := NewInbound(o)
+		if err != nil {
+			t.Errorf("%s = 0 refused: %v", field, err)
+			continue
+		}
+		if v := reflect.ValueOf(s.o).FieldByName(field); !v.IsZero() {
+			t.Errorf("%s = 0 became %v", field, v)
+		}
 	}
 }
 

@@ -118,7 +118,7 @@ func TestMXHostsCached(t *testing.T) {
 		o.Resolver = res
 		o.Now = clock.Now
 		o.MXCacheTTL = time.Minute
-		o.Routes = map[string]Route{"routed.test": {Host: "127.0.0.1:2601"}}
+		o.Routes = map[string]Route{"routed.test": {Host: "127.0.0.1:2601", TLS: TLSNone}}
 	})
 	ctx := context.Background()
 	tests := []struct {
@@ -159,7 +159,7 @@ func TestMXHostsCached(t *testing.T) {
 	// A smarthost takes every domain without a route: nothing to group by.
 	sh, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
 		o.Resolver = res
-		o.Smarthost = &Smarthost{Host: "smart.test:25"}
+		o.Smarthost = &Smarthost{Host: "smart.test:25", TLS: TLSOpportunistic}
 	})
 	if got, err := sh.MXHosts(ctx, "mx.test"); got != nil || err != nil {
 		t.Errorf("smarthost MXHosts = %v, %v", got, err)
@@ -168,16 +168,33 @@ func TestMXHostsCached(t *testing.T) {
 
 func TestNewOutboundValidates(t *testing.T) {
 	t.Parallel()
+	with := func(f func(o *OutboundOptions)) OutboundOptions {
+		o := outTestOptions()
+		f(&o)
+		return o
+	}
 	tests := []struct {
 		name string
 		o    OutboundOptions
 	}{
-		{"no hostname", OutboundOptions{}},
-		{"bad hostname", OutboundOptions{Hostname: "a b"}},
-		{"bad tls", OutboundOptions{Hostname: "h.test", TLS: "maybe"}},
-		{"bad route", OutboundOptions{Hostname: "h.test", Routes: map[string]Route{"d.test": {Host: "nohost"}}}},
-		{"bad route tls", OutboundOptions{Hostname: "h.test", Routes: map[string]Route{"d.test": {Host: "h.test:25", TLS: "x"}}}},
-		{"bad smarthost", OutboundOptions{Hostname: "h.test", Smarthost: &Smarthost{Host: "nohost"}}},
+		{"no hostname", with(func(o *OutboundOptions) { o.Hostname = "" })},
+		{"bad hostname", with(func(o *OutboundOptions) { o.Hostname = "a b" })},
+		{"bad tls", with(func(o *OutboundOptions) { o.TLS = "maybe" })},
+		{"bad route", with(func(o *OutboundOptions) { o.Routes = map[string]Route{"d.test": {Host: "nohost", TLS: TLSNone}} })},
+		{"bad route tls", with(func(o *OutboundOptions) { o.Routes = map[string]Route{"d.test": {Host: "h.test:25", TLS: "x"}} })},
+		{"bad smarthost", with(func(o *OutboundOptions) { o.Smarthost = &Smarthost{Host: "nohost", TLS: TLSNone} })},
+		// Nothing is filled in (issue 9 item 21): these zeros used to
+		// become opportunistic, 25, 30 s, 5 min, 10 min and 5 min.
+		{"no tls mode", with(func(o *OutboundOptions) { o.TLS = "" })},
+		{"route without tls mode", with(func(o *OutboundOptions) { o.Routes = map[string]Route{"d.test": {Host: "h.test:25"}} })},
+		{"no port", with(func(o *OutboundOptions) { o.Port = 0 })},
+		{"no dial timeout", with(func(o *OutboundOptions) { o.DialTimeout = 0 })},
+		{"no command timeout", with(func(o *OutboundOptions) { o.CommandTimeout = 0 })},
+		{"no data timeout", with(func(o *OutboundOptions) { o.DataTimeout = 0 })},
+		{"no cache lifetime", with(func(o *OutboundOptions) { o.MXCacheTTL = 0 })},
+	}
+	if _, err := NewOutbound(outTestOptions()); err != nil {
+		t.Fatalf("options from the default config refused: %v", err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,36 +30,37 @@ const (
 // Route sends mail for one recipient domain to a fixed host.
 type Route struct {
 	Host string // host:port
-	TLS  string // "" = OutboundOptions.TLS
+	TLS  string // explicit mode (the config resolves "" to delivery.tls)
 }
 
 // Smarthost receives all mail that no route matches.
 type Smarthost struct {
 	Host               string // host:port
 	Username, Password string // AUTH PLAIN, only ever over TLS
-	TLS                string // "" = OutboundOptions.TLS
+	TLS                string // explicit mode (the config resolves "" to delivery.tls)
 }
 
-// OutboundOptions configures NewOutbound. Zero values take the documented
-// defaults.
+// OutboundOptions configures NewOutbound. They are complete: the defaults
+// live in the config layer (OutboundOptionsFrom); NewOutbound refuses a
+// zero port, timeout or TLS mode. Only the seams have nil fallbacks.
 type OutboundOptions struct {
 	Hostname    string           // every EHLO carries it, before and after STARTTLS
-	TLS         string           // "none" | "opportunistic" (default) | "require"
+	TLS         string           // "none" | "opportunistic" | "require"
 	Routes      map[string]Route // exact recipient-domain match (lower case)
 	Smarthost   *Smarthost       // used when no route matches
 	OutboundIPs []netip.Addr     // local addresses to bind (first of the right family); empty = any
-	Port        int              // MX port, default 25
+	Port        int              // MX port
 
-	DialTimeout    time.Duration // default 30s
-	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2)
-	DataTimeout    time.Duration // default 10m: deadline for the body write and for the final reply (RFC 5321 §4.5.3.2.6)
+	DialTimeout    time.Duration
+	CommandTimeout time.Duration // per command (RFC 5321 §4.5.3.2)
+	DataTimeout    time.Duration // deadline for the body write and for the final reply (RFC 5321 §4.5.3.2.6)
 
 	Resolver  Resolver                      // default net.DefaultResolver
 	Dialer    func(local netip.Addr) Dialer // default: *net.Dialer bound to local
 	TLSConfig *tls.Config                   // base client config (RootCAs for tests)
 
 	LocalAddrs []netip.AddrPort // our own listeners: a next hop resolving to one of them is a loop
-	MXCacheTTL time.Duration    // default 5m
+	MXCacheTTL time.Duration    // DefaultMXCacheTTL from OutboundOptionsFrom
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -85,9 +86,9 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 	if o.Hostname == "" || strings.ContainsAny(o.Hostname, " \t\r\n") {
 		return nil, fmt.Errorf("relay: outbound hostname %q is not a valid EHLO name", o.Hostname)
 	}
-	if o.TLS == "" {
-		o.TLS = TLSOpportunistic
-	}
+	// Nothing is filled in: the defaults live in the config layer
+	// (OutboundOptionsFrom), which also resolves a route's or the
+	// smarthost's "" TLS mode to delivery.tls.
 	if err := outCheckTLSMode(o.TLS); err != nil {
 		return nil, fmt.Errorf("relay: outbound tls: %w", err)
 	}
@@ -95,9 +96,6 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 	for d, r := range o.Routes {
 		if _, _, err := net.SplitHostPort(r.Host); err != nil {
 			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
-		}
-		if r.TLS == "" {
-			r.TLS = o.TLS
 		}
 		if err := outCheckTLSMode(r.TLS); err != nil {
 			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
@@ -110,25 +108,16 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 		if _, _, err := net.SplitHostPort(sh.Host); err != nil {
 			return nil, fmt.Errorf("relay: smarthost: %w", err)
 		}
-		if sh.TLS == "" {
-			sh.TLS = o.TLS
-		}
 		if err := outCheckTLSMode(sh.TLS); err != nil {
 			return nil, fmt.Errorf("relay: smarthost: %w", err)
 		}
 		o.Smarthost = &sh
 	}
-	if o.Port == 0 {
-		o.Port = 25
+	if o.Port < 1 || o.Port > 65535 {
+		return nil, fmt.Errorf("relay: outbound port %d", o.Port)
 	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = 30 * time.Second
-	}
-	if o.CommandTimeout <= 0 {
-		o.CommandTimeout = 5 * time.Minute
-	}
-	if o.DataTimeout <= 0 {
-		o.DataTimeout = 10 * time.Minute
+	if o.DialTimeout <= 0 || o.CommandTimeout <= 0 || o.DataTimeout <= 0 || o.MXCacheTTL <= 0 {
+		return nil, errors.New("relay: outbound: DialTimeout, CommandTimeout, DataTimeout and MXCacheTTL must be positive")
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
@@ -142,9 +131,6 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 			}
 			return d
 		}
-	}
-	if o.MXCacheTTL <= 0 {
-		o.MXCacheTTL = 5 * time.Minute
 	}
 	ob := &Outbound{
 		opt:      o,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sluice/config"
 	"sluice/internal/selfsigned"
 	"strings"
 	"sync"
@@ -356,20 +357,28 @@ func (f outDialFunc) DialContext(ctx context.Context, network, addr string) (net
 
 const outTestHostname = "relay.sluice.test"
 
-// outTestOutbound builds an Outbound whose "dest.test" routes to f.
+// outTestOptions are the daemon's outbound options from the default
+// config (OutboundOptionsFrom(config.Default())) with the test hostname,
+// a fake resolver, no listeners of our own and a silent log.
+func outTestOptions() OutboundOptions {
+	o := OutboundOptionsFrom(config.Default())
+	o.Hostname, o.Resolver, o.LocalAddrs = outTestHostname, &outFakeResolver{}, nil
+	o.Logger = slog.New(slog.DiscardHandler)
+	return o
+}
+
+// outTestOutbound builds an Outbound whose "dest.test" routes to f, with
+// TLS mode tlsMode ("" = the default delivery.tls, as the config resolves
+// it) and 30-second command and data timeouts.
 func outTestOutbound(t *testing.T, f *outFakeMX, tlsMode string, mod func(*OutboundOptions)) (*Outbound, *outDialRecorder) {
 	t.Helper()
 	rec := &outDialRecorder{}
-	o := OutboundOptions{
-		Hostname:       outTestHostname,
-		TLS:            TLSOpportunistic,
-		Resolver:       &outFakeResolver{},
-		Dialer:         rec.Dialer,
-		CommandTimeout: 30 * time.Second,
-		DataTimeout:    30 * time.Second,
-		Logger:         slog.New(slog.DiscardHandler),
-	}
+	o := outTestOptions()
+	o.Dialer, o.CommandTimeout, o.DataTimeout = rec.Dialer, 30*time.Second, 30*time.Second
 	if f != nil {
+		if tlsMode == "" {
+			tlsMode = o.TLS
+		}
 		o.Routes = map[string]Route{"dest.test": {Host: f.addr.String(), TLS: tlsMode}}
 	}
 	if mod != nil {

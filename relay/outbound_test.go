@@ -611,7 +611,9 @@ func TestDialMovesOn(t *testing.T) {
 		"192.0.2.1:25": deadAddr, "192.0.2.2:25": busy.addr.String(),
 		"192.0.2.3:25": good.addr.String(), "192.0.2.4:25": refuse.addr.String(),
 	}}
-	ob, err := NewOutbound(OutboundOptions{Hostname: outTestHostname, TLS: TLSNone, Resolver: res, Dialer: rec.Dialer})
+	o := outTestOptions()
+	o.TLS, o.Resolver, o.Dialer = TLSNone, res, rec.Dialer
+	ob, err := NewOutbound(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -688,11 +690,11 @@ func TestDialBindsOutboundIP(t *testing.T) {
 func TestDialDefaultDialerBinds(t *testing.T) {
 	t.Parallel()
 	f := newOutFakeMX(t, outFakeCfg{})
-	ob, err := NewOutbound(OutboundOptions{
-		Hostname: outTestHostname, TLS: TLSNone,
-		Routes:      map[string]Route{"dest.test": {Host: f.addr.String()}},
-		OutboundIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
-	})
+	o := outTestOptions()
+	o.TLS, o.Resolver = TLSNone, nil // the default dialer and resolver
+	o.Routes = map[string]Route{"dest.test": {Host: f.addr.String(), TLS: TLSNone}}
+	o.OutboundIPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	ob, err := NewOutbound(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -215,7 +215,9 @@ func TestProviderDomainsShareTheConnection(t *testing.T) {
 		"a.test": shared, "b.test": shared,
 		"c.test": {{Host: "mx9.shared.test.", Pref: 10}},
 	}}
-	out, err := relay.NewOutbound(relay.OutboundOptions{Hostname: "sluice.test", TLS: relay.TLSNone, Port: port, Resolver: res, Logger: slog.New(slog.DiscardHandler)})
+	oo := relay.OutboundOptionsFrom(config.Default())
+	oo.Hostname, oo.TLS, oo.Port, oo.Resolver, oo.LocalAddrs, oo.Logger = "sluice.test", relay.TLSNone, port, res, nil, slog.New(slog.DiscardHandler)
+	out, err := relay.NewOutbound(oo)
 	if err != nil {
 		t.Fatal(err)
 	}

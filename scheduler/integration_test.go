@@ -83,15 +83,14 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := relay.NewOutbound(relay.OutboundOptions{
-		Hostname: "sluice.test", TLS: "none",
-		Routes: map[string]relay.Route{
-			"dest.test": {Host: mx.Addr(), TLS: "none"},
-			"slow.test": {Host: mx.Addr(), TLS: "none"},
-			"fast.test": {Host: mx.Addr(), TLS: "none"},
-		},
-		Logger: log,
-	})
+	oo := relay.OutboundOptionsFrom(config.Default())
+	oo.Hostname, oo.TLS, oo.LocalAddrs, oo.Logger = "sluice.test", "none", nil, log
+	oo.Routes = map[string]relay.Route{
+		"dest.test": {Host: mx.Addr(), TLS: "none"},
+		"slow.test": {Host: mx.Addr(), TLS: "none"},
+		"fast.test": {Host: mx.Addr(), TLS: "none"},
+	}
+	out, err := relay.NewOutbound(oo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"strings"
 	"time"
 
 	"sluice/auth"
@@ -23,77 +21,23 @@ func policyOptions(cfg *config.Config, store policy.StateStore, log *slog.Logger
 	return o
 }
 
-func outboundIPs(cfg *config.Config) []netip.Addr {
-	var ips []netip.Addr
-	for _, s := range cfg.Delivery.OutboundIPs {
-		if a, err := netip.ParseAddr(s); err == nil {
-			ips = append(ips, a)
-		}
-	}
-	return ips
-}
-
 func outboundOptions(cfg *config.Config, log *slog.Logger) relay.OutboundOptions {
-	dl := cfg.Delivery
-	o := relay.OutboundOptions{
-		Hostname:       cfg.Hostname,
-		TLS:            dl.TLS,
-		Routes:         map[string]relay.Route{},
-		OutboundIPs:    outboundIPs(cfg),
-		Port:           dl.Port,
-		DialTimeout:    time.Duration(dl.DialTimeout),
-		CommandTimeout: time.Duration(dl.CommandTimeout),
-		DataTimeout:    time.Duration(dl.DataTimeout),
-		LocalAddrs:     localAddrs(cfg),
-		Logger:         log,
-	}
-	for _, r := range dl.Routes {
-		o.Routes[strings.ToLower(r.Domain)] = relay.Route{Host: r.Host, TLS: r.TLS}
-	}
-	if dl.Smarthost.Host != "" {
-		o.Smarthost = &relay.Smarthost{Host: dl.Smarthost.Host, Username: dl.Smarthost.Username, Password: dl.Smarthost.Password, TLS: dl.Smarthost.TLS}
-	}
+	o := relay.OutboundOptionsFrom(cfg)
+	o.Logger = log
 	return o
 }
 
 func inboundOptions(cfg *config.Config, log *slog.Logger) (relay.InboundOptions, error) {
-	l := cfg.Limits
-	o := relay.InboundOptions{
-		Hostname:             cfg.Hostname,
-		MaxMessageSize:       int64(l.MaxMessageSize),
-		InFlight:             relay.NewInFlight(int64(l.MaxInflightBytes)), // one budget, shared by every listener
-		MaxRecipients:        l.MaxRecipients,
-		MaxLineLength:        l.MaxLineLength,
-		ReadTimeout:          time.Duration(l.ReadTimeout),
-		WriteTimeout:         time.Duration(l.WriteTimeout),
-		IdleTimeout:          time.Duration(l.IdleTimeout),
-		DataTimeout:          time.Duration(l.DataTimeout),
-		MaxConnections:       l.MaxConnections,
-		PerClientConnections: l.PerClientConnections,
-		PerClientRate:        l.PerClientRate.Limit,
-		PerClientBurst:       max(l.PerClientRate.Burst, 1),
-		AllowAddressLiterals: l.AllowAddressLiterals,
-		AuthFailures:         cfg.Access.AuthFailures,
-		Logger:               log,
-	}
-	for _, n := range cfg.Access.Networks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			return o, fmt.Errorf("access.networks: %w", err)
-		}
-		o.Networks = append(o.Networks, p)
-	}
-	for _, u := range cfg.Access.Users {
-		o.Users = append(o.Users, relay.User{Name: u.Name, PasswordHash: u.PasswordHash, AllowedFrom: u.AllowedFrom})
-	}
-	return o, nil
+	o, err := relay.InboundOptionsFrom(cfg)
+	o.Logger = log
+	return o, err
 }
 
 func authOptions(cfg *config.Config, log *slog.Logger) auth.Options {
 	a := cfg.Auth
 	o := auth.Options{
 		Mode:             a.Mode,
-		OutboundIPs:      outboundIPs(cfg),
+		OutboundIPs:      cfg.Delivery.OutboundAddrs(),
 		Users:            map[string][]string{},
 		DNSTimeout:       time.Duration(a.DNSTimeout),
 		CacheTTL:         time.Duration(a.CacheTTL),

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -326,24 +325,6 @@ func inboundTLS(c config.TLS) (*tls.Config, error) {
 		return nil, fmt.Errorf("tls: cert_file %s, key_file %s: %w", c.CertFile, c.KeyFile, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
-// localAddrs lists our own SMTP listeners, so that a next hop that points
-// back at us is recognised as a loop (RFC 5321 §5.1).
-func localAddrs(cfg *config.Config) []netip.AddrPort {
-	var out []netip.AddrPort
-	for _, a := range []string{cfg.Listen.SMTP, cfg.Listen.Submission, cfg.Listen.Submissions} {
-		ap, err := netip.ParseAddrPort(a)
-		if err != nil {
-			continue
-		}
-		if ap.Addr().IsUnspecified() {
-			out = append(out, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ap.Port()), netip.AddrPortFrom(netip.IPv6Loopback(), ap.Port()))
-			continue
-		}
-		out = append(out, ap)
-	}
-	return out
 }
 
 var errNotDir = errors.New("not a directory")
