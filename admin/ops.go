@@ -142,17 +142,17 @@ type bounceQueue interface {
 	Bounce(ids []string, att queue.Attempt, dsn queue.BounceFunc) (int, error)
 }
 
-// bounceChunk bounds the header sections read ahead of one Bounce call.
+// bounceChunk bounds the originals read ahead of one Bounce call.
 const bounceChunk = 100
 
 // bounce fails every queued or held recipient of ids and sends the
 // sender one DSN per message (RFC 3464). The queue checks the states,
 // records the bounces and queues the DSN in one transaction, so a
 // recipient delivered (or leased) after the operator looked is left
-// alone and named in no DSN. Only the header section of the original is
-// returned (RFC 6522 §4), so that is all we read ahead; a transient read
-// failure fails the request before anything is recorded, and the
-// operator can retry.
+// alone and named in no DSN. What the DSN returns of the original (all of
+// a small message, the header section of a large one) is read ahead; a
+// transient read failure fails the request before anything is recorded,
+// and the operator can retry.
 func (s *Server) bounce(ids []string) (int, error) {
 	now := s.o.Now()
 	changed := 0
