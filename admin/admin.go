@@ -32,7 +32,12 @@ type Options struct {
 	Policy    *policy.Policy
 	Telemetry *Telemetry // nil: no metrics, empty chart
 	// Kick wakes the scheduler after a flush or release (nil = none).
-	Kick     func()
+	Kick func()
+	// Held reports the leases the scheduler still uses
+	// (scheduler.Holds); `flush --force` returns every other lease to
+	// the queue at once instead of waiting for it to expire (nil: no
+	// lease is returned).
+	Held     func(id string, rcpt int) bool
 	Hostname string // Reporting-MTA of operator bounces
 	Version  string
 	Started  time.Time

@@ -102,3 +102,26 @@ func TestReadOriginal(t *testing.T) {
 		t.Errorf("unknown ID: %v", err)
 	}
 }
+
+// TestForcedFlushReturnsOrphanLeases (issue 9 item 2): `flush --force`
+// returns at once the leases no delivery holds (an outcome whose write
+// was lost), and leaves the ones a delivery still uses.
+func TestForcedFlushReturnsOrphanLeases(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	orphan := f.enqueue(t, "a@src.test", "b@dest.test")
+	inUse := f.enqueue(t, "a@src.test", "c@dest.test")
+	if items, err := f.q.Lease(f.clk.Now(), 10); err != nil || len(items) != 2 {
+		t.Fatalf("lease: %v %d", err, len(items))
+	}
+	f.srv.o.Held = func(id string, _ int) bool { return id == inUse }
+	res, err := f.client.Flush(ctx(), FlushRequest{Force: true})
+	if err != nil || res.Changed != 1 {
+		t.Fatalf("flush --force = %+v, %v; want 1 lease returned", res, err)
+	}
+	for id, want := range map[string]queue.State{orphan: queue.StateQueued, inUse: queue.StateActive} {
+		if m, _ := f.q.Get(id); m.Recipients[0].State != want {
+			t.Errorf("%s: %s, want %s", m.Recipients[0].Addr, m.Recipients[0].State, want)
+		}
+	}
+}

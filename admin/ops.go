@@ -48,20 +48,29 @@ func (s *Server) flush(req FlushRequest) (Result, error) {
 		if st, ok := s.o.Policy.State(dest); ok && paused(st) && !req.Force {
 			return Result{}, fmt.Errorf("%w: destination %s is %s until %s; use --force to flush anyway", errConflict, dest, st.State, st.PausedUntil.UTC().Format("2006-01-02 15:04:05Z"))
 		}
+		var orphans int
 		if req.Force {
 			s.o.Policy.Resume(dest)
+			var err error
+			if orphans, err = s.returnLeases(req.Domain); err != nil {
+				return Result{}, err
+			}
 		}
 		n, err := s.o.Queue.Flush(req.Domain)
-		s.log.Info("admin: flush", "domain", req.Domain, "force", req.Force, "recipients", n)
-		return Result{Changed: n}, err
+		s.log.Info("admin: flush", "domain", req.Domain, "force", req.Force, "recipients", n, "leases_returned", orphans)
+		return Result{Changed: n + orphans}, err
 	}
 	if req.Force {
 		for _, st := range s.o.Policy.Snapshot() {
 			s.o.Policy.Resume(st.Name)
 		}
+		orphans, err := s.returnLeases("")
+		if err != nil {
+			return Result{}, err
+		}
 		n, err := s.o.Queue.Flush("")
-		s.log.Info("admin: flush", "force", true, "recipients", n)
-		return Result{Changed: n}, err
+		s.log.Info("admin: flush", "force", true, "recipients", n, "leases_returned", orphans)
+		return Result{Changed: n + orphans}, err
 	}
 	msgs, err := s.o.Queue.List(queue.Filter{State: queue.StateQueued})
 	if err != nil {
@@ -89,6 +98,16 @@ func (s *Server) flush(req FlushRequest) (Result, error) {
 	}
 	s.log.Info("admin: flush", "recipients", res.Changed, "skipped_paused", len(res.Skipped))
 	return res, nil
+}
+
+// returnLeases hands back to the queue, due now, the leases no delivery
+// holds (an outcome or a requeue whose write failed): forced, a flush
+// does not wait for them to expire.
+func (s *Server) returnLeases(domain string) (int, error) {
+	if s.o.Held == nil {
+		return 0, nil
+	}
+	return s.o.Queue.ReturnLeases(s.o.Now(), domain, s.o.Held)
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -173,6 +174,51 @@ func (q *Queue) Reclaim(now time.Time, held func(id string, rcpt int) bool) (rec
 			return reclaimed, next, err
 		}
 	}
+}
+
+// ReturnLeases returns to the due index, due now, every lease (of
+// recipients at domain, when not empty) that held does not claim, whatever
+// its deadline: `queue flush --force`, for an operator who will not wait
+// for the reaper. It walks the active index: O(active).
+func (q *Queue) ReturnLeases(now time.Time, domain string, held func(id string, rcpt int) bool) (int, error) {
+	domain = strings.ToLower(domain)
+	var n int
+	err := q.write(context.Background(), func(w *wtx) error {
+		n = 0
+		type ref struct {
+			id  string
+			idx int
+		}
+		var refs []ref
+		c := w.b(bktActive).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			_, id, idx, ok := parseLeaseKey(k)
+			if !ok {
+				return errBadKey
+			}
+			if held == nil || !held(id, idx) {
+				refs = append(refs, ref{id, idx})
+			}
+		}
+		for _, rf := range refs {
+			r, err := w.rcpt(rf.id, rf.idx)
+			if err != nil {
+				return err
+			}
+			if r.State != StateActive || (domain != "" && r.Domain != domain) {
+				continue
+			}
+			if err := w.transition(rf.id, rf.idx, r, StateQueued, now); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	}, nil)
+	if n > 0 {
+		q.log.Warn("queue: leases no delivery holds returned to the due index", "recipients", n, "domain", domain)
+	}
+	return n, err
 }
 
 // firstLease returns the earliest lease deadline (ok=false when no lease

@@ -152,3 +152,28 @@ func TestLegacyActiveKeysReturnAtOpen(t *testing.T) {
 	})
 	checkInvariants(t, q)
 }
+
+// TestReturnLeases: every lease not held (of one domain, when given) is
+// due again now, whatever its deadline.
+func TestReturnLeases(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, func(o *Options) { o.LeaseTimeout = time.Hour })
+	a := enqueue(t, q, "a@x.test", "b@y.test")
+	h := enqueue(t, q, "h@x.test")
+	if items, err := q.Lease(c.Now(), 10); err != nil || len(items) != 3 {
+		t.Fatal(items, err)
+	}
+	held := func(id string, _ int) bool { return id == h }
+	if n, err := q.ReturnLeases(c.Now(), "X.test", held); err != nil || n != 1 {
+		t.Fatalf("ReturnLeases(x.test) = %d, %v", n, err)
+	}
+	if n, err := q.ReturnLeases(c.Now(), "", held); err != nil || n != 1 {
+		t.Fatalf("ReturnLeases() = %d, %v", n, err)
+	}
+	m, _ := q.Get(a)
+	mh, _ := q.Get(h)
+	if m.Recipients[0].State != StateQueued || m.Recipients[1].State != StateQueued || mh.Recipients[0].State != StateActive {
+		t.Errorf("states: %+v %+v", m.Recipients, mh.Recipients)
+	}
+	checkInvariants(t, q)
+}

@@ -58,3 +58,10 @@ func (h *heldLeases) len() int {
 	defer h.mu.Unlock()
 	return len(h.m)
 }
+
+// Holds reports whether this scheduler still uses the lease of recipient
+// rcpt of message id (waiting in memory, in a session, or an outcome
+// being recorded). Everything else leased is an orphan that
+// queue.ReturnLeases may hand back (`queue flush --force`). Safe for
+// concurrent use; it never calls the queue.
+func (s *Scheduler) Holds(id string, rcpt int) bool { return s.leases.held(id, rcpt) }

@@ -15,7 +15,7 @@ const queueUsage = `queue COMMAND [flags]
   list [--domain D] [--state S] [--older-than DUR] [--limit N]   messages and their recipients
   show ID                                                        envelope, recipient states, attempt history
   summary                                                        qshape: domains × message age
-  flush [--domain D] [--force]                                   retry queued mail now (paused destinations only with --force)
+  flush [--domain D] [--force]                                   retry queued mail now (--force: paused destinations too, and leases no delivery holds)
   hold ID…|-|--domain D                                          keep mail out of delivery
   release ID…|-|--domain D                                       undo hold; due now
   delete ID…|-|--domain D [--yes]                                drop mail without a DSN (asks first)
@@ -53,7 +53,7 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 		olderThan = fs.String("older-than", "", "only messages received longer ago than this (e.g. 30m, 2d)")
 		limit = fs.Int("limit", 0, "at most N messages (0 = all)")
 	case "flush":
-		force = fs.Bool("force", false, "flush mail for paused destinations too")
+		force = fs.Bool("force", false, "flush mail for paused destinations too, and return at once the leases no delivery holds")
 	case "delete":
 		yes = fs.Bool("yes", false, "do not ask for confirmation")
 	case "show", "summary", "hold", "release", "bounce":
