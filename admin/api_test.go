@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -150,7 +151,7 @@ func TestActions(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].From != "" {
 		t.Fatalf("DSNs = %+v", msgs)
 	}
-	body, _ := f.q.Body(msgs[0].ID)
+	body := readAllBody(t, f.q, msgs[0].ID)
 	if !strings.Contains(string(body), "multipart/report") || !strings.Contains(string(body), operatorBounce) {
 		t.Errorf("DSN body lacks the report:\n%s", body)
 	}
@@ -479,4 +480,19 @@ func TestUnixSocketLive(t *testing.T) {
 	if b, _ := os.ReadFile(plain); string(b) != "keep" {
 		t.Fatal("the regular file was changed")
 	}
+}
+
+// readAllBody reads the whole body of message id.
+func readAllBody(t *testing.T, q *queue.Queue, id string) []byte {
+	t.Helper()
+	b, err := q.OpenBody(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	out, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

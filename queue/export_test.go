@@ -122,7 +122,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", id, got, w)
 		}
 		if w.Done.IsZero() {
-			b, err := q.Body(id)
+			b, err := bodyOf(q, id)
 			if err != nil || !bytes.Equal(b, bodies[id]) {
 				t.Errorf("%s: body %q, %v", id, b, err)
 			}

@@ -181,3 +181,13 @@ func checkInvariants(t testing.TB, q *Queue) {
 		t.Fatalf("invariants: %v", err)
 	}
 }
+
+// bodyOf reads the whole body of message id, for comparisons.
+func bodyOf(q *Queue, id string) ([]byte, error) {
+	b, err := q.OpenBody(id)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	return io.ReadAll(b)
+}

@@ -51,7 +51,7 @@ func TestENOSPCRecovery(t *testing.T) {
 	}
 	// Every acknowledged message is intact, and bookkeeping is consistent.
 	for _, id := range stored {
-		if _, err := q.Body(id); err != nil {
+		if _, err := bodyOf(q, id); err != nil {
 			t.Fatalf("Body(%s): %v", id, err)
 		}
 	}

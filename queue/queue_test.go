@@ -47,7 +47,7 @@ func TestEnqueueGetBody(t *testing.T) {
 			t.Errorf("rcpt %d = %+v", i, r)
 		}
 	}
-	got, err := q.Body(id)
+	got, err := bodyOf(q, id)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Errorf("Body = %d bytes, %v", len(got), err)
 	}
@@ -55,7 +55,7 @@ func TestEnqueueGetBody(t *testing.T) {
 		if _, err := q.Get(bad); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Get(%q) = %v, want ErrNotFound", bad, err)
 		}
-		if _, err := q.Body(bad); !errors.Is(err, ErrNotFound) {
+		if _, err := bodyOf(q, bad); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Body(%q) = %v, want ErrNotFound", bad, err)
 		}
 	}
@@ -63,7 +63,7 @@ func TestEnqueueGetBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := q.Body(empty); err != nil || len(got) != 0 {
+	if got, err := bodyOf(q, empty); err != nil || len(got) != 0 {
 		t.Errorf("Body(empty) = %q, %v", got, err)
 	}
 	if _, err := q.Enqueue(context.Background(), NewMessage{From: "a@b"}); err == nil {
@@ -216,7 +216,7 @@ func TestCompleteSetsDoneAndPrune(t *testing.T) {
 	if _, err := q.Get(id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after prune = %v", err)
 	}
-	if _, err := q.Body(id); !errors.Is(err, ErrNotFound) {
+	if _, err := bodyOf(q, id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Body after prune = %v", err)
 	}
 	if _, err := q.Get(keep); err != nil {
@@ -607,7 +607,7 @@ func TestCompactKeepsData(t *testing.T) {
 	}
 	defer q.Close()
 	for _, id := range ids[250:] {
-		if _, err := q.Body(id); err != nil {
+		if _, err := bodyOf(q, id); err != nil {
 			t.Fatalf("Body(%s) after compact: %v", id, err)
 		}
 	}

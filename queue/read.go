@@ -155,20 +155,3 @@ func openStoredBody(id string, head []byte, spooled, eight bool, size int64, spo
 	}
 	return &Body{r: io.MultiReader(bytes.NewReader(head), f), f: f, size: size, eight: eight}, nil
 }
-
-// Body returns the whole message body in memory.
-//
-// Deprecated: use OpenBody, which does not hold a large body in memory.
-func (q *Queue) Body(id string) ([]byte, error) {
-	b, err := q.OpenBody(id)
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	out := make([]byte, 0, b.Size())
-	buf := bytes.NewBuffer(out)
-	if _, err := io.Copy(buf, b); err != nil {
-		return nil, storageErr("read body", err)
-	}
-	return buf.Bytes(), nil
-}
