@@ -28,6 +28,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"sluice/config"
 )
 
 // Modes of the acceptance checks (config key auth.mode).
@@ -37,23 +39,25 @@ const (
 	ModeEnforce = "enforce"
 )
 
-// Options configures a Checker. Zero values pick the documented defaults.
+// Options configures a Checker. They are complete: New fills in nothing but
+// the seams (Resolver, Now, Logger) and refuses zero durations; the
+// defaults live in the config layer (OptionsFrom).
 type Options struct {
-	Mode        string       // off | warn | enforce ("" = warn)
+	Mode        string       // off | warn | enforce
 	OutboundIPs []netip.Addr // our sending addresses, judged by SPF
 	Keys        []KeyConfig  // from [[auth.dkim]]
 	// Users maps an authenticated user name to its allowed_from domains.
 	// A missing or empty list allows any domain.
 	Users      map[string][]string
-	DNSTimeout time.Duration // per lookup; default 2s
-	// CacheTTL is how long answers (and NXDOMAIN) are cached; default 5m.
+	DNSTimeout time.Duration // per lookup
+	// CacheTTL is how long answers (and NXDOMAIN) are cached.
 	// The Resolver interface, like net.Resolver, carries no record TTLs,
 	// so this one value applies to every answer.
 	CacheTTL         time.Duration
-	ResolverCooldown time.Duration // skip DNS this long after a timeout; default 30s
-	Resolver         Resolver      // default net.DefaultResolver
-	Now              func() time.Time
-	Logger           *slog.Logger
+	ResolverCooldown time.Duration    // skip DNS this long after a timeout
+	Resolver         Resolver         // nil = net.DefaultResolver
+	Now              func() time.Time // nil = time.Now
+	Logger           *slog.Logger     // nil = slog.Default()
 }
 
 // KeyConfig is one [[auth.dkim]] entry.
@@ -101,7 +105,20 @@ type signingKey struct {
 
 // New validates the options and loads the key files.
 func New(o Options) (*Checker, error) {
-	o = withDefaults(o)
+	// Nothing is filled in but the seams: the defaults live in the config
+	// layer (OptionsFrom).
+	if o.DNSTimeout <= 0 || o.CacheTTL <= 0 || o.ResolverCooldown <= 0 {
+		return nil, errors.New("auth: DNSTimeout, CacheTTL and ResolverCooldown must be positive")
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	switch o.Mode {
 	case ModeOff, ModeWarn, ModeEnforce:
 	default:
@@ -139,27 +156,24 @@ func New(o Options) (*Checker, error) {
 	return c, nil
 }
 
-func withDefaults(o Options) Options {
-	if o.Mode == "" {
-		o.Mode = ModeWarn
+// OptionsFrom maps the config onto Options: [auth], the outbound
+// addresses and the users' allowed sender domains. The caller adds Logger
+// (and Resolver in tests and tools).
+func OptionsFrom(cfg *config.Config) Options {
+	a := cfg.Auth
+	o := Options{
+		Mode:             a.Mode,
+		OutboundIPs:      cfg.Delivery.OutboundAddrs(),
+		Users:            map[string][]string{},
+		DNSTimeout:       time.Duration(a.DNSTimeout),
+		CacheTTL:         time.Duration(a.CacheTTL),
+		ResolverCooldown: time.Duration(a.ResolverCooldown),
 	}
-	if o.DNSTimeout <= 0 {
-		o.DNSTimeout = 2 * time.Second
+	for _, k := range a.DKIM {
+		o.Keys = append(o.Keys, KeyConfig{Domain: k.Domain, Selector: k.Selector, KeyFile: k.KeyFile, Subdomains: k.Subdomains})
 	}
-	if o.CacheTTL <= 0 {
-		o.CacheTTL = 5 * time.Minute
-	}
-	if o.ResolverCooldown <= 0 {
-		o.ResolverCooldown = 30 * time.Second
-	}
-	if o.Resolver == nil {
-		o.Resolver = net.DefaultResolver
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
+	for _, u := range cfg.Access.Users {
+		o.Users[u.Name] = u.AllowedFrom
 	}
 	return o
 }

@@ -12,8 +12,12 @@ var msg2K = []byte(testMsg + strings.Repeat("The quick brown fox jumps over the 
 
 func benchSign(b *testing.B, typ string) {
 	fake := newFakeDNS()
-	c, err := New(Options{Mode: ModeOff, OutboundIPs: testIPs, Resolver: fake,
-		Keys: []KeyConfig{keyFixture(b, fake, "example.test", "s", typ, false)}})
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeOff
+		o.OutboundIPs = testIPs
+		o.Resolver = fake
+		o.Keys = []KeyConfig{keyFixture(b, fake, "example.test", "s", typ, false)}
+	}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,8 +33,12 @@ func benchSign(b *testing.B, typ string) {
 
 func benchVerify(b *testing.B, typ string) {
 	fake := newFakeDNS()
-	c, err := New(Options{Mode: ModeOff, OutboundIPs: testIPs, Resolver: fake,
-		Keys: []KeyConfig{keyFixture(b, fake, "example.test", "s", typ, false)}})
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeOff
+		o.OutboundIPs = testIPs
+		o.Resolver = fake
+		o.Keys = []KeyConfig{keyFixture(b, fake, "example.test", "s", typ, false)}
+	}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -117,7 +117,14 @@ func TestCheckVerdicts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			clock := at(time.Unix(1_800_000_000, 0))
-			c, err := New(Options{Mode: tc.mode, OutboundIPs: testIPs, Keys: []KeyConfig{key}, Users: users, Resolver: fake, Now: clock.Now})
+			c, err := New(testOptions(func(o *Options) {
+				o.Mode = tc.mode
+				o.OutboundIPs = testIPs
+				o.Keys = []KeyConfig{key}
+				o.Users = users
+				o.Resolver = fake
+				o.Now = clock.Now
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +159,7 @@ func TestCheckVerdicts(t *testing.T) {
 // TestCheckRejectMessageExact pins the actionable 550 text of the brief.
 func TestCheckRejectMessageExact(t *testing.T) {
 	t.Parallel()
-	c, err := New(Options{Mode: ModeEnforce, OutboundIPs: testIPs, Resolver: testZone()})
+	c, err := New(testOptions(func(o *Options) { o.Mode = ModeEnforce; o.OutboundIPs = testIPs; o.Resolver = testZone() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,16 +179,18 @@ func TestCheckRejectMessageExact(t *testing.T) {
 
 func TestNewValidation(t *testing.T) {
 	t.Parallel()
-	if _, err := New(Options{Mode: ModeEnforce}); err == nil {
+	if _, err := New(testOptions(func(o *Options) { o.Mode = ModeEnforce })); err == nil {
 		t.Error("enforce without outbound_ips accepted")
 	}
-	if _, err := New(Options{Mode: "loud"}); err == nil {
+	if _, err := New(testOptions(func(o *Options) { o.Mode = "loud" })); err == nil {
 		t.Error("unknown mode accepted")
 	}
-	if _, err := New(Options{Keys: []KeyConfig{{Domain: "a.test", Selector: "s", KeyFile: "/nonexistent.invalid"}}}); err == nil {
+	if _, err := New(testOptions(func(o *Options) {
+		o.Keys = []KeyConfig{{Domain: "a.test", Selector: "s", KeyFile: "/nonexistent.invalid"}}
+	})); err == nil {
 		t.Error("missing key file accepted")
 	}
-	c, err := New(Options{Mode: ModeWarn, Resolver: testZone()})
+	c, err := New(testOptions(func(o *Options) { o.Mode = ModeWarn; o.Resolver = testZone() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +208,14 @@ func TestResolverCooldown(t *testing.T) {
 	fake.hang["_dmarc.slow.test"] = true
 	fake.txt["slow.test"] = []string{"v=spf1 -all"}
 	clock := at(time.Unix(1_800_000_000, 0))
-	c, err := New(Options{Mode: ModeEnforce, OutboundIPs: testIPs, Resolver: fake, Now: clock.Now,
-		DNSTimeout: 20 * time.Millisecond, ResolverCooldown: time.Minute})
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeEnforce
+		o.OutboundIPs = testIPs
+		o.Resolver = fake
+		o.Now = clock.Now
+		o.DNSTimeout = 20 * time.Millisecond
+		o.ResolverCooldown = time.Minute
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +243,13 @@ func TestDNSCacheTTL(t *testing.T) {
 	t.Parallel()
 	fake := testZone()
 	clock := at(time.Unix(1_800_000_000, 0))
-	c, err := New(Options{Mode: ModeWarn, OutboundIPs: testIPs, Resolver: fake, Now: clock.Now, CacheTTL: time.Minute})
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeWarn
+		o.OutboundIPs = testIPs
+		o.Resolver = fake
+		o.Now = clock.Now
+		o.CacheTTL = time.Minute
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,7 +237,7 @@ func TestDKIMCorpusAlignment(t *testing.T) {
 	fake := loadCorpusZone(t)
 	fake.txt["corpus.test"] = []string{"v=spf1 ip4:198.51.100.1 -all"}
 	fake.txt["_dmarc.corpus.test"] = []string{"v=DMARC1; p=reject"}
-	c, err := New(Options{Mode: ModeEnforce, Resolver: fake, OutboundIPs: testIPs})
+	c, err := New(testOptions(func(o *Options) { o.Mode = ModeEnforce; o.Resolver = fake; o.OutboundIPs = testIPs }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestDoctor(t *testing.T) {
 	t.Parallel()
 	fake, keys := doctorZone(t)
 	ips := []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("192.0.2.8")}
-	r, err := Doctor(context.Background(), Options{Mode: ModeEnforce, OutboundIPs: ips, Keys: keys, Resolver: fake}, "good.test")
+	r, err := Doctor(context.Background(), testOptions(func(o *Options) { o.Mode = ModeEnforce; o.OutboundIPs = ips; o.Keys = keys; o.Resolver = fake }), "good.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestDoctorNothingPublished(t *testing.T) {
 	// The domain exists (it has an address) but publishes nothing for mail.
 	fake := newFakeDNS()
 	fake.ip["bare.test"] = []string{"192.0.2.50"}
-	r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Resolver: fake}, "bare.test")
+	r, err := Doctor(context.Background(), testOptions(func(o *Options) { o.OutboundIPs = testIPs; o.Resolver = fake }), "bare.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,12 @@ func TestDoctorDNSFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Keys: []KeyConfig{key}, Resolver: tc.resolver, DNSTimeout: 20 * time.Millisecond}, "good.test")
+			r, err := Doctor(context.Background(), testOptions(func(o *Options) {
+				o.OutboundIPs = testIPs
+				o.Keys = []KeyConfig{key}
+				o.Resolver = tc.resolver
+				o.DNSTimeout = 20 * time.Millisecond
+			}), "good.test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +240,7 @@ func TestDoctorDomainNotFound(t *testing.T) {
 	t.Parallel()
 	fake, _ := healthyZone(t)
 	key := keyFixture(t, nil, "nosuch.test", "s1", "ed25519", false)
-	r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Keys: []KeyConfig{key}, Resolver: fake}, "nosuch.test")
+	r, err := Doctor(context.Background(), testOptions(func(o *Options) { o.OutboundIPs = testIPs; o.Keys = []KeyConfig{key}; o.Resolver = fake }), "nosuch.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +268,7 @@ func TestDoctorDomainNotFound(t *testing.T) {
 func TestDoctorHealthy(t *testing.T) {
 	t.Parallel()
 	fake, key := healthyZone(t)
-	r, err := Doctor(context.Background(), Options{OutboundIPs: testIPs, Keys: []KeyConfig{key}, Resolver: fake}, "good.test")
+	r, err := Doctor(context.Background(), testOptions(func(o *Options) { o.OutboundIPs = testIPs; o.Keys = []KeyConfig{key}; o.Resolver = fake }), "good.test")
 	if err != nil {
 		t.Fatal(err)
 	}

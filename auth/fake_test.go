@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"sluice/config"
 )
 
 // fakeDNS is an in-memory Resolver. Names are compared lower-case without a
@@ -133,4 +135,15 @@ func (f *fakeDNS) LookupAddr(ctx context.Context, addr string) ([]string, error)
 		return nil, nodata(addr)
 	}
 	return names, nil
+}
+
+// testOptions are the daemon's options from the default config
+// (OptionsFrom(config.Default())) with the tweaks: New fills in nothing but
+// the seams, so a test states every value it changes.
+func testOptions(tweaks ...func(*Options)) Options {
+	o := OptionsFrom(config.Default())
+	for _, f := range tweaks {
+		f(&o)
+	}
+	return o
 }

@@ -26,7 +26,7 @@ func TestSignCrossCheckDkimpy(t *testing.T) {
 		keyFixture(t, fake, "example.test", "r1", "rsa", false),
 		keyFixture(t, fake, "example.test", "e1", "ed25519", false),
 	}
-	c, err := New(Options{Mode: ModeOff, Keys: keys, Resolver: fake, OutboundIPs: testIPs})
+	c, err := New(testOptions(func(o *Options) { o.Mode = ModeOff; o.Keys = keys; o.Resolver = fake; o.OutboundIPs = testIPs }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(Options{Mode: ModeOff, Keys: tc.keys, Resolver: fake, OutboundIPs: testIPs})
+			c, err := New(testOptions(func(o *Options) { o.Mode = ModeOff; o.Keys = tc.keys; o.Resolver = fake; o.OutboundIPs = testIPs }))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,8 +106,12 @@ func TestSignPKCS1Key(t *testing.T) {
 	}
 	fake := newFakeDNS()
 	fake.txt["test._domainkey.example.test"] = []string{strings.TrimSpace(string(txt))}
-	c, err := New(Options{Mode: ModeOff, Resolver: fake, OutboundIPs: testIPs,
-		Keys: []KeyConfig{{Domain: "example.test", Selector: "test", KeyFile: filepath.Join(dkimData, "dkimpy", "test.private")}}})
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeOff
+		o.Resolver = fake
+		o.OutboundIPs = testIPs
+		o.Keys = []KeyConfig{{Domain: "example.test", Selector: "test", KeyFile: filepath.Join(dkimData, "dkimpy", "test.private")}}
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +130,12 @@ func TestKeysForSubdomains(t *testing.T) {
 	t.Parallel()
 	org := keyFixture(t, nil, "example.test", "s1", "ed25519", true)
 	exact := keyFixture(t, nil, "other.test", "s1", "ed25519", false)
-	c, err := New(Options{Mode: ModeOff, Keys: []KeyConfig{org, exact}, OutboundIPs: testIPs, Resolver: newFakeDNS()})
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeOff
+		o.Keys = []KeyConfig{org, exact}
+		o.OutboundIPs = testIPs
+		o.Resolver = newFakeDNS()
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +186,7 @@ func TestCheckStreamsMessage(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(Options{Mode: ModeWarn, Keys: tc.keys, Resolver: fake, OutboundIPs: testIPs})
+			c, err := New(testOptions(func(o *Options) { o.Mode = ModeWarn; o.Keys = tc.keys; o.Resolver = fake; o.OutboundIPs = testIPs }))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"sluice/auth"
 	"sluice/config"
@@ -34,22 +33,8 @@ func inboundOptions(cfg *config.Config, log *slog.Logger) (relay.InboundOptions,
 }
 
 func authOptions(cfg *config.Config, log *slog.Logger) auth.Options {
-	a := cfg.Auth
-	o := auth.Options{
-		Mode:             a.Mode,
-		OutboundIPs:      cfg.Delivery.OutboundAddrs(),
-		Users:            map[string][]string{},
-		DNSTimeout:       time.Duration(a.DNSTimeout),
-		CacheTTL:         time.Duration(a.CacheTTL),
-		ResolverCooldown: time.Duration(a.ResolverCooldown),
-		Logger:           log,
-	}
-	for _, k := range a.DKIM {
-		o.Keys = append(o.Keys, auth.KeyConfig{Domain: k.Domain, Selector: k.Selector, KeyFile: k.KeyFile, Subdomains: k.Subdomains})
-	}
-	for _, u := range cfg.Access.Users {
-		o.Users[u.Name] = u.AllowedFrom
-	}
+	o := auth.OptionsFrom(cfg)
+	o.Logger = log
 	return o
 }
 
