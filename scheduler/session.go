@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"sluice/relay"
@@ -76,8 +78,15 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		// The body streams from the queue (its spool file, or a copy of
 		// a small inline one) while DATA is sent; no bbolt transaction
 		// stays open during the send.
-		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: body, Size: body.Size(),
-			EightBit: body.Has8Bit(), SMTPUTF8: needsSMTPUTF8(j)}
+		utf8, r, err := needsSMTPUTF8(j, body, body.Has8Bit())
+		if err != nil {
+			body.Close()
+			s.log.Error("reading queued body failed", "id", j.id, "err", err)
+			s.requeue([]*job{j}, s.now().Add(time.Minute))
+			continue
+		}
+		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: r, Size: body.Size(),
+			EightBit: body.Has8Bit(), SMTPUTF8: utf8}
 		replies := sess.Send(ctx, d)
 		body.Close()
 		if s.finish(ctx, name, j, sess.Relay(), replies) || !sess.Usable() {
@@ -122,19 +131,71 @@ func addrs(j *job) []string {
 	return out
 }
 
-// needsSMTPUTF8 reports whether the delivery asks for the SMTPUTF8
-// extension (RFC 6531 §3.4). The envelope decides: the parameter the
-// client gave at MAIL, or a non-ASCII address (a DSN to a UTF-8 sender
-// has no client to ask). Raw 8-bit bytes in a header do not: a message
-// that did not ask goes with BODY=8BITMIME where offered, or as is to a
-// 7-bit peer, as Postfix sends it; never bounced for them, and never
-// down-converted, which would break its DKIM signature.
-func needsSMTPUTF8(j *job) bool {
-	if j.smtputf8 || !isASCII(j.from) {
-		return true
+// needsSMTPUTF8 reports whether the delivery needs the SMTPUTF8 extension
+// (RFC 6531 §3.4), and returns the body to send (the same bytes: what was
+// read to decide is put back in front). The envelope decides: a non-ASCII
+// address needs it (a DSN to a UTF-8 sender has no client to ask), and so
+// does a message that asked for it at MAIL and has raw UTF-8 in its
+// header section (RFC 6532). Raw 8-bit bytes alone do not: a message that
+// did not ask goes with BODY=8BITMIME where offered, or as is to a 7-bit
+// peer, as Postfix sends it; never bounced for them, and never
+// down-converted, which would break its DKIM signature. A message that
+// asked but is ASCII in its envelope and header (net/smtp, for one, asks
+// whenever the server offers it) needs nothing: it goes without the
+// parameter, as Postfix delivers it, instead of bouncing at a peer
+// without the extension.
+func needsSMTPUTF8(j *job, body io.Reader, eightBit bool) (bool, io.Reader, error) {
+	if !isASCII(j.from) {
+		return true, body, nil
 	}
 	for _, it := range j.items {
 		if !isASCII(it.Addr) {
+			return true, body, nil
+		}
+	}
+	if !j.smtputf8 || !eightBit {
+		return false, body, nil
+	}
+	return headerHas8Bit(body)
+}
+
+// maxHeaderScan bounds the header section read to decide; inbound refuses
+// a longer one (1 MiB), so reaching it means a malformed message, and the
+// answer is the cautious one.
+const maxHeaderScan = 1<<20 + 4
+
+// headerHas8Bit reads body up to the end of its header section (the first
+// empty line, RFC 5322 §2.1) and reports a byte >= 0x80 in it; the bytes
+// read are returned in front of the rest of body.
+func headerHas8Bit(body io.Reader) (bool, io.Reader, error) {
+	var buf []byte
+	chunk := make([]byte, 4096)
+	for {
+		n, err := body.Read(chunk)
+		start := max(len(buf)-3, 0) // the empty line may straddle two reads
+		buf = append(buf, chunk[:n]...)
+		end := -1
+		if len(buf) >= 2 && buf[0] == '\r' && buf[1] == '\n' {
+			end = 0 // no header fields at all
+		} else if i := bytes.Index(buf[start:], []byte("\r\n\r\n")); i >= 0 {
+			end = start + i
+		}
+		switch {
+		case end >= 0:
+			return has8Bit(buf[:end]), io.MultiReader(bytes.NewReader(buf), body), nil
+		case errors.Is(err, io.EOF):
+			return has8Bit(buf), bytes.NewReader(buf), nil // headers only
+		case err != nil:
+			return false, nil, err
+		case len(buf) >= maxHeaderScan:
+			return true, io.MultiReader(bytes.NewReader(buf), body), nil
+		}
+	}
+}
+
+func has8Bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
 			return true
 		}
 	}

@@ -1,10 +1,15 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"sluice/internal/fakemx"
@@ -34,7 +39,9 @@ func TestSMTPUTF8FromTheEnvelope(t *testing.T) {
 		flag, want                bool
 	}{
 		{"UTF-8 header, no SMTPUTF8 at MAIL", "app@src.test", "a@dest.test", "Caf\u00e9 cr\u00e8me", false, false},
-		{"SMTPUTF8 at MAIL, ASCII everywhere", "app@src.test", "b@dest.test", "plain", true, true},
+		// net/smtp asks for SMTPUTF8 whenever it is offered: an ASCII
+		// message that asked needs nothing (Postfix delivers it too).
+		{"SMTPUTF8 at MAIL, ASCII everywhere", "app@src.test", "b@dest.test", "plain", true, false},
 		{"SMTPUTF8 at MAIL and a UTF-8 header", "app@src.test", "c@dest.test", "\u00fcber", true, true},
 		{"UTF-8 recipient without the flag (a DSN)", "", "j\u00f6rg@dest.test", "plain", false, true},
 		{"UTF-8 sender without the flag", "\u00e9t\u00e9@src.test", "d@dest.test", "plain", false, true},
@@ -88,4 +95,70 @@ func TestUTF8HeaderWithoutSMTPUTF8IsDelivered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// headerHas8Bit looks at the header section only, across reads of any
+// size, and gives back every byte it read.
+func TestHeaderHas8Bit(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("X-Pad: "+strings.Repeat("a", 70)+"\r\n", 200) // > one 4 KiB read
+	tests := []struct {
+		name, msg string
+		want      bool
+	}{
+		{"ASCII header, UTF-8 body", "Subject: hi\r\n\r\ncaf\u00e9\r\n", false},
+		{"UTF-8 header", "Subject: caf\u00e9\r\n\r\nhello\r\n", true},
+		{"UTF-8 header after a long one", long + "Subject: caf\u00e9\r\n\r\nx\r\n", true},
+		{"long ASCII header, UTF-8 body", long + "\r\ncaf\u00e9\r\n", false},
+		{"headers only, UTF-8", "Subject: caf\u00e9\r\n", true},
+		{"headers only, ASCII", "Subject: hi\r\n", false},
+		{"no header fields", "\r\ncaf\u00e9\r\n", false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		for _, rd := range []struct {
+			name string
+			r    func(string) io.Reader
+		}{
+			{"whole", func(s string) io.Reader { return strings.NewReader(s) }},
+			{"one byte", func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) }},
+		} {
+			got, r, err := headerHas8Bit(rd.r(tt.msg))
+			if err != nil {
+				t.Fatalf("%s/%s: %v", tt.name, rd.name, err)
+			}
+			back, _ := io.ReadAll(r)
+			if got != tt.want || string(back) != tt.msg {
+				t.Errorf("%s/%s: %v (want %v), gave back %d of %d bytes", tt.name, rd.name, got, tt.want, len(back), len(tt.msg))
+			}
+		}
+	}
+}
+
+func FuzzHeaderHas8Bit(f *testing.F) {
+	f.Add([]byte("Subject: caf\xc3\xa9\r\n\r\nbody\r\n"), uint8(3))
+	f.Add([]byte("A: b\r\n\r\n\xff"), uint8(1))
+	f.Fuzz(func(t *testing.T, msg []byte, step uint8) {
+		var r io.Reader = bytes.NewReader(msg)
+		if step%2 == 1 {
+			r = iotest.OneByteReader(r)
+		}
+		got, back, err := headerHas8Bit(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _ := io.ReadAll(back)
+		if !bytes.Equal(all, msg) {
+			t.Fatalf("gave back %q, want %q", all, msg)
+		}
+		head := msg
+		if bytes.HasPrefix(msg, []byte("\r\n")) {
+			head = nil
+		} else if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+			head = msg[:i]
+		}
+		if want := slices.ContainsFunc(head, func(c byte) bool { return c >= 0x80 }); got != want && len(msg) < maxHeaderScan {
+			t.Fatalf("headerHas8Bit(%q) = %v, want %v", msg, got, want)
+		}
+	})
 }
