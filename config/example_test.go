@@ -103,3 +103,67 @@ func diffKeys(a, b reflect.Value, prefix string) []string {
 	}
 	return out
 }
+
+// documentedZeros names, for every key whose zero (or "0") the example
+// documents, the test that shows the relay doing what the comment says
+// (issue 9 item 21). A new "0 = ..." in config.example.toml needs an entry
+// here and a test.
+var documentedZeros = map[string]string{
+	"memory_limit":                   "cmd/sluice:TestApplyMemoryLimit",
+	"limits.max_inflight_bytes":      "relay:TestZeroInflightBytesIsNoBound",
+	"delivery.connection_idle":       "scheduler:TestConnectionIdleZeroClosesAtOnce",
+	"policy.greylist_margin":         "policy:TestZeroMeansWhatTheConfigSays",
+	"policy.initial_concurrency":     "policy:TestZeroMeansWhatTheConfigSays",
+	"policy.suppress_after_expiries": "policy:TestZeroMeansWhatTheConfigSays",
+}
+
+// TestDocumentedZerosAreTested finds every key whose comment in
+// config.example.toml gives a meaning to 0, and checks that it has a
+// named test in documentedZeros and that the test exists.
+func TestDocumentedZerosAreTested(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := regexp.MustCompile(`(^|[;#]\s*)"?0s?"? = `)
+	key := regexp.MustCompile(`^([a-z_]+)\s*=`)
+	header := regexp.MustCompile(`^\[([a-z_.]+)\]`)
+	section := ""
+	found := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := header.FindStringSubmatch(line); m != nil {
+			section = m[1] + "."
+			continue
+		}
+		m := key.FindStringSubmatch(line)
+		i := strings.Index(line, "#")
+		if m == nil || i < 0 || !zero.MatchString(line[i:]) {
+			continue
+		}
+		k := section + m[1]
+		found[k] = true
+		test, ok := documentedZeros[k]
+		if !ok {
+			t.Errorf("%s documents a meaning for 0 but names no test in documentedZeros", k)
+			continue
+		}
+		pkg, name, _ := strings.Cut(test, ":")
+		files, _ := filepath.Glob(filepath.Join("..", pkg, "*_test.go"))
+		have := false
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "func "+name+"(") {
+				have = true
+				break
+			}
+		}
+		if !have {
+			t.Errorf("%s: test %s not found in %s", k, name, pkg)
+		}
+	}
+	for k := range documentedZeros {
+		if !found[k] {
+			t.Errorf("documentedZeros lists %s, but config.example.toml documents no 0 for it", k)
+		}
+	}
+}
