@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"sluice/config"
 	"sluice/policy"
@@ -52,7 +53,9 @@ func (s *Server) fail(w http.ResponseWriter, what string, err error) {
 	case errors.Is(err, queue.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, queue.ErrNoSpace):
-		code = http.StatusInsufficientStorage
+		code = http.StatusInsufficientStorage // RFC 4918 §11.5
+	case errors.Is(err, queue.ErrUnwritable):
+		code = http.StatusServiceUnavailable
 	case errors.Is(err, policy.ErrBadLimits), errors.Is(err, errBadRequest):
 		code = http.StatusBadRequest
 	case errors.Is(err, errConflict):
@@ -241,8 +244,14 @@ func (s *Server) postSuppress(w http.ResponseWriter, r *http.Request) {
 	if req.Reason == "" {
 		req.Reason = "added by the operator"
 	}
+	if strings.TrimSpace(req.Addr) == "" {
+		s.fail(w, "suppress add", fmt.Errorf("%w: empty address", errBadRequest))
+		return
+	}
+	// A storage failure keeps its class: a full disk is 507, not the
+	// operator's mistake (400).
 	if err := s.o.Queue.Suppress(req.Addr, req.Reason); err != nil {
-		s.fail(w, "suppress add", fmt.Errorf("%w: %v", errBadRequest, err))
+		s.fail(w, "suppress add", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, Result{Changed: 1})

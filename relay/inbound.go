@@ -98,7 +98,13 @@ type InboundOptions struct {
 	// InFlight bounds the sum, over the transactions open at once, of
 	// their declared SIZE (else MaxMessageSize); beyond it MAIL gets 452
 	// 4.3.1. Share one between the listeners of a daemon; nil = no bound.
-	InFlight                  *InFlight
+	InFlight *InFlight
+	// Space, when set, is asked at MAIL whether a message of the declared
+	// SIZE (0 when none) can be stored now; an error refuses the MAIL
+	// with 452 4.3.1 before the client uploads anything (RFC 1870 §6.1).
+	// It must be cheap: it runs on every MAIL (queue.Space.Check is one
+	// atomic load).
+	Space                     func(size int64) error
 	MaxRecipients             int // beyond: 452 4.5.3
 	MaxLineLength             int
 	ReadTimeout, WriteTimeout time.Duration

@@ -191,10 +191,20 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 		ss.s.log.Warn("message rate limited", "client", ss.c.ip, "trace", ss.c.trace)
 		return inErrRate
 	}
+	var declared int64
+	if opts != nil && opts.Size > 0 {
+		declared = opts.Size
+	}
+	if ss.s.o.Space != nil {
+		if err := ss.s.o.Space(declared); err != nil {
+			ss.s.log.Warn("mail deferred: no space for new mail", "client", ss.c.ip, "trace", ss.c.trace, "size", declared, "err", err)
+			return inErrNoSpace
+		}
+	}
 	ss.Reset()
 	size := ss.s.o.MaxMessageSize
-	if opts != nil && opts.Size > 0 {
-		size = opts.Size
+	if declared > 0 {
+		size = declared
 	}
 	if !ss.s.o.InFlight.reserve(size) {
 		ss.s.log.Warn("mail deferred: limits.max_inflight_bytes reached", "client", ss.c.ip, "trace", ss.c.trace,

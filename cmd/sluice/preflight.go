@@ -110,6 +110,7 @@ func (d *daemon) buildInbound(tlsConfig *tls.Config) error {
 	base.Suppressed = func(addr string) bool { return d.queue.IsSuppressed(addr) }
 	base.OnEnqueue = func(string) { d.sched.Kick() }
 	base.OnResult = d.onInbound
+	base.Space = func(size int64) error { return d.space.Check(size) }
 	for _, a := range d.inboundAddrs() {
 		requireAuth, implTLS := a.key != "listen.smtp", a.key == "listen.submissions"
 		if requireAuth && tlsConfig == nil {

@@ -78,6 +78,7 @@ type daemon struct {
 	sched      *scheduler.Scheduler
 	inbound    []*relay.Inbound
 	admin      *admin.Server
+	space      *queue.Space // free space against queue.min_free_space, refreshed by watchSpace
 	adminToken string
 	started    time.Time
 	newQueue   bool // serve --new-queue
@@ -135,6 +136,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan o
 	stopAdmin := d.serveAdmin(ls)
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
+	go d.watchSpace(bg, time.Second)
 	go d.onHUP(bg, hup)
 	log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
 	<-ctx.Done()
@@ -180,6 +182,39 @@ func (d *daemon) onHUP(ctx context.Context, hup <-chan os.Signal) {
 	}
 }
 
+// watchSpace refreshes the free-space reading every period, so that MAIL
+// and /readyz answer from it without a statfs each, and logs each
+// crossing of the reserve once.
+func (d *daemon) watchSpace(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	was := d.space.Check(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := d.space.Refresh()
+		switch {
+		case now != nil && was == nil:
+			d.log.Warn("below the free-space reserve: new mail gets 452 4.3.1 at MAIL; mail already queued keeps moving", "reason", now.Error())
+		case now == nil && was != nil:
+			d.log.Info("free space back above the reserve: taking new mail again")
+		}
+		was = now
+	}
+}
+
+// ready is the daemon's own readiness check for /readyz and `sluice
+// status`: not ready while below the free-space reserve.
+func (d *daemon) ready() error {
+	if err := d.space.Err(); err != nil {
+		return fmt.Errorf("cannot read the free space of %s: %w", d.cfg.DataDir, err)
+	}
+	return d.space.Check(0)
+}
+
 // compactMinSize is the queue file size below which start-up never compacts.
 const compactMinSize = 256 << 20
 
@@ -208,6 +243,7 @@ func (d *daemon) open() error {
 		return err
 	}
 	d.queue, d.started = q, time.Now()
+	d.space = queue.NewSpace(cfg.DataDir, int64(cfg.Queue.MinFreeSpace), nil)
 	pol, err := policy.New(policyOptions(cfg, d.queue, log))
 	if err != nil {
 		q.Close()
@@ -223,6 +259,7 @@ func (d *daemon) open() error {
 	}
 	d.admin = admin.New(admin.Options{
 		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Kick, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
+		Ready:    d.ready,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
 	})
 	return nil
