@@ -49,7 +49,7 @@ type outFakeMX struct {
 	conns  int
 }
 
-func newOutFakeMX(t *testing.T, cfg outFakeCfg) *outFakeMX {
+func newOutFakeMX(t testing.TB, cfg outFakeCfg) *outFakeMX {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -243,7 +243,7 @@ func (f *outFakeMX) serve(c net.Conn) {
 
 // outTestCert makes a self-signed certificate for mx.test and 127.0.0.1,
 // and a pool that trusts it.
-func outTestCert(t *testing.T) (*tls.Config, *x509.CertPool) {
+func outTestCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 	t.Helper()
 	c, err := selfsigned.New(time.Now(), "mx.test", "127.0.0.1")
 	if err != nil {
@@ -370,7 +370,7 @@ func outTestOptions() OutboundOptions {
 // outTestOutbound builds an Outbound whose "dest.test" routes to f, with
 // TLS mode tlsMode ("" = the default delivery.tls, as the config resolves
 // it) and 30-second command and data timeouts.
-func outTestOutbound(t *testing.T, f *outFakeMX, tlsMode string, mod func(*OutboundOptions)) (*Outbound, *outDialRecorder) {
+func outTestOutbound(t testing.TB, f *outFakeMX, tlsMode string, mod func(*OutboundOptions)) (*Outbound, *outDialRecorder) {
 	t.Helper()
 	rec := &outDialRecorder{}
 	o := outTestOptions()

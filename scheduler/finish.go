@@ -77,13 +77,9 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 		}
 		ups = append(ups, up)
 	}
-	if len(cut) > 0 {
-		// The session context is cancelled: commit without it.
-		if err := s.o.Queue.Update(context.WithoutCancel(ctx), cut); err != nil {
-			s.log.Error("requeueing at shutdown failed; the recipients return to due at the next start", "id", j.id, "err", err)
-		}
-	}
-	o := &outcome{job: j, ups: ups}
+	// Recipients cut by our shutdown go back due now, recorded like any
+	// outcome (record does not use the cancelled session context).
+	o := &outcome{job: j, ups: append(ups, cut...)}
 	if len(failed) > 0 && j.from != "" {
 		o.dsn = &pendingDSN{failed: failed, at: now}
 	}
