@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"time"
 )
 
@@ -27,6 +26,10 @@ import (
 const (
 	exportFormat  = "sluice-queue"
 	exportVersion = 1
+	// maxExportRcpts bounds the recipient count read from an envelope: a
+	// larger one is damage, not a message (the inbound limit is far
+	// lower).
+	maxExportRcpts = 1 << 20
 )
 
 type exportHeader struct {
@@ -180,27 +183,32 @@ func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
 		bkts[string(name)] = b
 	}
 
-	// Messages, in ID order. exported remembers them (IDs sort, so a
-	// sorted slice), to name afterwards the open messages whose envelope
-	// could not be read.
-	var exported []string
+	// Messages, in key order. In tolerant mode exported remembers them,
+	// to skip a key that damage repeats and to name afterwards the open
+	// messages whose envelope could not be read.
+	exported := map[string]bool{}
 	if b, ok := bkts[string(bktMsgs)]; ok {
 		err := rf.walk(b, func(k, v []byte, _ uint32) error {
 			id := string(k)
+			if o.Tolerant {
+				if exported[id] {
+					problem(rf.damaged("message %q is listed twice", id))
+					return nil
+				}
+				exported[id] = true
+			}
 			lost, err := exportOne(bw, rf, bkts, spoolDir, id, v)
 			if err != nil {
 				if !o.Tolerant {
-					return fmt.Errorf("message %s: %w", id, err)
+					return fmt.Errorf("message %q: %w", id, err)
 				}
-				problem(fmt.Errorf("message %s: %w", id, err))
+				problem(fmt.Errorf("message %q: %w", id, err))
 				if lost != nil {
 					rep.Lost = append(rep.Lost, *lost)
 				}
-				exported = append(exported, id)
 				return nil
 			}
 			rep.Messages++
-			exported = append(exported, id)
 			return nil
 		}, onErr)
 		if err != nil {
@@ -213,7 +221,7 @@ func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
 		if b, ok := bkts[string(bktOpen)]; ok {
 			_ = rf.walk(b, func(k, _ []byte, _ uint32) error {
 				id := string(k)
-				if _, found := slices.BinarySearch(exported, id); !found && validID(id) {
+				if !exported[id] && validID(id) {
 					rep.Lost = append(rep.Lost, LostMessage{ID: id, Why: "its envelope is unreadable"})
 				}
 				return nil
@@ -224,7 +232,11 @@ func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
 	if b, ok := bkts[string(bktSuppress)]; ok {
 		err := rf.walk(b, func(k, v []byte, _ uint32) error {
 			var r suppRec
-			if err := json.Unmarshal(v, &r); err != nil {
+			err := json.Unmarshal(v, &r)
+			if err == nil && suppKey(r.Addr) == "" {
+				err = errors.New("no address")
+			}
+			if err != nil {
 				err = rf.damaged("suppression %q: %v", k, err)
 				if !o.Tolerant {
 					return err
@@ -258,7 +270,13 @@ func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
 // exportOne writes one message. On an error nothing has been written for
 // it, and lost describes it when it had open recipients.
 func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir, id string, v []byte) (lost *LostMessage, err error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("malformed message ID %q", id)
+	}
 	m, err := decodeMsg(v)
+	if err == nil && (m.NRcpt <= 0 || m.NRcpt > maxExportRcpts || m.Size < 0) {
+		err = fmt.Errorf("envelope with %d recipients and size %d", m.NRcpt, m.Size)
+	}
 	if err != nil {
 		return &LostMessage{ID: id, Why: "its envelope is unreadable"}, err
 	}
@@ -313,6 +331,11 @@ func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir
 	}
 	if err != nil {
 		return lostOf("its body is unreadable"), err
+	}
+	if !m.Spooled && int64(len(head)) != m.Size {
+		// The value or the record is damaged: a body that is not what
+		// was accepted is not sent.
+		return lostOf("its body does not match its recorded size"), fmt.Errorf("body of %d bytes, the record says %d", len(head), m.Size)
 	}
 	body, err := openStoredBody(id, head, m.Spooled, m.EightBit, m.Size, filepath.Join(spoolDir, id))
 	if err != nil {

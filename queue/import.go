@@ -269,7 +269,9 @@ func (q *Queue) importBatch(batch []*importMsg, supps []exportSuppression, dests
 // importTx stores one message inside w; false when its ID is taken.
 func importTx(w *wtx, im *importMsg) (bool, error) {
 	em := im.em
-	if w.b(bktMsgs).Get([]byte(em.ID)) != nil {
+	// Taken in the file, or earlier in this transaction (the record is
+	// written at the end of it: w.msgs holds it until then).
+	if _, pending := w.msgs[em.ID]; pending || w.b(bktMsgs).Get([]byte(em.ID)) != nil {
 		return false, nil
 	}
 	rec := &msgRec{

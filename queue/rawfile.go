@@ -165,19 +165,56 @@ func (rf *rawFile) validate() error {
 		if m.freelist < 2 || m.freelist >= m.hwm {
 			return rf.damaged("the freelist page %d is outside the file's %d pages", m.freelist, m.hwm)
 		}
-		if _, err := rf.page(m.freelist, freelistPageFlag); err != nil {
+		if err := rf.checkFreelist(); err != nil {
 			return err
 		}
 	}
 	// The root page and the root page of every top-level bucket: what
-	// bbolt touches first when the queue opens.
+	// bbolt touches first when the queue opens. The buckets that start-up
+	// reads whole (leases, suppressions, destination states) are walked:
+	// they are small.
 	return rf.eachBucket(func(name []byte, b rawBucket) error {
 		if b.root != 0 {
-			_, err := rf.page(b.root, branchPageFlag|leafPageFlag)
-			return err
+			if _, err := rf.page(b.root, branchPageFlag|leafPageFlag); err != nil {
+				return err
+			}
+		}
+		switch string(name) {
+		case string(bktActive), string(bktSuppress), string(bktDest):
+			return rf.walk(b, func(k, v []byte, flags uint32) error { return nil }, nil)
 		}
 		return nil
 	})
+}
+
+// checkFreelist checks the freelist page as bbolt reads it at open: its
+// count (0xFFFF: the count is the first element) fits the page, and every
+// free page id is a page of the file, listed once.
+func (rf *rawFile) checkFreelist() error {
+	id := rf.meta.freelist
+	p, err := rf.page(id, freelistPageFlag)
+	if err != nil {
+		return err
+	}
+	idx, count := uint64(0), uint64(ne.Uint16(p[10:]))
+	if count == 0xFFFF {
+		if len(p) < pageHeaderSize+8 {
+			return rf.damaged("freelist page %d: too short", id)
+		}
+		idx, count = 1, ne.Uint64(p[pageHeaderSize:])
+	}
+	if count > uint64(len(p)-pageHeaderSize)/8 || pageHeaderSize+(idx+count)*8 > uint64(len(p)) {
+		return rf.damaged("freelist page %d: %d free page ids do not fit the page", id, count)
+	}
+	seen := make(map[uint64]bool, count)
+	for i := idx; i < idx+count; i++ {
+		fid := ne.Uint64(p[pageHeaderSize+i*8:])
+		if fid < 2 || fid >= rf.meta.hwm || seen[fid] {
+			return rf.damaged("freelist page %d: free page id %d is not a page of the file, or listed twice", id, fid)
+		}
+		seen[fid] = true
+	}
+	return nil
 }
 
 func (rf *rawFile) readMeta(pageSize int64, id int64) (rawMeta, error) {
