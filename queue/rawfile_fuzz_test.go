@@ -82,6 +82,7 @@ func FuzzImport(f *testing.F) {
 // TestDamagedFileMutations is FuzzDamagedFile over a fixed set of random
 // damages (seeded: the same every run): bytes overwritten anywhere, and
 // truncations. Nothing may panic, and a tolerant export always imports.
+// 60 damages by default, 3,000 with SLUICE_LONG=1.
 func TestDamagedFileMutations(t *testing.T) {
 	t.Parallel()
 	q, _, o := openTest(t, func(o *Options) { o.NoSync = true })
@@ -96,7 +97,11 @@ func TestDamagedFileMutations(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(9, 9))
 	dir := t.TempDir()
-	for i := range 200 {
+	n := 60
+	if os.Getenv("SLUICE_LONG") != "" {
+		n = 3000 // SLUICE_LONG=1 go test ./queue -run TestDamagedFileMutations
+	}
+	for i := range n {
 		data := bytes.Clone(seed)
 		if i%10 == 9 {
 			data = data[:r.IntN(len(data))]
