@@ -17,7 +17,7 @@ import (
 // fsync, but is never copied into bbolt's pages or read through its
 // memory map. docs/design-notes.md gives the measurements behind the
 // value.
-const DefaultInlineMax = 128 << 10
+const DefaultInlineMax = 64 << 10
 
 // spoolTempPrefix marks files still being written. The start-up sweep
 // removes them: a message is only ever acknowledged after its file has
