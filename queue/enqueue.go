@@ -32,7 +32,11 @@ func (q *Queue) Enqueue(ctx context.Context, m NewMessage) (string, error) {
 			return "", s.err
 		}
 		// Small enough to stay inline: one value, one shared commit.
-		m.Body = append(append(make([]byte, 0, len(m.Body)+len(s.buf)), m.Body...), s.buf...)
+		if len(m.Body) == 0 {
+			m.Body = s.buf
+		} else {
+			m.Body = append(append(make([]byte, 0, len(m.Body)+len(s.buf)), m.Body...), s.buf...)
+		}
 		s.Discard()
 		m.Spool = nil
 	}
