@@ -20,6 +20,7 @@ type config struct {
 	Size     int
 	From, To string
 	Rcpts    int
+	Wrap     int // the number in To wraps after Wrap (0 = never)
 	Acked    string
 	PerRcpt  bool
 	Deadline time.Duration // from the start of run
@@ -56,8 +57,8 @@ func (c *config) check() error {
 	switch {
 	case c.Addr == "":
 		return errors.New("-addr is required")
-	case c.N < 0 || c.C <= 0 || c.Rcpts <= 0:
-		return errors.New("-n must be >= 0, -c and -rcpts > 0")
+	case c.N < 0 || c.C <= 0 || c.Rcpts <= 0 || c.Wrap < 0:
+		return errors.New("-n and -wrap must be >= 0, -c and -rcpts > 0")
 	case strings.Count(c.To, "%") > 1 || (strings.Contains(c.To, "%") && !strings.Contains(c.To, "%d")):
 		return fmt.Errorf("-to %q: only one %%d is allowed", c.To)
 	}

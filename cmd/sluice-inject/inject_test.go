@@ -158,10 +158,39 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{Addr: "", N: 1, C: 1, Rcpts: 1},
 		{Addr: "x:1", N: 1, C: 0, Rcpts: 1},
 		{Addr: "x:1", N: 1, C: 1, Rcpts: 1, To: "u%s@x"},
+		{Addr: "x:1", N: 1, C: 1, Rcpts: 1, Wrap: -1},
 	} {
 		if _, err := run(context.Background(), cfg); err == nil {
 			t.Errorf("run accepted %+v", cfg)
 		}
+	}
+}
+
+// TestRecipientsWrap: -wrap N makes the number in -to cycle through N
+// values, recipient by recipient, so that 10 messages of 2 recipients
+// with -wrap 4 reach 4 domains 5 times each.
+func TestRecipientsWrap(t *testing.T) {
+	t.Parallel()
+	seen := map[string]int{}
+	for n := range 10 {
+		for _, r := range recipients("u@d%d.test", n, 2, 4) {
+			seen[r]++
+		}
+	}
+	want := map[string]int{"u@d0.test": 5, "u@d1.test": 5, "u@d2.test": 5, "u@d3.test": 5}
+	if len(seen) != len(want) {
+		t.Fatalf("recipients %v, want %v", seen, want)
+	}
+	for r, n := range want {
+		if seen[r] != n {
+			t.Fatalf("recipients %v, want %v", seen, want)
+		}
+	}
+	if got := recipients("u%d@d.test", 12345, 1, 0); got[0] != "u12345@d.test" {
+		t.Fatalf("without wrap: %v", got)
+	}
+	if got := recipients("u@d.test", 3, 2, 4); got[0] != "u@d.test" || got[1] != "u@d.test" {
+		t.Fatalf("without %%d: %v", got)
 	}
 }
 

@@ -7,7 +7,7 @@
 // Usage:
 //
 //	sluice-inject -addr 127.0.0.1:2525 -n 2000 -c 20 -size 2048 \
-//	    -from a@src.test -to 'user%d@dest.test' -acked FILE [-per-rcpt]
+//	    -from a@src.test -to 'user%d@dest.test' -acked FILE [-per-rcpt] [-wrap N]
 //
 // It prints one summary line: sent, acked, failed, attempts, elapsed, msg/s.
 package main
@@ -32,6 +32,7 @@ func main() {
 	flag.StringVar(&cfg.From, "from", "a@src.test", "envelope sender")
 	flag.StringVar(&cfg.To, "to", "user%d@dest.test", "recipient; %d is replaced by the message (or recipient) number")
 	flag.IntVar(&cfg.Rcpts, "rcpts", 1, "recipients per message")
+	flag.IntVar(&cfg.Wrap, "wrap", 0, "the number in -to wraps after this many: -to 'u@d%d.test' -wrap 10000 spreads mail over 10,000 domains (0 = never)")
 	flag.StringVar(&cfg.Acked, "acked", "", "append the Message-ID of every message acknowledged with 250 to this file")
 	flag.BoolVar(&cfg.PerRcpt, "per-rcpt", false, "write one acked line per accepted recipient: \"<Message-ID> <rcpt>\"")
 	flag.DurationVar(&cfg.Deadline, "deadline", 60*time.Second, "stop retrying unacknowledged messages after this long")

@@ -14,12 +14,18 @@ func messageID(runID string, n int) string {
 
 // recipients returns the recipients of message n: with a %d in the
 // pattern each gets its own number, since greylisting keys on the
-// (IP, sender, recipient) triplet.
-func recipients(pattern string, n, per int) []string {
+// (IP, sender, recipient) triplet. With wrap > 0 the number wraps after
+// wrap, so that -to 'u@d%d.test' -wrap 10000 spreads the mail over
+// 10,000 domains (the scale bench's many-destinations run).
+func recipients(pattern string, n, per, wrap int) []string {
 	out := make([]string, per)
 	for j := range out {
 		if strings.Contains(pattern, "%d") {
-			out[j] = fmt.Sprintf(pattern, n*per+j)
+			k := n*per + j
+			if wrap > 0 {
+				k %= wrap
+			}
+			out[j] = fmt.Sprintf(pattern, k)
 		} else {
 			out[j] = pattern
 		}

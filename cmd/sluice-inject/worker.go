@@ -33,7 +33,7 @@ const (
 // good, or the deadline passes.
 func (w *worker) send(ctx context.Context, i int) {
 	w.sum.Sent++
-	to := recipients(w.cfg.To, i, w.cfg.Rcpts)
+	to := recipients(w.cfg.To, i, w.cfg.Rcpts, w.cfg.Wrap)
 	id := messageID(w.cfg.RunID, i)
 	msg := buildMessage(w.cfg.RunID, i, w.cfg.From, to, w.cfg.Size, w.cfg.Now())
 	wait := w.cfg.Backoff
