@@ -46,23 +46,6 @@ WORK=$(mktemp -d /tmp/sluice-memory.XXXXXX)
 BENCH_BIN=$WORK/bin
 mkdir -p "$BENCH_BIN"
 
-# --- the receiver ------------------------------------------------------------
-
-start_sink() { # NAME
-	SINK_PORT=$(free_port)
-	SINK_OUT=$WORK/$1.sink
-	smtp-sink -u root -w "$DATA_DELAY" -c "127.0.0.1:$SINK_PORT" 1024 >"$SINK_OUT" 2>"$SINK_OUT.err" &
-	SINK_PID=$!
-	bench_on_exit "kill_pid $SINK_PID"
-	wait_port "$SINK_PORT"
-}
-
-sink_count() {
-	local n
-	n=$(tail -c 200 "$SINK_OUT" | tr '\r' '\n' | sed -n 's/.*m[e]*sg=\([0-9]*\).*/\1/p' | tail -n 1)
-	echo "${n:-0}"
-}
-
 # --- sampling --------------------------------------------------------------
 
 # sample_sluice PID OUT: ten times a second, "RssAnon RssFile VmHWM" (kB)
@@ -156,7 +139,7 @@ run_sluice() {
 	dir=$WORK/$label-$sc
 	mkdir -p "$dir"
 	"$bin" dkim keygen --domain sender.test --selector bench --type ed25519 --out "$dir/dkim.pem" >/dev/null
-	start_sink "$label-$sc"
+	start_sink "$label-$sc" -w "$DATA_DELAY"
 	port=$(free_port)
 	sluice_config "$dir" "$port" "$SINK_PORT" "$dir/dkim.pem"
 	"$bin" serve --config "$dir/sluice.toml" >"$dir/log" 2>&1 &
@@ -188,7 +171,7 @@ build_base() {
 run_postfix() { # SCENARIO
 	local sc=$1 port count samples sampler
 	count=$(scenario_count "$sc")
-	start_sink "postfix-$sc"
+	start_sink "postfix-$sc" -w "$DATA_DELAY"
 	port=$(free_port)
 	PF_DIR=$WORK/postfix-$sc
 	pf_create "$PF_DIR" "$port" "$SINK_PORT" \

@@ -30,24 +30,6 @@ WORK=$(mktemp -d /tmp/sluice-throughput.XXXXXX)
 BENCH_BIN=$WORK/bin
 mkdir -p "$BENCH_BIN"
 
-# start_sink NAME: a fresh smtp-sink with its own message counter; sets
-# SINK_PORT and SINK_OUT. -c prints "sess=.. quit=.. msg=N" after every
-# final dot, which is cheaper than dumping 20,000 files.
-start_sink() {
-	SINK_PORT=$(free_port)
-	SINK_OUT=$WORK/$1.sink
-	smtp-sink -u root -c "127.0.0.1:$SINK_PORT" 1024 >"$SINK_OUT" 2>"$SINK_OUT.err" &
-	SINK_PID=$!
-	bench_on_exit "kill_pid $SINK_PID"
-	wait_port "$SINK_PORT"
-}
-
-sink_count() {
-	local n
-	n=$(tail -c 200 "$SINK_OUT" | tr '\r' '\n' | sed -n 's/.*m[e]*sg=\([0-9]*\).*/\1/p' | tail -n 1)
-	echo "${n:-0}"
-}
-
 # load NAME PORT COUNT RSSFN: inject COUNT messages into 127.0.0.1:PORT and
 # wait until the sink has them all. Sets ACC_S, DEL_S (seconds) and
 # PEAK_KB (the largest value RSSFN printed while sampling).
@@ -83,9 +65,6 @@ load() {
 	((rss > PEAK_KB)) && PEAK_KB=$rss
 	ACC_S=$tacc DEL_S=$tdel
 }
-
-# fsyncs FILE: fsync + fdatasync calls in an `strace -c` summary.
-fsyncs() { awk '$NF == "fsync" || $NF == "fdatasync" { n += $4 } END { print n + 0 }' "$1"; }
 
 # --- sluice --------------------------------------------------------------
 

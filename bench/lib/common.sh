@@ -70,6 +70,33 @@ now_s() { date +%s.%N; }
 # fdiv A B [DECIMALS]: A/B as a decimal, "-" when B is 0.
 fdiv() { awk -v a="$1" -v b="$2" -v d="${3:-1}" 'BEGIN { if (b == 0) print "-"; else printf "%.*f\n", d, a / b }'; }
 
+# start_sink NAME [smtp-sink option...]: a fresh smtp-sink with its own
+# message counter, on SINK_AT when set (a port to reuse), else on a free
+# port; its output goes to $WORK/NAME.sink. Sets SINK_PORT, SINK_OUT and
+# SINK_PID. -c prints "sess=.. quit=.. msg=N" after every final dot,
+# which is cheaper than dumping every message to a file.
+start_sink() {
+	local name=$1
+	shift
+	SINK_PORT=${SINK_AT:-$(free_port)}
+	SINK_OUT=$WORK/$name.sink
+	smtp-sink -u root "$@" -c "127.0.0.1:$SINK_PORT" 1024 >"$SINK_OUT" 2>"$SINK_OUT.err" &
+	SINK_PID=$!
+	bench_on_exit "kill_pid $SINK_PID"
+	wait_port "$SINK_PORT"
+}
+
+# sink_count [OUT]: messages counted by the sink writing OUT (default
+# $SINK_OUT).
+sink_count() {
+	local n
+	n=$(tail -c 200 "${1:-$SINK_OUT}" | tr '\r' '\n' | sed -n 's/.*m[e]*sg=\([0-9]*\).*/\1/p' | tail -n 1)
+	echo "${n:-0}"
+}
+
+# fsyncs FILE: fsync + fdatasync calls in an `strace -c` summary.
+fsyncs() { awk '$NF == "fsync" || $NF == "fdatasync" { n += $4 } END { print n + 0 }' "$1"; }
+
 # go_bin NAME: build ./cmd/NAME of the repository into $BENCH_BIN.
 go_bin() {
 	local name=$1
