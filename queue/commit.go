@@ -107,12 +107,17 @@ func (q *Queue) runBatch(batch []*op) {
 			return
 		}
 	}
+	feed := q.feedOn()
 	for len(batch) > 0 {
 		failed, failErr := -1, error(nil)
 		now := q.now()
 		var unlink []string
+		var heads map[string]DueHead
 		err := q.db.Update(func(tx *bbolt.Tx) error {
 			w := newWtx(tx, now)
+			if feed {
+				w.dueTouched = map[string]struct{}{}
+			}
 			defer func() { unlink = w.unlink }()
 			for i, o := range batch {
 				err := o.fn(w)
@@ -124,7 +129,9 @@ func (q *Queue) runBatch(batch []*op) {
 					return errOpFailed
 				}
 			}
-			return nil
+			var err error
+			heads, err = w.dueHeads()
+			return err
 		})
 		if failed >= 0 {
 			batch[failed].done <- failErr
@@ -148,6 +155,9 @@ func (q *Queue) runBatch(batch []*op) {
 			return
 		}
 		q.commits.Add(1)
+		// Before the writers are answered: a caller finds its own change
+		// in the feed when its write returns.
+		q.publishDue(heads)
 		// Only now is it certain that no record needs these files.
 		q.removeSpooled(unlink)
 		for _, o := range batch {

@@ -110,7 +110,7 @@ func (q *Queue) enqueueTx(w *wtx, m NewMessage, id string) (string, error) {
 	// The record is written once, by flush, after the recipients have
 	// set its open count.
 	w.msgs[id], w.dirty[id] = rec, true
-	if err := w.b(bktBodies).Put([]byte(id), m.Body); err != nil {
+	if err := w.putBody(id, m.Body); err != nil {
 		return "", fmt.Errorf("queue: store body: %w", err)
 	}
 	if q.testHookCommit != nil {

@@ -325,7 +325,7 @@ func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir
 	if !ok {
 		return lostOf("its body is unreadable"), errors.New("no bodies bucket")
 	}
-	head, _, found, err := rf.get(bb, []byte(id))
+	head, found, err := rawBody(rf, bb, id)
 	if err == nil && !found {
 		err = fmt.Errorf("%w: body of %s", ErrNotFound, id)
 	}

@@ -11,14 +11,19 @@ import (
 // FuzzParseDueKey checks that index keys parse without panicking and
 // that whatever parses encodes back to the same bytes.
 func FuzzParseDueKey(f *testing.F) {
-	f.Add(dueKey(time.Unix(1700000000, 5), "0123456789ABCDEF", 3))
-	f.Add(dueKey(time.Time{}, "0000000000000000", 0))
+	f.Add(dueKey("example.org", time.Unix(1700000000, 5), "0123456789ABCDEF", 3))
+	f.Add(dueKey("", time.Time{}, "0000000000000000", 0))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, k []byte) {
-		if tm, id, idx, err := parseDueKey(k); err == nil {
-			if got := dueKey(tm, id, idx); !bytes.Equal(got, k) {
+		if d, tm, id, idx, err := parseDueKey(k); err == nil {
+			if got := dueKey(d, tm, id, idx); !bytes.Equal(got, k) {
 				t.Fatalf("due key %x round-trips to %x", k, got)
+			}
+		}
+		if tm, id, idx, ok := parseLeaseKey(k); ok {
+			if got := leaseKey(tm, id, idx); !bytes.Equal(got, k) {
+				t.Fatalf("lease key %x round-trips to %x", k, got)
 			}
 		}
 		if tm, id, err := parseDoneKey(k); err == nil {

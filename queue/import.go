@@ -300,7 +300,7 @@ func importTx(w *wtx, im *importMsg) (bool, error) {
 		if head == nil {
 			head = []byte{} // spooled: the whole body is in its file
 		}
-		if err := w.b(bktBodies).Put([]byte(em.ID), head); err != nil {
+		if err := w.putBody(em.ID, head); err != nil {
 			return false, err
 		}
 		return true, nil

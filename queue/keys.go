@@ -12,7 +12,7 @@ var (
 	bktMsgs     = []byte("msgs")     // id -> msgRec (JSON)
 	bktRcpts    = []byte("rcpts")    // id || be32 idx -> rcptRec (JSON)
 	bktBodies   = []byte("bodies")   // id -> body bytes
-	bktDue      = []byte("due")      // be64 nanos || id || be32 idx -> nil: StateQueued only
+	bktDue      = []byte("ddue")     // domain || 0 || be64 nanos || id || be32 idx -> nil: StateQueued only (due.go)
 	bktActive   = []byte("active")   // be64 lease deadline || id || be32 idx -> nil: StateActive only (leases, by deadline)
 	bktDone     = []byte("done")     // be64 nanos || id -> nil: finished messages by Done
 	bktOpen     = []byte("open")     // id -> nil: messages with an open recipient
@@ -21,12 +21,17 @@ var (
 	bktDest     = []byte("dest")     // destination name -> opaque policy state
 )
 
+// bktOldDue is the due index of files written before issue 10 (be64
+// nanos || id || be32 idx, one order for every domain); Open moves it to
+// bktDue (migrate.go).
+var bktOldDue = []byte("due")
+
 var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktOpen, bktStats, bktSuppress, bktDest}
 
 const (
-	rcptKeyLen = idLen + 4
-	dueKeyLen  = 8 + idLen + 4
-	doneKeyLen = 8 + idLen
+	rcptKeyLen  = idLen + 4
+	leaseKeyLen = 8 + idLen + 4
+	doneKeyLen  = 8 + idLen
 )
 
 var errBadKey = errors.New("queue: malformed index key")
@@ -47,24 +52,19 @@ func rcptKey(id string, idx int) []byte {
 	return k
 }
 
-func dueKey(t time.Time, id string, idx int) []byte {
-	k := make([]byte, dueKeyLen)
-	binary.BigEndian.PutUint64(k, timeKey(t))
-	copy(k[8:], id)
-	binary.BigEndian.PutUint32(k[8+idLen:], uint32(idx))
-	return k
-}
-
 // leaseKey is the active-index key of a lease: its deadline first, so
 // that expired leases are a prefix of the index. A zero deadline (leases
 // that never expire) sorts last.
 func leaseKey(deadline time.Time, id string, idx int) []byte {
+	k := make([]byte, leaseKeyLen)
+	n := timeKey(deadline)
 	if deadline.IsZero() {
-		k := dueKey(time.Time{}, id, idx)
-		binary.BigEndian.PutUint64(k, noDeadline)
-		return k
+		n = noDeadline
 	}
-	return dueKey(deadline, id, idx)
+	binary.BigEndian.PutUint64(k, n)
+	copy(k[8:], id)
+	binary.BigEndian.PutUint32(k[8+idLen:], uint32(idx))
+	return k
 }
 
 // noDeadline is the key time of a lease without a deadline.
@@ -74,7 +74,7 @@ const noDeadline = 1<<64 - 1
 // files written before leases had deadlines (id || be32 idx), which
 // Open reclaims anyway.
 func parseLeaseKey(k []byte) (deadline time.Time, id string, idx int, ok bool) {
-	if len(k) != dueKeyLen {
+	if len(k) != leaseKeyLen {
 		return time.Time{}, "", 0, false
 	}
 	n := binary.BigEndian.Uint64(k)
@@ -88,8 +88,9 @@ func parseLeaseKey(k []byte) (deadline time.Time, id string, idx int, ok bool) {
 	return time.Unix(0, int64(n)), id, idx, true
 }
 
-func parseDueKey(k []byte) (t time.Time, id string, idx int, err error) {
-	if len(k) != dueKeyLen {
+// parseOldDueKey parses a key of bktOldDue.
+func parseOldDueKey(k []byte) (t time.Time, id string, idx int, err error) {
+	if len(k) != leaseKeyLen {
 		return time.Time{}, "", 0, errBadKey
 	}
 	n := binary.BigEndian.Uint64(k)

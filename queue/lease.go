@@ -10,72 +10,139 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Lease takes up to max recipients that are due (NextAttempt <= now), in
-// NextAttempt order, marks them StateActive until now+LeaseTimeout and
-// removes them from the due index, in one group commit. It walks the due
-// index from its start, so its cost is O(log n + max), never a scan of
-// the queue.
+// maxLeaseItems bounds the recipients of one lease transaction.
+const maxLeaseItems = 1000
+
+// LeaseDue takes due recipients (NextAttempt <= now) of domain, in
+// NextAttempt order, until it holds maxJobs messages (all of a message's
+// recipients at domain that are due together count once: they go in one
+// SMTP transaction) or maxLeaseItems recipients. It marks them
+// StateActive until now+LeaseTimeout, in one group commit. It reads the
+// domain's part of the due index only: O(log n + taken), whatever else is
+// queued. The domain's new head comes through the due feed (WatchDue)
+// before LeaseDue returns.
+func (q *Queue) LeaseDue(now time.Time, domain string, maxJobs int) ([]Item, error) {
+	if maxJobs <= 0 {
+		return nil, nil
+	}
+	var items []Item
+	err := q.write(context.Background(), func(w *wtx) error {
+		var err error
+		items, err = q.leaseDomain(w, now, domain, maxJobs, maxLeaseItems)
+		return err
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// Lease takes up to max due recipients of any domain, earliest first
+// (a merge of the domains' heads): O(domains × log n + max). The
+// scheduler leases per domain (LeaseDue); this serves tests and tools.
 func (q *Queue) Lease(now time.Time, max int) ([]Item, error) {
 	if max <= 0 {
 		return nil, nil
 	}
-	limit := timeKey(now)
-	var deadline time.Time
-	if q.opts.LeaseTimeout > 0 {
-		deadline = now.Add(q.opts.LeaseTimeout)
-	}
 	var items []Item
 	err := q.write(context.Background(), func(w *wtx) error {
 		items = items[:0]
-		type ref struct {
-			id  string
-			idx int
-			key []byte
-		}
-		var refs []ref
-		c := w.b(bktDue).Cursor()
-		for k, _ := c.First(); k != nil && len(refs) < max; k, _ = c.Next() {
-			t, id, idx, err := parseDueKey(k)
-			if err != nil {
-				return err
-			}
-			if timeKey(t) > limit {
-				break
-			}
-			refs = append(refs, ref{id, idx, append([]byte(nil), k...)})
-		}
-		for _, rf := range refs {
-			r, err := w.rcpt(rf.id, rf.idx)
-			if err != nil {
-				return err
-			}
-			if r.State != StateQueued {
-				// Cannot happen while transition is the only writer of
-				// the index; drop the stale key rather than wedge the
-				// scheduler on it.
-				q.log.Error("queue: stale due index entry", "id", rf.id, "rcpt", rf.idx, "state", r.State)
-				if err := w.b(bktDue).Delete(rf.key); err != nil {
+		for len(items) < max {
+			// The domain with the earliest head goes next, one recipient
+			// at a time, so the order is NextAttempt order overall.
+			var best string
+			var bestAt time.Time
+			found := false
+			c := w.b(bktDue).Cursor()
+			for k, _ := c.First(); k != nil; {
+				domain, t, _, _, err := parseDueKey(k)
+				if err != nil {
 					return err
 				}
-				continue
+				if !found || t.Before(bestAt) {
+					best, bestAt, found = domain, t, true
+				}
+				k, _ = c.Seek(dueDomainEnd(domain))
 			}
-			m, err := w.msg(rf.id)
+			if !found || bestAt.After(now) {
+				return nil
+			}
+			got, err := q.leaseDomain(w, now, best, max-len(items), 1)
 			if err != nil {
 				return err
 			}
-			next := r.NextAttempt
-			if err := w.transition(rf.id, rf.idx, r, StateActive, deadline); err != nil {
-				return err
-			}
-			items = append(items, Item{
-				ID: rf.id, Rcpt: rf.idx, Addr: r.Addr, Domain: r.Domain, From: m.From,
-				Attempts: r.Attempts, Received: m.Received, NextAttempt: next, SMTPUTF8: m.SMTPUTF8,
-			})
+			items = append(items, got...)
 		}
 		return nil
 	}, nil)
 	if err != nil {
 		return nil, err
+	}
+	return items, nil
+}
+
+// leaseDomain is LeaseDue inside w, taking at most maxItems recipients.
+func (q *Queue) leaseDomain(w *wtx, now time.Time, domain string, maxJobs, maxItems int) ([]Item, error) {
+	var deadline time.Time
+	if q.opts.LeaseTimeout > 0 {
+		deadline = now.Add(q.opts.LeaseTimeout)
+	}
+	type ref struct {
+		id  string
+		idx int
+		key []byte
+	}
+	var refs []ref
+	end := dueKeyUntil(domain, now)
+	jobs := 0
+	var last string
+	c := w.b(bktDue).Cursor()
+	for k, _ := c.Seek(duePrefix(domain)); k != nil && bytes.Compare(k, end) < 0 && len(refs) < maxItems; k, _ = c.Next() {
+		d, _, id, idx, err := parseDueKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if d != domain {
+			break
+		}
+		if id != last {
+			if jobs == maxJobs {
+				break
+			}
+			jobs++
+			last = id
+		}
+		refs = append(refs, ref{id, idx, bytes.Clone(k)})
+	}
+	items := make([]Item, 0, len(refs))
+	for _, rf := range refs {
+		r, err := w.rcpt(rf.id, rf.idx)
+		if err != nil {
+			return nil, err
+		}
+		if r.State != StateQueued || r.Domain != domain {
+			// Cannot happen while transition is the only writer of the
+			// index; drop the stale key rather than wedge the scheduler
+			// on it.
+			q.log.Error("queue: stale due index entry", "id", rf.id, "rcpt", rf.idx, "state", r.State)
+			w.touchDue(domain)
+			if err := w.b(bktDue).Delete(rf.key); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		m, err := w.msg(rf.id)
+		if err != nil {
+			return nil, err
+		}
+		next := r.NextAttempt
+		if err := w.transition(rf.id, rf.idx, r, StateActive, deadline); err != nil {
+			return nil, err
+		}
+		items = append(items, Item{
+			ID: rf.id, Rcpt: rf.idx, Addr: r.Addr, Domain: r.Domain, From: m.From,
+			Attempts: r.Attempts, Received: m.Received, NextAttempt: next, SMTPUTF8: m.SMTPUTF8,
+		})
 	}
 	return items, nil
 }
@@ -237,24 +304,6 @@ func (q *Queue) firstLease() (t time.Time, ok bool, err error) {
 		return nil
 	})
 	return t, ok, err
-}
-
-// NextDue returns the earliest NextAttempt in the due index (ok=false
-// when it is empty). O(log n).
-func (q *Queue) NextDue() (t time.Time, ok bool, err error) {
-	err = q.view(func(tx *bbolt.Tx) error {
-		k, _ := tx.Bucket(bktDue).Cursor().First()
-		if k == nil {
-			return nil
-		}
-		t, _, _, err = parseDueKey(k)
-		ok = err == nil
-		return err
-	})
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	return t, ok, nil
 }
 
 // Update applies ups in one group commit, all or nothing. Rules, so that

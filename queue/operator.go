@@ -149,36 +149,44 @@ func (q *Queue) IDsForDomain(domain string) ([]string, error) {
 }
 
 // Flush makes every queued recipient (of domain, when not empty) due now.
-// It returns the number of recipients moved.
+// It returns the number of recipients moved. With a domain it reads that
+// domain's part of the due index only.
 func (q *Queue) Flush(domain string) (int, error) {
 	domain = strings.ToLower(domain)
 	var n int
 	err := q.write(context.Background(), func(w *wtx) error {
 		n = 0
-		limit := timeKey(w.now)
 		type ref struct {
 			id  string
 			idx int
 		}
 		var refs []ref
 		c := w.b(bktDue).Cursor()
-		// Entries up to now are already due; start after them.
-		var start [8]byte
-		binary.BigEndian.PutUint64(start[:], limit+1)
-		for k, _ := c.Seek(start[:]); k != nil; k, _ = c.Next() {
-			_, id, idx, err := parseDueKey(k)
+		k, _ := c.First()
+		if domain != "" {
+			k, _ = c.Seek(duePrefix(domain))
+		}
+		for k != nil {
+			d, t, id, idx, err := parseDueKey(k)
 			if err != nil {
 				return err
 			}
+			if domain != "" && d != domain {
+				break
+			}
+			if !t.After(w.now) {
+				// Entries up to now are already due: skip to the
+				// domain's first later one.
+				k, _ = c.Seek(dueKeyUntil(d, w.now))
+				continue
+			}
 			refs = append(refs, ref{id, idx})
+			k, _ = c.Next()
 		}
 		for _, rf := range refs {
 			r, err := w.rcpt(rf.id, rf.idx)
 			if err != nil {
 				return err
-			}
-			if domain != "" && r.Domain != domain {
-				continue
 			}
 			if err := w.transition(rf.id, rf.idx, r, StateQueued, w.now); err != nil {
 				return err

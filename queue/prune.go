@@ -76,7 +76,7 @@ func pruneMessage(w *wtx, id string) error {
 	}
 	delete(w.msgs, id)
 	delete(w.dirty, id)
-	if err := w.b(bktBodies).Delete(prefix); err != nil {
+	if err := w.deleteBody(id); err != nil {
 		return err
 	}
 	return w.b(bktMsgs).Delete(prefix)

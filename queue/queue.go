@@ -112,6 +112,8 @@ type Queue struct {
 
 	suppMu sync.RWMutex
 	supp   map[string]struct{}
+
+	feed dueFeed // due.go: the domains whose earliest due time changed
 }
 
 // OptionsFrom maps the config onto Options: the queue file in data_dir,
@@ -188,6 +190,9 @@ func Open(o Options) (*Queue, error) {
 	}
 	q.db = db
 	existed, err := q.initDB()
+	if err == nil {
+		err = q.migrateDue()
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, err

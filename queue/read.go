@@ -111,12 +111,13 @@ func (q *Queue) OpenBody(id string) (*Body, error) {
 		size    int64
 	)
 	err := q.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bktBodies).Get([]byte(id))
-		if v == nil {
+		// storedBody copies: bbolt memory is only valid inside the
+		// transaction.
+		v, ok := storedBody(tx.Bucket(bktBodies), id)
+		if !ok {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
-		// bbolt memory is only valid inside the transaction.
-		head = bytes.Clone(v)
+		head = v
 		mv := tx.Bucket(bktMsgs).Get([]byte(id))
 		if mv == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, id)

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,9 @@ type wtx struct {
 	// unlink lists the spooled messages that became final in this
 	// transaction: their body files go once it has committed.
 	unlink []string
+	// dueTouched lists the domains whose due entries changed, for the
+	// due feed (nil while nobody watches it).
+	dueTouched map[string]struct{}
 }
 
 func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
@@ -29,10 +33,15 @@ func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
 
 func (w *wtx) b(name []byte) *bbolt.Bucket {
 	b := w.tx.Bucket(name)
-	if appendOnly(name) {
-		// Keys of these buckets grow with time (IDs sort by time), so
-		// inserts land at the right edge: fill pages fully rather than
-		// split them in half (bbolt's default FillPercent is 0.5).
+	if bytes.Equal(name, bktBodies) {
+		// Never rewritten, keys only grow: fill pages to the brim
+		// (bodystore.go).
+		b.FillPercent = 1.0
+	} else if appendOnly(name) {
+		// Keys of these buckets grow with time (IDs sort by time; due
+		// keys of fresh mail sort last among their domain's), so inserts
+		// land at the right edge: fill pages fully rather than split
+		// them in half (bbolt's default FillPercent is 0.5).
 		b.FillPercent = 0.9
 	}
 	return b
@@ -40,7 +49,7 @@ func (w *wtx) b(name []byte) *bbolt.Bucket {
 
 func appendOnly(name []byte) bool {
 	switch string(name) {
-	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone), string(bktOpen):
+	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone), string(bktOpen), string(bktDue):
 		return true
 	}
 	return false
@@ -129,7 +138,7 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 	}
 	switch from {
 	case StateQueued:
-		if err := w.b(bktDue).Delete(dueKey(r.NextAttempt, id, idx)); err != nil {
+		if err := w.unindexDue(id, idx, r); err != nil {
 			return err
 		}
 	case StateActive:
@@ -141,7 +150,7 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 	switch to {
 	case StateQueued:
 		r.NextAttempt = next
-		if err := w.b(bktDue).Put(dueKey(next, id, idx), nil); err != nil {
+		if err := w.indexDue(id, idx, r); err != nil {
 			return err
 		}
 	case StateActive:
@@ -201,7 +210,7 @@ func (w *wtx) countOpen(id string, m *msgRec, opens bool) error {
 			// (DSNs are built before the bounce is recorded): drop it now
 			// rather than at Prune, so the file and its mapped pages grow
 			// with the retained history only, not with every body.
-			if err := w.b(bktBodies).Delete([]byte(id)); err != nil {
+			if err := w.deleteBody(id); err != nil {
 				return err
 			}
 			if m.Spooled {

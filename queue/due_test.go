@@ -1,0 +1,193 @@
+package queue
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// TestLeaseDueTakesOneDomainInDueOrder (issue 10 item 1): LeaseDue
+// takes due work of one domain only, in NextAttempt order, counting the
+// recipients of one message at that domain as one job; other domains'
+// entries, due or not, stay untouched.
+func TestLeaseDueTakesOneDomainInDueOrder(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, nil)
+	t0 := c.Now()
+	// Three messages to a.test, deferred to shuffled times; one message
+	// with two recipients at a.test and one at b.test; a.test.example (a
+	// domain a.test is a prefix of) and b.test have due work too.
+	var ids []string
+	for range 3 {
+		ids = append(ids, enqueue(t, q, "r@a.test"))
+	}
+	if _, err := q.Lease(t0, 10); err != nil {
+		t.Fatal(err)
+	}
+	for i, off := range []time.Duration{30, 10, 20} {
+		update(t, q, Update{ID: ids[i], State: StateQueued, NextAttempt: t0.Add(off * time.Minute)})
+	}
+	pair := enqueue(t, q, "x@a.test", "y@b.test", "z@A.TEST")
+	other := enqueue(t, q, "r@a.test.example")
+	c.Advance(time.Minute)
+
+	items, err := q.LeaseDue(c.Now(), "a.test", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].ID != pair || items[1].ID != pair || items[0].Rcpt != 0 || items[1].Rcpt != 2 {
+		t.Fatalf("LeaseDue at t0+1m = %+v; want the two a.test recipients of %s (one job)", items, pair)
+	}
+	heads, _, err := q.DueHeads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"a.test": t0.Add(10 * time.Minute), "b.test": t0, "a.test.example": t0}
+	if len(heads) != len(want) {
+		t.Fatalf("DueHeads = %v, want %v", heads, want)
+	}
+	for d, at := range want {
+		if !heads[d].Equal(at) {
+			t.Errorf("head of %s = %v, want %v", d, heads[d], at)
+		}
+	}
+	// maxJobs bounds by message, and the order is NextAttempt order.
+	items, err = q.LeaseDue(t0.Add(time.Hour), "a.test", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{items[0].ID, items[1].ID}; len(items) != 2 || !slices.Equal(got, []string{ids[1], ids[2]}) {
+		t.Fatalf("LeaseDue(max 2) = %+v, want %v", items, []string{ids[1], ids[2]})
+	}
+	if items, _ := q.LeaseDue(t0.Add(time.Hour), "b.test", 0); items != nil {
+		t.Errorf("LeaseDue(max 0) = %v", items)
+	}
+	if items, _ := q.LeaseDue(t0.Add(time.Hour), "none.test", 5); len(items) != 0 {
+		t.Errorf("LeaseDue of a domain without work = %v", items)
+	}
+	if m, _ := q.Get(other); m.Recipients[0].State != StateQueued {
+		t.Errorf("a.test.example leased by a lease of a.test: %+v", m.Recipients[0])
+	}
+	checkInvariants(t, q)
+}
+
+// TestDueFeedReportsHeadChanges: the due feed reports, per domain, the
+// head after each commit that changed it, and a LeaseDue's own change is
+// in the feed when LeaseDue returns; changes before the snapshot are not
+// reported again.
+func TestDueFeedReportsHeadChanges(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, nil)
+	t0 := c.Now()
+	enqueue(t, q, "r@before.test")
+	w, heads, err := q.WatchDue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, again, err := q.WatchDue(); err == nil || again != nil {
+		t.Errorf("a second WatchDue = %v, %v; want an error", again, err)
+	}
+	if len(heads) != 1 || !heads["before.test"].Equal(t0) {
+		t.Fatalf("snapshot = %v", heads)
+	}
+	if got := w.Take(); len(got) != 0 {
+		t.Errorf("Take before any change = %v", got)
+	}
+	c.Advance(time.Second)
+	id := enqueue(t, q, "r@new.test")
+	select {
+	case <-w.C:
+	default:
+		t.Fatal("no signal after an enqueue")
+	}
+	got := w.Take()
+	if h := got["new.test"]; len(got) != 1 || !h.Due || !h.At.Equal(t0.Add(time.Second)) {
+		t.Fatalf("Take after enqueue = %+v", got)
+	}
+	if _, err := q.LeaseDue(c.Now(), "new.test", 5); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := w.Take()["new.test"]; !ok || h.Due {
+		t.Fatalf("after LeaseDue the feed says %+v, %v; want the domain empty", h, ok)
+	}
+	retry := c.Now().Add(time.Hour)
+	update(t, q, Update{ID: id, State: StateQueued, NextAttempt: retry})
+	if h := w.Take()["new.test"]; !h.Due || !h.At.Equal(retry) {
+		t.Fatalf("after a deferral the feed says %+v", h)
+	}
+	// A write that touches no due entry reports nothing.
+	if err := q.SaveDestination("x", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Take(); len(got) != 0 {
+		t.Errorf("Take after an unrelated write = %v", got)
+	}
+}
+
+// TestOldDueIndexMigrates: a file written with the single time-ordered
+// due index opens with the per-domain one, every queued recipient in it.
+func TestOldDueIndexMigrates(t *testing.T) {
+	t.Parallel()
+	q, c, o := openTest(t, nil)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, enqueue(t, q, fmt.Sprintf("u%d@d%d.test", i, i%2)))
+	}
+	if _, err := q.Lease(c.Now(), 1); err != nil { // one active: not in the due index
+		t.Fatal(err)
+	}
+	q.Close()
+	// Rewrite the due index as the old layout had it.
+	db, err := bbolt.Open(o.Path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		old, err := tx.CreateBucket(bktOldDue)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bktDue).ForEach(func(k, _ []byte) error {
+			_, at, id, idx, err := parseDueKey(k)
+			if err != nil {
+				return err
+			}
+			ok := leaseKey(at, id, idx)
+			return old.Put(ok, nil)
+		}); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(bktDue)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q2, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Close()
+	checkInvariants(t, q2)
+	heads, _, err := q2.DueHeads()
+	if err != nil || len(heads) != 2 {
+		t.Fatalf("DueHeads after migration = %v, %v", heads, err)
+	}
+	items, err := q2.Lease(c.Now(), 10)
+	if err != nil || len(items) != 5 { // 4 queued + the lease Open returned
+		t.Fatalf("Lease after migration = %d items, %v", len(items), err)
+	}
+	err = q2.view(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bktOldDue) != nil {
+			return fmt.Errorf("the old due bucket is still there")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
