@@ -49,3 +49,35 @@ func TestNeedsCompactionAfterDrain(t *testing.T) {
 		t.Fatalf("after compaction: ok=%v err=%v, want false", ok, err)
 	}
 }
+
+// TestUsageReadsConstantPages (issue 10, restart): the compaction check
+// at start-up reads the same few pages whatever the number of queued
+// messages; it used to walk every page of every bucket.
+func TestUsageReadsConstantPages(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{10, 3000} {
+		q, _, o := openTest(t, func(o *Options) { o.NoSync = true })
+		body := make([]byte, 2048)
+		for range n {
+			if _, err := q.Enqueue(context.Background(), NewMessage{From: "a@src.test", Rcpts: []string{"b@dest.test"}, Body: body}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q.Close()
+		rf, err := openRaw(o.Path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := rf.usage()
+		reads := rf.reads
+		rf.Close()
+		if u.Live <= int64(n)*2048 || u.Live > u.Size {
+			t.Errorf("%d messages: usage %+v", n, u)
+		}
+		// The meta and freelist pages, the root, a root per bucket and
+		// the small buckets: a bound that does not depend on n.
+		if reads > 2*len(allBuckets) {
+			t.Errorf("%d messages (%d pages): the check read %d pages", n, u.Live/4096, reads)
+		}
+	}
+}

@@ -33,6 +33,8 @@ type rawFile struct {
 	size     int64
 	pageSize int64
 	meta     rawMeta // the meta bbolt would use
+	free     uint64  // page ids on the freelist page (free and pending)
+	reads    int     // pages read, for the tests of what start-up costs
 }
 
 // rawMeta is bbolt's meta page body.
@@ -214,6 +216,7 @@ func (rf *rawFile) checkFreelist() error {
 		}
 		seen[fid] = true
 	}
+	rf.free = count
 	return nil
 }
 
@@ -262,6 +265,7 @@ func (rf *rawFile) page(id uint64, want uint16) ([]byte, error) {
 		return nil, rf.damaged("reference to page %d outside the file's %d pages", id, rf.meta.hwm)
 	}
 	ps := rf.pageSize
+	rf.reads++
 	hdr := make([]byte, pageHeaderSize)
 	if _, err := rf.f.ReadAt(hdr, int64(id)*ps); err != nil {
 		return nil, rf.damaged("page %d: %v", id, err)

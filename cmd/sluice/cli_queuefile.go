@@ -23,13 +23,14 @@ const queueFileUsage = `
   export [--tolerant] [--output FILE]                            write every message as a JSON-lines stream
   import [--input FILE]                                          add the messages of an export stream
   salvage [--out FILE]                                           copy every readable message into a new queue file
+  compact                                                        rewrite the queue file without its free pages
 
-check, export, import and salvage read the queue file of a stopped daemon
+check, export, import, salvage and compact work on the queue file of a stopped daemon
 (--config FILE for its data_dir, or --file PATH); see docs/operations.md.`
 
 func isQueueFileCmd(sub string) bool {
 	switch sub {
-	case "check", "export", "import", "salvage":
+	case "check", "export", "import", "salvage", "compact":
 		return true
 	}
 	return false
@@ -74,6 +75,8 @@ func runQueueFile(stdin io.Reader, sub string, args []string, stdout, stderr io.
 	switch sub {
 	case "check":
 		return queueCheck(path, *cfgPath, stdout)
+	case "compact":
+		return queueCompact(path, *cfgPath, stdout)
 	case "export":
 		w := stdout
 		if *output != "" {
@@ -114,6 +117,24 @@ func runQueueFile(stdin io.Reader, sub string, args []string, stdout, stderr io.
 	default:
 		return queueSalvage(qo, *out, *cfgPath, stdout, stderr)
 	}
+}
+
+// queueCompact rewrites the queue file without its free pages (bbolt files
+// never shrink; start-up compacts only small live parts, see serve.go).
+func queueCompact(path, cfgPath string, stdout io.Writer) error {
+	before, err := queue.Usage(path)
+	if err != nil {
+		return fileCmdErr(err, cfgPath)
+	}
+	if err := queue.Compact(path); err != nil {
+		return fileCmdErr(err, cfgPath)
+	}
+	after, err := queue.Usage(path)
+	if err != nil {
+		return fileCmdErr(err, cfgPath)
+	}
+	fmt.Fprintf(stdout, "queue file %s: %d MB, was %d MB\n", path, after.Size>>20, before.Size>>20)
+	return nil
 }
 
 func warnTo(w io.Writer) func(string) {

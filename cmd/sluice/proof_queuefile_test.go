@@ -267,4 +267,11 @@ func TestProofExportImport(t *testing.T) {
 	if out, code := cli(t, "queue", "check", "--file", other); code != 0 || !strings.Contains(out, "5 messages") {
 		t.Errorf("check of the imported queue: exit %d\n%s", code, out)
 	}
+	// The offline compaction (issue 10) keeps every message.
+	if out, code := cli(t, "queue", "compact", "--file", other); code != 0 || !strings.Contains(out, "MB, was") {
+		t.Fatalf("compact: exit %d\n%s", code, out)
+	}
+	if out, code := cli(t, "queue", "check", "--file", other); code != 0 || !strings.Contains(out, "5 messages") {
+		t.Errorf("check of the compacted queue: exit %d\n%s", code, out)
+	}
 }

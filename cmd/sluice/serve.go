@@ -215,8 +215,41 @@ func (d *daemon) ready() error {
 	return d.space.Check(0)
 }
 
-// compactMinSize is the queue file size below which start-up never compacts.
-const compactMinSize = 256 << 20
+// Start-up compaction. bbolt files never shrink: after a backlog drains,
+// most of a big file is free pages. Start-up compacts only when the
+// file is at least compactMinSize, less than half of it is live, and the
+// live part is at most compactAtStartMax, a copy that takes well under a
+// second, so that SMTP is accepted within seconds of a start whatever
+// the file (issue 10). A bigger live part is left alone with a warning
+// naming the offline command (`sluice queue compact`), which the
+// operator runs at a quiet time: the copy would hold back every queued
+// delivery and every new message while it runs.
+const (
+	compactMinSize    = 256 << 20
+	compactAtStartMax = 64 << 20
+)
+
+// compactAtStart applies the rule above to the queue file at path, with
+// the thresholds given (compactMinSize, compactAtStartMax).
+func compactAtStart(path string, log *slog.Logger, minSize, maxLive int64) error {
+	u, err := queue.Usage(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if u.Size < minSize || u.Live*2 >= u.Size {
+		return nil
+	}
+	if u.Live > maxLive {
+		log.Warn("the queue file is mostly free pages; stop sluice and run `sluice queue compact` at a quiet time to give them back",
+			"path", path, "size_mb", u.Size>>20, "live_mb", u.Live>>20)
+		return nil
+	}
+	log.Info("compacting the queue file", "path", path, "size_mb", u.Size>>20, "live_mb", u.Live>>20)
+	return queue.Compact(path)
+}
 
 // open opens the queue and builds what depends on it: the policy with
 // its stored state, the scheduler and the admin server.
@@ -227,14 +260,9 @@ func (d *daemon) open() error {
 	}
 	path := filepath.Join(cfg.DataDir, "queue.db")
 	// bbolt files never shrink: compact at start-up when a drained backlog
-	// left most of a big file free (design §5).
-	if need, err := queue.NeedsCompaction(path, compactMinSize, 0.5); err != nil {
+	// left most of a big file free and the copy is quick (design §5).
+	if err := compactAtStart(path, log, compactMinSize, compactAtStartMax); err != nil {
 		return err
-	} else if need {
-		log.Info("compacting the queue file", "path", path)
-		if err := queue.Compact(path); err != nil {
-			return err
-		}
 	}
 	qo := queue.OptionsFrom(cfg)
 	qo.Path, qo.Logger, qo.NewQueue = path, log, d.newQueue
