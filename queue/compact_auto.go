@@ -36,12 +36,12 @@ func (rf *rawFile) usage() FileUsage {
 // files never shrink: after a backlog drains, most of the file is free
 // pages. It costs what Usage costs. A missing file needs nothing.
 func NeedsCompaction(path string, minSize int64, maxFree float64) (bool, error) {
-	u, err := Usage(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() < minSize {
 		return false, nil
 	}
+	u, err := Usage(path)
 	if err != nil {
 		return false, err
 	}
-	return u.Size >= minSize && float64(u.Live) < (1-maxFree)*float64(u.Size), nil
+	return float64(u.Live) < (1-maxFree)*float64(u.Size), nil
 }

@@ -232,14 +232,16 @@ const (
 // compactAtStart applies the rule above to the queue file at path, with
 // the thresholds given (compactMinSize, compactAtStartMax).
 func compactAtStart(path string, log *slog.Logger, minSize, maxLive int64) error {
-	u, err := queue.Usage(path)
-	if errors.Is(err, os.ErrNotExist) {
+	// A small file (an empty one, one that is missing) is queue.Open's
+	// to judge, with --new-queue in mind.
+	if fi, err := os.Stat(path); err != nil || fi.Size() < minSize {
 		return nil
 	}
+	u, err := queue.Usage(path)
 	if err != nil {
 		return err
 	}
-	if u.Size < minSize || u.Live*2 >= u.Size {
+	if u.Live*2 >= u.Size {
 		return nil
 	}
 	if u.Live > maxLive {
