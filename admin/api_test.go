@@ -15,6 +15,7 @@ import (
 
 	"sluice/policy"
 	"sluice/queue"
+	"sluice/reply"
 	"sluice/scheduler"
 )
 
@@ -270,9 +271,9 @@ func TestDomains(t *testing.T) {
 	f.pause("down.test")
 	for range 2 {
 		f.tel.OnAttempt(scheduler.Attempt{Dest: "gmail", Domain: "gmail.com", Class: policy.ClassThrottle, Status: "deferred",
-			Reply: policy.Reply{Stage: policy.StageRcpt, Code: 421, Enhanced: "4.7.28", Text: "rate limited"}})
+			Reply: reply.Reply{Stage: reply.StageRcpt, Code: 421, Enhanced: "4.7.28", Text: "rate limited"}})
 	}
-	f.pol.Observe("gmail", policy.Outcome{Reply: policy.Reply{Stage: policy.StageRcpt, Code: 421, Enhanced: "4.7.28", Text: "rate limited"}, Rcpt: "x@gmail.com", Attempts: 1})
+	f.pol.Observe("gmail", policy.Outcome{Reply: reply.Reply{Stage: reply.StageRcpt, Code: 421, Enhanced: "4.7.28", Text: "rate limited"}, Rcpt: "x@gmail.com", Attempts: 1})
 	d, err := f.client.Domains(ctx())
 	if err != nil {
 		t.Fatal(err)

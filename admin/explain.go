@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"sluice/policy"
+	"sluice/reply"
 )
 
 // Explanation is what `sluice explain` prints for one reply line.
@@ -36,14 +37,14 @@ var (
 // ParseReplyLine reads "CODE [ENHANCED] TEXT" as printed in logs, DSNs
 // and `queue show`. A line with no code gives Code 0 and the whole line
 // as text.
-func ParseReplyLine(line string) policy.Reply {
+func ParseReplyLine(line string) reply.Reply {
 	line = strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(line, "\r", " "), "\n", " "))
 	m := replyRe.FindStringSubmatch(line)
 	if m == nil {
-		return policy.Reply{Text: line}
+		return reply.Reply{Text: line}
 	}
 	code, _ := strconv.Atoi(m[1])
-	return policy.Reply{Code: code, Enhanced: m[2], Text: strings.TrimSpace(m[3])}
+	return reply.Reply{Code: code, Enhanced: m[2], Text: strings.TrimSpace(m[3])}
 }
 
 // reactions say what sluice does for each class (design §4).
@@ -62,9 +63,9 @@ var reactions = map[policy.Class]string{
 
 // Explain classifies line at stage with p's classifier (config rules
 // included) and says what sluice does about it.
-func Explain(p *policy.Policy, stage policy.Stage, line string) Explanation {
+func Explain(p *policy.Policy, stage reply.Stage, line string) Explanation {
 	if stage == "" {
-		stage = policy.StageRcpt
+		stage = reply.StageRcpt
 	}
 	r := ParseReplyLine(line)
 	r.Stage = stage

@@ -7,6 +7,7 @@ import (
 
 	"sluice/config"
 	"sluice/policy"
+	"sluice/reply"
 )
 
 func TestParseReplyLine(t *testing.T) {
@@ -44,20 +45,20 @@ func TestExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		stage policy.Stage
+		stage reply.Stage
 		line  string
 		class policy.Class
 		http  bool
 		rule  string
 	}{
-		{policy.StageRcpt, "421 4.7.0 Too many connections, slow down", policy.ClassThrottle, false, ""},
-		{policy.StageRcpt, "450 4.7.1 greylisted, try again in 300 seconds", policy.ClassGreylist, false, ""},
-		{policy.StageRcpt, "550 5.1.1 user unknown", policy.ClassPermanent, false, ""},
-		{policy.StageGreeting, "421 4.7.0 [TSS04] Messages temporarily deferred", policy.ClassSuspend, false, "config:1"},
-		{policy.StageData, "250 2.0.0 Ok", policy.ClassProtocol, false, "protocol:data"},
-		{policy.StageDataEnd, "250 2.0.0 Ok: queued", policy.ClassSuccess, false, "generic:2xx"},
-		{policy.StageRcpt, "421 Misdirected Request", "", true, ""},
-		{policy.StageRcpt, "HTTP/2 421 Misdirected Request", "", true, ""},
+		{reply.StageRcpt, "421 4.7.0 Too many connections, slow down", policy.ClassThrottle, false, ""},
+		{reply.StageRcpt, "450 4.7.1 greylisted, try again in 300 seconds", policy.ClassGreylist, false, ""},
+		{reply.StageRcpt, "550 5.1.1 user unknown", policy.ClassPermanent, false, ""},
+		{reply.StageGreeting, "421 4.7.0 [TSS04] Messages temporarily deferred", policy.ClassSuspend, false, "config:1"},
+		{reply.StageData, "250 2.0.0 Ok", policy.ClassProtocol, false, "protocol:data"},
+		{reply.StageDataEnd, "250 2.0.0 Ok: queued", policy.ClassSuccess, false, "generic:2xx"},
+		{reply.StageRcpt, "421 Misdirected Request", "", true, ""},
+		{reply.StageRcpt, "HTTP/2 421 Misdirected Request", "", true, ""},
 	}
 	for _, tc := range tests {
 		e := Explain(p, tc.stage, tc.line)
@@ -102,7 +103,7 @@ func FuzzParseReplyLine(f *testing.F) {
 		if strings.ContainsAny(r.Text, "\r\n") {
 			t.Fatalf("text keeps a line break: %q", r.Text)
 		}
-		e := Explain(p, policy.StageRcpt, line)
+		e := Explain(p, reply.StageRcpt, line)
 		if e.Class == "" || e.Reaction == "" {
 			t.Fatalf("no class/reaction for %q: %+v", line, e)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"sluice/policy"
 	"sluice/queue"
+	"sluice/reply"
 )
 
 // TestAPIGuards: what a web page can make the operator's browser send to
@@ -118,7 +119,7 @@ func TestPublicDashboardHasNoAddresses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.enqueue(t, "sender@src.test", "jane.doe@dest.test")
-	f.pol.Observe("dest.test", policy.Outcome{Reply: policy.Reply{Stage: policy.StageRcpt, Code: 450, Enhanced: "4.2.1",
+	f.pol.Observe("dest.test", policy.Outcome{Reply: reply.Reply{Stage: reply.StageRcpt, Code: 450, Enhanced: "4.2.1",
 		Text: `<jane.doe@dest.test>: mailbox busy; also "x y"@dest.test`}, Rcpt: "jane.doe@dest.test", Attempts: 1, Queued: f.clk.Now()})
 	api := httptestGet(t, f.srv.APIHandler(), "/v1/dashboard").Body.String()
 	if !strings.Contains(api, "jane.doe@dest.test") {

@@ -7,13 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sluice/config"
-	"sluice/internal/fakeclock"
 	"testing"
 	"time"
 
+	"sluice/config"
+	"sluice/internal/fakeclock"
 	"sluice/policy"
 	"sluice/queue"
+	"sluice/reply"
 )
 
 // clock is the shared test clock (internal/fakeclock).
@@ -87,7 +88,7 @@ func (f *fixture) enqueue(t *testing.T, from string, rcpts ...string) string {
 
 // pause makes dest paused: a 421 at greeting with 4.3.2 is "unavailable".
 func (f *fixture) pause(dest string) {
-	f.pol.Observe(dest, policy.Outcome{Reply: policy.Reply{Stage: policy.StageGreeting, Code: 421, Enhanced: "4.3.2", Text: "Service not available"}, Attempts: 1, Queued: f.clk.Now()})
+	f.pol.Observe(dest, policy.Outcome{Reply: reply.Reply{Stage: reply.StageGreeting, Code: 421, Enhanced: "4.3.2", Text: "Service not available"}, Attempts: 1, Queued: f.clk.Now()})
 }
 
 func ctx() context.Context { return context.Background() }

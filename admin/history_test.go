@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"sluice/policy"
+	"sluice/reply"
 	"sluice/scheduler"
 )
 
 func attempt(dest string, code int, status string) scheduler.Attempt {
 	return scheduler.Attempt{Dest: dest, Domain: dest, Class: policy.ClassThrottle, Status: status,
-		Reply: policy.Reply{Stage: policy.StageRcpt, Code: code, Text: "slow down"}}
+		Reply: reply.Reply{Stage: reply.StageRcpt, Code: code, Text: "slow down"}}
 }
 
 func TestHistoryChart(t *testing.T) {

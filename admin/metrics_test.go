@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sluice/policy"
+	"sluice/reply"
 	"sluice/scheduler"
 )
 
@@ -24,11 +25,11 @@ func TestMetrics(t *testing.T) {
 	// MaxDestinations is 3 in the fixture: d0..d2 keep names, d3..d5 are "other".
 	for i := range 6 {
 		f.tel.OnAttempt(scheduler.Attempt{Dest: fmt.Sprintf("d%d.test", i), Class: policy.ClassThrottle, Status: "deferred",
-			Reply: policy.Reply{Code: 421, Enhanced: "4.7.0", Text: "too many connections"}})
+			Reply: reply.Reply{Code: 421, Enhanced: "4.7.0", Text: "too many connections"}})
 	}
-	f.tel.OnAttempt(scheduler.Attempt{Dest: "d0.test", Class: policy.ClassSuccess, Status: "sent", Reply: policy.Reply{Code: 250}, Delay: 3 * time.Second})
+	f.tel.OnAttempt(scheduler.Attempt{Dest: "d0.test", Class: policy.ClassSuccess, Status: "sent", Reply: reply.Reply{Code: 250}, Delay: 3 * time.Second})
 	f.tel.OnAttempt(scheduler.Attempt{Dest: "d1.test", Class: policy.ClassAuthFix, Status: "deferred", Fix: "SPF",
-		Reply: policy.Reply{Code: 421, Enhanced: "4.7.27", Text: "SPF validation failed"}})
+		Reply: reply.Reply{Code: 421, Enhanced: "4.7.27", Text: "SPF validation failed"}})
 
 	body := httptestGet(t, f.srv.HTTPHandler("127.0.0.1:8025"), "/metrics").Body.String()
 	for _, want := range []string{

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"sluice/reply"
 )
 
 // builtinRule is a provider-specific reading of a reply, from the
@@ -72,7 +74,7 @@ var builtinRules = []builtinRule{
 		reason: "Greylisting: retry this recipient just after the window, same IP and envelope."},
 }
 
-func (b *builtinRule) matches(r Reply) bool {
+func (b *builtinRule) matches(r reply.Reply) bool {
 	if b.code != 0 && r.Code/100 != b.code {
 		return false
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"regexp"
 	"strings"
+
+	"sluice/reply"
 )
 
 // compiledRule is a validated config rule.
@@ -22,7 +24,7 @@ type compiledRule struct {
 // built-in provider rules, then the generic reading of the codes (RFC 3463
 // enhanced codes decide where present), then keywords, then the basic code
 // and the stage. It never panics and always returns a valid Class.
-func (p *Policy) Classify(r Reply) (v Verdict) {
+func (p *Policy) Classify(r reply.Reply) (v Verdict) {
 	defer func() {
 		if e := recover(); e != nil {
 			v = Verdict{Class: ClassRecipientTemp, Rule: "fallback:panic", Reason: "The reply could not be read; retry this recipient later."}
@@ -35,7 +37,7 @@ func (p *Policy) Classify(r Reply) (v Verdict) {
 	if v.Delay == 0 && r.Err == nil {
 		v.Delay = ParseHint(r.Text, p.o.MaxHint)
 	}
-	if v.Class == ClassSuccess && (r.Stage != StageDataEnd || r.Err != nil || r.Code/100 != 2) {
+	if v.Class == ClassSuccess && (r.Stage != reply.StageDataEnd || r.Err != nil || r.Code/100 != 2) {
 		// Belt and braces: whatever a rule says, only the 2xx reply to
 		// the final dot is a delivery (RFC 5321 §4.1.1.4, §3.3).
 		v = protocolVerdict(r)
@@ -43,14 +45,14 @@ func (p *Policy) Classify(r Reply) (v Verdict) {
 	return v
 }
 
-func (p *Policy) classify(r Reply) Verdict {
+func (p *Policy) classify(r reply.Reply) Verdict {
 	if r.Err != nil && r.Code == 0 {
-		if errors.Is(r.Err, ErrProtocol) {
+		if errors.Is(r.Err, reply.ErrProtocol) {
 			return protocolVerdict(r)
 		}
 		return classifyError(r)
 	}
-	if r.Code >= 200 && r.Code < 400 && (r.Stage != StageDataEnd || r.Code >= 300) {
+	if r.Code >= 200 && r.Code < 400 && (r.Stage != reply.StageDataEnd || r.Code >= 300) {
 		// A 2xx or 3xx that does not follow the final dot is never a
 		// delivery. The outbound side advances on the expected code
 		// itself and reports any other as ErrProtocol; here it can only
@@ -95,18 +97,18 @@ func (p *Policy) classify(r Reply) Verdict {
 // protocolVerdict is the reading of a receiver that broke the SMTP
 // sequence. It is never a destination throttle: a confused server says
 // nothing about how fast it wants mail.
-func protocolVerdict(r Reply) Verdict {
+func protocolVerdict(r reply.Reply) Verdict {
 	return Verdict{Class: ClassProtocol, Rule: "protocol:" + string(r.Stage),
 		Reason: fmt.Sprintf("Out of sequence at %s: only 250 to MAIL, 250/251 to RCPT, 354 to DATA and 2xx after the final dot advance a transaction (RFC 5321 §4.3.2); nothing is delivered, the connection is dropped and the recipients retry later on a new one.", r.Stage)}
 }
 
 // classifyError reads a network or TLS failure (no SMTP reply at all).
-func classifyError(r Reply) Verdict {
+func classifyError(r reply.Reply) Verdict {
 	var certErr *tls.CertificateVerificationError
 	var unkAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var recErr tls.RecordHeaderError
-	isTLS := r.Stage == StageSTARTTLS || errors.As(r.Err, &certErr) || errors.As(r.Err, &unkAuth) ||
+	isTLS := r.Stage == reply.StageSTARTTLS || errors.As(r.Err, &certErr) || errors.As(r.Err, &unkAuth) ||
 		errors.As(r.Err, &hostErr) || errors.As(r.Err, &recErr) || strings.Contains(strings.ToLower(r.Err.Error()), "tls")
 	if isTLS {
 		return Verdict{Class: ClassUnavailable, Rule: "network:tls", Reason: "The TLS handshake failed; the destination is paused and probed later."}
@@ -115,7 +117,7 @@ func classifyError(r Reply) Verdict {
 	switch {
 	case errors.Is(r.Err, context.DeadlineExceeded) || (errors.As(r.Err, &ne) && ne.Timeout()):
 		return Verdict{Class: ClassUnavailable, Rule: "network:timeout", Reason: "The receiver did not answer in time; the destination is paused and probed later."}
-	case r.Stage == StageConnect:
+	case r.Stage == reply.StageConnect:
 		return Verdict{Class: ClassUnavailable, Rule: "network:connect", Reason: "The connection failed; the destination is paused and probed later."}
 	}
 	return Verdict{Class: ClassUnavailable, Rule: "network:error", Reason: "The connection broke; the destination is paused and probed later."}
@@ -132,11 +134,11 @@ var (
 
 // connStage reports whether a refusal at this stage concerns the whole
 // connection rather than a recipient or a message.
-func connStage(s Stage) bool {
-	return s == StageConnect || s == StageGreeting || s == StageEHLO || s == StageSTARTTLS
+func connStage(s reply.Stage) bool {
+	return s == reply.StageConnect || s == reply.StageGreeting || s == reply.StageEHLO || s == reply.StageSTARTTLS
 }
 
-func classifyGeneric(r Reply) Verdict {
+func classifyGeneric(r reply.Reply) Verdict {
 	text := r.Text
 	if r.Code >= 500 && r.Code < 600 {
 		return Verdict{Class: ClassPermanent, Rule: "generic:5xx", Reason: "The receiver refused permanently (5xx, RFC 5321 §4.2.1); bounce."}
@@ -153,7 +155,7 @@ func classifyGeneric(r Reply) Verdict {
 	}
 	switch {
 	case strings.HasPrefix(enh, "4.7.") || strings.HasPrefix(enh, "5.7."):
-		if kwGreylist.MatchString(text) || (enh[2:] == "7.1" && (r.Stage == StageRcpt || kwBusy.MatchString(text))) && r.Code != 421 {
+		if kwGreylist.MatchString(text) || (enh[2:] == "7.1" && (r.Stage == reply.StageRcpt || kwBusy.MatchString(text))) && r.Code != 421 {
 			return Verdict{Class: ClassGreylist, Rule: "generic:4.7.1", Reason: "A policy deferral at RCPT (RFC 3463 X.7.1), most likely greylisting; retry this recipient after the window."}
 		}
 		return Verdict{Class: ClassThrottle, Scope: scopeOf(r), Rule: "generic:4.7.x", Reason: "A policy deferral (RFC 3463 X.7.x): slow down for this destination."}
@@ -197,7 +199,7 @@ func classifyGeneric(r Reply) Verdict {
 
 // scopeOf decides an unclear throttle's scope from keywords, then the
 // stage: a refusal before MAIL concerns the connection.
-func scopeOf(r Reply) Scope {
+func scopeOf(r reply.Reply) Scope {
 	switch {
 	case kwConnections.MatchString(r.Text):
 		return ScopeConnections

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"sluice/reply"
 )
 
 // TestOneOffDestinationsLeaveMemory: 10,000 destinations seen once are
@@ -59,7 +61,7 @@ func TestIdleDestinationReloadsExactly(t *testing.T) {
 		c.Advance(10 * time.Millisecond)
 	}
 	p.Observe(d, Outcome{Reply: rateLimited, Rcpt: "a@example.com"})
-	p.Observe(d, Outcome{Reply: Reply{Stage: StageDataEnd, Code: 421, Enhanced: "4.7.0", Text: "too many messages in this connection"}})
+	p.Observe(d, Outcome{Reply: reply.Reply{Stage: reply.StageDataEnd, Code: 421, Enhanced: "4.7.0", Text: "too many messages in this connection"}})
 	p.Observe(d, Outcome{Reply: greylisted, Rcpt: "g@example.com"})
 	c.Advance(2 * time.Minute)
 	p.Observe(d, Outcome{Reply: accepted, Rcpt: "g@example.com"})
@@ -105,7 +107,7 @@ func TestDestinationInForceStays(t *testing.T) {
 	})
 	admitN(p, "busy", 1) // never released
 	p.Admit("blocked")
-	p.Observe("blocked", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] deferred"}})
+	p.Observe("blocked", Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] deferred"}})
 	p.Release("blocked")
 	p.Admit("idle")
 	p.Release("idle")

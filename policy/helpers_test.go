@@ -9,6 +9,7 @@ import (
 
 	"sluice/config"
 	"sluice/internal/fakeclock"
+	"sluice/reply"
 )
 
 // fakeClock is the shared test clock (internal/fakeclock).
@@ -98,11 +99,11 @@ func mustNew(t testing.TB, o Options) *Policy {
 }
 
 var (
-	tooManyConns = Reply{Stage: StageGreeting, Code: 421, Enhanced: "4.7.0", Text: "Too many connections"}
-	rateLimited  = Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "rate limit exceeded"}
-	outage       = Reply{Stage: StageGreeting, Code: 421, Enhanced: "4.3.2", Text: "Service shutting down"}
-	accepted     = Reply{Stage: StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "OK"}
-	greylisted   = Reply{Stage: StageRcpt, Code: 450, Enhanced: "4.2.0", Text: "Recipient address rejected: Greylisted"}
+	tooManyConns = reply.Reply{Stage: reply.StageGreeting, Code: 421, Enhanced: "4.7.0", Text: "Too many connections"}
+	rateLimited  = reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "rate limit exceeded"}
+	outage       = reply.Reply{Stage: reply.StageGreeting, Code: 421, Enhanced: "4.3.2", Text: "Service shutting down"}
+	accepted     = reply.Reply{Stage: reply.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "OK"}
+	greylisted   = reply.Reply{Stage: reply.StageRcpt, Code: 450, Enhanced: "4.2.0", Text: "Recipient address rejected: Greylisted"}
 )
 
 func mustState(t *testing.T, p *Policy, dest string) DestinationState {

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"sluice/reply"
 )
 
 // Outcome is one reply for one recipient at a destination.
 type Outcome struct {
-	Reply    Reply
+	Reply    reply.Reply
 	Rcpt     string    // "" for a session-level observation with no recipient
 	Attempts int       // attempts for this recipient including this one (>=1)
 	Queued   time.Time // when the recipient was queued

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sluice/config"
+	"sluice/reply"
 )
 
 // TestZeroOptionIsNotReplaced: New fills nothing in (issue 9 item 21). A
@@ -80,7 +81,7 @@ max_concurrency = 7
 			t.Fatalf("rate = \"\" made message %d wait %v; documented: no cap", i, w)
 		}
 	}
-	hinted := Reply{Stage: StageRcpt, Code: 450, Enhanced: "4.2.0", Text: "Greylisted, try again in 60 seconds"}
+	hinted := reply.Reply{Stage: reply.StageRcpt, Code: 450, Enhanced: "4.2.0", Text: "Greylisted, try again in 60 seconds"}
 	dec := p.Observe("d.test", Outcome{Reply: hinted, Rcpt: "g@d.test", Attempts: 1})
 	if want := c.Now().Add(time.Minute); !dec.RetryAt.Equal(want) {
 		t.Errorf("greylist_margin = 0: retry at %v, want exactly the hinted %v", dec.RetryAt, want)

@@ -3,6 +3,8 @@ package policy
 import (
 	"testing"
 	"time"
+
+	"sluice/reply"
 )
 
 func TestResumeEndsPauseWithOneProbe(t *testing.T) {
@@ -24,7 +26,7 @@ func TestResumeEndsPauseWithOneProbe(t *testing.T) {
 	if !ok {
 		t.Fatal("fresh destination not admitted")
 	}
-	p.Observe("dest.test", Outcome{Reply: Reply{Stage: StageGreeting, Code: 421, Enhanced: "4.3.2", Text: "Service not available"}, Attempts: 1})
+	p.Observe("dest.test", Outcome{Reply: reply.Reply{Stage: reply.StageGreeting, Code: 421, Enhanced: "4.3.2", Text: "Service not available"}, Attempts: 1})
 	p.Release("dest.test")
 	if ok, at := p.Admit("dest.test"); ok || at.IsZero() {
 		t.Fatalf("paused destination admitted: ok=%v at=%v", ok, at)

@@ -3,6 +3,8 @@ package policy
 import (
 	"testing"
 	"time"
+
+	"sluice/reply"
 )
 
 // TestRateRefusalAfterConnectionCutStillCutsRate: one decrease per window
@@ -19,8 +21,8 @@ func TestRateRefusalAfterConnectionCutStillCutsRate(t *testing.T) {
 			t.Fatal("not admitted")
 		}
 	}
-	tooMany := Reply{Stage: StageGreeting, Code: 421, Enhanced: "4.7.0", Text: "Too many connections from your IP"}
-	rateLimited := Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "Rate limit exceeded, try again later"}
+	tooMany := reply.Reply{Stage: reply.StageGreeting, Code: 421, Enhanced: "4.7.0", Text: "Too many connections from your IP"}
+	rateLimited := reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "Rate limit exceeded, try again later"}
 	for range 5 {
 		p.Observe(d, Outcome{Reply: tooMany, Attempts: 1})
 	}

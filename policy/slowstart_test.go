@@ -3,6 +3,8 @@ package policy
 import (
 	"testing"
 	"time"
+
+	"sluice/reply"
 )
 
 // TestSlowStart: a new destination starts with InitialConcurrency sessions
@@ -21,7 +23,7 @@ func TestSlowStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := func() {
-		p.Observe("d.test", Outcome{Reply: Reply{Stage: StageDataEnd, Code: 250}, Rcpt: "a@d.test", Attempts: 1})
+		p.Observe("d.test", Outcome{Reply: reply.Reply{Stage: reply.StageDataEnd, Code: 250}, Rcpt: "a@d.test", Attempts: 1})
 	}
 	if st, _ := p.State("d.test"); st.Concurrency != 0 {
 		// Unknown until first use.
@@ -42,7 +44,7 @@ func TestSlowStart(t *testing.T) {
 	}
 	// Back in slow start? No: the maximum ended it; a refusal halves.
 	now = now.Add(time.Second)
-	p.Observe("d.test", Outcome{Reply: Reply{Stage: StageGreeting, Code: 421, Enhanced: "4.7.0", Text: "Too many connections"}, Attempts: 1})
+	p.Observe("d.test", Outcome{Reply: reply.Reply{Stage: reply.StageGreeting, Code: 421, Enhanced: "4.7.0", Text: "Too many connections"}, Attempts: 1})
 	if st, _ := p.State("d.test"); st.Concurrency >= 8 {
 		t.Fatalf("refusal did not cut: %d", st.Concurrency)
 	}

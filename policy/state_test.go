@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sluice/reply"
 )
 
 func TestUnavailableProbe(t *testing.T) {
@@ -42,7 +44,7 @@ func TestUnavailableProbe(t *testing.T) {
 		if st := mustState(t, p, d).State; st != StateProbing {
 			t.Fatalf("state during probe %s", st)
 		}
-		p.Observe(d, Outcome{Reply: Reply{Stage: StageConnect, Err: fmt.Errorf("dial: connection refused")}})
+		p.Observe(d, Outcome{Reply: reply.Reply{Stage: reply.StageConnect, Err: fmt.Errorf("dial: connection refused")}})
 		p.Release(d)
 	}
 	// The last probe succeeds: open, full concurrency, step reset.
@@ -81,7 +83,7 @@ func TestSuspendExact(t *testing.T) {
 	const d = "yahoo"
 	admitN(p, d, 20)
 	start := c.Now()
-	dec := p.Observe(d, Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1"}, Rcpt: "x@yahoo.com"})
+	dec := p.Observe(d, Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1"}, Rcpt: "x@yahoo.com"})
 	if !dec.EndSession || dec.Verdict.Class != ClassSuspend {
 		t.Fatalf("decision %+v", dec)
 	}
@@ -108,7 +110,7 @@ func TestSuspendExact(t *testing.T) {
 func TestHardBlockRaisesAlarm(t *testing.T) {
 	t.Parallel()
 	p, _ := fixture(t)
-	dec := p.Observe("yahoo", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.1", Text: "[TS03] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed"}})
+	dec := p.Observe("yahoo", Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.1", Text: "[TS03] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed"}})
 	if dec.Alarm == "" || dec.Verdict.Class != ClassSuspend {
 		t.Errorf("decision %+v, want suspend with alarm", dec)
 	}
@@ -197,7 +199,7 @@ func TestGreylistLearningDoesNotCreep(t *testing.T) {
 func TestGreylistHint(t *testing.T) {
 	t.Parallel()
 	p, c := fixture(t, func(o *Options) { o.GreylistMargin = time.Second })
-	dec := p.Observe("d", Outcome{Reply: Reply{Stage: StageRcpt, Code: 451, Enhanced: "4.7.1", Text: "Greylisted, try again in 30 seconds"}, Rcpt: "a@d"})
+	dec := p.Observe("d", Outcome{Reply: reply.Reply{Stage: reply.StageRcpt, Code: 451, Enhanced: "4.7.1", Text: "Greylisted, try again in 30 seconds"}, Rcpt: "a@d"})
 	if want := c.Now().Add(31*time.Second + 500*time.Millisecond); !dec.RetryAt.Equal(want) {
 		t.Errorf("RetryAt %v, want %v", dec.RetryAt, want)
 	}
@@ -208,7 +210,7 @@ func TestRecipientReactions(t *testing.T) {
 	p, c := fixture(t, func(o *Options) { o.RetryBase = time.Minute; o.RetryMax = time.Hour })
 	now := c.Now()
 	tests := []struct {
-		r        Reply
+		r        reply.Reply
 		attempts int
 		action   Action
 		retryIn  time.Duration
@@ -216,11 +218,11 @@ func TestRecipientReactions(t *testing.T) {
 		alarm    bool
 		end      bool
 	}{
-		{Reply{Stage: StageRcpt, Code: 452, Enhanced: "4.2.2", Text: "Mailbox full"}, 3, ActionRetry, 4 * time.Minute, false, false, false},
-		{Reply{Stage: StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "No such user"}, 1, ActionBounce, 0, true, false, false},
-		{Reply{Stage: StageDataEnd, Code: 554, Enhanced: "5.7.1", Text: "Message rejected as spam"}, 1, ActionBounce, 0, false, false, false},
-		{Reply{Stage: StageDataEnd, Code: 421, Enhanced: "4.7.27", Text: "SPF authentication didn't pass"}, 2, ActionRetry, 2 * time.Minute, false, true, true},
-		{Reply{Stage: StageDataEnd, Code: 250, Text: "ok"}, 1, ActionDone, 0, false, false, false},
+		{reply.Reply{Stage: reply.StageRcpt, Code: 452, Enhanced: "4.2.2", Text: "Mailbox full"}, 3, ActionRetry, 4 * time.Minute, false, false, false},
+		{reply.Reply{Stage: reply.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "No such user"}, 1, ActionBounce, 0, true, false, false},
+		{reply.Reply{Stage: reply.StageDataEnd, Code: 554, Enhanced: "5.7.1", Text: "Message rejected as spam"}, 1, ActionBounce, 0, false, false, false},
+		{reply.Reply{Stage: reply.StageDataEnd, Code: 421, Enhanced: "4.7.27", Text: "SPF authentication didn't pass"}, 2, ActionRetry, 2 * time.Minute, false, true, true},
+		{reply.Reply{Stage: reply.StageDataEnd, Code: 250, Text: "ok"}, 1, ActionDone, 0, false, false, false},
 	}
 	for _, tc := range tests {
 		dec := p.Observe("d", Outcome{Reply: tc.r, Rcpt: "u@d", Attempts: tc.attempts})
@@ -232,7 +234,7 @@ func TestRecipientReactions(t *testing.T) {
 			t.Errorf("Observe(%s) = %+v (retry in %v)", tc.r, dec, in)
 		}
 	}
-	if dec := p.Observe("d", Outcome{Reply: Reply{Stage: StageRcpt, Code: 421, Enhanced: "4.7.28", Text: "Gmail has detected an unusual rate of mail originating from your IP address."}, Rcpt: "u@d"}); dec.Alarm != "" || !strings.Contains(dec.Verdict.Reason, "Gmail") {
+	if dec := p.Observe("d", Outcome{Reply: reply.Reply{Stage: reply.StageRcpt, Code: 421, Enhanced: "4.7.28", Text: "Gmail has detected an unusual rate of mail originating from your IP address."}, Rcpt: "u@d"}); dec.Alarm != "" || !strings.Contains(dec.Verdict.Reason, "Gmail") {
 		t.Errorf("throttle: %+v", dec)
 	}
 }
@@ -249,7 +251,7 @@ func TestProtocolErrorIsNotAThrottle(t *testing.T) {
 		p.Observe(d, Outcome{Reply: accepted})
 	}
 	before := mustState(t, p, d)
-	bad := Reply{Stage: StageData, Err: fmt.Errorf("%w: \"250 2.0.0 ok\" at data, expected 354", ErrProtocol)}
+	bad := reply.Reply{Stage: reply.StageData, Err: fmt.Errorf("%w: \"250 2.0.0 ok\" at data, expected 354", reply.ErrProtocol)}
 	for attempts := 1; attempts <= 3; attempts++ {
 		dec := p.Observe(d, Outcome{Reply: bad, Rcpt: "a@mx", Attempts: attempts})
 		want := RetryDelay(attempts, time.Minute, time.Hour, 0.5)
@@ -267,7 +269,7 @@ func TestReconnectLowersMsgsPerConn(t *testing.T) {
 	t.Parallel()
 	p, _ := fixture(t)
 	const d = "yahoo"
-	maxPerConn := Reply{Stage: StageMail, Code: 421, Text: "Max message per connection reached, closing transmission channel"}
+	maxPerConn := reply.Reply{Stage: reply.StageMail, Code: 421, Text: "Max message per connection reached, closing transmission channel"}
 	admitN(p, d, 2)
 	for range 20 {
 		p.Observe(d, Outcome{Reply: accepted})
@@ -325,12 +327,12 @@ func TestPersistenceRoundTrip(t *testing.T) {
 	p := mustNew(t, o)
 	admitN(p, "a", 20)
 	p.Observe("a", Outcome{Reply: tooManyConns})
-	p.Observe("y", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] deferred due to unexpected volume"}})
+	p.Observe("y", Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] deferred due to unexpected volume"}})
 	admitN(p, "b", 1)
 	for range 4 {
 		p.Observe("b", Outcome{Reply: accepted})
 	}
-	p.Observe("b", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Text: "Max message per connection reached"}})
+	p.Observe("b", Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Text: "Max message per connection reached"}})
 	p.Observe("b", Outcome{Reply: greylisted, Rcpt: "g@b"})
 	c.Advance(30 * time.Second)
 	p.Observe("b", Outcome{Reply: accepted, Rcpt: "g@b"})
@@ -514,7 +516,7 @@ func TestConcurrentUse(t *testing.T) {
 					continue
 				}
 				p.Reserve(d)
-				replies := []Reply{accepted, tooManyConns, greylisted, outage, rateLimited}
+				replies := []reply.Reply{accepted, tooManyConns, greylisted, outage, rateLimited}
 				p.Observe(d, Outcome{Reply: replies[i%len(replies)], Rcpt: fmt.Sprintf("r%d@x", i), Attempts: 1})
 				p.Release(d)
 				c.Advance(time.Millisecond)

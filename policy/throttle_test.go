@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"sluice/reply"
 )
 
 func TestThrottleBurstIsOneDecrease(t *testing.T) {
@@ -62,7 +64,7 @@ func TestThrottleFloorsAndProbe(t *testing.T) {
 		if i > 0 && n != 1 {
 			t.Fatalf("round %d: admitted %d sessions after a pause, want 1 probe", i, n)
 		}
-		p.Observe(d, Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "go away"}, Attempts: 1})
+		p.Observe(d, Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "go away"}, Attempts: 1})
 		for range n {
 			p.Release(d)
 		}
@@ -83,7 +85,7 @@ func TestHardThrottleGoesToFloors(t *testing.T) {
 	p, c := fixture(t, func(o *Options) { o.Rate = 50; o.MinRate = 1 })
 	const d = "outlook"
 	admitN(p, d, 5)
-	p.Observe(d, Outcome{Reply: Reply{Stage: StageMail, Code: 451, Enhanced: "4.7.650", Text: "The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation."}})
+	p.Observe(d, Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 451, Enhanced: "4.7.650", Text: "The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation."}})
 	s := mustState(t, p, d)
 	if s.Concurrency != 1 || s.Rate != 1 {
 		t.Errorf("hard throttle: concurrency %d rate %v, want 1 and 1", s.Concurrency, s.Rate)
@@ -114,7 +116,7 @@ func TestAdditiveRecovery(t *testing.T) {
 	p, c := fixture(t, func(o *Options) { o.MaxConcurrency = 8; o.Rate = 20; o.MinRate = 1; o.IncreaseAfter = 5 })
 	const d = "dest.test"
 	admitN(p, d, 8)
-	p.Observe(d, Outcome{Reply: Reply{Stage: StageMail, Code: 421, Text: "busy"}})
+	p.Observe(d, Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Text: "busy"}})
 	for range 8 {
 		p.Release(d)
 	}
@@ -233,7 +235,7 @@ func TestRefusalsStop(t *testing.T) {
 				if tick >= 1500 {
 					lateRefusals++
 				}
-				p.Observe(d, Outcome{Reply: Reply{Stage: StageGreeting, Code: 421, Text: "Too many sessions opened"}})
+				p.Observe(d, Outcome{Reply: reply.Reply{Stage: reply.StageGreeting, Code: 421, Text: "Too many sessions opened"}})
 				p.Release(d)
 				continue
 			}

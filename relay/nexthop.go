@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 // Hop is one address to try for a domain, in order.
@@ -26,7 +26,7 @@ type Hop struct {
 
 // HopError is a next-hop resolution failure; Reply says why, the way the
 // caller reports every other outcome.
-type HopError struct{ Reply policy.Reply }
+type HopError struct{ Reply reply.Reply }
 
 func (e *HopError) Error() string { return "relay: next hop: " + e.Reply.String() }
 func (e *HopError) Unwrap() error { return e.Reply.Err }
@@ -118,7 +118,7 @@ func (o *Outbound) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 		if lastErr == nil {
 			lastErr = errors.New("no addresses")
 		}
-		return nil, &HopError{Reply: policy.Reply{Stage: policy.StageConnect,
+		return nil, &HopError{Reply: reply.Reply{Stage: reply.StageConnect,
 			Err: fmt.Errorf("relay: no usable address for %s: %w", domain, lastErr)}}
 	}
 	return hops, nil
@@ -165,15 +165,15 @@ func (o *Outbound) nextHopKey(ctx context.Context, domain string) (string, error
 func (o *Outbound) fixedHops(ctx context.Context, domain, hostport, tlsMode string, auth bool) ([]Hop, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return nil, &HopError{Reply: policy.Reply{Stage: policy.StageConnect, Err: fmt.Errorf("relay: next hop %q: %w", hostport, err)}}
+		return nil, &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Err: fmt.Errorf("relay: next hop %q: %w", hostport, err)}}
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
-		return nil, &HopError{Reply: policy.Reply{Stage: policy.StageConnect, Err: fmt.Errorf("relay: next hop %q: bad port: %w", hostport, err)}}
+		return nil, &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Err: fmt.Errorf("relay: next hop %q: bad port: %w", hostport, err)}}
 	}
 	addrs, err := o.lookupAddrs(ctx, host)
 	if err != nil {
-		return nil, &HopError{Reply: policy.Reply{Stage: policy.StageConnect,
+		return nil, &HopError{Reply: reply.Reply{Stage: reply.StageConnect,
 			Err: fmt.Errorf("relay: next hop %s for %s: %w", host, domain, err)}}
 	}
 	hops := make([]Hop, 0, len(addrs))
@@ -197,7 +197,7 @@ func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, err
 	e = outMXEntry{expires: now.Add(o.opt.MXCacheTTL)}
 	switch {
 	case err != nil && !outIsNotFound(err):
-		return e, &HopError{Reply: policy.Reply{Stage: policy.StageConnect,
+		return e, &HopError{Reply: reply.Reply{Stage: reply.StageConnect,
 			Err: fmt.Errorf("relay: MX lookup for %s: %w", domain, err)}}
 	case err != nil || len(mxs) == 0:
 		// No MX records (or, for Go's resolver, possibly NXDOMAIN):
@@ -205,7 +205,7 @@ func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, err
 		// NextHops tells NXDOMAIN apart when that lookup fails too.
 		e.implicit = true
 	case len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == ""):
-		e.err = &HopError{Reply: policy.Reply{Stage: policy.StageConnect, Code: 556, Enhanced: "5.1.10",
+		e.err = &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Code: 556, Enhanced: "5.1.10",
 			Text: fmt.Sprintf("domain %s does not accept mail (null MX)", domain)}}
 	default:
 		for _, mx := range mxs {
@@ -252,7 +252,7 @@ func (o *Outbound) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, 
 }
 
 func outBadDestination(domain string) *HopError {
-	return &HopError{Reply: policy.Reply{Stage: policy.StageConnect, Code: 550, Enhanced: "5.1.2",
+	return &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Code: 550, Enhanced: "5.1.2",
 		Text: fmt.Sprintf("bad destination: domain %s not found", domain)}}
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 func outTestResolver() *outFakeResolver {
@@ -44,7 +44,7 @@ func TestNextHops(t *testing.T) {
 		smarthost bool
 		domain    string
 		want      []Hop
-		wantRep   *policy.Reply // Err is only checked for presence
+		wantRep   *reply.Reply // Err is only checked for presence
 	}{
 		{name: "route", domain: "Routed.TEST", want: []Hop{hop("127.0.0.1", "127.0.0.1:2601", "none", false)}},
 		{name: "route wins over smarthost", smarthost: true, domain: "routed.test", want: []Hop{hop("127.0.0.1", "127.0.0.1:2601", "none", false)}},
@@ -56,10 +56,10 @@ func TestNextHops(t *testing.T) {
 		}},
 		{name: "implicit MX", domain: "implicit.test", want: []Hop{hop("implicit.test", "192.0.2.9:2525", "opportunistic", false)}},
 		{name: "broken MX host skipped", domain: "partial.test", want: []Hop{hop("a.mx.test", "192.0.2.1:2525", "opportunistic", false)}},
-		{name: "null MX", domain: "null.test", wantRep: &policy.Reply{Stage: policy.StageConnect, Code: 556, Enhanced: "5.1.10"}},
-		{name: "NXDOMAIN", domain: "nx.invalid", wantRep: &policy.Reply{Stage: policy.StageConnect, Code: 550, Enhanced: "5.1.2"}},
-		{name: "temporary DNS failure", domain: "temp.test", wantRep: &policy.Reply{Stage: policy.StageConnect, Err: errors.New("any")}},
-		{name: "no MX host resolves", domain: "alldead.test", wantRep: &policy.Reply{Stage: policy.StageConnect, Err: errors.New("any")}},
+		{name: "null MX", domain: "null.test", wantRep: &reply.Reply{Stage: reply.StageConnect, Code: 556, Enhanced: "5.1.10"}},
+		{name: "NXDOMAIN", domain: "nx.invalid", wantRep: &reply.Reply{Stage: reply.StageConnect, Code: 550, Enhanced: "5.1.2"}},
+		{name: "temporary DNS failure", domain: "temp.test", wantRep: &reply.Reply{Stage: reply.StageConnect, Err: errors.New("any")}},
+		{name: "no MX host resolves", domain: "alldead.test", wantRep: &reply.Reply{Stage: reply.StageConnect, Err: errors.New("any")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,7 @@ package relay
 // concurrent use by many delivery workers (its caches are mutex-guarded); a
 // *Session it returns is one SMTP connection and is not. The outbound side
 // never decides when to retry: every outcome, success or failure, is handed
-// back as a policy.Reply for the caller to classify.
+// back as a reply.Reply for the caller to classify.
 
 import (
 	"crypto/tls"

@@ -9,7 +9,7 @@ import (
 	"net/netip"
 	"time"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 // outTLSEntry remembers what a server did with STARTTLS, so that a failed
@@ -26,7 +26,7 @@ var errOutCredsInClear = errors.New("relay: refusing to send smarthost credentia
 // Dial opens a session to the first next hop that answers. Connection
 // failures and 4xx greetings move on to the next address (RFC 5321 §5.1);
 // anything else is returned as the Reply that explains it.
-func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *policy.Reply) {
+func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *reply.Reply) {
 	domain = outNormDomain(domain)
 	hops, err := o.NextHops(ctx, domain)
 	if err != nil {
@@ -35,21 +35,21 @@ func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *policy.R
 			r := he.Reply
 			return nil, &r
 		}
-		r := outNetReply(policy.StageConnect, err)
+		r := outNetReply(reply.StageConnect, err)
 		return nil, &r
 	}
 	// RFC 5321 §5.1: an MX list that leads back to us is a configuration
 	// error; delivering would loop until the hop count stops it.
 	for _, h := range hops {
 		if o.isLoop(h.Addr) {
-			return nil, &policy.Reply{Stage: policy.StageConnect, Code: 554, Enhanced: "5.4.6",
+			return nil, &reply.Reply{Stage: reply.StageConnect, Code: 554, Enhanced: "5.4.6",
 				Text: fmt.Sprintf("mail for %s loops back to myself", domain)}
 		}
 	}
-	var last *policy.Reply
+	var last *reply.Reply
 	for _, h := range hops {
 		if err := ctx.Err(); err != nil {
-			r := outNetReply(policy.StageConnect, err)
+			r := outNetReply(reply.StageConnect, err)
 			return nil, &r
 		}
 		s, rep := o.dialHop(ctx, h)
@@ -68,11 +68,11 @@ func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *policy.R
 	return nil, last
 }
 
-func outTryNext(r *policy.Reply) bool {
+func outTryNext(r *reply.Reply) bool {
 	switch r.Stage {
-	case policy.StageConnect:
+	case reply.StageConnect:
 		return true
-	case policy.StageGreeting:
+	case reply.StageGreeting:
 		return r.Err != nil || r.Code/100 == 4
 	}
 	return false
@@ -81,7 +81,7 @@ func outTryNext(r *policy.Reply) bool {
 // dialHop opens one session, falling back to plaintext on a fresh
 // connection when an opportunistic handshake fails (RFC 7435 §4 prefers
 // cleartext delivery to none).
-func (o *Outbound) dialHop(ctx context.Context, h Hop) (*Session, *policy.Reply) {
+func (o *Outbound) dialHop(ctx context.Context, h Hop) (*Session, *reply.Reply) {
 	tryTLS := h.TLS != TLSNone
 	if h.TLS == TLSOpportunistic && o.tlsFailedRecently(h.Addr) {
 		tryTLS = false
@@ -100,12 +100,12 @@ func (o *Outbound) dialHop(ctx context.Context, h Hop) (*Session, *policy.Reply)
 
 // open runs connect, greeting, EHLO, STARTTLS and AUTH. hsFailed reports a
 // TLS handshake failure after the server agreed to STARTTLS.
-func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep *policy.Reply, hsFailed bool) {
+func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep *reply.Reply, hsFailed bool) {
 	dctx, cancel := context.WithTimeout(ctx, o.opt.DialTimeout)
 	conn, err := o.opt.Dialer(o.outLocalAddr(h.Addr.Addr())).DialContext(dctx, "tcp", h.Addr.String())
 	cancel()
 	if err != nil {
-		r := outNetReply(policy.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
+		r := outNetReply(reply.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
 		return nil, &r, false
 	}
 	sess := &Session{o: o, hop: h, raw: conn, w: newOutWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
@@ -118,12 +118,12 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 			// land on the conn, so this session cannot be trusted.
 			sess.usable = false
 			sess.Close()
-			r := outNetReply(policy.StageConnect, ctx.Err())
+			r := outNetReply(reply.StageConnect, ctx.Err())
 			s, rep = nil, &r
 		}
 	}()
 	s = sess
-	fail := func(r policy.Reply) (*Session, *policy.Reply, bool) {
+	fail := func(r reply.Reply) (*Session, *reply.Reply, bool) {
 		if r.Err != nil || r.Code == 421 {
 			s.usable = false
 		}
@@ -134,12 +134,12 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 	resp, err := s.w.read(o.opt.CommandTimeout)
 	switch {
 	case err != nil:
-		return fail(s.netReply(policy.StageGreeting, err))
+		return fail(s.netReply(reply.StageGreeting, err))
 	case resp.Code == 220:
 	case outRefusal(resp.Code):
-		return fail(outReply(policy.StageGreeting, resp))
+		return fail(outReply(reply.StageGreeting, resp))
 	default:
-		return fail(s.unexpected(policy.StageGreeting, resp, "220"))
+		return fail(s.unexpected(reply.StageGreeting, resp, "220"))
 	}
 	if r, ok := s.hello(); !ok {
 		return fail(r)
@@ -161,7 +161,7 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 			// Opportunistic and refused: carry on in plaintext on this
 			// connection, still in the pre-STARTTLS state (RFC 3207 §4).
 		case h.TLS == TLSRequire:
-			return fail(policy.Reply{Stage: policy.StageSTARTTLS,
+			return fail(reply.Reply{Stage: reply.StageSTARTTLS,
 				Err: fmt.Errorf("%w: %s[%s]", errOutNoTLS, h.Host, h.Addr.Addr())})
 		}
 	}
@@ -175,58 +175,58 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 
 // hello sends EHLO with our hostname, falling back to HELO when the server
 // does not know EHLO (RFC 5321 §3.2).
-func (s *Session) hello() (policy.Reply, bool) {
+func (s *Session) hello() (reply.Reply, bool) {
 	name := s.o.opt.Hostname
 	resp, err := s.w.cmd("EHLO " + name)
 	switch {
 	case err != nil:
-		return s.netReply(policy.StageEHLO, err), false
+		return s.netReply(reply.StageEHLO, err), false
 	case resp.Code == 250:
 		s.ext = outExt(resp)
-		return policy.Reply{}, true
+		return reply.Reply{}, true
 	case resp.Code == 500 || resp.Code == 502:
 		// Not understood: try HELO below.
 	case outRefusal(resp.Code):
-		return outReply(policy.StageEHLO, resp), false
+		return outReply(reply.StageEHLO, resp), false
 	default:
-		return s.unexpected(policy.StageEHLO, resp, "250"), false
+		return s.unexpected(reply.StageEHLO, resp, "250"), false
 	}
 	resp, err = s.w.cmd("HELO " + name)
 	switch {
 	case err != nil:
-		return s.netReply(policy.StageEHLO, err), false
+		return s.netReply(reply.StageEHLO, err), false
 	case resp.Code == 250:
 		s.ext = map[string]string{}
-		return policy.Reply{}, true
+		return reply.Reply{}, true
 	case outRefusal(resp.Code):
-		return outReply(policy.StageEHLO, resp), false
+		return outReply(reply.StageEHLO, resp), false
 	default:
-		return s.unexpected(policy.StageEHLO, resp, "250"), false
+		return s.unexpected(reply.StageEHLO, resp, "250"), false
 	}
 }
 
 // startTLS upgrades the connection and says EHLO again, as RFC 3207 §4.2
 // requires: the server forgets everything it learnt before the handshake.
-func (s *Session) startTLS(ctx context.Context) (r policy.Reply, ok, hsFailed bool) {
+func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed bool) {
 	// cmd refuses data buffered after the 220: it was sent before the
 	// handshake and would be read as if it came over TLS (the STARTTLS
 	// command injection attack, RFC 3207 §6).
 	resp, err := s.w.cmd("STARTTLS")
 	switch {
 	case err != nil:
-		return s.netReply(policy.StageSTARTTLS, err), false, false
+		return s.netReply(reply.StageSTARTTLS, err), false, false
 	case resp.Code == 220:
 	case outRefusal(resp.Code):
-		return outReply(policy.StageSTARTTLS, resp), false, false
+		return outReply(reply.StageSTARTTLS, resp), false, false
 	default:
-		return s.unexpected(policy.StageSTARTTLS, resp, "220"), false, false
+		return s.unexpected(reply.StageSTARTTLS, resp, "220"), false, false
 	}
 	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop))
 	if err := s.w.deadline(s.o.opt.CommandTimeout); err != nil {
-		return s.netReply(policy.StageSTARTTLS, err), false, false
+		return s.netReply(reply.StageSTARTTLS, err), false, false
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return s.netReply(policy.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
+		return s.netReply(reply.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
 	}
 	s.w = newOutWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
 	s.w.ctx = ctx
@@ -235,29 +235,29 @@ func (s *Session) startTLS(ctx context.Context) (r policy.Reply, ok, hsFailed bo
 	if r, ok := s.hello(); !ok {
 		return r, false, false
 	}
-	return policy.Reply{}, true, false
+	return reply.Reply{}, true, false
 }
 
 // auth sends AUTH PLAIN (RFC 4616) with the smarthost credentials, only
 // over TLS: the password would otherwise cross the network in clear.
-func (s *Session) auth() (policy.Reply, bool) {
+func (s *Session) auth() (reply.Reply, bool) {
 	if !s.tls {
-		return policy.Reply{Stage: policy.StageAuth, Err: errOutCredsInClear}, false
+		return reply.Reply{Stage: reply.StageAuth, Err: errOutCredsInClear}, false
 	}
 	sh := s.o.opt.Smarthost
 	tok := base64.StdEncoding.EncodeToString([]byte("\x00" + sh.Username + "\x00" + sh.Password))
 	resp, err := s.w.cmd("AUTH PLAIN " + tok)
 	switch {
 	case err != nil:
-		return s.netReply(policy.StageAuth, err), false
+		return s.netReply(reply.StageAuth, err), false
 	case resp.Code == 235: // RFC 4954 §6
-		return policy.Reply{}, true
+		return reply.Reply{}, true
 	case outRefusal(resp.Code):
-		return outReply(policy.StageAuth, resp), false
+		return outReply(reply.StageAuth, resp), false
 	default:
 		// A 334 challenge to an initial response we sent, or any other
 		// code: we would be answering out of sequence.
-		return s.unexpected(policy.StageAuth, resp, "235"), false
+		return s.unexpected(reply.StageAuth, resp, "235"), false
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 // withBody sets d's body, as the scheduler does from the queue.
@@ -39,7 +39,7 @@ func outDial(t *testing.T, ob *Outbound) *Session {
 }
 
 // outWant checks the fields of a reply that a test cares about.
-func outWant(t *testing.T, got policy.Reply, stage policy.Stage, code int, enh string) {
+func outWant(t *testing.T, got reply.Reply, stage reply.Stage, code int, enh string) {
 	t.Helper()
 	if got.Stage != stage || got.Code != code || got.Enhanced != enh {
 		t.Errorf("reply = %+v (%v), want %s %d %s", got, got, stage, code, enh)
@@ -72,7 +72,7 @@ func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
 			})
 			s, rep := ob.Dial(context.Background(), "dest.test")
 			if tt.wantErr {
-				if rep == nil || rep.Stage != policy.StageSTARTTLS || rep.Err == nil {
+				if rep == nil || rep.Stage != reply.StageSTARTTLS || rep.Err == nil {
 					t.Fatalf("reply = %v, want a STARTTLS failure", rep)
 				}
 				if rec.count() != 1 {
@@ -107,7 +107,7 @@ func TestDialRequireWithoutSTARTTLS(t *testing.T) {
 	f := newOutFakeMX(t, outFakeCfg{})
 	ob, _ := outTestOutbound(t, f, TLSRequire, nil)
 	_, rep := ob.Dial(context.Background(), "dest.test")
-	if rep == nil || rep.Stage != policy.StageSTARTTLS || !errors.Is(rep.Err, errOutNoTLS) {
+	if rep == nil || rep.Stage != reply.StageSTARTTLS || !errors.Is(rep.Err, errOutNoTLS) {
 		t.Fatalf("reply = %v, want STARTTLS-stage errOutNoTLS", rep)
 	}
 	if f.countVerb("MAIL") != 0 {
@@ -159,14 +159,14 @@ func TestDialOpportunisticFallbackCached(t *testing.T) {
 func TestSendTransactions(t *testing.T) {
 	t.Parallel()
 	type want struct {
-		stage policy.Stage
+		stage reply.Stage
 		code  int
 		enh   string
 	}
-	ok := want{policy.StageDataEnd, 250, "2.0.0"}
+	ok := want{reply.StageDataEnd, 250, "2.0.0"}
 	// proto: a protocol error at the stage (issue 9 item 1): never a
 	// delivery, the session is dropped without QUIT.
-	proto := func(st policy.Stage) want { return want{st, -1, ""} }
+	proto := func(st reply.Stage) want { return want{st, -1, ""} }
 	tests := []struct {
 		name       string
 		cfg        outFakeCfg
@@ -182,49 +182,49 @@ func TestSendTransactions(t *testing.T) {
 			name: "RCPT partial failure",
 			cfg:  outFakeCfg{replies: map[string]string{"RCPT TO:<bad@dest.test>": "550 5.1.1 no such user"}},
 			d:    outMsg("a@dest.test", "bad@dest.test", "c@dest.test"),
-			want: []want{ok, {policy.StageRcpt, 550, "5.1.1"}, ok}, wantUsable: true,
+			want: []want{ok, {reply.StageRcpt, 550, "5.1.1"}, ok}, wantUsable: true,
 			wantCmds: []string{"DATA"}, noCmds: []string{"RSET"},
 		},
 		{
 			name: "no recipient accepted: RSET, no DATA",
 			cfg:  outFakeCfg{replies: map[string]string{"RCPT": "450 4.2.1 slow down"}},
 			d:    outMsg("a@dest.test", "b@dest.test"),
-			want: []want{{policy.StageRcpt, 450, "4.2.1"}, {policy.StageRcpt, 450, "4.2.1"}}, wantUsable: true,
+			want: []want{{reply.StageRcpt, 450, "4.2.1"}, {reply.StageRcpt, 450, "4.2.1"}}, wantUsable: true,
 			wantCmds: []string{"RSET"}, noCmds: []string{"DATA"},
 		},
 		{
 			name:   "421 at MAIL ends the session",
 			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "421 4.7.0 Try again later, closing connection."}},
 			d:      outMsg("a@dest.test", "b@dest.test"),
-			want:   []want{{policy.StageMail, 421, "4.7.0"}, {policy.StageMail, 421, "4.7.0"}},
+			want:   []want{{reply.StageMail, 421, "4.7.0"}, {reply.StageMail, 421, "4.7.0"}},
 			noCmds: []string{"RCPT", "RSET"},
 		},
 		{
 			name:   "421 at RCPT fails the accepted ones too",
 			cfg:    outFakeCfg{replies: map[string]string{"RCPT TO:<b@dest.test>": "421 4.7.0 too many"}},
 			d:      outMsg("a@dest.test", "b@dest.test", "c@dest.test"),
-			want:   []want{{policy.StageRcpt, 421, "4.7.0"}, {policy.StageRcpt, 421, "4.7.0"}, {policy.StageRcpt, 421, "4.7.0"}},
+			want:   []want{{reply.StageRcpt, 421, "4.7.0"}, {reply.StageRcpt, 421, "4.7.0"}, {reply.StageRcpt, 421, "4.7.0"}},
 			noCmds: []string{"DATA", "RCPT TO:<c@dest.test>"},
 		},
 		{
 			name: "MAIL refused: RSET after",
 			cfg:  outFakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused"}},
 			d:    outMsg("a@dest.test"),
-			want: []want{{policy.StageMail, 550, "5.7.1"}}, wantUsable: true,
+			want: []want{{reply.StageMail, 550, "5.7.1"}}, wantUsable: true,
 			wantCmds: []string{"RSET"}, noCmds: []string{"RCPT"},
 		},
 		{
 			name: "DATA end refusal applies to every accepted recipient",
 			cfg:  outFakeCfg{replies: map[string]string{".": "554 5.7.1 spam"}},
 			d:    outMsg("a@dest.test", "b@dest.test"),
-			want: []want{{policy.StageDataEnd, 554, "5.7.1"}, {policy.StageDataEnd, 554, "5.7.1"}}, wantUsable: true,
+			want: []want{{reply.StageDataEnd, 554, "5.7.1"}, {reply.StageDataEnd, 554, "5.7.1"}}, wantUsable: true,
 			wantCmds: []string{"RSET"},
 		},
 		{
 			name: "SMTPUTF8 to a server without it",
 			cfg:  outFakeCfg{},
 			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test", "b@dest.test"}, SMTPUTF8: true}, "x\r\n"),
-			want: []want{{policy.StageMail, 553, "5.6.7"}, {policy.StageMail, 553, "5.6.7"}}, wantUsable: true,
+			want: []want{{reply.StageMail, 553, "5.6.7"}, {reply.StageMail, 553, "5.6.7"}}, wantUsable: true,
 			noCmds: []string{"MAIL"},
 		},
 		{
@@ -272,19 +272,19 @@ func TestSendTransactions(t *testing.T) {
 			// the final dot, so the receiver discards the transaction.
 			name:     "bare CR: dropped before the final dot",
 			d:        withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "a\rRCPT TO:<x@evil.test>\r\n"),
-			want:     []want{{policy.StageData, 554, "5.6.0"}},
+			want:     []want{{reply.StageData, 554, "5.6.0"}},
 			wantCmds: []string{"DATA"}, noCmds: []string{"RSET", "QUIT", "RCPT TO:<x@evil.test>"}, noBody: true,
 		},
 		{
 			name:     "bare LF: dropped before the final dot",
 			d:        withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "a\n.\nMAIL FROM:<x@evil.test>\r\n"),
-			want:     []want{{policy.StageData, 554, "5.6.0"}},
+			want:     []want{{reply.StageData, 554, "5.6.0"}},
 			wantCmds: []string{"DATA"}, noCmds: []string{"RSET", "QUIT", "MAIL FROM:<x@evil.test>"}, noBody: true,
 		},
 		{
 			name:     "bare LF deep in a large body",
 			d:        withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, strings.Repeat("line\r\n", 50000)+"x\n.\r\n"),
-			want:     []want{{policy.StageData, 554, "5.6.0"}},
+			want:     []want{{reply.StageData, 554, "5.6.0"}},
 			wantCmds: []string{"DATA"}, noCmds: []string{"RSET", "QUIT"}, noBody: true,
 		},
 		{
@@ -296,20 +296,20 @@ func TestSendTransactions(t *testing.T) {
 		{
 			name: "malformed recipient skipped",
 			d:    outMsg("a@dest.test", "x>@dest.test"),
-			want: []want{ok, {policy.StageRcpt, 553, "5.1.3"}}, wantUsable: true,
+			want: []want{ok, {reply.StageRcpt, 553, "5.1.3"}}, wantUsable: true,
 		},
 		{
 			name:   "250 to DATA is not a delivery",
 			cfg:    outFakeCfg{replies: map[string]string{"DATA": "250 2.0.0 Ok"}},
 			d:      outMsg("a@dest.test", "b@dest.test"),
-			want:   []want{proto(policy.StageData), proto(policy.StageData)},
+			want:   []want{proto(reply.StageData), proto(reply.StageData)},
 			noCmds: []string{"RSET", "QUIT"},
 		},
 		{
 			name:   "354 to MAIL",
 			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "354 go ahead"}},
 			d:      outMsg("a@dest.test"),
-			want:   []want{proto(policy.StageMail)},
+			want:   []want{proto(reply.StageMail)},
 			noCmds: []string{"RCPT", "RSET", "QUIT"},
 		},
 		{
@@ -319,56 +319,56 @@ func TestSendTransactions(t *testing.T) {
 				"RCPT TO:<b@dest.test>": "252 2.1.5 cannot verify",
 			}},
 			d:      outMsg("a@dest.test", "b@dest.test", "c@dest.test", "x>@dest.test"),
-			want:   []want{proto(policy.StageRcpt), proto(policy.StageRcpt), proto(policy.StageRcpt), {policy.StageRcpt, 553, "5.1.3"}},
+			want:   []want{proto(reply.StageRcpt), proto(reply.StageRcpt), proto(reply.StageRcpt), {reply.StageRcpt, 553, "5.1.3"}},
 			noCmds: []string{"DATA", "RCPT TO:<c@dest.test>", "QUIT"},
 		},
 		{
 			name:   "354 after the final dot",
 			cfg:    outFakeCfg{replies: map[string]string{".": "354 more please"}},
 			d:      outMsg("a@dest.test"),
-			want:   []want{proto(policy.StageDataEnd)},
+			want:   []want{proto(reply.StageDataEnd)},
 			noCmds: []string{"RSET", "QUIT"},
 		},
 		{
 			name:   "extra reply after the final one, same segment",
 			cfg:    outFakeCfg{replies: map[string]string{".": "554 5.7.1 rejected\r\n250 2.0.0 extra"}},
 			d:      outMsg("a@dest.test", "b@dest.test"),
-			want:   []want{proto(policy.StageDataEnd), proto(policy.StageDataEnd)},
+			want:   []want{proto(reply.StageDataEnd), proto(reply.StageDataEnd)},
 			noCmds: []string{"RSET", "QUIT"},
 		},
 		{
 			name:   "extra reply after a 250 to the final dot, same segment",
 			cfg:    outFakeCfg{replies: map[string]string{".": "250 2.0.0 queued\r\n250 2.0.0 extra"}},
 			d:      outMsg("a@dest.test"),
-			want:   []want{proto(policy.StageDataEnd)},
+			want:   []want{proto(reply.StageDataEnd)},
 			noCmds: []string{"QUIT"},
 		},
 		{
 			name:   "extra reply after MAIL's, same segment",
 			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "250 2.1.0 ok\r\n250 2.1.5 ok"}},
 			d:      outMsg("a@dest.test"),
-			want:   []want{proto(policy.StageMail)},
+			want:   []want{proto(reply.StageMail)},
 			noCmds: []string{"RCPT", "QUIT"},
 		},
 		{
 			name:   "RSET answered 354 voids the refusal",
 			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused", "RSET": "354 go ahead"}},
 			d:      outMsg("a@dest.test"),
-			want:   []want{proto(policy.StageMail)},
+			want:   []want{proto(reply.StageMail)},
 			noCmds: []string{"RCPT", "QUIT"},
 		},
 		{
 			name:       "251 after the final dot is a delivery",
 			cfg:        outFakeCfg{replies: map[string]string{".": "251 2.1.5 forwarded"}},
 			d:          outMsg("a@dest.test"),
-			want:       []want{{policy.StageDataEnd, 251, "2.1.5"}},
+			want:       []want{{reply.StageDataEnd, 251, "2.1.5"}},
 			wantUsable: true, wantCmds: []string{"QUIT"},
 		},
 		{
 			name: "multi-line reply with repeated enhanced code",
 			cfg:  outFakeCfg{replies: map[string]string{".": "451-4.7.500 Server busy.\r\n451 4.7.500 Please try again later."}},
 			d:    outMsg("a@dest.test"),
-			want: []want{{policy.StageDataEnd, 451, "4.7.500"}}, wantUsable: true,
+			want: []want{{reply.StageDataEnd, 451, "4.7.500"}}, wantUsable: true,
 		},
 	}
 	for _, tt := range tests {
@@ -383,7 +383,7 @@ func TestSendTransactions(t *testing.T) {
 			}
 			for i, w := range tt.want {
 				if w.code == -1 {
-					if got[i].Stage != w.stage || got[i].Code != 0 || !errors.Is(got[i].Err, policy.ErrProtocol) {
+					if got[i].Stage != w.stage || got[i].Code != 0 || !errors.Is(got[i].Err, reply.ErrProtocol) {
 						t.Errorf("reply %d = %+v (%v), want a protocol error at %s", i, got[i], got[i], w.stage)
 					}
 					continue
@@ -482,7 +482,7 @@ func TestSendUnsolicitedBeforeNextCommand(t *testing.T) {
 			}
 			got := s.Send(context.Background(), outMsg("b@dest.test", "c@dest.test"))
 			for i, r := range got {
-				if r.Stage != policy.StageMail || !errors.Is(r.Err, policy.ErrProtocol) || !strings.Contains(r.Err.Error(), "250 2.0.0 extra") {
+				if r.Stage != reply.StageMail || !errors.Is(r.Err, reply.ErrProtocol) || !strings.Contains(r.Err.Error(), "250 2.0.0 extra") {
 					t.Errorf("reply %d = %v, want a protocol error at MAIL naming the extra reply", i, r)
 				}
 			}
@@ -512,7 +512,7 @@ func TestSendExtraReplyOnSocketAfterFinalReply(t *testing.T) {
 			ob, _ := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) { o.Dialer = outLineDialer })
 			s := outDial(t, ob)
 			got := s.Send(context.Background(), outMsg("a@dest.test"))
-			if got[0].Stage != policy.StageDataEnd || !errors.Is(got[0].Err, policy.ErrProtocol) || !strings.Contains(got[0].Err.Error(), "250 2.0.0 extra") {
+			if got[0].Stage != reply.StageDataEnd || !errors.Is(got[0].Err, reply.ErrProtocol) || !strings.Contains(got[0].Err.Error(), "250 2.0.0 extra") {
 				t.Fatalf("reply = %v, want a protocol error at data-end naming the extra reply", got[0])
 			}
 			if s.Usable() || s.Sent() != 0 {
@@ -540,7 +540,7 @@ func TestSendDataDeadline(t *testing.T) {
 	})
 	s := outDial(t, ob)
 	got := s.Send(context.Background(), outMsg("a@dest.test"))
-	if got[0].Stage != policy.StageData || !errors.Is(got[0].Err, os.ErrDeadlineExceeded) {
+	if got[0].Stage != reply.StageData || !errors.Is(got[0].Err, os.ErrDeadlineExceeded) {
 		t.Fatalf("reply = %+v, want data-stage deadline error", got[0])
 	}
 	if s.Usable() {
@@ -578,7 +578,7 @@ func TestDialLoop(t *testing.T) {
 			if rep == nil {
 				t.Fatal("no loop detected")
 			}
-			outWant(t, *rep, policy.StageConnect, 554, "5.4.6")
+			outWant(t, *rep, reply.StageConnect, 554, "5.4.6")
 			if rep.Text != "mail for dest.test loops back to myself" || rec.count() != 0 {
 				t.Errorf("text = %q, dials = %d", rep.Text, rec.count())
 			}
@@ -629,7 +629,7 @@ func TestDialMovesOn(t *testing.T) {
 	if rep == nil {
 		t.Fatal("5xx greeting: no reply")
 	}
-	outWant(t, *rep, policy.StageGreeting, 554, "5.7.1")
+	outWant(t, *rep, reply.StageGreeting, 554, "5.7.1")
 }
 
 func TestDialSmarthostAuth(t *testing.T) {
@@ -653,7 +653,7 @@ func TestDialSmarthostAuth(t *testing.T) {
 			})
 			s, rep := ob.Dial(context.Background(), "anywhere.test")
 			if tt.wantErr != nil {
-				if rep == nil || rep.Stage != policy.StageAuth || !errors.Is(rep.Err, tt.wantErr) {
+				if rep == nil || rep.Stage != reply.StageAuth || !errors.Is(rep.Err, tt.wantErr) {
 					t.Fatalf("reply = %v", rep)
 				}
 			} else {
@@ -726,7 +726,7 @@ func TestDialSTARTTLSRefused(t *testing.T) {
 				if rep == nil {
 					t.Fatal("no reply")
 				}
-				outWant(t, *rep, policy.StageSTARTTLS, 454, "4.7.0")
+				outWant(t, *rep, reply.StageSTARTTLS, 454, "4.7.0")
 				return
 			}
 			if rep != nil {
@@ -763,7 +763,7 @@ func TestSendSizeLimit(t *testing.T) {
 	ob, _ := outTestOutbound(t, f, TLSNone, nil)
 	s := outDial(t, ob)
 	got := s.Send(context.Background(), outMsg("a@dest.test"))
-	outWant(t, got[0], policy.StageMail, 552, "5.3.4")
+	outWant(t, got[0], reply.StageMail, 552, "5.3.4")
 	if f.countVerb("MAIL") != 0 || !s.Usable() {
 		t.Errorf("MAIL sent = %d, usable = %v", f.countVerb("MAIL"), s.Usable())
 	}
@@ -790,13 +790,13 @@ func TestDialUnexpectedCodes(t *testing.T) {
 	tests := []struct {
 		name  string
 		cfg   outFakeCfg
-		stage policy.Stage
+		stage reply.Stage
 	}{
-		{"250 greeting", outFakeCfg{greeting: "250 mx.test hello"}, policy.StageGreeting},
-		{"220 to EHLO", outFakeCfg{replies: map[string]string{"EHLO": "220 mx.test"}}, policy.StageEHLO},
-		{"251 to HELO", outFakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 no", "HELO": "251 mx.test"}}, policy.StageEHLO},
-		{"250 to STARTTLS", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "250 2.0.0 ok"}}, policy.StageSTARTTLS},
-		{"data after the STARTTLS 220", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "220 2.0.0 go\r\n250 injected"}}, policy.StageSTARTTLS},
+		{"250 greeting", outFakeCfg{greeting: "250 mx.test hello"}, reply.StageGreeting},
+		{"220 to EHLO", outFakeCfg{replies: map[string]string{"EHLO": "220 mx.test"}}, reply.StageEHLO},
+		{"251 to HELO", outFakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 no", "HELO": "251 mx.test"}}, reply.StageEHLO},
+		{"250 to STARTTLS", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "250 2.0.0 ok"}}, reply.StageSTARTTLS},
+		{"data after the STARTTLS 220", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "220 2.0.0 go\r\n250 injected"}}, reply.StageSTARTTLS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -808,7 +808,7 @@ func TestDialUnexpectedCodes(t *testing.T) {
 				s.Close()
 				t.Fatal("Dial succeeded")
 			}
-			if rep.Stage != tt.stage || rep.Code != 0 || !errors.Is(rep.Err, policy.ErrProtocol) {
+			if rep.Stage != tt.stage || rep.Code != 0 || !errors.Is(rep.Err, reply.ErrProtocol) {
 				t.Errorf("reply = %+v (%v), want a protocol error at %s", *rep, rep, tt.stage)
 			}
 			if n := f.countVerb("QUIT"); n != 0 {

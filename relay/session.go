@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 // Delivery is one message for one session: all recipients share one
@@ -115,12 +115,12 @@ func (s *Session) interrupt() { _ = s.raw.SetDeadline(time.Unix(1, 0)) }
 // netReply reports a network or protocol error at a stage and retires the
 // session: after a timeout, a broken pipe or an out-of-sequence reply we
 // no longer know the protocol state.
-func (s *Session) netReply(stage policy.Stage, err error) policy.Reply {
+func (s *Session) netReply(stage reply.Stage, err error) reply.Reply {
 	s.usable = false
 	if s.w.ctx != nil && s.w.ctx.Err() != nil && !errors.Is(err, s.w.ctx.Err()) {
 		err = fmt.Errorf("%w: %w", s.w.ctx.Err(), err)
 	}
-	if errors.Is(err, policy.ErrProtocol) {
+	if errors.Is(err, reply.ErrProtocol) {
 		s.o.log.Warn("relay: protocol error, dropping the connection", "relay", s.Relay(), "stage", string(stage), "err", err)
 	}
 	return outNetReply(stage, err)
@@ -128,13 +128,13 @@ func (s *Session) netReply(stage policy.Stage, err error) policy.Reply {
 
 // unexpected reports a reply code the stage does not allow: not the one
 // that advances it and not a 4xx/5xx refusal. The session is retired.
-func (s *Session) unexpected(stage policy.Stage, r outResp, want string) policy.Reply {
+func (s *Session) unexpected(stage reply.Stage, r outResp, want string) reply.Reply {
 	return s.netReply(stage, outProtoErr("%q at %s, expected %s", r.line(), stage, want))
 }
 
 // reply converts a server reply; a 421 means the server is closing the
 // channel (RFC 5321 §3.8), whatever the stage.
-func (s *Session) reply(stage policy.Stage, r outResp) policy.Reply {
+func (s *Session) reply(stage reply.Stage, r outResp) reply.Reply {
 	if r.Code == 421 {
 		s.usable = false
 	}
@@ -155,9 +155,9 @@ func outRefusal(code int) bool { return code >= 400 && code < 600 }
 // anything else, or data the server sends out of turn (see outWire), is a
 // protocol error: every recipient the server was asked about gets it, the
 // session is retired without QUIT, and nothing counts as delivered.
-func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
-	out := make([]policy.Reply, len(d.Rcpts))
-	fill := func(idx []int, r policy.Reply) []policy.Reply {
+func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
+	out := make([]reply.Reply, len(d.Rcpts))
+	fill := func(idx []int, r reply.Reply) []reply.Reply {
 		for _, i := range idx {
 			out[i] = r
 		}
@@ -173,23 +173,23 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	if !s.usable || s.closed {
 		// Not Usable(): data that came in unasked is this transaction's
 		// protocol error, reported by the first command below.
-		return fill(all, policy.Reply{Stage: policy.StageMail, Err: errOutUnusable})
+		return fill(all, reply.Reply{Stage: reply.StageMail, Err: errOutUnusable})
 	}
 	fromPath, ok := outPath(d.From)
 	if !ok {
-		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 553, Enhanced: "5.1.7", Text: "malformed sender address"})
+		return fill(all, reply.Reply{Stage: reply.StageMail, Code: 553, Enhanced: "5.1.7", Text: "malformed sender address"})
 	}
 	if _, ok := s.ext["SMTPUTF8"]; d.SMTPUTF8 && !ok {
 		// RFC 6531 §3.4: without the extension the message cannot be
 		// delivered as is; we do not downgrade.
-		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 553, Enhanced: "5.6.7",
+		return fill(all, reply.Reply{Stage: reply.StageMail, Code: 553, Enhanced: "5.6.7",
 			Text: "next hop " + s.hop.Host + " does not support SMTPUTF8"})
 	}
 
 	if n, err := strconv.ParseInt(s.ext["SIZE"], 10, 64); err == nil && n > 0 && d.Size > n {
 		// RFC 1870 §6: the server told us its limit; do not waste a
 		// transaction it will refuse.
-		return fill(all, policy.Reply{Stage: policy.StageMail, Code: 552, Enhanced: "5.3.4",
+		return fill(all, reply.Reply{Stage: reply.StageMail, Code: 552, Enhanced: "5.3.4",
 			Text: fmt.Sprintf("message size %d exceeds the limit of %d of %s", d.Size, n, s.hop.Host)})
 	}
 	// Recipients the server is asked about; a malformed one is refused
@@ -199,7 +199,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	for i, rcpt := range d.Rcpts {
 		var ok bool
 		if rcptPaths[i], ok = outPath(rcpt); !ok || rcpt == "" {
-			out[i] = policy.Reply{Stage: policy.StageRcpt, Code: 553, Enhanced: "5.1.3", Text: "malformed recipient address"}
+			out[i] = reply.Reply{Stage: reply.StageRcpt, Code: 553, Enhanced: "5.1.3", Text: "malformed recipient address"}
 			continue
 		}
 		asked = append(asked, i)
@@ -224,16 +224,16 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	// failed ends the transaction on a network or protocol error. A
 	// protocol error voids every reply of the transaction, refusals
 	// included: they may not be answers to the commands we matched them to.
-	failed := func(idx []int, stage policy.Stage, err error) []policy.Reply {
+	failed := func(idx []int, stage reply.Stage, err error) []reply.Reply {
 		r := s.netReply(stage, err)
-		if errors.Is(err, policy.ErrProtocol) {
+		if errors.Is(err, reply.ErrProtocol) {
 			idx = asked
 		}
 		return fill(idx, r)
 	}
 	// refused ends the transaction on a refusal and resets it; a protocol
 	// error found on the way replaces the refusal.
-	refused := func(idx []int, stage policy.Stage, r policy.Reply) []policy.Reply {
+	refused := func(idx []int, stage reply.Stage, r reply.Reply) []reply.Reply {
 		if p := s.abortTxn(stage); p != nil {
 			return fill(asked, *p)
 		}
@@ -253,12 +253,12 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	resp, err := s.w.cmd(mail)
 	switch {
 	case err != nil:
-		return failed(asked, policy.StageMail, err)
+		return failed(asked, reply.StageMail, err)
 	case resp.Code == 250:
 	case outRefusal(resp.Code):
-		return refused(asked, policy.StageMail, s.reply(policy.StageMail, resp))
+		return refused(asked, reply.StageMail, s.reply(reply.StageMail, resp))
 	default:
-		return fill(asked, s.unexpected(policy.StageMail, resp, "250"))
+		return fill(asked, s.unexpected(reply.StageMail, resp, "250"))
 	}
 
 	var accepted []int
@@ -266,25 +266,25 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 		resp, err := s.w.cmd("RCPT TO:" + rcptPaths[i])
 		switch {
 		case err != nil:
-			return failed(append(accepted, asked[n:]...), policy.StageRcpt, err)
+			return failed(append(accepted, asked[n:]...), reply.StageRcpt, err)
 		case resp.Code == 250 || resp.Code == 251:
 			accepted = append(accepted, i)
 		case resp.Code == 421:
 			// The server is closing: nobody in this transaction got
 			// through, including those it had accepted.
-			r := s.reply(policy.StageRcpt, resp)
+			r := s.reply(reply.StageRcpt, resp)
 			fill(accepted, r)
 			return fill(asked[n:], r)
 		case outRefusal(resp.Code):
-			out[i] = s.reply(policy.StageRcpt, resp)
+			out[i] = s.reply(reply.StageRcpt, resp)
 		default:
 			// 252 (cannot verify, RFC 5321 §3.5.3) answers VRFY, not RCPT.
-			return fill(asked, s.unexpected(policy.StageRcpt, resp, "250 or 251"))
+			return fill(asked, s.unexpected(reply.StageRcpt, resp, "250 or 251"))
 		}
 	}
 	if len(accepted) == 0 {
 		// RFC 5321 §3.3: no DATA without a valid recipient.
-		if p := s.abortTxn(policy.StageRcpt); p != nil {
+		if p := s.abortTxn(reply.StageRcpt); p != nil {
 			return fill(asked, *p)
 		}
 		return out
@@ -293,16 +293,16 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	resp, err = s.w.cmd("DATA")
 	switch {
 	case err != nil:
-		return failed(accepted, policy.StageData, err)
+		return failed(accepted, reply.StageData, err)
 	case resp.Code == 354:
 	case outRefusal(resp.Code):
-		return refused(accepted, policy.StageData, s.reply(policy.StageData, resp))
+		return refused(accepted, reply.StageData, s.reply(reply.StageData, resp))
 	default:
-		return fill(asked, s.unexpected(policy.StageData, resp, "354"))
+		return fill(asked, s.unexpected(reply.StageData, resp, "354"))
 	}
 	// A reply before the body would answer a command not yet sent.
 	if err := s.w.unsolicited("before the message body"); err != nil {
-		return failed(accepted, policy.StageData, err)
+		return failed(accepted, reply.StageData, err)
 	}
 	if err := s.writeBody(d.Body); err != nil {
 		return s.bodyFailed(accepted, err, fill)
@@ -315,14 +315,14 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []policy.Reply {
 	}
 	switch {
 	case err != nil:
-		return failed(accepted, policy.StageDataEnd, err)
+		return failed(accepted, reply.StageDataEnd, err)
 	case resp.Code/100 == 2:
 		s.sent++
-		return fill(accepted, s.reply(policy.StageDataEnd, resp))
+		return fill(accepted, s.reply(reply.StageDataEnd, resp))
 	case outRefusal(resp.Code):
-		return refused(accepted, policy.StageDataEnd, s.reply(policy.StageDataEnd, resp))
+		return refused(accepted, reply.StageDataEnd, s.reply(reply.StageDataEnd, resp))
 	default:
-		return fill(asked, s.unexpected(policy.StageDataEnd, resp, "2xx"))
+		return fill(asked, s.unexpected(reply.StageDataEnd, resp, "2xx"))
 	}
 }
 
@@ -344,16 +344,16 @@ func (s *Session) writeBody(body io.Reader) error {
 // reading data) so the receiver discards what it got (RFC 5321 §3.3,
 // §4.1.1.4), and the reply is ours, never the receiver's. A network
 // error is reported as one.
-func (s *Session) bodyFailed(accepted []int, err error, fill func([]int, policy.Reply) []policy.Reply) []policy.Reply {
-	var r policy.Reply
+func (s *Session) bodyFailed(accepted []int, err error, fill func([]int, reply.Reply) []reply.Reply) []reply.Reply {
+	var r reply.Reply
 	switch {
 	case errors.Is(err, errOutBareCRLF):
-		r = policy.Reply{Stage: policy.StageData, Code: 554, Enhanced: "5.6.0", Text: "message contains a bare CR or LF"}
+		r = reply.Reply{Stage: reply.StageData, Code: 554, Enhanced: "5.6.0", Text: "message contains a bare CR or LF"}
 	case errors.Is(err, errOutBodyRead):
-		r = policy.Reply{Stage: policy.StageData, Code: 451, Enhanced: "4.3.0", Text: "local error reading the queued message"}
+		r = reply.Reply{Stage: reply.StageData, Code: 451, Enhanced: "4.3.0", Text: "local error reading the queued message"}
 		s.o.log.Error("relay: reading the queued message failed; connection dropped before the final dot", "relay", s.Relay(), "err", err)
 	default:
-		return fill(accepted, s.netReply(policy.StageData, err))
+		return fill(accepted, s.netReply(reply.StageData, err))
 	}
 	s.usable = false
 	_ = s.w.conn.Close()
@@ -366,7 +366,7 @@ func (s *Session) bodyFailed(accepted []int, err error, fill func([]int, policy.
 // one whose RSET fails is retired. It returns a protocol error found on
 // the way (data before the RSET, a wrong reply to it), stamped with the
 // transaction's stage: the refusal it follows cannot be trusted then.
-func (s *Session) abortTxn(stage policy.Stage) *policy.Reply {
+func (s *Session) abortTxn(stage reply.Stage) *reply.Reply {
 	if !s.usable {
 		return nil
 	}
@@ -374,7 +374,7 @@ func (s *Session) abortTxn(stage policy.Stage) *policy.Reply {
 	switch {
 	case err != nil:
 		r := s.netReply(stage, err)
-		if errors.Is(err, policy.ErrProtocol) {
+		if errors.Is(err, reply.ErrProtocol) {
 			return &r
 		}
 	case resp.Code == 250:

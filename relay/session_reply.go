@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 // Limits on what we accept from a server, so that a hostile or broken
@@ -80,11 +80,11 @@ func outReadResp(br *bufio.Reader) (outResp, error) {
 	}
 }
 
-// outReply turns a wire reply into the policy.Reply reported upward: the
+// outReply turns a wire reply into the reply.Reply reported upward: the
 // enhanced code (RFC 3463, prefixed to every line per RFC 2034 §4) is
 // split off, and the lines are joined with a space.
-func outReply(stage policy.Stage, r outResp) policy.Reply {
-	rep := policy.Reply{Stage: stage, Code: r.Code}
+func outReply(stage reply.Stage, r outResp) reply.Reply {
+	rep := reply.Reply{Stage: stage, Code: r.Code}
 	texts := make([]string, 0, len(r.Lines))
 	for i, l := range r.Lines {
 		enh, rest := outSplitEnhanced(r.Code, l)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 func TestOutReadReply(t *testing.T) {
@@ -15,23 +15,23 @@ func TestOutReadReply(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    policy.Reply
+		want    reply.Reply
 		wantErr bool
 	}{
-		{name: "plain", in: "250 ok\r\n", want: policy.Reply{Code: 250, Text: "ok"}},
-		{name: "enhanced", in: "550 5.1.1 no such user\r\n", want: policy.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}},
-		{name: "code only", in: "421\r\n", want: policy.Reply{Code: 421}},
-		{name: "bare LF tolerated", in: "250 ok\n", want: policy.Reply{Code: 250, Text: "ok"}},
+		{name: "plain", in: "250 ok\r\n", want: reply.Reply{Code: 250, Text: "ok"}},
+		{name: "enhanced", in: "550 5.1.1 no such user\r\n", want: reply.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}},
+		{name: "code only", in: "421\r\n", want: reply.Reply{Code: 421}},
+		{name: "bare LF tolerated", in: "250 ok\n", want: reply.Reply{Code: 250, Text: "ok"}},
 		{name: "multi-line, enhanced on each line (RFC 2034)",
 			in:   "421-4.7.0 [TSS04] Messages temporarily deferred\r\n421 4.7.0 due to unexpected volume\r\n",
-			want: policy.Reply{Code: 421, Enhanced: "4.7.0", Text: "[TSS04] Messages temporarily deferred due to unexpected volume"}},
-		{name: "class must match the basic code", in: "550 4.7.1 odd\r\n", want: policy.Reply{Code: 550, Text: "4.7.1 odd"}},
-		{name: "not an enhanced code", in: "421 4.7 try later\r\n", want: policy.Reply{Code: 421, Text: "4.7 try later"}},
-		{name: "detail too long", in: "451 4.7.6500 x\r\n", want: policy.Reply{Code: 451, Text: "4.7.6500 x"}},
+			want: reply.Reply{Code: 421, Enhanced: "4.7.0", Text: "[TSS04] Messages temporarily deferred due to unexpected volume"}},
+		{name: "class must match the basic code", in: "550 4.7.1 odd\r\n", want: reply.Reply{Code: 550, Text: "4.7.1 odd"}},
+		{name: "not an enhanced code", in: "421 4.7 try later\r\n", want: reply.Reply{Code: 421, Text: "4.7 try later"}},
+		{name: "detail too long", in: "451 4.7.6500 x\r\n", want: reply.Reply{Code: 451, Text: "4.7.6500 x"}},
 		{name: "Microsoft three-digit detail", in: "451 4.7.650 The mail server has been temporarily rate limited\r\n",
-			want: policy.Reply{Code: 451, Enhanced: "4.7.650", Text: "The mail server has been temporarily rate limited"}},
-		{name: "no enhanced code, keywords kept", in: "421 Too many sessions opened\r\n", want: policy.Reply{Code: 421, Text: "Too many sessions opened"}},
-		{name: "control characters neutralised", in: "550 5.7.1 a\x00b\x1bc\r\n", want: policy.Reply{Code: 550, Enhanced: "5.7.1", Text: "a b c"}},
+			want: reply.Reply{Code: 451, Enhanced: "4.7.650", Text: "The mail server has been temporarily rate limited"}},
+		{name: "no enhanced code, keywords kept", in: "421 Too many sessions opened\r\n", want: reply.Reply{Code: 421, Text: "Too many sessions opened"}},
+		{name: "control characters neutralised", in: "550 5.7.1 a\x00b\x1bc\r\n", want: reply.Reply{Code: 550, Enhanced: "5.7.1", Text: "a b c"}},
 		{name: "code changes mid-reply", in: "250-a\r\n251 b\r\n", wantErr: true},
 		{name: "not digits", in: "2x0 ok\r\n", wantErr: true},
 		{name: "out of range", in: "999 what\r\n", wantErr: true},
@@ -54,8 +54,8 @@ func TestOutReadReply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := outReply(policy.StageRcpt, r)
-			tt.want.Stage = policy.StageRcpt
+			got := outReply(reply.StageRcpt, r)
+			tt.want.Stage = reply.StageRcpt
 			if got != tt.want {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
@@ -111,7 +111,7 @@ func FuzzOutReadReply(f *testing.F) {
 			}
 			return
 		}
-		rep := outReply(policy.StageMail, r)
+		rep := outReply(reply.StageMail, r)
 		if rep.Code < 200 || rep.Code > 599 {
 			t.Fatalf("code %d", rep.Code)
 		}

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"sluice/policy"
+	"sluice/reply"
 )
 
 // outWire is the command/reply layer over one connection (plain or TLS).
@@ -24,7 +24,7 @@ import (
 // server sends is out of sequence (RFC 5321 §4.3.2 pairs every command
 // with one reply): bytes already buffered after a reply (same segment) or
 // bytes arriving before the next command (next segment). Either is
-// reported as policy.ErrProtocol, because from then on a reply can no
+// reported as reply.ErrProtocol, because from then on a reply can no
 // longer be matched to its command: a 250 read for DATA might be the echo
 // of an earlier one.
 type outWire struct {
@@ -59,9 +59,9 @@ func newOutWire(conn, sock net.Conn, now func() time.Time, cmdTimeout time.Durat
 	return w
 }
 
-// outProtoErr builds a policy.ErrProtocol error; the caller adds the stage.
+// outProtoErr builds a reply.ErrProtocol error; the caller adds the stage.
 func outProtoErr(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{policy.ErrProtocol}, a...)...)
+	return fmt.Errorf("%w: "+format, append([]any{reply.ErrProtocol}, a...)...)
 }
 
 // deadline arms the conn for the next d. The context check comes after
@@ -183,6 +183,6 @@ func outExt(r outResp) map[string]string {
 }
 
 // outNetReply reports a network, TLS or protocol error at a stage.
-func outNetReply(stage policy.Stage, err error) policy.Reply {
-	return policy.Reply{Stage: stage, Err: err}
+func outNetReply(stage reply.Stage, err error) reply.Reply {
+	return reply.Reply{Stage: stage, Err: err}
 }

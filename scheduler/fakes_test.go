@@ -14,6 +14,7 @@ import (
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
+	"sluice/reply"
 )
 
 // testOptions are the daemon's options from the default config
@@ -168,7 +169,7 @@ func (f *fakeOutbound) MXHosts(_ context.Context, domain string) ([]string, erro
 	return []string{"mx." + domain}, nil
 }
 
-func (f *fakeOutbound) Dial(_ context.Context, domain string) (Session, *policy.Reply) {
+func (f *fakeOutbound) Dial(_ context.Context, domain string) (Session, *reply.Reply) {
 	f.mu.Lock()
 	f.dials++
 	f.open++
@@ -190,12 +191,12 @@ type fakeSession struct {
 }
 
 func (s *fakeSession) Relay() string { return "mx." + s.domain + "[192.0.2.1]:25" }
-func (s *fakeSession) Send(_ context.Context, d *relay.Delivery) []policy.Reply {
+func (s *fakeSession) Send(_ context.Context, d *relay.Delivery) []reply.Reply {
 	if s.f.hold != nil {
 		s.f.hold(s.domain)
 	}
 	s.sent++
-	return sameReply(policy.Reply{Stage: policy.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
+	return sameReply(reply.Reply{Stage: reply.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
 }
 func (s *fakeSession) Usable() bool { return true }
 func (s *fakeSession) SameNextHop(_ context.Context, domain string) bool {

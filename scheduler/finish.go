@@ -9,6 +9,7 @@ import (
 	"sluice/dsn"
 	"sluice/policy"
 	"sluice/queue"
+	"sluice/reply"
 )
 
 // finish reports every recipient's reply to policy, logs one mail-log line
@@ -16,17 +17,17 @@ import (
 // outcome to the queue (record: retried until it commits). ctx is the
 // session's; no queue write uses it, since shutdown cancels it. It
 // reports whether the connection should end.
-func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, replies []policy.Reply) (endSession bool) {
+func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, replies []reply.Reply) (endSession bool) {
 	now := s.now()
 	ups := make([]queue.Update, 0, len(j.items))
 	var failed []dsn.Recipient
 	var cut []queue.Update
 	for i, it := range j.items {
-		var r policy.Reply
+		var r reply.Reply
 		if i < len(replies) {
 			r = replies[i]
 		} else {
-			r = policy.Reply{Stage: policy.StageDataEnd, Err: errNoReply}
+			r = reply.Reply{Stage: reply.StageDataEnd, Err: errNoReply}
 		}
 		if cutByUs(ctx, r) {
 			cut = append(cut, queue.Update{ID: it.ID, Rcpt: it.Rcpt, State: queue.StateQueued, NextAttempt: now})
@@ -96,8 +97,8 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 // or kept in the history. Only a failure without an SMTP reply counts as
 // cut: a reply that made it before the cut, a 250 above all, stands, and
 // so does a protocol error, which the receiver caused.
-func cutByUs(ctx context.Context, r policy.Reply) bool {
-	return ctx.Err() != nil && r.Code == 0 && r.Err != nil && !errors.Is(r.Err, policy.ErrProtocol)
+func cutByUs(ctx context.Context, r reply.Reply) bool {
+	return ctx.Err() != nil && r.Code == 0 && r.Err != nil && !errors.Is(r.Err, reply.ErrProtocol)
 }
 
 func (s *Scheduler) suppress(addr, reason string) {
@@ -163,7 +164,7 @@ func readOriginal(q Queue, id string) ([]byte, int64, error) {
 
 // dsnStatus is the RFC 3463 status for the log and the DSN: the reply's
 // enhanced code, or one derived from the basic code.
-func dsnStatus(r policy.Reply, a policy.Action) string {
+func dsnStatus(r reply.Reply, a policy.Action) string {
 	if r.Enhanced != "" {
 		return r.Enhanced
 	}
@@ -192,8 +193,8 @@ func relayOrNone(r string) string {
 	return r
 }
 
-func sameReply(r policy.Reply, n int) []policy.Reply {
-	out := make([]policy.Reply, n)
+func sameReply(r reply.Reply, n int) []reply.Reply {
+	out := make([]reply.Reply, n)
 	for i := range out {
 		out[i] = r
 	}

@@ -16,6 +16,7 @@ import (
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
+	"sluice/reply"
 )
 
 // manualTimers replaces the connection_idle timer: each timer is a
@@ -143,7 +144,7 @@ func TestIdleSessionDoesNotDialDuringAPause(t *testing.T) {
 	sess.mu.Lock()
 	sess.usable = false // the server dropped the idle connection
 	sess.mu.Unlock()
-	r.pol.Observe("dest.test", policy.Outcome{Reply: policy.Reply{Stage: policy.StageMail, Code: 421, Enhanced: "4.7.0", Text: "Too many connections, slow down"}, Attempts: 1})
+	r.pol.Observe("dest.test", policy.Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "Too many connections, slow down"}, Attempts: 1})
 	st, _ := r.pol.State("dest.test")
 	if st.State != policy.StatePaused {
 		t.Fatalf("destination not paused: %+v", st)

@@ -3,8 +3,8 @@ package scheduler
 import (
 	"context"
 
-	"sluice/policy"
 	"sluice/relay"
+	"sluice/reply"
 )
 
 // RelayOutbound adapts *relay.Outbound to the scheduler's Outbound seam.
@@ -16,7 +16,7 @@ func (r relayOutbound) MXHosts(ctx context.Context, domain string) ([]string, er
 	return r.o.MXHosts(ctx, domain)
 }
 
-func (r relayOutbound) Dial(ctx context.Context, domain string) (Session, *policy.Reply) {
+func (r relayOutbound) Dial(ctx context.Context, domain string) (Session, *reply.Reply) {
 	s, fail := r.o.Dial(ctx, domain)
 	if fail != nil {
 		return nil, fail

@@ -16,6 +16,7 @@ import (
 	"sluice/internal/fakeclock"
 	"sluice/policy"
 	"sluice/queue"
+	"sluice/reply"
 )
 
 // fakeQueue is the scheduler's Queue with scripted failures. Like the
@@ -176,7 +177,7 @@ func TestFinishRetriesFailingUpdate(t *testing.T) {
 			}
 		}
 	}
-	ok := policy.Reply{Stage: policy.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}
+	ok := reply.Reply{Stage: reply.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}
 	s.finish(cancelled(), "dest.test", j, "mx.dest.test[127.0.0.1]:25", sameReply(ok, 2))
 
 	if fq.updateCalls != 4 || len(fq.updates) != 1 {
@@ -217,7 +218,7 @@ func TestFinishGivesUpAtShutdown(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ok := policy.Reply{Stage: policy.StageDataEnd, Code: 250, Text: "ok"}
+		ok := reply.Reply{Stage: reply.StageDataEnd, Code: 250, Text: "ok"}
 		s.finish(context.Background(), "dest.test", j, "mx", sameReply(ok, 2))
 	}()
 	select {
@@ -241,7 +242,7 @@ func TestBounceKeepsTheOriginal(t *testing.T) {
 	}
 	s, _ := newUnitScheduler(t, fq)
 	j := leasedJob(t, s, fq)
-	unknown := policy.Reply{Stage: policy.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+	unknown := reply.Reply{Stage: reply.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
 	s.finish(context.Background(), "dest.test", j, "mx", sameReply(unknown, 2))
 
 	if len(fq.dsns) != 1 {
@@ -270,7 +271,7 @@ func TestBounceSaysTheOriginalIsGone(t *testing.T) {
 	fq := &fakeQueue{bodyErrs: []error{fmt.Errorf("queue: %w: X", queue.ErrNotFound)}}
 	s, _ := newUnitScheduler(t, fq)
 	j := leasedJob(t, s, fq)
-	unknown := policy.Reply{Stage: policy.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+	unknown := reply.Reply{Stage: reply.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
 	s.finish(context.Background(), "dest.test", j, "mx", sameReply(unknown, 2))
 	if len(fq.dsns) != 1 || len(fq.updates) != 1 {
 		t.Fatalf("%d DSNs, %d updates; want 1 and 1", len(fq.dsns), len(fq.updates))

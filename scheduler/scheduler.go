@@ -28,6 +28,7 @@ import (
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
+	"sluice/reply"
 )
 
 // Queue is what the scheduler needs from the durable queue.
@@ -46,7 +47,7 @@ type Queue interface {
 // Session is one outbound SMTP connection.
 type Session interface {
 	Relay() string
-	Send(ctx context.Context, d *relay.Delivery) []policy.Reply
+	Send(ctx context.Context, d *relay.Delivery) []reply.Reply
 	Usable() bool
 	Sent() int
 	Close() error
@@ -59,7 +60,7 @@ type Session interface {
 // Outbound opens sessions to the next hop of a recipient domain.
 type Outbound interface {
 	MXHosts(ctx context.Context, domain string) ([]string, error)
-	Dial(ctx context.Context, domain string) (Session, *policy.Reply)
+	Dial(ctx context.Context, domain string) (Session, *reply.Reply)
 }
 
 // Options configures the scheduler. They are complete: New fills nothing
@@ -152,7 +153,7 @@ type Attempt struct {
 	Dest, Domain string
 	Class        policy.Class
 	Status       string        // sent | deferred | bounced | expired
-	Reply        policy.Reply  // what the receiver said
+	Reply        reply.Reply   // what the receiver said
 	Delay        time.Duration // since the message was queued
 	Fix          string        // auth-fix only: what to fix on our side (SPF, DKIM, alignment, PTR, TLS...)
 }

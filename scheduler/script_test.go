@@ -15,14 +15,15 @@ import (
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
+	"sluice/reply"
 )
 
 // scriptOutbound is an in-process Outbound: Dial and Send run scripted
 // functions, so a test controls exactly when a delivery ends.
 type scriptOutbound struct {
 	mx   map[string][]string // domain -> MX hosts (absent: the domain itself)
-	dial func(ctx context.Context, domain string) *policy.Reply
-	send func(ctx context.Context, fs *scriptSession, d *relay.Delivery) []policy.Reply
+	dial func(ctx context.Context, domain string) *reply.Reply
+	send func(ctx context.Context, fs *scriptSession, d *relay.Delivery) []reply.Reply
 
 	mu       sync.Mutex
 	dials    []string // domains dialled, in order
@@ -36,7 +37,7 @@ func (o *scriptOutbound) MXHosts(_ context.Context, domain string) ([]string, er
 	return []string{domain}, nil
 }
 
-func (o *scriptOutbound) Dial(ctx context.Context, domain string) (Session, *policy.Reply) {
+func (o *scriptOutbound) Dial(ctx context.Context, domain string) (Session, *reply.Reply) {
 	o.mu.Lock()
 	o.dials = append(o.dials, domain)
 	o.mu.Unlock()
@@ -73,7 +74,7 @@ type scriptSession struct {
 
 func (fs *scriptSession) Relay() string { return "fake[" + fs.domain + "]" }
 
-func (fs *scriptSession) Send(ctx context.Context, d *relay.Delivery) []policy.Reply {
+func (fs *scriptSession) Send(ctx context.Context, d *relay.Delivery) []reply.Reply {
 	fs.mu.Lock()
 	fs.domains = append(fs.domains, domainOf(d.Rcpts[0]))
 	fs.mu.Unlock()
@@ -83,7 +84,7 @@ func (fs *scriptSession) Send(ctx context.Context, d *relay.Delivery) []policy.R
 	fs.mu.Lock()
 	fs.sent++
 	fs.mu.Unlock()
-	return sameReply(policy.Reply{Stage: policy.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
+	return sameReply(reply.Reply{Stage: reply.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
 }
 
 // SameNextHop: the same domain, or the same MX host list.

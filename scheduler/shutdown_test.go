@@ -11,6 +11,7 @@ import (
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
+	"sluice/reply"
 )
 
 // Our own shutdown cutting a delivery is neither a reply nor a failure of
@@ -25,19 +26,19 @@ func TestShutdownCutRequeuesWithoutPenalty(t *testing.T) {
 			entered := make(chan struct{}, 1)
 			// What relay reports for a cut session: the context's error
 			// wrapped around the I/O error it caused.
-			cut := func(ctx context.Context, stage policy.Stage) policy.Reply {
+			cut := func(ctx context.Context, stage reply.Stage) reply.Reply {
 				entered <- struct{}{}
 				<-ctx.Done()
-				return policy.Reply{Stage: stage, Err: fmt.Errorf("%w: %w", ctx.Err(), io.ErrUnexpectedEOF)}
+				return reply.Reply{Stage: stage, Err: fmt.Errorf("%w: %w", ctx.Err(), io.ErrUnexpectedEOF)}
 			}
 			out := &scriptOutbound{}
 			if where == "send" {
-				out.send = func(ctx context.Context, _ *scriptSession, d *relay.Delivery) []policy.Reply {
-					return sameReply(cut(ctx, policy.StageDataEnd), len(d.Rcpts))
+				out.send = func(ctx context.Context, _ *scriptSession, d *relay.Delivery) []reply.Reply {
+					return sameReply(cut(ctx, reply.StageDataEnd), len(d.Rcpts))
 				}
 			} else {
-				out.dial = func(ctx context.Context, _ string) *policy.Reply {
-					r := cut(ctx, policy.StageConnect)
+				out.dial = func(ctx context.Context, _ string) *reply.Reply {
+					r := cut(ctx, reply.StageConnect)
 					return &r
 				}
 			}

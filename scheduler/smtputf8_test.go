@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"sluice/internal/fakemx"
-	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay"
+	"sluice/reply"
 )
 
 // Whether a delivery asks for SMTPUTF8 is decided by the envelope (issue 9
@@ -27,11 +27,11 @@ func TestSMTPUTF8FromTheEnvelope(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	got := map[string]bool{} // first recipient -> Delivery.SMTPUTF8
-	out := &scriptOutbound{send: func(_ context.Context, _ *scriptSession, d *relay.Delivery) []policy.Reply {
+	out := &scriptOutbound{send: func(_ context.Context, _ *scriptSession, d *relay.Delivery) []reply.Reply {
 		mu.Lock()
 		got[d.Rcpts[0]] = d.SMTPUTF8
 		mu.Unlock()
-		return sameReply(policy.Reply{Stage: policy.StageDataEnd, Code: 250}, len(d.Rcpts))
+		return sameReply(reply.Reply{Stage: reply.StageDataEnd, Code: 250}, len(d.Rcpts))
 	}}
 	r := newScriptRig(t, out, nil)
 	tests := []struct {

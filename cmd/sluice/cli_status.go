@@ -10,6 +10,7 @@ import (
 
 	"sluice/admin"
 	"sluice/policy"
+	"sluice/reply"
 )
 
 // runStatus: `sluice status`: exit 0 only when the daemon is up and
@@ -63,7 +64,7 @@ Stages: connect, greeting, ehlo, starttls, auth, mail, rcpt (default), data, dat
 		fs.Usage()
 		return fmt.Errorf("%w: give the reply line, quoted", errUsage)
 	}
-	if !validStage(policy.Stage(*stage)) {
+	if !validStage(reply.Stage(*stage)) {
 		return fmt.Errorf("%w: unknown stage %q", errUsage, *stage)
 	}
 	cfg, err := loadConfig(*cfgPath)
@@ -74,7 +75,7 @@ Stages: connect, greeting, ehlo, starttls, auth, mail, rcpt (default), data, dat
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
-	e := admin.Explain(pol, policy.Stage(*stage), strings.Join(pos, " "))
+	e := admin.Explain(pol, reply.Stage(*stage), strings.Join(pos, " "))
 	if *asJSON {
 		return printJSON(stdout, e)
 	}
@@ -82,10 +83,10 @@ Stages: connect, greeting, ehlo, starttls, auth, mail, rcpt (default), data, dat
 	return nil
 }
 
-func validStage(s policy.Stage) bool {
+func validStage(s reply.Stage) bool {
 	switch s {
-	case policy.StageConnect, policy.StageGreeting, policy.StageEHLO, policy.StageSTARTTLS, policy.StageAuth,
-		policy.StageMail, policy.StageRcpt, policy.StageData, policy.StageDataEnd:
+	case reply.StageConnect, reply.StageGreeting, reply.StageEHLO, reply.StageSTARTTLS, reply.StageAuth,
+		reply.StageMail, reply.StageRcpt, reply.StageData, reply.StageDataEnd:
 		return true
 	}
 	return false

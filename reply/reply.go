@@ -1,4 +1,7 @@
-package policy
+// Package reply is the SMTP wire vocabulary shared by the outbound client
+// (relay/outbound), which observes replies, and policy, which decides what
+// they mean: a Reply seen at a Stage, and ErrProtocol. It holds no decision.
+package reply
 
 import (
 	"errors"
@@ -58,23 +61,3 @@ func (r Reply) String() string {
 	}
 	return b.String()
 }
-
-// Class is what a reply means for the sender.
-type Class string
-
-const (
-	ClassSuccess     Class = "success"
-	ClassThrottle    Class = "throttle"
-	ClassSuspend     Class = "suspend"
-	ClassUnavailable Class = "unavailable"
-	ClassReconnect   Class = "reconnect"
-	// ClassProtocol: the receiver broke the command/reply sequence (see
-	// ErrProtocol). The connection is dropped and the recipients retry
-	// with their own backoff on a new connection; it is never a
-	// destination throttle or pause.
-	ClassProtocol      Class = "protocol"
-	ClassGreylist      Class = "greylist"
-	ClassRecipientTemp Class = "recipient-temp"
-	ClassAuthFix       Class = "auth-fix"
-	ClassPermanent     Class = "permanent"
-)

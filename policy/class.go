@@ -1,0 +1,21 @@
+package policy
+
+// Class is what a reply means for the sender.
+type Class string
+
+const (
+	ClassSuccess     Class = "success"
+	ClassThrottle    Class = "throttle"
+	ClassSuspend     Class = "suspend"
+	ClassUnavailable Class = "unavailable"
+	ClassReconnect   Class = "reconnect"
+	// ClassProtocol: the receiver broke the command/reply sequence (see
+	// ErrProtocol). The connection is dropped and the recipients retry
+	// with their own backoff on a new connection; it is never a
+	// destination throttle or pause.
+	ClassProtocol      Class = "protocol"
+	ClassGreylist      Class = "greylist"
+	ClassRecipientTemp Class = "recipient-temp"
+	ClassAuthFix       Class = "auth-fix"
+	ClassPermanent     Class = "permanent"
+)
