@@ -110,7 +110,7 @@ func diffKeys(a, b reflect.Value, prefix string) []string {
 // here and a test.
 var documentedZeros = map[string]string{
 	"memory_limit":                   "cmd/sluice:TestApplyMemoryLimit",
-	"limits.max_inflight_bytes":      "relay:TestZeroInflightBytesIsNoBound",
+	"limits.max_inflight_bytes":      "relay/inbound:TestZeroInflightBytesIsNoBound",
 	"delivery.connection_idle":       "scheduler:TestConnectionIdleZeroClosesAtOnce",
 	"policy.greylist_margin":         "policy:TestZeroMeansWhatTheConfigSays",
 	"policy.initial_concurrency":     "policy:TestZeroMeansWhatTheConfigSays",

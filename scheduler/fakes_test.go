@@ -13,7 +13,7 @@ import (
 	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/outbound"
 	"sluice/reply"
 )
 
@@ -191,7 +191,7 @@ type fakeSession struct {
 }
 
 func (s *fakeSession) Relay() string { return "mx." + s.domain + "[192.0.2.1]:25" }
-func (s *fakeSession) Send(_ context.Context, d *relay.Delivery) []reply.Reply {
+func (s *fakeSession) Send(_ context.Context, d *outbound.Delivery) []reply.Reply {
 	if s.f.hold != nil {
 		s.f.hold(s.domain)
 	}

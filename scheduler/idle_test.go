@@ -15,7 +15,7 @@ import (
 	"sluice/internal/fakemx"
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/outbound"
 	"sluice/reply"
 )
 
@@ -216,9 +216,9 @@ func TestProviderDomainsShareTheConnection(t *testing.T) {
 		"a.test": shared, "b.test": shared,
 		"c.test": {{Host: "mx9.shared.test.", Pref: 10}},
 	}}
-	oo := relay.OutboundOptionsFrom(config.Default())
-	oo.Hostname, oo.TLS, oo.Port, oo.Resolver, oo.LocalAddrs, oo.Logger = "sluice.test", relay.TLSNone, port, res, nil, slog.New(slog.DiscardHandler)
-	out, err := relay.NewOutbound(oo)
+	oo := outbound.OutboundOptionsFrom(config.Default())
+	oo.Hostname, oo.TLS, oo.Port, oo.Resolver, oo.LocalAddrs, oo.Logger = "sluice.test", outbound.TLSNone, port, res, nil, slog.New(slog.DiscardHandler)
+	out, err := outbound.NewOutbound(oo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"sluice/internal/fakemx"
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/outbound"
 )
 
 // These tests run the real queue, policy, scheduler and outbound client
@@ -83,14 +83,14 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	oo := relay.OutboundOptionsFrom(config.Default())
+	oo := outbound.OutboundOptionsFrom(config.Default())
 	oo.Hostname, oo.TLS, oo.LocalAddrs, oo.Logger = "sluice.test", "none", nil, log
-	oo.Routes = map[string]relay.Route{
+	oo.Routes = map[string]outbound.Route{
 		"dest.test": {Host: mx.Addr(), TLS: "none"},
 		"slow.test": {Host: mx.Addr(), TLS: "none"},
 		"fast.test": {Host: mx.Addr(), TLS: "none"},
 	}
-	out, err := relay.NewOutbound(oo)
+	out, err := outbound.NewOutbound(oo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,14 @@ package scheduler
 import (
 	"context"
 
-	"sluice/relay"
+	"sluice/relay/outbound"
 	"sluice/reply"
 )
 
-// RelayOutbound adapts *relay.Outbound to the scheduler's Outbound seam.
-func RelayOutbound(o *relay.Outbound) Outbound { return relayOutbound{o} }
+// RelayOutbound adapts *outbound.Outbound to the scheduler's Outbound seam.
+func RelayOutbound(o *outbound.Outbound) Outbound { return relayOutbound{o} }
 
-type relayOutbound struct{ o *relay.Outbound }
+type relayOutbound struct{ o *outbound.Outbound }
 
 func (r relayOutbound) MXHosts(ctx context.Context, domain string) ([]string, error) {
 	return r.o.MXHosts(ctx, domain)

@@ -27,7 +27,7 @@ import (
 	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/outbound"
 	"sluice/reply"
 )
 
@@ -47,7 +47,7 @@ type Queue interface {
 // Session is one outbound SMTP connection.
 type Session interface {
 	Relay() string
-	Send(ctx context.Context, d *relay.Delivery) []reply.Reply
+	Send(ctx context.Context, d *outbound.Delivery) []reply.Reply
 	Usable() bool
 	Sent() int
 	Close() error

@@ -14,7 +14,7 @@ import (
 	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/outbound"
 	"sluice/reply"
 )
 
@@ -23,7 +23,7 @@ import (
 type scriptOutbound struct {
 	mx   map[string][]string // domain -> MX hosts (absent: the domain itself)
 	dial func(ctx context.Context, domain string) *reply.Reply
-	send func(ctx context.Context, fs *scriptSession, d *relay.Delivery) []reply.Reply
+	send func(ctx context.Context, fs *scriptSession, d *outbound.Delivery) []reply.Reply
 
 	mu       sync.Mutex
 	dials    []string // domains dialled, in order
@@ -74,7 +74,7 @@ type scriptSession struct {
 
 func (fs *scriptSession) Relay() string { return "fake[" + fs.domain + "]" }
 
-func (fs *scriptSession) Send(ctx context.Context, d *relay.Delivery) []reply.Reply {
+func (fs *scriptSession) Send(ctx context.Context, d *outbound.Delivery) []reply.Reply {
 	fs.mu.Lock()
 	fs.domains = append(fs.domains, domainOf(d.Rcpts[0]))
 	fs.mu.Unlock()

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"sluice/relay"
+	"sluice/relay/outbound"
 )
 
 // session runs one outbound connection for a destination: it holds one
@@ -85,7 +85,7 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 			s.requeue([]*job{j}, s.now().Add(time.Minute))
 			continue
 		}
-		d := &relay.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: r, Size: body.Size(),
+		d := &outbound.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: r, Size: body.Size(),
 			EightBit: body.Has8Bit(), SMTPUTF8: utf8}
 		replies := sess.Send(ctx, d)
 		body.Close()

@@ -10,7 +10,7 @@ import (
 
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/outbound"
 	"sluice/reply"
 )
 
@@ -33,7 +33,7 @@ func TestShutdownCutRequeuesWithoutPenalty(t *testing.T) {
 			}
 			out := &scriptOutbound{}
 			if where == "send" {
-				out.send = func(ctx context.Context, _ *scriptSession, d *relay.Delivery) []reply.Reply {
+				out.send = func(ctx context.Context, _ *scriptSession, d *outbound.Delivery) []reply.Reply {
 					return sameReply(cut(ctx, reply.StageDataEnd), len(d.Rcpts))
 				}
 			} else {

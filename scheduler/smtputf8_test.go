@@ -14,7 +14,7 @@ import (
 
 	"sluice/internal/fakemx"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/outbound"
 	"sluice/reply"
 )
 
@@ -27,7 +27,7 @@ func TestSMTPUTF8FromTheEnvelope(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	got := map[string]bool{} // first recipient -> Delivery.SMTPUTF8
-	out := &scriptOutbound{send: func(_ context.Context, _ *scriptSession, d *relay.Delivery) []reply.Reply {
+	out := &scriptOutbound{send: func(_ context.Context, _ *scriptSession, d *outbound.Delivery) []reply.Reply {
 		mu.Lock()
 		got[d.Rcpts[0]] = d.SMTPUTF8
 		mu.Unlock()

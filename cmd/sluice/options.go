@@ -9,7 +9,8 @@ import (
 	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/inbound"
+	"sluice/relay/outbound"
 )
 
 // This file maps the TOML config onto each package's own Options type.
@@ -20,14 +21,14 @@ func policyOptions(cfg *config.Config, store policy.StateStore, log *slog.Logger
 	return o
 }
 
-func outboundOptions(cfg *config.Config, log *slog.Logger) relay.OutboundOptions {
-	o := relay.OutboundOptionsFrom(cfg)
+func outboundOptions(cfg *config.Config, log *slog.Logger) outbound.OutboundOptions {
+	o := outbound.OutboundOptionsFrom(cfg)
 	o.Logger = log
 	return o
 }
 
-func inboundOptions(cfg *config.Config, log *slog.Logger) (relay.InboundOptions, error) {
-	o, err := relay.InboundOptionsFrom(cfg)
+func inboundOptions(cfg *config.Config, log *slog.Logger) (inbound.InboundOptions, error) {
+	o, err := inbound.InboundOptionsFrom(cfg)
 	o.Logger = log
 	return o, err
 }
@@ -40,7 +41,7 @@ func authOptions(cfg *config.Config, log *slog.Logger) auth.Options {
 
 // newChecker returns the acceptance-time checker, or nil when auth is off
 // and there is nothing to sign.
-func newChecker(cfg *config.Config, log *slog.Logger) (relay.Checker, error) {
+func newChecker(cfg *config.Config, log *slog.Logger) (inbound.Checker, error) {
 	if cfg.Auth.Mode == "off" && len(cfg.Auth.DKIM) == 0 && len(cfg.Access.Users) == 0 {
 		return nil, nil
 	}
@@ -54,7 +55,7 @@ func newChecker(cfg *config.Config, log *slog.Logger) (relay.Checker, error) {
 // authChecker adapts auth.Checker to the inbound server's Checker seam.
 type authChecker struct{ c *auth.Checker }
 
-func (a authChecker) Check(ctx context.Context, m *relay.Message) error {
+func (a authChecker) Check(ctx context.Context, m *inbound.Message) error {
 	sigs, _, err := a.c.Check(ctx, auth.Input{MailFrom: m.From, User: m.User, Header: m.Header, Open: m.Content.Open})
 	if err != nil {
 		return err
@@ -68,9 +69,9 @@ func (a authChecker) Check(ctx context.Context, m *relay.Message) error {
 // by preflight, before the queue is open.
 type queueStore struct{ d *daemon }
 
-func (s queueStore) NewSpool() relay.Spool { return s.d.queue.NewSpool() }
+func (s queueStore) NewSpool() inbound.Spool { return s.d.queue.NewSpool() }
 
-func (s queueStore) Enqueue(ctx context.Context, m *relay.Message) (string, error) {
+func (s queueStore) Enqueue(ctx context.Context, m *inbound.Message) (string, error) {
 	sp, ok := m.Content.(*queue.Spool)
 	if !ok {
 		return "", fmt.Errorf("enqueue: message content %T does not come from the queue", m.Content)

@@ -11,7 +11,8 @@ import (
 	"sluice/admin"
 	"sluice/config"
 	"sluice/policy"
-	"sluice/relay"
+	"sluice/relay/inbound"
+	"sluice/relay/outbound"
 )
 
 // preflight builds from a validated config everything the daemon needs
@@ -37,7 +38,7 @@ func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		note(fmt.Errorf("policy: %w", err))
 	}
 	var err error
-	d.outbound, err = relay.NewOutbound(outboundOptions(cfg, log))
+	d.outbound, err = outbound.NewOutbound(outboundOptions(cfg, log))
 	note(err)
 	d.checker, err = newChecker(cfg, log)
 	note(err)
@@ -118,7 +119,7 @@ func (d *daemon) buildInbound(tlsConfig *tls.Config) error {
 		}
 		o := base
 		o.RequireAuth, o.ImplicitTLS = requireAuth, implTLS
-		srv, err := relay.NewInbound(o)
+		srv, err := inbound.NewInbound(o)
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.key, err)
 		}

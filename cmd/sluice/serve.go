@@ -22,7 +22,8 @@ import (
 	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
-	"sluice/relay"
+	"sluice/relay/inbound"
+	"sluice/relay/outbound"
 	"sluice/scheduler"
 )
 
@@ -74,16 +75,16 @@ type daemon struct {
 	log        *slog.Logger
 	queue      *queue.Queue
 	policy     *policy.Policy
-	outbound   *relay.Outbound
+	outbound   *outbound.Outbound
 	sched      *scheduler.Scheduler
-	inbound    []*relay.Inbound
+	inbound    []*inbound.Inbound
 	admin      *admin.Server
 	space      *queue.Space // free space against queue.min_free_space, refreshed by watchSpace
 	adminToken string
 	started    time.Time
 	newQueue   bool // serve --new-queue
 
-	checker   relay.Checker    // the inbound check, for its verdict counters
+	checker   inbound.Checker  // the inbound check, for its verdict counters
 	telemetry *admin.Telemetry // metrics and attempt history; see tel()
 	telOnce   sync.Once
 }

@@ -1,0 +1,278 @@
+package inbound
+
+// The inbound side: an SMTP server (go-smtp underneath) that applications
+// submit to. It promises:
+//
+//   - never an open relay: a client outside Networks, or anyone when
+//     RequireAuth is set, must AUTH (over TLS only) before MAIL;
+//   - a message is acknowledged with 250 only after Store.Enqueue returned
+//     without error, so durability is whatever the Store promises;
+//   - strict DATA: a lone CR or LF anywhere on the wire is refused with a
+//     fatal 521 and nothing is queued, and a smuggled command after a fake
+//     end-of-data marker is never parsed as a command;
+//   - every reply at the go-smtp boundary is a bare *smtp.SMTPError with a
+//     generic text; details go to the log.
+//
+// An *Inbound is safe for concurrent use; Serve may be called for several
+// listeners, which then share the connection caps.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"golang.org/x/time/rate"
+)
+
+// User may authenticate on the inbound side.
+type User struct {
+	Name, PasswordHash string // PasswordHash is bcrypt
+	AllowedFrom        []string
+}
+
+// Message is what the inbound side hands to the store. The stored
+// message is Prepend followed by Content; CRLF line endings throughout.
+type Message struct {
+	From  string // "" = null sender
+	Rcpts []string
+	// Header is the header section as stored: our Received: first,
+	// Message-ID: and Date: added when missing, with the empty line that
+	// ends it when the message has a body. It is also the start of
+	// Content.
+	Header []byte
+	// Content holds the message as received, with Header in place of
+	// the header section that came: the body is streamed into it and
+	// never held in memory whole.
+	Content Spool
+	// Prepend is set by the Checker: header fields that go before
+	// Content (DKIM-Signature).
+	Prepend    []byte
+	ClientAddr netip.Addr
+	Helo, User string
+	SMTPUTF8   bool
+	Received   time.Time
+}
+
+// Size is the size of the message as stored.
+func (m *Message) Size() int64 { return int64(len(m.Prepend)) + m.Content.Len() }
+
+// Spool keeps a message while it is received: small ones in memory, large
+// ones in a file. Open reads back what was written (for DKIM), Discard
+// drops it unless the Store took it.
+type Spool interface {
+	io.Writer
+	Len() int64
+	Open() (io.ReadCloser, error)
+	Discard()
+}
+
+// Store takes accepted messages. Enqueue takes over m.Content, which came
+// from NewSpool.
+type Store interface {
+	NewSpool() Spool
+	Enqueue(ctx context.Context, m *Message) (id string, err error)
+}
+
+// Checker runs at the end of DATA (sender authentication, DKIM signing). It
+// reads the message through m.Header and m.Content.Open, and may set
+// m.Prepend. A returned *smtp.SMTPError is sent as is; any other error
+// becomes 451 4.3.0.
+type Checker interface {
+	Check(ctx context.Context, m *Message) error
+}
+
+// InboundOptions configures NewInbound. They are complete: the defaults
+// live in the config layer (InboundOptionsFrom); NewInbound refuses a
+// zero size, count or timeout. Zero means "no limit" only where noted.
+type InboundOptions struct {
+	Hostname       string
+	MaxMessageSize int64 // SIZE (RFC 1870)
+	// InFlight bounds the sum, over the transactions open at once, of
+	// their declared SIZE (else MaxMessageSize); beyond it MAIL gets 452
+	// 4.3.1. Share one between the listeners of a daemon; nil = no bound.
+	InFlight *InFlight
+	// Space, when set, is asked at MAIL whether a message of the declared
+	// SIZE (0 when none) can be stored now; an error refuses the MAIL
+	// with 452 4.3.1 before the client uploads anything (RFC 1870 §6.1).
+	// It must be cheap: it runs on every MAIL (queue.Space.Check is one
+	// atomic load).
+	Space                     func(size int64) error
+	MaxRecipients             int // beyond: 452 4.5.3
+	MaxLineLength             int
+	ReadTimeout, WriteTimeout time.Duration
+	IdleTimeout               time.Duration
+	DataTimeout               time.Duration
+	MaxConnections            int        // 0 = no limit
+	PerClientConnections      int        // 0 = no limit
+	PerClientRate             rate.Limit // messages per client IP; 0 = unlimited
+	PerClientBurst            int        // at least 1 when PerClientRate is set
+	// AuthFailures is the number of failed AUTH attempts per client IP
+	// per 10 minutes; beyond it the client gets 421 and its next
+	// attempts are refused before any password is checked. At least 1.
+	AuthFailures         int
+	Networks             []netip.Prefix // may relay without AUTH
+	Users                []User
+	TLSConfig            *tls.Config // nil: no STARTTLS, no AUTH
+	RequireAuth          bool
+	ImplicitTLS          bool
+	AllowAddressLiterals bool
+	Store                Store
+	Check                Checker
+	Suppressed           func(addr string) bool
+	OnEnqueue            func(id string)
+	// OnResult, when set, is told about every message accepted (250
+	// after DATA, with the time from end of data to the reply) and every
+	// refusal at MAIL, RCPT or DATA, with a short stable reason for
+	// metrics labels. It must not block.
+	OnResult func(accepted bool, reason string, latency time.Duration)
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Inbound is the inbound SMTP server.
+type Inbound struct {
+	o    InboundOptions
+	log  *slog.Logger
+	smtp *smtp.Server
+
+	lineHold int    // see inHoldPartial
+	pathKey  string // see rewritePath
+
+	msgRate  *inLimiters // per client IP, messages
+	authFail *inLimiters // per client IP, failed AUTH attempts
+
+	mu       sync.Mutex
+	conns    map[*inConn]struct{}
+	perIP    map[netip.Addr]int
+	draining bool
+}
+
+// Failed AUTH attempts allowed per client IP: a burst of AuthFailures,
+// refilled at that many per inAuthFailWindow. Beyond that: 421 and close,
+// which makes password guessing slow without locking out a user's typo.
+const inAuthFailWindow = 10 * time.Minute
+
+// NewInbound checks o (complete: nothing is filled in but the clock and
+// the logger) and builds the server.
+func NewInbound(o InboundOptions) (*Inbound, error) {
+	if o.Hostname == "" {
+		return nil, errors.New("relay: inbound: Hostname is required")
+	}
+	if o.Store == nil {
+		return nil, errors.New("relay: inbound: Store is required")
+	}
+	if o.ImplicitTLS && o.TLSConfig == nil {
+		return nil, errors.New("relay: inbound: ImplicitTLS needs TLSConfig")
+	}
+	for _, u := range o.Users {
+		if u.Name == "" || u.PasswordHash == "" {
+			return nil, fmt.Errorf("relay: inbound: user %q needs a name and a password hash", u.Name)
+		}
+	}
+	// Nothing is filled in: the defaults live in the config layer
+	// (InboundOptionsFrom); a zero here would be a caller's mistake.
+	if o.MaxMessageSize <= 0 || o.MaxRecipients <= 0 || o.MaxLineLength <= 0 {
+		return nil, errors.New("relay: inbound: MaxMessageSize, MaxRecipients and MaxLineLength must be positive")
+	}
+	if o.ReadTimeout <= 0 || o.WriteTimeout <= 0 || o.IdleTimeout <= 0 || o.DataTimeout <= 0 {
+		return nil, errors.New("relay: inbound: ReadTimeout, WriteTimeout, IdleTimeout and DataTimeout must be positive")
+	}
+	if o.AuthFailures < 1 {
+		return nil, errors.New("relay: inbound: AuthFailures must be at least 1")
+	}
+	if o.MaxConnections < 0 || o.PerClientConnections < 0 || o.PerClientRate < 0 {
+		return nil, errors.New("relay: inbound: negative connection or rate limit")
+	}
+	if o.PerClientRate > 0 && o.PerClientBurst < 1 {
+		return nil, errors.New("relay: inbound: PerClientRate needs a PerClientBurst of at least 1")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Inbound{
+		o:        o,
+		log:      o.Logger,
+		conns:    make(map[*inConn]struct{}),
+		perIP:    make(map[netip.Addr]int),
+		lineHold: max(inHoldPartial, o.MaxLineLength+8),
+		pathKey:  newPathKey(),
+		authFail: newInLimiters(rate.Every(inAuthFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
+	}
+	if o.PerClientRate > 0 {
+		s.msgRate = newInLimiters(o.PerClientRate, o.PerClientBurst, o.Now)
+	}
+	srv := smtp.NewServer(inBackend{s})
+	srv.Domain = o.Hostname
+	srv.MaxMessageBytes = o.MaxMessageSize
+	srv.MaxRecipients = o.MaxRecipients
+	srv.MaxLineLength = o.MaxLineLength
+	srv.ReadTimeout = o.ReadTimeout
+	srv.WriteTimeout = o.WriteTimeout
+	srv.EnableSMTPUTF8 = true
+	// TLS is run by inConn (it must see the plaintext stream), so go-smtp
+	// never sees a *tls.Conn; our session enforces "AUTH only over TLS".
+	srv.TLSConfig = nil
+	srv.AllowInsecureAuth = true
+	srv.ErrorLog = inErrorLog{o.Logger}
+	s.smtp = srv
+	return s, nil
+}
+
+// Serve accepts connections on l until Shutdown; it returns nil after
+// Shutdown and the accept error otherwise.
+func (s *Inbound) Serve(l net.Listener) error {
+	return s.smtp.Serve(&inListener{Listener: l, srv: s})
+}
+
+// Shutdown stops accepting, answers sessions idle between commands with
+// "421 4.3.2" and closes them, lets uploads in progress finish until ctx is
+// done, then closes whatever is left.
+func (s *Inbound) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	conns := make([]*inConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drain()
+	}
+	err := s.smtp.Shutdown(ctx)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		err = nil
+	}
+	if ctx.Err() != nil {
+		s.mu.Lock()
+		conns = conns[:0]
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		return ctx.Err()
+	}
+	return err
+}
+
+// inErrorLog routes go-smtp's own log lines to slog.
+type inErrorLog struct{ l *slog.Logger }
+
+func (e inErrorLog) Printf(format string, v ...any) {
+	e.l.Debug("smtp server", "msg", fmt.Sprintf(format, v...))
+}
+
+func (e inErrorLog) Println(v ...any) { e.l.Debug("smtp server", "msg", fmt.Sprint(v...)) }

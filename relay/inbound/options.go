@@ -1,0 +1,45 @@
+package inbound
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"sluice/config"
+)
+
+// InboundOptionsFrom maps the config onto InboundOptions, with one
+// in-flight budget (share it between the listeners of a daemon). The
+// caller adds the seams (Store, Check, Suppressed, OnEnqueue, OnResult,
+// TLSConfig, Logger) and the listener's RequireAuth and ImplicitTLS.
+func InboundOptionsFrom(cfg *config.Config) (InboundOptions, error) {
+	l := cfg.Limits
+	o := InboundOptions{
+		Hostname:             cfg.Hostname,
+		MaxMessageSize:       int64(l.MaxMessageSize),
+		InFlight:             NewInFlight(int64(l.MaxInflightBytes)),
+		MaxRecipients:        l.MaxRecipients,
+		MaxLineLength:        l.MaxLineLength,
+		ReadTimeout:          time.Duration(l.ReadTimeout),
+		WriteTimeout:         time.Duration(l.WriteTimeout),
+		IdleTimeout:          time.Duration(l.IdleTimeout),
+		DataTimeout:          time.Duration(l.DataTimeout),
+		MaxConnections:       l.MaxConnections,
+		PerClientConnections: l.PerClientConnections,
+		PerClientRate:        l.PerClientRate.Limit,
+		PerClientBurst:       l.PerClientRate.Burst,
+		AllowAddressLiterals: l.AllowAddressLiterals,
+		AuthFailures:         cfg.Access.AuthFailures,
+	}
+	for _, n := range cfg.Access.Networks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return o, fmt.Errorf("access.networks: %w", err)
+		}
+		o.Networks = append(o.Networks, p)
+	}
+	for _, u := range cfg.Access.Users {
+		o.Users = append(o.Users, User{Name: u.Name, PasswordHash: u.PasswordHash, AllowedFrom: u.AllowedFrom})
+	}
+	return o, nil
+}

@@ -1,0 +1,309 @@
+package outbound
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"sluice/reply"
+)
+
+// outTLSEntry remembers what a server did with STARTTLS, so that a failed
+// handshake costs one extra connection per MXCacheTTL, not one per message:
+// receivers with a small session cap count every dial.
+type outTLSEntry struct {
+	offered bool
+	failed  bool // handshake failed: opportunistic mode goes plaintext
+	expires time.Time
+}
+
+var errOutCredsInClear = errors.New("relay: refusing to send smarthost credentials without TLS")
+
+// Dial opens a session to the first next hop that answers. Connection
+// failures and 4xx greetings move on to the next address (RFC 5321 §5.1);
+// anything else is returned as the Reply that explains it.
+func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *reply.Reply) {
+	domain = outNormDomain(domain)
+	hops, err := o.NextHops(ctx, domain)
+	if err != nil {
+		var he *HopError
+		if errors.As(err, &he) {
+			r := he.Reply
+			return nil, &r
+		}
+		r := outNetReply(reply.StageConnect, err)
+		return nil, &r
+	}
+	// RFC 5321 §5.1: an MX list that leads back to us is a configuration
+	// error; delivering would loop until the hop count stops it.
+	for _, h := range hops {
+		if o.isLoop(h.Addr) {
+			return nil, &reply.Reply{Stage: reply.StageConnect, Code: 554, Enhanced: "5.4.6",
+				Text: fmt.Sprintf("mail for %s loops back to myself", domain)}
+		}
+	}
+	var last *reply.Reply
+	for _, h := range hops {
+		if err := ctx.Err(); err != nil {
+			r := outNetReply(reply.StageConnect, err)
+			return nil, &r
+		}
+		s, rep := o.dialHop(ctx, h)
+		if s != nil {
+			s.domain = domain
+			s.nextHop, _ = o.nextHopKey(ctx, domain)
+			return s, nil
+		}
+		last = rep
+		if !outTryNext(rep) {
+			return nil, rep
+		}
+		o.log.Info("relay: next hop failed, trying the next one", "domain", domain,
+			"host", h.Host, "addr", h.Addr.String(), "reply", rep.String())
+	}
+	return nil, last
+}
+
+func outTryNext(r *reply.Reply) bool {
+	switch r.Stage {
+	case reply.StageConnect:
+		return true
+	case reply.StageGreeting:
+		return r.Err != nil || r.Code/100 == 4
+	}
+	return false
+}
+
+// dialHop opens one session, falling back to plaintext on a fresh
+// connection when an opportunistic handshake fails (RFC 7435 §4 prefers
+// cleartext delivery to none).
+func (o *Outbound) dialHop(ctx context.Context, h Hop) (*Session, *reply.Reply) {
+	tryTLS := h.TLS != TLSNone
+	if h.TLS == TLSOpportunistic && o.tlsFailedRecently(h.Addr) {
+		tryTLS = false
+	}
+	s, rep, hsFailed := o.open(ctx, h, tryTLS)
+	if hsFailed {
+		o.noteTLS(h.Addr, true, true)
+		if h.TLS == TLSOpportunistic {
+			o.log.Warn("relay: STARTTLS handshake failed, retrying in plaintext",
+				"host", h.Host, "addr", h.Addr.String(), "err", rep.Err)
+			s, rep, _ = o.open(ctx, h, false)
+		}
+	}
+	return s, rep
+}
+
+// open runs connect, greeting, EHLO, STARTTLS and AUTH. hsFailed reports a
+// TLS handshake failure after the server agreed to STARTTLS.
+func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep *reply.Reply, hsFailed bool) {
+	dctx, cancel := context.WithTimeout(ctx, o.opt.DialTimeout)
+	conn, err := o.opt.Dialer(o.outLocalAddr(h.Addr.Addr())).DialContext(dctx, "tcp", h.Addr.String())
+	cancel()
+	if err != nil {
+		r := outNetReply(reply.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
+		return nil, &r, false
+	}
+	sess := &Session{o: o, hop: h, raw: conn, w: newOutWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
+	sess.w.ctx = ctx
+	stop := context.AfterFunc(ctx, sess.interrupt)
+	defer func() {
+		sess.w.ctx = nil
+		if !stop() && rep == nil {
+			// Cancelled just as we finished: the interrupt may still
+			// land on the conn, so this session cannot be trusted.
+			sess.usable = false
+			sess.Close()
+			r := outNetReply(reply.StageConnect, ctx.Err())
+			s, rep = nil, &r
+		}
+	}()
+	s = sess
+	fail := func(r reply.Reply) (*Session, *reply.Reply, bool) {
+		if r.Err != nil || r.Code == 421 {
+			s.usable = false
+		}
+		s.Close()
+		return nil, &r, false
+	}
+
+	resp, err := s.w.read(o.opt.CommandTimeout)
+	switch {
+	case err != nil:
+		return fail(s.netReply(reply.StageGreeting, err))
+	case resp.Code == 220:
+	case outRefusal(resp.Code):
+		return fail(outReply(reply.StageGreeting, resp))
+	default:
+		return fail(s.unexpected(reply.StageGreeting, resp, "220"))
+	}
+	if r, ok := s.hello(); !ok {
+		return fail(r)
+	}
+	if tryTLS {
+		_, offered := s.ext["STARTTLS"]
+		o.noteTLS(h.Addr, offered, false)
+		switch {
+		case offered:
+			r, ok, hs := s.startTLS(ctx)
+			if hs {
+				s.usable = false
+				s.Close()
+				return nil, &r, true
+			}
+			if !ok && (h.TLS == TLSRequire || r.Err != nil || r.Code == 421) {
+				return fail(r)
+			}
+			// Opportunistic and refused: carry on in plaintext on this
+			// connection, still in the pre-STARTTLS state (RFC 3207 §4).
+		case h.TLS == TLSRequire:
+			return fail(reply.Reply{Stage: reply.StageSTARTTLS,
+				Err: fmt.Errorf("%w: %s[%s]", errOutNoTLS, h.Host, h.Addr.Addr())})
+		}
+	}
+	if h.Auth {
+		if r, ok := s.auth(); !ok {
+			return fail(r)
+		}
+	}
+	return s, nil, false
+}
+
+// hello sends EHLO with our hostname, falling back to HELO when the server
+// does not know EHLO (RFC 5321 §3.2).
+func (s *Session) hello() (reply.Reply, bool) {
+	name := s.o.opt.Hostname
+	resp, err := s.w.cmd("EHLO " + name)
+	switch {
+	case err != nil:
+		return s.netReply(reply.StageEHLO, err), false
+	case resp.Code == 250:
+		s.ext = outExt(resp)
+		return reply.Reply{}, true
+	case resp.Code == 500 || resp.Code == 502:
+		// Not understood: try HELO below.
+	case outRefusal(resp.Code):
+		return outReply(reply.StageEHLO, resp), false
+	default:
+		return s.unexpected(reply.StageEHLO, resp, "250"), false
+	}
+	resp, err = s.w.cmd("HELO " + name)
+	switch {
+	case err != nil:
+		return s.netReply(reply.StageEHLO, err), false
+	case resp.Code == 250:
+		s.ext = map[string]string{}
+		return reply.Reply{}, true
+	case outRefusal(resp.Code):
+		return outReply(reply.StageEHLO, resp), false
+	default:
+		return s.unexpected(reply.StageEHLO, resp, "250"), false
+	}
+}
+
+// startTLS upgrades the connection and says EHLO again, as RFC 3207 §4.2
+// requires: the server forgets everything it learnt before the handshake.
+func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed bool) {
+	// cmd refuses data buffered after the 220: it was sent before the
+	// handshake and would be read as if it came over TLS (the STARTTLS
+	// command injection attack, RFC 3207 §6).
+	resp, err := s.w.cmd("STARTTLS")
+	switch {
+	case err != nil:
+		return s.netReply(reply.StageSTARTTLS, err), false, false
+	case resp.Code == 220:
+	case outRefusal(resp.Code):
+		return outReply(reply.StageSTARTTLS, resp), false, false
+	default:
+		return s.unexpected(reply.StageSTARTTLS, resp, "220"), false, false
+	}
+	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop))
+	if err := s.w.deadline(s.o.opt.CommandTimeout); err != nil {
+		return s.netReply(reply.StageSTARTTLS, err), false, false
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return s.netReply(reply.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
+	}
+	s.w = newOutWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
+	s.w.ctx = ctx
+	s.tls = true
+	s.ext = nil
+	if r, ok := s.hello(); !ok {
+		return r, false, false
+	}
+	return reply.Reply{}, true, false
+}
+
+// auth sends AUTH PLAIN (RFC 4616) with the smarthost credentials, only
+// over TLS: the password would otherwise cross the network in clear.
+func (s *Session) auth() (reply.Reply, bool) {
+	if !s.tls {
+		return reply.Reply{Stage: reply.StageAuth, Err: errOutCredsInClear}, false
+	}
+	sh := s.o.opt.Smarthost
+	tok := base64.StdEncoding.EncodeToString([]byte("\x00" + sh.Username + "\x00" + sh.Password))
+	resp, err := s.w.cmd("AUTH PLAIN " + tok)
+	switch {
+	case err != nil:
+		return s.netReply(reply.StageAuth, err), false
+	case resp.Code == 235: // RFC 4954 §6
+		return reply.Reply{}, true
+	case outRefusal(resp.Code):
+		return outReply(reply.StageAuth, resp), false
+	default:
+		// A 334 challenge to an initial response we sent, or any other
+		// code: we would be answering out of sequence.
+		return s.unexpected(reply.StageAuth, resp, "235"), false
+	}
+}
+
+// tlsConfig derives the client config for one hop. Opportunistic TLS does
+// not verify the certificate (RFC 7435 §4: encryption without
+// authentication beats cleartext); require does, unless the base config
+// says otherwise.
+func (o *Outbound) tlsConfig(h Hop) *tls.Config {
+	var cfg *tls.Config
+	if o.opt.TLSConfig != nil {
+		cfg = o.opt.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = h.Host
+	}
+	if h.TLS == TLSOpportunistic {
+		cfg.InsecureSkipVerify = true
+	}
+	return cfg
+}
+
+func (o *Outbound) tlsFailedRecently(a netip.AddrPort) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e, ok := o.tlsCache.Get(a)
+	return ok && e.failed && o.now().Before(e.expires)
+}
+
+func (o *Outbound) noteTLS(a netip.AddrPort, offered, failed bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.now()
+	o.tlsCache.Evict(now, o.opt.MXCacheTTL, nil) // all stored with one lifetime: the oldest are the expired
+	o.tlsCache.Put(a, outTLSEntry{offered: offered, failed: failed, expires: now.Add(o.opt.MXCacheTTL)}, now)
+}
+
+// STARTTLSOffered reports what the server at addr last said about
+// STARTTLS, if known and fresh: for the mail log and the admin view.
+func (o *Outbound) STARTTLSOffered(addr netip.AddrPort) (offered, known bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e, ok := o.tlsCache.Get(addr)
+	if !ok || !o.now().Before(e.expires) {
+		return false, false
+	}
+	return e.offered, true
+}

@@ -1,0 +1,188 @@
+package outbound
+
+// Outbound delivery: the client half of the relay. An *Outbound is safe for
+// concurrent use by many delivery workers (its caches are mutex-guarded); a
+// *Session it returns is one SMTP connection and is not. The outbound side
+// never decides when to retry: every outcome, success or failure, is handed
+// back as a reply.Reply for the caller to classify.
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"sluice/internal/lru"
+)
+
+// TLS modes for outbound connections.
+const (
+	TLSNone          = "none"
+	TLSOpportunistic = "opportunistic"
+	TLSRequire       = "require"
+)
+
+// Route sends mail for one recipient domain to a fixed host.
+type Route struct {
+	Host string // host:port
+	TLS  string // explicit mode (the config resolves "" to delivery.tls)
+}
+
+// Smarthost receives all mail that no route matches.
+type Smarthost struct {
+	Host               string // host:port
+	Username, Password string // AUTH PLAIN, only ever over TLS
+	TLS                string // explicit mode (the config resolves "" to delivery.tls)
+}
+
+// OutboundOptions configures NewOutbound. They are complete: the defaults
+// live in the config layer (OutboundOptionsFrom); NewOutbound refuses a
+// zero port, timeout or TLS mode. Only the seams have nil fallbacks.
+type OutboundOptions struct {
+	Hostname    string           // every EHLO carries it, before and after STARTTLS
+	TLS         string           // "none" | "opportunistic" | "require"
+	Routes      map[string]Route // exact recipient-domain match (lower case)
+	Smarthost   *Smarthost       // used when no route matches
+	OutboundIPs []netip.Addr     // local addresses to bind (first of the right family); empty = any
+	Port        int              // MX port
+
+	DialTimeout    time.Duration
+	CommandTimeout time.Duration // per command (RFC 5321 §4.5.3.2)
+	DataTimeout    time.Duration // deadline for the body write and for the final reply (RFC 5321 §4.5.3.2.6)
+
+	Resolver  Resolver                      // default net.DefaultResolver
+	Dialer    func(local netip.Addr) Dialer // default: *net.Dialer bound to local
+	TLSConfig *tls.Config                   // base client config (RootCAs for tests)
+
+	LocalAddrs []netip.AddrPort // our own listeners: a next hop resolving to one of them is a loop
+	MXCacheTTL time.Duration    // DefaultMXCacheTTL from OutboundOptionsFrom
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Outbound resolves next hops and opens sessions to them.
+type Outbound struct {
+	opt OutboundOptions
+	log *slog.Logger
+	now func() time.Time
+
+	// The caches drop entries once expired (MXCacheTTL after they were
+	// stored), on each store, at a cost per entry dropped (issue 9 item
+	// 27): they hold what was looked up in the last MXCacheTTL, not every
+	// domain and address ever seen.
+	mu       sync.Mutex
+	mxCache  *lru.Map[string, outMXEntry]
+	tlsCache *lru.Map[netip.AddrPort, outTLSEntry]
+}
+
+// NewOutbound validates o and fills in defaults.
+func NewOutbound(o OutboundOptions) (*Outbound, error) {
+	if o.Hostname == "" || strings.ContainsAny(o.Hostname, " \t\r\n") {
+		return nil, fmt.Errorf("relay: outbound hostname %q is not a valid EHLO name", o.Hostname)
+	}
+	// Nothing is filled in: the defaults live in the config layer
+	// (OutboundOptionsFrom), which also resolves a route's or the
+	// smarthost's "" TLS mode to delivery.tls.
+	if err := outCheckTLSMode(o.TLS); err != nil {
+		return nil, fmt.Errorf("relay: outbound tls: %w", err)
+	}
+	routes := make(map[string]Route, len(o.Routes))
+	for d, r := range o.Routes {
+		if _, _, err := net.SplitHostPort(r.Host); err != nil {
+			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
+		}
+		if err := outCheckTLSMode(r.TLS); err != nil {
+			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
+		}
+		routes[strings.ToLower(d)] = r
+	}
+	o.Routes = routes
+	if o.Smarthost != nil {
+		sh := *o.Smarthost
+		if _, _, err := net.SplitHostPort(sh.Host); err != nil {
+			return nil, fmt.Errorf("relay: smarthost: %w", err)
+		}
+		if err := outCheckTLSMode(sh.TLS); err != nil {
+			return nil, fmt.Errorf("relay: smarthost: %w", err)
+		}
+		o.Smarthost = &sh
+	}
+	if o.Port < 1 || o.Port > 65535 {
+		return nil, fmt.Errorf("relay: outbound port %d", o.Port)
+	}
+	if o.DialTimeout <= 0 || o.CommandTimeout <= 0 || o.DataTimeout <= 0 || o.MXCacheTTL <= 0 {
+		return nil, errors.New("relay: outbound: DialTimeout, CommandTimeout, DataTimeout and MXCacheTTL must be positive")
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Dialer == nil {
+		timeout := o.DialTimeout
+		o.Dialer = func(local netip.Addr) Dialer {
+			d := &net.Dialer{Timeout: timeout}
+			if local.IsValid() {
+				d.LocalAddr = &net.TCPAddr{IP: local.AsSlice(), Zone: local.Zone()}
+			}
+			return d
+		}
+	}
+	ob := &Outbound{
+		opt:      o,
+		log:      o.Logger,
+		now:      o.Now,
+		mxCache:  lru.New[string, outMXEntry](),
+		tlsCache: lru.New[netip.AddrPort, outTLSEntry](),
+	}
+	if ob.log == nil {
+		ob.log = slog.Default()
+	}
+	if ob.now == nil {
+		ob.now = time.Now
+	}
+	return ob, nil
+}
+
+func outCheckTLSMode(m string) error {
+	switch m {
+	case TLSNone, TLSOpportunistic, TLSRequire:
+		return nil
+	}
+	return fmt.Errorf("unknown TLS mode %q (want none, opportunistic or require)", m)
+}
+
+// outLocalAddr picks the first configured outbound IP of the same family as
+// the destination, so that an IPv6 hop is never dialled from an IPv4 source.
+func (o *Outbound) outLocalAddr(dst netip.Addr) netip.Addr {
+	dst = dst.Unmap()
+	for _, a := range o.opt.OutboundIPs {
+		if a.Unmap().Is4() == dst.Is4() {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// isLoop reports whether addr is one of our own listeners. A listener on
+// the unspecified address answers on every local address; we can only
+// recognise the loopback ones without enumerating interfaces.
+func (o *Outbound) isLoop(addr netip.AddrPort) bool {
+	a := addr.Addr().Unmap()
+	for _, l := range o.opt.LocalAddrs {
+		if l.Port() != addr.Port() {
+			continue
+		}
+		la := l.Addr().Unmap()
+		if la == a || (la.IsUnspecified() && a.IsLoopback()) {
+			return true
+		}
+	}
+	return false
+}
+
+var errOutNoTLS = errors.New("relay: STARTTLS not offered and TLS is required")

@@ -1,0 +1,111 @@
+package outbound
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// errOutBareCRLF: the body has a CR not followed by LF or an LF not
+// preceded by CR. Go's dot writer, and many servers, pass them through;
+// they are a smuggling vector (RFC 5321 §2.3.8 allows CR and LF only as
+// CRLF). The inbound side refuses them already: this is defence in
+// depth, found while streaming, so the connection is dropped before the
+// final dot and the receiver discards the transaction (RFC 5321 §4.1.1.4:
+// no data is delivered without the end-of-data indication).
+var errOutBareCRLF = errors.New("relay: message contains a bare CR or LF")
+
+// errOutBodyRead: the stored body could not be read while it was sent.
+// The connection is dropped before the final dot; it is our fault, not
+// the receiver's.
+var errOutBodyRead = errors.New("relay: reading the queued message failed")
+
+// outBodyChunk is the read size of the body copy.
+const outBodyChunk = 32 << 10
+
+// outDotWriter writes a message body in DATA form (RFC 5321 §4.5.2): a
+// line starting with "." gets another one, and the body is checked for
+// bare CR and LF as it passes, so it never has to be in memory whole. A CR
+// is held back until the next byte shows it starts a CRLF: a lone CR
+// never reaches the wire.
+type outDotWriter struct {
+	w   *bufio.Writer
+	bol bool // at the beginning of a line
+	cr  bool // a CR is held back
+}
+
+func newOutDotWriter(w *bufio.Writer) *outDotWriter { return &outDotWriter{w: w, bol: true} }
+
+// write sends p. It fails with errOutBareCRLF, having sent nothing of the
+// offending line end, or with the writer's error.
+func (d *outDotWriter) write(p []byte) error {
+	for len(p) > 0 {
+		if d.cr {
+			if p[0] != '\n' {
+				return errOutBareCRLF
+			}
+			if _, err := d.w.WriteString("\r\n"); err != nil {
+				return err
+			}
+			d.cr, d.bol, p = false, true, p[1:]
+			continue
+		}
+		if d.bol && p[0] == '.' {
+			if err := d.w.WriteByte('.'); err != nil {
+				return err
+			}
+		}
+		d.bol = false
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			_, err := d.w.Write(p)
+			return err
+		}
+		if p[i] == '\n' {
+			return errOutBareCRLF
+		}
+		if _, err := d.w.Write(p[:i]); err != nil {
+			return err
+		}
+		d.cr, p = true, p[i+1:]
+	}
+	return nil
+}
+
+// end terminates the body: a final CRLF if the last line lacks one, then
+// the end-of-data line, and flushes.
+func (d *outDotWriter) end() error {
+	if d.cr {
+		return errOutBareCRLF
+	}
+	if !d.bol {
+		if _, err := d.w.WriteString("\r\n"); err != nil {
+			return err
+		}
+	}
+	if _, err := d.w.WriteString(".\r\n"); err != nil {
+		return err
+	}
+	return d.w.Flush()
+}
+
+// copyBody streams r through a dot writer onto w, using buf. A read
+// error is wrapped in errOutBodyRead.
+func copyBody(w *bufio.Writer, r io.Reader, buf []byte) error {
+	d := newOutDotWriter(w)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if werr := d.write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return d.end()
+		}
+		if err != nil {
+			return errors.Join(errOutBodyRead, err)
+		}
+	}
+}
