@@ -216,9 +216,9 @@ func TestProviderDomainsShareTheConnection(t *testing.T) {
 		"a.test": shared, "b.test": shared,
 		"c.test": {{Host: "mx9.shared.test.", Pref: 10}},
 	}}
-	oo := outbound.OutboundOptionsFrom(config.Default())
+	oo := outbound.OptionsFrom(config.Default())
 	oo.Hostname, oo.TLS, oo.Port, oo.Resolver, oo.LocalAddrs, oo.Logger = "sluice.test", outbound.TLSNone, port, res, nil, slog.New(slog.DiscardHandler)
-	out, err := outbound.NewOutbound(oo)
+	out, err := outbound.New(oo)
 	if err != nil {
 		t.Fatal(err)
 	}

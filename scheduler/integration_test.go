@@ -83,14 +83,14 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	oo := outbound.OutboundOptionsFrom(config.Default())
+	oo := outbound.OptionsFrom(config.Default())
 	oo.Hostname, oo.TLS, oo.LocalAddrs, oo.Logger = "sluice.test", "none", nil, log
 	oo.Routes = map[string]outbound.Route{
 		"dest.test": {Host: mx.Addr(), TLS: "none"},
 		"slow.test": {Host: mx.Addr(), TLS: "none"},
 		"fast.test": {Host: mx.Addr(), TLS: "none"},
 	}
-	out, err := outbound.NewOutbound(oo)
+	out, err := outbound.New(oo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,10 @@ import (
 	"sluice/reply"
 )
 
-// RelayOutbound adapts *outbound.Outbound to the scheduler's Outbound seam.
-func RelayOutbound(o *outbound.Outbound) Outbound { return relayOutbound{o} }
+// RelayOutbound adapts *outbound.Client to the scheduler's Outbound seam.
+func RelayOutbound(o *outbound.Client) Outbound { return relayOutbound{o} }
 
-type relayOutbound struct{ o *outbound.Outbound }
+type relayOutbound struct{ o *outbound.Client }
 
 func (r relayOutbound) MXHosts(ctx context.Context, domain string) ([]string, error) {
 	return r.o.MXHosts(ctx, domain)

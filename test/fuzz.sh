@@ -9,10 +9,10 @@ min=${1:-5}
 targets="
 policy FuzzClassify
 admin FuzzParseReplyLine
-relay FuzzOutReadReply
-relay FuzzParseAddress
-relay FuzzWire
-relay FuzzEnvelopeCommands
+relay/outbound FuzzReadReply
+relay/inbound FuzzParseAddress
+relay/inbound FuzzWire
+relay/inbound FuzzEnvelopeCommands
 config FuzzParse
 config FuzzValues
 dsn FuzzBuild

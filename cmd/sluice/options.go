@@ -21,14 +21,14 @@ func policyOptions(cfg *config.Config, store policy.StateStore, log *slog.Logger
 	return o
 }
 
-func outboundOptions(cfg *config.Config, log *slog.Logger) outbound.OutboundOptions {
-	o := outbound.OutboundOptionsFrom(cfg)
+func outboundOptions(cfg *config.Config, log *slog.Logger) outbound.Options {
+	o := outbound.OptionsFrom(cfg)
 	o.Logger = log
 	return o
 }
 
-func inboundOptions(cfg *config.Config, log *slog.Logger) (inbound.InboundOptions, error) {
-	o, err := inbound.InboundOptionsFrom(cfg)
+func inboundOptions(cfg *config.Config, log *slog.Logger) (inbound.Options, error) {
+	o, err := inbound.OptionsFrom(cfg)
 	o.Logger = log
 	return o, err
 }

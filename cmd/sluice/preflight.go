@@ -38,7 +38,7 @@ func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		note(fmt.Errorf("policy: %w", err))
 	}
 	var err error
-	d.outbound, err = outbound.NewOutbound(outboundOptions(cfg, log))
+	d.outbound, err = outbound.New(outboundOptions(cfg, log))
 	note(err)
 	d.checker, err = newChecker(cfg, log)
 	note(err)
@@ -119,7 +119,7 @@ func (d *daemon) buildInbound(tlsConfig *tls.Config) error {
 		}
 		o := base
 		o.RequireAuth, o.ImplicitTLS = requireAuth, implTLS
-		srv, err := inbound.NewInbound(o)
+		srv, err := inbound.New(o)
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.key, err)
 		}

@@ -75,9 +75,9 @@ type daemon struct {
 	log        *slog.Logger
 	queue      *queue.Queue
 	policy     *policy.Policy
-	outbound   *outbound.Outbound
+	outbound   *outbound.Client
 	sched      *scheduler.Scheduler
-	inbound    []*inbound.Inbound
+	inbound    []*inbound.Server
 	admin      *admin.Server
 	space      *queue.Space // free space against queue.min_free_space, refreshed by watchSpace
 	adminToken string

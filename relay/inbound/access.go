@@ -9,9 +9,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// inMayRelay reports whether a client may submit without AUTH: it must be
+// mayRelay reports whether a client may submit without AUTH: it must be
 // in one of the trusted networks, and the listener must not require AUTH.
-func (s *Inbound) inMayRelay(ip netip.Addr) bool {
+func (s *Server) mayRelay(ip netip.Addr) bool {
 	if s.o.RequireAuth {
 		return false
 	}
@@ -23,9 +23,9 @@ func (s *Inbound) inMayRelay(ip netip.Addr) bool {
 	return false
 }
 
-// inDomainAllowed checks an authenticated user's envelope sender domain
+// domainAllowed checks an authenticated user's envelope sender domain
 // against AllowedFrom (case-insensitively: domains are, RFC 5321 §2.4).
-func inDomainAllowed(u *User, domain string) bool {
+func domainAllowed(u *User, domain string) bool {
 	if len(u.AllowedFrom) == 0 {
 		return true
 	}
@@ -37,8 +37,8 @@ func inDomainAllowed(u *User, domain string) bool {
 	return false
 }
 
-// inLimiters is a token bucket per client IP on the injected clock.
-type inLimiters struct {
+// limiters is a token bucket per client IP on the injected clock.
+type limiters struct {
 	limit rate.Limit
 	burst int
 	now   func() time.Time
@@ -47,16 +47,16 @@ type inLimiters struct {
 	m  map[netip.Addr]*rate.Limiter
 }
 
-// inLimitersPrune is the map size above which full (idle) buckets are
+// limitersPrune is the map size above which full (idle) buckets are
 // dropped, so that many one-off clients do not grow it forever.
-const inLimitersPrune = 4096
+const limitersPrune = 4096
 
-func newInLimiters(l rate.Limit, burst int, now func() time.Time) *inLimiters {
-	return &inLimiters{limit: l, burst: burst, now: now, m: make(map[netip.Addr]*rate.Limiter)}
+func newLimiters(l rate.Limit, burst int, now func() time.Time) *limiters {
+	return &limiters{limit: l, burst: burst, now: now, m: make(map[netip.Addr]*rate.Limiter)}
 }
 
 // exhausted reports whether ip has no token left, without taking one.
-func (l *inLimiters) exhausted(ip netip.Addr) bool {
+func (l *limiters) exhausted(ip netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim, ok := l.m[ip]
@@ -64,13 +64,13 @@ func (l *inLimiters) exhausted(ip netip.Addr) bool {
 }
 
 // allow takes a token for ip and reports whether there was one.
-func (l *inLimiters) allow(ip netip.Addr) bool {
+func (l *limiters) allow(ip netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	lim, ok := l.m[ip]
 	if !ok {
-		if len(l.m) >= inLimitersPrune {
+		if len(l.m) >= limitersPrune {
 			for k, v := range l.m {
 				if v.TokensAt(now) >= float64(l.burst) {
 					delete(l.m, k)

@@ -39,7 +39,7 @@ func TestInboundAccess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, _, _ := startInbound(t, InboundOptions{Networks: tt.networks, RequireAuth: tt.require})
+			addr, _, _ := startServer(t, Options{Networks: tt.networks, RequireAuth: tt.require})
 			c := dial(t, addr)
 			c.hello()
 			c.cmd("MAIL FROM:<a@example.test>", tt.want)
@@ -54,7 +54,7 @@ func TestInboundAccess(t *testing.T) {
 func TestInboundAuthBeforeTLS(t *testing.T) {
 	t.Parallel()
 	cfg, _ := testTLS(t)
-	addr, _, _ := startInbound(t, InboundOptions{Networks: elsewhere, TLSConfig: cfg, Users: []User{testUser(t, "app", "secret")}})
+	addr, _, _ := startServer(t, Options{Networks: elsewhere, TLSConfig: cfg, Users: []User{testUser(t, "app", "secret")}})
 	c := dial(t, addr)
 	ehlo := c.hello()
 	if !strings.Contains(ehlo, "STARTTLS") || strings.Contains(ehlo, "AUTH") {
@@ -92,7 +92,7 @@ func TestInboundAuthOverSTARTTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, _, st := startInbound(t, InboundOptions{Networks: elsewhere, TLSConfig: cfg, Users: []User{testUser(t, "app", "secret", "example.test")}})
+			addr, _, st := startServer(t, Options{Networks: elsewhere, TLSConfig: cfg, Users: []User{testUser(t, "app", "secret", "example.test")}})
 			c := dial(t, addr)
 			c.hello()
 			ehlo := c.startTLS(pool)
@@ -117,7 +117,7 @@ func TestInboundAuthOverSTARTTLS(t *testing.T) {
 func TestInboundSTARTTLSDiscardsPipelinedPlaintext(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
-	addr, _, st := startInbound(t, InboundOptions{TLSConfig: cfg})
+	addr, _, st := startServer(t, Options{TLSConfig: cfg})
 	c := dial(t, addr)
 	c.hello()
 	// CVE-2011-0411: commands injected after STARTTLS in the same packet.
@@ -148,7 +148,7 @@ func TestInboundAuthFailuresThrottled(t *testing.T) {
 	clock := newClock()
 	clock.Set(time.Unix(1e9, 0))
 	const failures = 5
-	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg, Now: clock.Now, AuthFailures: failures, Users: []User{testUser(t, "app", "secret")}})
+	addr, _, _ := startServer(t, Options{TLSConfig: cfg, Now: clock.Now, AuthFailures: failures, Users: []User{testUser(t, "app", "secret")}})
 	c := dial(t, addr)
 	c.hello()
 	c.startTLS(pool)
@@ -168,7 +168,7 @@ func TestInboundAuthFailuresThrottled(t *testing.T) {
 	c4.hello()
 	c4.startTLS(pool)
 	c4.cmd("AUTH PLAIN "+plain("app", "secret"), "421 4.7.0")
-	clock.Advance(inAuthFailWindow / failures)
+	clock.Advance(authFailWindow / failures)
 	c3 := dial(t, addr)
 	c3.hello()
 	c3.startTLS(pool)
@@ -179,7 +179,7 @@ func TestInboundImplicitTLS(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
 	st := &fakeStore{}
-	s, err := NewInbound(inTestOptions(InboundOptions{Store: st, TLSConfig: cfg, ImplicitTLS: true, RequireAuth: true, Users: []User{testUser(t, "app", "secret")}}))
+	s, err := New(testOptions(Options{Store: st, TLSConfig: cfg, ImplicitTLS: true, RequireAuth: true, Users: []User{testUser(t, "app", "secret")}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestInboundMessageRate(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
 	clock.Set(time.Unix(1e9, 0))
-	addr, _, _ := startInbound(t, InboundOptions{Now: clock.Now, PerClientRate: rate.Every(time.Minute), PerClientBurst: 2})
+	addr, _, _ := startServer(t, Options{Now: clock.Now, PerClientRate: rate.Every(time.Minute), PerClientBurst: 2})
 	c := dial(t, addr)
 	c.hello()
 	for range 2 {

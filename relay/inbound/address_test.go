@@ -15,7 +15,7 @@ import (
 // the envelope stores the canonical form.
 func TestInboundAddressSuite(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{AllowAddressLiterals: true})
+	addr, _, st := startServer(t, Options{AllowAddressLiterals: true})
 	c := dial(t, addr)
 	c.hello()
 	var want []string

@@ -6,18 +6,18 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// inLoginServer is the server side of the obsolete but ubiquitous LOGIN
+// loginServer is the server side of the obsolete but ubiquitous LOGIN
 // SASL mechanism (draft-murchison-sasl-login): the server prompts
 // "Username:" then "Password:". go-sasl only has the client side.
-type inLoginServer struct {
+type loginServer struct {
 	auth     func(username, password string) error
 	step     int
 	username string
 }
 
-var _ sasl.Server = (*inLoginServer)(nil)
+var _ sasl.Server = (*loginServer)(nil)
 
-func (s *inLoginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+func (s *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
 	switch s.step {
 	case 0:
 		s.step = 1

@@ -26,7 +26,7 @@ func TestInboundWithSwaks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, _, st := startInbound(t, InboundOptions{Networks: elsewhere, TLSConfig: cfg, Users: []User{testUser(t, "app", "secret")}})
+			addr, _, st := startServer(t, Options{Networks: elsewhere, TLSConfig: cfg, Users: []User{testUser(t, "app", "secret")}})
 			args := append([]string{"--server", addr, "--from", "a@example.test", "--to", "b@dest.test", "--helo", "client.test", "--timeout", "10"}, tt.args...)
 			out, err := exec.Command(swaks, args...).CombinedOutput()
 			if err != nil {
@@ -45,7 +45,7 @@ func TestInboundWithSwaks(t *testing.T) {
 func TestInboundWithSMTPSource(t *testing.T) {
 	t.Parallel()
 	src := testpeer.Need(t, "smtp-source")
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	out, err := exec.Command(src, "-s", "4", "-m", "20", "-l", "2048", "-f", "a@example.test", "-t", "b@dest.test", "-M", testHost, addr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("smtp-source: %v\n%s", err, out)

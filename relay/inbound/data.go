@@ -20,27 +20,27 @@ import (
 // a Spool as they arrive. Nothing holds the whole message in memory; a
 // large one is in a file before its 250.
 
-// inMaxHeader bounds the header section held in memory: a larger one is
+// maxHeader bounds the header section held in memory: a larger one is
 // refused with 552 5.3.4. Exim's header_maxsize has the same default;
 // real header sections are a few KB.
-const inMaxHeader = 1 << 20
+const maxHeader = 1 << 20
 
-// inCopyBuf is the read size of the body copy.
-const inCopyBuf = 32 << 10
+// copyBuf is the read size of the body copy.
+const copyBuf = 32 << 10
 
-var errInHeaderTooBig = errors.New("relay: header section too large")
+var errHeaderSectionTooBig = errors.New("relay: header section too large")
 
-// inCopyBufs recycles the copy buffers: at thousands of small messages a
+// copyBufs recycles the copy buffers: at thousands of small messages a
 // second, a fresh 32 KB per message is most of the garbage.
-var inCopyBufs = sync.Pool{New: func() any { b := make([]byte, inCopyBuf); return &b }}
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
 
-func (ss *inSession) data(r io.Reader) error {
-	scan := &inBareScan{}
+func (ss *session) data(r io.Reader) error {
+	scan := &bareScan{}
 	tr := io.TeeReader(r, scan)
-	hdr, rest, ended, err := inReadHeader(tr)
-	if errors.Is(err, errInHeaderTooBig) {
+	hdr, rest, ended, err := readHeader(tr)
+	if errors.Is(err, errHeaderSectionTooBig) {
 		ss.s.log.Info("header section too large", "client", ss.c.ip, "trace", ss.c.trace)
-		return inErrHeaderTooBig // go-smtp reads on to the end of DATA
+		return errHeaderTooBig // go-smtp reads on to the end of DATA
 	}
 	isTLS, _, _, ehlo := ss.c.tlsState()
 	now := ss.s.o.Now()
@@ -55,20 +55,20 @@ func (ss *inSession) data(r io.Reader) error {
 	if ss.user != nil {
 		m.User = ss.user.Name
 	}
-	tc := inTrace{
+	tc := trace{
 		Helo: m.Helo, Client: m.ClientAddr, Hostname: ss.s.o.Hostname,
-		Protocol: inProtocol(ehlo, isTLS, ss.user != nil), ID: ss.c.trace, Date: now,
+		Protocol: protocol(ehlo, isTLS, ss.user != nil), ID: ss.c.trace, Date: now,
 	}
 	if len(m.Rcpts) == 1 {
 		tc.Rcpt = m.Rcpts[0]
 	}
 	var hops int
-	m.Header, hops = inPrepareHeader(hdr, ended, tc)
-	loop := hops > inMaxReceived
+	m.Header, hops = prepareHeader(hdr, ended, tc)
+	loop := hops > maxReceived
 
 	// The rest is read to its end in every case (the bare CR/LF verdict
 	// needs every byte); it is kept only when it may be accepted.
-	sink := &inSink{w: io.Discard}
+	sink := &sink{w: io.Discard}
 	if err == nil && !loop {
 		sp := ss.s.o.Store.NewSpool()
 		defer sp.Discard()
@@ -78,9 +78,9 @@ func (ss *inSession) data(r io.Reader) error {
 		_, _ = sink.Write(rest)
 	}
 	if err == nil {
-		buf := inCopyBufs.Get().(*[]byte)
+		buf := copyBufs.Get().(*[]byte)
 		_, err = io.CopyBuffer(sink, tr, *buf)
-		inCopyBufs.Put(buf)
+		copyBufs.Put(buf)
 	}
 	bare := ss.c.takeBare()
 	if err != nil {
@@ -90,28 +90,28 @@ func (ss *inSession) data(r io.Reader) error {
 			// go-smtp reads on to the end of DATA after we return, so
 			// the client gets this one reply and nothing is parsed as
 			// a command in between.
-			return inErrTooBig
+			return errTooBig
 		case errors.Is(err, smtp.ErrTooLongLine):
 			ss.c.setCloseAfterReply()
-			return inErrLineTooLong
+			return errLineTooLong
 		}
 		ss.s.log.Info("data read failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-		return inErrTempLocal
+		return errTempLocal
 	}
 	if bare || scan.found() {
 		ss.s.log.Warn("bare CR or LF in data", "client", ss.c.ip, "trace", ss.c.trace)
-		return inErrBareLF // fatal: inConn closes after writing it
+		return errBareLF // fatal: conn closes after writing it
 	}
 	if !ss.current() || len(ss.rcpts) == 0 {
-		return inErrSequence
+		return errSequence
 	}
 	if loop {
 		ss.s.log.Warn("mail loop", "client", ss.c.ip, "trace", ss.c.trace, "received", hops)
-		return inErrLoop
+		return errLoop
 	}
 	if sink.err != nil {
 		ss.s.log.Error("spooling the message failed", "client", ss.c.ip, "trace", ss.c.trace, "err", sink.err)
-		return inStoreReply(sink.err)
+		return storeReply(sink.err)
 	}
 	ctx := context.Background()
 	if ss.s.o.Check != nil {
@@ -121,13 +121,13 @@ func (ss *inSession) data(r io.Reader) error {
 				return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: se.Message}
 			}
 			ss.s.log.Error("check failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-			return inErrTempLocal
+			return errTempLocal
 		}
 	}
 	id, err := ss.s.o.Store.Enqueue(ctx, m)
 	if err != nil {
 		ss.s.log.Error("enqueue failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-		return inStoreReply(err)
+		return storeReply(err)
 	}
 	ss.s.log.Info("accepted", "client", ss.c.ip, "trace", ss.c.trace, "id", id,
 		"from", m.From, "rcpts", len(m.Rcpts), "size", m.Size())
@@ -138,31 +138,31 @@ func (ss *inSession) data(r io.Reader) error {
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %s", id)}
 }
 
-// inStoreReply is the reply to a storage failure: never a permanent code.
-func inStoreReply(err error) *smtp.SMTPError {
+// storeReply is the reply to a storage failure: never a permanent code.
+func storeReply(err error) *smtp.SMTPError {
 	if errors.Is(err, queue.ErrNoSpace) {
-		return inErrNoSpace
+		return errNoSpace
 	}
-	return inErrTempLocal
+	return errTempLocal
 }
 
-// inReadHeader reads r up to the end of the header section: the first
+// readHeader reads r up to the end of the header section: the first
 // empty line (RFC 5322 §2.1), or the end of the message when it has none
 // (a headers-only message). hdr includes the empty line; rest is what was
-// read past it. A header section over inMaxHeader fails with
+// read past it. A header section over maxHeader fails with
 // errInHeaderTooBig.
-func inReadHeader(r io.Reader) (hdr, rest []byte, ended bool, err error) {
+func readHeader(r io.Reader) (hdr, rest []byte, ended bool, err error) {
 	buf := make([]byte, 0, 8<<10)
 	for {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(cap(buf), inMaxHeader+1-len(buf)))
+			buf = slices.Grow(buf, min(cap(buf), maxHeader+1-len(buf)))
 		}
 		n, rerr := r.Read(buf[len(buf):cap(buf)])
 		from := max(len(buf)-3, 0)
 		buf = buf[:len(buf)+n]
-		end := inHeaderEndFrom(buf, from)
-		if end > inMaxHeader || end < 0 && len(buf) > inMaxHeader {
-			return nil, nil, false, errInHeaderTooBig
+		end := headerEndFrom(buf, from)
+		if end > maxHeader || end < 0 && len(buf) > maxHeader {
+			return nil, nil, false, errHeaderSectionTooBig
 		}
 		if end >= 0 {
 			return buf[:end], buf[end:], true, nil
@@ -176,15 +176,15 @@ func inReadHeader(r io.Reader) (hdr, rest []byte, ended bool, err error) {
 	}
 }
 
-// inSink passes writes on to w until one fails, then keeps the error and
+// sink passes writes on to w until one fails, then keeps the error and
 // discards the rest, so that the data is still read to its end (and
 // scanned) after the disk filled up.
-type inSink struct {
+type sink struct {
 	w   io.Writer
 	err error
 }
 
-func (s *inSink) Write(p []byte) (int, error) {
+func (s *sink) Write(p []byte) (int, error) {
 	if s.err == nil {
 		if _, err := s.w.Write(p); err != nil {
 			s.err = err
@@ -193,13 +193,13 @@ func (s *inSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// inBareScan watches a byte stream for a CR not followed by LF or an LF
+// bareScan watches a byte stream for a CR not followed by LF or an LF
 // not preceded by CR (RFC 5321 §2.3.8), across writes.
-type inBareScan struct {
+type bareScan struct {
 	prevCR, bare bool
 }
 
-func (s *inBareScan) Write(p []byte) (int, error) {
+func (s *bareScan) Write(p []byte) (int, error) {
 	if s.bare || len(p) == 0 {
 		return len(p), nil
 	}
@@ -234,4 +234,4 @@ func (s *inBareScan) Write(p []byte) (int, error) {
 }
 
 // found reports a bare CR or LF so far, counting a CR at the very end.
-func (s *inBareScan) found() bool { return s.bare || s.prevCR }
+func (s *bareScan) found() bool { return s.bare || s.prevCR }

@@ -15,7 +15,7 @@ import (
 
 func TestReadHeaderSplit(t *testing.T) {
 	t.Parallel()
-	big := strings.Repeat("X-Pad: "+strings.Repeat("p", 90)+"\r\n", inMaxHeader/99+1)
+	big := strings.Repeat("X-Pad: "+strings.Repeat("p", 90)+"\r\n", maxHeader/99+1)
 	tests := []struct {
 		name, msg  string
 		hdr, rest  string
@@ -40,9 +40,9 @@ func TestReadHeaderSplit(t *testing.T) {
 				readers["byte by byte"] = iotest.OneByteReader(strings.NewReader(tt.msg))
 			}
 			for rn, r := range readers {
-				hdr, rest, ended, err := inReadHeader(r)
+				hdr, rest, ended, err := readHeader(r)
 				if tt.wantTooBig {
-					if !errors.Is(err, errInHeaderTooBig) {
+					if !errors.Is(err, errHeaderSectionTooBig) {
 						t.Errorf("%s: err = %v, want errInHeaderTooBig", rn, err)
 					}
 					continue
@@ -62,7 +62,7 @@ func TestReadHeaderSplit(t *testing.T) {
 // writes no larger than the copy buffer, never as one piece.
 func TestInboundStreamsLargeMessage(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	var body strings.Builder
@@ -87,7 +87,7 @@ func TestInboundStreamsLargeMessage(t *testing.T) {
 	st.mu.Lock()
 	maxWrite := st.maxWrite
 	st.mu.Unlock()
-	if maxWrite > inCopyBuf+int(len(m.Header)) {
+	if maxWrite > copyBuf+int(len(m.Header)) {
 		t.Errorf("largest spool write %d bytes: the message was not streamed", maxWrite)
 	}
 	if !st.allDiscarded() {
@@ -95,7 +95,7 @@ func TestInboundStreamsLargeMessage(t *testing.T) {
 	}
 }
 
-// dateAndID returns the Message-ID: and Date: lines inPrepareHeader added
+// dateAndID returns the Message-ID: and Date: lines prepareHeader added
 // to the stored header section of msg.
 func dateAndID(msg string) string {
 	i := strings.Index(msg, "Message-ID: ")
@@ -108,10 +108,10 @@ func dateAndID(msg string) string {
 
 func TestInboundHeaderTooLarge(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
-	hdr := strings.Repeat("X-Pad: "+strings.Repeat("p", 90)+"\r\n", inMaxHeader/99+1)
+	hdr := strings.Repeat("X-Pad: "+strings.Repeat("p", 90)+"\r\n", maxHeader/99+1)
 	if r := c.sendMessage("a@example.test", "b@dest.test", hdr+"\r\nbody\r\n"); !strings.HasPrefix(r, "552 5.3.4") {
 		t.Fatalf("DATA reply %q, want 552 5.3.4", r)
 	}
@@ -138,7 +138,7 @@ func TestInboundSpoolFailure(t *testing.T) {
 		t.Run(tt.want, func(t *testing.T) {
 			t.Parallel()
 			st := &fakeStore{spoolErr: tt.err}
-			addr, _, _ := startInbound(t, InboundOptions{Store: st})
+			addr, _, _ := startServer(t, Options{Store: st})
 			c := dial(t, addr)
 			c.hello()
 			if r := c.sendMessage("a@example.test", "b@dest.test", simpleMsg); !strings.HasPrefix(r, tt.want) {
@@ -157,7 +157,7 @@ func TestInboundSpoolFailure(t *testing.T) {
 func TestInboundRefusalDiscardsSpool(t *testing.T) {
 	t.Parallel()
 	st := &fakeStore{fail: errors.New("boom")}
-	addr, _, _ := startInbound(t, InboundOptions{Store: st})
+	addr, _, _ := startServer(t, Options{Store: st})
 	c := dial(t, addr)
 	c.hello()
 	if r := c.sendMessage("a@example.test", "b@dest.test", simpleMsg); !strings.HasPrefix(r, "451") {

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// inWire follows the raw byte stream a client sends, below go-smtp's
+// wire follows the raw byte stream a client sends, below go-smtp's
 // buffered reader, so that we see exactly what was on the wire:
 //
 //   - go-smtp's dot reader drops the CR of a ".\r" line start, so a lone
@@ -18,61 +18,61 @@ import (
 // Its DATA states mirror go-smtp's dot reader byte for byte, so both agree
 // on where the message ends: only "\r\n.\r\n" ends it, and anything after a
 // fake terminator stays data and is never parsed as a command.
-type inWire struct {
-	mode      inWireMode
+type wire struct {
+	mode      wireMode
 	line      []byte // start of the current command line (capped)
 	lineLen   int    // full length of the current command line
 	chunkLeft int64  // BDAT bytes still to pass through unparsed
-	dstate    inDotState
+	dstate    dotState
 	prevCR    bool
 	bare      bool // a lone CR or LF was seen in the current DATA
 	lines     int  // command lines seen so far
 }
 
-type inWireMode int
+type wireMode int
 
 const (
-	inModeCommand inWireMode = iota
-	inModeData
-	inModeChunk
+	modeCommand wireMode = iota
+	modeData
+	modeChunk
 )
 
-type inDotState int
+type dotState int
 
 // These mirror go-smtp's dataReader states.
 const (
-	inDotBeginLine inDotState = iota
-	inDotDot
-	inDotDotCR
-	inDotCR
-	inDotData
+	dotBeginLine dotState = iota
+	dotDot
+	dotDotCR
+	dotCR
+	dotData
 )
 
-// inLineEvent is what a completed command line asks of the conn.
-type inLineEvent int
+// lineEvent is what a completed command line asks of the conn.
+type lineEvent int
 
 const (
-	inEvNone     inLineEvent = iota
-	inEvData                 // DATA: hold what follows until the reply is known
-	inEvStartTLS             // STARTTLS: handled by the conn, not go-smtp
-	inEvHTTP                 // an HTTP request line: answer 5xx and close
-	inEvHelo                 // HELO/EHLO: the client introduced itself
-	inEvEhlo                 // EHLO specifically
-	inEvMail                 // MAIL: the path is parsed by the conn (rewritePath)
-	inEvRcpt                 // RCPT: likewise
+	evNone     lineEvent = iota
+	evData               // DATA: hold what follows until the reply is known
+	evStartTLS           // STARTTLS: handled by the conn, not go-smtp
+	evHTTP               // an HTTP request line: answer 5xx and close
+	evHelo               // HELO/EHLO: the client introduced itself
+	evEhlo               // EHLO specifically
+	evMail               // MAIL: the path is parsed by the conn (rewritePath)
+	evRcpt               // RCPT: likewise
 )
 
-// inLineKeep is how much of a command line we keep to classify it.
-const inLineKeep = 128
+// lineKeep is how much of a command line we keep to classify it.
+const lineKeep = 128
 
 // feed scans p and returns how many bytes it consumed. It stops right after
-// a command line whose event is not inEvNone, returning the event and the
+// a command line whose event is not evNone, returning the event and the
 // full length of that line (which may have begun in an earlier feed).
-func (w *inWire) feed(p []byte) (n int, ev inLineEvent, lineLen int) {
+func (w *wire) feed(p []byte) (n int, ev lineEvent, lineLen int) {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch w.mode {
-		case inModeChunk:
+		case modeChunk:
 			// BDAT chunks are opaque octets (RFC 3030 §2): no dot
 			// handling, no line parsing.
 			take := int64(len(p) - i)
@@ -82,129 +82,129 @@ func (w *inWire) feed(p []byte) (n int, ev inLineEvent, lineLen int) {
 			w.chunkLeft -= take
 			i += int(take) - 1
 			if w.chunkLeft == 0 {
-				w.mode = inModeCommand
+				w.mode = modeCommand
 			}
-		case inModeData:
+		case modeData:
 			w.dataByte(c)
-		case inModeCommand:
+		case modeCommand:
 			w.lineLen++
-			if len(w.line) < inLineKeep {
+			if len(w.line) < lineKeep {
 				w.line = append(w.line, c)
 			}
 			if c != '\n' {
 				continue
 			}
 			l := w.lineLen
-			if ev := w.endLine(); ev != inEvNone {
+			if ev := w.endLine(); ev != evNone {
 				return i + 1, ev, l
 			}
 		}
 	}
-	return len(p), inEvNone, 0
+	return len(p), evNone, 0
 }
 
 // dataByte advances the DATA state by one byte.
-func (w *inWire) dataByte(c byte) {
+func (w *wire) dataByte(c byte) {
 	if c == '\n' && !w.prevCR || c != '\n' && w.prevCR {
 		w.bare = true
 	}
 	w.prevCR = c == '\r'
 	switch w.dstate {
-	case inDotBeginLine:
+	case dotBeginLine:
 		switch c {
 		case '.':
-			w.dstate = inDotDot
+			w.dstate = dotDot
 		case '\r':
-			w.dstate = inDotCR
+			w.dstate = dotCR
 		default:
-			w.dstate = inDotData
+			w.dstate = dotData
 		}
-	case inDotDot:
+	case dotDot:
 		if c == '\r' {
-			w.dstate = inDotDotCR
+			w.dstate = dotDotCR
 		} else {
-			w.dstate = inDotData
+			w.dstate = dotData
 		}
-	case inDotDotCR:
+	case dotDotCR:
 		if c == '\n' {
 			// "\r\n.\r\n": the end of the message (RFC 5321 §4.1.1.4).
-			w.mode = inModeCommand
+			w.mode = modeCommand
 			w.prevCR = false
 			return
 		}
-		w.dstate = inDotData
-	case inDotCR:
+		w.dstate = dotData
+	case dotCR:
 		if c == '\n' {
-			w.dstate = inDotBeginLine
+			w.dstate = dotBeginLine
 		} else {
-			w.dstate = inDotData
+			w.dstate = dotData
 		}
-	case inDotData:
+	case dotData:
 		if c == '\r' {
-			w.dstate = inDotCR
+			w.dstate = dotCR
 		}
 	}
 }
 
 // startData switches to DATA mode after a 354 reply.
-func (w *inWire) startData() {
-	w.mode = inModeData
-	w.dstate = inDotBeginLine
+func (w *wire) startData() {
+	w.mode = modeData
+	w.dstate = dotBeginLine
 	w.prevCR = false
 	w.bare = false
 }
 
 // idle reports whether the stream is between commands.
-func (w *inWire) idle() bool {
-	return w.mode == inModeCommand && w.lineLen == 0
+func (w *wire) idle() bool {
+	return w.mode == modeCommand && w.lineLen == 0
 }
 
 // endLine classifies a complete command line the way go-smtp's parseCmd
 // will see it.
-func (w *inWire) endLine() inLineEvent {
+func (w *wire) endLine() lineEvent {
 	line := strings.TrimRight(string(w.line), "\r\n")
-	full := w.lineLen <= inLineKeep
+	full := w.lineLen <= lineKeep
 	w.line = w.line[:0]
 	w.lineLen = 0
 	w.lines++
 	upper := strings.ToUpper(line)
-	if w.lines == 1 && inIsHTTPRequestLine(upper) {
-		return inEvHTTP
+	if w.lines == 1 && isHTTPRequestLine(upper) {
+		return evHTTP
 	}
 	if strings.HasPrefix(upper, "STARTTLS") {
-		return inEvStartTLS
+		return evStartTLS
 	}
 	if len(line) < 4 || len(line) > 4 && line[4] != ' ' {
-		return inEvNone
+		return evNone
 	}
 	switch upper[:4] {
 	case "DATA":
-		return inEvData
+		return evData
 	case "EHLO":
-		return inEvEhlo
+		return evEhlo
 	case "HELO":
-		return inEvHelo
+		return evHelo
 	case "MAIL", "RCPT":
 		if len(line) > 5 { // go-smtp refuses shorter ones itself
 			if upper[:4] == "MAIL" {
-				return inEvMail
+				return evMail
 			}
-			return inEvRcpt
+			return evRcpt
 		}
 	case "BDAT":
 		if full {
-			if size, ok := inBdatSize(line[4:]); ok && size > 0 {
-				w.mode = inModeChunk
+			if size, ok := bdatSize(line[4:]); ok && size > 0 {
+				w.mode = modeChunk
 				w.chunkLeft = size
 			}
 		}
 	}
-	return inEvNone
+	return evNone
 }
 
-// inBdatSize mirrors go-smtp's handleBdat argument checks: when they pass,
+// bdatSize mirrors go-smtp's handleBdat argument checks: when they pass,
 // go-smtp reads the chunk whatever it replies, so we must skip it too.
-func inBdatSize(arg string) (int64, bool) {
+func bdatSize(arg string) (int64, bool) {
 	args := strings.Fields(arg)
 	if len(args) == 0 || len(args) > 2 {
 		return 0, false
@@ -219,9 +219,9 @@ func inBdatSize(arg string) (int64, bool) {
 	return int64(size), true
 }
 
-// inIsHTTPRequestLine spots a web client talking to the SMTP port (a
+// isHTTPRequestLine spots a web client talking to the SMTP port (a
 // cross-protocol attack vector): "GET / HTTP/1.1" and friends.
-func inIsHTTPRequestLine(upper string) bool {
+func isHTTPRequestLine(upper string) bool {
 	for _, m := range []string{"GET ", "POST ", "HEAD ", "CONNECT ", "PUT ", "OPTIONS "} {
 		if strings.HasPrefix(upper, m) && strings.Contains(upper, " HTTP/") {
 			return true

@@ -18,7 +18,7 @@ func TestInboundSmuggling(t *testing.T) {
 		for _, chunked := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%q/bdat=%v", seq, chunked), func(t *testing.T) {
 				t.Parallel()
-				addr, _, st := startInbound(t, InboundOptions{})
+				addr, _, st := startServer(t, Options{})
 				c := dial(t, addr)
 				c.hello()
 				c.cmd("MAIL FROM:<a@example.test>", "250")
@@ -43,7 +43,7 @@ func TestInboundSmuggling(t *testing.T) {
 
 func TestInboundBDAT(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	c.cmd("MAIL FROM:<a@example.test>", "250")
@@ -67,28 +67,28 @@ func TestWireFeed(t *testing.T) {
 	tests := []struct {
 		name     string
 		in       string
-		events   []inLineEvent
+		events   []lineEvent
 		wantBare bool
-		wantMode inWireMode
+		wantMode wireMode
 	}{
-		{"commands", "EHLO x\r\nMAIL FROM:<a@b>\r\nrcpt to:<c@d>\r\nMAIL\r\nRCPTX\r\n", []inLineEvent{inEvEhlo, inEvMail, inEvRcpt}, false, inModeCommand},
-		{"data line", "DATA\r\n", []inLineEvent{inEvData}, false, inModeCommand},
-		{"starttls prefix", "starttls\r\n", []inLineEvent{inEvStartTLS}, false, inModeCommand},
-		{"http first", "GET / HTTP/1.1\r\n", []inLineEvent{inEvHTTP}, false, inModeCommand},
-		{"http later is a command", "NOOP\r\nGET / HTTP/1.1\r\n", nil, false, inModeCommand},
-		{"bdat skips chunk", "BDAT 6\r\nDATA\r\n", nil, false, inModeCommand},
-		{"bdat bad arg is a command", "BDAT x\r\nDATA\r\n", []inLineEvent{inEvData}, false, inModeCommand},
+		{"commands", "EHLO x\r\nMAIL FROM:<a@b>\r\nrcpt to:<c@d>\r\nMAIL\r\nRCPTX\r\n", []lineEvent{evEhlo, evMail, evRcpt}, false, modeCommand},
+		{"data line", "DATA\r\n", []lineEvent{evData}, false, modeCommand},
+		{"starttls prefix", "starttls\r\n", []lineEvent{evStartTLS}, false, modeCommand},
+		{"http first", "GET / HTTP/1.1\r\n", []lineEvent{evHTTP}, false, modeCommand},
+		{"http later is a command", "NOOP\r\nGET / HTTP/1.1\r\n", nil, false, modeCommand},
+		{"bdat skips chunk", "BDAT 6\r\nDATA\r\n", nil, false, modeCommand},
+		{"bdat bad arg is a command", "BDAT x\r\nDATA\r\n", []lineEvent{evData}, false, modeCommand},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var w inWire
-			var got []inLineEvent
+			var w wire
+			var got []lineEvent
 			p := []byte(tt.in)
 			for len(p) > 0 {
 				n, ev, _ := w.feed(p)
 				p = p[n:]
-				if ev != inEvNone {
+				if ev != evNone {
 					got = append(got, ev)
 				}
 			}
@@ -118,10 +118,10 @@ func TestWireData(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var w inWire
+			var w wire
 			w.startData()
 			n, _, _ := w.feed([]byte(tt.data))
-			if n != len(tt.data) || w.bare != tt.wantBare || (w.mode == inModeCommand) != tt.wantEnd {
+			if n != len(tt.data) || w.bare != tt.wantBare || (w.mode == modeCommand) != tt.wantEnd {
 				t.Errorf("n %d bare %v mode %v", n, w.bare, w.mode)
 			}
 		})
@@ -136,11 +136,11 @@ func TestBareScan(t *testing.T) {
 		// Whatever the split into writes, the verdict is the same: the
 		// body streams through in chunks.
 		for cut := 0; cut <= len(in); cut++ {
-			var s inBareScan
+			var s bareScan
 			s.Write([]byte(in[:cut]))
 			s.Write([]byte(in[cut:]))
 			if got := s.found(); got != want {
-				t.Errorf("inBareScan(%q | %q) = %v", in[:cut], in[cut:], got)
+				t.Errorf("bareScan(%q | %q) = %v", in[:cut], in[cut:], got)
 			}
 		}
 	}
@@ -155,16 +155,16 @@ func FuzzWire(f *testing.F) {
 	}
 	f.Add([]byte("BDAT 3 LAST\r\nabcEHLO x\r\n"), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
-		run := func(step int) (inWire, []inLineEvent) {
-			var w inWire
-			var evs []inLineEvent
+		run := func(step int) (wire, []lineEvent) {
+			var w wire
+			var evs []lineEvent
 			for p := data; len(p) > 0; {
 				k := min(step, len(p))
 				n, ev, _ := w.feed(p[:k])
 				p = p[n:]
-				if ev != inEvNone {
+				if ev != evNone {
 					evs = append(evs, ev)
-					if ev == inEvData {
+					if ev == evData {
 						w.startData()
 					}
 				}
@@ -186,7 +186,7 @@ func TestInboundSmugglingOverTLS(t *testing.T) {
 	for _, seq := range smuggleSequences {
 		t.Run(fmt.Sprintf("%q", seq), func(t *testing.T) {
 			t.Parallel()
-			addr, _, st := startInbound(t, InboundOptions{TLSConfig: cfg})
+			addr, _, st := startServer(t, Options{TLSConfig: cfg})
 			c := dial(t, addr)
 			c.hello()
 			c.startTLS(pool)

@@ -28,7 +28,7 @@ func FuzzEnvelopeCommands(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	st := &fakeStore{}
-	s, err := NewInbound(inTestOptions(InboundOptions{Store: st}))
+	s, err := New(testOptions(Options{Store: st}))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,18 +10,18 @@ import (
 	"time"
 )
 
-// inMaxReceived is the hop count beyond which we call it a loop. RFC 5321
+// maxReceived is the hop count beyond which we call it a loop. RFC 5321
 // §6.3 suggests a limit of at least 100 for relays; we use 30 as Postfix
 // does by default, since a submission relay is normally hop one or two.
 // The check runs at the end of DATA (554 5.4.6) rather than as a later
 // bounce: the client is still there to be told, and nothing is queued.
-const inMaxReceived = 30
+const maxReceived = 30
 
-// inHeaderEndFrom returns the length of the header section of msg
+// headerEndFrom returns the length of the header section of msg
 // including its terminating empty line, or -1 if msg has no empty line.
 // The search for CRLFCRLF starts at from: a caller reading in chunks has
 // searched what came before.
-func inHeaderEndFrom(msg []byte, from int) int {
+func headerEndFrom(msg []byte, from int) int {
 	if bytes.HasPrefix(msg, []byte("\r\n")) {
 		return 2
 	}
@@ -31,9 +31,9 @@ func inHeaderEndFrom(msg []byte, from int) int {
 	return -1
 }
 
-// inHeaderNames returns the lower-cased field names of the header section
+// headerNames returns the lower-cased field names of the header section
 // (continuation lines, RFC 5322 §2.2.3, are skipped).
-func inHeaderNames(hdr []byte) []string {
+func headerNames(hdr []byte) []string {
 	var names []string
 	for _, line := range bytes.Split(hdr, []byte("\r\n")) {
 		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
@@ -46,8 +46,8 @@ func inHeaderNames(hdr []byte) []string {
 	return names
 }
 
-// inTrace is what the Received: field records.
-type inTrace struct {
+// trace is what the Received: field records.
+type trace struct {
 	Helo     string
 	Client   netip.Addr
 	Hostname string
@@ -57,8 +57,8 @@ type inTrace struct {
 	Date     time.Time
 }
 
-// inProtocol picks the RFC 3848 "with" keyword.
-func inProtocol(ehlo, tls, auth bool) string {
+// protocol picks the RFC 3848 "with" keyword.
+func protocol(ehlo, tls, auth bool) string {
 	if !ehlo {
 		return "SMTP"
 	}
@@ -74,7 +74,7 @@ func inProtocol(ehlo, tls, auth bool) string {
 
 // received formats the trace field of RFC 5321 §4.4. We do no reverse DNS
 // lookup, so TCP-info is the bare address literal.
-func (t inTrace) received() string {
+func (t trace) received() string {
 	helo := t.Helo
 	if helo == "" {
 		helo = "unknown"
@@ -92,16 +92,16 @@ func (t inTrace) received() string {
 	return b.String()
 }
 
-// inPrepareHeader returns the header section as stored: our Received:
+// prepareHeader returns the header section as stored: our Received:
 // field first, and Message-ID: and Date: added when missing (RFC 5322
 // §3.6 requires Date; large receivers refuse mail without a Message-ID).
 // hdr is the header section as received, with the empty line that ends
 // it when ended is true, else the whole of a headers-only message. It
 // also returns the number of Received: fields the message arrived with.
-func inPrepareHeader(hdr []byte, ended bool, t inTrace) ([]byte, int) {
+func prepareHeader(hdr []byte, ended bool, t trace) ([]byte, int) {
 	received := 0
 	hasID, hasDate := false, false
-	for _, n := range inHeaderNames(hdr) {
+	for _, n := range headerNames(hdr) {
 		switch n {
 		case "received":
 			received++
@@ -113,7 +113,7 @@ func inPrepareHeader(hdr []byte, ended bool, t inTrace) ([]byte, int) {
 	}
 	var add strings.Builder
 	if !hasID {
-		fmt.Fprintf(&add, "Message-ID: <%s@%s>\r\n", inRandomID(), t.Hostname)
+		fmt.Fprintf(&add, "Message-ID: <%s@%s>\r\n", randomID(), t.Hostname)
 	}
 	if !hasDate {
 		fmt.Fprintf(&add, "Date: %s\r\n", t.Date.Format(time.RFC1123Z))
@@ -138,8 +138,8 @@ func inPrepareHeader(hdr []byte, ended bool, t inTrace) ([]byte, int) {
 	return out, received
 }
 
-// inRandomID returns 16 random bytes in hex, for Message-ID and trace ids.
-func inRandomID() string {
+// randomID returns 16 random bytes in hex, for Message-ID and trace ids.
+func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])

@@ -41,7 +41,7 @@ func TestInboundHeloName(t *testing.T) {
 		for _, verb := range []string{"EHLO", "HELO"} {
 			t.Run(verb+" "+tt.name, func(t *testing.T) {
 				t.Parallel()
-				addr, _, st := startInbound(t, InboundOptions{})
+				addr, _, st := startServer(t, Options{})
 				c := dial(t, addr)
 				c.expect("220")
 				c.send(verb + " " + tt.name + "\r\n")
@@ -74,7 +74,7 @@ func TestInboundHeloName(t *testing.T) {
 func TestInboundBadHeloKeepsEarlierName(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
-	addr, _, st := startInbound(t, InboundOptions{TLSConfig: cfg})
+	addr, _, st := startServer(t, Options{TLSConfig: cfg})
 	c := dial(t, addr)
 	c.hello()
 	c.cmd("EHLO evil\x1b[2J", "501 5.5.4")

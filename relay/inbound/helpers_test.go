@@ -114,14 +114,14 @@ const testHost = "mx.sluice.test"
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 
-// startInbound runs an Inbound on 127.0.0.1:0 with sensible test defaults
+// startServer runs a Server on 127.0.0.1:0 with sensible test defaults
 // (loopback may relay) and returns its address.
-// inTestOptions are the daemon's inbound options from the default config
-// (InboundOptionsFrom(config.Default())) with the test hostname, loopback
+// testOptions are the daemon's inbound options from the default config
+// (OptionsFrom(config.Default())) with the test hostname, loopback
 // networks, a fake store and a silent log, overlaid with every field o
 // sets: a test names what it changes. To test a zero, change the result.
-func inTestOptions(o InboundOptions) InboundOptions {
-	base, err := InboundOptionsFrom(config.Default())
+func testOptions(o Options) Options {
+	base, err := OptionsFrom(config.Default())
 	if err != nil {
 		panic(err)
 	}
@@ -136,11 +136,11 @@ func inTestOptions(o InboundOptions) InboundOptions {
 	return base
 }
 
-func startInbound(t *testing.T, o InboundOptions) (string, *Inbound, *fakeStore) {
+func startServer(t *testing.T, o Options) (string, *Server, *fakeStore) {
 	t.Helper()
-	o = inTestOptions(o)
+	o = testOptions(o)
 	st, _ := o.Store.(*fakeStore)
-	s, err := NewInbound(o)
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func (c *client) sendMessage(from, to, body string) string {
 }
 
 // shutdown drains s with a generous bound.
-func shutdown(t *testing.T, s *Inbound) {
+func shutdown(t *testing.T, s *Server) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

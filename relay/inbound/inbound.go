@@ -1,7 +1,6 @@
-package inbound
-
-// The inbound side: an SMTP server (go-smtp underneath) that applications
-// submit to. It promises:
+// Package inbound is the server half of the relay: an SMTP server (go-smtp
+// underneath) that applications submit to (access control, AUTH, inbound
+// limits, strict DATA). It promises:
 //
 //   - never an open relay: a client outside Networks, or anyone when
 //     RequireAuth is set, must AUTH (over TLS only) before MAIL;
@@ -13,8 +12,9 @@ package inbound
 //   - every reply at the go-smtp boundary is a bare *smtp.SMTPError with a
 //     generic text; details go to the log.
 //
-// An *Inbound is safe for concurrent use; Serve may be called for several
+// A *Server is safe for concurrent use; Serve may be called for several
 // listeners, which then share the connection caps.
+package inbound
 
 import (
 	"context"
@@ -89,10 +89,10 @@ type Checker interface {
 	Check(ctx context.Context, m *Message) error
 }
 
-// InboundOptions configures NewInbound. They are complete: the defaults
-// live in the config layer (InboundOptionsFrom); NewInbound refuses a
+// Options configures New. They are complete: the defaults
+// live in the config layer (OptionsFrom); New refuses a
 // zero size, count or timeout. Zero means "no limit" only where noted.
-type InboundOptions struct {
+type Options struct {
 	Hostname       string
 	MaxMessageSize int64 // SIZE (RFC 1870)
 	// InFlight bounds the sum, over the transactions open at once, of
@@ -137,32 +137,32 @@ type InboundOptions struct {
 	Now      func() time.Time
 }
 
-// Inbound is the inbound SMTP server.
-type Inbound struct {
-	o    InboundOptions
+// Server is the inbound SMTP server.
+type Server struct {
+	o    Options
 	log  *slog.Logger
 	smtp *smtp.Server
 
-	lineHold int    // see inHoldPartial
+	lineHold int    // see holdPartial
 	pathKey  string // see rewritePath
 
-	msgRate  *inLimiters // per client IP, messages
-	authFail *inLimiters // per client IP, failed AUTH attempts
+	msgRate  *limiters // per client IP, messages
+	authFail *limiters // per client IP, failed AUTH attempts
 
 	mu       sync.Mutex
-	conns    map[*inConn]struct{}
+	conns    map[*conn]struct{}
 	perIP    map[netip.Addr]int
 	draining bool
 }
 
 // Failed AUTH attempts allowed per client IP: a burst of AuthFailures,
-// refilled at that many per inAuthFailWindow. Beyond that: 421 and close,
+// refilled at that many per authFailWindow. Beyond that: 421 and close,
 // which makes password guessing slow without locking out a user's typo.
-const inAuthFailWindow = 10 * time.Minute
+const authFailWindow = 10 * time.Minute
 
-// NewInbound checks o (complete: nothing is filled in but the clock and
+// New checks o (complete: nothing is filled in but the clock and
 // the logger) and builds the server.
-func NewInbound(o InboundOptions) (*Inbound, error) {
+func New(o Options) (*Server, error) {
 	if o.Hostname == "" {
 		return nil, errors.New("relay: inbound: Hostname is required")
 	}
@@ -178,7 +178,7 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 		}
 	}
 	// Nothing is filled in: the defaults live in the config layer
-	// (InboundOptionsFrom); a zero here would be a caller's mistake.
+	// (OptionsFrom); a zero here would be a caller's mistake.
 	if o.MaxMessageSize <= 0 || o.MaxRecipients <= 0 || o.MaxLineLength <= 0 {
 		return nil, errors.New("relay: inbound: MaxMessageSize, MaxRecipients and MaxLineLength must be positive")
 	}
@@ -200,19 +200,19 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Inbound{
+	s := &Server{
 		o:        o,
 		log:      o.Logger,
-		conns:    make(map[*inConn]struct{}),
+		conns:    make(map[*conn]struct{}),
 		perIP:    make(map[netip.Addr]int),
-		lineHold: max(inHoldPartial, o.MaxLineLength+8),
+		lineHold: max(holdPartial, o.MaxLineLength+8),
 		pathKey:  newPathKey(),
-		authFail: newInLimiters(rate.Every(inAuthFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
+		authFail: newLimiters(rate.Every(authFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
 	}
 	if o.PerClientRate > 0 {
-		s.msgRate = newInLimiters(o.PerClientRate, o.PerClientBurst, o.Now)
+		s.msgRate = newLimiters(o.PerClientRate, o.PerClientBurst, o.Now)
 	}
-	srv := smtp.NewServer(inBackend{s})
+	srv := smtp.NewServer(backend{s})
 	srv.Domain = o.Hostname
 	srv.MaxMessageBytes = o.MaxMessageSize
 	srv.MaxRecipients = o.MaxRecipients
@@ -220,28 +220,28 @@ func NewInbound(o InboundOptions) (*Inbound, error) {
 	srv.ReadTimeout = o.ReadTimeout
 	srv.WriteTimeout = o.WriteTimeout
 	srv.EnableSMTPUTF8 = true
-	// TLS is run by inConn (it must see the plaintext stream), so go-smtp
+	// TLS is run by conn (it must see the plaintext stream), so go-smtp
 	// never sees a *tls.Conn; our session enforces "AUTH only over TLS".
 	srv.TLSConfig = nil
 	srv.AllowInsecureAuth = true
-	srv.ErrorLog = inErrorLog{o.Logger}
+	srv.ErrorLog = errorLog{o.Logger}
 	s.smtp = srv
 	return s, nil
 }
 
 // Serve accepts connections on l until Shutdown; it returns nil after
 // Shutdown and the accept error otherwise.
-func (s *Inbound) Serve(l net.Listener) error {
-	return s.smtp.Serve(&inListener{Listener: l, srv: s})
+func (s *Server) Serve(l net.Listener) error {
+	return s.smtp.Serve(&listener{Listener: l, srv: s})
 }
 
 // Shutdown stops accepting, answers sessions idle between commands with
 // "421 4.3.2" and closes them, lets uploads in progress finish until ctx is
 // done, then closes whatever is left.
-func (s *Inbound) Shutdown(ctx context.Context) error {
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
-	conns := make([]*inConn, 0, len(s.conns))
+	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -268,11 +268,11 @@ func (s *Inbound) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// inErrorLog routes go-smtp's own log lines to slog.
-type inErrorLog struct{ l *slog.Logger }
+// errorLog routes go-smtp's own log lines to slog.
+type errorLog struct{ l *slog.Logger }
 
-func (e inErrorLog) Printf(format string, v ...any) {
+func (e errorLog) Printf(format string, v ...any) {
 	e.l.Debug("smtp server", "msg", fmt.Sprintf(format, v...))
 }
 
-func (e inErrorLog) Println(v ...any) { e.l.Debug("smtp server", "msg", fmt.Sprint(v...)) }
+func (e errorLog) Println(v ...any) { e.l.Debug("smtp server", "msg", fmt.Sprint(v...)) }

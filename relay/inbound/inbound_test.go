@@ -20,7 +20,7 @@ func TestInboundAcceptsAndAddsTraceHeaders(t *testing.T) {
 	clock := newClock()
 	clock.Set(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	var kicked []string
-	addr, _, st := startInbound(t, InboundOptions{Now: clock.Now, OnEnqueue: func(id string) { kicked = append(kicked, id) }})
+	addr, _, st := startServer(t, Options{Now: clock.Now, OnEnqueue: func(id string) { kicked = append(kicked, id) }})
 	c := dial(t, addr)
 	banner := c.expect("220 ")
 	if !strings.Contains(banner, testHost) {
@@ -74,7 +74,7 @@ func TestInboundAcceptsAndAddsTraceHeaders(t *testing.T) {
 
 func TestInboundKeepsExistingMessageIDAndDate(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	msg := "Message-ID: <x@y>\r\ndate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nhi\r\n"
@@ -130,7 +130,7 @@ func TestInboundEnvelope(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, _, st := startInbound(t, InboundOptions{
+			addr, _, st := startServer(t, Options{
 				AllowAddressLiterals: tt.literals,
 				Suppressed:           func(a string) bool { return a == "gone@dest.test" },
 			})
@@ -165,7 +165,7 @@ func TestInboundEnvelope(t *testing.T) {
 
 func TestInboundLimits(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{MaxRecipients: 2, MaxMessageSize: 1000})
+	addr, _, st := startServer(t, Options{MaxRecipients: 2, MaxMessageSize: 1000})
 	c := dial(t, addr)
 	c.hello()
 	c.cmd("MAIL FROM:<a@example.test> SIZE=5000", "552 5.3.4")
@@ -196,7 +196,7 @@ func TestInboundLineLength(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, _, _ := startInbound(t, InboundOptions{})
+			addr, _, _ := startServer(t, Options{})
 			c := dial(t, addr)
 			c.hello()
 			r := c.sendMessage("a@example.test", "b@dest.test", "Subject: x\r\n\r\n"+strings.Repeat("x", tt.line-2)+"\r\n")
@@ -229,11 +229,11 @@ func TestInboundStoreAndCheckErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			st := &fakeStore{fail: tt.storeErr}
-			o := InboundOptions{Store: st}
+			o := Options{Store: st}
 			if tt.checkErr != nil {
 				o.Check = checkFunc(func(context.Context, *Message) error { return tt.checkErr })
 			}
-			addr, _, _ := startInbound(t, o)
+			addr, _, _ := startServer(t, o)
 			c := dial(t, addr)
 			c.hello()
 			r := c.sendMessage("a@example.test", "b@dest.test", simpleMsg)
@@ -254,7 +254,7 @@ func (f checkFunc) Check(ctx context.Context, m *Message) error { return f(ctx, 
 
 func TestInboundCheckerMayReplaceBody(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{Check: checkFunc(func(_ context.Context, m *Message) error {
+	addr, _, st := startServer(t, Options{Check: checkFunc(func(_ context.Context, m *Message) error {
 		m.Prepend = []byte("DKIM-Signature: v=1\r\n")
 		return nil
 	})})
@@ -275,7 +275,7 @@ func TestInboundLoop(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.hops), func(t *testing.T) {
 			t.Parallel()
-			addr, _, _ := startInbound(t, InboundOptions{})
+			addr, _, _ := startServer(t, Options{})
 			c := dial(t, addr)
 			c.hello()
 			msg := strings.Repeat("Received: from x by y; Tue, 24 Nov 2026 10:00:00 +0000\r\n", tt.hops) + simpleMsg
@@ -291,7 +291,7 @@ func TestInboundHTTPRequestClosed(t *testing.T) {
 	for _, line := range []string{"GET / HTTP/1.1", "POST /x HTTP/1.0", "HEAD / HTTP/1.1", "CONNECT mx:25 HTTP/1.1"} {
 		t.Run(line, func(t *testing.T) {
 			t.Parallel()
-			addr, _, _ := startInbound(t, InboundOptions{})
+			addr, _, _ := startServer(t, Options{})
 			c := dial(t, addr)
 			c.expect("220")
 			c.send(line + "\r\nHost: x\r\n\r\n")
@@ -303,55 +303,55 @@ func TestInboundHTTPRequestClosed(t *testing.T) {
 
 func TestInboundRequiresEHLOAgainAfterMailSequence(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := startInbound(t, InboundOptions{})
+	addr, _, _ := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	c.cmd("RCPT TO:<b@dest.test>", "5")
 	c.cmd("DATA", "5")
 }
 
-func TestNewInboundValidation(t *testing.T) {
+func TestNewValidation(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		o    InboundOptions
+		o    Options
 	}{
-		{"no hostname", func() InboundOptions { o := inTestOptions(InboundOptions{}); o.Hostname = ""; return o }()},
-		{"no store", func() InboundOptions { o := inTestOptions(InboundOptions{}); o.Store = nil; return o }()},
-		{"implicit tls without config", inTestOptions(InboundOptions{ImplicitTLS: true})},
-		{"user without hash", inTestOptions(InboundOptions{Users: []User{{Name: "u"}}})},
-		{"rate without burst", inTestOptions(InboundOptions{PerClientRate: 1})},
+		{"no hostname", func() Options { o := testOptions(Options{}); o.Hostname = ""; return o }()},
+		{"no store", func() Options { o := testOptions(Options{}); o.Store = nil; return o }()},
+		{"implicit tls without config", testOptions(Options{ImplicitTLS: true})},
+		{"user without hash", testOptions(Options{Users: []User{{Name: "u"}}})},
+		{"rate without burst", testOptions(Options{PerClientRate: 1})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := NewInbound(tt.o); err == nil {
+			if _, err := New(tt.o); err == nil {
 				t.Fatal("want error")
 			}
 		})
 	}
 }
 
-// TestInboundZeroOptionIsNotReplaced: NewInbound fills nothing in (issue
+// TestInboundZeroOptionIsNotReplaced: New fills nothing in (issue
 // 9 item 21): a zero size, count, timeout or AUTH budget is refused; a
 // zero connection limit means no limit and stays zero.
 func TestInboundZeroOptionIsNotReplaced(t *testing.T) {
 	t.Parallel()
-	full := inTestOptions(InboundOptions{})
-	if _, err := NewInbound(full); err != nil {
+	full := testOptions(Options{})
+	if _, err := New(full); err != nil {
 		t.Fatalf("options from the default config refused: %v", err)
 	}
 	for _, field := range []string{"MaxMessageSize", "MaxRecipients", "MaxLineLength", "ReadTimeout", "WriteTimeout", "IdleTimeout", "DataTimeout", "AuthFailures"} {
 		o := full
 		reflect.ValueOf(&o).Elem().FieldByName(field).SetZero()
-		if _, err := NewInbound(o); err == nil {
+		if _, err := New(o); err == nil {
 			t.Errorf("%s = 0 accepted (and would have been replaced by a default)", field)
 		}
 	}
 	for _, field := range []string{"MaxConnections", "PerClientConnections", "PerClientRate", "PerClientBurst", "InFlight"} {
 		o := full
 		reflect.ValueOf(&o).Elem().FieldByName(field).SetZero()
-		s, err := NewInbound(o)
+		s, err := New(o)
 		if err != nil {
 			t.Errorf("%s = 0 refused: %v", field, err)
 			continue
@@ -364,7 +364,7 @@ func TestInboundZeroOptionIsNotReplaced(t *testing.T) {
 
 func TestInboundHELOAndSTARTTLSUnavailable(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.expect("220")
 	if r := c.cmd("HELO old.test", "250 "); !strings.HasPrefix(r, "250 "+testHost+" Hello old.test") {
@@ -383,7 +383,7 @@ func TestInboundHELOAndSTARTTLSUnavailable(t *testing.T) {
 func TestInboundSecondSTARTTLSRefused(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
-	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg})
+	addr, _, _ := startServer(t, Options{TLSConfig: cfg})
 	c := dial(t, addr)
 	c.hello()
 	c.startTLS(pool)

@@ -9,7 +9,7 @@ import "sync"
 // connection closing). A MAIL that would exceed the bound gets 452 4.3.1
 // and the client retries later: the relay takes no more at once than it
 // is configured to carry, whatever the number of connections.
-// One InFlight is shared by every Inbound of a daemon (InboundOptions),
+// One InFlight is shared by every Server of a daemon (Options),
 // so the bound holds across listeners. A nil *InFlight bounds nothing.
 type InFlight struct {
 	max int64 // 0 = unbounded

@@ -48,8 +48,8 @@ func waitUsed(t *testing.T, f *InFlight, want int64) {
 func TestInboundMaxInFlight(t *testing.T) {
 	t.Parallel()
 	f := NewInFlight(4000)
-	addr1, _, st := startInbound(t, InboundOptions{InFlight: f, MaxMessageSize: 2000})
-	addr2, _, _ := startInbound(t, InboundOptions{InFlight: f, MaxMessageSize: 2000})
+	addr1, _, st := startServer(t, Options{InFlight: f, MaxMessageSize: 2000})
+	addr2, _, _ := startServer(t, Options{InFlight: f, MaxMessageSize: 2000})
 
 	a := dial(t, addr1)
 	a.hello()

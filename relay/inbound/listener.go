@@ -9,16 +9,16 @@ import (
 	"time"
 )
 
-// inListener enforces the connection caps at accept time, where they
+// listener enforces the connection caps at accept time, where they
 // belong: go-smtp's NewSession runs at EHLO and again after STARTTLS, so it
 // cannot count connections. A refused client gets its 421 written directly
 // and is closed before go-smtp ever sees it.
-type inListener struct {
+type listener struct {
 	net.Listener
-	srv *Inbound
+	srv *Server
 }
 
-func (l *inListener) Accept() (net.Conn, error) {
+func (l *listener) Accept() (net.Conn, error) {
 	for {
 		raw, err := l.Listener.Accept()
 		if err != nil {
@@ -37,8 +37,8 @@ func (l *inListener) Accept() (net.Conn, error) {
 	}
 }
 
-// inClientIP returns the unmapped client address of a connection.
-func inClientIP(a net.Addr) netip.Addr {
+// clientIP returns the unmapped client address of a connection.
+func clientIP(a net.Addr) netip.Addr {
 	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		return ap.Addr().Unmap()
 	}
@@ -47,8 +47,8 @@ func inClientIP(a net.Addr) netip.Addr {
 
 // admit registers a new connection, or returns the 421 reply that refuses
 // it (RFC 5321 §3.8: 421 at greeting means "not now").
-func (s *Inbound) admit(raw net.Conn) (*inConn, string) {
-	ip := inClientIP(raw.RemoteAddr())
+func (s *Server) admit(raw net.Conn) (*conn, string) {
+	ip := clientIP(raw.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -63,7 +63,7 @@ func (s *Inbound) admit(raw net.Conn) (*inConn, string) {
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	c := &inConn{srv: s, raw: raw, under: raw, ip: ip, trace: hex.EncodeToString(id[:])}
+	c := &conn{srv: s, raw: raw, under: raw, ip: ip, trace: hex.EncodeToString(id[:])}
 	if s.o.ImplicitTLS {
 		c.under = tls.Server(raw, s.o.TLSConfig)
 		c.isTLS = true
@@ -75,7 +75,7 @@ func (s *Inbound) admit(raw net.Conn) (*inConn, string) {
 }
 
 // release forgets a closed connection.
-func (s *Inbound) release(c *inConn) {
+func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.conns[c]; !ok {

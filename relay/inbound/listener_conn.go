@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// inConn is the net.Conn go-smtp talks to. It sits above TLS (it runs
+// conn is the net.Conn go-smtp talks to. It sits above TLS (it runs
 // STARTTLS itself) so that it always sees the plaintext SMTP stream, and it
-// owns everything go-smtp does not: the wire view of DATA (inWire), a true
+// owns everything go-smtp does not: the wire view of DATA (wire), a true
 // idle timeout, the DATA upload bound, 421 on drain, closing after a fatal
 // reply, and the STARTTLS exchange (RFC 3207).
-type inConn struct {
-	srv   *Inbound
+type conn struct {
+	srv   *Server
 	raw   net.Conn
 	ip    netip.Addr
 	trace string
@@ -30,11 +30,11 @@ type inConn struct {
 	isTLS    bool
 	implicit bool
 
-	wire    inWire
+	wire    wire
 	in      []byte // read from the network, not yet scanned
 	held    []byte // scanned, held back (an incomplete command line)
 	out     []byte // ready for go-smtp
-	barrier inLineEvent
+	barrier lineEvent
 	rbuf    []byte
 
 	wbuf            []byte
@@ -52,14 +52,14 @@ type inConn struct {
 	closed       bool
 }
 
-// inHoldPartial is the least we hold back of an incomplete command line,
+// holdPartial is the least we hold back of an incomplete command line,
 // so that a STARTTLS line is never half-delivered to go-smtp and a
 // HELO/EHLO, MAIL or RCPT line can be checked or rewritten whole.
-// Inbound.lineHold raises it to go-smtp's line limit: a longer line never
+// Server.lineHold raises it to go-smtp's line limit: a longer line never
 // reaches a command handler.
-const inHoldPartial = 512
+const holdPartial = 512
 
-func (c *inConn) Read(p []byte) (int, error) {
+func (c *conn) Read(p []byte) (int, error) {
 	if err := c.handshake(); err != nil {
 		return 0, err
 	}
@@ -75,21 +75,21 @@ func (c *inConn) Read(p []byte) (int, error) {
 			return 0, net.ErrClosed
 		}
 		switch c.barrier {
-		case inEvData:
-			c.barrier = inEvNone
+		case evData:
+			c.barrier = evNone
 			if c.lastReply == 354 {
 				c.wire.startData()
 				c.dataDeadline = time.Now().Add(c.srv.o.DataTimeout)
 			}
 			continue
-		case inEvStartTLS:
-			c.barrier = inEvNone
+		case evStartTLS:
+			c.barrier = evNone
 			if err := c.startTLSLocked(); err != nil {
 				c.closeLocked()
 				return 0, err
 			}
 			continue
-		case inEvHTTP:
+		case evHTTP:
 			return 0, fmt.Errorf("relay: http request on smtp port: %w", net.ErrClosed)
 		}
 		if len(c.in) == 0 {
@@ -102,34 +102,34 @@ func (c *inConn) Read(p []byte) (int, error) {
 		c.held = append(c.held, c.in[:n]...)
 		c.in = c.in[n:]
 		switch ev {
-		case inEvStartTLS:
+		case evStartTLS:
 			if c.srv.o.TLSConfig != nil && !c.isTLS && lineLen <= len(c.held) {
 				c.out = c.held[:len(c.held)-lineLen]
 				c.held = nil
 				// RFC 3207 §4.2 / CVE-2011-0411: anything the client
 				// pipelined after STARTTLS is discarded.
 				c.in = nil
-				c.barrier = inEvStartTLS
+				c.barrier = evStartTLS
 				continue
 			}
-		case inEvData:
-			c.barrier = inEvData
-		case inEvHTTP:
-			c.barrier = inEvHTTP
+		case evData:
+			c.barrier = evData
+		case evHTTP:
+			c.barrier = evHTTP
 			c.closeAfterReply = true
 			c.srv.log.Info("http request on smtp port", "client", c.ip, "trace", c.trace)
-		case inEvMail, inEvRcpt:
+		case evMail, evRcpt:
 			// A line over go-smtp's limit goes as it is, for go-smtp
 			// to refuse whole: rewritten it might shrink below it.
 			if lineLen <= len(c.held) && lineLen <= c.srv.o.MaxLineLength {
 				keep := len(c.held) - lineLen
-				line, err := c.srv.rewritePath(c.held[keep:], ev == inEvMail)
+				line, err := c.srv.rewritePath(c.held[keep:], ev == evMail)
 				if err != nil {
 					c.srv.log.Info("bad envelope path", "client", c.ip, "trace", c.trace, "err", err)
 				}
 				c.held = append(c.held[:keep:keep], line...)
 			}
-		case inEvHelo, inEvEhlo:
+		case evHelo, evEhlo:
 			if lineLen > len(c.held) {
 				// Longer than we hold, hence than go-smtp's line
 				// limit: it refuses the line itself.
@@ -146,9 +146,9 @@ func (c *inConn) Read(p []byte) (int, error) {
 				break
 			}
 			c.needHelo = false
-			c.ehlo = ev == inEvEhlo
-		case inEvNone:
-			if c.wire.mode == inModeCommand && c.wire.lineLen > 0 &&
+			c.ehlo = ev == evEhlo
+		case evNone:
+			if c.wire.mode == modeCommand && c.wire.lineLen > 0 &&
 				c.wire.lineLen <= len(c.held) && c.wire.lineLen <= c.srv.lineHold {
 				keep := len(c.held) - c.wire.lineLen
 				c.out = c.held[:keep]
@@ -163,7 +163,7 @@ func (c *inConn) Read(p []byte) (int, error) {
 
 // netReadLocked reads more bytes from the network into c.in. c.mu is held
 // on entry and exit, released while blocked.
-func (c *inConn) netReadLocked() error {
+func (c *conn) netReadLocked() error {
 	idle := c.wire.idle() && len(c.held) == 0
 	if c.draining && idle {
 		c.fatalLocked("421 4.3.2 Service shutting down, try again later")
@@ -171,7 +171,7 @@ func (c *inConn) netReadLocked() error {
 	}
 	o := &c.srv.o
 	dl := time.Now().Add(o.IdleTimeout)
-	if c.wire.mode == inModeData {
+	if c.wire.mode == modeData {
 		// go-smtp's per-command ReadTimeout would bound the whole upload;
 		// DATA gets DataTimeout instead.
 		if c.dataDeadline.Before(dl) {
@@ -205,7 +205,7 @@ func (c *inConn) netReadLocked() error {
 		switch {
 		case c.draining:
 			c.fatalLocked("421 4.3.2 Service shutting down, try again later")
-		case c.wire.mode == inModeData:
+		case c.wire.mode == modeData:
 			c.srv.log.Info("data timeout", "client", c.ip, "trace", c.trace)
 			c.fatalLocked("421 4.4.2 Data timeout, closing connection")
 		default:
@@ -218,7 +218,7 @@ func (c *inConn) netReadLocked() error {
 }
 
 // fatalLocked writes a reply of our own and closes the connection.
-func (c *inConn) fatalLocked(reply string) {
+func (c *conn) fatalLocked(reply string) {
 	if !c.closed {
 		_ = c.under.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.under.Write([]byte(reply + "\r\n"))
@@ -227,13 +227,13 @@ func (c *inConn) fatalLocked(reply string) {
 }
 
 // Close closes the connection once and releases its slot in the caps.
-func (c *inConn) Close() error {
+func (c *conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeLocked()
 }
 
-func (c *inConn) closeLocked() error {
+func (c *conn) closeLocked() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed = true
@@ -246,7 +246,7 @@ func (c *inConn) closeLocked() error {
 
 // drain is called by Shutdown: an idle session gets 421 now, a busy one at
 // its next command boundary (netReadLocked).
-func (c *inConn) drain() {
+func (c *conn) drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.draining = true
@@ -257,7 +257,7 @@ func (c *inConn) drain() {
 
 // takeBare reports (and forgets) whether the last DATA carried a lone CR or
 // LF on the wire.
-func (c *inConn) takeBare() bool {
+func (c *conn) takeBare() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.wire.bare
@@ -265,7 +265,7 @@ func (c *inConn) takeBare() bool {
 	return b
 }
 
-func (c *inConn) setCloseAfterReply() {
+func (c *conn) setCloseAfterReply() {
 	c.mu.Lock()
 	c.closeAfterReply = true
 	c.mu.Unlock()
@@ -273,16 +273,16 @@ func (c *inConn) setCloseAfterReply() {
 
 // tlsState returns whether the session runs over TLS, its STARTTLS epoch,
 // and whether a fresh EHLO is still owed after STARTTLS.
-func (c *inConn) tlsState() (isTLS bool, epoch int, needHelo, ehlo bool) {
+func (c *conn) tlsState() (isTLS bool, epoch int, needHelo, ehlo bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.isTLS, c.tlsEpoch, c.needHelo, c.ehlo
 }
 
-func (c *inConn) LocalAddr() net.Addr  { return c.raw.LocalAddr() }
-func (c *inConn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+func (c *conn) LocalAddr() net.Addr  { return c.raw.LocalAddr() }
+func (c *conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 
-func (c *inConn) SetDeadline(t time.Time) error {
+func (c *conn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
@@ -291,14 +291,14 @@ func (c *inConn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline records go-smtp's per-command deadline; netReadLocked
 // combines it with the idle and DATA bounds.
-func (c *inConn) SetReadDeadline(t time.Time) error {
+func (c *conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.cmdDeadline = t
 	c.mu.Unlock()
 	return nil
 }
 
-func (c *inConn) SetWriteDeadline(t time.Time) error {
+func (c *conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	under := c.under
 	c.mu.Unlock()

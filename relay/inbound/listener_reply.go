@@ -7,7 +7,7 @@ import (
 
 // Write sends go-smtp's replies through rewriteLocked, then closes the
 // connection after a fatal reply (RFC 5321 §3.8: 421 closes the channel).
-func (c *inConn) Write(p []byte) (int, error) {
+func (c *conn) Write(p []byte) (int, error) {
 	if err := c.handshake(); err != nil {
 		return 0, err
 	}
@@ -26,10 +26,10 @@ func (c *inConn) Write(p []byte) (int, error) {
 
 // rewriteLocked watches the replies go-smtp writes: it names us in the
 // HELO/EHLO reply (RFC 5321 §4.1.1.1), offers STARTTLS, replaces go-smtp's
-// own wording (inReplyText), remembers the last reply code (354 or not
+// own wording (replyText), remembers the last reply code (354 or not
 // decides what follows DATA) and says whether the connection must close
 // after a fatal reply (421, 521).
-func (c *inConn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
+func (c *conn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
 	c.wbuf = append(c.wbuf, p...)
 	for {
 		i := bytes.IndexByte(c.wbuf, '\n')
@@ -49,7 +49,7 @@ func (c *inConn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
 			out = append(out, "250 "+c.srv.o.Hostname+" "...)
 			out = append(out, line[10:]...)
 		default:
-			if r, ok := inReplyText(bytes.TrimRight(line, "\r\n"), c.isTLS); ok {
+			if r, ok := replyText(bytes.TrimRight(line, "\r\n"), c.isTLS); ok {
 				out = append(out, r...)
 				out = append(out, "\r\n"...)
 			} else {
@@ -73,13 +73,13 @@ func (c *inConn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
 	return out, closeAfter
 }
 
-// inReplyExact maps reply lines that go-smtp writes itself to the ones an
+// replyExact maps reply lines that go-smtp writes itself to the ones an
 // operator expects from an MTA: the enhanced codes of RFC 3463 §3 and the
 // reply codes of RFC 5321 §4.2/§4.3.2 (503 for a bad sequence where
 // go-smtp says 502 "not implemented", 555 for an unknown MAIL/RCPT
 // parameter), in a plain register without the library's wording. Our own
 // *smtp.SMTPError replies never appear here: they are written as they are.
-var inReplyExact = map[string]string{
+var replyExact = map[string]string{
 	"250 2.0.0 I have successfully done nothing":                "250 2.0.0 OK",
 	"250 2.0.0 Session reset":                                   "250 2.0.0 OK",
 	"250 2.0.0 Continue":                                        "250 2.0.0 OK: chunk received",
@@ -114,15 +114,15 @@ var inReplyExact = map[string]string{
 	"235 2.0.0 Authentication succeeded":                        "235 2.7.0 Authentication successful",     // RFC 4954 §6
 }
 
-// inReplyText returns our wording for a reply line go-smtp wrote, or false
+// replyText returns our wording for a reply line go-smtp wrote, or false
 // to send the line as it is. The lines carrying client text (the MAIL and
 // RCPT acknowledgements echo the address, the "unrecognized" error echoes
 // the command) are matched by prefix and never echo it back.
-func inReplyText(line []byte, isTLS bool) (string, bool) {
+func replyText(line []byte, isTLS bool) (string, bool) {
 	if len(line) < 4 || line[3] != ' ' {
 		return "", false // a continuation line: only EHLO has those
 	}
-	if r, ok := inReplyExact[string(line)]; ok {
+	if r, ok := replyExact[string(line)]; ok {
 		return r, true
 	}
 	s := line
@@ -149,7 +149,7 @@ func inReplyText(line []byte, isTLS bool) (string, bool) {
 		return "451 4.3.0 Temporary local problem, try again", true
 	case isTLS && string(s) == "502 5.5.1 TLS not supported":
 		// STARTTLS reaches go-smtp only when we did not run it
-		// (inConn.Read): over TLS already, that is a bad sequence,
+		// (conn.Read): over TLS already, that is a bad sequence,
 		// not an unknown command (RFC 3207 §4).
 		return "503 5.5.1 TLS already active", true
 	}

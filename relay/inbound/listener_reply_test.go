@@ -11,7 +11,7 @@ import (
 // text echoed back.
 func TestInboundReplyTranscript(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{MaxRecipients: 2})
+	addr, _, st := startServer(t, Options{MaxRecipients: 2})
 	c := dial(t, addr)
 	steps := []struct{ send, want string }{
 		{"", "220 " + testHost + " ESMTP Service Ready"},
@@ -66,7 +66,7 @@ func TestInboundReplyTranscript(t *testing.T) {
 // the client is told with a 421 (RFC 5321 §3.8), not a permanent 500.
 func TestInboundReplyErrorLimit(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := startInbound(t, InboundOptions{})
+	addr, _, _ := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	for range 3 {
@@ -84,7 +84,7 @@ func TestInboundReplyErrorLimit(t *testing.T) {
 func TestInboundReplyAuthTexts(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
-	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg, Users: []User{testUser(t, "app", "secret")}})
+	addr, _, _ := startServer(t, Options{TLSConfig: cfg, Users: []User{testUser(t, "app", "secret")}})
 	c := dial(t, addr)
 	c.hello()
 	c.startTLS(pool)

@@ -13,16 +13,16 @@ func TestListenerConnectionCaps(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		o    InboundOptions
+		o    Options
 		want string
 	}{
-		{"total", InboundOptions{MaxConnections: 1}, "421 4.3.2"},
-		{"per client", InboundOptions{MaxConnections: 10, PerClientConnections: 1}, "421 4.7.0"},
+		{"total", Options{MaxConnections: 1}, "421 4.3.2"},
+		{"per client", Options{MaxConnections: 10, PerClientConnections: 1}, "421 4.7.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, _, _ := startInbound(t, tt.o)
+			addr, _, _ := startServer(t, tt.o)
 			first := dial(t, addr)
 			first.hello()
 			second := dial(t, addr)
@@ -49,7 +49,7 @@ func TestListenerConnectionCaps(t *testing.T) {
 
 func TestListenerIdleTimeout(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := startInbound(t, InboundOptions{IdleTimeout: 200 * time.Millisecond})
+	addr, _, _ := startServer(t, Options{IdleTimeout: 200 * time.Millisecond})
 	c := dial(t, addr)
 	c.hello()
 	start := time.Now()
@@ -62,7 +62,7 @@ func TestListenerIdleTimeout(t *testing.T) {
 
 func TestListenerDataTimeout(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{DataTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute})
+	addr, _, st := startServer(t, Options{DataTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute})
 	c := dial(t, addr)
 	c.hello()
 	c.cmd("MAIL FROM:<a@example.test>", "250")
@@ -78,7 +78,7 @@ func TestListenerDataTimeout(t *testing.T) {
 
 func TestShutdownDrains(t *testing.T) {
 	t.Parallel()
-	addr, s, st := startInbound(t, InboundOptions{})
+	addr, s, st := startServer(t, Options{})
 	idle := dial(t, addr)
 	idle.hello()
 	busy := dial(t, addr)
@@ -114,7 +114,7 @@ func TestShutdownDrains(t *testing.T) {
 
 func TestShutdownDeadline(t *testing.T) {
 	t.Parallel()
-	addr, s, _ := startInbound(t, InboundOptions{})
+	addr, s, _ := startServer(t, Options{})
 	busy := dial(t, addr)
 	busy.hello()
 	busy.cmd("MAIL FROM:<a@example.test>", "250")
@@ -133,7 +133,7 @@ func TestShutdownDeadline(t *testing.T) {
 func TestListenerCapsSurviveSTARTTLS(t *testing.T) {
 	t.Parallel()
 	cfg, pool := testTLS(t)
-	addr, _, _ := startInbound(t, InboundOptions{TLSConfig: cfg, PerClientConnections: 1})
+	addr, _, _ := startServer(t, Options{TLSConfig: cfg, PerClientConnections: 1})
 	first := dial(t, addr)
 	first.hello()
 	first.startTLS(pool)

@@ -8,7 +8,7 @@ import (
 )
 
 // startTLSLocked answers STARTTLS and runs the handshake (RFC 3207 §4).
-func (c *inConn) startTLSLocked() error {
+func (c *conn) startTLSLocked() error {
 	_ = c.raw.SetWriteDeadline(time.Now().Add(c.srv.o.WriteTimeout))
 	if _, err := c.raw.Write([]byte("220 2.0.0 Ready to start TLS\r\n")); err != nil {
 		return err
@@ -31,7 +31,7 @@ func (c *inConn) startTLSLocked() error {
 
 // handshake runs the implicit-TLS handshake (submissions, RFC 8314 §3)
 // with a bound, before go-smtp writes its greeting.
-func (c *inConn) handshake() error {
+func (c *conn) handshake() error {
 	c.hsOnce.Do(func() {
 		if !c.implicit {
 			return

@@ -8,13 +8,13 @@ import (
 	"sluice/config"
 )
 
-// InboundOptionsFrom maps the config onto InboundOptions, with one
+// OptionsFrom maps the config onto Options, with one
 // in-flight budget (share it between the listeners of a daemon). The
 // caller adds the seams (Store, Check, Suppressed, OnEnqueue, OnResult,
 // TLSConfig, Logger) and the listener's RequireAuth and ImplicitTLS.
-func InboundOptionsFrom(cfg *config.Config) (InboundOptions, error) {
+func OptionsFrom(cfg *config.Config) (Options, error) {
 	l := cfg.Limits
-	o := InboundOptions{
+	o := Options{
 		Hostname:             cfg.Hostname,
 		MaxMessageSize:       int64(l.MaxMessageSize),
 		InFlight:             NewInFlight(int64(l.MaxInflightBytes)),

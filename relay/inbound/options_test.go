@@ -7,7 +7,7 @@ import (
 )
 
 // TestZeroInflightBytesIsNoBound: limits.max_inflight_bytes = "0" is
-// documented as "no bound": from the config through InboundOptionsFrom,
+// documented as "no bound": from the config through OptionsFrom,
 // any number of transactions of any size fit.
 func TestZeroInflightBytesIsNoBound(t *testing.T) {
 	t.Parallel()
@@ -15,7 +15,7 @@ func TestZeroInflightBytesIsNoBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := InboundOptionsFrom(cfg)
+	o, err := OptionsFrom(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func newPathKey() string {
 // go-smtp will refuse the line before it calls Mail/Rcpt anyway (no
 // "FROM:" or "TO:"), or for the null path of MAIL, which go-smtp reads
 // correctly. err says why a path was refused, for the log.
-func (s *Inbound) rewritePath(line []byte, mail bool) (_ []byte, err error) {
+func (s *Server) rewritePath(line []byte, mail bool) (_ []byte, err error) {
 	// Read the line the way go-smtp's parseCmd and handleMail/handleRcpt
 	// do, so that both agree on where the path is.
 	str := strings.TrimRight(string(line), "\r\n")
@@ -91,7 +91,7 @@ var (
 // envelopeAddress turns the stand-in go-smtp hands to Mail/Rcpt back into
 // the mailbox the client sent. Errors wrap mailbox.ErrSyntax (a malformed
 // address), errPathSyntax (a malformed path) or errPathForged.
-func (s *Inbound) envelopeAddress(addr string) (mailbox.Mailbox, error) {
+func (s *Server) envelopeAddress(addr string) (mailbox.Mailbox, error) {
 	at := strings.LastIndexByte(addr, '@')
 	tok, ok := strings.CutPrefix(addr[:max(at, 0)], s.pathKey)
 	if at < 0 || !ok {

@@ -11,7 +11,7 @@ import (
 // conn rewrites each line of a burst) and reach the store canonical.
 func TestInboundPathPipelined(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	c.send(`MAIL FROM:<"s@x"@src.test> BODY=8BITMIME` + "\r\n" + `RCPT TO:<"john@doe"@example.org>` + "\r\n" +
@@ -31,7 +31,7 @@ func TestInboundPathPipelined(t *testing.T) {
 // stand-in path gets exactly that address, taken literally.
 func TestInboundPathCannotBeForged(t *testing.T) {
 	t.Parallel()
-	addr, s, st := startInbound(t, InboundOptions{})
+	addr, s, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	forged := s.pathKey + "am9obkBkb2U@dest.test" // base64url of john@doe
@@ -49,7 +49,7 @@ func TestInboundPathCannotBeForged(t *testing.T) {
 // refused as a whole, never half-rewritten.
 func TestInboundPathLongLine(t *testing.T) {
 	t.Parallel()
-	addr, _, st := startInbound(t, InboundOptions{})
+	addr, _, st := startServer(t, Options{})
 	c := dial(t, addr)
 	c.hello()
 	c.cmd(`MAIL FROM:<"`+strings.Repeat("x", 2100)+`"@example.test>`, "500 5.5.2 Line too long")
@@ -68,7 +68,7 @@ func FuzzRewritePath(f *testing.F) {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
-	s := &Inbound{pathKey: newPathKey()}
+	s := &Server{pathKey: newPathKey()}
 	f.Fuzz(func(t *testing.T, arg string, mail bool) {
 		if strings.ContainsAny(arg, "\r\n") {
 			return

@@ -13,50 +13,50 @@ import (
 // delegate to the real handlers, so the handlers keep their many early
 // returns and the hook sees every one of them.
 
-func (ss *inSession) Mail(from string, opts *smtp.MailOptions) error {
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	return ss.report("mail", ss.mail(from, opts), 0)
 }
 
-func (ss *inSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return ss.report("rcpt", ss.rcpt(to, opts), 0)
 }
 
-func (ss *inSession) Data(r io.Reader) error {
+func (ss *session) Data(r io.Reader) error {
 	start := ss.s.o.Now()
 	err := ss.data(r)
 	return ss.report("data", err, ss.s.o.Now().Sub(start))
 }
 
-// inReasons name the refusals for metrics: a fixed set, so that label
+// reasons name the refusals for metrics: a fixed set, so that label
 // cardinality stays bounded whatever clients send.
-var inReasons = map[*smtp.SMTPError]string{
-	inErrAuthRequired: "relay-denied",
-	inErrEncryption:   "encryption-required",
-	inErrRate:         "rate-limited",
-	inErrBadAddr:      "bad-address",
-	inErrBadSender:    "bad-address",
-	inErrMailSyntax:   "bad-address",
-	inErrRcptSyntax:   "bad-address",
-	inErrLiteral:      "address-literal",
-	inErrNeedUTF8:     "smtputf8-required",
-	inErrFromDomain:   "sender-not-allowed",
-	inErrSuppressed:   "suppressed",
-	inErrTooManyRcpts: "too-many-recipients",
-	inErrSequence:     "bad-sequence",
-	inErrHeloAfterTLS: "bad-sequence",
-	inErrBareLF:       "bare-lf",
-	inErrTooBig:       "too-big",
-	inErrHeaderTooBig: "header-too-big",
-	inErrLineTooLong:  "line-too-long",
-	inErrLoop:         "loop",
-	inErrNoSpace:      "no-space",
-	inErrInFlight:     "inflight-limit",
-	inErrTempLocal:    "local-error",
+var reasons = map[*smtp.SMTPError]string{
+	errAuthRequired: "relay-denied",
+	errEncryption:   "encryption-required",
+	errRate:         "rate-limited",
+	errBadAddr:      "bad-address",
+	errBadSender:    "bad-address",
+	errMailSyntax:   "bad-address",
+	errRcptSyntax:   "bad-address",
+	errLiteral:      "address-literal",
+	errNeedUTF8:     "smtputf8-required",
+	errFromDomain:   "sender-not-allowed",
+	errSuppressed:   "suppressed",
+	errTooManyRcpts: "too-many-recipients",
+	errSequence:     "bad-sequence",
+	errHeloAfterTLS: "bad-sequence",
+	errBareLF:       "bare-lf",
+	errTooBig:       "too-big",
+	errHeaderTooBig: "header-too-big",
+	errLineTooLong:  "line-too-long",
+	errLoop:         "loop",
+	errNoSpace:      "no-space",
+	errInFlight:     "inflight-limit",
+	errTempLocal:    "local-error",
 }
 
 // report calls OnResult for a DATA outcome, and for a refusal at MAIL or
 // RCPT; a successful MAIL or RCPT is not a message outcome.
-func (ss *inSession) report(stage string, err error, latency time.Duration) error {
+func (ss *session) report(stage string, err error, latency time.Duration) error {
 	hook := ss.s.o.OnResult
 	if hook == nil {
 		return err
@@ -72,7 +72,7 @@ func (ss *inSession) report(stage string, err error, latency time.Duration) erro
 		hook(true, "", latency)
 		return err
 	}
-	reason, ok := inReasons[se]
+	reason, ok := reasons[se]
 	if !ok {
 		// A refusal built by the Checker (auth enforce) or another
 		// handler: name it by stage and code, still a bounded set.

@@ -61,7 +61,7 @@ func TestInboundOnResult(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var log resultLog
-			addr, _, _ := startInbound(t, InboundOptions{OnResult: log.hook, Networks: tc.networks})
+			addr, _, _ := startServer(t, Options{OnResult: log.hook, Networks: tc.networks})
 			c := dial(t, addr)
 			c.hello()
 			tc.run(c)

@@ -14,51 +14,51 @@ import (
 // Replies at the go-smtp boundary. go-smtp recognises only a bare
 // *smtp.SMTPError (type assertion), so these are returned as they are.
 var (
-	inErrAuthRequired  = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
-	inErrEncryption    = &smtp.SMTPError{Code: 523, EnhancedCode: smtp.EnhancedCode{5, 7, 10}, Message: "encryption required: use STARTTLS first"}
-	inErrAuthFailed    = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
-	inErrAuthTooMany   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed authentication attempts, closing connection"}
-	inErrRate          = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Message rate limit exceeded, try again later"}
-	inErrBadAddr       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
-	inErrBadSender     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
-	inErrMailSyntax    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Syntax: MAIL FROM:<address>"}
-	inErrRcptSyntax    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Syntax: RCPT TO:<address>"}
-	inErrLiteral       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Address literals are not accepted"}
-	inErrNeedUTF8      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
-	inErrFromDomain    = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender domain not allowed for this user"}
-	inErrSuppressed    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient is on the suppression list"}
-	inErrTooManyRcpts  = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
-	inErrSequence      = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Bad sequence of commands"}
-	inErrHeloAfterTLS  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Send EHLO again after STARTTLS"}
-	inErrBareLF        = &smtp.SMTPError{Code: 521, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Bare CR or LF in message data not allowed, closing connection"}
-	inErrTooBig        = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
-	inErrHeaderTooBig  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header section exceeds fixed limit"}
-	inErrLineTooLong   = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long, closing connection"}
-	inErrLoop          = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "mail loops back to myself"}
-	inErrNoSpace       = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
-	inErrInFlight      = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too much mail in transit, try again later"}
-	inErrTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again"}
-	inErrUnknownMech   = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
-	inErrAuthAfterMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not allowed during a mail transaction"}
+	errAuthRequired  = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	errEncryption    = &smtp.SMTPError{Code: 523, EnhancedCode: smtp.EnhancedCode{5, 7, 10}, Message: "encryption required: use STARTTLS first"}
+	errAuthFailed    = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+	errAuthTooMany   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed authentication attempts, closing connection"}
+	errRate          = &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "Message rate limit exceeded, try again later"}
+	errBadAddr       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errBadSender     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	errMailSyntax    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Syntax: MAIL FROM:<address>"}
+	errRcptSyntax    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Syntax: RCPT TO:<address>"}
+	errLiteral       = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Address literals are not accepted"}
+	errNeedUTF8      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
+	errFromDomain    = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender domain not allowed for this user"}
+	errSuppressed    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient is on the suppression list"}
+	errTooManyRcpts  = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
+	errSequence      = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Bad sequence of commands"}
+	errHeloAfterTLS  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Send EHLO again after STARTTLS"}
+	errBareLF        = &smtp.SMTPError{Code: 521, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Bare CR or LF in message data not allowed, closing connection"}
+	errTooBig        = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message size exceeds fixed limit"}
+	errHeaderTooBig  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header section exceeds fixed limit"}
+	errLineTooLong   = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long, closing connection"}
+	errLoop          = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "mail loops back to myself"}
+	errNoSpace       = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	errInFlight      = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too much mail in transit, try again later"}
+	errTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again"}
+	errUnknownMech   = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
+	errAuthAfterMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not allowed during a mail transaction"}
 )
 
-type inBackend struct{ s *Inbound }
+type backend struct{ s *Server }
 
 // NewSession runs at the first HELO/EHLO. Our STARTTLS happens below
 // go-smtp, so the session lives for the whole connection.
-func (b inBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	ic, ok := c.Conn().(*inConn)
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	ic, ok := c.Conn().(*conn)
 	if !ok {
-		return nil, errors.New("relay: connection not accepted through Inbound.Serve")
+		return nil, errors.New("relay: connection not accepted through Server.Serve")
 	}
-	return &inSession{s: b.s, c: ic, sc: c}, nil
+	return &session{s: b.s, c: ic, sc: c}, nil
 }
 
-// inSession is one SMTP session. go-smtp calls it from one goroutine at a
+// session is one SMTP session. go-smtp calls it from one goroutine at a
 // time (BDAT's Data goroutine runs while the command loop waits).
-type inSession struct {
-	s  *Inbound
-	c  *inConn
+type session struct {
+	s  *Server
+	c  *conn
 	sc *smtp.Conn
 
 	user *User // authenticated user
@@ -71,7 +71,7 @@ type inSession struct {
 	rcpts    []string
 }
 
-func (ss *inSession) Reset() {
+func (ss *session) Reset() {
 	ss.s.o.InFlight.release(ss.reserved)
 	ss.reserved = 0
 	ss.hasFrom = false
@@ -80,14 +80,14 @@ func (ss *inSession) Reset() {
 	ss.rcpts = nil
 }
 
-func (ss *inSession) Logout() error {
+func (ss *session) Logout() error {
 	ss.Reset() // gives back what an open transaction reserved
 	return nil
 }
 
 // AuthMechanisms offers AUTH only over TLS (RFC 4954 §4: PLAIN and LOGIN
 // send the password in the clear).
-func (ss *inSession) AuthMechanisms() []string {
+func (ss *session) AuthMechanisms() []string {
 	isTLS, _, _, _ := ss.c.tlsState()
 	if !isTLS || len(ss.s.o.Users) == 0 {
 		return nil
@@ -95,20 +95,20 @@ func (ss *inSession) AuthMechanisms() []string {
 	return []string{sasl.Plain, sasl.Login}
 }
 
-func (ss *inSession) Auth(mech string) (sasl.Server, error) {
+func (ss *session) Auth(mech string) (sasl.Server, error) {
 	isTLS, _, needHelo, _ := ss.c.tlsState()
 	if needHelo {
-		return nil, inErrHeloAfterTLS
+		return nil, errHeloAfterTLS
 	}
 	if !isTLS {
 		// RFC 4954 §6: 523 5.7.10 (RFC 5248) when the mechanism needs TLS.
-		return nil, inErrEncryption
+		return nil, errEncryption
 	}
 	if ss.hasFrom {
-		return nil, inErrAuthAfterMail
+		return nil, errAuthAfterMail
 	}
 	if len(ss.s.o.Users) == 0 {
-		return nil, inErrUnknownMech
+		return nil, errUnknownMech
 	}
 	switch strings.ToUpper(mech) {
 	case sasl.Plain:
@@ -119,20 +119,20 @@ func (ss *inSession) Auth(mech string) (sasl.Server, error) {
 			return ss.authenticate(username, password)
 		}), nil
 	case sasl.Login:
-		return &inLoginServer{auth: ss.authenticate}, nil
+		return &loginServer{auth: ss.authenticate}, nil
 	}
-	return nil, inErrUnknownMech
+	return nil, errUnknownMech
 }
 
 // authenticate checks a password against the bcrypt hash. The password is
 // never logged.
-func (ss *inSession) authenticate(username, password string) error {
+func (ss *session) authenticate(username, password string) error {
 	// A client out of failure budget gets no verdict on its guess, right
 	// or wrong: otherwise the limit would only change the error code.
 	if ss.s.authFail.exhausted(ss.c.ip) {
 		ss.s.log.Warn("auth failures throttled", "client", ss.c.ip, "trace", ss.c.trace)
 		ss.c.setCloseAfterReply()
-		return inErrAuthTooMany
+		return errAuthTooMany
 	}
 	for i := range ss.s.o.Users {
 		u := &ss.s.o.Users[i]
@@ -149,24 +149,24 @@ func (ss *inSession) authenticate(username, password string) error {
 	return ss.authFailed(username, "unknown user")
 }
 
-func (ss *inSession) authFailed(username, why string) error {
+func (ss *session) authFailed(username, why string) error {
 	ss.s.log.Info("auth failed", "client", ss.c.ip, "trace", ss.c.trace, "user", username, "reason", why)
 	if !ss.s.authFail.allow(ss.c.ip) {
 		ss.s.log.Warn("auth failures throttled", "client", ss.c.ip, "trace", ss.c.trace)
 		ss.c.setCloseAfterReply()
-		return inErrAuthTooMany
+		return errAuthTooMany
 	}
-	return inErrAuthFailed
+	return errAuthFailed
 }
 
-func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
+func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 	_, epoch, needHelo, _ := ss.c.tlsState()
 	if needHelo {
-		return inErrHeloAfterTLS
+		return errHeloAfterTLS
 	}
-	if ss.user == nil && !ss.s.inMayRelay(ss.c.ip) {
+	if ss.user == nil && !ss.s.mayRelay(ss.c.ip) {
 		ss.s.log.Info("mail refused: authentication required", "client", ss.c.ip, "trace", ss.c.trace)
-		return inErrAuthRequired
+		return errAuthRequired
 	}
 	utf8 := opts != nil && opts.UTF8
 	canon, domain := "", ""
@@ -177,19 +177,19 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 		}
 		canon, domain = m.String(), m.Domain
 		if m.IsLiteral() && !ss.s.o.AllowAddressLiterals {
-			return inErrLiteral
+			return errLiteral
 		}
-		if !utf8 && !inIsASCII(canon) {
-			return inErrNeedUTF8
+		if !utf8 && !isASCII(canon) {
+			return errNeedUTF8
 		}
 	}
-	if ss.user != nil && len(ss.user.AllowedFrom) > 0 && (from == "" || !inDomainAllowed(ss.user, domain)) {
+	if ss.user != nil && len(ss.user.AllowedFrom) > 0 && (from == "" || !domainAllowed(ss.user, domain)) {
 		ss.s.log.Info("sender domain not allowed", "client", ss.c.ip, "trace", ss.c.trace, "user", ss.user.Name, "domain", domain)
-		return inErrFromDomain
+		return errFromDomain
 	}
 	if ss.s.msgRate != nil && !ss.s.msgRate.allow(ss.c.ip) {
 		ss.s.log.Warn("message rate limited", "client", ss.c.ip, "trace", ss.c.trace)
-		return inErrRate
+		return errRate
 	}
 	var declared int64
 	if opts != nil && opts.Size > 0 {
@@ -198,7 +198,7 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 	if ss.s.o.Space != nil {
 		if err := ss.s.o.Space(declared); err != nil {
 			ss.s.log.Warn("mail deferred: no space for new mail", "client", ss.c.ip, "trace", ss.c.trace, "size", declared, "err", err)
-			return inErrNoSpace
+			return errNoSpace
 		}
 	}
 	ss.Reset()
@@ -209,7 +209,7 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 	if !ss.s.o.InFlight.reserve(size) {
 		ss.s.log.Warn("mail deferred: limits.max_inflight_bytes reached", "client", ss.c.ip, "trace", ss.c.trace,
 			"size", size, "in_flight", ss.s.o.InFlight.Used(), "max", ss.s.o.InFlight.max)
-		return inErrInFlight
+		return errInFlight
 	}
 	ss.reserved = size
 	ss.hasFrom = true
@@ -223,39 +223,39 @@ func (ss *inSession) mail(from string, opts *smtp.MailOptions) error {
 // go-smtp passes on (path.go), or the refusal for a bad one: 501 for a
 // malformed path, 553 with X.1.7 (sender) or X.1.3 (recipient) for a
 // malformed address (RFC 3463 §3.2).
-func (ss *inSession) envelope(addr string, sender bool) (mailbox.Mailbox, error) {
+func (ss *session) envelope(addr string, sender bool) (mailbox.Mailbox, error) {
 	m, err := ss.s.envelopeAddress(addr)
 	switch {
 	case err == nil:
 		return m, nil
 	case errors.Is(err, errPathSyntax) && sender:
-		return m, inErrMailSyntax
+		return m, errMailSyntax
 	case errors.Is(err, errPathSyntax):
-		return m, inErrRcptSyntax
+		return m, errRcptSyntax
 	case errors.Is(err, errPathForged):
 		// Never by design: a path go-smtp accepted that the conn did
 		// not rewrite. Refused rather than guessed at.
 		ss.s.log.Error("envelope path not rewritten", "client", ss.c.ip, "trace", ss.c.trace)
 	}
 	if sender {
-		return m, inErrBadSender
+		return m, errBadSender
 	}
-	return m, inErrBadAddr
+	return m, errBadAddr
 }
 
 // current reports whether the transaction began in the current STARTTLS
 // epoch: a MAIL sent in plaintext does not survive STARTTLS (RFC 3207 §4.2).
-func (ss *inSession) current() bool {
+func (ss *session) current() bool {
 	_, epoch, needHelo, _ := ss.c.tlsState()
 	return ss.hasFrom && ss.epoch == epoch && !needHelo
 }
 
-func (ss *inSession) rcpt(to string, opts *smtp.RcptOptions) error {
+func (ss *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	if !ss.current() {
-		return inErrSequence
+		return errSequence
 	}
 	if len(ss.rcpts) >= ss.s.o.MaxRecipients {
-		return inErrTooManyRcpts
+		return errTooManyRcpts
 	}
 	m, err := ss.envelope(to, false)
 	if err != nil {
@@ -263,13 +263,13 @@ func (ss *inSession) rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	canon := m.String()
 	if m.IsLiteral() && !ss.s.o.AllowAddressLiterals {
-		return inErrLiteral
+		return errLiteral
 	}
-	if !ss.utf8 && !inIsASCII(canon) {
-		return inErrNeedUTF8
+	if !ss.utf8 && !isASCII(canon) {
+		return errNeedUTF8
 	}
 	if ss.s.o.Suppressed != nil && ss.s.o.Suppressed(canon) {
-		return inErrSuppressed
+		return errSuppressed
 	}
 	ss.rcpts = append(ss.rcpts, canon)
 	return nil

@@ -22,7 +22,7 @@ func TestInboundMailNoSpace(t *testing.T) {
 		}
 		return nil
 	}
-	addr, _, st := startInbound(t, InboundOptions{Space: space})
+	addr, _, st := startServer(t, Options{Space: space})
 	c := dial(t, addr)
 	c.hello()
 	c.cmd("MAIL FROM:<a@example.test> SIZE=20000", "452 4.3.1")

@@ -12,22 +12,22 @@ import (
 	"sluice/reply"
 )
 
-// outTLSEntry remembers what a server did with STARTTLS, so that a failed
+// tlsEntry remembers what a server did with STARTTLS, so that a failed
 // handshake costs one extra connection per MXCacheTTL, not one per message:
 // receivers with a small session cap count every dial.
-type outTLSEntry struct {
+type tlsEntry struct {
 	offered bool
 	failed  bool // handshake failed: opportunistic mode goes plaintext
 	expires time.Time
 }
 
-var errOutCredsInClear = errors.New("relay: refusing to send smarthost credentials without TLS")
+var errCredsInClear = errors.New("relay: refusing to send smarthost credentials without TLS")
 
 // Dial opens a session to the first next hop that answers. Connection
 // failures and 4xx greetings move on to the next address (RFC 5321 §5.1);
 // anything else is returned as the Reply that explains it.
-func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *reply.Reply) {
-	domain = outNormDomain(domain)
+func (o *Client) Dial(ctx context.Context, domain string) (*Session, *reply.Reply) {
+	domain = normDomain(domain)
 	hops, err := o.NextHops(ctx, domain)
 	if err != nil {
 		var he *HopError
@@ -35,7 +35,7 @@ func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *reply.Re
 			r := he.Reply
 			return nil, &r
 		}
-		r := outNetReply(reply.StageConnect, err)
+		r := netReply(reply.StageConnect, err)
 		return nil, &r
 	}
 	// RFC 5321 §5.1: an MX list that leads back to us is a configuration
@@ -49,7 +49,7 @@ func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *reply.Re
 	var last *reply.Reply
 	for _, h := range hops {
 		if err := ctx.Err(); err != nil {
-			r := outNetReply(reply.StageConnect, err)
+			r := netReply(reply.StageConnect, err)
 			return nil, &r
 		}
 		s, rep := o.dialHop(ctx, h)
@@ -59,7 +59,7 @@ func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *reply.Re
 			return s, nil
 		}
 		last = rep
-		if !outTryNext(rep) {
+		if !tryNext(rep) {
 			return nil, rep
 		}
 		o.log.Info("relay: next hop failed, trying the next one", "domain", domain,
@@ -68,7 +68,7 @@ func (o *Outbound) Dial(ctx context.Context, domain string) (*Session, *reply.Re
 	return nil, last
 }
 
-func outTryNext(r *reply.Reply) bool {
+func tryNext(r *reply.Reply) bool {
 	switch r.Stage {
 	case reply.StageConnect:
 		return true
@@ -81,7 +81,7 @@ func outTryNext(r *reply.Reply) bool {
 // dialHop opens one session, falling back to plaintext on a fresh
 // connection when an opportunistic handshake fails (RFC 7435 §4 prefers
 // cleartext delivery to none).
-func (o *Outbound) dialHop(ctx context.Context, h Hop) (*Session, *reply.Reply) {
+func (o *Client) dialHop(ctx context.Context, h Hop) (*Session, *reply.Reply) {
 	tryTLS := h.TLS != TLSNone
 	if h.TLS == TLSOpportunistic && o.tlsFailedRecently(h.Addr) {
 		tryTLS = false
@@ -100,15 +100,15 @@ func (o *Outbound) dialHop(ctx context.Context, h Hop) (*Session, *reply.Reply) 
 
 // open runs connect, greeting, EHLO, STARTTLS and AUTH. hsFailed reports a
 // TLS handshake failure after the server agreed to STARTTLS.
-func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep *reply.Reply, hsFailed bool) {
+func (o *Client) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep *reply.Reply, hsFailed bool) {
 	dctx, cancel := context.WithTimeout(ctx, o.opt.DialTimeout)
-	conn, err := o.opt.Dialer(o.outLocalAddr(h.Addr.Addr())).DialContext(dctx, "tcp", h.Addr.String())
+	conn, err := o.opt.Dialer(o.localAddr(h.Addr.Addr())).DialContext(dctx, "tcp", h.Addr.String())
 	cancel()
 	if err != nil {
-		r := outNetReply(reply.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
+		r := netReply(reply.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
 		return nil, &r, false
 	}
-	sess := &Session{o: o, hop: h, raw: conn, w: newOutWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
+	sess := &Session{o: o, hop: h, raw: conn, w: newWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
 	sess.w.ctx = ctx
 	stop := context.AfterFunc(ctx, sess.interrupt)
 	defer func() {
@@ -118,7 +118,7 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 			// land on the conn, so this session cannot be trusted.
 			sess.usable = false
 			sess.Close()
-			r := outNetReply(reply.StageConnect, ctx.Err())
+			r := netReply(reply.StageConnect, ctx.Err())
 			s, rep = nil, &r
 		}
 	}()
@@ -136,8 +136,8 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 	case err != nil:
 		return fail(s.netReply(reply.StageGreeting, err))
 	case resp.Code == 220:
-	case outRefusal(resp.Code):
-		return fail(outReply(reply.StageGreeting, resp))
+	case isRefusal(resp.Code):
+		return fail(toReply(reply.StageGreeting, resp))
 	default:
 		return fail(s.unexpected(reply.StageGreeting, resp, "220"))
 	}
@@ -162,7 +162,7 @@ func (o *Outbound) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, re
 			// connection, still in the pre-STARTTLS state (RFC 3207 §4).
 		case h.TLS == TLSRequire:
 			return fail(reply.Reply{Stage: reply.StageSTARTTLS,
-				Err: fmt.Errorf("%w: %s[%s]", errOutNoTLS, h.Host, h.Addr.Addr())})
+				Err: fmt.Errorf("%w: %s[%s]", errNoTLS, h.Host, h.Addr.Addr())})
 		}
 	}
 	if h.Auth {
@@ -182,12 +182,12 @@ func (s *Session) hello() (reply.Reply, bool) {
 	case err != nil:
 		return s.netReply(reply.StageEHLO, err), false
 	case resp.Code == 250:
-		s.ext = outExt(resp)
+		s.ext = extensions(resp)
 		return reply.Reply{}, true
 	case resp.Code == 500 || resp.Code == 502:
 		// Not understood: try HELO below.
-	case outRefusal(resp.Code):
-		return outReply(reply.StageEHLO, resp), false
+	case isRefusal(resp.Code):
+		return toReply(reply.StageEHLO, resp), false
 	default:
 		return s.unexpected(reply.StageEHLO, resp, "250"), false
 	}
@@ -198,8 +198,8 @@ func (s *Session) hello() (reply.Reply, bool) {
 	case resp.Code == 250:
 		s.ext = map[string]string{}
 		return reply.Reply{}, true
-	case outRefusal(resp.Code):
-		return outReply(reply.StageEHLO, resp), false
+	case isRefusal(resp.Code):
+		return toReply(reply.StageEHLO, resp), false
 	default:
 		return s.unexpected(reply.StageEHLO, resp, "250"), false
 	}
@@ -216,8 +216,8 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 	case err != nil:
 		return s.netReply(reply.StageSTARTTLS, err), false, false
 	case resp.Code == 220:
-	case outRefusal(resp.Code):
-		return outReply(reply.StageSTARTTLS, resp), false, false
+	case isRefusal(resp.Code):
+		return toReply(reply.StageSTARTTLS, resp), false, false
 	default:
 		return s.unexpected(reply.StageSTARTTLS, resp, "220"), false, false
 	}
@@ -228,7 +228,7 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return s.netReply(reply.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
 	}
-	s.w = newOutWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
+	s.w = newWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
 	s.w.ctx = ctx
 	s.tls = true
 	s.ext = nil
@@ -242,7 +242,7 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 // over TLS: the password would otherwise cross the network in clear.
 func (s *Session) auth() (reply.Reply, bool) {
 	if !s.tls {
-		return reply.Reply{Stage: reply.StageAuth, Err: errOutCredsInClear}, false
+		return reply.Reply{Stage: reply.StageAuth, Err: errCredsInClear}, false
 	}
 	sh := s.o.opt.Smarthost
 	tok := base64.StdEncoding.EncodeToString([]byte("\x00" + sh.Username + "\x00" + sh.Password))
@@ -252,8 +252,8 @@ func (s *Session) auth() (reply.Reply, bool) {
 		return s.netReply(reply.StageAuth, err), false
 	case resp.Code == 235: // RFC 4954 §6
 		return reply.Reply{}, true
-	case outRefusal(resp.Code):
-		return outReply(reply.StageAuth, resp), false
+	case isRefusal(resp.Code):
+		return toReply(reply.StageAuth, resp), false
 	default:
 		// A 334 challenge to an initial response we sent, or any other
 		// code: we would be answering out of sequence.
@@ -265,7 +265,7 @@ func (s *Session) auth() (reply.Reply, bool) {
 // not verify the certificate (RFC 7435 §4: encryption without
 // authentication beats cleartext); require does, unless the base config
 // says otherwise.
-func (o *Outbound) tlsConfig(h Hop) *tls.Config {
+func (o *Client) tlsConfig(h Hop) *tls.Config {
 	var cfg *tls.Config
 	if o.opt.TLSConfig != nil {
 		cfg = o.opt.TLSConfig.Clone()
@@ -281,24 +281,24 @@ func (o *Outbound) tlsConfig(h Hop) *tls.Config {
 	return cfg
 }
 
-func (o *Outbound) tlsFailedRecently(a netip.AddrPort) bool {
+func (o *Client) tlsFailedRecently(a netip.AddrPort) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	e, ok := o.tlsCache.Get(a)
 	return ok && e.failed && o.now().Before(e.expires)
 }
 
-func (o *Outbound) noteTLS(a netip.AddrPort, offered, failed bool) {
+func (o *Client) noteTLS(a netip.AddrPort, offered, failed bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
 	o.tlsCache.Evict(now, o.opt.MXCacheTTL, nil) // all stored with one lifetime: the oldest are the expired
-	o.tlsCache.Put(a, outTLSEntry{offered: offered, failed: failed, expires: now.Add(o.opt.MXCacheTTL)}, now)
+	o.tlsCache.Put(a, tlsEntry{offered: offered, failed: failed, expires: now.Add(o.opt.MXCacheTTL)}, now)
 }
 
 // STARTTLSOffered reports what the server at addr last said about
 // STARTTLS, if known and fresh: for the mail log and the admin view.
-func (o *Outbound) STARTTLSOffered(addr netip.AddrPort) (offered, known bool) {
+func (o *Client) STARTTLSOffered(addr netip.AddrPort) (offered, known bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	e, ok := o.tlsCache.Get(addr)

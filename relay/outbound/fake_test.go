@@ -18,8 +18,8 @@ import (
 	"time"
 )
 
-// outFakeCfg scripts an outFakeMX.
-type outFakeCfg struct {
+// fakeCfg scripts an fakeMX.
+type fakeCfg struct {
 	greeting  string            // default "220 mx.test ESMTP fake"
 	ext       []string          // EHLO keywords besides STARTTLS
 	tls       *tls.Config       // offer STARTTLS with this server config
@@ -34,11 +34,11 @@ type outFakeCfg struct {
 	releaseAfter  chan struct{} // when set, afterDot waits for it to be closed
 }
 
-// outFakeMX is a scripted SMTP server on loopback that records what it
+// fakeMX is a scripted SMTP server on loopback that records what it
 // is told: EHLO names, command lines, message bodies as received on the
 // wire (still dot-stuffed), and the number of connections.
-type outFakeMX struct {
-	cfg  outFakeCfg
+type fakeMX struct {
+	cfg  fakeCfg
 	ln   net.Listener
 	addr netip.AddrPort
 
@@ -49,13 +49,13 @@ type outFakeMX struct {
 	conns  int
 }
 
-func newOutFakeMX(t testing.TB, cfg outFakeCfg) *outFakeMX {
+func newFakeMX(t testing.TB, cfg fakeCfg) *fakeMX {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &outFakeMX{cfg: cfg, ln: ln, addr: netip.MustParseAddrPort(ln.Addr().String())}
+	f := &fakeMX{cfg: cfg, ln: ln, addr: netip.MustParseAddrPort(ln.Addr().String())}
 	if f.cfg.greeting == "" {
 		f.cfg.greeting = "220 mx.test ESMTP fake"
 	}
@@ -79,19 +79,19 @@ func newOutFakeMX(t testing.TB, cfg outFakeCfg) *outFakeMX {
 	return f
 }
 
-func (f *outFakeMX) record(p *[]string, s string) {
+func (f *fakeMX) record(p *[]string, s string) {
 	f.mu.Lock()
 	*p = append(*p, s)
 	f.mu.Unlock()
 }
 
-func (f *outFakeMX) snapshot() (ehlos, cmds, bodies []string, conns int) {
+func (f *fakeMX) snapshot() (ehlos, cmds, bodies []string, conns int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.ehlos...), append([]string(nil), f.cmds...), append([]string(nil), f.bodies...), f.conns
 }
 
-func (f *outFakeMX) countVerb(verb string) int {
+func (f *fakeMX) countVerb(verb string) int {
 	_, cmds, _, _ := f.snapshot()
 	n := 0
 	for _, c := range cmds {
@@ -102,7 +102,7 @@ func (f *outFakeMX) countVerb(verb string) int {
 	return n
 }
 
-func (f *outFakeMX) lookup(line, verb, def string) string {
+func (f *fakeMX) lookup(line, verb, def string) string {
 	if r, ok := f.cfg.replies[line]; ok {
 		return r
 	}
@@ -112,7 +112,7 @@ func (f *outFakeMX) lookup(line, verb, def string) string {
 	return def
 }
 
-func (f *outFakeMX) serve(c net.Conn) {
+func (f *fakeMX) serve(c net.Conn) {
 	defer func() { c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(time.Minute)) // a stuck test fails, not hangs
 	br := bufio.NewReader(c)
@@ -241,9 +241,9 @@ func (f *outFakeMX) serve(c net.Conn) {
 	}
 }
 
-// outTestCert makes a self-signed certificate for mx.test and 127.0.0.1,
+// testCert makes a self-signed certificate for mx.test and 127.0.0.1,
 // and a pool that trusts it.
-func outTestCert(t testing.TB) (*tls.Config, *x509.CertPool) {
+func testCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 	t.Helper()
 	c, err := selfsigned.New(time.Now(), "mx.test", "127.0.0.1")
 	if err != nil {
@@ -252,19 +252,19 @@ func outTestCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 	return c.Config, c.Pool
 }
 
-// outFakeResolver answers from maps; anything unknown is NXDOMAIN.
-type outFakeResolver struct {
+// fakeResolver answers from maps; anything unknown is NXDOMAIN.
+type fakeResolver struct {
 	mx      map[string][]*net.MX
 	hosts   map[string][]string
 	mxErr   map[string]error
 	mxCalls atomic.Int32
 }
 
-func outNotFound(name string) error {
+func notFound(name string) error {
 	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
 }
 
-func (r *outFakeResolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
+func (r *fakeResolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
 	r.mxCalls.Add(1)
 	if err, ok := r.mxErr[name]; ok {
 		return nil, err
@@ -272,33 +272,33 @@ func (r *outFakeResolver) LookupMX(_ context.Context, name string) ([]*net.MX, e
 	if v, ok := r.mx[name]; ok {
 		return v, nil
 	}
-	return nil, outNotFound(name)
+	return nil, notFound(name)
 }
 
-func (r *outFakeResolver) LookupHost(_ context.Context, name string) ([]string, error) {
+func (r *fakeResolver) LookupHost(_ context.Context, name string) ([]string, error) {
 	if v, ok := r.hosts[name]; ok {
 		return v, nil
 	}
-	return nil, outNotFound(name)
+	return nil, notFound(name)
 }
 
-// outClock is an adjustable clock: real time plus an offset.
-type outClock struct{ off atomic.Int64 }
+// fakeClock is an adjustable clock: real time plus an offset.
+type fakeClock struct{ off atomic.Int64 }
 
-func (c *outClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *outClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+func (c *fakeClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *fakeClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
-// outDialRecorder counts dials, records the local address asked for, and
+// dialRecorder counts dials, records the local address asked for, and
 // can redirect a destination to another (loopback) address.
-type outDialRecorder struct {
+type dialRecorder struct {
 	mu       sync.Mutex
 	dials    int
 	locals   []netip.Addr
 	redirect map[string]string
 }
 
-func (d *outDialRecorder) Dialer(local netip.Addr) Dialer {
-	return outDialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+func (d *dialRecorder) Dialer(local netip.Addr) Dialer {
+	return dialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		d.mu.Lock()
 		d.dials++
 		d.locals = append(d.locals, local)
@@ -311,18 +311,18 @@ func (d *outDialRecorder) Dialer(local netip.Addr) Dialer {
 	})
 }
 
-func (d *outDialRecorder) count() int {
+func (d *dialRecorder) count() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.dials
 }
 
-// outLineConn reads one line per Read, a byte at a time, so that what
+// lineConn reads one line per Read, a byte at a time, so that what
 // follows a reply stays on the socket: the client sees it as data that
 // arrived in a later segment, deterministically.
-type outLineConn struct{ *net.TCPConn }
+type lineConn struct{ *net.TCPConn }
 
-func (c outLineConn) Read(p []byte) (int, error) {
+func (c lineConn) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		m, err := c.TCPConn.Read(p[n : n+1])
@@ -337,43 +337,43 @@ func (c outLineConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// outLineDialer dials with outLineConn.
-func outLineDialer(netip.Addr) Dialer {
-	return outDialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+// lineDialer dials with lineConn.
+func lineDialer(netip.Addr) Dialer {
+	return dialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var nd net.Dialer
 		c, err := nd.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return outLineConn{c.(*net.TCPConn)}, nil
+		return lineConn{c.(*net.TCPConn)}, nil
 	})
 }
 
-type outDialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
-func (f outDialFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (f dialFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	return f(ctx, network, addr)
 }
 
-const outTestHostname = "relay.sluice.test"
+const testHostname = "relay.sluice.test"
 
-// outTestOptions are the daemon's outbound options from the default
-// config (OutboundOptionsFrom(config.Default())) with the test hostname,
+// testOptions are the daemon's outbound options from the default
+// config (OptionsFrom(config.Default())) with the test hostname,
 // a fake resolver, no listeners of our own and a silent log.
-func outTestOptions() OutboundOptions {
-	o := OutboundOptionsFrom(config.Default())
-	o.Hostname, o.Resolver, o.LocalAddrs = outTestHostname, &outFakeResolver{}, nil
+func testOptions() Options {
+	o := OptionsFrom(config.Default())
+	o.Hostname, o.Resolver, o.LocalAddrs = testHostname, &fakeResolver{}, nil
 	o.Logger = slog.New(slog.DiscardHandler)
 	return o
 }
 
-// outTestOutbound builds an Outbound whose "dest.test" routes to f, with
+// testClient builds a Client whose "dest.test" routes to f, with
 // TLS mode tlsMode ("" = the default delivery.tls, as the config resolves
 // it) and 30-second command and data timeouts.
-func outTestOutbound(t testing.TB, f *outFakeMX, tlsMode string, mod func(*OutboundOptions)) (*Outbound, *outDialRecorder) {
+func testClient(t testing.TB, f *fakeMX, tlsMode string, mod func(*Options)) (*Client, *dialRecorder) {
 	t.Helper()
-	rec := &outDialRecorder{}
-	o := outTestOptions()
+	rec := &dialRecorder{}
+	o := testOptions()
 	o.Dialer, o.CommandTimeout, o.DataTimeout = rec.Dialer, 30*time.Second, 30*time.Second
 	if f != nil {
 		if tlsMode == "" {
@@ -384,7 +384,7 @@ func outTestOutbound(t testing.TB, f *outFakeMX, tlsMode string, mod func(*Outbo
 	if mod != nil {
 		mod(&o)
 	}
-	ob, err := NewOutbound(o)
+	ob, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,13 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// outGoSMTPSession records one go-smtp server session.
-type outGoSMTPSession struct {
-	rec  *outGoSMTPRecord
+// goSMTPSession records one go-smtp server session.
+type goSMTPSession struct {
+	rec  *goSMTPRecord
 	conn *smtp.Conn
 }
 
-type outGoSMTPRecord struct {
+type goSMTPRecord struct {
 	mu     sync.Mutex
 	names  []string // EHLO name in force at each MAIL
 	tls    []bool
@@ -25,9 +25,9 @@ type outGoSMTPRecord struct {
 	bodies []string
 }
 
-func (s *outGoSMTPSession) Reset()        {}
-func (s *outGoSMTPSession) Logout() error { return nil }
-func (s *outGoSMTPSession) Mail(string, *smtp.MailOptions) error {
+func (s *goSMTPSession) Reset()        {}
+func (s *goSMTPSession) Logout() error { return nil }
+func (s *goSMTPSession) Mail(string, *smtp.MailOptions) error {
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
 	_, isTLS := s.conn.TLSConnectionState()
@@ -36,7 +36,7 @@ func (s *outGoSMTPSession) Mail(string, *smtp.MailOptions) error {
 	return nil
 }
 
-func (s *outGoSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *goSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if to == "nobody@dest.test" {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
 	}
@@ -46,7 +46,7 @@ func (s *outGoSMTPSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-func (s *outGoSMTPSession) Data(r io.Reader) error {
+func (s *goSMTPSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -62,10 +62,10 @@ func (s *outGoSMTPSession) Data(r io.Reader) error {
 // connection reuse.
 func TestOutboundAgainstGoSMTPServer(t *testing.T) {
 	t.Parallel()
-	srvCfg, _ := outTestCert(t)
-	rec := &outGoSMTPRecord{}
+	srvCfg, _ := testCert(t)
+	rec := &goSMTPRecord{}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &outGoSMTPSession{rec: rec, conn: c}, nil
+		return &goSMTPSession{rec: rec, conn: c}, nil
 	}))
 	srv.Domain = "mx.test"
 	srv.TLSConfig = srvCfg
@@ -78,10 +78,10 @@ func TestOutboundAgainstGoSMTPServer(t *testing.T) {
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); <-done })
 
-	ob, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
+	ob, _ := testClient(t, nil, "", func(o *Options) {
 		o.Routes = map[string]Route{"dest.test": {Host: ln.Addr().String(), TLS: TLSOpportunistic}}
 	})
-	s := outDial(t, ob)
+	s := testDial(t, ob)
 	body := "Subject: dots\r\n\r\n.leading dot\r\n.\r\nend\r\n"
 	for i := range 2 {
 		got := s.Send(context.Background(), withBody(&Delivery{ID: "M", From: "app@src.test",
@@ -95,7 +95,7 @@ func TestOutboundAgainstGoSMTPServer(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if !slices.Equal(rec.names, []string{outTestHostname, outTestHostname}) || !slices.Equal(rec.tls, []bool{true, true}) {
+	if !slices.Equal(rec.names, []string{testHostname, testHostname}) || !slices.Equal(rec.tls, []bool{true, true}) {
 		t.Errorf("EHLO names %q, TLS %v", rec.names, rec.tls)
 	}
 	if len(rec.bodies) != 2 || rec.bodies[0] != body || rec.bodies[1] != body {

@@ -31,7 +31,7 @@ type HopError struct{ Reply reply.Reply }
 func (e *HopError) Error() string { return "relay: next hop: " + e.Reply.String() }
 func (e *HopError) Unwrap() error { return e.Reply.Err }
 
-type outMXEntry struct {
+type mxEntry struct {
 	mxs      []*net.MX // sorted by preference then name; nil with implicit = true
 	implicit bool      // no MX records: RFC 5321 §5.1 implicit MX
 	err      error     // a *HopError that is permanent (NXDOMAIN, null MX)
@@ -42,8 +42,8 @@ type outMXEntry struct {
 // destination grouping; nil, nil when a route or the smarthost applies.
 // For a domain without MX records it returns the domain itself (implicit
 // MX). Results are cached for MXCacheTTL.
-func (o *Outbound) MXHosts(ctx context.Context, domain string) ([]string, error) {
-	domain = outNormDomain(domain)
+func (o *Client) MXHosts(ctx context.Context, domain string) ([]string, error) {
+	domain = normDomain(domain)
 	if _, ok := o.opt.Routes[domain]; ok || o.opt.Smarthost != nil {
 		return nil, nil
 	}
@@ -66,8 +66,8 @@ func (o *Outbound) MXHosts(ctx context.Context, domain string) ([]string, error)
 // equal preference, RFC 5321 §5.1), with the implicit MX (the A/AAAA of
 // the domain when it has no MX) and the null MX (RFC 7505: 556 5.1.10).
 // Errors are *HopError.
-func (o *Outbound) NextHops(ctx context.Context, domain string) ([]Hop, error) {
-	domain = outNormDomain(domain)
+func (o *Client) NextHops(ctx context.Context, domain string) ([]Hop, error) {
+	domain = normDomain(domain)
 	if r, ok := o.opt.Routes[domain]; ok {
 		return o.fixedHops(ctx, domain, r.Host, r.TLS, false)
 	}
@@ -112,8 +112,8 @@ func (o *Outbound) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 		}
 	}
 	if len(hops) == 0 {
-		if e.implicit && outIsNotFound(lastErr) {
-			return nil, outBadDestination(domain)
+		if e.implicit && isNotFound(lastErr) {
+			return nil, badDestination(domain)
 		}
 		if lastErr == nil {
 			lastErr = errors.New("no addresses")
@@ -130,8 +130,8 @@ func (o *Outbound) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 // on the same port) under the same TLS mode, so a session opened for one
 // may carry the other's mail. A domain without MX records (implicit MX)
 // is its own next hop. It uses the MX cache that grouping filled.
-func (o *Outbound) nextHopKey(ctx context.Context, domain string) (string, error) {
-	domain = outNormDomain(domain)
+func (o *Client) nextHopKey(ctx context.Context, domain string) (string, error) {
+	domain = normDomain(domain)
 	if r, ok := o.opt.Routes[domain]; ok {
 		return "route " + strings.ToLower(r.Host) + " tls=" + r.TLS, nil
 	}
@@ -162,7 +162,7 @@ func (o *Outbound) nextHopKey(ctx context.Context, domain string) (string, error
 	return b.String(), nil
 }
 
-func (o *Outbound) fixedHops(ctx context.Context, domain, hostport, tlsMode string, auth bool) ([]Hop, error) {
+func (o *Client) fixedHops(ctx context.Context, domain, hostport, tlsMode string, auth bool) ([]Hop, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return nil, &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Err: fmt.Errorf("relay: next hop %q: %w", hostport, err)}}
@@ -185,7 +185,7 @@ func (o *Outbound) fixedHops(ctx context.Context, domain, hostport, tlsMode stri
 
 // lookupMX returns the cached or freshly resolved MX set. Temporary DNS
 // failures are not cached, so the next attempt asks again.
-func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, error) {
+func (o *Client) lookupMX(ctx context.Context, domain string) (mxEntry, error) {
 	now := o.now()
 	o.mu.Lock()
 	e, ok := o.mxCache.Get(domain)
@@ -194,9 +194,9 @@ func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, err
 		return e, e.err
 	}
 	mxs, err := o.opt.Resolver.LookupMX(ctx, domain)
-	e = outMXEntry{expires: now.Add(o.opt.MXCacheTTL)}
+	e = mxEntry{expires: now.Add(o.opt.MXCacheTTL)}
 	switch {
-	case err != nil && !outIsNotFound(err):
+	case err != nil && !isNotFound(err):
 		return e, &HopError{Reply: reply.Reply{Stage: reply.StageConnect,
 			Err: fmt.Errorf("relay: MX lookup for %s: %w", domain, err)}}
 	case err != nil || len(mxs) == 0:
@@ -209,7 +209,7 @@ func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, err
 			Text: fmt.Sprintf("domain %s does not accept mail (null MX)", domain)}}
 	default:
 		for _, mx := range mxs {
-			h := outNormDomain(mx.Host)
+			h := normDomain(mx.Host)
 			if h == "" {
 				continue // a "." among real MXs is meaningless (RFC 7505 §3)
 			}
@@ -231,7 +231,7 @@ func (o *Outbound) lookupMX(ctx context.Context, domain string) (outMXEntry, err
 	return e, e.err
 }
 
-func (o *Outbound) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
+func (o *Client) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{a}, nil
 	}
@@ -251,16 +251,16 @@ func (o *Outbound) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, 
 	return addrs, nil
 }
 
-func outBadDestination(domain string) *HopError {
+func badDestination(domain string) *HopError {
 	return &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Code: 550, Enhanced: "5.1.2",
 		Text: fmt.Sprintf("bad destination: domain %s not found", domain)}}
 }
 
-func outIsNotFound(err error) bool {
+func isNotFound(err error) bool {
 	var de *net.DNSError
 	return errors.As(err, &de) && de.IsNotFound
 }
 
-func outNormDomain(d string) string {
+func normDomain(d string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 }

@@ -16,7 +16,7 @@ import (
 func TestCachesForgetExpiredEntries(t *testing.T) {
 	t.Parallel()
 	clock := fakeclock.New()
-	ob, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
+	ob, _ := testClient(t, nil, "", func(o *Options) {
 		o.Now = clock.Now
 		o.MXCacheTTL = 5 * time.Minute
 	})

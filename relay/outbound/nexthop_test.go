@@ -12,8 +12,8 @@ import (
 	"sluice/reply"
 )
 
-func outTestResolver() *outFakeResolver {
-	return &outFakeResolver{
+func testResolver() *fakeResolver {
+	return &fakeResolver{
 		mx: map[string][]*net.MX{
 			"mx.test":      {{Host: "b.mx.test.", Pref: 20}, {Host: "a.mx.test.", Pref: 10}},
 			"null.test":    {{Host: ".", Pref: 0}},
@@ -64,9 +64,9 @@ func TestNextHops(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res := outTestResolver()
+			res := testResolver()
 			res.mx["alldead.test"] = res.mx["allDead.test"]
-			ob, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
+			ob, _ := testClient(t, nil, "", func(o *Options) {
 				o.Resolver = res
 				o.Port = 2525
 				o.Routes = map[string]Route{"routed.test": {Host: "127.0.0.1:2601", TLS: "none"}}
@@ -98,7 +98,7 @@ func TestNextHops(t *testing.T) {
 
 func TestNextHopsEqualPreferenceBothPresent(t *testing.T) {
 	t.Parallel()
-	ob, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) { o.Resolver = outTestResolver() })
+	ob, _ := testClient(t, nil, "", func(o *Options) { o.Resolver = testResolver() })
 	hops, err := ob.NextHops(context.Background(), "equal.test")
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +112,9 @@ func TestNextHopsEqualPreferenceBothPresent(t *testing.T) {
 
 func TestMXHostsCached(t *testing.T) {
 	t.Parallel()
-	res := outTestResolver()
-	clock := &outClock{}
-	ob, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
+	res := testResolver()
+	clock := &fakeClock{}
+	ob, _ := testClient(t, nil, "", func(o *Options) {
 		o.Resolver = res
 		o.Now = clock.Now
 		o.MXCacheTTL = time.Minute
@@ -157,7 +157,7 @@ func TestMXHostsCached(t *testing.T) {
 	}
 
 	// A smarthost takes every domain without a route: nothing to group by.
-	sh, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
+	sh, _ := testClient(t, nil, "", func(o *Options) {
 		o.Resolver = res
 		o.Smarthost = &Smarthost{Host: "smart.test:25", TLS: TLSOpportunistic}
 	})
@@ -166,40 +166,40 @@ func TestMXHostsCached(t *testing.T) {
 	}
 }
 
-func TestNewOutboundValidates(t *testing.T) {
+func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	with := func(f func(o *OutboundOptions)) OutboundOptions {
-		o := outTestOptions()
+	with := func(f func(o *Options)) Options {
+		o := testOptions()
 		f(&o)
 		return o
 	}
 	tests := []struct {
 		name string
-		o    OutboundOptions
+		o    Options
 	}{
-		{"no hostname", with(func(o *OutboundOptions) { o.Hostname = "" })},
-		{"bad hostname", with(func(o *OutboundOptions) { o.Hostname = "a b" })},
-		{"bad tls", with(func(o *OutboundOptions) { o.TLS = "maybe" })},
-		{"bad route", with(func(o *OutboundOptions) { o.Routes = map[string]Route{"d.test": {Host: "nohost", TLS: TLSNone}} })},
-		{"bad route tls", with(func(o *OutboundOptions) { o.Routes = map[string]Route{"d.test": {Host: "h.test:25", TLS: "x"}} })},
-		{"bad smarthost", with(func(o *OutboundOptions) { o.Smarthost = &Smarthost{Host: "nohost", TLS: TLSNone} })},
+		{"no hostname", with(func(o *Options) { o.Hostname = "" })},
+		{"bad hostname", with(func(o *Options) { o.Hostname = "a b" })},
+		{"bad tls", with(func(o *Options) { o.TLS = "maybe" })},
+		{"bad route", with(func(o *Options) { o.Routes = map[string]Route{"d.test": {Host: "nohost", TLS: TLSNone}} })},
+		{"bad route tls", with(func(o *Options) { o.Routes = map[string]Route{"d.test": {Host: "h.test:25", TLS: "x"}} })},
+		{"bad smarthost", with(func(o *Options) { o.Smarthost = &Smarthost{Host: "nohost", TLS: TLSNone} })},
 		// Nothing is filled in (issue 9 item 21): these zeros used to
 		// become opportunistic, 25, 30 s, 5 min, 10 min and 5 min.
-		{"no tls mode", with(func(o *OutboundOptions) { o.TLS = "" })},
-		{"route without tls mode", with(func(o *OutboundOptions) { o.Routes = map[string]Route{"d.test": {Host: "h.test:25"}} })},
-		{"no port", with(func(o *OutboundOptions) { o.Port = 0 })},
-		{"no dial timeout", with(func(o *OutboundOptions) { o.DialTimeout = 0 })},
-		{"no command timeout", with(func(o *OutboundOptions) { o.CommandTimeout = 0 })},
-		{"no data timeout", with(func(o *OutboundOptions) { o.DataTimeout = 0 })},
-		{"no cache lifetime", with(func(o *OutboundOptions) { o.MXCacheTTL = 0 })},
+		{"no tls mode", with(func(o *Options) { o.TLS = "" })},
+		{"route without tls mode", with(func(o *Options) { o.Routes = map[string]Route{"d.test": {Host: "h.test:25"}} })},
+		{"no port", with(func(o *Options) { o.Port = 0 })},
+		{"no dial timeout", with(func(o *Options) { o.DialTimeout = 0 })},
+		{"no command timeout", with(func(o *Options) { o.CommandTimeout = 0 })},
+		{"no data timeout", with(func(o *Options) { o.DataTimeout = 0 })},
+		{"no cache lifetime", with(func(o *Options) { o.MXCacheTTL = 0 })},
 	}
-	if _, err := NewOutbound(outTestOptions()); err != nil {
+	if _, err := New(testOptions()); err != nil {
 		t.Fatalf("options from the default config refused: %v", err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := NewOutbound(tt.o); err == nil {
+			if _, err := New(tt.o); err == nil {
 				t.Fatal("no error")
 			}
 		})

@@ -8,15 +8,15 @@ import (
 )
 
 // DefaultMXCacheTTL is how long an MX set and a server's STARTTLS
-// behaviour are cached: not a config key; OutboundOptionsFrom sets it.
+// behaviour are cached: not a config key; OptionsFrom sets it.
 const DefaultMXCacheTTL = 5 * time.Minute
 
-// OutboundOptionsFrom maps the config onto OutboundOptions (routes and
+// OptionsFrom maps the config onto Options (routes and
 // smarthost with their TLS modes already resolved by the config layer).
 // The caller adds Logger, and tests their seams.
-func OutboundOptionsFrom(cfg *config.Config) OutboundOptions {
+func OptionsFrom(cfg *config.Config) Options {
 	dl := cfg.Delivery
-	o := OutboundOptions{
+	o := Options{
 		Hostname:       cfg.Hostname,
 		TLS:            dl.TLS,
 		Routes:         map[string]Route{},

@@ -1,10 +1,11 @@
+// Package outbound is the client half of the relay: it delivers to the
+// next hop (routes, smarthost, MX, STARTTLS, connection reuse). A *Client
+// is safe for concurrent use by many delivery workers (its caches are
+// mutex-guarded); a *Session it returns is one SMTP connection and is not.
+// The outbound side never decides when to retry: every outcome, success or
+// failure, is handed back as a reply.Reply for the caller to classify (it
+// imports the wire vocabulary, never policy).
 package outbound
-
-// Outbound delivery: the client half of the relay. An *Outbound is safe for
-// concurrent use by many delivery workers (its caches are mutex-guarded); a
-// *Session it returns is one SMTP connection and is not. The outbound side
-// never decides when to retry: every outcome, success or failure, is handed
-// back as a reply.Reply for the caller to classify.
 
 import (
 	"crypto/tls"
@@ -40,10 +41,10 @@ type Smarthost struct {
 	TLS                string // explicit mode (the config resolves "" to delivery.tls)
 }
 
-// OutboundOptions configures NewOutbound. They are complete: the defaults
-// live in the config layer (OutboundOptionsFrom); NewOutbound refuses a
+// Options configures New. They are complete: the defaults
+// live in the config layer (OptionsFrom); New refuses a
 // zero port, timeout or TLS mode. Only the seams have nil fallbacks.
-type OutboundOptions struct {
+type Options struct {
 	Hostname    string           // every EHLO carries it, before and after STARTTLS
 	TLS         string           // "none" | "opportunistic" | "require"
 	Routes      map[string]Route // exact recipient-domain match (lower case)
@@ -60,15 +61,15 @@ type OutboundOptions struct {
 	TLSConfig *tls.Config                   // base client config (RootCAs for tests)
 
 	LocalAddrs []netip.AddrPort // our own listeners: a next hop resolving to one of them is a loop
-	MXCacheTTL time.Duration    // DefaultMXCacheTTL from OutboundOptionsFrom
+	MXCacheTTL time.Duration    // DefaultMXCacheTTL from OptionsFrom
 
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
-// Outbound resolves next hops and opens sessions to them.
-type Outbound struct {
-	opt OutboundOptions
+// Client resolves next hops and opens sessions to them.
+type Client struct {
+	opt Options
 	log *slog.Logger
 	now func() time.Time
 
@@ -77,19 +78,19 @@ type Outbound struct {
 	// 27): they hold what was looked up in the last MXCacheTTL, not every
 	// domain and address ever seen.
 	mu       sync.Mutex
-	mxCache  *lru.Map[string, outMXEntry]
-	tlsCache *lru.Map[netip.AddrPort, outTLSEntry]
+	mxCache  *lru.Map[string, mxEntry]
+	tlsCache *lru.Map[netip.AddrPort, tlsEntry]
 }
 
-// NewOutbound validates o and fills in defaults.
-func NewOutbound(o OutboundOptions) (*Outbound, error) {
+// New validates o and fills in defaults.
+func New(o Options) (*Client, error) {
 	if o.Hostname == "" || strings.ContainsAny(o.Hostname, " \t\r\n") {
 		return nil, fmt.Errorf("relay: outbound hostname %q is not a valid EHLO name", o.Hostname)
 	}
 	// Nothing is filled in: the defaults live in the config layer
-	// (OutboundOptionsFrom), which also resolves a route's or the
+	// (OptionsFrom), which also resolves a route's or the
 	// smarthost's "" TLS mode to delivery.tls.
-	if err := outCheckTLSMode(o.TLS); err != nil {
+	if err := checkTLSMode(o.TLS); err != nil {
 		return nil, fmt.Errorf("relay: outbound tls: %w", err)
 	}
 	routes := make(map[string]Route, len(o.Routes))
@@ -97,7 +98,7 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 		if _, _, err := net.SplitHostPort(r.Host); err != nil {
 			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
 		}
-		if err := outCheckTLSMode(r.TLS); err != nil {
+		if err := checkTLSMode(r.TLS); err != nil {
 			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
 		}
 		routes[strings.ToLower(d)] = r
@@ -108,7 +109,7 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 		if _, _, err := net.SplitHostPort(sh.Host); err != nil {
 			return nil, fmt.Errorf("relay: smarthost: %w", err)
 		}
-		if err := outCheckTLSMode(sh.TLS); err != nil {
+		if err := checkTLSMode(sh.TLS); err != nil {
 			return nil, fmt.Errorf("relay: smarthost: %w", err)
 		}
 		o.Smarthost = &sh
@@ -132,12 +133,12 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 			return d
 		}
 	}
-	ob := &Outbound{
+	ob := &Client{
 		opt:      o,
 		log:      o.Logger,
 		now:      o.Now,
-		mxCache:  lru.New[string, outMXEntry](),
-		tlsCache: lru.New[netip.AddrPort, outTLSEntry](),
+		mxCache:  lru.New[string, mxEntry](),
+		tlsCache: lru.New[netip.AddrPort, tlsEntry](),
 	}
 	if ob.log == nil {
 		ob.log = slog.Default()
@@ -148,7 +149,7 @@ func NewOutbound(o OutboundOptions) (*Outbound, error) {
 	return ob, nil
 }
 
-func outCheckTLSMode(m string) error {
+func checkTLSMode(m string) error {
 	switch m {
 	case TLSNone, TLSOpportunistic, TLSRequire:
 		return nil
@@ -156,9 +157,9 @@ func outCheckTLSMode(m string) error {
 	return fmt.Errorf("unknown TLS mode %q (want none, opportunistic or require)", m)
 }
 
-// outLocalAddr picks the first configured outbound IP of the same family as
+// localAddr picks the first configured outbound IP of the same family as
 // the destination, so that an IPv6 hop is never dialled from an IPv4 source.
-func (o *Outbound) outLocalAddr(dst netip.Addr) netip.Addr {
+func (o *Client) localAddr(dst netip.Addr) netip.Addr {
 	dst = dst.Unmap()
 	for _, a := range o.opt.OutboundIPs {
 		if a.Unmap().Is4() == dst.Is4() {
@@ -171,7 +172,7 @@ func (o *Outbound) outLocalAddr(dst netip.Addr) netip.Addr {
 // isLoop reports whether addr is one of our own listeners. A listener on
 // the unspecified address answers on every local address; we can only
 // recognise the loopback ones without enumerating interfaces.
-func (o *Outbound) isLoop(addr netip.AddrPort) bool {
+func (o *Client) isLoop(addr netip.AddrPort) bool {
 	a := addr.Addr().Unmap()
 	for _, l := range o.opt.LocalAddrs {
 		if l.Port() != addr.Port() {
@@ -185,4 +186,4 @@ func (o *Outbound) isLoop(addr netip.AddrPort) bool {
 	return false
 }
 
-var errOutNoTLS = errors.New("relay: STARTTLS not offered and TLS is required")
+var errNoTLS = errors.New("relay: STARTTLS not offered and TLS is required")

@@ -24,11 +24,11 @@ func withBody(d *Delivery, body string) *Delivery {
 	return d
 }
 
-func outMsg(rcpts ...string) *Delivery {
+func testMsg(rcpts ...string) *Delivery {
 	return withBody(&Delivery{ID: "M1", From: "app@src.test", Rcpts: rcpts}, "Subject: hi\r\n\r\nhello\r\n")
 }
 
-func outDial(t *testing.T, ob *Outbound) *Session {
+func testDial(t *testing.T, ob *Client) *Session {
 	t.Helper()
 	s, rep := ob.Dial(context.Background(), "dest.test")
 	if rep != nil {
@@ -38,8 +38,8 @@ func outDial(t *testing.T, ob *Outbound) *Session {
 	return s
 }
 
-// outWant checks the fields of a reply that a test cares about.
-func outWant(t *testing.T, got reply.Reply, stage reply.Stage, code int, enh string) {
+// wantReply checks the fields of a reply that a test cares about.
+func wantReply(t *testing.T, got reply.Reply, stage reply.Stage, code int, enh string) {
 	t.Helper()
 	if got.Stage != stage || got.Code != code || got.Enhanced != enh {
 		t.Errorf("reply = %+v (%v), want %s %d %s", got, got, stage, code, enh)
@@ -48,7 +48,7 @@ func outWant(t *testing.T, got reply.Reply, stage reply.Stage, code int, enh str
 
 func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
 	t.Parallel()
-	srvCfg, pool := outTestCert(t)
+	srvCfg, pool := testCert(t)
 	tests := []struct {
 		name    string
 		mode    string
@@ -64,8 +64,8 @@ func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newOutFakeMX(t, outFakeCfg{tls: srvCfg, ext: []string{"8BITMIME"}})
-			ob, rec := outTestOutbound(t, f, tt.mode, func(o *OutboundOptions) {
+			f := newFakeMX(t, fakeCfg{tls: srvCfg, ext: []string{"8BITMIME"}})
+			ob, rec := testClient(t, f, tt.mode, func(o *Options) {
 				if tt.roots {
 					o.TLSConfig = &tls.Config{RootCAs: pool}
 				}
@@ -87,13 +87,13 @@ func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
 			if s.TLS() != tt.wantTLS {
 				t.Errorf("TLS = %v, want %v", s.TLS(), tt.wantTLS)
 			}
-			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 {
+			if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Code != 250 {
 				t.Errorf("Send = %v", got)
 			}
 			ehlos, _, _, _ := f.snapshot()
-			want := []string{outTestHostname}
+			want := []string{testHostname}
 			if tt.wantTLS {
-				want = append(want, outTestHostname)
+				want = append(want, testHostname)
 			}
 			if !slices.Equal(ehlos, want) {
 				t.Errorf("EHLO names = %q, want %q", ehlos, want)
@@ -104,11 +104,11 @@ func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
 
 func TestDialRequireWithoutSTARTTLS(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{})
-	ob, _ := outTestOutbound(t, f, TLSRequire, nil)
+	f := newFakeMX(t, fakeCfg{})
+	ob, _ := testClient(t, f, TLSRequire, nil)
 	_, rep := ob.Dial(context.Background(), "dest.test")
-	if rep == nil || rep.Stage != reply.StageSTARTTLS || !errors.Is(rep.Err, errOutNoTLS) {
-		t.Fatalf("reply = %v, want STARTTLS-stage errOutNoTLS", rep)
+	if rep == nil || rep.Stage != reply.StageSTARTTLS || !errors.Is(rep.Err, errNoTLS) {
+		t.Fatalf("reply = %v, want STARTTLS-stage errNoTLS", rep)
 	}
 	if f.countVerb("MAIL") != 0 {
 		t.Error("mail sent without TLS")
@@ -119,9 +119,9 @@ func TestDialRequireWithoutSTARTTLS(t *testing.T) {
 // extra connection, once: the failure is cached for the host.
 func TestDialOpportunisticFallbackCached(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{brokenTLS: true})
-	clock := &outClock{}
-	ob, rec := outTestOutbound(t, f, TLSOpportunistic, func(o *OutboundOptions) {
+	f := newFakeMX(t, fakeCfg{brokenTLS: true})
+	clock := &fakeClock{}
+	ob, rec := testClient(t, f, TLSOpportunistic, func(o *Options) {
 		o.Now = clock.Now
 		o.MXCacheTTL = time.Minute
 	})
@@ -143,7 +143,7 @@ func TestDialOpportunisticFallbackCached(t *testing.T) {
 		if s.TLS() {
 			t.Errorf("step %d: TLS on a broken server", i)
 		}
-		if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 {
+		if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Code != 250 {
 			t.Errorf("step %d: Send = %v", i, got)
 		}
 		s.Close()
@@ -169,7 +169,7 @@ func TestSendTransactions(t *testing.T) {
 	proto := func(st reply.Stage) want { return want{st, -1, ""} }
 	tests := []struct {
 		name       string
-		cfg        outFakeCfg
+		cfg        fakeCfg
 		d          *Delivery
 		want       []want
 		wantUsable bool
@@ -180,70 +180,70 @@ func TestSendTransactions(t *testing.T) {
 	}{
 		{
 			name: "RCPT partial failure",
-			cfg:  outFakeCfg{replies: map[string]string{"RCPT TO:<bad@dest.test>": "550 5.1.1 no such user"}},
-			d:    outMsg("a@dest.test", "bad@dest.test", "c@dest.test"),
+			cfg:  fakeCfg{replies: map[string]string{"RCPT TO:<bad@dest.test>": "550 5.1.1 no such user"}},
+			d:    testMsg("a@dest.test", "bad@dest.test", "c@dest.test"),
 			want: []want{ok, {reply.StageRcpt, 550, "5.1.1"}, ok}, wantUsable: true,
 			wantCmds: []string{"DATA"}, noCmds: []string{"RSET"},
 		},
 		{
 			name: "no recipient accepted: RSET, no DATA",
-			cfg:  outFakeCfg{replies: map[string]string{"RCPT": "450 4.2.1 slow down"}},
-			d:    outMsg("a@dest.test", "b@dest.test"),
+			cfg:  fakeCfg{replies: map[string]string{"RCPT": "450 4.2.1 slow down"}},
+			d:    testMsg("a@dest.test", "b@dest.test"),
 			want: []want{{reply.StageRcpt, 450, "4.2.1"}, {reply.StageRcpt, 450, "4.2.1"}}, wantUsable: true,
 			wantCmds: []string{"RSET"}, noCmds: []string{"DATA"},
 		},
 		{
 			name:   "421 at MAIL ends the session",
-			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "421 4.7.0 Try again later, closing connection."}},
-			d:      outMsg("a@dest.test", "b@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{"MAIL": "421 4.7.0 Try again later, closing connection."}},
+			d:      testMsg("a@dest.test", "b@dest.test"),
 			want:   []want{{reply.StageMail, 421, "4.7.0"}, {reply.StageMail, 421, "4.7.0"}},
 			noCmds: []string{"RCPT", "RSET"},
 		},
 		{
 			name:   "421 at RCPT fails the accepted ones too",
-			cfg:    outFakeCfg{replies: map[string]string{"RCPT TO:<b@dest.test>": "421 4.7.0 too many"}},
-			d:      outMsg("a@dest.test", "b@dest.test", "c@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{"RCPT TO:<b@dest.test>": "421 4.7.0 too many"}},
+			d:      testMsg("a@dest.test", "b@dest.test", "c@dest.test"),
 			want:   []want{{reply.StageRcpt, 421, "4.7.0"}, {reply.StageRcpt, 421, "4.7.0"}, {reply.StageRcpt, 421, "4.7.0"}},
 			noCmds: []string{"DATA", "RCPT TO:<c@dest.test>"},
 		},
 		{
 			name: "MAIL refused: RSET after",
-			cfg:  outFakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused"}},
-			d:    outMsg("a@dest.test"),
+			cfg:  fakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused"}},
+			d:    testMsg("a@dest.test"),
 			want: []want{{reply.StageMail, 550, "5.7.1"}}, wantUsable: true,
 			wantCmds: []string{"RSET"}, noCmds: []string{"RCPT"},
 		},
 		{
 			name: "DATA end refusal applies to every accepted recipient",
-			cfg:  outFakeCfg{replies: map[string]string{".": "554 5.7.1 spam"}},
-			d:    outMsg("a@dest.test", "b@dest.test"),
+			cfg:  fakeCfg{replies: map[string]string{".": "554 5.7.1 spam"}},
+			d:    testMsg("a@dest.test", "b@dest.test"),
 			want: []want{{reply.StageDataEnd, 554, "5.7.1"}, {reply.StageDataEnd, 554, "5.7.1"}}, wantUsable: true,
 			wantCmds: []string{"RSET"},
 		},
 		{
 			name: "SMTPUTF8 to a server without it",
-			cfg:  outFakeCfg{},
+			cfg:  fakeCfg{},
 			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test", "b@dest.test"}, SMTPUTF8: true}, "x\r\n"),
 			want: []want{{reply.StageMail, 553, "5.6.7"}, {reply.StageMail, 553, "5.6.7"}}, wantUsable: true,
 			noCmds: []string{"MAIL"},
 		},
 		{
 			name: "SMTPUTF8 passed on MAIL",
-			cfg:  outFakeCfg{ext: []string{"SMTPUTF8", "8BITMIME"}},
+			cfg:  fakeCfg{ext: []string{"SMTPUTF8", "8BITMIME"}},
 			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"ü@dest.test"}, SMTPUTF8: true}, "x\r\n"),
 			want: []want{ok}, wantUsable: true,
 			wantCmds: []string{"MAIL FROM:<app@src.test> SMTPUTF8"},
 		},
 		{
 			name: "8-bit body gets BODY=8BITMIME and SIZE",
-			cfg:  outFakeCfg{ext: []string{"8BITMIME", "SIZE 1000"}},
+			cfg:  fakeCfg{ext: []string{"8BITMIME", "SIZE 1000"}},
 			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "caf\xc3\xa9\r\n"),
 			want: []want{ok}, wantUsable: true,
 			wantCmds: []string{"MAIL FROM:<app@src.test> BODY=8BITMIME SIZE=7"},
 		},
 		{
 			name: "8-bit header without SMTPUTF8 goes as is to a 7-bit peer",
-			cfg:  outFakeCfg{},
+			cfg:  fakeCfg{},
 			d:    withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "Subject: caf\xc3\xa9\r\n\r\nx\r\n"),
 			want: []want{ok}, wantUsable: true,
 			noCmds:   []string{"MAIL FROM:<app@src.test> BODY=8BITMIME", "MAIL FROM:<app@src.test> SMTPUTF8"},
@@ -262,8 +262,8 @@ func TestSendTransactions(t *testing.T) {
 		},
 		{
 			name: "7-bit body: no BODY parameter",
-			cfg:  outFakeCfg{ext: []string{"8BITMIME"}},
-			d:    outMsg("a@dest.test"),
+			cfg:  fakeCfg{ext: []string{"8BITMIME"}},
+			d:    testMsg("a@dest.test"),
 			want: []want{ok}, wantUsable: true,
 			wantCmds: []string{"MAIL FROM:<app@src.test>"},
 		},
@@ -295,88 +295,88 @@ func TestSendTransactions(t *testing.T) {
 		},
 		{
 			name: "malformed recipient skipped",
-			d:    outMsg("a@dest.test", "x>@dest.test"),
+			d:    testMsg("a@dest.test", "x>@dest.test"),
 			want: []want{ok, {reply.StageRcpt, 553, "5.1.3"}}, wantUsable: true,
 		},
 		{
 			name:   "250 to DATA is not a delivery",
-			cfg:    outFakeCfg{replies: map[string]string{"DATA": "250 2.0.0 Ok"}},
-			d:      outMsg("a@dest.test", "b@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{"DATA": "250 2.0.0 Ok"}},
+			d:      testMsg("a@dest.test", "b@dest.test"),
 			want:   []want{proto(reply.StageData), proto(reply.StageData)},
 			noCmds: []string{"RSET", "QUIT"},
 		},
 		{
 			name:   "354 to MAIL",
-			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "354 go ahead"}},
-			d:      outMsg("a@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{"MAIL": "354 go ahead"}},
+			d:      testMsg("a@dest.test"),
 			want:   []want{proto(reply.StageMail)},
 			noCmds: []string{"RCPT", "RSET", "QUIT"},
 		},
 		{
 			name: "252 to RCPT voids the whole transaction",
-			cfg: outFakeCfg{replies: map[string]string{
+			cfg: fakeCfg{replies: map[string]string{
 				"RCPT TO:<a@dest.test>": "550 5.1.1 no such user",
 				"RCPT TO:<b@dest.test>": "252 2.1.5 cannot verify",
 			}},
-			d:      outMsg("a@dest.test", "b@dest.test", "c@dest.test", "x>@dest.test"),
+			d:      testMsg("a@dest.test", "b@dest.test", "c@dest.test", "x>@dest.test"),
 			want:   []want{proto(reply.StageRcpt), proto(reply.StageRcpt), proto(reply.StageRcpt), {reply.StageRcpt, 553, "5.1.3"}},
 			noCmds: []string{"DATA", "RCPT TO:<c@dest.test>", "QUIT"},
 		},
 		{
 			name:   "354 after the final dot",
-			cfg:    outFakeCfg{replies: map[string]string{".": "354 more please"}},
-			d:      outMsg("a@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{".": "354 more please"}},
+			d:      testMsg("a@dest.test"),
 			want:   []want{proto(reply.StageDataEnd)},
 			noCmds: []string{"RSET", "QUIT"},
 		},
 		{
 			name:   "extra reply after the final one, same segment",
-			cfg:    outFakeCfg{replies: map[string]string{".": "554 5.7.1 rejected\r\n250 2.0.0 extra"}},
-			d:      outMsg("a@dest.test", "b@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{".": "554 5.7.1 rejected\r\n250 2.0.0 extra"}},
+			d:      testMsg("a@dest.test", "b@dest.test"),
 			want:   []want{proto(reply.StageDataEnd), proto(reply.StageDataEnd)},
 			noCmds: []string{"RSET", "QUIT"},
 		},
 		{
 			name:   "extra reply after a 250 to the final dot, same segment",
-			cfg:    outFakeCfg{replies: map[string]string{".": "250 2.0.0 queued\r\n250 2.0.0 extra"}},
-			d:      outMsg("a@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{".": "250 2.0.0 queued\r\n250 2.0.0 extra"}},
+			d:      testMsg("a@dest.test"),
 			want:   []want{proto(reply.StageDataEnd)},
 			noCmds: []string{"QUIT"},
 		},
 		{
 			name:   "extra reply after MAIL's, same segment",
-			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "250 2.1.0 ok\r\n250 2.1.5 ok"}},
-			d:      outMsg("a@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{"MAIL": "250 2.1.0 ok\r\n250 2.1.5 ok"}},
+			d:      testMsg("a@dest.test"),
 			want:   []want{proto(reply.StageMail)},
 			noCmds: []string{"RCPT", "QUIT"},
 		},
 		{
 			name:   "RSET answered 354 voids the refusal",
-			cfg:    outFakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused", "RSET": "354 go ahead"}},
-			d:      outMsg("a@dest.test"),
+			cfg:    fakeCfg{replies: map[string]string{"MAIL": "550 5.7.1 sender refused", "RSET": "354 go ahead"}},
+			d:      testMsg("a@dest.test"),
 			want:   []want{proto(reply.StageMail)},
 			noCmds: []string{"RCPT", "QUIT"},
 		},
 		{
 			name:       "251 after the final dot is a delivery",
-			cfg:        outFakeCfg{replies: map[string]string{".": "251 2.1.5 forwarded"}},
-			d:          outMsg("a@dest.test"),
+			cfg:        fakeCfg{replies: map[string]string{".": "251 2.1.5 forwarded"}},
+			d:          testMsg("a@dest.test"),
 			want:       []want{{reply.StageDataEnd, 251, "2.1.5"}},
 			wantUsable: true, wantCmds: []string{"QUIT"},
 		},
 		{
 			name: "multi-line reply with repeated enhanced code",
-			cfg:  outFakeCfg{replies: map[string]string{".": "451-4.7.500 Server busy.\r\n451 4.7.500 Please try again later."}},
-			d:    outMsg("a@dest.test"),
+			cfg:  fakeCfg{replies: map[string]string{".": "451-4.7.500 Server busy.\r\n451 4.7.500 Please try again later."}},
+			d:    testMsg("a@dest.test"),
 			want: []want{{reply.StageDataEnd, 451, "4.7.500"}}, wantUsable: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newOutFakeMX(t, tt.cfg)
-			ob, _ := outTestOutbound(t, f, TLSNone, nil)
-			s := outDial(t, ob)
+			f := newFakeMX(t, tt.cfg)
+			ob, _ := testClient(t, f, TLSNone, nil)
+			s := testDial(t, ob)
 			got := s.Send(context.Background(), tt.d)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d replies, want %d", len(got), len(tt.want))
@@ -388,7 +388,7 @@ func TestSendTransactions(t *testing.T) {
 					}
 					continue
 				}
-				outWant(t, got[i], w.stage, w.code, w.enh)
+				wantReply(t, got[i], w.stage, w.code, w.enh)
 			}
 			if s.Usable() != tt.wantUsable {
 				t.Errorf("Usable = %v, want %v", s.Usable(), tt.wantUsable)
@@ -422,11 +422,11 @@ func TestSendTransactions(t *testing.T) {
 
 func TestSendReusesConnection(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{})
-	ob, rec := outTestOutbound(t, f, TLSNone, nil)
-	s := outDial(t, ob)
+	f := newFakeMX(t, fakeCfg{})
+	ob, rec := testClient(t, f, TLSNone, nil)
+	s := testDial(t, ob)
 	for i := range 2 {
-		if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 {
+		if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Code != 250 {
 			t.Fatalf("send %d: %v", i, got)
 		}
 	}
@@ -440,7 +440,7 @@ func TestSendReusesConnection(t *testing.T) {
 		_, cmds, _, _ := f.snapshot()
 		t.Errorf("dials = %d, commands = %q", rec.count(), cmds)
 	}
-	if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Err == nil {
+	if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Err == nil {
 		t.Errorf("Send after Close = %v", got)
 	}
 }
@@ -452,21 +452,21 @@ func TestSendReusesConnection(t *testing.T) {
 // server sends session tickets on the same socket).
 func TestSendUnsolicitedBeforeNextCommand(t *testing.T) {
 	t.Parallel()
-	srvCfg, _ := outTestCert(t)
+	srvCfg, _ := testCert(t)
 	for _, mode := range []string{TLSNone, TLSOpportunistic} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			cfg := outFakeCfg{afterDot: "250 2.0.0 extra", wroteAfterDot: make(chan struct{}), releaseAfter: make(chan struct{})}
+			cfg := fakeCfg{afterDot: "250 2.0.0 extra", wroteAfterDot: make(chan struct{}), releaseAfter: make(chan struct{})}
 			if mode != TLSNone {
 				cfg.tls = srvCfg
 			}
-			f := newOutFakeMX(t, cfg)
-			ob, _ := outTestOutbound(t, f, mode, nil)
-			s := outDial(t, ob)
+			f := newFakeMX(t, cfg)
+			ob, _ := testClient(t, f, mode, nil)
+			s := testDial(t, ob)
 			if s.TLS() != (mode != TLSNone) {
 				t.Fatalf("TLS = %v", s.TLS())
 			}
-			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 || !s.Usable() {
+			if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Code != 250 || !s.Usable() {
 				t.Fatalf("first send: %v, usable %v", got, s.Usable())
 			}
 			close(cfg.releaseAfter)
@@ -474,13 +474,13 @@ func TestSendUnsolicitedBeforeNextCommand(t *testing.T) {
 			// The fake's write has returned; wait until the bytes are on
 			// our socket (loopback may hand them over in a softirq).
 			deadline := time.Now().Add(10 * time.Second)
-			for !outSocketReadable(s.w.sock) {
+			for !socketReadable(s.w.sock) {
 				if time.Now().After(deadline) {
 					t.Fatal("the extra reply never reached the socket")
 				}
 				time.Sleep(time.Millisecond)
 			}
-			got := s.Send(context.Background(), outMsg("b@dest.test", "c@dest.test"))
+			got := s.Send(context.Background(), testMsg("b@dest.test", "c@dest.test"))
 			for i, r := range got {
 				if r.Stage != reply.StageMail || !errors.Is(r.Err, reply.ErrProtocol) || !strings.Contains(r.Err.Error(), "250 2.0.0 extra") {
 					t.Errorf("reply %d = %v, want a protocol error at MAIL naming the extra reply", i, r)
@@ -508,10 +508,10 @@ func TestSendExtraReplyOnSocketAfterFinalReply(t *testing.T) {
 	for _, final := range []string{"554 5.7.1 rejected", "250 2.0.0 queued"} {
 		t.Run(final[:3], func(t *testing.T) {
 			t.Parallel()
-			f := newOutFakeMX(t, outFakeCfg{replies: map[string]string{".": final + "\r\n250 2.0.0 extra"}})
-			ob, _ := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) { o.Dialer = outLineDialer })
-			s := outDial(t, ob)
-			got := s.Send(context.Background(), outMsg("a@dest.test"))
+			f := newFakeMX(t, fakeCfg{replies: map[string]string{".": final + "\r\n250 2.0.0 extra"}})
+			ob, _ := testClient(t, f, TLSNone, func(o *Options) { o.Dialer = lineDialer })
+			s := testDial(t, ob)
+			got := s.Send(context.Background(), testMsg("a@dest.test"))
 			if got[0].Stage != reply.StageDataEnd || !errors.Is(got[0].Err, reply.ErrProtocol) || !strings.Contains(got[0].Err.Error(), "250 2.0.0 extra") {
 				t.Fatalf("reply = %v, want a protocol error at data-end naming the extra reply", got[0])
 			}
@@ -532,14 +532,14 @@ func TestSendExtraReplyOnSocketAfterFinalReply(t *testing.T) {
 // at once, deterministically.
 func TestSendDataDeadline(t *testing.T) {
 	t.Parallel()
-	clock := &outClock{}
-	f := newOutFakeMX(t, outFakeCfg{onData: func() { clock.Advance(-time.Hour) }})
-	ob, _ := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) {
+	clock := &fakeClock{}
+	f := newFakeMX(t, fakeCfg{onData: func() { clock.Advance(-time.Hour) }})
+	ob, _ := testClient(t, f, TLSNone, func(o *Options) {
 		o.Now = clock.Now
 		o.DataTimeout = time.Minute
 	})
-	s := outDial(t, ob)
-	got := s.Send(context.Background(), outMsg("a@dest.test"))
+	s := testDial(t, ob)
+	got := s.Send(context.Background(), testMsg("a@dest.test"))
 	if got[0].Stage != reply.StageData || !errors.Is(got[0].Err, os.ErrDeadlineExceeded) {
 		t.Fatalf("reply = %+v, want data-stage deadline error", got[0])
 	}
@@ -551,10 +551,10 @@ func TestSendDataDeadline(t *testing.T) {
 func TestSendContextCancel(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := newOutFakeMX(t, outFakeCfg{onData: cancel})
-	ob, _ := outTestOutbound(t, f, TLSNone, nil)
-	s := outDial(t, ob)
-	got := s.Send(ctx, outMsg("a@dest.test"))
+	f := newFakeMX(t, fakeCfg{onData: cancel})
+	ob, _ := testClient(t, f, TLSNone, nil)
+	s := testDial(t, ob)
+	got := s.Send(ctx, testMsg("a@dest.test"))
 	if got[0].Err == nil || !errors.Is(got[0].Err, context.Canceled) || s.Usable() {
 		t.Fatalf("reply = %+v, usable = %v", got[0], s.Usable())
 	}
@@ -562,7 +562,7 @@ func TestSendContextCancel(t *testing.T) {
 
 func TestDialLoop(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{})
+	f := newFakeMX(t, fakeCfg{})
 	tests := []struct {
 		name  string
 		local netip.AddrPort
@@ -573,12 +573,12 @@ func TestDialLoop(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ob, rec := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) { o.LocalAddrs = []netip.AddrPort{tt.local} })
+			ob, rec := testClient(t, f, TLSNone, func(o *Options) { o.LocalAddrs = []netip.AddrPort{tt.local} })
 			_, rep := ob.Dial(context.Background(), "dest.test")
 			if rep == nil {
 				t.Fatal("no loop detected")
 			}
-			outWant(t, *rep, reply.StageConnect, 554, "5.4.6")
+			wantReply(t, *rep, reply.StageConnect, 554, "5.4.6")
 			if rep.Text != "mail for dest.test loops back to myself" || rec.count() != 0 {
 				t.Errorf("text = %q, dials = %d", rep.Text, rec.count())
 			}
@@ -590,9 +590,9 @@ func TestDialLoop(t *testing.T) {
 // greeting is an answer.
 func TestDialMovesOn(t *testing.T) {
 	t.Parallel()
-	busy := newOutFakeMX(t, outFakeCfg{greeting: "421 4.3.2 busy"})
-	good := newOutFakeMX(t, outFakeCfg{})
-	refuse := newOutFakeMX(t, outFakeCfg{greeting: "554 5.7.1 go away"})
+	busy := newFakeMX(t, fakeCfg{greeting: "421 4.3.2 busy"})
+	good := newFakeMX(t, fakeCfg{})
+	refuse := newFakeMX(t, fakeCfg{greeting: "554 5.7.1 go away"})
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -600,20 +600,20 @@ func TestDialMovesOn(t *testing.T) {
 	deadAddr := closed.Addr().String()
 	closed.Close()
 
-	res := &outFakeResolver{
+	res := &fakeResolver{
 		mx: map[string][]*net.MX{
 			"dest.test": {{Host: "a.mx.test", Pref: 1}, {Host: "b.mx.test", Pref: 2}, {Host: "c.mx.test", Pref: 3}},
 			"bad.test":  {{Host: "d.mx.test", Pref: 1}, {Host: "c.mx.test", Pref: 2}},
 		},
 		hosts: map[string][]string{"a.mx.test": {"192.0.2.1"}, "b.mx.test": {"192.0.2.2"}, "c.mx.test": {"192.0.2.3"}, "d.mx.test": {"192.0.2.4"}},
 	}
-	rec := &outDialRecorder{redirect: map[string]string{
+	rec := &dialRecorder{redirect: map[string]string{
 		"192.0.2.1:25": deadAddr, "192.0.2.2:25": busy.addr.String(),
 		"192.0.2.3:25": good.addr.String(), "192.0.2.4:25": refuse.addr.String(),
 	}}
-	o := outTestOptions()
+	o := testOptions()
 	o.TLS, o.Resolver, o.Dialer = TLSNone, res, rec.Dialer
-	ob, err := NewOutbound(o)
+	ob, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,12 +629,12 @@ func TestDialMovesOn(t *testing.T) {
 	if rep == nil {
 		t.Fatal("5xx greeting: no reply")
 	}
-	outWant(t, *rep, reply.StageGreeting, 554, "5.7.1")
+	wantReply(t, *rep, reply.StageGreeting, 554, "5.7.1")
 }
 
 func TestDialSmarthostAuth(t *testing.T) {
 	t.Parallel()
-	srvCfg, _ := outTestCert(t)
+	srvCfg, _ := testCert(t)
 	tests := []struct {
 		name     string
 		tls      string
@@ -642,13 +642,13 @@ func TestDialSmarthostAuth(t *testing.T) {
 		wantAuth bool
 	}{
 		{name: "over TLS", tls: TLSOpportunistic, wantAuth: true},
-		{name: "refused in clear", tls: TLSNone, wantErr: errOutCredsInClear},
+		{name: "refused in clear", tls: TLSNone, wantErr: errCredsInClear},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newOutFakeMX(t, outFakeCfg{tls: srvCfg, ext: []string{"AUTH PLAIN"}})
-			ob, _ := outTestOutbound(t, nil, "", func(o *OutboundOptions) {
+			f := newFakeMX(t, fakeCfg{tls: srvCfg, ext: []string{"AUTH PLAIN"}})
+			ob, _ := testClient(t, nil, "", func(o *Options) {
 				o.Smarthost = &Smarthost{Host: f.addr.String(), Username: "user", Password: "secret", TLS: tt.tls}
 			})
 			s, rep := ob.Dial(context.Background(), "anywhere.test")
@@ -673,11 +673,11 @@ func TestDialSmarthostAuth(t *testing.T) {
 
 func TestDialBindsOutboundIP(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{})
-	ob, rec := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) {
+	f := newFakeMX(t, fakeCfg{})
+	ob, rec := testClient(t, f, TLSNone, func(o *Options) {
 		o.OutboundIPs = []netip.Addr{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("127.0.0.1")}
 	})
-	s := outDial(t, ob)
+	s := testDial(t, ob)
 	s.Close()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -689,16 +689,16 @@ func TestDialBindsOutboundIP(t *testing.T) {
 // The default dialer really binds the source address.
 func TestDialDefaultDialerBinds(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{})
-	o := outTestOptions()
+	f := newFakeMX(t, fakeCfg{})
+	o := testOptions()
 	o.TLS, o.Resolver = TLSNone, nil // the default dialer and resolver
 	o.Routes = map[string]Route{"dest.test": {Host: f.addr.String(), TLS: TLSNone}}
 	o.OutboundIPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-	ob, err := NewOutbound(o)
+	ob, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := outDial(t, ob)
+	s := testDial(t, ob)
 	if la := netip.MustParseAddrPort(s.raw.LocalAddr().String()).Addr(); la != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("local address = %v", la)
 	}
@@ -708,7 +708,7 @@ func TestDialDefaultDialerBinds(t *testing.T) {
 // opportunistic mode carries on over it, require gives up.
 func TestDialSTARTTLSRefused(t *testing.T) {
 	t.Parallel()
-	srvCfg, _ := outTestCert(t)
+	srvCfg, _ := testCert(t)
 	tests := []struct {
 		mode    string
 		wantRep bool
@@ -719,21 +719,21 @@ func TestDialSTARTTLSRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
 			t.Parallel()
-			f := newOutFakeMX(t, outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "454 4.7.0 TLS not available"}})
-			ob, rec := outTestOutbound(t, f, tt.mode, nil)
+			f := newFakeMX(t, fakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "454 4.7.0 TLS not available"}})
+			ob, rec := testClient(t, f, tt.mode, nil)
 			s, rep := ob.Dial(context.Background(), "dest.test")
 			if tt.wantRep {
 				if rep == nil {
 					t.Fatal("no reply")
 				}
-				outWant(t, *rep, reply.StageSTARTTLS, 454, "4.7.0")
+				wantReply(t, *rep, reply.StageSTARTTLS, 454, "4.7.0")
 				return
 			}
 			if rep != nil {
 				t.Fatalf("Dial: %v", rep)
 			}
 			defer s.Close()
-			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 || s.TLS() || rec.count() != 1 {
+			if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Code != 250 || s.TLS() || rec.count() != 1 {
 				t.Errorf("Send = %v, TLS = %v, dials = %d", got, s.TLS(), rec.count())
 			}
 		})
@@ -744,26 +744,26 @@ func TestDialSTARTTLSRefused(t *testing.T) {
 // (RFC 5321 §3.2), and gets no extension parameters.
 func TestDialHELOFallback(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 command not recognised"}})
-	ob, _ := outTestOutbound(t, f, TLSOpportunistic, nil)
-	s := outDial(t, ob)
+	f := newFakeMX(t, fakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 command not recognised"}})
+	ob, _ := testClient(t, f, TLSOpportunistic, nil)
+	s := testDial(t, ob)
 	got := s.Send(context.Background(), withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"}}, "caf\xc3\xa9\r\n"))
 	if got[0].Code != 250 {
 		t.Fatalf("Send = %v", got)
 	}
 	_, cmds, _, _ := f.snapshot()
-	if !slices.Contains(cmds, "HELO "+outTestHostname) || !slices.Contains(cmds, "MAIL FROM:<app@src.test>") {
+	if !slices.Contains(cmds, "HELO "+testHostname) || !slices.Contains(cmds, "MAIL FROM:<app@src.test>") {
 		t.Errorf("commands = %q", cmds)
 	}
 }
 
 func TestSendSizeLimit(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{ext: []string{"SIZE 10"}})
-	ob, _ := outTestOutbound(t, f, TLSNone, nil)
-	s := outDial(t, ob)
-	got := s.Send(context.Background(), outMsg("a@dest.test"))
-	outWant(t, got[0], reply.StageMail, 552, "5.3.4")
+	f := newFakeMX(t, fakeCfg{ext: []string{"SIZE 10"}})
+	ob, _ := testClient(t, f, TLSNone, nil)
+	s := testDial(t, ob)
+	got := s.Send(context.Background(), testMsg("a@dest.test"))
+	wantReply(t, got[0], reply.StageMail, 552, "5.3.4")
 	if f.countVerb("MAIL") != 0 || !s.Usable() {
 		t.Errorf("MAIL sent = %d, usable = %v", f.countVerb("MAIL"), s.Usable())
 	}
@@ -771,8 +771,8 @@ func TestSendSizeLimit(t *testing.T) {
 
 func TestDialCancelled(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{})
-	ob, _ := outTestOutbound(t, f, TLSNone, nil)
+	f := newFakeMX(t, fakeCfg{})
+	ob, _ := testClient(t, f, TLSNone, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s, rep := ob.Dial(ctx, "dest.test")
@@ -786,23 +786,23 @@ func TestDialCancelled(t *testing.T) {
 // (issue 9 item 1): the old code handed a "250" greeting up as the reply.
 func TestDialUnexpectedCodes(t *testing.T) {
 	t.Parallel()
-	srvCfg, _ := outTestCert(t)
+	srvCfg, _ := testCert(t)
 	tests := []struct {
 		name  string
-		cfg   outFakeCfg
+		cfg   fakeCfg
 		stage reply.Stage
 	}{
-		{"250 greeting", outFakeCfg{greeting: "250 mx.test hello"}, reply.StageGreeting},
-		{"220 to EHLO", outFakeCfg{replies: map[string]string{"EHLO": "220 mx.test"}}, reply.StageEHLO},
-		{"251 to HELO", outFakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 no", "HELO": "251 mx.test"}}, reply.StageEHLO},
-		{"250 to STARTTLS", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "250 2.0.0 ok"}}, reply.StageSTARTTLS},
-		{"data after the STARTTLS 220", outFakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "220 2.0.0 go\r\n250 injected"}}, reply.StageSTARTTLS},
+		{"250 greeting", fakeCfg{greeting: "250 mx.test hello"}, reply.StageGreeting},
+		{"220 to EHLO", fakeCfg{replies: map[string]string{"EHLO": "220 mx.test"}}, reply.StageEHLO},
+		{"251 to HELO", fakeCfg{replies: map[string]string{"EHLO": "502 5.5.1 no", "HELO": "251 mx.test"}}, reply.StageEHLO},
+		{"250 to STARTTLS", fakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "250 2.0.0 ok"}}, reply.StageSTARTTLS},
+		{"data after the STARTTLS 220", fakeCfg{tls: srvCfg, replies: map[string]string{"STARTTLS": "220 2.0.0 go\r\n250 injected"}}, reply.StageSTARTTLS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newOutFakeMX(t, tt.cfg)
-			ob, _ := outTestOutbound(t, f, TLSOpportunistic, nil)
+			f := newFakeMX(t, tt.cfg)
+			ob, _ := testClient(t, f, TLSOpportunistic, nil)
 			s, rep := ob.Dial(context.Background(), "dest.test")
 			if s != nil {
 				s.Close()
@@ -824,7 +824,7 @@ func TestDialUnexpectedCodes(t *testing.T) {
 // is another next hop.
 func TestSessionSameNextHop(t *testing.T) {
 	t.Parallel()
-	f := newOutFakeMX(t, outFakeCfg{})
+	f := newFakeMX(t, fakeCfg{})
 	mx := func(prefHost ...any) []*net.MX {
 		var out []*net.MX
 		for i := 0; i < len(prefHost); i += 2 {
@@ -832,7 +832,7 @@ func TestSessionSameNextHop(t *testing.T) {
 		}
 		return out
 	}
-	res := &outFakeResolver{
+	res := &fakeResolver{
 		mx: map[string][]*net.MX{
 			"a.test":      mx(10, "mx1.shared.test.", 20, "mx2.shared.test."),
 			"b.test":      mx(20, "MX2.shared.test", 10, "mx1.shared.test"), // same set, other order and case
@@ -843,7 +843,7 @@ func TestSessionSameNextHop(t *testing.T) {
 		},
 		hosts: map[string][]string{"mx1.shared.test": {"127.0.0.1"}, "mx2.shared.test": {"127.0.0.1"}},
 	}
-	ob, _ := outTestOutbound(t, f, TLSNone, func(o *OutboundOptions) {
+	ob, _ := testClient(t, f, TLSNone, func(o *Options) {
 		o.Resolver = res
 		o.Port = int(f.addr.Port())
 		o.TLS = TLSNone
@@ -877,15 +877,15 @@ func TestSessionUnusableAfterServerDropsIdleConnection(t *testing.T) {
 	for _, bye := range []string{"421 4.4.2 idle timeout, closing connection", ""} {
 		t.Run(fmt.Sprintf("%q", bye), func(t *testing.T) {
 			t.Parallel()
-			cfg := outFakeCfg{wroteAfterDot: make(chan struct{}), releaseAfter: make(chan struct{})}
+			cfg := fakeCfg{wroteAfterDot: make(chan struct{}), releaseAfter: make(chan struct{})}
 			cfg.afterDot = bye
 			if bye == "" {
 				cfg.afterDot = "CLOSE"
 			}
-			f := newOutFakeMX(t, cfg)
-			ob, _ := outTestOutbound(t, f, TLSNone, nil)
-			s := outDial(t, ob)
-			if got := s.Send(context.Background(), outMsg("a@dest.test")); got[0].Code != 250 || !s.Usable() {
+			f := newFakeMX(t, cfg)
+			ob, _ := testClient(t, f, TLSNone, nil)
+			s := testDial(t, ob)
+			if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Code != 250 || !s.Usable() {
 				t.Fatalf("send: %v, usable %v", got, s.Usable())
 			}
 			close(cfg.releaseAfter)
@@ -897,7 +897,7 @@ func TestSessionUnusableAfterServerDropsIdleConnection(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			if got := s.Send(context.Background(), outMsg("b@dest.test")); !errors.Is(got[0].Err, errOutUnusable) {
+			if got := s.Send(context.Background(), testMsg("b@dest.test")); !errors.Is(got[0].Err, errUnusable) {
 				t.Errorf("Send on a dropped session = %v", got[0])
 			}
 		})

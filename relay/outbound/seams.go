@@ -1,8 +1,3 @@
-// Package relay owns the SMTP wire: the inbound server that applications
-// submit to (access control, AUTH, inbound limits, strict DATA) and the
-// outbound client that delivers to the next hop (routes, smarthost, MX,
-// STARTTLS, connection reuse). It never decides when to retry: it reports
-// every reply to its caller, which asks policy.
 package outbound
 
 import (

@@ -28,12 +28,12 @@ type Delivery struct {
 // Session is one SMTP connection to a next hop; not safe for concurrent
 // use. It can carry several transactions in a row.
 type Session struct {
-	o       *Outbound
+	o       *Client
 	hop     Hop
 	domain  string   // the recipient domain it was opened for
 	nextHop string   // nextHopKey of domain: "" when unknown
 	raw     net.Conn // the TCP conn, also under TLS: deadlines and interrupts go here
-	w       *outWire
+	w       *wire
 	ext     map[string]string
 	tls     bool
 	usable  bool
@@ -42,7 +42,7 @@ type Session struct {
 	buf     []byte // body copy buffer, kept for the session's next transaction
 }
 
-var errOutUnusable = errors.New("relay: session is no longer usable")
+var errUnusable = errors.New("relay: session is no longer usable")
 
 // quitTimeout bounds the courtesy QUIT in Close: the mail is already
 // delivered or not, and a slow server must not hold a worker.
@@ -78,7 +78,7 @@ func (s *Session) Usable() bool {
 // set, same TLS mode; see nextHopKey), so that the session may carry it:
 // providers host many domains behind one set of MX hosts.
 func (s *Session) SameNextHop(ctx context.Context, domain string) bool {
-	domain = outNormDomain(domain)
+	domain = normDomain(domain)
 	if domain == s.domain {
 		return true
 	}
@@ -123,27 +123,27 @@ func (s *Session) netReply(stage reply.Stage, err error) reply.Reply {
 	if errors.Is(err, reply.ErrProtocol) {
 		s.o.log.Warn("relay: protocol error, dropping the connection", "relay", s.Relay(), "stage", string(stage), "err", err)
 	}
-	return outNetReply(stage, err)
+	return netReply(stage, err)
 }
 
 // unexpected reports a reply code the stage does not allow: not the one
 // that advances it and not a 4xx/5xx refusal. The session is retired.
-func (s *Session) unexpected(stage reply.Stage, r outResp, want string) reply.Reply {
-	return s.netReply(stage, outProtoErr("%q at %s, expected %s", r.line(), stage, want))
+func (s *Session) unexpected(stage reply.Stage, r response, want string) reply.Reply {
+	return s.netReply(stage, protoErr("%q at %s, expected %s", r.line(), stage, want))
 }
 
 // reply converts a server reply; a 421 means the server is closing the
 // channel (RFC 5321 §3.8), whatever the stage.
-func (s *Session) reply(stage reply.Stage, r outResp) reply.Reply {
+func (s *Session) reply(stage reply.Stage, r response) reply.Reply {
 	if r.Code == 421 {
 		s.usable = false
 	}
-	return outReply(stage, r)
+	return toReply(stage, r)
 }
 
-// outRefusal reports a 4xx or 5xx: a refusal, the only replies besides
+// isRefusal reports a 4xx or 5xx: a refusal, the only replies besides
 // the expected one that a stage may give (RFC 5321 §4.3.2).
-func outRefusal(code int) bool { return code >= 400 && code < 600 }
+func isRefusal(code int) bool { return code >= 400 && code < 600 }
 
 // Send runs one transaction with all of d's recipients and returns one
 // Reply per recipient, in order. A refused recipient does not stop the
@@ -152,7 +152,7 @@ func outRefusal(code int) bool { return code >= 400 && code < 600 }
 // The transaction advances only on the expected code at each stage
 // (RFC 5321 §4.3.2): 250 to MAIL, 250 or 251 to RCPT, 354 to DATA, and a
 // delivery is only a 2xx after the final dot. A 4xx/5xx is a refusal;
-// anything else, or data the server sends out of turn (see outWire), is a
+// anything else, or data the server sends out of turn (see wire), is a
 // protocol error: every recipient the server was asked about gets it, the
 // session is retired without QUIT, and nothing counts as delivered.
 func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
@@ -173,9 +173,9 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	if !s.usable || s.closed {
 		// Not Usable(): data that came in unasked is this transaction's
 		// protocol error, reported by the first command below.
-		return fill(all, reply.Reply{Stage: reply.StageMail, Err: errOutUnusable})
+		return fill(all, reply.Reply{Stage: reply.StageMail, Err: errUnusable})
 	}
-	fromPath, ok := outPath(d.From)
+	fromPath, ok := formatPath(d.From)
 	if !ok {
 		return fill(all, reply.Reply{Stage: reply.StageMail, Code: 553, Enhanced: "5.1.7", Text: "malformed sender address"})
 	}
@@ -198,7 +198,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	rcptPaths := make([]string, len(d.Rcpts))
 	for i, rcpt := range d.Rcpts {
 		var ok bool
-		if rcptPaths[i], ok = outPath(rcpt); !ok || rcpt == "" {
+		if rcptPaths[i], ok = formatPath(rcpt); !ok || rcpt == "" {
 			out[i] = reply.Reply{Stage: reply.StageRcpt, Code: 553, Enhanced: "5.1.3", Text: "malformed recipient address"}
 			continue
 		}
@@ -255,7 +255,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	case err != nil:
 		return failed(asked, reply.StageMail, err)
 	case resp.Code == 250:
-	case outRefusal(resp.Code):
+	case isRefusal(resp.Code):
 		return refused(asked, reply.StageMail, s.reply(reply.StageMail, resp))
 	default:
 		return fill(asked, s.unexpected(reply.StageMail, resp, "250"))
@@ -275,7 +275,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 			r := s.reply(reply.StageRcpt, resp)
 			fill(accepted, r)
 			return fill(asked[n:], r)
-		case outRefusal(resp.Code):
+		case isRefusal(resp.Code):
 			out[i] = s.reply(reply.StageRcpt, resp)
 		default:
 			// 252 (cannot verify, RFC 5321 §3.5.3) answers VRFY, not RCPT.
@@ -295,7 +295,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	case err != nil:
 		return failed(accepted, reply.StageData, err)
 	case resp.Code == 354:
-	case outRefusal(resp.Code):
+	case isRefusal(resp.Code):
 		return refused(accepted, reply.StageData, s.reply(reply.StageData, resp))
 	default:
 		return fill(asked, s.unexpected(reply.StageData, resp, "354"))
@@ -319,7 +319,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	case resp.Code/100 == 2:
 		s.sent++
 		return fill(accepted, s.reply(reply.StageDataEnd, resp))
-	case outRefusal(resp.Code):
+	case isRefusal(resp.Code):
 		return refused(accepted, reply.StageDataEnd, s.reply(reply.StageDataEnd, resp))
 	default:
 		return fill(asked, s.unexpected(reply.StageDataEnd, resp, "2xx"))
@@ -333,7 +333,7 @@ func (s *Session) writeBody(body io.Reader) error {
 		return err
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, outBodyChunk)
+		s.buf = make([]byte, bodyChunk)
 	}
 	return copyBody(s.w.bw, body, s.buf)
 }
@@ -347,9 +347,9 @@ func (s *Session) writeBody(body io.Reader) error {
 func (s *Session) bodyFailed(accepted []int, err error, fill func([]int, reply.Reply) []reply.Reply) []reply.Reply {
 	var r reply.Reply
 	switch {
-	case errors.Is(err, errOutBareCRLF):
+	case errors.Is(err, errBareCRLF):
 		r = reply.Reply{Stage: reply.StageData, Code: 554, Enhanced: "5.6.0", Text: "message contains a bare CR or LF"}
-	case errors.Is(err, errOutBodyRead):
+	case errors.Is(err, errBodyRead):
 		r = reply.Reply{Stage: reply.StageData, Code: 451, Enhanced: "4.3.0", Text: "local error reading the queued message"}
 		s.o.log.Error("relay: reading the queued message failed; connection dropped before the final dot", "relay", s.Relay(), "err", err)
 	default:
@@ -378,10 +378,10 @@ func (s *Session) abortTxn(stage reply.Stage) *reply.Reply {
 			return &r
 		}
 	case resp.Code == 250:
-	case outRefusal(resp.Code):
+	case isRefusal(resp.Code):
 		s.usable = false // a server that refuses RSET is in an unknown state
 	default:
-		r := s.netReply(stage, outProtoErr("%q to RSET, expected 250", resp.line()))
+		r := s.netReply(stage, protoErr("%q to RSET, expected 250", resp.line()))
 		return &r
 	}
 	return nil

@@ -13,8 +13,8 @@ import (
 //
 //	go test ./relay -run XXX -bench SessionSend -benchtime 5000x -count 5
 func BenchmarkSessionSend(b *testing.B) {
-	f := newOutFakeMX(b, outFakeCfg{ext: []string{"8BITMIME", "SIZE 10000000"}})
-	ob, _ := outTestOutbound(b, f, TLSNone, nil)
+	f := newFakeMX(b, fakeCfg{ext: []string{"8BITMIME", "SIZE 10000000"}})
+	ob, _ := testClient(b, f, TLSNone, nil)
 	s, rep := ob.Dial(context.Background(), "dest.test")
 	if rep != nil {
 		b.Fatal(rep)

@@ -7,43 +7,43 @@ import (
 	"io"
 )
 
-// errOutBareCRLF: the body has a CR not followed by LF or an LF not
+// errBareCRLF: the body has a CR not followed by LF or an LF not
 // preceded by CR. Go's dot writer, and many servers, pass them through;
 // they are a smuggling vector (RFC 5321 §2.3.8 allows CR and LF only as
 // CRLF). The inbound side refuses them already: this is defence in
 // depth, found while streaming, so the connection is dropped before the
 // final dot and the receiver discards the transaction (RFC 5321 §4.1.1.4:
 // no data is delivered without the end-of-data indication).
-var errOutBareCRLF = errors.New("relay: message contains a bare CR or LF")
+var errBareCRLF = errors.New("relay: message contains a bare CR or LF")
 
-// errOutBodyRead: the stored body could not be read while it was sent.
+// errBodyRead: the stored body could not be read while it was sent.
 // The connection is dropped before the final dot; it is our fault, not
 // the receiver's.
-var errOutBodyRead = errors.New("relay: reading the queued message failed")
+var errBodyRead = errors.New("relay: reading the queued message failed")
 
-// outBodyChunk is the read size of the body copy.
-const outBodyChunk = 32 << 10
+// bodyChunk is the read size of the body copy.
+const bodyChunk = 32 << 10
 
-// outDotWriter writes a message body in DATA form (RFC 5321 §4.5.2): a
+// dotWriter writes a message body in DATA form (RFC 5321 §4.5.2): a
 // line starting with "." gets another one, and the body is checked for
 // bare CR and LF as it passes, so it never has to be in memory whole. A CR
 // is held back until the next byte shows it starts a CRLF: a lone CR
 // never reaches the wire.
-type outDotWriter struct {
+type dotWriter struct {
 	w   *bufio.Writer
 	bol bool // at the beginning of a line
 	cr  bool // a CR is held back
 }
 
-func newOutDotWriter(w *bufio.Writer) *outDotWriter { return &outDotWriter{w: w, bol: true} }
+func newDotWriter(w *bufio.Writer) *dotWriter { return &dotWriter{w: w, bol: true} }
 
-// write sends p. It fails with errOutBareCRLF, having sent nothing of the
+// write sends p. It fails with errBareCRLF, having sent nothing of the
 // offending line end, or with the writer's error.
-func (d *outDotWriter) write(p []byte) error {
+func (d *dotWriter) write(p []byte) error {
 	for len(p) > 0 {
 		if d.cr {
 			if p[0] != '\n' {
-				return errOutBareCRLF
+				return errBareCRLF
 			}
 			if _, err := d.w.WriteString("\r\n"); err != nil {
 				return err
@@ -63,7 +63,7 @@ func (d *outDotWriter) write(p []byte) error {
 			return err
 		}
 		if p[i] == '\n' {
-			return errOutBareCRLF
+			return errBareCRLF
 		}
 		if _, err := d.w.Write(p[:i]); err != nil {
 			return err
@@ -75,9 +75,9 @@ func (d *outDotWriter) write(p []byte) error {
 
 // end terminates the body: a final CRLF if the last line lacks one, then
 // the end-of-data line, and flushes.
-func (d *outDotWriter) end() error {
+func (d *dotWriter) end() error {
 	if d.cr {
-		return errOutBareCRLF
+		return errBareCRLF
 	}
 	if !d.bol {
 		if _, err := d.w.WriteString("\r\n"); err != nil {
@@ -91,9 +91,9 @@ func (d *outDotWriter) end() error {
 }
 
 // copyBody streams r through a dot writer onto w, using buf. A read
-// error is wrapped in errOutBodyRead.
+// error is wrapped in errBodyRead.
 func copyBody(w *bufio.Writer, r io.Reader, buf []byte) error {
-	d := newOutDotWriter(w)
+	d := newDotWriter(w)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -105,7 +105,7 @@ func copyBody(w *bufio.Writer, r io.Reader, buf []byte) error {
 			return d.end()
 		}
 		if err != nil {
-			return errors.Join(errOutBodyRead, err)
+			return errors.Join(errBodyRead, err)
 		}
 	}
 }

@@ -54,8 +54,8 @@ func TestDotWriter(t *testing.T) {
 		for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in)), iotest.HalfReader(strings.NewReader(in))} {
 			got, err := streamDotStuff(r)
 			if !ok {
-				if !errors.Is(err, errOutBareCRLF) {
-					t.Errorf("%q: err = %v, want errOutBareCRLF", in, err)
+				if !errors.Is(err, errBareCRLF) {
+					t.Errorf("%q: err = %v, want errBareCRLF", in, err)
 				}
 				if bytes.HasSuffix(got, []byte("\r\n.\r\n")) || bytes.ContainsAny(bytes.ReplaceAll(got, []byte("\r\n"), nil), "\r\n") {
 					t.Errorf("%q: a bare CR/LF or the final dot reached the wire: %q", in, got)
@@ -73,7 +73,7 @@ func TestDotWriterReadError(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("EIO")
 	got, err := streamDotStuff(io.MultiReader(strings.NewReader("a\r\nb\r\n"), iotest.ErrReader(boom)))
-	if !errors.Is(err, errOutBodyRead) || !errors.Is(err, boom) {
+	if !errors.Is(err, errBodyRead) || !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
 	if bytes.HasSuffix(got, []byte(".\r\n")) {

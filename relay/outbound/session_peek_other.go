@@ -2,7 +2,7 @@
 
 package outbound
 
-// outPeekFD cannot peek here: data that arrives between two commands is
+// peekFD cannot peek here: data that arrives between two commands is
 // then seen only as an extra reply in the buffer (same segment), or as a
 // reply stream that no longer matches the stage.
-func outPeekFD(uintptr) bool { return false }
+func peekFD(uintptr) bool { return false }

@@ -4,9 +4,9 @@ package outbound
 
 import "syscall"
 
-// outPeekFD peeks one byte without blocking: true when data or an EOF is
+// peekFD peeks one byte without blocking: true when data or an EOF is
 // waiting on the socket.
-func outPeekFD(fd uintptr) bool {
+func peekFD(fd uintptr) bool {
 	var b [1]byte
 	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return err == nil && n >= 0

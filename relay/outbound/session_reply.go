@@ -14,80 +14,80 @@ import (
 // peer cannot make us buffer without bound. RFC 5321 §4.5.3.1.5 caps a
 // reply line at 512 octets; we allow more because real servers exceed it.
 const (
-	outMaxReplyLine  = 4096
-	outMaxReplyLines = 256
+	maxReplyLine  = 4096
+	maxReplyLines = 256
 )
 
-var errOutBadReply = errors.New("relay: malformed SMTP reply")
+var errBadReply = errors.New("relay: malformed SMTP reply")
 
-// outResp is one SMTP reply as read from the wire: the basic code and the
+// response is one SMTP reply as read from the wire: the basic code and the
 // text of each line (code and separator removed).
-type outResp struct {
+type response struct {
 	Code  int
 	Lines []string
 }
 
 // line renders the reply on one line, for logs and errors.
-func (r outResp) line() string {
-	return outClip(strings.TrimSpace(fmt.Sprintf("%d %s", r.Code, strings.Join(r.Lines, " "))))
+func (r response) line() string {
+	return clip(strings.TrimSpace(fmt.Sprintf("%d %s", r.Code, strings.Join(r.Lines, " "))))
 }
 
-// outReadResp reads one possibly multi-line reply (RFC 5321 §4.2.1):
+// readResponse reads one possibly multi-line reply (RFC 5321 §4.2.1):
 // "250-first", "250-second", "250 last". Every line must carry the same
 // code.
-func outReadResp(br *bufio.Reader) (outResp, error) {
-	var r outResp
+func readResponse(br *bufio.Reader) (response, error) {
+	var r response
 	for {
 		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) || len(line) > outMaxReplyLine {
-			return r, fmt.Errorf("%w: line too long", errOutBadReply)
+		if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxReplyLine {
+			return r, fmt.Errorf("%w: line too long", errBadReply)
 		}
 		if err != nil {
 			if len(line) > 0 && errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%w: truncated line", errOutBadReply)
+				err = fmt.Errorf("%w: truncated line", errBadReply)
 			}
 			return r, err
 		}
 		s := strings.TrimRight(string(line), "\r\n")
 		if len(s) < 3 || (len(s) > 3 && s[3] != ' ' && s[3] != '-') {
-			return r, fmt.Errorf("%w: %q", errOutBadReply, outClip(s))
+			return r, fmt.Errorf("%w: %q", errBadReply, clip(s))
 		}
 		code := 0
 		for _, c := range s[:3] {
 			if c < '0' || c > '9' {
-				return r, fmt.Errorf("%w: %q", errOutBadReply, outClip(s))
+				return r, fmt.Errorf("%w: %q", errBadReply, clip(s))
 			}
 			code = code*10 + int(c-'0')
 		}
 		if code < 200 || code > 599 {
-			return r, fmt.Errorf("%w: code %d", errOutBadReply, code)
+			return r, fmt.Errorf("%w: code %d", errBadReply, code)
 		}
 		if r.Code != 0 && code != r.Code {
-			return r, fmt.Errorf("%w: code changed from %d to %d", errOutBadReply, r.Code, code)
+			return r, fmt.Errorf("%w: code changed from %d to %d", errBadReply, r.Code, code)
 		}
 		r.Code = code
 		text := ""
 		if len(s) > 4 {
 			text = s[4:]
 		}
-		r.Lines = append(r.Lines, outSanitize(text))
+		r.Lines = append(r.Lines, sanitize(text))
 		if len(s) == 3 || s[3] == ' ' {
 			return r, nil
 		}
-		if len(r.Lines) >= outMaxReplyLines {
-			return r, fmt.Errorf("%w: too many lines", errOutBadReply)
+		if len(r.Lines) >= maxReplyLines {
+			return r, fmt.Errorf("%w: too many lines", errBadReply)
 		}
 	}
 }
 
-// outReply turns a wire reply into the reply.Reply reported upward: the
+// toReply turns a wire reply into the reply.Reply reported upward: the
 // enhanced code (RFC 3463, prefixed to every line per RFC 2034 §4) is
 // split off, and the lines are joined with a space.
-func outReply(stage reply.Stage, r outResp) reply.Reply {
+func toReply(stage reply.Stage, r response) reply.Reply {
 	rep := reply.Reply{Stage: stage, Code: r.Code}
 	texts := make([]string, 0, len(r.Lines))
 	for i, l := range r.Lines {
-		enh, rest := outSplitEnhanced(r.Code, l)
+		enh, rest := splitEnhanced(r.Code, l)
 		if i == 0 {
 			rep.Enhanced = enh
 		}
@@ -102,11 +102,11 @@ func outReply(stage reply.Stage, r outResp) reply.Reply {
 	return rep
 }
 
-// outSplitEnhanced recognises "class.subject.detail" at the start of a
+// splitEnhanced recognises "class.subject.detail" at the start of a
 // reply line. RFC 3463 §2: class is 2, 4 or 5, subject and detail are 1-3
 // digits; RFC 2034 §3 requires the class to match the basic code's first
 // digit, otherwise the token is just text.
-func outSplitEnhanced(code int, line string) (enh, rest string) {
+func splitEnhanced(code int, line string) (enh, rest string) {
 	tok, rest, _ := strings.Cut(line, " ")
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 || len(parts[0]) != 1 || int(parts[0][0]-'0') != code/100 {
@@ -125,9 +125,9 @@ func outSplitEnhanced(code int, line string) (enh, rest string) {
 	return tok, strings.TrimLeft(rest, " ")
 }
 
-// outSanitize drops control characters so that a server cannot forge log
+// sanitize drops control characters so that a server cannot forge log
 // lines through its reply text.
-func outSanitize(s string) string {
+func sanitize(s string) string {
 	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return s
 	}
@@ -139,7 +139,7 @@ func outSanitize(s string) string {
 	}, s)
 }
 
-func outClip(s string) string {
+func clip(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "..."
 	}

@@ -10,7 +10,7 @@ import (
 	"sluice/reply"
 )
 
-func TestOutReadReply(t *testing.T) {
+func TestReadReply(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -38,13 +38,13 @@ func TestOutReadReply(t *testing.T) {
 		{name: "bad separator", in: "250_ok\r\n", wantErr: true},
 		{name: "truncated", in: "250-a\r\n250 b", wantErr: true},
 		{name: "empty", in: "", wantErr: true},
-		{name: "overlong line", in: "250 " + strings.Repeat("x", outMaxReplyLine) + "\r\n", wantErr: true},
-		{name: "too many lines", in: strings.Repeat("250-x\r\n", outMaxReplyLines+1) + "250 x\r\n", wantErr: true},
+		{name: "overlong line", in: "250 " + strings.Repeat("x", maxReplyLine) + "\r\n", wantErr: true},
+		{name: "too many lines", in: strings.Repeat("250-x\r\n", maxReplyLines+1) + "250 x\r\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r, err := outReadResp(bufio.NewReaderSize(strings.NewReader(tt.in), outMaxReplyLine))
+			r, err := readResponse(bufio.NewReaderSize(strings.NewReader(tt.in), maxReplyLine))
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("no error, got %+v", r)
@@ -54,7 +54,7 @@ func TestOutReadReply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := outReply(reply.StageRcpt, r)
+			got := toReply(reply.StageRcpt, r)
 			tt.want.Stage = reply.StageRcpt
 			if got != tt.want {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
@@ -63,9 +63,9 @@ func TestOutReadReply(t *testing.T) {
 	}
 }
 
-func TestOutExt(t *testing.T) {
+func TestExtensions(t *testing.T) {
 	t.Parallel()
-	ext := outExt(outResp{Code: 250, Lines: []string{"mx.test hi", "8bitmime", "SIZE 1000", "AUTH PLAIN LOGIN"}})
+	ext := extensions(response{Code: 250, Lines: []string{"mx.test hi", "8bitmime", "SIZE 1000", "AUTH PLAIN LOGIN"}})
 	want := map[string]string{"8BITMIME": "", "SIZE": "1000", "AUTH": "PLAIN LOGIN"}
 	if len(ext) != len(want) {
 		t.Fatalf("ext = %v", ext)
@@ -77,7 +77,7 @@ func TestOutExt(t *testing.T) {
 	}
 }
 
-func TestOutBareCRLF(t *testing.T) {
+func TestBareCRLF(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		in   string
@@ -88,15 +88,15 @@ func TestOutBareCRLF(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := streamDotStuff(strings.NewReader(tt.in))
-		if got := errors.Is(err, errOutBareCRLF); got != tt.bare {
+		if got := errors.Is(err, errBareCRLF); got != tt.bare {
 			t.Errorf("bare CR/LF in %q = %v (%v)", tt.in, got, err)
 		}
 	}
 }
 
-// FuzzOutReadReply: whatever a server sends, the parser returns a reply
+// FuzzReadReply: whatever a server sends, the parser returns a reply
 // with a valid code and single-line, control-free text, or an error.
-func FuzzOutReadReply(f *testing.F) {
+func FuzzReadReply(f *testing.F) {
 	for _, s := range []string{
 		"250 ok\r\n", "550 5.1.1 no\r\n", "421-4.7.0 a\r\n421 4.7.0 b\r\n", "250-x\n250 y\n",
 		"451 4.7.650 rate\r\n", "5", "250-", "220 \x00\r\n", "550 5.1.10 null\r\n", "550 4.4.4 x\r\n",
@@ -104,14 +104,14 @@ func FuzzOutReadReply(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		r, err := outReadResp(bufio.NewReaderSize(strings.NewReader(in), outMaxReplyLine))
+		r, err := readResponse(bufio.NewReaderSize(strings.NewReader(in), maxReplyLine))
 		if err != nil {
-			if !errors.Is(err, errOutBadReply) && !errors.Is(err, io.EOF) {
+			if !errors.Is(err, errBadReply) && !errors.Is(err, io.EOF) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return
 		}
-		rep := outReply(reply.StageMail, r)
+		rep := toReply(reply.StageMail, r)
 		if rep.Code < 200 || rep.Code > 599 {
 			t.Fatalf("code %d", rep.Code)
 		}
@@ -119,7 +119,7 @@ func FuzzOutReadReply(f *testing.F) {
 			t.Fatalf("control character in text %q", rep.Text)
 		}
 		if rep.Enhanced != "" {
-			if e, _ := outSplitEnhanced(rep.Code, rep.Enhanced); e != rep.Enhanced {
+			if e, _ := splitEnhanced(rep.Code, rep.Enhanced); e != rep.Enhanced {
 				t.Fatalf("enhanced %q does not re-parse", rep.Enhanced)
 			}
 			if int(rep.Enhanced[0]-'0') != rep.Code/100 {

@@ -14,7 +14,7 @@ import (
 	"sluice/reply"
 )
 
-// outWire is the command/reply layer over one connection (plain or TLS).
+// wire is the command/reply layer over one connection (plain or TLS).
 // We drive SMTP ourselves rather than through go-smtp's client because
 // that client says "EHLO localhost" before STARTTLS, re-sends EHLO after
 // every RSET, always adds BODY=8BITMIME and sets no deadline on the body.
@@ -27,7 +27,7 @@ import (
 // reported as reply.ErrProtocol, because from then on a reply can no
 // longer be matched to its command: a 250 read for DATA might be the echo
 // of an earlier one.
-type outWire struct {
+type wire struct {
 	ctx  context.Context // the current operation's; checked after each deadline is set
 	conn net.Conn        // what we read and write: the TCP conn or the TLS conn over it
 	sock syscall.RawConn // the TCP socket under conn; nil when the dialer gave no socket
@@ -37,18 +37,18 @@ type outWire struct {
 	cmdT time.Duration
 }
 
-// outPendingWait bounds the read that looks for unsolicited data before a
+// pendingWait bounds the read that looks for unsolicited data before a
 // command, and only runs when the socket has bytes waiting: plaintext
 // bytes are read at once; under TLS they may be records that are not
 // application data (TLS 1.3 NewSessionTicket or KeyUpdate, RFC 8446 §4.6),
 // which crypto/tls consumes before it waits for more, so this is how long
 // a session pays for a post-handshake message.
-const outPendingWait = 2 * time.Millisecond
+const pendingWait = 2 * time.Millisecond
 
-func newOutWire(conn, sock net.Conn, now func() time.Time, cmdTimeout time.Duration) *outWire {
-	w := &outWire{
+func newWire(conn, sock net.Conn, now func() time.Time, cmdTimeout time.Duration) *wire {
+	w := &wire{
 		conn: conn,
-		br:   bufio.NewReaderSize(conn, outMaxReplyLine),
+		br:   bufio.NewReaderSize(conn, maxReplyLine),
 		bw:   bufio.NewWriter(conn),
 		now:  now,
 		cmdT: cmdTimeout,
@@ -59,15 +59,15 @@ func newOutWire(conn, sock net.Conn, now func() time.Time, cmdTimeout time.Durat
 	return w
 }
 
-// outProtoErr builds a reply.ErrProtocol error; the caller adds the stage.
-func outProtoErr(format string, a ...any) error {
+// protoErr builds a reply.ErrProtocol error; the caller adds the stage.
+func protoErr(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{reply.ErrProtocol}, a...)...)
 }
 
 // deadline arms the conn for the next d. The context check comes after
 // SetDeadline: a cancellation that fired earlier is seen here, and one that
 // fires later overrides our deadline with one in the past (see interrupt).
-func (w *outWire) deadline(d time.Duration) error {
+func (w *wire) deadline(d time.Duration) error {
 	if err := w.conn.SetDeadline(w.now().Add(d)); err != nil {
 		return err
 	}
@@ -81,13 +81,13 @@ func (w *outWire) deadline(d time.Duration) error {
 
 // read waits for one reply within d. A reply followed by more buffered
 // bytes is out of sequence: we asked for one reply only.
-func (w *outWire) read(d time.Duration) (outResp, error) {
+func (w *wire) read(d time.Duration) (response, error) {
 	if err := w.deadline(d); err != nil {
-		return outResp{}, err
+		return response{}, err
 	}
-	r, err := outReadResp(w.br)
+	r, err := readResponse(w.br)
 	if err == nil && w.br.Buffered() > 0 {
-		err = outProtoErr("unrequested data after the reply %q: %q", r.line(), w.extra())
+		err = protoErr("unrequested data after the reply %q: %q", r.line(), w.extra())
 	}
 	return r, err
 }
@@ -97,22 +97,22 @@ func (w *outWire) read(d time.Duration) (outResp, error) {
 // Data the server sent before the command is an error, not its reply:
 // that also stops the STARTTLS injection attack (RFC 3207 §6), where
 // plaintext sent with the 220 would be read as if it came over TLS.
-func (w *outWire) cmd(line string) (outResp, error) {
+func (w *wire) cmd(line string) (response, error) {
 	if strings.ContainsAny(line, "\r\n") {
-		return outResp{}, fmt.Errorf("relay: command contains CR or LF: %q", outClip(line))
+		return response{}, fmt.Errorf("relay: command contains CR or LF: %q", clip(line))
 	}
 	verb, _, _ := strings.Cut(line, " ")
 	if err := w.unsolicited("before " + verb); err != nil {
-		return outResp{}, err
+		return response{}, err
 	}
 	if err := w.deadline(w.cmdT); err != nil {
-		return outResp{}, err
+		return response{}, err
 	}
 	if _, err := w.bw.WriteString(line + "\r\n"); err != nil {
-		return outResp{}, err
+		return response{}, err
 	}
 	if err := w.bw.Flush(); err != nil {
-		return outResp{}, err
+		return response{}, err
 	}
 	return w.read(w.cmdT)
 }
@@ -122,17 +122,17 @@ func (w *outWire) cmd(line string) (outResp, error) {
 // one non-blocking peek; only when it finds bytes do we read through conn
 // (decrypting under TLS), so that TLS records that carry no data are not
 // mistaken for a reply. `when` says where we are, for the error.
-func (w *outWire) unsolicited(when string) error {
+func (w *wire) unsolicited(when string) error {
 	if w.br.Buffered() == 0 {
 		if w.sock == nil {
 			return nil
 		}
 		// Armed first: the peek needs a deadline that has not passed,
 		// and a cancelled context must win over it.
-		if err := w.deadline(outPendingWait); err != nil {
+		if err := w.deadline(pendingWait); err != nil {
 			return err
 		}
-		if !outSocketReadable(w.sock) {
+		if !socketReadable(w.sock) {
 			return nil
 		}
 		_, err := w.br.Peek(1)
@@ -144,22 +144,22 @@ func (w *outWire) unsolicited(when string) error {
 			return err // the server closed, or the conn broke
 		}
 	}
-	return outProtoErr("unsolicited data %s: %q", when, w.extra())
+	return protoErr("unsolicited data %s: %q", when, w.extra())
 }
 
 // extra renders what is buffered, clipped and without control characters,
 // for the log line that says what the server sent.
-func (w *outWire) extra() string {
+func (w *wire) extra() string {
 	b, _ := w.br.Peek(min(w.br.Buffered(), 200))
-	return outClip(outSanitize(string(b)))
+	return clip(sanitize(string(b)))
 }
 
-// outSocketReadable reports whether the socket has bytes (or an EOF)
+// socketReadable reports whether the socket has bytes (or an EOF)
 // waiting, without consuming them and without blocking.
-func outSocketReadable(rc syscall.RawConn) bool {
+func socketReadable(rc syscall.RawConn) bool {
 	readable := false
 	err := rc.Read(func(fd uintptr) bool {
-		readable = outPeekFD(fd)
+		readable = peekFD(fd)
 		return true // never wait for readiness
 	})
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -168,9 +168,9 @@ func outSocketReadable(rc syscall.RawConn) bool {
 	return readable || err != nil
 }
 
-// outExt parses the EHLO reply's extension lines (RFC 5321 §4.1.1.1): the
+// extensions parses the EHLO reply's extension lines (RFC 5321 §4.1.1.1): the
 // first line is the greeting, each other line "KEYWORD [params]".
-func outExt(r outResp) map[string]string {
+func extensions(r response) map[string]string {
 	ext := make(map[string]string)
 	for i, l := range r.Lines {
 		if i == 0 {
@@ -182,7 +182,7 @@ func outExt(r outResp) map[string]string {
 	return ext
 }
 
-// outNetReply reports a network, TLS or protocol error at a stage.
-func outNetReply(stage reply.Stage, err error) reply.Reply {
+// netReply reports a network, TLS or protocol error at a stage.
+func netReply(stage reply.Stage, err error) reply.Reply {
 	return reply.Reply{Stage: stage, Err: err}
 }
