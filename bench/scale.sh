@@ -235,20 +235,31 @@ wait_smtp() {
 	READY_S=$(t_since "$RELAY_T0" 2)
 }
 
-# inject PORT N TO [EXTRA...]: N messages over SMTP at full speed; sets
+# inject_start PORT N TO [EXTRA...]: sluice-inject in the background, N
+# messages over SMTP at full speed; sets INJ_PID and INJ_OUT.
+inject_start() {
+	local port=$1 n=$2 to=$3
+	shift 3
+	INJ_OUT=$WORK/inject.$RANDOM.out
+	"$BENCH_BIN/sluice-inject" -addr "127.0.0.1:$port" -n "$n" -c "$CLIENTS" -size "$SIZE" \
+		-from bench@sender.test -to "$to" -deadline 4h "$@" >"$INJ_OUT" 2>"$INJ_OUT.err" &
+	INJ_PID=$!
+	bench_on_exit "kill_pid $INJ_PID"
+}
+# inject_wait: wait for it; sets INJ_ACKED.
+inject_wait() {
+	wait "$INJ_PID" || log "sluice-inject: $(tail -n 2 "$INJ_OUT.err")"
+	INJ_ACKED=$(sed -n 's/.*acked=\([0-9]*\).*/\1/p' "$INJ_OUT")
+	INJ_ACKED=${INJ_ACKED:-0}
+}
+# inject PORT N TO [EXTRA...]: inject_start and inject_wait; sets
 # INJ_ACKED and INJ_RATE (acknowledged msg/s over the run).
 inject() {
-	local port=$1 n=$2 to=$3 out t0 el
-	shift 3
-	out=$WORK/inject.$RANDOM.out
+	local t0
 	t0=$(t_now)
-	"$BENCH_BIN/sluice-inject" -addr "127.0.0.1:$port" -n "$n" -c "$CLIENTS" -size "$SIZE" \
-		-from bench@sender.test -to "$to" -deadline 4h "$@" >"$out" 2>"$out.err" ||
-		log "sluice-inject: $(tail -n 2 "$out.err")"
-	el=$(t_since "$t0")
-	INJ_ACKED=$(sed -n 's/.*acked=\([0-9]*\).*/\1/p' "$out")
-	INJ_ACKED=${INJ_ACKED:-0}
-	INJ_RATE=$(fdiv "$INJ_ACKED" "$el" 0)
+	inject_start "$@"
+	inject_wait
+	INJ_RATE=$(fdiv "$INJ_ACKED" "$(t_since "$t0")" 0)
 }
 
 # --- the relay's process ---------------------------------------------------
@@ -304,7 +315,7 @@ hol() {
 	for ((r = 1; r <= HOL_RUNS; r++)); do
 		before=$(sink_count "$OK_OUT")
 		t0=$(t_now)
-		inject "$SMTP_PORT" "$HOL_N" "user%d@ok.test" >/dev/null
+		inject "$SMTP_PORT" "$HOL_N" "user%d@ok.test"
 		while [ "$(sink_count "$OK_OUT")" -lt $((before + HOL_N)) ]; do
 			if t_over "$t0" "$HOL_TIMEOUT"; then
 				log "$name run $r: $(($(sink_count "$OK_OUT") - before))/$HOL_N delivered after ${HOL_TIMEOUT}s"
@@ -583,8 +594,7 @@ resolver = \"127.0.0.1:$dns\""
 		log "many destinations: $n messages, $pass"
 		base=$(sink_count "$out") tfirst=- tall=-
 		t0=$(t_now)
-		inject "$smtp" "$n" "$to" -wrap "$wrap" &
-		local ipid=$!
+		inject_start "$smtp" "$n" "$to" -wrap "$wrap"
 		while :; do
 			got=$(($(sink_count "$out") - base))
 			[ "$tfirst" = - ] && [ "$got" -gt 0 ] && tfirst=$(t_since "$t0" 2)
@@ -592,7 +602,7 @@ resolver = \"127.0.0.1:$dns\""
 			t_over "$t0" "$DRAIN_TIMEOUT" && break
 			sleep 0.05
 		done
-		wait "$ipid" || true
+		inject_wait
 		rate=$([ "$tall" != - ] && fdiv "$n" "$tall" 0 || echo -)
 		if [ "$pass" = one ]; then
 			ONE_RATE=$rate ONE_FIRST=$tfirst
