@@ -48,6 +48,12 @@ func writeErr(w http.ResponseWriter, code int, format string, args ...any) {
 // fail maps an internal error to a status: the queue's sentinels keep
 // their meaning across the socket.
 func (s *Server) fail(w http.ResponseWriter, what string, err error) {
+	code := s.statusOf(what, err)
+	writeErr(w, code, "%s: %v", what, err)
+}
+
+// statusOf is the HTTP status of an error (and logs the internal ones).
+func (s *Server) statusOf(what string, err error) int {
 	code := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
@@ -64,7 +70,7 @@ func (s *Server) fail(w http.ResponseWriter, what string, err error) {
 	if code == http.StatusInternalServerError {
 		s.log.Error("admin request failed", "what", what, "err", err)
 	}
-	writeErr(w, code, "%s: %v", what, err)
+	return code
 }
 
 var (
@@ -96,9 +102,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, st)
 }
 
+// listPage is how many messages one read transaction of a listing
+// takes: a listing of any length is read in short transactions.
+const listPage = 256
+
+// listQueue answers GET /v1/queue: the messages matching the filter, in
+// ID order, after ?after=ID, at most ?limit=N. It pages through the
+// queue's indexes (queue.List) and writes as it reads: a streamed
+// ListLine per message with "Accept: application/x-ndjson", else one
+// JSON array, written incrementally too.
 func (s *Server) listQueue(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := queue.Filter{Domain: q.Get("domain"), State: queue.State(q.Get("state"))}
+	f := queue.Filter{Domain: q.Get("domain"), State: queue.State(q.Get("state")), After: q.Get("after")}
 	if f.State != "" && !f.State.Valid() {
 		writeErr(w, http.StatusBadRequest, "unknown state %q (want one of %v)", f.State, queue.AllStates)
 		return
@@ -111,25 +126,115 @@ func (s *Server) listQueue(w http.ResponseWriter, r *http.Request) {
 		}
 		f.OlderThan = d.D()
 	}
+	limit := 0
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			writeErr(w, http.StatusBadRequest, "limit: want a number >= 0, got %q", v)
 			return
 		}
-		f.Limit = n
+		limit = n
 	}
-	msgs, err := s.o.Queue.List(f)
+	out := newListOut(w, wantsStream(r))
+	var end ListEnd
+	for {
+		page := listPage
+		if limit > 0 {
+			page = min(page, limit-end.Messages+1) // one more: are there more?
+		}
+		pf := f
+		pf.Limit = page
+		msgs, err := s.o.Queue.List(pf)
+		if err != nil {
+			if !out.started() {
+				s.fail(w, "list", err)
+				return
+			}
+			out.fail(fmt.Errorf("list: %w", err))
+			return
+		}
+		for i := range msgs {
+			if limit > 0 && end.Messages == limit {
+				end.More, end.Next = true, f.After
+				break
+			}
+			m := messageOf(&msgs[i], false)
+			if err := out.message(&m); err != nil {
+				return // the client went away
+			}
+			end.Messages++
+			f.After = msgs[i].ID
+		}
+		if end.More || len(msgs) < page || r.Context().Err() != nil {
+			break
+		}
+	}
+	out.end(end)
+}
+
+// listOut writes a listing as it is read: NDJSON lines, or one JSON
+// array for clients that did not ask for a stream.
+type listOut struct {
+	w      http.ResponseWriter
+	lw     *lineWriter // nil: a JSON array
+	opened bool
+}
+
+func newListOut(w http.ResponseWriter, stream bool) *listOut {
+	o := &listOut{w: w}
+	if stream {
+		o.lw = newLineWriter(w)
+	}
+	return o
+}
+
+func (o *listOut) started() bool {
+	if o.lw != nil {
+		return o.lw.started
+	}
+	return o.opened
+}
+
+func (o *listOut) message(m *Message) error {
+	if o.lw != nil {
+		return o.lw.line(ListLine{Message: m})
+	}
+	b, err := json.Marshal(m)
 	if err != nil {
-		s.fail(w, "list", err)
+		return err
+	}
+	sep := ",\n"
+	if !o.opened {
+		o.opened = true
+		o.w.Header().Set("Content-Type", "application/json")
+		o.w.Header().Set("Cache-Control", "no-store")
+		o.w.WriteHeader(http.StatusOK)
+		sep = "[\n"
+	}
+	_, err = o.w.Write(append([]byte(sep), b...))
+	return err
+}
+
+func (o *listOut) end(e ListEnd) {
+	switch {
+	case o.lw != nil:
+		_ = o.lw.line(ListLine{End: &e})
+	case !o.opened:
+		writeJSON(o.w, http.StatusOK, []Message{})
+	default:
+		_, _ = o.w.Write([]byte("\n]\n"))
+	}
+}
+
+// fail ends a listing that has begun: an error line, or, for a JSON
+// array, a cut connection (the client then fails on the truncated
+// document rather than take a part for the whole).
+func (o *listOut) fail(err error) {
+	if o.lw != nil {
+		_ = o.lw.line(ListLine{Error: err.Error()})
 		return
 	}
-	out := make([]Message, 0, len(msgs))
-	for i := range msgs {
-		m := messageOf(&msgs[i], false)
-		out = append(out, m)
-	}
-	writeJSON(w, http.StatusOK, out)
+	panic(http.ErrAbortHandler)
 }
 
 func (s *Server) showMessage(w http.ResponseWriter, r *http.Request) {
@@ -156,12 +261,7 @@ func (s *Server) postFlush(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "flush", err)
 		return
 	}
-	res, err := s.flush(req)
-	if err != nil {
-		s.fail(w, "flush", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	s.bulk(w, r, "flush", func(p progressFunc) (Result, error) { return s.flush(r.Context(), req, p) })
 }
 
 func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
@@ -171,16 +271,41 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, action, err)
 		return
 	}
-	res, err := s.act(action, sel)
-	if err != nil {
-		s.fail(w, action, err)
+	s.bulk(w, r, action, func(p progressFunc) (Result, error) { return s.act(r.Context(), action, sel, p) })
+}
+
+// bulk runs a bulk action and answers with its result, streaming the
+// progress of every page when the client asked for a stream. The action
+// stops between pages when the client goes away.
+func (s *Server) bulk(w http.ResponseWriter, r *http.Request, what string, run func(progressFunc) (Result, error)) {
+	if !wantsStream(r) {
+		res, err := run(nil)
+		if err != nil {
+			s.fail(w, what, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	lw := newLineWriter(w)
+	res, err := run(func(p Result) { _ = lw.line(ActionLine{Progress: &p}) })
+	switch {
+	case err != nil && !lw.started:
+		s.fail(w, what, err)
+	case err != nil:
+		_ = lw.line(ActionLine{Error: fmt.Sprintf("%s: %v", what, err), Status: s.statusOf(what, err), Result: &res})
+	default:
+		_ = lw.line(ActionLine{Result: &res})
+	}
 }
 
 func (s *Server) getDomains(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.domains())
+	d, err := s.domains()
+	if err != nil {
+		s.fail(w, "domains", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
 }
 
 func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) {
@@ -190,8 +315,12 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "no destination %q known (yet): it appears after the first delivery attempt", r.PathValue("name"))
 		return
 	}
+	d := s.destinationOf(st)
+	if byDest, err := s.queueByDest(); err == nil {
+		d.Open, d.Held = byDest[name].open, byDest[name].held
+	}
 	writeJSON(w, http.StatusOK, DomainDetail{
-		Destination: s.destinationOf(st),
+		Destination: d,
 		Domains:     s.o.Telemetry.History.DomainsOf(name),
 		Recent:      s.o.Telemetry.History.Recent(name),
 	})
@@ -298,5 +427,9 @@ func (s *Server) dashboard() (Dashboard, error) {
 	if err != nil {
 		return Dashboard{}, err
 	}
-	return Dashboard{Status: s.status(), Summary: sum, Domains: s.domains(), Chart: s.o.Telemetry.History.Chart()}, nil
+	doms, err := s.domains()
+	if err != nil {
+		return Dashboard{}, err
+	}
+	return Dashboard{Status: s.status(), Summary: sum, Domains: doms, Chart: s.o.Telemetry.History.Chart()}, nil
 }

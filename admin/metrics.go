@@ -96,6 +96,26 @@ func NewTelemetry(o TelemetryOptions) *Telemetry {
 	return t
 }
 
+// destOfDomain maps a recipient domain to its destination when reading
+// the counters, which the queue keeps per domain (the grouping depends on
+// MX answers and the config, both of which change): the policy's fresh
+// grouping, else the destination the domain was last delivered through,
+// else what the policy makes of the domain without MX hosts.
+func (t *Telemetry) destOfDomain(domain string) string {
+	if p := t.o.Policy; p != nil {
+		if d, ok := p.DestinationOf(domain); ok {
+			return d
+		}
+	}
+	if d, ok := t.History.DestinationOf(domain); ok {
+		return d
+	}
+	if p := t.o.Policy; p != nil {
+		return p.Destination(domain, nil)
+	}
+	return domain
+}
+
 // OnAttempt is the scheduler's OnAttempt hook.
 func (t *Telemetry) OnAttempt(a scheduler.Attempt) {
 	t.History.Observe(a)
@@ -140,6 +160,7 @@ var (
 	descAuth        = prometheus.NewDesc("sluice_auth_verdicts_total", "Outcomes of the inbound SPF/DKIM/DMARC check.", []string{"outcome"}, nil)
 	descDestsKnown  = prometheus.NewDesc("sluice_destinations", "Destinations known to the policy.", nil, nil)
 	descScrapeError = prometheus.NewDesc("sluice_queue_read_errors", "1 when the queue could not be read during this scrape.", nil, nil)
+	descDestOpen    = prometheus.NewDesc("sluice_destination_open_recipients", "Recipients not finished yet (queued, in flight, held) at the domains of the destination.", []string{"destination"}, nil)
 )
 
 // stateCollector reads gauges at scrape time, so that they are never
@@ -147,7 +168,7 @@ var (
 type stateCollector struct{ t *Telemetry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descDestsKnown, descScrapeError} {
+	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descDestsKnown, descScrapeError, descDestOpen} {
 		ch <- d
 	}
 }
@@ -171,6 +192,20 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			readErr = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age)
+		// From the per-domain counters: O(domains), never a scan.
+		if counts, err := q.DomainCounts(now, nil); err == nil {
+			open := map[string]int{}
+			for _, c := range counts {
+				if n := c.Open(); n > 0 {
+					open[t.dests.peek(t.destOfDomain(c.Domain))] += n
+				}
+			}
+			for name, n := range open {
+				ch <- prometheus.MustNewConstMetric(descDestOpen, prometheus.GaugeValue, float64(n), name)
+			}
+		} else {
+			readErr = 1
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descScrapeError, prometheus.GaugeValue, readErr)
 	if p := t.o.Policy; p != nil {

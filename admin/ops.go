@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -37,12 +38,23 @@ func (s *Server) kick() {
 	}
 }
 
+// progressFunc receives the running totals of a bulk operation after
+// each of its pages (see queue.BulkPage).
+type progressFunc func(Result)
+
 // flush makes queued mail due now. Mail for a paused destination is left
 // alone unless forced: the receiver asked us to wait. Forced, the pause
 // ends (policy.Resume) and the destination reopens half-open, with one
-// probe session first.
-func (s *Server) flush(req FlushRequest) (Result, error) {
+// probe session first. It runs in pages (queue.Flush), reporting
+// progress, so that it never holds the writer for long.
+func (s *Server) flush(ctx context.Context, req FlushRequest, progress progressFunc) (Result, error) {
 	defer s.kick()
+	var res Result
+	report := func(moved int) {
+		if progress != nil {
+			progress(Result{Changed: res.Changed + moved})
+		}
+	}
 	if req.Domain != "" {
 		dest := s.resolveDest(req.Domain)
 		if st, ok := s.o.Policy.State(dest); ok && paused(st) && !req.Force {
@@ -56,7 +68,8 @@ func (s *Server) flush(req FlushRequest) (Result, error) {
 				return Result{}, err
 			}
 		}
-		n, err := s.o.Queue.Flush(req.Domain)
+		res.Changed = orphans
+		n, err := s.o.Queue.Flush(ctx, req.Domain, report)
 		s.log.Info("admin: flush", "domain", req.Domain, "force", req.Force, "recipients", n, "leases_returned", orphans)
 		return Result{Changed: n + orphans}, err
 	}
@@ -68,34 +81,31 @@ func (s *Server) flush(req FlushRequest) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		n, err := s.o.Queue.Flush("")
+		res.Changed = orphans
+		n, err := s.o.Queue.Flush(ctx, "", report)
 		s.log.Info("admin: flush", "force", true, "recipients", n, "leases_returned", orphans)
 		return Result{Changed: n + orphans}, err
 	}
-	msgs, err := s.o.Queue.List(queue.Filter{State: queue.StateQueued})
+	// The domains with queued mail come from the counters, not a scan.
+	counts, err := s.o.Queue.DomainCounts(s.o.Now(), nil)
 	if err != nil {
 		return Result{}, err
 	}
-	domains := map[string]bool{}
-	for _, m := range msgs {
-		for _, r := range m.Recipients {
-			if r.State == queue.StateQueued {
-				domains[r.Domain] = true
-			}
-		}
-	}
-	var res Result
-	for _, d := range sortedKeys(domains) {
-		if st, ok := s.o.Policy.State(s.resolveDest(d)); ok && paused(st) {
-			res.Skipped = append(res.Skipped, d)
+	for _, c := range counts {
+		if c.States[queue.StateQueued] == 0 {
 			continue
 		}
-		n, err := s.o.Queue.Flush(d)
+		if st, ok := s.o.Policy.State(s.destOfDomain(c.Domain)); ok && paused(st) {
+			res.Skipped = append(res.Skipped, c.Domain)
+			continue
+		}
+		n, err := s.o.Queue.Flush(ctx, c.Domain, report)
+		res.Changed += n
 		if err != nil {
 			return res, err
 		}
-		res.Changed += n
 	}
+	sort.Strings(res.Skipped)
 	s.log.Info("admin: flush", "recipients", res.Changed, "skipped_paused", len(res.Skipped))
 	return res, nil
 }
@@ -110,47 +120,60 @@ func (s *Server) returnLeases(domain string) (int, error) {
 	return s.o.Queue.ReturnLeases(s.o.Now(), domain, s.o.Held)
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// act runs hold, release, delete or bounce on a selection.
-func (s *Server) act(action string, sel Selection) (Result, error) {
-	ids := sel.IDs
-	if sel.Domain != "" {
-		if len(ids) > 0 {
-			return Result{}, fmt.Errorf("%w: give IDs or a domain, not both", errBadRequest)
-		}
-		var err error
-		if ids, err = s.o.Queue.IDsForDomain(sel.Domain); err != nil {
-			return Result{}, err
-		}
-	} else if len(ids) == 0 {
-		return Result{}, fmt.Errorf("%w: no message IDs and no domain", errBadRequest)
-	}
-	var n int
-	var err error
+// act runs hold, release, delete or bounce on a selection, a page of at
+// most queue.BulkPage messages per commit (bounce: bounceChunk), so that
+// new mail is accepted in between however large the selection, and
+// reports progress after each page. A domain selection covers the
+// messages with an open recipient at the domain when the action began,
+// found through the queue's per-domain index.
+func (s *Server) act(ctx context.Context, action string, sel Selection, progress progressFunc) (Result, error) {
+	var change func(ids []string) (int, error)
+	page := queue.BulkPage
 	switch action {
 	case "hold":
-		n, err = s.o.Queue.Hold(ids)
+		change = s.o.Queue.Hold
 	case "release":
-		n, err = s.o.Queue.Release(ids)
-		s.kick()
+		change = s.o.Queue.Release
+		defer s.kick()
 	case "delete":
-		n, err = s.o.Queue.Delete(ids)
+		change = s.o.Queue.Delete
 	case "bounce":
-		n, err = s.bounce(ids)
-		s.kick()
+		change, page = s.bounce, bounceChunk
+		defer s.kick()
 	default:
 		return Result{}, fmt.Errorf("%w: unknown action %q (hold, release, delete, bounce)", errBadRequest, action)
 	}
-	s.log.Info("admin: "+action, "messages", n, "selected", len(ids), "domain", sel.Domain)
-	return Result{Changed: n}, err
+	if sel.Domain != "" && len(sel.IDs) > 0 {
+		return Result{}, fmt.Errorf("%w: give IDs or a domain, not both", errBadRequest)
+	}
+	if sel.Domain == "" && len(sel.IDs) == 0 {
+		return Result{}, fmt.Errorf("%w: no message IDs and no domain", errBadRequest)
+	}
+	var res Result
+	selected := 0
+	step := func(ids []string) error {
+		selected += len(ids)
+		n, err := change(ids)
+		res.Changed += n
+		if progress != nil {
+			progress(res)
+		}
+		return err
+	}
+	var err error
+	if sel.Domain != "" {
+		err = s.o.Queue.DomainPages(ctx, sel.Domain, page, step)
+	} else {
+		for ids := sel.IDs; len(ids) > 0 && err == nil; {
+			chunk := ids[:min(len(ids), page)]
+			ids = ids[len(chunk):]
+			if err = ctx.Err(); err == nil {
+				err = step(chunk)
+			}
+		}
+	}
+	s.log.Info("admin: "+action, "messages", res.Changed, "selected", selected, "domain", sel.Domain)
+	return res, err
 }
 
 const operatorBounce = "bounced by the relay operator"

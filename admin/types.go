@@ -70,6 +70,11 @@ type Destination struct {
 	Replies421     int            `json:"replies_421_last_hour"`
 	LastReply      string         `json:"last_reply,omitempty"`
 	LastChange     *time.Time     `json:"last_change,omitempty"`
+	// Open counts the recipients not finished yet (queued, in flight or
+	// held) at the recipient domains grouped into the destination; Held
+	// those of them held.
+	Open int `json:"open"`
+	Held int `json:"held"`
 }
 
 // Alarm is the sender-wide alarm.

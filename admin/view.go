@@ -57,39 +57,35 @@ func ageBucket(age time.Duration) int {
 	return len(SummaryBuckets) - 1
 }
 
-// summary counts open recipients by domain and message age. It scans
-// the queue, like qshape; it is an operator query, off the hot path.
+// summaryBounds are the upper bounds of SummaryBuckets but the last.
+var summaryBounds = []time.Duration{5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 40 * time.Minute, 80 * time.Minute, 160 * time.Minute}
+
+// summary counts open recipients by domain and message age, like
+// qshape, from the per-domain counters and arrival histograms the queue
+// keeps in every transaction: O(domains), whatever the number of
+// messages, finished ones included. A message's age counts from the
+// start of its minute of arrival.
 func (s *Server) summary() (Summary, error) {
-	msgs, err := s.o.Queue.List(queue.Filter{})
+	counts, err := s.o.Queue.DomainCounts(s.o.Now(), summaryBounds)
 	if err != nil {
 		return Summary{}, err
 	}
-	return shape(msgs, s.o.Now()), nil
+	return shape(counts), nil
 }
 
-func shape(msgs []queue.Message, now time.Time) Summary {
-	rows := map[string]*SummaryRow{}
+func shape(counts []queue.DomainCount) Summary {
 	total := SummaryRow{Domain: "TOTAL", Counts: make([]int, len(SummaryBuckets))}
-	for _, m := range msgs {
-		b := ageBucket(now.Sub(m.Received))
-		for _, r := range m.Recipients {
-			if !r.State.Open() {
-				continue
-			}
-			row := rows[r.Domain]
-			if row == nil {
-				row = &SummaryRow{Domain: r.Domain, Counts: make([]int, len(SummaryBuckets))}
-				rows[r.Domain] = row
-			}
-			row.Counts[b]++
-			row.Total++
-			total.Counts[b]++
-			total.Total++
+	out := Summary{Buckets: SummaryBuckets, Rows: make([]SummaryRow, 0, len(counts)), Total: total}
+	for _, c := range counts {
+		if c.Open() == 0 {
+			continue
 		}
-	}
-	out := Summary{Buckets: SummaryBuckets, Rows: make([]SummaryRow, 0, len(rows)), Total: total}
-	for _, r := range rows {
-		out.Rows = append(out.Rows, *r)
+		row := SummaryRow{Domain: c.Domain, Total: c.Open(), Counts: c.Ages}
+		for i, n := range c.Ages {
+			out.Total.Counts[i] += n
+		}
+		out.Total.Total += row.Total
+		out.Rows = append(out.Rows, row)
 	}
 	sort.Slice(out.Rows, func(i, j int) bool {
 		if out.Rows[i].Total != out.Rows[j].Total {
@@ -98,6 +94,33 @@ func shape(msgs []queue.Message, now time.Time) Summary {
 		return out.Rows[i].Domain < out.Rows[j].Domain
 	})
 	return out
+}
+
+// destOfDomain maps a recipient domain to its destination (see
+// Telemetry.destOfDomain).
+func (s *Server) destOfDomain(domain string) string { return s.o.Telemetry.destOfDomain(domain) }
+
+// destQueue is the open mail of one destination.
+type destQueue struct{ open, held int }
+
+// queueByDest sums the per-domain counters by destination: O(domains).
+func (s *Server) queueByDest() (map[string]destQueue, error) {
+	counts, err := s.o.Queue.DomainCounts(s.o.Now(), nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]destQueue{}
+	for _, c := range counts {
+		if c.Open() == 0 {
+			continue
+		}
+		name := s.destOfDomain(c.Domain)
+		q := out[name]
+		q.open += c.Open()
+		q.held += c.States[queue.StateHeld]
+		out[name] = q
+	}
+	return out, nil
 }
 
 func (s *Server) destinationOf(st policy.DestinationState) Destination {
@@ -132,14 +155,34 @@ func (s *Server) alarm() Alarm {
 	return Alarm{Active: true, Reason: why, Since: timePtr(since)}
 }
 
-func (s *Server) domains() Domains {
+// domains lists the destinations the policy holds in memory, and those
+// it does not but that have open mail (state "idle": no attempt within
+// the idle period and nothing in force, so the configured limits apply),
+// each with its open recipients. O(destinations + domains).
+func (s *Server) domains() (Domains, error) {
+	byDest, err := s.queueByDest()
+	if err != nil {
+		return Domains{}, err
+	}
 	snap := s.o.Policy.Snapshot()
 	out := Domains{Alarm: s.alarm(), Destinations: make([]Destination, 0, len(snap))}
 	for _, st := range snap {
-		out.Destinations = append(out.Destinations, s.destinationOf(st))
+		d := s.destinationOf(st)
+		d.Open, d.Held = byDest[st.Name].open, byDest[st.Name].held
+		delete(byDest, st.Name)
+		out.Destinations = append(out.Destinations, d)
 	}
-	return out
+	for name, q := range byDest {
+		out.Destinations = append(out.Destinations, Destination{Name: name, State: stateIdle, LastHour: map[string]int{},
+			Replies421: s.o.Telemetry.History.Count421(name, time.Hour), Open: q.open, Held: q.held})
+	}
+	sort.Slice(out.Destinations, func(i, j int) bool { return out.Destinations[i].Name < out.Destinations[j].Name })
+	return out, nil
 }
+
+// stateIdle is the state `domains` shows for a destination with open
+// mail of which the policy keeps nothing in memory.
+const stateIdle = "idle"
 
 // status is up by construction (we are answering); ready when the queue
 // answers and the daemon's own check passes.

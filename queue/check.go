@@ -13,14 +13,16 @@ import (
 )
 
 // Check runs bbolt's consistency check, checks that every open message
-// with a spooled body has its file, and returns every problem found,
-// joined.
+// with a spooled body has its file and that the counters and the
+// recipient index equal a recount (verifyCounters), and returns every
+// problem found, joined. It reads the whole file.
 func (q *Queue) Check() error {
 	var errs []error
 	err := q.view(func(tx *bbolt.Tx) error {
 		for e := range tx.Check() {
 			errs = append(errs, e)
 		}
+		errs = append(errs, verifyCounters(tx)...)
 		msgs := tx.Bucket(bktMsgs)
 		return tx.Bucket(bktOpen).ForEach(func(k, _ []byte) error {
 			v := msgs.Get(k)

@@ -19,6 +19,12 @@ var (
 	bktStats    = []byte("stats")    // state -> be64 recipient count
 	bktSuppress = []byte("suppress") // lower-case addr -> suppRec (JSON)
 	bktDest     = []byte("dest")     // destination name -> opaque policy state
+	// bktDomStats: recipient domain -> domStats (counts per state and an
+	// arrival histogram of the open recipients; see counters.go).
+	bktDomStats = []byte("domstats")
+	// bktRcptIdx: be16 len || domain || class || id || be32 idx -> nil:
+	// every recipient, by domain and state class (see counters.go).
+	bktRcptIdx = []byte("rcptidx")
 )
 
 // bktOldDue is the due index of files written before issue 10 (be64
@@ -26,7 +32,7 @@ var (
 // bktDue (migrate.go).
 var bktOldDue = []byte("due")
 
-var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktOpen, bktStats, bktSuppress, bktDest}
+var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktOpen, bktStats, bktSuppress, bktDest, bktDomStats, bktRcptIdx}
 
 const (
 	rcptKeyLen  = idLen + 4

@@ -64,6 +64,13 @@ func pruneMessage(w *wtx, id string) error {
 		if err := w.addStat(r.State, -1); err != nil {
 			return err
 		}
+		id, idx, err := parseRcptKey(k)
+		if err != nil {
+			return err
+		}
+		if err := w.uncount(id, idx, r.Domain, r.State); err != nil {
+			return err
+		}
 		keys = append(keys, append([]byte(nil), k...))
 	}
 	for _, k := range keys {

@@ -109,6 +109,7 @@ type Queue struct {
 	quit     chan struct{}
 	loopDone chan struct{}
 	commits  atomic.Uint64
+	reads    atomic.Uint64 // see RecordsRead
 
 	suppMu sync.RWMutex
 	supp   map[string]struct{}
@@ -234,9 +235,9 @@ func (q *Queue) openDB() (*bbolt.DB, error) {
 	return db, nil
 }
 
-// initDB creates the buckets and returns leftover leases to the due
-// index, in one transaction. existed reports whether the file already
-// held a queue.
+// initDB creates the buckets, builds the counters of a file that has
+// none yet (buildCounters) and returns leftover leases to the due index.
+// existed reports whether the file already held a queue.
 func (q *Queue) initDB() (existed bool, err error) {
 	now := q.now()
 	var recovered int
@@ -247,6 +248,15 @@ func (q *Queue) initDB() (existed bool, err error) {
 				return err
 			}
 		}
+		return nil
+	})
+	if err == nil {
+		err = q.buildCounters(now)
+	}
+	if err != nil {
+		return existed, storageErr("initialise "+q.opts.Path, err)
+	}
+	err = q.db.Update(func(tx *bbolt.Tx) error {
 		w := newWtx(tx, now)
 		var keys [][]byte
 		if err := tx.Bucket(bktActive).ForEach(func(k, _ []byte) error {

@@ -368,9 +368,9 @@ func TestHoldReleaseDeleteFlush(t *testing.T) {
 	}{
 		{"hold a and unknown", func() (int, error) { return q.Hold([]string{a, "0000000000000000", "junk"}) }, 1},
 		{"hold a again", func() (int, error) { return q.Hold([]string{a}) }, 0},
-		{"flush a.test", func() (int, error) { return q.Flush("A.test") }, 1},
-		{"flush all", func() (int, error) { return q.Flush("") }, 1},
-		{"flush again", func() (int, error) { return q.Flush("") }, 0},
+		{"flush a.test", func() (int, error) { return q.Flush(context.Background(), "A.test", nil) }, 1},
+		{"flush all", func() (int, error) { return q.Flush(context.Background(), "", nil) }, 1},
+		{"flush again", func() (int, error) { return q.Flush(context.Background(), "", nil) }, 0},
 		{"release a", func() (int, error) { return q.Release([]string{a}) }, 1},
 		{"release b (not held)", func() (int, error) { return q.Release([]string{b}) }, 0},
 		{"delete d", func() (int, error) { return q.Delete([]string{d}) }, 1},
@@ -388,9 +388,10 @@ func TestHoldReleaseDeleteFlush(t *testing.T) {
 	if err != nil || len(items) != 3 {
 		t.Fatalf("Lease = %+v %v", items, err)
 	}
-	ids, err := q.IDsForDomain("B.test")
+	last, _ := q.LastID()
+	ids, err := q.DomainIDs("B.test", "", last, 10)
 	if err != nil || !slices.Equal(ids, []string{a}) {
-		t.Errorf("IDsForDomain(b.test) = %v %v", ids, err)
+		t.Errorf("DomainIDs(b.test) = %v %v", ids, err)
 	}
 	m, _ := q.Get(d)
 	if m.Done.IsZero() || m.Recipients[0].State != StateDeleted {

@@ -19,6 +19,10 @@ type wtx struct {
 	now   time.Time
 	msgs  map[string]*msgRec
 	dirty map[string]bool
+	// doms caches the domain counters read in this transaction;
+	// dirtyDoms names those to write back (see count).
+	doms      map[string]*domStats
+	dirtyDoms map[string]bool
 	// unlink lists the spooled messages that became final in this
 	// transaction: their body files go once it has committed.
 	unlink []string
@@ -28,7 +32,8 @@ type wtx struct {
 }
 
 func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
-	return &wtx{tx: tx, now: now, msgs: map[string]*msgRec{}, dirty: map[string]bool{}}
+	return &wtx{tx: tx, now: now, msgs: map[string]*msgRec{}, dirty: map[string]bool{},
+		doms: map[string]*domStats{}, dirtyDoms: map[string]bool{}}
 }
 
 func (w *wtx) b(name []byte) *bbolt.Bucket {
@@ -99,7 +104,8 @@ func (w *wtx) putMsg(id string, m *msgRec) error {
 	return w.b(bktMsgs).Put([]byte(id), v)
 }
 
-// flush writes back the message records changed by transitions.
+// flush writes back the message records and the domain counters
+// changed by transitions.
 func (w *wtx) flush() error {
 	for id := range w.dirty {
 		if err := w.putMsg(id, w.msgs[id]); err != nil {
@@ -107,7 +113,7 @@ func (w *wtx) flush() error {
 		}
 	}
 	clear(w.dirty)
-	return nil
+	return w.flushCounters()
 }
 
 func (w *wtx) addStat(s State, delta int64) error {
@@ -165,6 +171,9 @@ func (w *wtx) transition(id string, idx int, r *rcptRec, to State, next time.Tim
 		}
 	}
 	if err := w.addStat(to, 1); err != nil {
+		return err
+	}
+	if err := w.count(id, idx, r.Domain, from, to); err != nil {
 		return err
 	}
 	opens, closes := (from == "" || !from.Open()) && to.Open(), from.Open() && !to.Open()

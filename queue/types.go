@@ -118,7 +118,9 @@ type Filter struct {
 	Domain    string
 	State     State
 	OlderThan time.Duration
-	Limit     int
+	// After pages: only messages whose ID sorts after it.
+	After string
+	Limit int
 }
 
 // Suppression is one address that must not receive mail.

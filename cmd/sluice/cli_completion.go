@@ -38,7 +38,7 @@ const bashCompletion = `_sluice() {
 		if [ "$COMP_CWORD" -eq 2 ]; then
 			COMPREPLY=($(compgen -W "list show summary flush hold release delete bounce check export import salvage compact" -- "$cur"))
 		else
-			COMPREPLY=($(compgen -W "$common --domain --state --older-than --limit --force --yes --file --tolerant --output --input --out" -- "$cur"))
+			COMPREPLY=($(compgen -W "$common --domain --state --older-than --limit --after --force --yes --file --tolerant --output --input --out" -- "$cur"))
 		fi ;;
 	domains) COMPREPLY=($(compgen -W "show $common" -- "$cur")) ;;
 	limits)

@@ -66,9 +66,10 @@ var (
 		Alarm: admin.Alarm{Active: true, Reason: "3 of 4 destinations attempted in the last 10m0s are throttling: check the sender's IP reputation, authentication and content", Since: tp(gNow.Add(-5 * time.Minute))},
 		Destinations: []admin.Destination{
 			{Name: "gmail", State: "paused", PausedUntil: tp(gNow.Add(90 * time.Second)), Concurrency: 2, MaxConcurrency: 20, Rate: 2.5, MaxRate: 0, GreylistWindow: "0s",
-				LastHour: map[string]int{"throttle": 17, "success": 120}, Replies421: 17, LastReply: "421 4.7.28 unusual rate"},
+				LastHour: map[string]int{"throttle": 17, "success": 120}, Replies421: 17, LastReply: "421 4.7.28 unusual rate", Open: 1204, Held: 4},
 			{Name: "yahoo", State: "probing", Concurrency: 1, MaxConcurrency: 5, Rate: 0, MaxRate: 10, GreylistWindow: "0s", LastHour: map[string]int{}, LastReply: "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred"},
 			{Name: "example.org", State: "open", Concurrency: 20, MaxConcurrency: 20, GreylistWindow: "5m1s", LastHour: map[string]int{"greylist": 3, "success": 9}, LastReply: "250 2.0.0 OK"},
+			{Name: "slow.example", State: "idle", LastHour: map[string]int{}, Open: 31},
 		}}
 	gDetail = admin.DomainDetail{Destination: gDomains.Destinations[0], Domains: []string{"gmail.com", "googlemail.com"}, Recent: []admin.Event{
 		{At: gNow.Add(-time.Minute), Domain: "gmail.com", Class: "throttle", Status: "deferred", Reply: "421 4.7.28 unusual rate"},
@@ -230,4 +231,36 @@ func TestParseInterleaved(t *testing.T) {
 	if err != nil || !*j || *d != "a.test" || strings.Join(pos, " ") != "show ID1 -x" {
 		t.Fatalf("pos %v json %v domain %q err %v", pos, *j, *d, err)
 	}
+}
+
+// TestListStreamsAsWhole: a listing printed as it streams in is what the
+// renderers print for the whole list: the same JSON document, and the
+// same table with a pointer to the next page when a limit cut it.
+func TestListStreamsAsWhole(t *testing.T) {
+	t.Parallel()
+	for _, msgs := range [][]admin.Message{gMsgs, {}, {gHostileShow}} {
+		var whole, streamed bytes.Buffer
+		if err := printJSON(&whole, msgs); err != nil {
+			t.Fatal(err)
+		}
+		j := &jsonArray{w: &streamed}
+		for _, m := range msgs {
+			if err := j.add(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := j.end(admin.ListEnd{Messages: len(msgs)}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(whole.Bytes(), streamed.Bytes()) {
+			t.Errorf("streamed JSON differs:\n%s\nwant\n%s", streamed.Bytes(), whole.Bytes())
+		}
+	}
+	var b bytes.Buffer
+	p := newListPrinter(&b, gNow)
+	for _, m := range gMsgs {
+		_ = p.add(m)
+	}
+	_ = p.end(admin.ListEnd{Messages: 2, More: true, Next: gMsgs[1].ID})
+	golden(t, "queue_list_more.txt", b.Bytes())
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +13,8 @@ import (
 
 const queueUsage = `queue COMMAND [flags]
 
-  list [--domain D] [--state S] [--older-than DUR] [--limit N]   messages and their recipients
+  list [--domain D] [--state S] [--older-than DUR] [--limit N] [--after ID]
+                                                                 messages and their recipients, oldest first
   show ID                                                        envelope, recipient states, attempt history
   summary                                                        qshape: domains × message age
   flush [--domain D] [--force]                                   retry queued mail now (--force: paused destinations too, and leases no delivery holds)
@@ -21,7 +23,10 @@ const queueUsage = `queue COMMAND [flags]
   delete ID…|-|--domain D [--yes]                                drop mail without a DSN (asks first)
   bounce ID…|-|--domain D                                        fail mail with a DSN to the sender
 
-"-" reads IDs from stdin, one per line. These commands take --json,
+"-" reads IDs from stdin, one per line. A listing streams as the daemon
+reads it, whatever its length; flush, hold, release, delete and bounce
+work in pages (new mail is accepted in between) and report their
+progress on stderr when they take a while. These commands take --json,
 --config FILE, --admin ADDR and --token-file FILE.
 ` + queueFileUsage
 
@@ -43,15 +48,16 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	cf.register(fs)
 	domain := fs.String("domain", "", "only mail to this recipient domain")
 	var (
-		state, olderThan *string
-		limit            *int
-		force, yes       *bool
+		state, olderThan, after *string
+		limit                   *int
+		force, yes              *bool
 	)
 	switch sub {
 	case "list":
 		state = fs.String("state", "", "only recipients in this state: queued, active, held, sent, bounced, expired, deleted")
 		olderThan = fs.String("older-than", "", "only messages received longer ago than this (e.g. 30m, 2d)")
 		limit = fs.Int("limit", 0, "at most N messages (0 = all)")
+		after = fs.String("after", "", "only messages whose ID sorts after ID: the next page after --limit")
 	case "flush":
 		force = fs.Bool("force", false, "flush mail for paused destinations too, and return at once the leases no delivery holds")
 	case "delete":
@@ -71,19 +77,23 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	now := time.Now()
 	wrap := func(err error) error { return explainErr(c, err) }
+	// Streamed replies (listings, bulk actions) last as long as their
+	// lines keep coming, not the deadline of ctx.
+	sctx := context.Background()
 	switch sub {
 	case "list":
 		if len(pos) > 0 {
 			return fmt.Errorf("%w: queue list takes no arguments", errUsage)
 		}
-		msgs, err := c.List(ctx, admin.ListQuery{Domain: *domain, State: *state, OlderThan: *olderThan, Limit: *limit})
+		var out listOutput = newListPrinter(stdout, now)
+		if cf.json {
+			out = &jsonArray{w: stdout}
+		}
+		end, err := c.ListEach(sctx, admin.ListQuery{Domain: *domain, State: *state, OlderThan: *olderThan, Limit: *limit, After: *after}, out.add)
 		if err != nil {
 			return wrap(err)
 		}
-		if cf.json {
-			return printJSON(stdout, msgs)
-		}
-		renderList(stdout, msgs, now)
+		return out.end(end)
 	case "show":
 		if len(pos) != 1 {
 			return fmt.Errorf("%w: sluice queue show ID", errUsage)
@@ -106,7 +116,7 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 		}
 		renderSummary(stdout, s)
 	case "flush":
-		res, err := c.Flush(ctx, admin.FlushRequest{Domain: *domain, Force: *force})
+		res, err := c.FlushProgress(sctx, admin.FlushRequest{Domain: *domain, Force: *force}, progressTo(stderr, "flushed", "recipients"))
 		if err != nil {
 			return wrap(err)
 		}
@@ -131,17 +141,36 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("not confirmed; nothing deleted (use --yes in scripts)")
 			}
 		}
-		res, err := c.Act(ctx, sub, sel)
+		past := map[string]string{"hold": "held", "release": "released", "delete": "deleted", "bounce": "bounced"}[sub]
+		res, err := c.ActProgress(sctx, sub, sel, progressTo(stderr, past, "messages"))
 		if err != nil {
+			if res.Changed > 0 {
+				fmt.Fprintf(stderr, "%s %d messages before the error\n", past, res.Changed)
+			}
 			return wrap(err)
 		}
 		if cf.json {
 			return printJSON(stdout, res)
 		}
-		past := map[string]string{"hold": "held", "release": "released", "delete": "deleted", "bounce": "bounced"}[sub]
 		fmt.Fprintf(stdout, "%s %d messages\n", past, res.Changed)
 	}
 	return nil
+}
+
+// progressEvery is how often a bulk action's progress is printed.
+const progressEvery = time.Second
+
+// progressTo prints the running totals of a bulk action on w, at most
+// every progressEvery, so that a long one shows it is moving and a short
+// one prints nothing extra.
+func progressTo(w io.Writer, past, what string) func(admin.Result) {
+	last := time.Now()
+	return func(r admin.Result) {
+		if now := time.Now(); now.Sub(last) >= progressEvery {
+			last = now
+			fmt.Fprintf(w, "... %s %d %s so far\n", past, r.Changed, what)
+		}
+	}
 }
 
 // selection reads the IDs of an action: arguments, "-" for stdin, or a

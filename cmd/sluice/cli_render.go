@@ -90,32 +90,107 @@ func sender(s string) string {
 }
 
 func renderList(w io.Writer, msgs []admin.Message, now time.Time) {
-	if len(msgs) == 0 {
-		fmt.Fprintln(w, "queue is empty (no matching message)")
-		return
-	}
-	tw := table(w)
-	fmt.Fprintln(tw, "ID\tAGE\tSIZE\tFROM\tRECIPIENT\tSTATE\tTRIES\tNEXT\tLAST REPLY")
-	rcpts := 0
+	p := newListPrinter(w, now)
 	for _, m := range msgs {
-		for i, r := range m.Recipients {
-			id, ag, sz, from := "", "", "", ""
-			if i == 0 {
-				id, ag, sz, from = esc(m.ID), age(now.Sub(m.Received)), size(m.Size), sender(m.From)
-			}
-			next := "-"
-			if r.NextAttempt != nil {
-				next = age(r.NextAttempt.Sub(now))
-				if !r.NextAttempt.After(now) {
-					next = "now"
-				}
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, ag, sz, from, esc(r.Addr), esc(r.State), r.Attempts, next, clip(orDash(esc(r.LastReply)), 60))
-			rcpts++
-		}
+		_ = p.add(m)
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "-- %d messages, %d recipients\n", len(msgs), rcpts)
+	_ = p.end(admin.ListEnd{Messages: len(msgs)})
+}
+
+// listOutput prints a listing as it streams in.
+type listOutput interface {
+	add(admin.Message) error
+	end(admin.ListEnd) error
+}
+
+// listBlock is how many messages the table holds before it is printed:
+// a listing of any length streams out in blocks (the columns are
+// aligned within each block).
+const listBlock = 1000
+
+// listPrinter is the table of `queue list`.
+type listPrinter struct {
+	w           io.Writer
+	tw          *tabwriter.Writer
+	now         time.Time
+	msgs, rcpts int
+	inBlock     int
+}
+
+func newListPrinter(w io.Writer, now time.Time) *listPrinter {
+	return &listPrinter{w: w, tw: table(w), now: now}
+}
+
+func (p *listPrinter) add(m admin.Message) error {
+	if p.msgs == 0 {
+		fmt.Fprintln(p.tw, "ID\tAGE\tSIZE\tFROM\tRECIPIENT\tSTATE\tTRIES\tNEXT\tLAST REPLY")
+	}
+	for i, r := range m.Recipients {
+		id, ag, sz, from := "", "", "", ""
+		if i == 0 {
+			id, ag, sz, from = esc(m.ID), age(p.now.Sub(m.Received)), size(m.Size), sender(m.From)
+		}
+		next := "-"
+		if r.NextAttempt != nil {
+			next = age(r.NextAttempt.Sub(p.now))
+			if !r.NextAttempt.After(p.now) {
+				next = "now"
+			}
+		}
+		fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, ag, sz, from, esc(r.Addr), esc(r.State), r.Attempts, next, clip(orDash(esc(r.LastReply)), 60))
+		p.rcpts++
+	}
+	p.msgs++
+	if p.inBlock++; p.inBlock == listBlock {
+		p.inBlock = 0
+		return p.tw.Flush()
+	}
+	return nil
+}
+
+func (p *listPrinter) end(e admin.ListEnd) error {
+	if p.msgs == 0 {
+		_, err := fmt.Fprintln(p.w, "queue is empty (no matching message)")
+		return err
+	}
+	if err := p.tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(p.w, "-- %d messages, %d recipients\n", p.msgs, p.rcpts)
+	if e.More {
+		fmt.Fprintf(p.w, "-- more: add --after %s for the next page\n", esc(e.Next))
+	}
+	return nil
+}
+
+// jsonArray prints a streamed listing as the JSON array printJSON would
+// print for the whole list, element by element.
+type jsonArray struct {
+	w io.Writer
+	n int
+}
+
+func (j *jsonArray) add(m admin.Message) error {
+	b, err := json.MarshalIndent(m, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	sep := ",\n  "
+	if j.n == 0 {
+		sep = "[\n  "
+	}
+	j.n++
+	_, err = j.w.Write(escape.JSON(append([]byte(sep), b...)))
+	return err
+}
+
+func (j *jsonArray) end(admin.ListEnd) error {
+	if j.n == 0 {
+		_, err := io.WriteString(j.w, "[]\n")
+		return err
+	}
+	_, err := io.WriteString(j.w, "\n]\n")
+	return err
 }
 
 func renderShow(w io.Writer, m admin.Message, now time.Time) {
@@ -212,12 +287,25 @@ func renderDomains(w io.Writer, d admin.Domains, now time.Time) {
 		return
 	}
 	tw := table(w)
-	fmt.Fprintln(tw, "DESTINATION\tSTATE\tCONC\tRATE/S\t421/1H\tREPLIES/1H\tGREYLIST\tLAST REPLY")
+	fmt.Fprintln(tw, "DESTINATION\tSTATE\tOPEN\tCONC\tRATE/S\t421/1H\tREPLIES/1H\tGREYLIST\tLAST REPLY")
 	for _, x := range d.Destinations {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", esc(x.Name), destState(x, now), x.Concurrency, x.MaxConcurrency,
+		if x.State == "idle" {
+			// No policy state in memory: only the open mail is known.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%d\t-\t-\t-\n", esc(x.Name), esc(x.State), openStr(x), x.Replies421)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", esc(x.Name), destState(x, now), openStr(x), x.Concurrency, x.MaxConcurrency,
 			rateStr(x.Rate), rateStr(x.MaxRate), x.Replies421, classCounts(x.LastHour), esc(x.GreylistWindow), clip(orDash(esc(x.LastReply)), 60))
 	}
 	tw.Flush()
+}
+
+// openStr is the OPEN column: open recipients, and how many are held.
+func openStr(x admin.Destination) string {
+	if x.Held > 0 {
+		return fmt.Sprintf("%d (%d held)", x.Open, x.Held)
+	}
+	return strconv.Itoa(x.Open)
 }
 
 func renderDomainDetail(w io.Writer, d admin.DomainDetail, now time.Time) {
@@ -228,6 +316,7 @@ func renderDomainDetail(w io.Writer, d admin.DomainDetail, now time.Time) {
 		fmt.Fprintf(tw, "domains:\t%s\n", esc(strings.Join(d.Domains, " ")))
 	}
 	fmt.Fprintf(tw, "state:\t%s\n", destState(x, now))
+	fmt.Fprintf(tw, "open:\t%s recipients\n", openStr(x))
 	fmt.Fprintf(tw, "concurrency:\t%d of max %d (%d sessions open)\n", x.Concurrency, x.MaxConcurrency, x.Active)
 	fmt.Fprintf(tw, "rate:\t%s of max %s messages/s\n", rateStr(x.Rate), rateStr(x.MaxRate))
 	fmt.Fprintf(tw, "msgs/conn:\t%d\n", x.MsgsPerConn)
