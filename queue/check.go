@@ -131,7 +131,9 @@ type CheckReport struct {
 // checks of CheckFile, a walk of every bucket that checks each page
 // (rawFile, no memory map), that every open message's records and body
 // (and spool file) are readable, and, when the pages are sound, bbolt's
-// own consistency check (Tx.Check: page references, freelist). It
+// own consistency check (Tx.Check: page references, freelist) and a
+// recount of every recipient against the counters and the recipient
+// index the daemon keeps (verifyCounters). It
 // returns a report of the problems found; err is for a file that could
 // not be checked at all.
 func CheckPath(path string) (CheckReport, error) {
@@ -166,8 +168,9 @@ func CheckPath(path string) (CheckReport, error) {
 	return rep, nil
 }
 
-// boltCheck runs bbolt's Tx.Check on a file whose pages rawFile found
-// sound. A panic or a memory fault in bbolt is reported, not fatal.
+// boltCheck runs bbolt's Tx.Check, then the counters' recount, on a file
+// whose pages rawFile found sound. A panic or a memory fault in bbolt is
+// reported, not fatal.
 func boltCheck(path string) (problems []error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -183,6 +186,9 @@ func boltCheck(path string) (problems []error) {
 	err = db.View(func(tx *bbolt.Tx) error {
 		for e := range tx.Check() {
 			problems = append(problems, e)
+		}
+		if len(problems) == 0 {
+			problems = append(problems, verifyCounters(tx)...)
 		}
 		return nil
 	})

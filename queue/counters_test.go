@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -414,5 +415,39 @@ func TestHistogramBounded(t *testing.T) {
 	d.fold(time.Unix(0, 0))
 	if len(d.bins) != maxBins || d.old != 10 {
 		t.Errorf("fold over maxBins left %d bins, old %d", len(d.bins), d.old)
+	}
+}
+
+// TestCheckPathRecountsCounters: the offline `queue check` recounts the
+// recipients and names a counter that drifted.
+func TestCheckPathRecountsCounters(t *testing.T) {
+	t.Parallel()
+	q, _, o := openTest(t, nil)
+	for range 20 {
+		enqueue(t, q, "a@x.test", "b@y.test")
+	}
+	q.Close()
+	if rep, err := CheckPath(o.Path); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("sound file: %+v, %v", rep, err)
+	}
+	db, err := bbolt.Open(o.Path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		d, err := decodeDomStats(tx.Bucket(bktDomStats).Get(statsKey("y.test")))
+		if err != nil {
+			return err
+		}
+		d.n[stateIndex(StateQueued)] = 3
+		return tx.Bucket(bktDomStats).Put(statsKey("y.test"), d.encode())
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := CheckPath(o.Path)
+	if err != nil || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], `domain "y.test"`) {
+		t.Errorf("drifted counter: %+v, %v", rep, err)
 	}
 }

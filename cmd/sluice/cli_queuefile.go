@@ -19,7 +19,7 @@ import (
 // damaged file is exactly when the daemon does not run). While a daemon
 // holds the file they refuse, saying so.
 const queueFileUsage = `
-  check                                                          full offline check of the queue file
+  check                                                          full offline check of the queue file, counters recounted
   export [--tolerant] [--output FILE]                            write every message as a JSON-lines stream
   import [--input FILE]                                          add the messages of an export stream
   salvage [--out FILE]                                           copy every readable message into a new queue file
@@ -157,7 +157,7 @@ func queueCheck(path, cfgPath string, stdout io.Writer) error {
 		return fileCmdErr(err, cfgPath)
 	}
 	if len(rep.Problems) == 0 {
-		fmt.Fprintf(stdout, "queue file %s: ok (%d pages, %d messages)\n", path, rep.Pages, rep.Messages)
+		fmt.Fprintf(stdout, "queue file %s: ok (%d pages, %d messages; the counters match a recount)\n", path, rep.Pages, rep.Messages)
 		return nil
 	}
 	for _, p := range rep.Problems {
