@@ -114,6 +114,19 @@ func (m *Map[K, V]) Evict(now time.Time, idle time.Duration, keep func(K, V) boo
 	return removed
 }
 
+// DropOldest removes the least recently used entry; it reports whether
+// there was one. A cache whose entries have different lifetimes uses it
+// to stay within a size bound.
+func (m *Map[K, V]) DropOldest() bool {
+	n := m.root.prev
+	if n == &m.root {
+		return false
+	}
+	m.unlink(n)
+	delete(m.m, n.key)
+	return true
+}
+
 func (m *Map[K, V]) unlink(n *node[K, V]) {
 	n.prev.next = n.next
 	n.next.prev = n.prev

@@ -84,3 +84,20 @@ func TestEvictCostIsPerEvicted(t *testing.T) {
 		t.Fatalf("evicted %d after %d calls, want 5 and 5", n, calls)
 	}
 }
+
+func TestDropOldest(t *testing.T) {
+	t.Parallel()
+	m := New[string, int]()
+	if m.DropOldest() {
+		t.Fatal("DropOldest on an empty map reported an entry")
+	}
+	m.Put("a", 1, t0)
+	m.Put("b", 2, t0.Add(time.Second))
+	m.Touch("a", t0.Add(2*time.Second))
+	if !m.DropOldest() {
+		t.Fatal("DropOldest found nothing")
+	}
+	if got := keys(m); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("left %v, want a", got)
+	}
+}
