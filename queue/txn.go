@@ -54,7 +54,8 @@ func (w *wtx) b(name []byte) *bbolt.Bucket {
 
 func appendOnly(name []byte) bool {
 	switch string(name) {
-	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone), string(bktOpen), string(bktDue):
+	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone), string(bktOpen), string(bktDue),
+		string(bktRcptIdx): // within a domain and class, IDs grow with time
 		return true
 	}
 	return false
