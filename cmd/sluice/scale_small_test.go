@@ -22,8 +22,8 @@ import (
 // minutes); the messages are deferred an hour ahead, so the scheduler has
 // nothing due and only the reads are timed. Every read runs through the
 // binary, as an operator or a dashboard tab runs it: status, queue
-// summary, queue list --limit 20, domains, /metrics and the dashboard
-// JSON. Wall times are noisy on a shared machine, so each read is the
+// summary, queue list --limit 20 (and of a domain with 5 messages among
+// the backlog), domains, /metrics and the dashboard JSON. Wall times are noisy on a shared machine, so each read is the
 // median of several calls, and the bound is generous: at 100,000 at most
 // 3× the time at 10,000 plus 150 ms. A read that scans the queue takes
 // about 10× longer at 100,000 (0.5-1 s for summary and the dashboard) and
@@ -54,7 +54,7 @@ tls = "none"
 
 	const small, large = 10_000, 100_000
 	now := time.Now()
-	fill := func(first, n int) {
+	fill := func(first, n int, to string) {
 		t.Helper()
 		start := time.Now()
 		cmd := exec.Command(bin, "queue", "import", "--config", cfgPath)
@@ -70,7 +70,7 @@ tls = "none"
 		// 512-byte bodies: what a read costs depends on the number of
 		// messages, not on their size, and small bodies keep the fill
 		// quick.
-		gerr := queuegen.Write(pw, queuegen.Options{N: n, First: first, Size: 512, To: "user%d@dest.test", From: "bench@sender.test",
+		gerr := queuegen.Write(pw, queuegen.Options{N: n, First: first, Size: 512, To: to, From: "bench@sender.test",
 			Now: now, Spread: 48 * time.Hour, DueAfter: time.Hour, Due: time.Hour, LastReply: "421 4.3.2 try again later"})
 		pw.Close()
 		if err := cmd.Wait(); err != nil || gerr != nil {
@@ -117,6 +117,7 @@ tls = "none"
 		{"status", cli("status")},
 		{"queue summary", cli("queue", "summary")},
 		{"queue list --limit 20", cli("queue", "list", "--limit", "20")},
+		{"queue list --domain", cli("queue", "list", "--domain", "rare.test", "--limit", "20")},
 		{"domains", cli("domains")},
 		{"/metrics", get("/metrics")},
 		{"dashboard JSON", get("/v1/dashboard")},
@@ -156,9 +157,13 @@ tls = "none"
 		return meds
 	}
 
-	fill(0, small)
+	// A few messages to another domain, older than the backlog (lower
+	// IDs), so that a listing of that domain must find them among it.
+	const rare = 5
+	fill(0, rare, "user%d@rare.test")
+	fill(rare, small-rare, "user%d@dest.test")
 	at10k := measure(small)
-	fill(small, large-small)
+	fill(small, large-small, "user%d@dest.test")
 	at100k := measure(large)
 
 	const ratio, floor = 3, 150 * time.Millisecond
