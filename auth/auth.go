@@ -9,8 +9,9 @@
 // Promises:
 //   - A Checker is safe for concurrent use by many SMTP sessions.
 //   - Every DNS lookup goes through Options.Resolver with a timeout; results
-//     are cached, and a resolver that times out is skipped for a cooldown,
-//     so a slow resolver never holds the SMTP reply for long.
+//     are cached (by the resolver itself when it caches by TTL), and a
+//     resolver that times out is skipped for a cooldown, so a slow resolver
+//     never holds the SMTP reply for long.
 //   - A DNS temporary error never causes a permanent refusal: warn mode
 //     accepts, enforce mode answers 451 4.4.3 so the client retries.
 //   - Errors returned by Check are bare *smtp.SMTPError values, as the
@@ -50,9 +51,10 @@ type Options struct {
 	// A missing or empty list allows any domain.
 	Users      map[string][]string
 	DNSTimeout time.Duration // per lookup
-	// CacheTTL is how long answers (and NXDOMAIN) are cached.
-	// The Resolver interface, like net.Resolver, carries no record TTLs,
-	// so this one value applies to every answer.
+	// CacheTTL is how long SPF verdicts are cached, and DNS answers (and
+	// NXDOMAIN) when the Resolver does not cache by the records' own TTLs
+	// (net.Resolver, test fakes); the daemon's resolver.Compat does, and
+	// its answers are not cached again here.
 	CacheTTL         time.Duration
 	ResolverCooldown time.Duration    // skip DNS this long after a timeout
 	Resolver         Resolver         // nil = net.DefaultResolver

@@ -266,3 +266,38 @@ func TestDNSCacheTTL(t *testing.T) {
 		t.Error("no lookup after the TTL passed")
 	}
 }
+
+// ttlCachingDNS is a Resolver that caches by TTL itself, as the daemon's
+// shared resolver.Compat does.
+type ttlCachingDNS struct{ *fakeDNS }
+
+func (ttlCachingDNS) CachesAnswers() {}
+
+// TestDNSCacheLeftToTTLResolver: over a resolver that caches by the
+// records' own TTLs, auth does not cache answers again (every check asks
+// it), and its cooldown after a timeout still holds.
+func TestDNSCacheLeftToTTLResolver(t *testing.T) {
+	t.Parallel()
+	fake := testZone()
+	clock := at(time.Unix(1_800_000_000, 0))
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeWarn
+		o.OutboundIPs = testIPs
+		o.Resolver = ttlCachingDNS{fake}
+		o.Now = clock.Now
+		o.CacheTTL = time.Hour
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := inputOf(Input{MailFrom: "b@example.test"}, msgFrom("From: a@example.test\r\n"))
+	c.Check(context.Background(), in)
+	n := fake.calls.Load()
+	c.Check(context.Background(), in)
+	if fake.calls.Load() == n {
+		t.Error("the second check answered from auth's own cache, not the resolver's")
+	}
+	if c.dns.cache {
+		t.Error("dnsCache caches over a TTL-caching resolver")
+	}
+}

@@ -12,6 +12,13 @@ import (
 // cooldown after a resolver timeout. It satisfies Resolver itself, so it can
 // be handed to blitiri.com.ar/go/spf.
 //
+// A Resolver that caches by the records' own TTLs (the daemon's shared
+// resolver.Compat) says so with a CachesAnswers method: dnsCache then keeps
+// only its timeout and cooldown. How long an answer is good for is the
+// record's TTL, and a second cache under auth.cache_ttl would serve it
+// past that (one owner per fact). The cooldown stays: it bounds how long
+// an SMTP reply waits for a resolver that is down, an acceptance concern.
+//
 // Errors are always bare *net.DNSError values: spf and go-msgauth detect
 // temporary and not-found errors by type assertion, not errors.As.
 type dnsCache struct {
@@ -20,6 +27,7 @@ type dnsCache struct {
 	ttl      time.Duration
 	cooldown time.Duration
 	now      func() time.Time
+	cache    bool // false when r caches by TTL itself
 
 	mu        sync.Mutex
 	entries   map[string]dnsEntry
@@ -36,8 +44,13 @@ type dnsEntry struct {
 // when everything is still fresh the cache starts over.
 const maxDNSEntries = 10000
 
+// answerCaching is implemented by a Resolver that caches answers by their
+// TTLs (resolver.Compat).
+type answerCaching interface{ CachesAnswers() }
+
 func newDNSCache(r Resolver, timeout, ttl, cooldown time.Duration, now func() time.Time) *dnsCache {
-	return &dnsCache{r: r, timeout: timeout, ttl: ttl, cooldown: cooldown, now: now, entries: map[string]dnsEntry{}}
+	_, cached := r.(answerCaching)
+	return &dnsCache{r: r, timeout: timeout, ttl: ttl, cooldown: cooldown, now: now, cache: !cached, entries: map[string]dnsEntry{}}
 }
 
 func (d *dnsCache) LookupTXT(ctx context.Context, name string) ([]string, error) {
@@ -119,7 +132,7 @@ func (d *dnsCache) lookup(ctx context.Context, kind, name string, f func(context
 	// Cache answers and NXDOMAIN/NODATA (negative caching, RFC 2308), but
 	// never a temporary error: the next message should try again.
 	var de *net.DNSError
-	if err == nil || (errors.As(err, &de) && de.IsNotFound) {
+	if d.cache && (err == nil || (errors.As(err, &de) && de.IsNotFound)) {
 		if len(d.entries) >= maxDNSEntries {
 			d.prune(now)
 		}
