@@ -53,6 +53,10 @@ func TestDefaultValues(t *testing.T) {
 		{"rate unlimited", c.Policy.Rate.Unlimited(), true},
 		{"min_rate", c.Policy.MinRate.String(), "1/s"},
 		{"auth.mode", c.Auth.Mode, "warn"},
+		{"resolver", c.Delivery.Resolver, ""},
+		{"resolver_concurrency", c.Delivery.ResolverConcurrency, 100},
+		{"resolver_min_ttl", c.Delivery.ResolverMinTTL.D(), 5 * time.Second},
+		{"resolver_max_ttl", c.Delivery.ResolverMaxTTL.D(), 24 * time.Hour},
 		{"suppress_on_unknown_user", c.Policy.SuppressOnUnknownUser, true},
 	}
 	for _, ck := range checks {

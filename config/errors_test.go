@@ -78,6 +78,12 @@ func TestValidationErrors(t *testing.T) {
 		{"tls half set", "[tls]\ncert_file = \"c.pem\"\n", `sluice.toml:2: tls.cert_file: cert_file and key_file must be set together`},
 		{"tls file missing", "[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n", `sluice.toml:2: tls.cert_file:`},
 		{"line too short", "[limits]\nmax_line_length = 500\n", `sluice.toml:2: limits.max_line_length: must be at least 1000`},
+		{"resolver by name", "[delivery]\nresolver = \"dns.example:53\"\n", `sluice.toml:2: delivery.resolver: invalid resolver "dns.example:53": want ip:port`},
+		{"resolver without port", "[delivery]\nresolver = \"127.0.0.1\"\n", `sluice.toml:2: delivery.resolver: invalid resolver "127.0.0.1"`},
+		{"resolver port 0", "[delivery]\nresolver = \"127.0.0.1:0\"\n", `sluice.toml:2: delivery.resolver: invalid resolver`},
+		{"no resolver concurrency", "[delivery]\nresolver_concurrency = 0\n", `sluice.toml:2: delivery.resolver_concurrency: must be at least 1, not 0`},
+		{"no TTL floor", "[delivery]\nresolver_min_ttl = \"0s\"\n", `sluice.toml:2: delivery.resolver_min_ttl: must be a positive duration`},
+		{"TTL ceiling below floor", "[delivery]\nresolver_min_ttl = \"1m\"\nresolver_max_ttl = \"30s\"\n", `sluice.toml:3: delivery.resolver_max_ttl: 30s is below delivery.resolver_min_ttl (1m)`},
 		{"zero timeout", "[delivery]\ndial_timeout = \"0s\"\n", `sluice.toml:2: delivery.dial_timeout: must be a positive duration`},
 		{"retry_max below base", "[policy]\nretry_base = \"1h\"\nretry_max = \"1m\"\n", `sluice.toml:3: policy.retry_max:`},
 		{"alarm share", "[policy]\nalarm_share = 1.5\n", `sluice.toml:2: policy.alarm_share:`},
@@ -154,6 +160,7 @@ func TestValidConfigs(t *testing.T) {
 		{"enforce with ips", "[delivery]\noutbound_ips = [\"192.0.2.1\", \"2001:db8::1\"]\n[auth]\nmode = \"enforce\"\n"},
 		{"user", "[[access.user]]\nname = \"app\"\npassword_hash = \"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\"\nallowed_from = [\"example.com\"]\n"},
 		{"destination and provider", "[[policy.destination]]\nmatch = \"gmail.com\"\nmax_concurrency = 5\nrate = \"10/s\"\n[[policy.provider]]\nname = \"ex\"\nsuffixes = [\".mx.example.net\"]\n"},
+		{"resolver", "[delivery]\nresolver = \"[::1]:5353\"\nresolver_concurrency = 1\nresolver_min_ttl = \"1s\"\nresolver_max_ttl = \"1s\"\n"},
 		{"inline array of tables", "policy.rule = [{match = \"RL0000\", class = \"throttle\", scope = \"rate\"}]\n"},
 	}
 	for _, tt := range tests {

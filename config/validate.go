@@ -306,6 +306,19 @@ func (c *Config) validateDelivery(ck *checker) {
 		ck.add("delivery.connection_idle", "must not be negative")
 	}
 	ck.atLeast("delivery.max_messages_per_connection", d.MaxMessagesPerConnection, 1)
+	if d.Resolver != "" {
+		// An IP address: a name would need DNS to find the DNS server.
+		if ap, err := netip.ParseAddrPort(d.Resolver); err != nil || ap.Port() == 0 {
+			ck.add("delivery.resolver", "invalid resolver %q: want ip:port, such as \"127.0.0.1:53\"", d.Resolver)
+		}
+	}
+	ck.atLeast("delivery.resolver_concurrency", d.ResolverConcurrency, 1)
+	// A floor of 0 would let a failed lookup be asked again at once, by
+	// every message waiting for it.
+	ck.positive("delivery.resolver_min_ttl", d.ResolverMinTTL)
+	if d.ResolverMaxTTL < d.ResolverMinTTL {
+		ck.add("delivery.resolver_max_ttl", "%s is below delivery.resolver_min_ttl (%s)", d.ResolverMaxTTL, d.ResolverMinTTL)
+	}
 	seen := map[string]bool{}
 	for i, r := range d.Routes {
 		k := idx("delivery.route", i)
