@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"sluice/config"
+	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/outbound"
 	"sluice/reply"
+	"sluice/resolver"
 )
 
 // manualTimers replaces the connection_idle timer: each timer is a
@@ -184,18 +186,17 @@ func TestShutdownWakesIdleSessions(t *testing.T) {
 	}
 }
 
-// hopResolver maps domains to MX hosts that all live on loopback.
-type hopResolver struct{ mx map[string][]*net.MX }
-
-func (h hopResolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
-	if m, ok := h.mx[name]; ok {
-		return m, nil
+// hopResolver is a resolver over an in-process zone: domains to MX hosts
+// that all live on loopback.
+func hopResolver(t *testing.T, records ...string) *resolver.Resolver {
+	t.Helper()
+	r, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(dnstest.NewZone(records...), false),
+		Workers: 4, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-}
-
-func (h hopResolver) LookupHost(context.Context, string) ([]string, error) {
-	return []string{"127.0.0.1"}, nil
+	t.Cleanup(r.Close)
+	return r
 }
 
 // Issue 9 item 26: a provider destination whose domains share their MX
@@ -211,11 +212,11 @@ func TestProviderDomainsShareTheConnection(t *testing.T) {
 	t.Cleanup(func() { mx.Close() })
 	_, portStr, _ := net.SplitHostPort(mx.Addr())
 	port, _ := strconv.Atoi(portStr)
-	shared := []*net.MX{{Host: "mx1.shared.test.", Pref: 10}, {Host: "mx2.shared.test.", Pref: 20}}
-	res := hopResolver{mx: map[string][]*net.MX{
-		"a.test": shared, "b.test": shared,
-		"c.test": {{Host: "mx9.shared.test.", Pref: 10}},
-	}}
+	res := hopResolver(t,
+		"a.test. 300 IN MX 10 mx1.shared.test.", "a.test. 300 IN MX 20 mx2.shared.test.",
+		"b.test. 300 IN MX 10 mx1.shared.test.", "b.test. 300 IN MX 20 mx2.shared.test.",
+		"c.test. 300 IN MX 10 mx9.shared.test.",
+		"mx1.shared.test. 300 IN A 127.0.0.1", "mx2.shared.test. 300 IN A 127.0.0.1", "mx9.shared.test. 300 IN A 127.0.0.1")
 	oo := outbound.OptionsFrom(config.Default())
 	oo.Hostname, oo.TLS, oo.Port, oo.Resolver, oo.LocalAddrs, oo.Logger = "sluice.test", outbound.TLSNone, port, res, nil, slog.New(slog.DiscardHandler)
 	out, err := outbound.New(oo)

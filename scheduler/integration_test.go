@@ -85,6 +85,7 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 	}
 	oo := outbound.OptionsFrom(config.Default())
 	oo.Hostname, oo.TLS, oo.LocalAddrs, oo.Logger = "sluice.test", "none", nil, log
+	oo.Resolver = hopResolver(t) // every domain has a route to an address
 	oo.Routes = map[string]outbound.Route{
 		"dest.test": {Host: mx.Addr(), TLS: "none"},
 		"slow.test": {Host: mx.Addr(), TLS: "none"},

@@ -11,6 +11,7 @@ import (
 	"sluice/queue"
 	"sluice/relay/inbound"
 	"sluice/relay/outbound"
+	"sluice/resolver"
 )
 
 // This file maps the TOML config onto each package's own Options type.
@@ -21,9 +22,20 @@ func policyOptions(cfg *config.Config, store policy.StateStore, log *slog.Logger
 	return o
 }
 
-func outboundOptions(cfg *config.Config, log *slog.Logger) outbound.Options {
+// newResolver is the daemon's one DNS resolver (delivery.resolver, or the
+// nameservers of /etc/resolv.conf), shared by delivery and auth: one
+// cache, one pool of queries in flight.
+func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
+	o, err := resolver.OptionsFrom(cfg, resolver.ResolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("delivery.resolver: %w", err)
+	}
+	return resolver.New(o)
+}
+
+func outboundOptions(cfg *config.Config, log *slog.Logger, res *resolver.Resolver) outbound.Options {
 	o := outbound.OptionsFrom(cfg)
-	o.Logger = log
+	o.Logger, o.Resolver = log, res
 	return o
 }
 
@@ -33,19 +45,19 @@ func inboundOptions(cfg *config.Config, log *slog.Logger) (inbound.Options, erro
 	return o, err
 }
 
-func authOptions(cfg *config.Config, log *slog.Logger) auth.Options {
+func authOptions(cfg *config.Config, log *slog.Logger, res auth.Resolver) auth.Options {
 	o := auth.OptionsFrom(cfg)
-	o.Logger = log
+	o.Logger, o.Resolver = log, res
 	return o
 }
 
 // newChecker returns the acceptance-time checker, or nil when auth is off
 // and there is nothing to sign.
-func newChecker(cfg *config.Config, log *slog.Logger) (inbound.Checker, error) {
+func newChecker(cfg *config.Config, log *slog.Logger, res *resolver.Resolver) (inbound.Checker, error) {
 	if cfg.Auth.Mode == "off" && len(cfg.Auth.DKIM) == 0 && len(cfg.Access.Users) == 0 {
 		return nil, nil
 	}
-	c, err := auth.New(authOptions(cfg, log))
+	c, err := auth.New(authOptions(cfg, log, res.Compat()))
 	if err != nil {
 		return nil, err // auth's errors name their package and key
 	}

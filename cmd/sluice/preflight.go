@@ -25,7 +25,8 @@ import (
 // binding can tell (a port in use) is the daemon's alone; it still fails
 // at start-up, before anything serves (see bind).
 //
-// Independent problems are reported together, one per line.
+// Independent problems are reported together, one per line. The resolver
+// it builds has no goroutine until the first lookup; serve closes it.
 func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log}
 	var errs []error
@@ -38,10 +39,14 @@ func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		note(fmt.Errorf("policy: %w", err))
 	}
 	var err error
-	d.outbound, err = outbound.New(outboundOptions(cfg, log))
+	d.resolver, err = newResolver(cfg)
 	note(err)
-	d.checker, err = newChecker(cfg, log)
-	note(err)
+	if d.resolver != nil {
+		d.outbound, err = outbound.New(outboundOptions(cfg, log, d.resolver))
+		note(err)
+		d.checker, err = newChecker(cfg, log, d.resolver)
+		note(err)
+	}
 	tlsConfig, err := inboundTLS(cfg.TLS)
 	note(err)
 	d.adminToken, err = admin.APIToken(cfg.AdminAddress(), cfg.Listen.AdminTokenFile)

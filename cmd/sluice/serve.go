@@ -24,6 +24,7 @@ import (
 	"sluice/queue"
 	"sluice/relay/inbound"
 	"sluice/relay/outbound"
+	"sluice/resolver"
 	"sluice/scheduler"
 )
 
@@ -76,6 +77,7 @@ type daemon struct {
 	queue      *queue.Queue
 	policy     *policy.Policy
 	outbound   *outbound.Client
+	resolver   *resolver.Resolver // DNS for delivery and auth
 	sched      *scheduler.Scheduler
 	inbound    []*inbound.Server
 	admin      *admin.Server
@@ -105,6 +107,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan o
 	if err != nil {
 		return err
 	}
+	defer d.resolver.Close()
 	d.newQueue = newQueue
 	if err := d.open(); err != nil {
 		return err

@@ -95,8 +95,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 	return doctorCmd{}.run(args, stdout, stderr)
 }
 
-// doctorCmd is `sluice doctor`. resolver replaces the system resolver
-// (tests); nil keeps it.
+// doctorCmd is `sluice doctor`. resolver replaces the daemon's (tests);
+// nil asks the resolver the config names, as the daemon would.
 type doctorCmd struct{ resolver auth.Resolver }
 
 // run prints the report, then fails (exit 1) when the report cannot be
@@ -117,8 +117,16 @@ func (d doctorCmd) run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o := authOptions(cfg, newLogger(cfg.Log, stderr))
-	o.Resolver = d.resolver
+	res := d.resolver
+	if res == nil {
+		r, err := newResolver(cfg)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		res = r.Compat()
+	}
+	o := authOptions(cfg, newLogger(cfg.Log, stderr), res)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rep, err := auth.Doctor(ctx, o, fs.Arg(0))

@@ -13,7 +13,7 @@ import (
 )
 
 // tlsEntry remembers what a server did with STARTTLS, so that a failed
-// handshake costs one extra connection per MXCacheTTL, not one per message:
+// handshake costs one extra connection per TLSCacheTTL, not one per message:
 // receivers with a small session cap count every dial.
 type tlsEntry struct {
 	offered bool
@@ -292,8 +292,8 @@ func (o *Client) noteTLS(a netip.AddrPort, offered, failed bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
-	o.tlsCache.Evict(now, o.opt.MXCacheTTL, nil) // all stored with one lifetime: the oldest are the expired
-	o.tlsCache.Put(a, tlsEntry{offered: offered, failed: failed, expires: now.Add(o.opt.MXCacheTTL)}, now)
+	o.tlsCache.Evict(now, o.opt.TLSCacheTTL, nil) // all stored with one lifetime: the oldest are the expired
+	o.tlsCache.Put(a, tlsEntry{offered: offered, failed: failed, expires: now.Add(o.opt.TLSCacheTTL)}, now)
 }
 
 // STARTTLSOffered reports what the server at addr last said about

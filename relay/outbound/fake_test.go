@@ -5,17 +5,23 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"sluice/config"
-	"sluice/internal/selfsigned"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
+
+	"sluice/config"
+	"sluice/internal/dnstest"
+	"sluice/internal/selfsigned"
+	"sluice/resolver"
 )
 
 // fakeCfg scripts an fakeMX.
@@ -252,34 +258,65 @@ func testCert(t testing.TB) (*tls.Config, *x509.CertPool) {
 	return c.Config, c.Pool
 }
 
-// fakeResolver answers from maps; anything unknown is NXDOMAIN.
+// fakeResolver answers from maps, through the real resolver (cache,
+// pool, RFC 5321/7505 reading) over an in-process zone built on first
+// use; anything unknown is NXDOMAIN, a name in mxErr answers SERVFAIL.
 type fakeResolver struct {
-	mx      map[string][]*net.MX
-	hosts   map[string][]string
-	mxErr   map[string]error
-	mxCalls atomic.Int32
+	mx    map[string][]*net.MX
+	hosts map[string][]string
+	mxErr map[string]error // the value is not used: the name fails
+
+	once sync.Once
+	dns  *dnstest.InProcess
+	r    *resolver.Resolver
 }
 
-func notFound(name string) error {
-	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+func (f *fakeResolver) inner() *resolver.Resolver {
+	f.once.Do(func() {
+		z := dnstest.NewZone()
+		for name, mxs := range f.mx {
+			for _, mx := range mxs {
+				z.Add(fmt.Sprintf("%s 300 IN MX %d %s", dns.Fqdn(name), mx.Pref, dns.Fqdn(mx.Host)))
+			}
+		}
+		for name, addrs := range f.hosts {
+			for _, a := range addrs {
+				typ := "A"
+				if strings.Contains(a, ":") {
+					typ = "AAAA"
+				}
+				z.Add(fmt.Sprintf("%s 300 IN %s %s", dns.Fqdn(name), typ, a))
+			}
+		}
+		for name := range f.mxErr {
+			z.Fail(name, dns.RcodeServerFailure)
+		}
+		f.dns = dnstest.NewInProcess(z, false)
+		var err error
+		f.r, err = resolver.New(resolver.Options{Transport: f.dns, Workers: 8, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 1000})
+		if err != nil {
+			panic(err)
+		}
+	})
+	return f.r
 }
 
-func (r *fakeResolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
-	r.mxCalls.Add(1)
-	if err, ok := r.mxErr[name]; ok {
-		return nil, err
-	}
-	if v, ok := r.mx[name]; ok {
-		return v, nil
-	}
-	return nil, notFound(name)
+func (f *fakeResolver) MX(ctx context.Context, domain string) (resolver.MXAnswer, error) {
+	return f.inner().MX(ctx, domain)
 }
 
-func (r *fakeResolver) LookupHost(_ context.Context, name string) ([]string, error) {
-	if v, ok := r.hosts[name]; ok {
-		return v, nil
-	}
-	return nil, notFound(name)
+func (f *fakeResolver) TryMX(domain string, ready func()) (resolver.MXAnswer, error) {
+	return f.inner().TryMX(domain, ready)
+}
+
+func (f *fakeResolver) Addrs(ctx context.Context, host string) (resolver.AddrAnswer, error) {
+	return f.inner().Addrs(ctx, host)
+}
+
+// mxQueries is how many MX queries reached the zone.
+func (f *fakeResolver) mxQueries() int {
+	f.inner()
+	return f.dns.Total(dns.TypeMX)
 }
 
 // fakeClock is an adjustable clock: real time plus an offset.

@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+	"sync"
 
 	"sluice/reply"
+	"sluice/resolver"
 )
 
 // Hop is one address to try for a domain, in order.
@@ -31,41 +31,81 @@ type HopError struct{ Reply reply.Reply }
 func (e *HopError) Error() string { return "relay: next hop: " + e.Reply.String() }
 func (e *HopError) Unwrap() error { return e.Reply.Err }
 
-type mxEntry struct {
-	mxs      []*net.MX // sorted by preference then name; nil with implicit = true
-	implicit bool      // no MX records: RFC 5321 §5.1 implicit MX
-	err      error     // a *HopError that is permanent (NXDOMAIN, null MX)
-	expires  time.Time
-}
-
 // MXHosts returns the MX host names of domain in preference order, for
 // destination grouping; nil, nil when a route or the smarthost applies.
 // For a domain without MX records it returns the domain itself (implicit
-// MX). Results are cached for MXCacheTTL.
+// MX). It blocks until the resolver answers (from its cache at once):
+// call it from a goroutine of its own, or use TryMXHosts.
 func (o *Client) MXHosts(ctx context.Context, domain string) ([]string, error) {
 	domain = normDomain(domain)
-	if _, ok := o.opt.Routes[domain]; ok || o.opt.Smarthost != nil {
+	if o.fixed(domain) {
 		return nil, nil
 	}
-	e, err := o.lookupMX(ctx, domain)
-	if err != nil {
+	a, err := o.opt.Resolver.MX(ctx, domain)
+	return mxHosts(domain, a, err)
+}
+
+// TryMXHosts is MXHosts for a loop that must not wait: it answers from the
+// resolver's cache, or returns an error matching resolver.ErrPending after
+// starting the lookup, and ready is called (once, on another goroutine,
+// and it must not block) when asking again will answer.
+func (o *Client) TryMXHosts(domain string, ready func()) ([]string, error) {
+	domain = normDomain(domain)
+	if o.fixed(domain) {
+		return nil, nil
+	}
+	a, err := o.opt.Resolver.TryMX(domain, ready)
+	if errors.Is(err, resolver.ErrPending) {
 		return nil, err
 	}
-	if e.implicit {
+	return mxHosts(domain, a, err)
+}
+
+// fixed reports whether a route or the smarthost decides domain's next
+// hop, whatever its MX records say.
+func (o *Client) fixed(domain string) bool {
+	_, ok := o.opt.Routes[domain]
+	return ok || o.opt.Smarthost != nil
+}
+
+func mxHosts(domain string, a resolver.MXAnswer, err error) ([]string, error) {
+	if err := mxError(domain, a, err); err != nil {
+		return nil, err
+	}
+	if a.Implicit {
 		return []string{domain}, nil
 	}
-	hosts := make([]string, len(e.mxs))
-	for i, mx := range e.mxs {
+	hosts := make([]string, len(a.Hosts))
+	for i, mx := range a.Hosts {
 		hosts[i] = mx.Host
 	}
 	return hosts, nil
 }
 
+// mxError is the *HopError of an MX answer that gives no host to try: a
+// lookup that failed (temporary), NXDOMAIN (550 5.1.2) or the null MX
+// (RFC 7505 §3: 556 5.1.10).
+func mxError(domain string, a resolver.MXAnswer, err error) error {
+	switch {
+	case err != nil:
+		return &HopError{Reply: reply.Reply{Stage: reply.StageConnect,
+			Err: fmt.Errorf("relay: MX lookup for %s: %w", domain, err)}}
+	case a.NXDomain:
+		return badDestination(domain)
+	case a.Null:
+		return &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Code: 556, Enhanced: "5.1.10",
+			Text: fmt.Sprintf("domain %s does not accept mail (null MX)", domain)}}
+	}
+	return nil
+}
+
 // NextHops resolves where mail for domain goes: the route, else the
 // smarthost, else the MX records in preference order (randomised among
 // equal preference, RFC 5321 §5.1), with the implicit MX (the A/AAAA of
-// the domain when it has no MX) and the null MX (RFC 7505: 556 5.1.10).
-// Errors are *HopError.
+// the domain when it has no MX records), NXDOMAIN (550 5.1.2) and the
+// null MX (RFC 7505: 556 5.1.10). CNAMEs are followed by the resolver.
+// The addresses of all MX hosts are looked up at once. Errors are
+// *HopError.
 func (o *Client) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 	domain = normDomain(domain)
 	if r, ok := o.opt.Routes[domain]; ok {
@@ -74,15 +114,15 @@ func (o *Client) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 	if sh := o.opt.Smarthost; sh != nil {
 		return o.fixedHops(ctx, domain, sh.Host, sh.TLS, sh.Username != "")
 	}
-	e, err := o.lookupMX(ctx, domain)
-	if err != nil {
+	a, err := o.opt.Resolver.MX(ctx, domain)
+	if err := mxError(domain, a, err); err != nil {
 		return nil, err
 	}
 	var hosts []string
-	if e.implicit {
+	if a.Implicit {
 		hosts = []string{domain}
 	} else {
-		mxs := slices.Clone(e.mxs)
+		mxs := slices.Clone(a.Hosts)
 		// Shuffle within each preference level to spread load over
 		// equal MXs (RFC 5321 §5.1), keeping the levels in order.
 		for i := 0; i < len(mxs); {
@@ -97,22 +137,30 @@ func (o *Client) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 			hosts = append(hosts, mx.Host)
 		}
 	}
+	addrs := make([][]netip.Addr, len(hosts))
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Go(func() { addrs[i], errs[i] = o.lookupAddrs(ctx, h) })
+	}
+	wg.Wait()
 	var hops []Hop
 	var lastErr error
-	for _, h := range hosts {
-		addrs, err := o.lookupAddrs(ctx, h)
-		if err != nil {
+	for i, h := range hosts {
+		if errs[i] != nil {
 			// One broken MX must not stop delivery to the others.
-			o.log.Debug("relay: MX host lookup failed", "domain", domain, "mx", h, "err", err)
-			lastErr = err
+			o.log.Debug("relay: MX host lookup failed", "domain", domain, "mx", h, "err", errs[i])
+			lastErr = errs[i]
 			continue
 		}
-		for _, a := range addrs {
-			hops = append(hops, Hop{Host: h, Addr: netip.AddrPortFrom(a, uint16(o.opt.Port)), TLS: o.opt.TLS})
+		for _, ad := range addrs[i] {
+			hops = append(hops, Hop{Host: h, Addr: netip.AddrPortFrom(ad, uint16(o.opt.Port)), TLS: o.opt.TLS})
 		}
 	}
 	if len(hops) == 0 {
-		if e.implicit && isNotFound(lastErr) {
+		// The domain exists and has no MX records, and no address
+		// either: it is not a mail destination (RFC 5321 §5.1).
+		if a.Implicit && errors.Is(lastErr, errNoAddress) {
 			return nil, badDestination(domain)
 		}
 		if lastErr == nil {
@@ -129,7 +177,7 @@ func (o *Client) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 // same smarthost, or the same MX host set in the same preference levels,
 // on the same port) under the same TLS mode, so a session opened for one
 // may carry the other's mail. A domain without MX records (implicit MX)
-// is its own next hop. It uses the MX cache that grouping filled.
+// is its own next hop. It reads the MX answer that grouping cached.
 func (o *Client) nextHopKey(ctx context.Context, domain string) (string, error) {
 	domain = normDomain(domain)
 	if r, ok := o.opt.Routes[domain]; ok {
@@ -138,19 +186,19 @@ func (o *Client) nextHopKey(ctx context.Context, domain string) (string, error) 
 	if sh := o.opt.Smarthost; sh != nil {
 		return "smarthost " + strings.ToLower(sh.Host) + " tls=" + sh.TLS, nil
 	}
-	e, err := o.lookupMX(ctx, domain)
-	if err != nil {
+	a, err := o.opt.Resolver.MX(ctx, domain)
+	if err := mxError(domain, a, err); err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	if e.implicit {
+	if a.Implicit {
 		b.WriteString("implicit " + domain)
 	} else {
 		b.WriteString("mx ")
-		for i, mx := range e.mxs {
+		for i, mx := range a.Hosts {
 			switch {
 			case i == 0:
-			case mx.Pref == e.mxs[i-1].Pref:
+			case mx.Pref == a.Hosts[i-1].Pref:
 				b.WriteByte(',') // same level: tried in random order
 			default:
 				b.WriteByte(';')
@@ -183,82 +231,28 @@ func (o *Client) fixedHops(ctx context.Context, domain, hostport, tlsMode string
 	return hops, nil
 }
 
-// lookupMX returns the cached or freshly resolved MX set. Temporary DNS
-// failures are not cached, so the next attempt asks again.
-func (o *Client) lookupMX(ctx context.Context, domain string) (mxEntry, error) {
-	now := o.now()
-	o.mu.Lock()
-	e, ok := o.mxCache.Get(domain)
-	o.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e, e.err
-	}
-	mxs, err := o.opt.Resolver.LookupMX(ctx, domain)
-	e = mxEntry{expires: now.Add(o.opt.MXCacheTTL)}
-	switch {
-	case err != nil && !isNotFound(err):
-		return e, &HopError{Reply: reply.Reply{Stage: reply.StageConnect,
-			Err: fmt.Errorf("relay: MX lookup for %s: %w", domain, err)}}
-	case err != nil || len(mxs) == 0:
-		// No MX records (or, for Go's resolver, possibly NXDOMAIN):
-		// RFC 5321 §5.1 says to use the domain's own address records.
-		// NextHops tells NXDOMAIN apart when that lookup fails too.
-		e.implicit = true
-	case len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == ""):
-		e.err = &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Code: 556, Enhanced: "5.1.10",
-			Text: fmt.Sprintf("domain %s does not accept mail (null MX)", domain)}}
-	default:
-		for _, mx := range mxs {
-			h := normDomain(mx.Host)
-			if h == "" {
-				continue // a "." among real MXs is meaningless (RFC 7505 §3)
-			}
-			e.mxs = append(e.mxs, &net.MX{Host: h, Pref: mx.Pref})
-		}
-		slices.SortStableFunc(e.mxs, func(a, b *net.MX) int {
-			return cmp.Or(cmp.Compare(a.Pref, b.Pref), strings.Compare(a.Host, b.Host))
-		})
-		if len(e.mxs) == 0 {
-			e.implicit = true
-		}
-	}
-	o.mu.Lock()
-	// Entries are stored with one lifetime, so the least recently stored
-	// are the expired ones.
-	o.mxCache.Evict(now, o.opt.MXCacheTTL, nil)
-	o.mxCache.Put(domain, e, now)
-	o.mu.Unlock()
-	return e, e.err
-}
+// errNoAddress: the host name does not exist or has no A/AAAA records.
+var errNoAddress = errors.New("no such host")
 
+// lookupAddrs returns the addresses of host (an IP literal is its own),
+// IPv4 first (see resolver.AddrAnswer).
 func (o *Client) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{a}, nil
+		return []netip.Addr{a.Unmap()}, nil
 	}
-	raw, err := o.opt.Resolver.LookupHost(ctx, host)
+	a, err := o.opt.Resolver.Addrs(ctx, host)
 	if err != nil {
 		return nil, err
 	}
-	var addrs []netip.Addr
-	for _, s := range raw {
-		if a, err := netip.ParseAddr(s); err == nil {
-			addrs = append(addrs, a.Unmap())
-		}
+	if len(a.Addrs) == 0 {
+		return nil, fmt.Errorf("relay: %s: %w", host, errNoAddress)
 	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("relay: %s has no usable address", host)
-	}
-	return addrs, nil
+	return a.Addrs, nil
 }
 
 func badDestination(domain string) *HopError {
 	return &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Code: 550, Enhanced: "5.1.2",
 		Text: fmt.Sprintf("bad destination: domain %s not found", domain)}}
-}
-
-func isNotFound(err error) bool {
-	var de *net.DNSError
-	return errors.As(err, &de) && de.IsNotFound
 }
 
 func normDomain(d string) string {

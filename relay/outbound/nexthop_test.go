@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
 
 	"sluice/reply"
+	"sluice/resolver"
 )
 
 func testResolver() *fakeResolver {
@@ -110,50 +110,45 @@ func TestNextHopsEqualPreferenceBothPresent(t *testing.T) {
 	}
 }
 
-func TestMXHostsCached(t *testing.T) {
+// TestMXHosts: grouping reads the MX hosts in preference order, the
+// domain itself for an implicit MX, nothing where a route or the
+// smarthost decides; an answer is the resolver's to cache, so grouping
+// and then dialling ask DNS once.
+func TestMXHosts(t *testing.T) {
 	t.Parallel()
 	res := testResolver()
-	clock := &fakeClock{}
 	ob, _ := testClient(t, nil, "", func(o *Options) {
 		o.Resolver = res
-		o.Now = clock.Now
-		o.MXCacheTTL = time.Minute
 		o.Routes = map[string]Route{"routed.test": {Host: "127.0.0.1:2601", TLS: TLSNone}}
 	})
 	ctx := context.Background()
 	tests := []struct {
-		domain string
-		want   []string
+		domain  string
+		want    []string
+		wantErr bool
 	}{
-		{"mx.test", []string{"a.mx.test", "b.mx.test"}},
-		{"implicit.test", []string{"implicit.test"}},
-		{"routed.test", nil},
+		{"mx.test", []string{"a.mx.test", "b.mx.test"}, false},
+		{"implicit.test", []string{"implicit.test"}, false},
+		{"routed.test", nil, false},
+		{"null.test", nil, true},
+		{"nx.invalid", nil, true},
+		{"temp.test", nil, true},
 	}
 	for _, tt := range tests {
 		got, err := ob.MXHosts(ctx, tt.domain)
-		if err != nil || !slices.Equal(got, tt.want) {
-			t.Errorf("MXHosts(%s) = %v, %v; want %v", tt.domain, got, err, tt.want)
+		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+			t.Errorf("MXHosts(%s) = %v, %v; want %v (error %v)", tt.domain, got, err, tt.want, tt.wantErr)
 		}
 	}
-	calls := res.mxCalls.Load()
+	calls := res.mxQueries()
 	if _, err := ob.MXHosts(ctx, "mx.test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ob.NextHops(ctx, "mx.test"); err != nil {
 		t.Fatal(err)
 	}
-	if n := res.mxCalls.Load(); n != calls {
-		t.Errorf("cached lookups hit the resolver: %d -> %d calls", calls, n)
-	}
-	clock.Advance(2 * time.Minute)
-	if _, err := ob.MXHosts(ctx, "mx.test"); err != nil {
-		t.Fatal(err)
-	}
-	if n := res.mxCalls.Load(); n != calls+1 {
-		t.Errorf("expired entry not refreshed: %d -> %d calls", calls, n)
-	}
-	if _, err := ob.MXHosts(ctx, "null.test"); err == nil {
-		t.Error("null MX: no error")
+	if n := res.mxQueries(); n != calls {
+		t.Errorf("cached lookups reached DNS: %d -> %d queries", calls, n)
 	}
 
 	// A smarthost takes every domain without a route: nothing to group by.
@@ -163,6 +158,34 @@ func TestMXHostsCached(t *testing.T) {
 	})
 	if got, err := sh.MXHosts(ctx, "mx.test"); got != nil || err != nil {
 		t.Errorf("smarthost MXHosts = %v, %v", got, err)
+	}
+}
+
+// TestTryMXHosts: the scheduler's non-blocking form answers from the
+// cache, or says ErrPending and calls ready once the answer is there.
+func TestTryMXHosts(t *testing.T) {
+	t.Parallel()
+	res := testResolver()
+	ob, _ := testClient(t, nil, "", func(o *Options) {
+		o.Resolver = res
+		o.Routes = map[string]Route{"routed.test": {Host: "127.0.0.1:2601", TLS: TLSNone}}
+	})
+	if got, err := ob.TryMXHosts("routed.test", nil); got != nil || err != nil {
+		t.Fatalf("routed: %v, %v", got, err)
+	}
+	for _, d := range []string{"mx.test", "null.test"} {
+		ready := make(chan struct{})
+		if _, err := ob.TryMXHosts(d, func() { close(ready) }); !errors.Is(err, resolver.ErrPending) {
+			t.Fatalf("%s before the answer: %v, want ErrPending", d, err)
+		}
+		<-ready
+	}
+	if got, err := ob.TryMXHosts("mx.test", nil); err != nil || !slices.Equal(got, []string{"a.mx.test", "b.mx.test"}) {
+		t.Fatalf("mx.test after ready: %v, %v", got, err)
+	}
+	var he *HopError
+	if _, err := ob.TryMXHosts("null.test", nil); !errors.As(err, &he) || he.Reply.Code != 556 {
+		t.Fatalf("null.test after ready: %v, want 556", err)
 	}
 }
 
@@ -191,7 +214,8 @@ func TestNewValidates(t *testing.T) {
 		{"no dial timeout", with(func(o *Options) { o.DialTimeout = 0 })},
 		{"no command timeout", with(func(o *Options) { o.CommandTimeout = 0 })},
 		{"no data timeout", with(func(o *Options) { o.DataTimeout = 0 })},
-		{"no cache lifetime", with(func(o *Options) { o.MXCacheTTL = 0 })},
+		{"no cache lifetime", with(func(o *Options) { o.TLSCacheTTL = 0 })},
+		{"no resolver", with(func(o *Options) { o.Resolver = nil })},
 	}
 	if _, err := New(testOptions()); err != nil {
 		t.Fatalf("options from the default config refused: %v", err)

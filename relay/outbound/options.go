@@ -7,13 +7,15 @@ import (
 	"sluice/config"
 )
 
-// DefaultMXCacheTTL is how long an MX set and a server's STARTTLS
-// behaviour are cached: not a config key; OptionsFrom sets it.
-const DefaultMXCacheTTL = 5 * time.Minute
+// DefaultTLSCacheTTL is how long a server's STARTTLS behaviour is
+// cached: not a config key; OptionsFrom sets it. (MX and address answers
+// are cached by the resolver, by their own TTLs.)
+const DefaultTLSCacheTTL = 5 * time.Minute
 
 // OptionsFrom maps the config onto Options (routes and
 // smarthost with their TLS modes already resolved by the config layer).
-// The caller adds Logger, and tests their seams.
+// The caller adds the Resolver (the daemon's, shared with auth) and the
+// Logger, and tests their seams.
 func OptionsFrom(cfg *config.Config) Options {
 	dl := cfg.Delivery
 	o := Options{
@@ -26,7 +28,7 @@ func OptionsFrom(cfg *config.Config) Options {
 		CommandTimeout: time.Duration(dl.CommandTimeout),
 		DataTimeout:    time.Duration(dl.DataTimeout),
 		LocalAddrs:     cfg.Listen.SMTPAddrs(),
-		MXCacheTTL:     DefaultMXCacheTTL,
+		TLSCacheTTL:    DefaultTLSCacheTTL,
 	}
 	for _, r := range dl.Routes {
 		o.Routes[strings.ToLower(r.Domain)] = Route{Host: r.Host, TLS: r.TLS}

@@ -56,12 +56,12 @@ type Options struct {
 	CommandTimeout time.Duration // per command (RFC 5321 §4.5.3.2)
 	DataTimeout    time.Duration // deadline for the body write and for the final reply (RFC 5321 §4.5.3.2.6)
 
-	Resolver  Resolver                      // default net.DefaultResolver
+	Resolver  Resolver                      // required: the daemon's, shared with auth
 	Dialer    func(local netip.Addr) Dialer // default: *net.Dialer bound to local
 	TLSConfig *tls.Config                   // base client config (RootCAs for tests)
 
-	LocalAddrs []netip.AddrPort // our own listeners: a next hop resolving to one of them is a loop
-	MXCacheTTL time.Duration    // DefaultMXCacheTTL from OptionsFrom
+	LocalAddrs  []netip.AddrPort // our own listeners: a next hop resolving to one of them is a loop
+	TLSCacheTTL time.Duration    // how long a server's STARTTLS behaviour is remembered: DefaultTLSCacheTTL from OptionsFrom
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -73,12 +73,12 @@ type Client struct {
 	log *slog.Logger
 	now func() time.Time
 
-	// The caches drop entries once expired (MXCacheTTL after they were
-	// stored), on each store, at a cost per entry dropped (issue 9 item
-	// 27): they hold what was looked up in the last MXCacheTTL, not every
-	// domain and address ever seen.
+	// The STARTTLS cache drops entries once expired (TLSCacheTTL after
+	// they were stored), on each store, at a cost per entry dropped
+	// (issue 9 item 27): it holds what was seen in the last TLSCacheTTL,
+	// not every address ever seen. MX and address answers are the
+	// resolver's to cache, by their TTLs.
 	mu       sync.Mutex
-	mxCache  *lru.Map[string, mxEntry]
 	tlsCache *lru.Map[netip.AddrPort, tlsEntry]
 }
 
@@ -117,11 +117,11 @@ func New(o Options) (*Client, error) {
 	if o.Port < 1 || o.Port > 65535 {
 		return nil, fmt.Errorf("relay: outbound port %d", o.Port)
 	}
-	if o.DialTimeout <= 0 || o.CommandTimeout <= 0 || o.DataTimeout <= 0 || o.MXCacheTTL <= 0 {
-		return nil, errors.New("relay: outbound: DialTimeout, CommandTimeout, DataTimeout and MXCacheTTL must be positive")
+	if o.DialTimeout <= 0 || o.CommandTimeout <= 0 || o.DataTimeout <= 0 || o.TLSCacheTTL <= 0 {
+		return nil, errors.New("relay: outbound: DialTimeout, CommandTimeout, DataTimeout and TLSCacheTTL must be positive")
 	}
 	if o.Resolver == nil {
-		o.Resolver = net.DefaultResolver
+		return nil, errors.New("relay: outbound: a Resolver is required")
 	}
 	if o.Dialer == nil {
 		timeout := o.DialTimeout
@@ -137,7 +137,6 @@ func New(o Options) (*Client, error) {
 		opt:      o,
 		log:      o.Logger,
 		now:      o.Now,
-		mxCache:  lru.New[string, mxEntry](),
 		tlsCache: lru.New[netip.AddrPort, tlsEntry](),
 	}
 	if ob.log == nil {

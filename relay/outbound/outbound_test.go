@@ -123,7 +123,7 @@ func TestDialOpportunisticFallbackCached(t *testing.T) {
 	clock := &fakeClock{}
 	ob, rec := testClient(t, f, TLSOpportunistic, func(o *Options) {
 		o.Now = clock.Now
-		o.MXCacheTTL = time.Minute
+		o.TLSCacheTTL = time.Minute
 	})
 	steps := []struct {
 		advance   time.Duration
@@ -691,7 +691,7 @@ func TestDialDefaultDialerBinds(t *testing.T) {
 	t.Parallel()
 	f := newFakeMX(t, fakeCfg{})
 	o := testOptions()
-	o.TLS, o.Resolver = TLSNone, nil // the default dialer and resolver
+	o.TLS = TLSNone // the default dialer
 	o.Routes = map[string]Route{"dest.test": {Host: f.addr.String(), TLS: TLSNone}}
 	o.OutboundIPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	ob, err := New(o)

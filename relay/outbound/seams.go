@@ -3,13 +3,17 @@ package outbound
 import (
 	"context"
 	"net"
+
+	"sluice/resolver"
 )
 
-// Resolver is the DNS seam of the relay. *net.Resolver satisfies it; tests
-// inject fakes that answer names under .test and .invalid.
+// Resolver is the DNS seam of outbound delivery. *resolver.Resolver (the
+// daemon's, shared with auth) satisfies it; unit tests run one over an
+// in-process zone (internal/dnstest.InProcess) or a fake.
 type Resolver interface {
-	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
-	LookupHost(ctx context.Context, host string) ([]string, error)
+	MX(ctx context.Context, domain string) (resolver.MXAnswer, error)
+	TryMX(domain string, ready func()) (resolver.MXAnswer, error)
+	Addrs(ctx context.Context, host string) (resolver.AddrAnswer, error)
 }
 
 // Dialer is the network seam of outbound delivery. *net.Dialer satisfies it.
