@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"strings"
 
 	"go.etcd.io/bbolt"
@@ -79,7 +78,8 @@ func (q *Queue) domainsWith(s State) ([]string, error) {
 		return tx.Bucket(bktDomStats).ForEach(func(k, v []byte) error {
 			d, err := decodeDomStats(v)
 			if err != nil {
-				return fmt.Errorf("%w of %q", err, k)
+				q.log.Error("queue: unreadable counters of a domain", "domain", statsDomain(k), "err", err)
+				return nil
 			}
 			if d.n[i] > 0 {
 				out = append(out, statsDomain(k))

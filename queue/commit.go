@@ -115,6 +115,7 @@ func (q *Queue) runBatch(batch []*op) {
 		var heads map[string]DueHead
 		err := q.db.Update(func(tx *bbolt.Tx) error {
 			w := newWtx(tx, now)
+			w.log = q.log
 			if feed {
 				w.dueTouched = map[string]struct{}{}
 			}

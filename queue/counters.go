@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -337,7 +338,15 @@ func (w *wtx) dom(domain string) (*domStats, error) {
 	if v := w.b(bktDomStats).Get(statsKey(domain)); v != nil {
 		var err error
 		if d, err = decodeDomStats(v); err != nil {
-			return nil, fmt.Errorf("%w of %q", err, domain)
+			// Counters are derived data: an unreadable record must not
+			// stop mail to the domain. It starts over (and is
+			// rewritten); `queue check` reports the drift.
+			log := w.log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Error("queue: unreadable counters of a domain; they start over", "domain", domain, "err", err)
+			d = &domStats{}
 		}
 	}
 	w.doms[domain] = d

@@ -451,3 +451,53 @@ func TestCheckPathRecountsCounters(t *testing.T) {
 		t.Errorf("drifted counter: %+v, %v", rep, err)
 	}
 }
+
+// TestUnreadableCountersDoNotStopMail: counters are derived data. A
+// domain record that cannot be decoded does not stop mail to the domain
+// nor the summary of the others; it starts over and `Check` names the
+// drift.
+func TestUnreadableCountersDoNotStopMail(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, nil)
+	enqueue(t, q, "a@bad.test", "b@good.test")
+	q.mu.RLock()
+	err := q.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bktDomStats).Put(statsKey("bad.test"), []byte{9, 9}) })
+	q.mu.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.DomainCounts(c.Now(), summaryBounds)
+	if err != nil || len(got) != 1 || got[0].Domain != "good.test" {
+		t.Fatalf("DomainCounts with a bad record = %+v, %v", got, err)
+	}
+	if ms, err := q.List(Filter{State: StateQueued}); err != nil || len(ms) != 1 {
+		t.Fatalf("List by state with a bad record = %d, %v", len(ms), err)
+	}
+	enqueue(t, q, "c@bad.test")
+	if err := q.Check(); err == nil || !strings.Contains(err.Error(), "bad.test") {
+		t.Fatalf("Check = %v, want the drift of bad.test", err)
+	}
+}
+
+// FuzzDecodeDomStats: any stored bytes decode to an error or to a record
+// that encodes back to bytes decoding to the same record.
+func FuzzDecodeDomStats(f *testing.F) {
+	d := &domStats{oldBefore: 100, old: 3, bins: []histBin{{100, 2}, {107, 1}}}
+	d.n[0], d.n[6] = 5, 9
+	f.Add(d.encode())
+	f.Add([]byte{1})
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 15})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeDomStats(b)
+		if err != nil {
+			return
+		}
+		d2, err := decodeDomStats(d.encode())
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if d2.n != d.n || d2.old != d.old || d2.oldBefore != d.oldBefore || !slices.Equal(d2.bins, d.bins) {
+			t.Fatalf("round trip: %+v != %+v", d2, d)
+		}
+	})
+}

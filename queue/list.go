@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"container/heap"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -121,7 +120,8 @@ func (q *Queue) listSource(tx *bbolt.Tx, domain string, s State, after string) (
 			q.reads.Add(1)
 			d, err := decodeDomStats(v)
 			if err != nil {
-				return fmt.Errorf("%w of %q", err, k)
+				q.log.Error("queue: unreadable counters of a domain", "domain", statsDomain(k), "err", err)
+				return nil
 			}
 			if d.n[i] > 0 {
 				streams = append(streams, q.newKeyStream(tx.Bucket(bktRcptIdx).Cursor(), idxPrefix(statsDomain(k), classOf(s)), after))
@@ -346,7 +346,10 @@ func (q *Queue) DomainCounts(now time.Time, bounds []time.Duration) ([]DomainCou
 			q.reads.Add(1)
 			d, err := decodeDomStats(v)
 			if err != nil {
-				return fmt.Errorf("%w of %q", err, k)
+				// One unreadable record does not blind the operator to
+				// the others; `queue check` names it.
+				q.log.Error("queue: unreadable counters of a domain", "domain", statsDomain(k), "err", err)
+				return nil
 			}
 			out = append(out, d.public(statsDomain(k), now, bounds))
 			return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -23,6 +24,7 @@ type wtx struct {
 	// dirtyDoms names those to write back (see count).
 	doms      map[string]*domStats
 	dirtyDoms map[string]bool
+	log       *slog.Logger // nil: slog.Default()
 	// unlink lists the spooled messages that became final in this
 	// transaction: their body files go once it has committed.
 	unlink []string
