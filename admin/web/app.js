@@ -38,7 +38,7 @@ function renderDestinations(dests) {
   const tb = document.querySelector("#destinations tbody");
   tb.replaceChildren();
   if (dests.length === 0) {
-    tb.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "no destination attempted yet")));
+    tb.append(el("tr", {}, el("td", { colspan: 9, class: "empty" }, "no destination attempted yet")));
   }
   for (const d of dests) {
     let state = d.state;
@@ -47,8 +47,9 @@ function renderDestinations(dests) {
     tb.append(el("tr", { "data-destination": d.name },
       el("td", {}, d.name),
       el("td", { class: "text state-" + d.state }, state),
-      el("td", {}, `${d.concurrency}/${d.max_concurrency}`),
-      el("td", {}, `${rate(d.rate)}/${rate(d.max_rate)}`),
+      el("td", { class: "open" }, d.held > 0 ? `${d.open} (${d.held} held)` : d.open),
+      el("td", {}, d.state === "idle" ? "" : `${d.concurrency}/${d.max_concurrency}`),
+      el("td", {}, d.state === "idle" ? "" : `${rate(d.rate)}/${rate(d.max_rate)}`),
       el("td", { class: "n421" }, d.replies_421_last_hour),
       el("td", { class: "text" }, classes),
       el("td", {}, d.greylist_window),

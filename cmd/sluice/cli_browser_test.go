@@ -95,13 +95,14 @@ func TestBrowserDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
 	defer cancel()
 
-	var rowText, state, total421, chartDest, shapeTotal string
+	var rowText, state, open, total421, chartDest, shapeTotal string
 	var bars int
 	err = chromedp.Run(ctx,
 		chromedp.Navigate("http://"+httpAddr+"/"),
 		chromedp.WaitVisible(`body[data-loaded="1"]`, chromedp.ByQuery),
 		chromedp.Text(`#destinations tr[data-destination="dest.test"]`, &rowText, chromedp.ByQuery),
 		chromedp.Text(`#destinations tr[data-destination="dest.test"] td:nth-child(2)`, &state, chromedp.ByQuery),
+		chromedp.Text(`#destinations tr[data-destination="dest.test"] td.open`, &open, chromedp.ByQuery),
 		chromedp.AttributeValue(`#chart svg[data-destination="dest.test"]`, "data-total-421", &total421, nil, chromedp.ByQuery),
 		chromedp.Text(`#chart .chart-row .label`, &chartDest, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll('#chart svg[data-destination="dest.test"] rect.r421').length`, &bars),
@@ -122,6 +123,9 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	if shapeTotal != "3" {
 		t.Errorf("queue shape shows %q recipients for dest.test, want 3", shapeTotal)
+	}
+	if open != "3" {
+		t.Errorf("destination row shows %q open recipients for dest.test, want 3", open)
 	}
 	if d.State == "" || len(state) < len(d.State) || state[:len(d.State)] != d.State {
 		t.Errorf("state cell %q, daemon says %q", state, d.State)
