@@ -15,7 +15,8 @@ import (
 // net.Resolver, NXDOMAIN and NODATA are both a *net.DNSError with
 // IsNotFound, a failure one with IsTemporary; errors are always bare
 // *net.DNSError values (spf and go-msgauth check them by type assertion,
-// not errors.As).
+// not errors.As). Its lookups are urgent (see the package doc): an SMTP
+// client waits for them.
 type Compat struct{ r *Resolver }
 
 // Compat returns the *net.Resolver-shaped view of r.
@@ -27,7 +28,7 @@ func (r *Resolver) Compat() Compat { return Compat{r} }
 func (Compat) CachesAnswers() {}
 
 func (c Compat) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	a, err := c.r.Lookup(ctx, name, dns.TypeTXT)
+	a, err := c.r.lookup(ctx, name, dns.TypeTXT, true)
 	if err != nil {
 		return nil, netError(name, err)
 	}
@@ -46,7 +47,7 @@ func (c Compat) LookupTXT(ctx context.Context, name string) ([]string, error) {
 }
 
 func (c Compat) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	a, err := c.r.Lookup(ctx, name, dns.TypeMX)
+	a, err := c.r.lookup(ctx, name, dns.TypeMX, true)
 	if err != nil {
 		return nil, netError(name, err)
 	}
@@ -64,7 +65,7 @@ func (c Compat) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
 }
 
 func (c Compat) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	a, err := c.r.Addrs(ctx, host)
+	a, err := c.r.addrs(ctx, host, true)
 	if err != nil {
 		return nil, netError(host, err)
 	}
@@ -83,7 +84,7 @@ func (c Compat) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 	if err != nil {
 		return nil, &net.DNSError{Err: "unrecognized address", Name: addr}
 	}
-	a, err := c.r.Lookup(ctx, rev, dns.TypePTR)
+	a, err := c.r.lookup(ctx, rev, dns.TypePTR, true)
 	if err != nil {
 		return nil, netError(addr, err)
 	}

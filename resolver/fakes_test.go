@@ -22,6 +22,7 @@ type fakeDNS struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	queries  map[string]int // "name TYPE"
+	order    []string       // "name TYPE" in order of arrival
 	arrived  int
 	inFlight int
 	maxIn    int
@@ -39,6 +40,7 @@ func newFakeDNS(records ...string) *fakeDNS {
 func (f *fakeDNS) Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	f.mu.Lock()
 	f.queries[name+" "+dns.TypeToString[qtype]]++
+	f.order = append(f.order, name+" "+dns.TypeToString[qtype])
 	f.arrived++
 	f.inFlight++
 	f.maxIn = max(f.maxIn, f.inFlight)

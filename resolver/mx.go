@@ -95,7 +95,11 @@ func mxAnswer(a Answer) MXAnswer {
 // Addrs returns the A and AAAA records of host (both asked at once),
 // blocking (see the package doc).
 func (r *Resolver) Addrs(ctx context.Context, host string) (AddrAnswer, error) {
-	ents, err := r.wait(ctx, makeKey(host, dns.TypeA), makeKey(host, dns.TypeAAAA))
+	return r.addrs(ctx, host, false)
+}
+
+func (r *Resolver) addrs(ctx context.Context, host string, urgent bool) (AddrAnswer, error) {
+	ents, err := r.wait(ctx, urgent, makeKey(host, dns.TypeA), makeKey(host, dns.TypeAAAA))
 	if err != nil {
 		return AddrAnswer{}, err
 	}

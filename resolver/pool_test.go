@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,5 +221,70 @@ func TestClose(t *testing.T) {
 		if err := <-errs; err == nil {
 			t.Fatal("a lookup succeeded after Close")
 		}
+	}
+}
+
+// TestUrgentGoesFirst: the lookups of Compat (auth, with an SMTP client
+// waiting) go ahead of every queued delivery lookup, one already queued
+// that they join moves up with them, and they may use a reserve worker
+// when every regular one is held by a slow zone.
+func TestUrgentGoesFirst(t *testing.T) {
+	t.Parallel()
+	records := []string{`u.test. 300 IN TXT "v=spf1 -all"`}
+	for i := range 10 {
+		records = append(records, fmt.Sprintf("b%d.test. 300 IN MX 10 mx.b%d.test.", i, i))
+	}
+	f := newFakeDNS(records...)
+	r, _ := newTest(t, f, func(o *Options) { o.Workers = 4 }) // reserve: 1
+	ctx := context.Background()
+	for i := range 5 {
+		f.block(fmt.Sprintf("slow%d.test.", i))
+	}
+	for i := range 4 {
+		go r.MX(ctx, fmt.Sprintf("slow%d.test", i))
+	}
+	f.waitArrived(4)
+	// Every regular worker is held: an urgent lookup still goes, on the
+	// reserve worker.
+	if txt, err := r.Compat().LookupTXT(ctx, "u.test"); err != nil || len(txt) != 1 {
+		t.Fatalf("urgent lookup with every worker held: %v, %v", txt, err)
+	}
+	// Hold the reserve worker too, queue ten delivery lookups, then two
+	// urgent ones: a new name and one of the queued names.
+	go r.Compat().LookupTXT(ctx, "slow4.test")
+	f.waitArrived(6)
+	var done sync.WaitGroup
+	done.Add(10)
+	for i := range 10 {
+		if _, err := r.TryMX(fmt.Sprintf("b%d.test", i), done.Done); !errors.Is(err, ErrPending) {
+			t.Fatalf("b%d: %v", i, err)
+		}
+	}
+	urgent := make(chan error, 2)
+	go func() { _, err := r.Compat().LookupTXT(ctx, "u2.test"); urgent <- err }()
+	go func() { _, err := r.Compat().LookupMX(ctx, "b7.test"); urgent <- err }()
+	for queued := 0; queued < 2; {
+		r.mu.Lock()
+		queued = len(r.urgent)
+		r.mu.Unlock()
+		runtime.Gosched()
+	}
+	f.unblock("slow0.test.")
+	for range 2 {
+		<-urgent // u2.test is NXDOMAIN (a not-found error), b7 answers
+	}
+	f.mu.Lock()
+	next := append([]string(nil), f.order[6:8]...)
+	f.mu.Unlock()
+	slices.Sort(next) // the two urgent lookups raced each other to the queue
+	if next[0] != "b7.test. MX" || next[1] != "u2.test. TXT" {
+		t.Fatalf("after the first worker freed up: %q; want the urgent lookups first", next)
+	}
+	for i := 1; i < 5; i++ {
+		f.unblock(fmt.Sprintf("slow%d.test.", i))
+	}
+	done.Wait()
+	if f.maxIn > 5 {
+		t.Fatalf("%d queries at once, want at most 4 workers + 1 reserve", f.maxIn)
 	}
 }

@@ -17,6 +17,10 @@
 //   - At most Workers queries are in flight; the others wait in arrival
 //     order. A slow name holds one worker, never the caller of another
 //     name, and a question whose answer is cached never waits.
+//   - The lookups of Compat (auth, at SMTP acceptance, where a client
+//     waits for the reply) are urgent: they go ahead of every other
+//     waiting lookup and may use a reserve of Workers/4 more workers, so
+//     a burst of delivery lookups or a slow zone never holds them up.
 //   - A *Resolver is safe for concurrent use.
 //
 // Two ways to ask, for two kinds of caller:
@@ -145,6 +149,7 @@ type Resolver struct {
 	cache   *lru.Map[key, entry] // in the order stored
 	flights map[key]*flight      // lookups queued or in flight
 	queue   []*flight            // waiting for a worker, oldest first
+	urgent  []*flight            // the same for urgent lookups, served first
 	running int                  // worker goroutines
 	closed  bool
 }
@@ -163,6 +168,7 @@ type entry struct {
 // while it runs.
 type flight struct {
 	key     key
+	taken   bool          // a worker runs it (it may still sit in the other queue)
 	done    chan struct{} // closed once ent is set
 	ent     entry
 	ready   []func()
@@ -206,7 +212,11 @@ func makeKey(name string, qtype uint16) key {
 // Lookup returns the answer for name and qtype, from the cache or from a
 // query (see the package doc for the blocking rules).
 func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answer, error) {
-	ents, err := r.wait(ctx, makeKey(name, qtype))
+	return r.lookup(ctx, name, qtype, false)
+}
+
+func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16, urgent bool) (Answer, error) {
+	ents, err := r.wait(ctx, urgent, makeKey(name, qtype))
 	if err != nil {
 		return Answer{}, err
 	}
@@ -225,11 +235,11 @@ func (r *Resolver) TryLookup(name string, qtype uint16, ready func()) (Answer, e
 
 // wait starts the lookups of keys (those not cached) and waits for all of
 // them, or for ctx.
-func (r *Resolver) wait(ctx context.Context, keys ...key) ([]entry, error) {
+func (r *Resolver) wait(ctx context.Context, urgent bool, keys ...key) ([]entry, error) {
 	ents := make([]entry, len(keys))
 	flights := make([]*flight, len(keys))
 	for i, k := range keys {
-		flights[i], ents[i] = r.start(k, nil)
+		flights[i], ents[i] = r.start(k, nil, urgent)
 	}
 	for i, f := range flights {
 		if f == nil {
@@ -265,7 +275,7 @@ func (r *Resolver) try(ready func(), keys ...key) ([]entry, bool) {
 	}
 	for i, k := range keys {
 		left.Add(1)
-		flights[i], ents[i] = r.start(k, done)
+		flights[i], ents[i] = r.start(k, done, false)
 		if flights[i] == nil {
 			left.Add(-1) // cached: nothing will call done for it
 		}
@@ -285,8 +295,10 @@ func (r *Resolver) try(ready func(), keys ...key) ([]entry, bool) {
 
 // start returns the cached entry of k (and a nil flight), or the flight
 // that will answer it, joining a running one or queueing a new one; ready
-// (if not nil) is called when that flight ends.
-func (r *Resolver) start(k key, ready func()) (*flight, entry) {
+// (if not nil) is called when that flight ends. An urgent lookup is
+// queued ahead of the others (a queued one it joins moves up too), and
+// may start a worker beyond Workers, up to the urgent reserve.
+func (r *Resolver) start(k key, ready func(), urgent bool) (*flight, entry) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -300,11 +312,20 @@ func (r *Resolver) start(k key, ready func()) (*flight, entry) {
 	if f == nil {
 		f = &flight{key: k, done: make(chan struct{})}
 		r.flights[k] = f
-		r.queue = append(r.queue, f)
-		if r.running < r.o.Workers {
-			r.running++
-			go r.work()
+		if !urgent {
+			r.queue = append(r.queue, f)
 		}
+	}
+	if urgent && !f.taken {
+		r.urgent = append(r.urgent, f) // if also in queue, the first worker to pop it takes it
+	}
+	limit := r.o.Workers
+	if urgent {
+		limit += r.reserve()
+	}
+	if !f.taken && r.running < limit {
+		r.running++
+		go r.work()
 	}
 	f.waiters++
 	if ready != nil {
@@ -313,18 +334,45 @@ func (r *Resolver) start(k key, ready func()) (*flight, entry) {
 	return f, entry{}
 }
 
-// work runs queued lookups until there are none left.
+// reserve is how many workers beyond Workers urgent lookups may start:
+// a quarter more, so that an SMTP client's lookups never wait behind a
+// burst of delivery lookups, nor for a slow zone to time out.
+func (r *Resolver) reserve() int { return max(1, r.o.Workers/4) }
+
+// next takes the oldest urgent flight, else (unless this worker is one
+// beyond Workers, started for urgent work) the oldest other one; nil when
+// there is nothing for it. r.mu is held.
+func (r *Resolver) next() *flight {
+	for len(r.urgent) > 0 {
+		f := r.urgent[0]
+		r.urgent[0] = nil
+		r.urgent = r.urgent[1:]
+		if !f.taken {
+			return f
+		}
+	}
+	for len(r.queue) > 0 && r.running <= r.o.Workers {
+		f := r.queue[0]
+		r.queue[0] = nil
+		r.queue = r.queue[1:]
+		if !f.taken {
+			return f
+		}
+	}
+	return nil
+}
+
+// work runs queued lookups until there are none left for it.
 func (r *Resolver) work() {
 	for {
 		r.mu.Lock()
-		if len(r.queue) == 0 {
+		f := r.next()
+		if f == nil {
 			r.running--
 			r.mu.Unlock()
 			return
 		}
-		f := r.queue[0]
-		r.queue[0] = nil
-		r.queue = r.queue[1:]
+		f.taken = true
 		closed := r.closed
 		r.mu.Unlock()
 
