@@ -19,6 +19,8 @@ dsn FuzzBuild
 auth FuzzParseFrom
 queue FuzzDecodeRecords
 internal/fakemx FuzzReadData
+resolver FuzzParseReply
+resolver FuzzResolvConf
 "
 echo "$targets" | while read -r pkg target; do
 	[ -n "$pkg" ] || continue
