@@ -139,9 +139,10 @@ func (u *Upstream) exchange(ctx context.Context, c *dns.Client, q *dns.Msg, serv
 }
 
 // UpstreamFromResolvConf reads the nameservers, timeout and attempts of a
-// resolv.conf(5) file. Without the file, or without a nameserver in it,
-// the servers are 127.0.0.1:53 and [::1]:53, as for the C library and
-// Go's resolver. The search list and ndots do not apply: mail domains are
+// resolv.conf(5) file. A nameserver that is not an IP address is skipped,
+// as the C library does. Without the file, or without a usable nameserver
+// in it, the servers are 127.0.0.1:53 and [::1]:53, as for the C library
+// and Go's resolver. The search list and ndots do not apply: mail domains are
 // absolute.
 func UpstreamFromResolvConf(path string) (UpstreamOptions, error) {
 	b, err := os.ReadFile(path)
@@ -156,7 +157,7 @@ func UpstreamFromResolvConf(path string) (UpstreamOptions, error) {
 	for _, s := range cc.Servers {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return UpstreamOptions{}, fmt.Errorf("resolver: %s: nameserver %q is not an IP address", path, s)
+			continue // not an address: the C library skips it too
 		}
 		o.Servers = append(o.Servers, net.JoinHostPort(a.String(), cc.Port))
 		o.TrustAD = o.TrustAD && a.IsLoopback()

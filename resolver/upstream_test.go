@@ -167,7 +167,9 @@ func TestResolvConf(t *testing.T) {
 		{"loopback only", "nameserver 127.0.0.1\nnameserver ::1\n", UpstreamOptions{Servers: []string{"127.0.0.1:53", "[::1]:53"}, Timeout: 5 * time.Second, Attempts: 2, TrustAD: true}, false},
 		{"trust-ad", "nameserver 192.0.2.53\noptions trust-ad\n", UpstreamOptions{Servers: []string{"192.0.2.53:53"}, Timeout: 5 * time.Second, Attempts: 2, TrustAD: true}, false},
 		{"no nameserver", "search example.com\n", UpstreamOptions{Servers: []string{"127.0.0.1:53", "[::1]:53"}, Timeout: 5 * time.Second, Attempts: 2, TrustAD: true}, false},
-		{"name, not address", "nameserver dns.example.com\n", UpstreamOptions{}, true},
+		{"a name is skipped", "nameserver dns.example.com\nnameserver 192.0.2.53\n", UpstreamOptions{Servers: []string{"192.0.2.53:53"}, Timeout: 5 * time.Second, Attempts: 2}, false},
+		{"only a name", "nameserver dns.example.com\n", UpstreamOptions{Servers: []string{"127.0.0.1:53", "[::1]:53"}, Timeout: 5 * time.Second, Attempts: 2, TrustAD: true}, false},
+		{"unreadable", "", UpstreamOptions{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +177,9 @@ func TestResolvConf(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "resolv.conf")
 			if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
 				t.Fatal(err)
+			}
+			if tt.wantErr {
+				p = t.TempDir() // a directory: read fails with something other than "does not exist"
 			}
 			got, err := UpstreamFromResolvConf(p)
 			if (err != nil) != tt.wantErr {
