@@ -1,0 +1,70 @@
+package policy
+
+import "time"
+
+// Ready is the scheduler's one question about a destination (issue 10):
+// how many more sessions may open at name now, and, when none may, when
+// to ask again. at is zero when only a Release or an Observe at name can
+// change the answer (every slot is busy); otherwise it is the end of a
+// pause or suspension, the end of a probe's wait, or the next rate token.
+// It takes nothing: each session is still taken with Admit, and a
+// destination the scheduler does not ask again costs nothing.
+//
+// The answer counts rate tokens as well as slots: a destination whose
+// token bucket is empty opens no new session until the next token, since
+// the session would only wait for it.
+func (p *Policy) Ready(name string) (sessions int, at time.Time) {
+	now := p.o.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.get(name)
+	switch d.stateAt(now) {
+	case StatePaused, StateSuspended:
+		return 0, d.pausedUntil
+	case StateProbing:
+		if d.probing {
+			return 0, now.Add(p.probeWait())
+		}
+		sessions = 1
+	default:
+		sessions = d.conc - d.active
+		if sessions <= 0 {
+			return 0, time.Time{}
+		}
+	}
+	if d.limiter != nil {
+		tokens := d.limiter.TokensAt(now)
+		if tokens < 1 {
+			wait := time.Duration((1 - tokens) / float64(d.limiter.Limit()) * float64(time.Second))
+			return 0, now.Add(max(wait, time.Millisecond))
+		}
+		sessions = min(sessions, int(tokens))
+	}
+	return sessions, time.Time{}
+}
+
+// Continue reports whether a session already open at name may take its
+// next message: not during a suspension (the receiver asked for a stop by
+// name), and not while more sessions are open than the current
+// concurrency allows (after a multiplicative decrease the extra sessions
+// drain away). A throttle pause does not stop an open session: a pause
+// stops new connections, not the ones that work.
+func (p *Policy) Continue(name string) bool {
+	now := p.o.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.get(name)
+	if d.stateAt(now) == StateSuspended {
+		return false
+	}
+	return d.active <= d.conc
+}
+
+// Paused reports whether name is paused or suspended now: no new
+// connection may open, not even by a session that already holds a slot.
+func (p *Policy) Paused(name string) bool {
+	now := p.o.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.get(name).pausedAt(now)
+}
