@@ -34,7 +34,7 @@ func TestLeaseDueTakesOneDomainInDueOrder(t *testing.T) {
 	other := enqueue(t, q, "r@a.test.example")
 	c.Advance(time.Minute)
 
-	items, err := q.LeaseDue(c.Now(), "a.test", 10)
+	items, err := leaseDue(q, c.Now(), "a.test", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,23 +55,66 @@ func TestLeaseDueTakesOneDomainInDueOrder(t *testing.T) {
 		}
 	}
 	// maxJobs bounds by message, and the order is NextAttempt order.
-	items, err = q.LeaseDue(t0.Add(time.Hour), "a.test", 2)
+	items, err = leaseDue(q, t0.Add(time.Hour), "a.test", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := []string{items[0].ID, items[1].ID}; len(items) != 2 || !slices.Equal(got, []string{ids[1], ids[2]}) {
 		t.Fatalf("LeaseDue(max 2) = %+v, want %v", items, []string{ids[1], ids[2]})
 	}
-	if items, _ := q.LeaseDue(t0.Add(time.Hour), "b.test", 0); items != nil {
+	if items, _ := leaseDue(q, t0.Add(time.Hour), "b.test", 0); items != nil {
 		t.Errorf("LeaseDue(max 0) = %v", items)
 	}
-	if items, _ := q.LeaseDue(t0.Add(time.Hour), "none.test", 5); len(items) != 0 {
+	if items, _ := leaseDue(q, t0.Add(time.Hour), "none.test", 5); len(items) != 0 {
 		t.Errorf("LeaseDue of a domain without work = %v", items)
 	}
 	if m, _ := q.Get(other); m.Recipients[0].State != StateQueued {
 		t.Errorf("a.test.example leased by a lease of a.test: %+v", m.Recipients[0])
 	}
 	checkInvariants(t, q)
+}
+
+// TestLeaseDueServesRequestsInOrder: one LeaseDue answers several
+// destinations, each from its domains in the order given, up to its
+// number of messages.
+func TestLeaseDueServesRequestsInOrder(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, nil)
+	a1 := enqueue(t, q, "r@a.test")
+	a2 := enqueue(t, q, "r@a.test")
+	b1 := enqueue(t, q, "r@b.test")
+	c1 := enqueue(t, q, "r@c.test")
+	out, err := q.LeaseDue(c.Now(), []LeaseReq{
+		{Domains: []string{"b.test", "a.test"}, MaxJobs: 2},
+		{Domains: []string{"c.test"}, MaxJobs: 5},
+		{Domains: []string{"a.test"}, MaxJobs: 0},
+	})
+	if err != nil || len(out) != 3 {
+		t.Fatalf("LeaseDue = %v, %v", out, err)
+	}
+	var got [][]string
+	for _, items := range out {
+		var ids []string
+		for _, it := range items {
+			ids = append(ids, it.ID)
+		}
+		got = append(got, ids)
+	}
+	if want := [][]string{{b1, a1}, {c1}, nil}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("LeaseDue took %v, want %v", got, want)
+	}
+	if m, _ := q.Get(a2); m.Recipients[0].State != StateQueued {
+		t.Errorf("a third message leased beyond MaxJobs: %+v", m.Recipients[0])
+	}
+	checkInvariants(t, q)
+}
+
+func leaseDue(q *Queue, now time.Time, domain string, max int) ([]Item, error) {
+	out, err := q.LeaseDue(now, []LeaseReq{{Domains: []string{domain}, MaxJobs: max}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 // TestDueFeedReportsHeadChanges: the due feed reports, per domain, the
@@ -100,7 +143,7 @@ func TestDueFeedReportsHeadChanges(t *testing.T) {
 	c.Advance(time.Second)
 	id := enqueue(t, q, "r@new.test")
 	select {
-	case <-w.C:
+	case <-w.C():
 	default:
 		t.Fatal("no signal after an enqueue")
 	}
@@ -108,7 +151,7 @@ func TestDueFeedReportsHeadChanges(t *testing.T) {
 	if h := got["new.test"]; len(got) != 1 || !h.Due || !h.At.Equal(t0.Add(time.Second)) {
 		t.Fatalf("Take after enqueue = %+v", got)
 	}
-	if _, err := q.LeaseDue(c.Now(), "new.test", 5); err != nil {
+	if _, err := leaseDue(q, c.Now(), "new.test", 5); err != nil {
 		t.Fatal(err)
 	}
 	if h, ok := w.Take()["new.test"]; !ok || h.Due {

@@ -23,12 +23,21 @@ type DueHead struct {
 }
 
 // DueWatch receives the due feed. Create it with WatchDue.
-type DueWatch struct {
-	q     *Queue
-	since uint64 // transactions up to this one are in WatchDue's snapshot
+type DueWatch interface {
 	// C receives a value (it has room for one) after a commit changed a
 	// head; Take then returns the changes.
-	C <-chan struct{}
+	C() <-chan struct{}
+	// Take returns the domains whose head changed since the last Take
+	// (or the snapshot), each with its latest head.
+	Take() map[string]DueHead
+	// Close stops the feed.
+	Close()
+}
+
+type dueWatch struct {
+	q     *Queue
+	since uint64 // transactions up to this one are in WatchDue's snapshot
+	c     <-chan struct{}
 }
 
 type dueFeed struct {
@@ -45,7 +54,7 @@ var errDueWatched = errors.New("queue: the due feed already has a watcher")
 // domain's head (DueHeads). Every change committed after the snapshot
 // comes through the feed; applying Take's entries over the snapshot, in
 // the order they come, gives the current heads. One watcher at a time.
-func (q *Queue) WatchDue() (*DueWatch, map[string]time.Time, error) {
+func (q *Queue) WatchDue() (DueWatch, map[string]time.Time, error) {
 	f := &q.feed
 	f.mu.Lock()
 	if f.on {
@@ -66,12 +75,12 @@ func (q *Queue) WatchDue() (*DueWatch, map[string]time.Time, error) {
 		q.stopFeed()
 		return nil, nil, err
 	}
-	return &DueWatch{q: q, since: tx, C: f.ch}, heads, nil
+	return &dueWatch{q: q, since: tx, c: f.ch}, heads, nil
 }
 
-// Take returns the domains whose head changed since the last Take (or
-// the snapshot), each with its latest head.
-func (w *DueWatch) Take() map[string]DueHead {
+func (w *dueWatch) C() <-chan struct{} { return w.c }
+
+func (w *dueWatch) Take() map[string]DueHead {
 	f := &w.q.feed
 	f.mu.Lock()
 	m := f.changes
@@ -85,8 +94,7 @@ func (w *DueWatch) Take() map[string]DueHead {
 	return m
 }
 
-// Close stops the feed.
-func (w *DueWatch) Close() { w.q.stopFeed() }
+func (w *dueWatch) Close() { w.q.stopFeed() }
 
 func (q *Queue) stopFeed() {
 	f := &q.feed

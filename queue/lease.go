@@ -13,28 +13,57 @@ import (
 // maxLeaseItems bounds the recipients of one lease transaction.
 const maxLeaseItems = 1000
 
-// LeaseDue takes due recipients (NextAttempt <= now) of domain, in
-// NextAttempt order, until it holds maxJobs messages (all of a message's
-// recipients at domain that are due together count once: they go in one
-// SMTP transaction) or maxLeaseItems recipients. It marks them
-// StateActive until now+LeaseTimeout, in one group commit. It reads the
-// domain's part of the due index only: O(log n + taken), whatever else is
-// queued. The domain's new head comes through the due feed (WatchDue)
-// before LeaseDue returns.
-func (q *Queue) LeaseDue(now time.Time, domain string, maxJobs int) ([]Item, error) {
-	if maxJobs <= 0 {
-		return nil, nil
-	}
-	var items []Item
-	err := q.write(context.Background(), func(w *wtx) error {
-		var err error
-		items, err = q.leaseDomain(w, now, domain, maxJobs, maxLeaseItems)
-		return err
+// LeaseReq asks LeaseDue for due work of one destination: up to MaxJobs
+// messages from Domains, taken in the order given.
+type LeaseReq struct {
+	Domains []string
+	MaxJobs int
+}
+
+// LeaseDue answers every request in one group commit. For each, it takes
+// due recipients (NextAttempt <= now) of its domains, each domain's in
+// NextAttempt order, until it holds MaxJobs messages (a message's
+// recipients at one domain that are due together count once: they go in
+// one SMTP transaction) or maxLeaseItems recipients, and marks them
+// StateActive until now+LeaseTimeout. It reads the named domains' part of
+// the due index only: O(log n + taken) per domain, whatever else is
+// queued. The domains' new heads come through the due feed (WatchDue)
+// before LeaseDue returns. out[i] answers reqs[i].
+func (q *Queue) LeaseDue(now time.Time, reqs []LeaseReq) (out [][]Item, err error) {
+	err = q.write(context.Background(), func(w *wtx) error {
+		out = make([][]Item, len(reqs))
+		for i, rq := range reqs {
+			jobs, items := 0, 0
+			for _, d := range rq.Domains {
+				if jobs >= rq.MaxJobs || items >= maxLeaseItems {
+					break
+				}
+				got, err := q.leaseDomain(w, now, d, rq.MaxJobs-jobs, maxLeaseItems-items)
+				if err != nil {
+					return err
+				}
+				out[i] = append(out[i], got...)
+				jobs += countJobs(got)
+				items += len(got)
+			}
+		}
+		return nil
 	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	return items, nil
+	return out, nil
+}
+
+// countJobs counts the messages of items (a message's items are adjacent).
+func countJobs(items []Item) int {
+	n := 0
+	for i, it := range items {
+		if i == 0 || it.ID != items[i-1].ID {
+			n++
+		}
+	}
+	return n
 }
 
 // Lease takes up to max due recipients of any domain, earliest first
