@@ -88,6 +88,7 @@ func TestValidationErrors(t *testing.T) {
 		{"retry_max below base", "[policy]\nretry_base = \"1h\"\nretry_max = \"1m\"\n", `sluice.toml:3: policy.retry_max:`},
 		{"alarm share", "[policy]\nalarm_share = 1.5\n", `sluice.toml:2: policy.alarm_share:`},
 		{"duplicate destination", "[[policy.destination]]\nmatch = \"gmail.com\"\nmax_concurrency = 5\n[[policy.destination]]\nmatch = \"Gmail.COM.\"\nrate = \"1/s\"\n", `sluice.toml:5: policy.destination[2].match: duplicate destination "Gmail.COM."`},
+		{"no outbound sessions", "[delivery]\nmax_sessions = 0\n", `sluice.toml:2: delivery.max_sessions: must be at least 1, not 0`},
 		{"no auth failures allowed", "[access]\nauth_failures = 0\n", `sluice.toml:2: access.auth_failures: must be at least 1, not 0`},
 		{"min_rate unlimited", "[policy]\nmin_rate = \"\"\n", `sluice.toml:2: policy.min_rate: must be a rate`},
 		{"provider suffix", "[[policy.provider]]\nname = \"p\"\nsuffixes = [\".\"]\n", `sluice.toml:3: policy.provider[1].suffixes[1]: invalid host suffix`},

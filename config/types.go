@@ -91,6 +91,7 @@ type Delivery struct {
 	DataTimeout              Duration  `toml:"data_timeout"`
 	ConnectionIdle           Duration  `toml:"connection_idle"`
 	MaxMessagesPerConnection int       `toml:"max_messages_per_connection"`
+	MaxSessions              int       `toml:"max_sessions"`
 	Resolver                 string    `toml:"resolver"` // "ip:port"; "" = the nameservers of /etc/resolv.conf
 	ResolverConcurrency      int       `toml:"resolver_concurrency"`
 	ResolverMinTTL           Duration  `toml:"resolver_min_ttl"`

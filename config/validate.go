@@ -306,6 +306,7 @@ func (c *Config) validateDelivery(ck *checker) {
 		ck.add("delivery.connection_idle", "must not be negative")
 	}
 	ck.atLeast("delivery.max_messages_per_connection", d.MaxMessagesPerConnection, 1)
+	ck.atLeast("delivery.max_sessions", d.MaxSessions, 1)
 	if d.Resolver != "" {
 		// An IP address: a name would need DNS to find the DNS server.
 		if ap, err := netip.ParseAddrPort(d.Resolver); err != nil || ap.Port() == 0 {
