@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"sluice/reply"
 )
 
 // TestReadyAnswersWhatMayStart (issue 10): Ready says how many sessions
@@ -90,7 +92,7 @@ func TestContinueStopsOnSuspendAndShrink(t *testing.T) {
 	if p.Continue("d.test") {
 		t.Error("4 sessions above a lowered concurrency: Continue true")
 	}
-	p.Observe("d.test", Outcome{Reply: Reply{Stage: StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] Messages temporarily deferred"}, Attempts: 1})
+	p.Observe("d.test", Outcome{Reply: reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "[TSS04] Messages temporarily deferred"}, Attempts: 1})
 	for range 4 {
 		p.Release("d.test")
 	}

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"sluice/config"
-	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/outbound"
 	"sluice/reply"
@@ -20,7 +20,7 @@ import (
 // testOptions are the daemon's options from the default config
 // (OptionsFrom(config.Default())) with the given seams, the test hostname
 // and a one-hour queue lifetime; New fills nothing else in.
-func testOptions(q Queue, pol *policy.Policy, out Outbound, log *slog.Logger) Options {
+func testOptions(q Queue, pol Policy, out Outbound, log *slog.Logger) Options {
 	o := OptionsFrom(config.Default())
 	o.Queue, o.Policy, o.Outbound, o.Logger = q, pol, out, log
 	o.Hostname, o.MaxQueueLifetime = "sluice.test", time.Hour
@@ -48,17 +48,26 @@ func mustNew(t testing.TB, o Options) *Scheduler {
 	return s
 }
 
-// memQueue is an in-memory Queue: recipients due in insertion order,
-// final updates recorded. Every message has the same body, stored once
-// in a real queue (a queue.Body comes only from there).
+// memQueue is an in-memory Queue: each domain's recipients due in time
+// order, final updates recorded, a due feed, and counts of what the
+// scheduler read and wrote per domain (the cost of a paused destination
+// is zero of both). Every message has the same body, stored once in a
+// real queue (a queue.Body comes only from there).
 type memQueue struct {
 	bodies *queue.Queue
 	bodyID string
 
-	mu    sync.Mutex
-	due   []queue.Item
-	final map[string]queue.State // id/rcpt -> final state
-	n     int
+	mu     sync.Mutex
+	due    map[string][]queue.Item // domain -> queued recipients, by NextAttempt
+	active map[string]queue.Item   // id/rcpt -> leased recipient
+	final  map[string]queue.State  // id/rcpt -> final state
+	n      int
+	watch  *memWatch
+	// What the scheduler cost: lease reads per domain, recipients leased
+	// per domain, recipients written back to queued per domain, and
+	// every LeaseDue and Update call.
+	reads, leased, requeued map[string]int
+	leaseCalls, updateCalls int
 }
 
 func newMemQueue(t *testing.T) *memQueue {
@@ -72,43 +81,78 @@ func newMemQueue(t *testing.T) *memQueue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &memQueue{bodies: bq, bodyID: id, final: map[string]queue.State{}}
+	return &memQueue{bodies: bq, bodyID: id, due: map[string][]queue.Item{}, active: map[string]queue.Item{},
+		final: map[string]queue.State{}, reads: map[string]int{}, leased: map[string]int{}, requeued: map[string]int{}}
 }
 
-// add queues one message with one recipient, due at at.
-func (q *memQueue) add(from, rcpt string, at time.Time) {
+func itemKey(id string, rcpt int) string { return fmt.Sprintf("%s/%d", id, rcpt) }
+
+// add queues one message with one recipient, due at at, and returns its ID.
+func (q *memQueue) add(from, rcpt string, at time.Time) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.n++
 	id := fmt.Sprintf("m%d", q.n)
-	q.due = append(q.due, queue.Item{ID: id, Addr: rcpt, Domain: rcpt[strings.LastIndexByte(rcpt, '@')+1:], From: from, Received: at, NextAttempt: at})
+	q.insertLocked(queue.Item{ID: id, Addr: rcpt, Domain: rcpt[strings.LastIndexByte(rcpt, '@')+1:], From: from, Received: at, NextAttempt: at})
+	return id
 }
 
-func (q *memQueue) Lease(now time.Time, max int) ([]queue.Item, error) {
+func (q *memQueue) insertLocked(it queue.Item) {
+	l := q.due[it.Domain]
+	i := sort.Search(len(l), func(i int) bool { return l[i].NextAttempt.After(it.NextAttempt) })
+	l = append(l, queue.Item{})
+	copy(l[i+1:], l[i:])
+	l[i] = it
+	q.due[it.Domain] = l
+	q.publishLocked(it.Domain)
+}
+
+// publishLocked tells the watcher the domain's head.
+func (q *memQueue) publishLocked(domain string) {
+	if q.watch == nil {
+		return
+	}
+	h := queue.DueHead{}
+	if l := q.due[domain]; len(l) > 0 {
+		h = queue.DueHead{At: l[0].NextAttempt, Due: true}
+	}
+	q.watch.put(domain, h)
+}
+
+func (q *memQueue) WatchDue() (queue.DueWatch, map[string]time.Time, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out, rest []queue.Item
-	for _, it := range q.due {
-		if len(out) < max && !it.NextAttempt.After(now) {
-			out = append(out, it)
-		} else {
-			rest = append(rest, it)
+	q.watch = newMemWatch()
+	heads := map[string]time.Time{}
+	for d, l := range q.due {
+		if len(l) > 0 {
+			heads[d] = l[0].NextAttempt
 		}
 	}
-	q.due = rest
+	return q.watch, heads, nil
+}
+
+func (q *memQueue) LeaseDue(now time.Time, reqs []queue.LeaseReq) ([][]queue.Item, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.leaseCalls++
+	out := make([][]queue.Item, len(reqs))
+	for i, rq := range reqs {
+		for _, d := range rq.Domains {
+			q.reads[d]++
+			l := q.due[d]
+			n := 0
+			for n < len(l) && len(out[i]) < rq.MaxJobs && !l[n].NextAttempt.After(now) {
+				out[i] = append(out[i], l[n])
+				q.active[itemKey(l[n].ID, l[n].Rcpt)] = l[n]
+				n++
+			}
+			q.due[d] = l[n:]
+			q.leased[d] += n
+			q.publishLocked(d)
+		}
+	}
 	return out, nil
-}
-
-func (q *memQueue) NextDue() (time.Time, bool, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var t time.Time
-	for _, it := range q.due {
-		if t.IsZero() || it.NextAttempt.Before(t) {
-			t = it.NextAttempt
-		}
-	}
-	return t, !t.IsZero(), nil
 }
 
 func (q *memQueue) OpenBody(string) (*queue.Body, error) { return q.bodies.OpenBody(q.bodyID) }
@@ -116,14 +160,24 @@ func (q *memQueue) OpenBody(string) (*queue.Body, error) { return q.bodies.OpenB
 func (q *memQueue) Update(_ context.Context, ups []queue.Update) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.updateCalls++
 	for _, u := range ups {
-		if u.State == queue.StateQueued {
-			// Only the scheduler's own leases come back here; the test
-			// item's address is not needed again.
-			q.due = append(q.due, queue.Item{ID: u.ID, Rcpt: u.Rcpt, NextAttempt: u.NextAttempt})
+		k := itemKey(u.ID, u.Rcpt)
+		it, ok := q.active[k]
+		if !ok {
 			continue
 		}
-		q.final[fmt.Sprintf("%s/%d", u.ID, u.Rcpt)] = u.State
+		delete(q.active, k)
+		if u.State == queue.StateQueued {
+			it.NextAttempt = u.NextAttempt
+			if u.Attempt != nil {
+				it.Attempts++
+			}
+			q.requeued[it.Domain]++
+			q.insertLocked(it)
+			continue
+		}
+		q.final[k] = u.State
 	}
 	return nil
 }
@@ -146,6 +200,58 @@ func (q *memQueue) sent() int {
 		}
 	}
 	return n
+}
+
+// state returns the state of message id's only recipient.
+func (q *memQueue) state(id string) queue.State {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := itemKey(id, 0)
+	if st, ok := q.final[k]; ok {
+		return st
+	}
+	if _, ok := q.active[k]; ok {
+		return queue.StateActive
+	}
+	return queue.StateQueued
+}
+
+// cost returns what the scheduler read and wrote of domain.
+func (q *memQueue) cost(domain string) (reads, leased, requeued int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.reads[domain], q.leased[domain], q.requeued[domain]
+}
+
+// memWatch is a queue.DueWatch fed by hand.
+type memWatch struct {
+	mu      sync.Mutex
+	c       chan struct{}
+	changes map[string]queue.DueHead
+}
+
+func newMemWatch() *memWatch {
+	return &memWatch{c: make(chan struct{}, 1), changes: map[string]queue.DueHead{}}
+}
+
+func (w *memWatch) put(domain string, h queue.DueHead) {
+	w.mu.Lock()
+	w.changes[domain] = h
+	w.mu.Unlock()
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+}
+
+func (w *memWatch) C() <-chan struct{} { return w.c }
+func (w *memWatch) Close()             {}
+func (w *memWatch) Take() map[string]queue.DueHead {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.changes
+	w.changes = map[string]queue.DueHead{}
+	return m
 }
 
 // fakeOutbound answers MX lookups from a table (default: mx.<domain>) and

@@ -21,30 +21,6 @@ import (
 	"sluice/resolver"
 )
 
-// manualTimers replaces the connection_idle timer: each timer is a
-// channel the test fires, and `started` says when a session went idle.
-type manualTimers struct{ started chan chan time.Time }
-
-func newManualTimers() *manualTimers { return &manualTimers{started: make(chan chan time.Time, 16)} }
-
-func (m *manualTimers) timer(time.Duration) (<-chan time.Time, func() bool) {
-	c := make(chan time.Time, 1)
-	m.started <- c
-	return c, func() bool { return true }
-}
-
-// idle waits until a session goes idle and returns its timer.
-func (m *manualTimers) idle(t *testing.T) chan time.Time {
-	t.Helper()
-	select {
-	case c := <-m.started:
-		return c
-	case <-time.After(10 * time.Second):
-		t.Fatal("no session went idle")
-		return nil
-	}
-}
-
 // eventually polls a condition (not a sleep standing in for an event).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -71,21 +47,18 @@ func (fs *scriptSession) isClosed() bool {
 // delivery.connection_idle (issue 9 item 24): after its last job a
 // session keeps its connection for mail that comes later, then QUITs when
 // the idle time is up; the next mail dials again. Virtual time: the test
-// fires the idle timer.
+// moves the clock past the idle time.
 func TestConnectionIdleKeepsTheConnectionForLaterMail(t *testing.T) {
 	t.Parallel()
-	timers := newManualTimers()
 	out := &scriptOutbound{}
-	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle, o.IdleTimer = time.Hour, timers.timer })
+	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle = time.Hour })
 
 	m1 := r.enqueue("app@src.test", "a@dest.test")
-	fire := timers.idle(t)
-	if st := r.state(m1).State; st != queue.StateSent {
-		t.Fatalf("first message %s", st)
-	}
+	eventually(t, "the first delivery", func() bool { return r.state(m1).State == queue.StateSent })
+	r.idle("dest.test")
 	m2 := r.enqueue("app@src.test", "b@dest.test")
-	fire2 := timers.idle(t) // m2 went out and the session is idle again
-	_ = fire
+	eventually(t, "the second delivery", func() bool { return r.state(m2).State == queue.StateSent })
+	r.idle("dest.test") // m2 went out and the session is idle again
 	if st := r.state(m2).State; st != queue.StateSent {
 		t.Fatalf("second message %s", st)
 	}
@@ -96,14 +69,14 @@ func TestConnectionIdleKeepsTheConnectionForLaterMail(t *testing.T) {
 		t.Fatalf("dials %d, sent on the first connection %d, closed %v: want one connection carrying both", dials, sess.Sent(), sess.isClosed())
 	}
 
-	fire2 <- time.Now()
+	r.clk.Advance(time.Hour)
 	eventually(t, "the idle session to QUIT", sess.isClosed)
 	eventually(t, "the slot to be released", func() bool {
 		st, ok := r.pol.State("dest.test")
 		return !ok || st.Active == 0
 	})
 	m3 := r.enqueue("app@src.test", "c@dest.test")
-	timers.idle(t)
+	eventually(t, "the third delivery", func() bool { return r.state(m3).State == queue.StateSent })
 	if st := r.state(m3).State; st != queue.StateSent || out.dialCount() != 2 {
 		t.Fatalf("after the idle time: message %s, dials %d; want sent on a new connection", st, out.dialCount())
 	}
@@ -113,13 +86,7 @@ func TestConnectionIdleKeepsTheConnectionForLaterMail(t *testing.T) {
 func TestConnectionIdleZeroClosesAtOnce(t *testing.T) {
 	t.Parallel()
 	out := &scriptOutbound{}
-	r := newScriptRig(t, out, func(o *Options) {
-		o.ConnectionIdle = 0
-		o.IdleTimer = func(time.Duration) (<-chan time.Time, func() bool) {
-			t.Error("an idle timer with connection_idle = 0")
-			return nil, func() bool { return true }
-		}
-	})
+	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle = 0 })
 	m := r.enqueue("app@src.test", "a@dest.test")
 	eventually(t, "delivery", func() bool { return r.state(m).State == queue.StateSent })
 	eventually(t, "the session to close", func() bool {
@@ -131,15 +98,15 @@ func TestConnectionIdleZeroClosesAtOnce(t *testing.T) {
 
 // An idle session whose connection the server dropped does not dial a
 // new one while the destination is paused: the job goes back, the slot
-// is given up, and Admit decides when to dial (issue 9 item 24: "not dial
-// during a pause").
+// is given up, and policy decides when to dial (issue 9 item 24: "not
+// dial during a pause"). The job goes back due when it was due: the
+// scheduler does not move deferred mail (issue 10).
 func TestIdleSessionDoesNotDialDuringAPause(t *testing.T) {
 	t.Parallel()
-	timers := newManualTimers()
 	out := &scriptOutbound{}
-	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle, o.IdleTimer = time.Hour, timers.timer })
+	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle = time.Hour })
 	r.enqueue("app@src.test", "a@dest.test")
-	timers.idle(t)
+	r.idle("dest.test")
 	out.mu.Lock()
 	sess := out.sessions[0]
 	out.mu.Unlock()
@@ -152,9 +119,13 @@ func TestIdleSessionDoesNotDialDuringAPause(t *testing.T) {
 		t.Fatalf("destination not paused: %+v", st)
 	}
 	m2 := r.enqueue("app@src.test", "b@dest.test")
-	eventually(t, "the job to go back to the queue until the pause ends", func() bool {
+	due := r.state(m2).NextAttempt
+	eventually(t, "the job to go back to the queue, due as it was", func() bool {
 		rc := r.state(m2)
-		return rc.State == queue.StateQueued && !rc.NextAttempt.Before(st.PausedUntil)
+		r.sched.mu.Lock()
+		defer r.sched.mu.Unlock()
+		d := r.sched.dests["dest.test"]
+		return rc.State == queue.StateQueued && rc.NextAttempt.Equal(due) && d != nil && d.sessions == 0
 	})
 	if n := out.dialCount(); n != 1 {
 		t.Errorf("%d dials: a new connection was opened during the pause", n)
@@ -168,11 +139,10 @@ func TestIdleSessionDoesNotDialDuringAPause(t *testing.T) {
 // holding the shutdown for connection_idle.
 func TestShutdownWakesIdleSessions(t *testing.T) {
 	t.Parallel()
-	timers := newManualTimers()
 	out := &scriptOutbound{}
-	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle, o.IdleTimer = time.Hour, timers.timer })
+	r := newScriptRig(t, out, func(o *Options) { o.ConnectionIdle = time.Hour })
 	r.enqueue("app@src.test", "a@dest.test")
-	timers.idle(t)
+	r.idle("dest.test")
 	r.stopLoop() // the loop only: sessions are not cut, they must leave by themselves
 	select {
 	case <-r.done:
@@ -237,9 +207,16 @@ func TestProviderDomainsShareTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := mustNew(t, testOptions(q, pol, RelayOutbound(out), slog.New(slog.DiscardHandler)))
+	// The groupings are known before the mail (they are looked up off
+	// the loop otherwise, in whatever order the answers come): the
+	// destination's domains then go in due order, a then b then a then
+	// c, and the single session takes them in a row.
+	for _, d := range []string{"a.test", "b.test", "c.test"} {
+		mx, err := out.MXHosts(context.Background(), d)
+		pol.Group(d, mx, err)
+	}
 	for _, rcpts := range [][]string{{"u@a.test", "u@b.test"}, {"v@a.test", "v@c.test"}} {
-		// One message per list: its jobs (one per domain) are leased
-		// together and the single session takes them in a row.
+		// One message per list, one after the other.
 		body := fmt.Sprintf("From: <app@src.test>\r\nSubject: %s\r\n\r\nhello\r\n", rcpts[1])
 		if _, err := q.Enqueue(context.Background(), queue.NewMessage{From: "app@src.test", Rcpts: rcpts, Body: []byte(body)}); err != nil {
 			t.Fatal(err)

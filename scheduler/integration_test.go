@@ -262,12 +262,12 @@ func TestSlowRateWaitsWithoutSpinning(t *testing.T) {
 }
 
 // TestSlowDestinationDoesNotStarveOthers: a destination that drains at one
-// message a second holds at most MaxPerDest jobs in memory; the rest goes
-// back to the queue, so leasing goes on and a fast destination is served.
+// message a second leases only what it can start; a fast destination is
+// served at once beside it.
 func TestSlowDestinationDoesNotStarveOthers(t *testing.T) {
 	h := newHarnessWith(t, fakemx.Options{}, func(o *policy.Options) {
 		o.Destinations = []policy.DestinationOptions{{Match: "slow.test", Rate: 1}}
-	}, func(o *Options) { o.MaxPerDest, o.MaxInMemory, o.LeaseBatch = 5, 10, 10 })
+	}, nil)
 	h.injectTo(60, "app@src.test", "slow.test")
 	h.injectTo(20, "app@src.test", "fast.test")
 	deadline := time.Now().Add(10 * time.Second)

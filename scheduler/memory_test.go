@@ -40,30 +40,18 @@ func TestOneOffDestinationsLeaveMemory(t *testing.T) {
 	}
 	out := &fakeOutbound{}
 	so := testOptions(q, pol, out, quietLog())
-	so.Now = clock.Now
+	so.Clock = clock
 	s := mustNew(t, so)
-	ctx := context.Background()
-	for {
-		// One batch at a time keeps the session goroutines under the
-		// race detector's limit.
-		got, err := s.leaseDue(ctx, ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.wg.Wait()
-		if got == 0 {
-			break
-		}
-	}
-	if sent := q.sent(); sent != n {
-		t.Fatalf("sent %d of %d", sent, n)
-	}
-	s.mu.Lock()
-	left := len(s.dests)
-	s.mu.Unlock()
-	if left != 0 {
-		t.Errorf("scheduler holds %d destinations with no mail and no session, want 0", left)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, context.Background()); close(done) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "every message sent", func() bool { return q.sent() == n })
+	eventually(t, "the scheduler to forget every destination", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.dests) == 0
+	})
 	if d, g := pol.Size(); d != n || g != n {
 		t.Fatalf("policy holds %d destinations, %d groupings before the idle period; want %d each", d, g, n)
 	}

@@ -20,8 +20,8 @@ func TestZeroOptionIsNotReplaced(t *testing.T) {
 	if _, err := New(full); err != nil {
 		t.Fatalf("options from the default config refused: %v", err)
 	}
-	kept := []string{"MaxPerConnection", "HoldThreshold", "MaxInlineWait", "SuppressUnknown", "OnAttempt", "Now", "Logger"}
-	refused := []string{"Queue", "Policy", "Outbound", "Hostname", "MaxQueueLifetime", "LeaseBatch", "MaxInMemory", "MaxPerDest", "ResolveTimeout"}
+	kept := []string{"MaxPerConnection", "HoldThreshold", "MaxInlineWait", "SuppressUnknown", "OnAttempt", "Clock", "Logger"}
+	refused := []string{"Queue", "Policy", "Outbound", "Hostname", "MaxQueueLifetime", "MaxSessions", "MaxResolving", "ResolveTimeout"}
 	zero := func(field string) Options {
 		o := full
 		f := reflect.ValueOf(&o).Elem().FieldByName(field)
@@ -55,11 +55,11 @@ func TestOptionsFromConfig(t *testing.T) {
 	cfg := config.Default()
 	o := OptionsFrom(cfg)
 	if o.MaxQueueLifetime != cfg.Delivery.MaxQueueLifetime.D() || o.MaxPerConnection != cfg.Delivery.MaxMessagesPerConnection ||
-		o.SuppressUnknown != cfg.Policy.SuppressOnUnknownUser || o.Hostname != cfg.Hostname {
+		o.SuppressUnknown != cfg.Policy.SuppressOnUnknownUser || o.Hostname != cfg.Hostname || o.MaxSessions != cfg.Delivery.MaxSessions ||
+		o.MaxResolving != cfg.Delivery.ResolverConcurrency {
 		t.Errorf("config values not mapped: %+v", o)
 	}
-	if o.LeaseBatch != DefaultLeaseBatch || o.MaxInMemory != DefaultMaxInMemory || o.MaxPerDest != DefaultMaxPerDest ||
-		o.HoldThreshold != DefaultHoldThreshold || o.MaxInlineWait != DefaultMaxInlineWait || o.ResolveTimeout != DefaultResolveTimeout {
+	if o.HoldThreshold != DefaultHoldThreshold || o.MaxInlineWait != DefaultMaxInlineWait || o.ResolveTimeout != DefaultResolveTimeout {
 		t.Errorf("fixed knobs not set: %+v", o)
 	}
 }

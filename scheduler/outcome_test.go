@@ -38,12 +38,14 @@ type fakeQueue struct {
 	onUpdate func(call int)
 }
 
-func (f *fakeQueue) Lease(time.Time, int) ([]queue.Item, error) { return nil, nil }
+func (f *fakeQueue) WatchDue() (queue.DueWatch, map[string]time.Time, error) {
+	return newMemWatch(), nil, nil
+}
+func (f *fakeQueue) LeaseDue(time.Time, []queue.LeaseReq) ([][]queue.Item, error) { return nil, nil }
 func (f *fakeQueue) Reclaim(time.Time, func(string, int) bool) (int, time.Time, error) {
 	return 0, time.Time{}, nil
 }
-func (f *fakeQueue) NextDue() (time.Time, bool, error) { return time.Time{}, false, nil }
-func (f *fakeQueue) Suppress(string, string) error     { return nil }
+func (f *fakeQueue) Suppress(string, string) error { return nil }
 
 func pop(errs *[]error) error {
 	if len(*errs) == 0 {
@@ -112,7 +114,7 @@ func newUnitScheduler(t *testing.T, fq *fakeQueue) (s *Scheduler, waits *[]time.
 		t.Fatal(err)
 	}
 	so := testOptions(fq, pol, &fakeOutbound{}, log) // finish never dials
-	so.Now = clk.Now
+	so.Clock = clk
 	s = mustNew(t, so)
 	var mu sync.Mutex
 	waits = &[]time.Duration{}

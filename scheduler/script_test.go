@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sluice/config"
+	"sluice/internal/fakeclock"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/outbound"
@@ -125,10 +126,12 @@ func domainOf(addr string) string {
 	return ""
 }
 
-// scriptRig is a scheduler on a real queue and policy with a scriptOutbound;
-// Run's two contexts are the test's to cancel.
+// scriptRig is a scheduler on a real queue and policy with a scriptOutbound,
+// all three on one fake clock (time moves only when the test says); Run's
+// two contexts are the test's to cancel.
 type scriptRig struct {
 	t        *testing.T
+	clk      *fakeclock.Clock
 	q        *queue.Queue
 	pol      *policy.Policy
 	out      *scriptOutbound
@@ -144,12 +147,16 @@ func newScriptRig(t *testing.T, out *scriptOutbound, tweak func(*Options)) *scri
 	logs := &lockedBuf{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	dir := t.TempDir()
-	q, err := queue.Open(queueOptions(filepath.Join(dir, "queue.db"), log))
+	clk := fakeclock.New()
+	qo := queueOptions(filepath.Join(dir, "queue.db"), log)
+	qo.Now = clk.Now
+	q, err := queue.Open(qo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
 	po := policy.OptionsFrom(config.Default())
+	po.Now = clk.Now
 	po.RetryBase, po.RetryMax, po.ThrottlePause, po.MaxConcurrency, po.InitialConcurrency = time.Minute, time.Hour, time.Minute, 4, 4
 	po.GroupBy, po.Store, po.Logger = "mx", q, slog.New(slog.NewTextHandler(io.Discard, nil))
 	pol, err := policy.New(po)
@@ -157,10 +164,11 @@ func newScriptRig(t *testing.T, out *scriptOutbound, tweak func(*Options)) *scri
 		t.Fatal(err)
 	}
 	so := testOptions(q, pol, out, log)
+	so.Clock = clk
 	if tweak != nil {
 		tweak(&so)
 	}
-	r := &scriptRig{t: t, q: q, pol: pol, out: out, sched: mustNew(t, so), logs: logs, done: make(chan struct{})}
+	r := &scriptRig{t: t, clk: clk, q: q, pol: pol, out: out, sched: mustNew(t, so), logs: logs, done: make(chan struct{})}
 	loop, stopLoop := context.WithCancel(context.Background())
 	sess, stopSess := context.WithCancel(context.Background())
 	r.stopLoop, r.stopSess = stopLoop, stopSess
@@ -186,6 +194,19 @@ func (r *scriptRig) enqueue(from string, rcpts ...string) string {
 	}
 	r.sched.Kick()
 	return id
+}
+
+// idle waits until a session of dest waits for mail with nothing coming
+// (the destination ran dry): it is idling for ConnectionIdle.
+func (r *scriptRig) idle(dest string) {
+	r.t.Helper()
+	eventually(r.t, "a session of "+dest+" to go idle", func() bool {
+		s := r.sched
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		d := s.dests[dest]
+		return d != nil && d.idle > 0 && d.dry && len(d.ready) == 0
+	})
 }
 
 func (r *scriptRig) get(id string) *queue.Message {

@@ -7,18 +7,20 @@ import (
 	"io"
 	"time"
 
+	"sluice/internal/clock"
+	"sluice/queue"
 	"sluice/relay/outbound"
 )
 
 // session runs one outbound connection for a destination: it holds one
-// policy slot, takes the destination's jobs one by one, keeps the
-// connection while the next job has the same next hop (its domain, or
-// another domain behind the same MX hosts, route or smarthost), waits up
-// to ConnectionIdle for more mail after its last job, and ends when there
-// is no more mail, the connection is unusable after a refusal, or policy
-// pauses or shrinks the destination.
-func (s *Scheduler) session(ctx context.Context, name string) {
-	defer s.endSession(ctx, name)
+// policy slot and one of the MaxSessions slots, takes the destination's
+// ready jobs one by one, keeps the connection while the next job has the
+// same next hop (its domain, or another domain behind the same MX hosts,
+// route or smarthost), waits up to ConnectionIdle for more mail after its
+// last job, and ends when there is no more mail, the connection is
+// unusable after a refusal, or policy pauses or shrinks the destination.
+func (s *Scheduler) session(ctx context.Context, d *dest) {
+	defer s.endSession(d)
 	var sess Session
 	defer func() {
 		if sess != nil {
@@ -26,45 +28,38 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		}
 	}()
 	for {
-		j := s.next(name)
-		if j == nil && sess != nil && sess.Usable() {
-			j = s.waitForMail(ctx, name)
-		}
+		j := s.take(ctx, d, sess != nil && sess.Usable())
 		if j == nil {
 			return
 		}
 		// A rate token comes before each message (policy.Reserve never
 		// blocks). A short wait keeps the connection and paces on it; a
-		// long one hands the job back and the pump comes back for it.
-		if wait, ok := s.waitToken(ctx, name); !ok {
-			s.pushFront(name, j)
-			s.mu.Lock()
-			if d := s.dests[name]; d != nil {
-				d.notBefore = s.now().Add(wait)
-				s.wakeLocked(ctx, d, wait)
-			}
-			s.mu.Unlock()
+		// long one hands the job back and ends the session: the loop
+		// asks policy again at the token's time.
+		if !s.waitToken(ctx, d.name) {
+			s.pushFront(d, j)
 			return
 		}
 		mpc := s.o.MaxPerConnection
-		if p := s.o.Policy.MessagesPerConnection(name); p > 0 && (mpc == 0 || p < mpc) {
+		if p := s.o.Policy.MessagesPerConnection(d.name); p > 0 && (mpc == 0 || p < mpc) {
 			mpc = p
 		}
 		if sess != nil && (!sess.Usable() || (mpc > 0 && sess.Sent() >= mpc) || !sess.SameNextHop(ctx, j.domain)) {
 			sess.Close()
 			sess = nil
-			if s.paused(name) {
+			if s.o.Policy.Paused(d.name) {
 				// A new connection during a pause is what the pause
 				// forbids, even in a slot admitted before it: give the
-				// job back and the slot up; Admit decides when to dial.
-				s.pushFront(name, j)
+				// job back and the slot up; the loop asks policy when to
+				// dial.
+				s.pushFront(d, j)
 				return
 			}
 		}
 		if sess == nil {
 			ns, fail := s.o.Outbound.Dial(ctx, j.domain)
 			if fail != nil {
-				s.finish(ctx, name, j, "", sameReply(*fail, len(j.items)))
+				s.finish(ctx, d.name, j, "", sameReply(*fail, len(j.items)))
 				return
 			}
 			sess = ns
@@ -72,7 +67,7 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		body, err := s.o.Queue.OpenBody(j.id)
 		if err != nil {
 			s.log.Error("reading queued body failed", "id", j.id, "err", err)
-			s.requeue([]*job{j}, s.now().Add(time.Minute))
+			s.retryLater(j)
 			continue
 		}
 		// The body streams from the queue (its spool file, or a copy of
@@ -82,43 +77,151 @@ func (s *Scheduler) session(ctx context.Context, name string) {
 		if err != nil {
 			body.Close()
 			s.log.Error("reading queued body failed", "id", j.id, "err", err)
-			s.requeue([]*job{j}, s.now().Add(time.Minute))
+			s.retryLater(j)
 			continue
 		}
-		d := &outbound.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: r, Size: body.Size(),
+		dl := &outbound.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: r, Size: body.Size(),
 			EightBit: body.Has8Bit(), SMTPUTF8: utf8}
-		replies := sess.Send(ctx, d)
+		replies := sess.Send(ctx, dl)
 		body.Close()
-		if s.finish(ctx, name, j, sess.Relay(), replies) || !sess.Usable() {
+		if s.finish(ctx, d.name, j, sess.Relay(), replies) || !sess.Usable() {
 			// The connection is finished (a 421, a network error, or
 			// policy says so). The session ends and gives its slot back:
-			// a new connection goes through policy.Admit, so nothing is
+			// a new connection goes through policy, so nothing is
 			// dialled while the destination is paused.
 			return
 		}
-		// A success may have opened the destination further (the probe
-		// passed, or an additive increase): let the pump add sessions.
-		s.pump(ctx, name)
 	}
 }
 
+// bodyRetry is when a job whose body could not be read is due again.
+const bodyRetry = time.Minute
+
+// retryLater returns a job whose body could not be read to the queue,
+// due a minute from now (a transient read error; a body that is truly
+// gone is a damaged queue, which `queue check` reports).
+func (s *Scheduler) retryLater(j *job) {
+	at := s.now().Add(bodyRetry)
+	var ups []queue.Update
+	for _, it := range j.items {
+		ups = append(ups, queue.Update{ID: it.ID, Rcpt: it.Rcpt, State: queue.StateQueued, NextAttempt: at})
+	}
+	if err := s.o.Queue.Update(context.Background(), ups); err != nil {
+		s.log.Error("returning a lease failed; it returns to due when it expires", "id", j.id, "err", err)
+	}
+	s.leases.drop(j.items)
+}
+
+// take returns d's next ready job for a session, or nil when the session
+// should end: the scheduler stops, policy says stop (a suspension, more
+// sessions than the current concurrency), or there is no mail. With no
+// job in hand the session waits: for the refill the loop is leasing
+// (it is told, and says when it has none: dry), then, when the
+// connection is usable, up to ConnectionIdle for mail that comes later,
+// unless a destination is waiting for a session slot. A waiting session
+// holds its slot, and the loop counts it: mail that arrives is leased for
+// it first, and new sessions start only for the mail it cannot take.
+func (s *Scheduler) take(ctx context.Context, d *dest, canIdle bool) *job {
+	var idle clock.Timer // ConnectionIdle, started when the destination runs dry
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			return nil
+		}
+		if len(d.ready) > 0 {
+			if !s.o.Policy.Continue(d.name) {
+				s.mu.Unlock()
+				return nil
+			}
+			j := d.ready[0]
+			d.ready[0] = nil
+			d.ready = d.ready[1:]
+			// The loop refills the one-ahead job of this session.
+			s.markDirtyLocked(d)
+			s.mu.Unlock()
+			return j
+		}
+		var expired <-chan time.Time
+		switch {
+		case d.dry && (s.yield || !canIdle || s.o.ConnectionIdle <= 0):
+			s.mu.Unlock()
+			return nil
+		case d.dry:
+			if idle == nil {
+				idle = s.clk.NewTimer(s.o.ConnectionIdle)
+			}
+			expired = idle.C()
+		default:
+			// A refill is coming, or about to be asked for.
+			s.markDirtyLocked(d)
+		}
+		if d.arrived == nil {
+			d.arrived = make(chan struct{})
+		}
+		arrived := d.arrived
+		d.idle++
+		s.mu.Unlock()
+		end := false
+		select {
+		case <-arrived:
+		case <-expired:
+			end = true
+		case <-ctx.Done():
+			end = true
+		}
+		s.mu.Lock()
+		d.idle--
+		s.mu.Unlock()
+		if end {
+			return nil
+		}
+	}
+}
+
+// pushFront gives a job back to the head of its destination's ready
+// queue (it keeps its lease: the loop starts a session for it when
+// policy allows, or gives it back to the queue in a long pause).
+func (s *Scheduler) pushFront(d *dest, j *job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d.ready = append([]*job{j}, d.ready...)
+}
+
+// endSession gives the session's slots back and has the loop serve the
+// destination (and a destination waiting for a slot).
+func (s *Scheduler) endSession(d *dest) {
+	s.o.Policy.Release(d.name)
+	s.mu.Lock()
+	d.sessions--
+	s.sessions--
+	s.markDirtyLocked(d)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
 // waitToken takes a rate token, waiting inline up to MaxInlineWait. It
-// reports false, with the wait policy asked for, when the wait is longer.
-func (s *Scheduler) waitToken(ctx context.Context, name string) (time.Duration, bool) {
+// reports false when the wait is longer.
+func (s *Scheduler) waitToken(ctx context.Context, name string) bool {
 	for {
 		w := s.o.Policy.Reserve(name)
 		if w <= 0 {
-			return 0, true
+			return true
 		}
 		if w > s.o.MaxInlineWait {
-			return w, false
+			return false
 		}
-		t := time.NewTimer(w)
+		t := s.clk.NewTimer(w)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return w, false
-		case <-t.C:
+			return false
+		case <-t.C():
 		}
 	}
 }
