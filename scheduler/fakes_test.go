@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -68,6 +69,10 @@ type memQueue struct {
 	// every LeaseDue and Update call.
 	reads, leased, requeued map[string]int
 	leaseCalls, updateCalls int
+	// failLeases makes the next LeaseDue calls report a failure after
+	// leasing, as a commit whose fsync failed but whose pages reached
+	// the file does.
+	failLeases int
 }
 
 func newMemQueue(t *testing.T) *memQueue {
@@ -152,6 +157,10 @@ func (q *memQueue) LeaseDue(now time.Time, reqs []queue.LeaseReq) ([][]queue.Ite
 			q.publishLocked(d)
 		}
 	}
+	if q.failLeases > 0 {
+		q.failLeases--
+		return nil, errors.New("queue: commit: input/output error")
+	}
 	return out, nil
 }
 
@@ -184,6 +193,23 @@ func (q *memQueue) Update(_ context.Context, ups []queue.Update) error {
 
 func (q *memQueue) Enqueue(context.Context, queue.NewMessage) (string, error) { return "dsn", nil }
 func (q *memQueue) Suppress(string, string) error                             { return nil }
+
+// ReturnLeases hands back the leases held does not claim, due now.
+func (q *memQueue) ReturnLeases(now time.Time, _ string, held func(string, int) bool) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for k, it := range q.active {
+		if held(it.ID, it.Rcpt) {
+			continue
+		}
+		delete(q.active, k)
+		it.NextAttempt = now
+		q.insertLocked(it)
+		n++
+	}
+	return n, nil
+}
 
 // Reclaim: leases in memQueue never expire.
 func (q *memQueue) Reclaim(time.Time, func(string, int) bool) (int, time.Time, error) {

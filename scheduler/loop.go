@@ -39,8 +39,9 @@ const watchRetry = 5 * time.Second
 const idlePoll = time.Minute
 
 type leaseResult struct {
-	items [][]queue.Item
-	err   error
+	items   [][]queue.Item
+	err     error
+	orphans bool // leases of a failed commit may still be in the file
 }
 
 // Run delivers until ctx is cancelled, then waits for sessions in flight
@@ -436,13 +437,38 @@ func (s *Scheduler) sendLeases(ctx context.Context, now time.Time) {
 		reqs[i] = queue.LeaseReq{Domains: s.confirmed(ctx, d, dueDomains(d, now, d.want), now), MaxJobs: d.want}
 	}
 	s.leasing = batch
+	orphans := s.orphans
 	go func() {
+		if orphans {
+			orphans = !s.returnOrphans(now)
+		}
 		items, err := s.o.Queue.LeaseDue(now, reqs)
 		for _, its := range items {
 			s.leases.add(its)
 		}
-		s.leased <- leaseResult{items: items, err: err}
+		if err != nil {
+			orphans = !s.returnOrphans(now)
+		}
+		s.leased <- leaseResult{items: items, err: err, orphans: orphans}
 	}()
+}
+
+// returnOrphans hands back to the due index every lease this scheduler
+// does not hold. A lease commit that failed (a failed fsync) may still be
+// in the file (the queue's promise is at-least-once): its recipients
+// would stay leased until their deadline, an hour and more. Only the
+// lease goroutine calls it, with no other lease in flight, so every
+// lease not held is such an orphan. It reports success.
+func (s *Scheduler) returnOrphans(now time.Time) bool {
+	n, err := s.o.Queue.ReturnLeases(now, "", s.leases.held)
+	if err != nil {
+		s.log.Error("returning the leases of a failed lease commit failed; retrying with the next lease", "err", err)
+		return false
+	}
+	if n > 0 {
+		s.log.Warn("a failed lease commit reached the file after all; its leases are due again", "recipients", n)
+	}
+	return true
 }
 
 // dueDomains lists up to want (at most maxLeaseDomains) of d's domains
@@ -470,6 +496,7 @@ func dueDomains(d *dest, now time.Time, want int) []string {
 func (s *Scheduler) onLeased(ctx context.Context, r leaseResult) {
 	batch := s.leasing
 	s.leasing = nil
+	s.orphans = r.orphans
 	now := s.now()
 	if r.err != nil {
 		s.log.Error("queue lease failed", "err", r.err)
@@ -578,6 +605,9 @@ func (s *Scheduler) shutdown() {
 		s.leasing = nil
 	}
 	s.wg.Wait()
+	if s.orphans {
+		s.returnOrphans(s.now())
+	}
 	s.mu.Lock()
 	for _, d := range s.dests {
 		jobs = append(jobs, d.ready...)

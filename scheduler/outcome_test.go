@@ -46,6 +46,9 @@ func (f *fakeQueue) Reclaim(time.Time, func(string, int) bool) (int, time.Time, 
 	return 0, time.Time{}, nil
 }
 func (f *fakeQueue) Suppress(string, string) error { return nil }
+func (f *fakeQueue) ReturnLeases(time.Time, string, func(string, int) bool) (int, error) {
+	return 0, nil
+}
 
 func pop(errs *[]error) error {
 	if len(*errs) == 0 {

@@ -51,6 +51,9 @@ type Queue interface {
 	// Reclaim returns expired leases that held does not claim to the due
 	// index and extends the others (see queue.Queue.Reclaim).
 	Reclaim(now time.Time, held func(id string, rcpt int) bool) (int, time.Time, error)
+	// ReturnLeases returns every lease held does not claim to the due
+	// index, whatever its deadline (domain "" = all).
+	ReturnLeases(now time.Time, domain string, held func(id string, rcpt int) bool) (int, error)
 	OpenBody(id string) (*queue.Body, error)
 	Update(ctx context.Context, ups []queue.Update) error
 	Enqueue(ctx context.Context, m queue.NewMessage) (string, error)
@@ -192,6 +195,7 @@ type Scheduler struct {
 	pending     []*dest // destinations whose lease request waits for the next batch
 	leasing     []*dest // the batch in flight (nil: none)
 	leased      chan leaseResult
+	orphans     bool    // a lease commit failed: its leases may be in the file all the same
 	slotQueue   []*dest // destinations waiting for a session slot (MaxSessions)
 	promised    int     // session slots kept for leases in flight (dest.promised)
 	// turns counts the loop's turns; quiet is the turn at which it went

@@ -462,3 +462,19 @@ func TestDomainWaitingForDNSBlocksNoOther(t *testing.T) {
 	close(g)
 	eventually(t, "the mail after the answer", func() bool { return r.out.count("slowdns.test") == 5 })
 }
+
+// TestFailedLeaseCommitLeavesNoOrphan: a lease whose commit reports a
+// failure but reached the file (a failed fsync) leaves no recipient
+// leased until its deadline: the scheduler hands back every lease it does
+// not hold, and the mail goes out at the retry a second later (the
+// lease deadline is an hour and more away).
+func TestFailedLeaseCommitLeavesNoOrphan(t *testing.T) {
+	t.Parallel()
+	r := newVRig(t, nil)
+	r.q.failLeases = 1
+	r.add("dest.test", 6, r.clk.Now())
+	r.run()
+	r.settle()
+	r.clk.Advance(time.Second)
+	eventually(t, "every message", func() bool { return r.out.count("dest.test") == 6 })
+}
