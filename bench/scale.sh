@@ -57,6 +57,7 @@
 #   CLIENTS=20 IDLE=30 SETTLE=10 ADMIN_REPS=3 HOL_N=1000 HOL_RUNS=3
 #   MANY_DOMAINS=10000 MANY_PER=10 DNS_DELAY=20ms GRACE=10s RETRY_MAX=30s
 #   FILL=smtp|import ENQ_SAMPLE=10000 DRAIN_TIMEOUT=1800 HOL_TIMEOUT=600
+#   STOP_CAP=120 (seconds after SIGTERM before a SIGKILL)
 #   SCENARIOS="growth hol-dead shutdown restart hol-slow drain many"
 #   OUT=FILE KEEP=1
 set -euo pipefail
@@ -90,6 +91,7 @@ FILL=${FILL:-smtp}
 ENQ_SAMPLE=${ENQ_SAMPLE:-10000}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-1800}
 HOL_TIMEOUT=${HOL_TIMEOUT:-600}
+STOP_CAP=${STOP_CAP:-120}
 SCENARIOS=${SCENARIOS:-growth hol-dead shutdown restart hol-slow drain many}
 
 need smtp-sink strace curl jq ss awk sed sort
@@ -207,13 +209,25 @@ relay_start() {
 	RELAY_PID=$!
 	bench_on_exit "kill_pid $RELAY_PID"
 }
-# relay_stop: SIGTERM and wait; sets STOP_S.
+# relay_stop: SIGTERM and wait, at most STOP_CAP seconds, then SIGKILL
+# (a relay that takes minutes to stop would hold up the whole run); sets
+# STOP_S and STOP_KILLED.
 relay_stop() {
-	local t0
+	local t0 wd
 	t0=$(t_now)
 	kill -TERM "$RELAY_PID" 2>/dev/null || true
+	(sleep "$STOP_CAP" && kill -9 "$RELAY_PID" 2>/dev/null && echo killed >"$WORK/stop.killed") &
+	wd=$!
 	wait "$RELAY_PID" 2>/dev/null || true
 	STOP_S=$(t_since "$t0" 2)
+	kill "$wd" 2>/dev/null || true
+	wait "$wd" 2>/dev/null || true
+	STOP_KILLED=0
+	if [ -e "$WORK/stop.killed" ]; then
+		STOP_KILLED=1
+		rm -f "$WORK/stop.killed"
+		log "sluice had not exited ${STOP_CAP}s after SIGTERM: killed"
+	fi
 }
 
 # smtp_ready PORT: one connect that reads a 220 greeting.
@@ -464,7 +478,7 @@ tls = \"none\"" || die "the bench config is refused"
 	if has shutdown; then
 		log "SIGTERM with $LAST_ROW queued"
 		relay_stop
-		target "SIGTERM with $LAST_ROW queued (s to exit)" "$STOP_S" "<=" "$(($(secs "$GRACE") + 1))" "shutdown_grace $GRACE"
+		target "SIGTERM with $LAST_ROW queued (s to exit)" "$STOP_S" "<=" "$(($(secs "$GRACE") + 1))" "shutdown_grace $GRACE$([ "$STOP_KILLED" = 1 ] && echo ", SIGKILLed after ${STOP_CAP}s")"
 	else
 		relay_stop
 	fi
