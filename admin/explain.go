@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,6 +62,15 @@ var reactions = map[policy.Class]string{
 	policy.ClassPermanent:     "This recipient bounces with a DSN to the sender; on 5.1.1 it is added to the suppression list.",
 }
 
+// hintReactions say what a delay named in the reply changes, for the
+// classes whose reaction uses it (policy.Observe: the destination's pause
+// lasts at least the hint). A greylist's reaction already says it; a
+// recipient-temp retry keeps its own backoff.
+var hintReactions = map[policy.Class]string{
+	policy.ClassThrottle:    "The reply names a delay (%s): the destination's pause lasts at least that long (capped by max_hint and retry_max).",
+	policy.ClassUnavailable: "The reply names a delay (%s): the destination's pause lasts at least that long (capped by max_hint and retry_max).",
+}
+
 // Explain classifies line at stage with p's classifier (config rules
 // included) and says what sluice does about it.
 func Explain(p *policy.Policy, stage reply.Stage, line string) Explanation {
@@ -74,6 +84,9 @@ func Explain(p *policy.Policy, stage reply.Stage, line string) Explanation {
 		Class: string(v.Class), Scope: string(v.Scope), Rule: v.Rule, Reason: v.Reason, Reaction: reactions[v.Class], Fix: v.Fix}
 	if v.Delay > 0 {
 		e.Delay = v.Delay.String()
+		if h, ok := hintReactions[v.Class]; ok {
+			e.Reaction += " " + fmt.Sprintf(h, e.Delay)
+		}
 	}
 	if v.For > 0 {
 		e.For = v.For.String()

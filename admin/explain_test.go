@@ -59,6 +59,9 @@ func TestExplain(t *testing.T) {
 		{reply.StageDataEnd, "250 2.0.0 Ok: queued", policy.ClassSuccess, false, "generic:2xx"},
 		{reply.StageRcpt, "421 Misdirected Request", "", true, ""},
 		{reply.StageRcpt, "HTTP/2 421 Misdirected Request", "", true, ""},
+		// Issue 11 (a): a delay next to words about connections is a
+		// throttle, and the delay is the pause hint.
+		{reply.StageGreeting, "421 4.7.0 Too many connections from your IP, try again in 60 seconds", policy.ClassThrottle, false, "keyword:too many connections"},
 	}
 	for _, tc := range tests {
 		e := Explain(p, tc.stage, tc.line)
@@ -73,6 +76,9 @@ func TestExplain(t *testing.T) {
 		}
 		if tc.rule != "" && e.Rule != tc.rule {
 			t.Errorf("%q: rule %s, want %s", tc.line, e.Rule, tc.rule)
+		}
+		if e.Class == string(policy.ClassThrottle) && e.Delay != "" && !strings.Contains(e.Reaction, "names a delay ("+e.Delay+")") {
+			t.Errorf("%q: the reaction does not say the delay %s is the pause: %s", tc.line, e.Delay, e.Reaction)
 		}
 		if e.Reaction == "" || e.Reason == "" {
 			t.Errorf("%q: no reaction or reason: %+v", tc.line, e)

@@ -16,6 +16,7 @@ type builtinRule struct {
 	name   string
 	enh    []string       // any of these enhanced codes (empty: any)
 	re     *regexp.Regexp // on the reply text (nil: any)
+	unless *regexp.Regexp // not when the text also matches this (nil: never)
 	code   int            // first digit of the basic code (0: any)
 	class  Class
 	scope  Scope
@@ -25,6 +26,9 @@ type builtinRule struct {
 	alarm  bool
 	reason string
 }
+
+// kwThrottle is any of the throttle families' words.
+var kwThrottle = regexp.MustCompile(kwConnections.String() + `|` + kwRate.String() + `|` + kwBusy.String())
 
 var builtinRules = []builtinRule{
 	{name: "http-421", re: regexp.MustCompile(`(?i)misdirected request`), class: ClassReconnect,
@@ -70,7 +74,12 @@ var builtinRules = []builtinRule{
 		reason: "The receiver limits connection frequency (QQ/163 style, even with a 5xx); open fewer connections."},
 	{name: "cn-frequency", re: regexp.MustCompile(`(?i)frequency limited|too frequent|frequency (is )?too high`), class: ClassThrottle, scope: ScopeRate,
 		reason: "The receiver limits sending frequency (QQ/163 style, even with a 5xx); cut the rate."},
-	{name: "postgrey", re: regexp.MustCompile(`(?i)gr[ae]ylist`), code: 4, class: ClassGreylist,
+	// Mimecast greylists with this text (its SMTP error code page, 451).
+	{name: "mimecast-greylist", re: regexp.MustCompile(`(?i)internal resource temporarily unavailable`), code: 4, class: ClassGreylist,
+		reason: "Mimecast's greylisting reply: retry this recipient just after the window, same IP and envelope."},
+	// Words about connections, rate or volume come before greylisting
+	// (issue 11): such a reply falls through to the generic reading.
+	{name: "postgrey", re: regexp.MustCompile(`(?i)gr[ae]ylist`), unless: kwThrottle, code: 4, class: ClassGreylist,
 		reason: "Greylisting: retry this recipient just after the window, same IP and envelope."},
 }
 
@@ -91,6 +100,9 @@ func (b *builtinRule) matches(r reply.Reply) bool {
 		}
 	}
 	if b.re != nil && !b.re.MatchString(r.Text) {
+		return false
+	}
+	if b.unless != nil && b.unless.MatchString(r.Text) {
 		return false
 	}
 	return true

@@ -55,10 +55,12 @@ func TestClassify(t *testing.T) {
 		{"comcast throttled", rp(reply.StageMail, 421, "4.1.0", "192.0.2.1 Throttled - try again later. Please see http://postmaster.comcast.net/smtp-error-codes.php#RL000001", nil), ClassThrottle, ScopeRate, "builtin:comcast-RL", "", 0, 0},
 		{"comcast RL0000", rp(reply.StageMail, 421, "", "RL0000 rate limited, try later", nil), ClassThrottle, ScopeRate, "builtin:comcast-RL", "", 0, 0},
 		{"postgrey", rp(reply.StageRcpt, 450, "4.2.0", "<bob@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html", nil), ClassGreylist, "", "builtin:postgrey", "", 0, 0},
-		{"rspamd", rp(reply.StageRcpt, 451, "4.7.1", "Try again later", nil), ClassGreylist, "", "generic:4.7.1", "", 0, 0},
+		// Issue 11: a 4.7.1 is no longer greylisting by itself; rspamd's
+		// reply is greylisting by its delay phrase.
+		{"rspamd", rp(reply.StageRcpt, 451, "4.7.1", "Try again later", nil), ClassGreylist, "", "keyword:delay", "", 0, 0},
 		{"greylist hint seconds", rp(reply.StageRcpt, 451, "4.7.1", "Greylisted, please try again in 30 seconds", nil), ClassGreylist, "", "builtin:postgrey", "", 30 * time.Second, 0},
 		{"greylist come back", rp(reply.StageRcpt, 450, "", "You are greylisted, come back in 00:05:00", nil), ClassGreylist, "", "builtin:postgrey", "", 5 * time.Minute, 0},
-		{"greylist no word", rp(reply.StageRcpt, 450, "", "please retry in 5 minutes", nil), ClassGreylist, "", "keyword:greylist", "", 5 * time.Minute, 0},
+		{"greylist no word", rp(reply.StageRcpt, 450, "", "please retry in 5 minutes", nil), ClassGreylist, "", "keyword:delay", "", 5 * time.Minute, 0},
 		{"qq frequency 550", rp(reply.StageMail, 550, "", "Mail content denied. frequency limited http://service.mail.qq.com/cgi-bin/help?subtype=1", nil), ClassThrottle, ScopeRate, "builtin:cn-frequency", "", 0, 0},
 		{"163 connection frequency", rp(reply.StageGreeting, 554, "", "HL:IHU Connection frequency limited. http://mail.163.com/help/help_spam_16.htm", nil), ClassThrottle, ScopeConnections, "builtin:cn-connection-frequency", "", 0, 0},
 		{"163 too frequent", rp(reply.StageRcpt, 550, "", "RP:TRC sending too frequent", nil), ClassThrottle, ScopeRate, "builtin:cn-frequency", "", 0, 0},
@@ -76,13 +78,19 @@ func TestClassify(t *testing.T) {
 		{"354 at data-end", rp(reply.StageDataEnd, 354, "", "again?", nil), ClassProtocol, "", "protocol:data-end", "", 0, 0},
 		{"251 at data-end", rp(reply.StageDataEnd, 251, "", "ok", nil), ClassSuccess, "", "generic:2xx", "", 0, 0},
 		{"out of sequence error", rp(reply.StageDataEnd, 0, "", "", fmt.Errorf("%w: unrequested data after the reply", reply.ErrProtocol)), ClassProtocol, "", "protocol:data-end", "", 0, 0},
-		{"outage 4.3.2 greeting", rp(reply.StageGreeting, 421, "4.3.2", "Service shutting down", nil), ClassUnavailable, "", "generic:4.3.x", "", 0, 0},
-		{"4.3.1 at data", rp(reply.StageDataEnd, 452, "4.3.1", "Insufficient system storage", nil), ClassThrottle, ScopeBoth, "generic:4.3.x", "", 0, 0},
+		// Issue 11: the wording decides before the enhanced code.
+		{"outage 4.3.2 greeting", rp(reply.StageGreeting, 421, "4.3.2", "Service shutting down", nil), ClassUnavailable, "", "keyword:unavailable", "", 0, 0},
+		{"outage 4.3.2 greeting, code only", rp(reply.StageGreeting, 421, "4.3.2", "see you", nil), ClassUnavailable, "", "generic:4.3.x", "", 0, 0},
+		// Issue 11 (c): a full receiver is its own fault (it was a
+		// throttle): sending more slowly does not free its disk.
+		{"4.3.1 at data", rp(reply.StageDataEnd, 452, "4.3.1", "Insufficient system storage", nil), ClassUnavailable, "", "keyword:fault", "", 0, 0},
+		{"4.3.1 at data, code only", rp(reply.StageDataEnd, 452, "4.3.1", "see you", nil), ClassUnavailable, "", "generic:4.3.x", "", 0, 0},
 		{"4.4.x", rp(reply.StageMail, 451, "4.4.1", "No answer from host", nil), ClassUnavailable, "", "generic:4.4.x", "", 0, 0},
-		{"4.2.2 full", rp(reply.StageRcpt, 452, "4.2.2", "Mailbox full", nil), ClassRecipientTemp, "", "generic:4.2.x", "", 0, 0},
+		{"4.2.2 full", rp(reply.StageRcpt, 452, "4.2.2", "Mailbox full", nil), ClassRecipientTemp, "", "keyword:mailbox", "", 0, 0},
+		{"4.2.2 code only", rp(reply.StageRcpt, 452, "4.2.2", "see you", nil), ClassRecipientTemp, "", "generic:4.2.x", "", 0, 0},
 		{"4.7.0 at greeting unseen", rp(reply.StageGreeting, 421, "4.7.0", "go away for a while", nil), ClassThrottle, ScopeConnections, "generic:4.7.x", "", 0, 0},
 		{"4.7.0 at mail unseen", rp(reply.StageMail, 421, "4.7.0", "go away for a while", nil), ClassThrottle, ScopeBoth, "generic:4.7.x", "", 0, 0},
-		{"4.7.0 rate at mail", rp(reply.StageMail, 451, "4.7.0", "message rate exceeded", nil), ClassThrottle, ScopeRate, "generic:4.7.x", "", 0, 0},
+		{"4.7.0 rate at mail", rp(reply.StageMail, 451, "4.7.0", "message rate exceeded", nil), ClassThrottle, ScopeRate, "keyword:rate", "", 0, 0},
 		{"too many connections no enh", rp(reply.StageGreeting, 421, "", "Too many connections from your IP", nil), ClassThrottle, ScopeConnections, "keyword:too many connections", "", 0, 0},
 		{"per hour no enh", rp(reply.StageMail, 450, "", "You sent too many messages per hour", nil), ClassThrottle, ScopeRate, "keyword:rate", "", 0, 0},
 		{"busy no enh", rp(reply.StageMail, 450, "", "Server busy, try again later", nil), ClassThrottle, ScopeBoth, "keyword:busy", "", 0, 0},
@@ -90,7 +98,10 @@ func TestClassify(t *testing.T) {
 		{"421 service not available", rp(reply.StageGreeting, 421, "", "mx.example Service not available, closing transmission channel", nil), ClassUnavailable, "", "keyword:unavailable", "", 0, 0},
 		{"unseen 421 mid session", rp(reply.StageDataEnd, 421, "", "the moon is in the wrong phase", nil), ClassThrottle, ScopeBoth, "generic:421", "", 0, 0},
 		{"unseen 4xx rcpt", rp(reply.StageRcpt, 450, "", "the moon is in the wrong phase", nil), ClassRecipientTemp, "", "generic:4xx", "", 0, 0},
-		{"unseen 451 data-end", rp(reply.StageDataEnd, 451, "4.0.0", "local error in processing", nil), ClassRecipientTemp, "", "generic:4xx", "", 0, 0},
+		// Issue 11 (c): RFC 5321's 451 text "local error in processing"
+		// is a receiver fault now (TestClassifyFamilies); an unseen text
+		// still falls back to recipient-temp.
+		{"unseen 451 data-end", rp(reply.StageDataEnd, 451, "4.0.0", "hmm, not now", nil), ClassRecipientTemp, "", "generic:4xx", "", 0, 0},
 		{"unseen 5xx", rp(reply.StageRcpt, 550, "5.1.1", "No such user", nil), ClassPermanent, "", "generic:5xx", "", 0, 0},
 		{"5.7.1 relay denied", rp(reply.StageRcpt, 554, "5.7.1", "Relay access denied", nil), ClassPermanent, "", "generic:5xx", "", 0, 0},
 		{"code 0 no err", rp(reply.StageGreeting, 0, "", "", nil), ClassUnavailable, "", "generic:no-reply", "", 0, 0},
@@ -114,6 +125,120 @@ func TestClassify(t *testing.T) {
 				t.Errorf("Classify(%s): empty Reason", tc.r)
 			}
 		})
+	}
+}
+
+// TestClassifyFamilies covers the five families of issue 11 with
+// paraphrases of our own (and the issue's own examples), each checked for
+// class, scope and delay hint; the rule named is the level that decided.
+func TestClassifyFamilies(t *testing.T) {
+	t.Parallel()
+	p := newTestPolicy(t)
+	type row struct {
+		name  string
+		r     reply.Reply
+		class Class
+		scope Scope
+		rule  string
+		delay time.Duration
+	}
+	families := map[string][]row{
+		// (a) A delay next to words about connections, rate or volume is
+		// a throttle, and the delay is the pause hint.
+		"a-throttle-with-delay": {
+			{"issue example", rp(reply.StageGreeting, 421, "4.7.0", "Too many connections from your IP, try again in 60 seconds", nil), ClassThrottle, ScopeConnections, "keyword:too many connections", time.Minute},
+			{"connection limit at greeting", rp(reply.StageGreeting, 421, "4.7.0", "Connection limit reached for 192.0.2.7; please retry in 2 minutes", nil), ClassThrottle, ScopeConnections, "keyword:too many connections", 2 * time.Minute},
+			{"sending too fast at mail", rp(reply.StageMail, 451, "4.7.1", "You are sending too fast. Try again in 90 seconds", nil), ClassThrottle, ScopeRate, "keyword:rate", 90 * time.Second},
+			{"volume at rcpt with clock", rp(reply.StageRcpt, 450, "4.7.1", "Message volume from your host is too high, come back in 00:10:00", nil), ClassThrottle, ScopeRate, "keyword:rate", 10 * time.Minute},
+			{"simultaneous sessions wait", rp(reply.StageEHLO, 421, "", "Too many simultaneous sessions from your address, wait 30 seconds", nil), ClassThrottle, ScopeConnections, "keyword:too many connections", 30 * time.Second},
+			{"rate limit decimal hint", rp(reply.StageRcpt, 451, "4.7.1", "Rate limit exceeded, retry in 1.5 minutes", nil), ClassThrottle, ScopeRate, "keyword:rate", 90 * time.Second},
+			{"hourly limit at data-end", rp(reply.StageDataEnd, 451, "4.7.0", "Hourly message limit for your account reached, try again in half an hour", nil), ClassThrottle, ScopeRate, "keyword:rate", 30 * time.Minute},
+		},
+		// (b) A rate limit on one mailbox: recipient-temp, the
+		// destination's rate is not cut.
+		"b-mailbox-rate": {
+			{"issue example", rp(reply.StageRcpt, 450, "4.7.1", "recipient <u@example.org> receives too many messages, slow down", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			{"recipient has received too many", rp(reply.StageRcpt, 451, "4.7.1", "The recipient <ann@example.net> has received too many messages in the last hour", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			{"rate limit for this recipient", rp(reply.StageRcpt, 452, "4.7.0", "Rate limit for this recipient exceeded; try again in 10 minutes", nil), ClassRecipientTemp, "", "keyword:mailbox", 10 * time.Minute},
+			{"too many messages for address", rp(reply.StageRcpt, 450, "", "Too many messages for <bob@example.org>, slow down", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			{"per-mailbox limit at data-end", rp(reply.StageDataEnd, 451, "4.7.1", "Per-mailbox rate limit reached for <c@example.com>", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			{"inbox getting mail faster", rp(reply.StageRcpt, 450, "4.7.1", "User inbox is getting mail faster than it can accept", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			{"mailbox busy is not a busy server", rp(reply.StageRcpt, 450, "", "Requested mail action not taken: mailbox busy", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			{"mailbox unavailable is not an outage", rp(reply.StageRcpt, 450, "", "Requested mail action not taken: mailbox unavailable", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			// A sender-side recipient rate (Exchange's RecipientRateLimit)
+			// names no single mailbox: a throttle.
+			{"sender's recipient rate", rp(reply.StageRcpt, 452, "4.7.0", "Recipient rate limit exceeded for sender", nil), ClassThrottle, ScopeRate, "keyword:rate", 0},
+		},
+		// (c) A generic receiver fault is the receiver's: unavailable.
+		"c-receiver-fault": {
+			{"issue example 4.3.0", rp(reply.StageDataEnd, 451, "4.3.0", "internal error", nil), ClassUnavailable, "", "keyword:fault", 0},
+			{"issue example bare", rp(reply.StageDataEnd, 451, "", "server error, retry", nil), ClassUnavailable, "", "keyword:fault", 0},
+			{"internal server error", rp(reply.StageDataEnd, 451, "4.3.0", "Internal server error, please retry", nil), ClassUnavailable, "", "keyword:fault", 0},
+			{"qmail local problem", rp(reply.StageDataEnd, 451, "", "Temporary local problem - please try later", nil), ClassUnavailable, "", "keyword:fault", 0},
+			{"lookup failure at rcpt", rp(reply.StageRcpt, 451, "4.3.0", "<d@example.com>: Temporary lookup failure", nil), ClassUnavailable, "", "keyword:fault", 0},
+			{"unexpected error while queuing", rp(reply.StageDataEnd, 451, "", "Unexpected error while queuing your message. Retry.", nil), ClassUnavailable, "", "keyword:fault", 0},
+			{"RFC 5321 451 text", rp(reply.StageDataEnd, 451, "", "Requested action aborted: local error in processing", nil), ClassUnavailable, "", "keyword:fault", 0},
+			{"bare 4.3.0 no text", rp(reply.StageDataEnd, 451, "4.3.0", "", nil), ClassUnavailable, "", "generic:4.3.x", 0},
+			// An X.3.x code is fault evidence too: it outranks a bare
+			// delay phrase, as "server error, retry" does.
+			{"4.3.0 try again", rp(reply.StageDataEnd, 451, "4.3.0", "try again", nil), ClassUnavailable, "", "generic:4.3.x", 0},
+			{"4.4.2 retry later", rp(reply.StageDataEnd, 451, "4.4.2", "Connection dropped, retry later", nil), ClassUnavailable, "", "generic:4.4.x", 0},
+		},
+		// (d) Greylisting in other words: greylist, never throttle.
+		"d-greylist-paraphrase": {
+			{"issue example", rp(reply.StageRcpt, 450, "", "your host is not known here yet, please retry later", nil), ClassGreylist, "", "keyword:greylist", 0},
+			{"not been seen before", rp(reply.StageRcpt, 450, "4.7.1", "Your IP has not been seen here before, please come back later", nil), ClassGreylist, "", "keyword:greylist", 0},
+			{"exim greylistd", rp(reply.StageRcpt, 451, "4.7.1", "192.0.2.7 is not yet authorized to deliver mail from <a@example.net> to <b@example.org>. Please try later.", nil), ClassGreylist, "", "keyword:greylist", 0},
+			{"milter-greylist", rp(reply.StageRcpt, 451, "4.7.1", "Greylisting in action, please come back in 00:05:00", nil), ClassGreylist, "", "builtin:postgrey", 5 * time.Minute},
+			{"triplet", rp(reply.StageRcpt, 451, "4.7.1", "Temporary deferral: triplet not seen yet", nil), ClassGreylist, "", "keyword:greylist", 0},
+			{"we do not know you", rp(reply.StageRcpt, 450, "4.2.0", "We do not know your server yet; retry in a few minutes", nil), ClassGreylist, "", "keyword:greylist", 3 * time.Minute},
+			{"first attempt deferred", rp(reply.StageRcpt, 451, "", "First delivery attempt deferred, resend in 5 minutes", nil), ClassGreylist, "", "keyword:greylist", 5 * time.Minute},
+			{"anti-spam delay", rp(reply.StageRcpt, 451, "4.7.1", "Temporarily delayed for anti-spam reasons, please retry", nil), ClassGreylist, "", "keyword:greylist", 0},
+			{"mimecast", rp(reply.StageRcpt, 451, "", "Internal resource temporarily unavailable - https://community.mimecast.com/docs/DOC-1369#451", nil), ClassGreylist, "", "builtin:mimecast-greylist", 0},
+			{"openbsd spamd", rp(reply.StageDataEnd, 451, "", "Temporary failure, please try again later.", nil), ClassGreylist, "", "keyword:delay", 0},
+			// Greylisting words lose to rate words (precedence).
+			{"greylisted but rate", rp(reply.StageRcpt, 451, "4.7.1", "Greylisted: too many messages per minute from your network", nil), ClassThrottle, ScopeRate, "keyword:rate", 0},
+		},
+		// (e) Vague hints are parsed (the values: docs/design-notes.md).
+		"e-vague-hints": {
+			{"couple of hours", rp(reply.StageRcpt, 450, "4.7.1", "Greylisted, please try again in a couple of hours", nil), ClassGreylist, "", "builtin:postgrey", time.Hour}, // capped by max_hint
+			{"decimal minutes", rp(reply.StageRcpt, 451, "", "Please retry in 1.5 minutes", nil), ClassGreylist, "", "keyword:delay", 90 * time.Second},
+			{"tomorrow, capped", rp(reply.StageMail, 421, "4.7.0", "Daily sending quota exceeded, try again tomorrow", nil), ClassThrottle, ScopeRate, "keyword:rate", time.Hour},
+			{"half an hour", rp(reply.StageRcpt, 450, "", "Come back in half an hour", nil), ClassGreylist, "", "keyword:delay", 30 * time.Minute},
+			{"few minutes", rp(reply.StageRcpt, 451, "4.7.1", "Not yet authorized; few minutes, then retry", nil), ClassGreylist, "", "keyword:greylist", 3 * time.Minute},
+		},
+		// The precedence's last steps: a delay phrase, then the enhanced
+		// code (4.7.1 by itself is a policy deferral, not greylisting).
+		"precedence": {
+			{"delay phrase at rcpt", rp(reply.StageRcpt, 450, "", "Please try again in 45 seconds", nil), ClassGreylist, "", "keyword:delay", 45 * time.Second},
+			{"delay phrase at greeting is not greylisting", rp(reply.StageGreeting, 421, "4.7.0", "Try again later", nil), ClassThrottle, ScopeConnections, "generic:4.7.x", 0},
+			{"4.7.1 by itself", rp(reply.StageRcpt, 450, "4.7.1", "Client host rejected: may not be mail exchanger", nil), ClassThrottle, ScopeBoth, "generic:4.7.x", 0},
+			{"4.5.3 too many recipients", rp(reply.StageRcpt, 452, "4.5.3", "Too many recipients", nil), ClassRecipientTemp, "", "generic:4.5.3", 0},
+			{"4.4.5 congestion", rp(reply.StageMail, 451, "4.4.5", "please hold", nil), ClassThrottle, ScopeBoth, "generic:4.4.5", 0},
+			{"552 too many recipients is temporary", rp(reply.StageRcpt, 552, "", "Too many recipients", nil), ClassRecipientTemp, "", "generic:552-recipients", 0},
+			{"5xx hourly recipients is a rate limit", rp(reply.StageRcpt, 550, "5.7.1", "192.0.2.9 has sent to too many recipients this hour", nil), ClassThrottle, ScopeRate, "keyword:rate-5xx", 0},
+			{"5xx too many connections", rp(reply.StageGreeting, 554, "", "Too many connections from your host", nil), ClassThrottle, ScopeConnections, "keyword:rate-5xx", 0},
+			{"5xx too many unwanted messages stays permanent", rp(reply.StageMail, 550, "", "too many unwanted messages have been sent from your IP", nil), ClassPermanent, "", "generic:5xx", 0},
+			{"5xx try again later stays permanent", rp(reply.StageRcpt, 550, "5.7.1", "User temporary locked. Please try again later!", nil), ClassPermanent, "", "generic:5xx", 0},
+		},
+	}
+	for fam, rows := range families {
+		if fam != "precedence" && len(rows) < 3 {
+			t.Errorf("family %s: %d paraphrases, want at least 3", fam, len(rows))
+		}
+		for _, tc := range rows {
+			t.Run(fam+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				v := p.Classify(tc.r)
+				if v.Class != tc.class || v.Scope != tc.scope || v.Rule != tc.rule || v.Delay != tc.delay {
+					t.Errorf("Classify(%s at %s) = %s %q %s delay %v; want %s %q %s delay %v",
+						tc.r, tc.r.Stage, v.Class, v.Scope, v.Rule, v.Delay, tc.class, tc.scope, tc.rule, tc.delay)
+				}
+				if v.Reason == "" {
+					t.Errorf("Classify(%s): empty Reason", tc.r)
+				}
+			})
+		}
 	}
 }
 
@@ -209,12 +334,64 @@ func TestParseHint(t *testing.T) {
 		{"from 192.0.2.1 in 10.0.0.1", time.Hour, 0},
 		{"limits for how many messages per hour", time.Hour, 0},
 		{"", time.Hour, 0},
+		// Issue 11 (e): vague and decimal hints (values in docs/design-notes.md).
+		{"please come back in a couple of hours", 0, 2 * time.Hour},
+		{"retry in a couple hours", 0, 2 * time.Hour},
+		{"try again in 2.5 minutes", 0, 150 * time.Second},
+		{"wait 0.5 hours before retrying", 0, 30 * time.Minute},
+		{"daily quota reached, try again tomorrow", 0, 24 * time.Hour},
+		{"daily quota reached, try again tomorrow", time.Hour, time.Hour},
+		{"retry in half an hour", 0, 30 * time.Minute},
+		{"come back in half a minute", 0, 30 * time.Second},
+		{"please retry in a few minutes", 0, 3 * time.Minute},
+		{"few minutes, then retry", 0, 3 * time.Minute},
+		{"try again in several minutes", 0, 5 * time.Minute},
+		{"retry in a quarter of an hour", 0, 15 * time.Minute},
+		{"try again in an hour and a half", 0, 90 * time.Minute},
+		{"come back in one and a half hours", 0, 90 * time.Minute},
+		{"try again in 2 and a half minutes", 0, 150 * time.Second},
+		{"wait an hour", 0, time.Hour},
+		{"retry after one minute", 0, time.Minute},
+		{"try again in ten minutes", 0, 10 * time.Minute},
+		{"try again in thirty seconds", 0, 30 * time.Second},
+		{"try again in 5-10 minutes", 0, 10 * time.Minute},
+		{"try again in 5 to 10 minutes", 0, 10 * time.Minute},
+		{"try again in two or three minutes", 0, 3 * time.Minute},
+		{"retry in 1 hour 30 minutes", 0, 90 * time.Minute},
+		{"retry in 1h30m", 0, 90 * time.Minute},
+		{"retry in 2 minutes and 30 seconds", 0, 150 * time.Second},
+		{"blocked for 2 days", 0, 48 * time.Hour},
+		{"please wait at least 90 secs", 0, 90 * time.Second},
+		{"wait another 4 mins", 0, 4 * time.Minute},
+		{"try again next hour", 0, time.Hour},
+		{"try again in 60sec", 0, time.Minute},
+		// No number, no hint: the policy picks the delay.
+		{"try again later", 0, 0},
+		{"please retry in a while", 0, 0},
+		{"come back in a moment", 0, 0},
+		{"rejected for a second time", 0, 0},
+		{"retry in 1.5.3 minutes", 0, 0},
+		{"see RFC 5321 section 4.5.3.1.10", 0, 0},
 	}
 	for _, tc := range tests {
 		if got := ParseHint(tc.text, tc.max); got != tc.want {
 			t.Errorf("ParseHint(%q, %v) = %v, want %v", tc.text, tc.max, got, tc.want)
 		}
 	}
+}
+
+// FuzzParseHint: any text parses without panic to a delay in [0, max].
+func FuzzParseHint(f *testing.F) {
+	for _, s := range []string{"try again in 30 seconds", "come back in 00:05:00", "in a couple of hours", "retry in 1h30m",
+		"in 999999999 days", "in 5-10 minutes", "in an hour and a half", "tomorrow", "in 1.5.3 minutes", "wait another 4 mins"} {
+		f.Add(s, int64(time.Hour))
+	}
+	f.Fuzz(func(t *testing.T, text string, max int64) {
+		d := ParseHint(text, time.Duration(max))
+		if d < 0 || (max > 0 && d > time.Duration(max)) {
+			t.Fatalf("ParseHint(%q, %v) = %v", text, time.Duration(max), d)
+		}
+	})
 }
 
 func TestRetryDelay(t *testing.T) {
@@ -255,6 +432,12 @@ func FuzzClassify(f *testing.F) {
 	f.Add(uint8(5), 450, "4", "retry in 99999999999999 hours", false)
 	f.Add(uint8(7), 250, "2.0.0", "ok", false)
 	f.Add(uint8(5), 354, "", "go ahead", false)
+	f.Add(uint8(1), 421, "4.7.0", "Too many connections from your IP, try again in 60 seconds", false)
+	f.Add(uint8(6), 450, "4.7.1", "recipient <u@example.org> receives too many messages", false)
+	f.Add(uint8(8), 451, "4.3.0", "internal error", false)
+	f.Add(uint8(6), 450, "", "your host is not known here yet, please retry later", false)
+	f.Add(uint8(6), 451, "", "retry in an hour and a half or tomorrow", false)
+	f.Add(uint8(6), 550, "5.1.1", "has sent to too many recipients this hour", false)
 	p := newTestPolicy(f, func(o *Options) { o.Rules = []Rule{{Match: `(?i)fuzz`, Class: ClassSuspend}} })
 	f.Fuzz(func(t *testing.T, st uint8, code int, enh, text string, isErr bool) {
 		r := reply.Reply{Stage: stages[int(st)%len(stages)], Code: code, Enhanced: enh, Text: text}

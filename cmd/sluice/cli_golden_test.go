@@ -155,6 +155,7 @@ func TestGoldenExplain(t *testing.T) {
 		{"explain_greylist", "rcpt", "450 4.7.1 Greylisted, please try again in 300 seconds"},
 		{"explain_greeting", "greeting", "421 4.3.2 Service not available"},
 		{"explain_http421", "rcpt", "HTTP/1.1 421 Misdirected Request"},
+		{"explain_throttle_hint", "greeting", "421 4.7.0 Too many connections from your IP, try again in 60 seconds"},
 	}
 	for _, tc := range tests {
 		for _, asJSON := range []bool{false, true} {
