@@ -50,8 +50,12 @@ var builtinRules = []builtinRule{
 	{name: "gmail-auth", enh: []string{"4.7.26", "4.7.27", "4.7.30", "4.7.31", "4.7.32", "5.7.26", "5.7.27", "5.7.30", "5.7.31", "5.7.32"},
 		class: ClassAuthFix, fix: "authentication", alarm: true,
 		reason: "The receiver found the mail unauthenticated or misaligned (SPF/DKIM/DMARC)."},
-	{name: "ptr-missing", re: regexp.MustCompile(`(?i)\bPTR\b|reverse (dns|lookup)|rdns`), code: 4, class: ClassAuthFix, fix: "PTR", alarm: true,
+	// Postfix's reject_unknown_(reverse_)client_hostname says "cannot
+	// find your (reverse) hostname".
+	{name: "ptr-missing", re: regexp.MustCompile(`(?i)\bPTR\b|reverse (dns|lookup)|rdns|cannot find your (reverse )?hostname`), code: 4, class: ClassAuthFix, fix: "PTR", alarm: true,
 		reason: "The receiver wants reverse DNS for the sending IP."},
+	{name: "gmail-multiple-domains", re: regexp.MustCompile(`(?i)multiple destination domains per transaction`), code: 4, class: ClassRecipientTemp,
+		reason: "Gmail takes one recipient domain per transaction; this recipient goes in a transaction of its own, the destination is fine."},
 	{name: "gmail-4.3.0", enh: []string{"4.3.0"}, re: regexp.MustCompile(`(?i)temporary system problem`), code: 4, class: ClassUnavailable,
 		reason: "The receiver has a temporary system problem; pause the destination and back off."},
 	{name: "gmail-4.7.0-closing", enh: []string{"4.7.0"}, re: regexp.MustCompile(`(?i)try again later, closing connection`), code: 4, class: ClassThrottle, scope: ScopeConnections,

@@ -132,15 +132,16 @@ func classifyError(r reply.Reply) Verdict {
 //  2. words about connections, rate or volume, or a busy receiver: throttle
 //     (a delay it names is the pause hint);
 //  3. greylisting wording, even without the word: greylist;
-//  4. the receiver's own fault or outage, in words or as an X.3.x/X.4.x
-//     enhanced code (RFC 3463 §3.4, §3.5: the receiver's system and
-//     network); the issue's own "server error, retry" shows such evidence
-//     outranks a bare delay phrase: mostly unavailable;
-//  5. a delay phrase ("try again later", "retry in 5 minutes"): greylist,
+//  4. the receiver's own fault or outage: unavailable;
+//  5. an enhanced code that names a cause (enhancedCode.cause: RFC 3463
+//     X.1 address, X.2.1-X.2.4 mailbox, X.3 system, X.4 network, X.5.3
+//     recipients): its own reading. A cause outranks a bare request to
+//     come back later, as the issue's "server error, retry" shows;
+//  6. a delay phrase ("try again later", "retry in 5 minutes"): greylist,
 //     after MAIL only, since greylisting needs an envelope;
 //
-// then the enhanced code (RFC 3463, enhancedCodes), then the basic code
-// and the stage. docs/design-notes.md ("Reply classification") gives the
+// then the other enhanced codes (X.2.0, X.7.x), then the basic code and
+// the stage. docs/design-notes.md ("Reply classification") gives the
 // reasons.
 var (
 	// kwMailbox: one mailbox is rate limited or temporarily unusable.
@@ -156,13 +157,14 @@ var (
 		`|\bper[- ](?:recipient|mailbox|user|inbox)\b[^.;]{0,20}\b(?:rate|limit|quota)` +
 		`|too\s+many\s+(?:messages|mails|e-?mails|deliveries)\s+(?:for|to)\s+<[^>]*@` +
 		`|\b(?:mailbox|inbox|user|recipient|account)(?:'s)?\s+(?:is\s+|has\s+been\s+)?(?:temporarily\s+|currently\s+)?(?:unavailable|not\s+available|busy|locked|in\s+use|full|disabled|inactive|over\s+(?:its\s+|the\s+)?quota)\b` +
+		`|\b(?:cannot|can'?t|unable\s+to|could\s+not)\s+(?:open|lock|access|write\s+to)\s+(?:the\s+|your\s+)?(?:mailbox|inbox)` +
 		`|\b(?:disk|mailbox|inbox|storage|user)\s+quota\b|\bover\s+quota\b`)
 	// kwConnections: too many sessions from this sender.
-	kwConnections = regexp.MustCompile(`(?i)too\s+many\s+(?:\w+\s+){0,2}(?:connections|sessions)|connection\s+(?:limit|rate|count)|concurrency|max(?:imum)?\s+(?:number\s+of\s+)?(?:\w+\s+)?connections`)
+	kwConnections = regexp.MustCompile(`(?i)too\s+many\s+(?:\w+\s+){0,2}(?:connections|sessions)|connection\s+(?:limit|rate|count)|concurrency|max(?:imum)?\s+(?:number\s+of\s+)?(?:\w+\s+){0,2}connections`)
 	// kwRate: too much mail per unit of time from this sender.
 	kwRate = regexp.MustCompile(`(?i)\brate\b|rate.?limit|per\s+(?:hour|minute|second|day)|\bvolume\b|throttl` +
 		`|too\s+many\s+(?:messages|mails|e-?mails)|too\s+many\s+recipients\b[^.;]{0,20}\b(?:this|per|an|each|a|in|the\s+last)\s+(?:\d+\s+)?(?:second|minute|hour|day)` +
-		`|sending\s+too\s+(?:fast|quickly)|too\s+much\s+(?:mail|e-?mail|traffic)|slow\s+down` +
+		`|too\s+many\s+recipients\s+from\b|sending\s+too\s+(?:fast|quickly)|too\s+much\s+(?:mail|e-?mail|traffic)|slow\s+down` +
 		`|\b(?:hourly|daily)\s+(?:\w+\s+)?(?:limit|quota)|sending\s+(?:limit|quota)|frequen(?:cy|t)`)
 	// kwBusy: the receiver is loaded; it asks for less of everything.
 	kwBusy = regexp.MustCompile(`(?i)\bbusy\b|overload|congest|(?:high|heavy)\s+load|load\s+(?:is\s+)?too\s+high`)
@@ -194,7 +196,8 @@ var (
 	// refusal never names a window.
 	kw5xxTemp = regexp.MustCompile(`(?i)too\s+many\s+(?:\w+\s+){0,2}(?:connections|sessions)` +
 		`|too\s+many\s+(?:messages|mails|e-?mails|recipients)\b[^.;]{0,20}\b(?:this|per|an|each|a|in|the\s+last)\s+(?:\d+\s+)?(?:second|minute|hour|day)` +
-		`|\brate[- ]?limit|\b(?:sending|message|connection)\s+rate\s+(?:limit\s+)?(?:exceeded|reached)`)
+		`|\brate[- ]?limit|\b(?:sending|message|connection)\s+rate\s+(?:limit\s+)?(?:exceeded|reached)` +
+		`|\b(?:hourly|daily|sending)\s+(?:\w+\s+){0,2}(?:limit|quota)\s+(?:exceeded|reached)`)
 	// kwTooManyRcpts: a cap on recipients per transaction.
 	kwTooManyRcpts = regexp.MustCompile(`(?i)too\s+many\s+recipients`)
 
@@ -210,9 +213,9 @@ type family struct {
 	// txnOnly: not at connection stages (before MAIL there is no
 	// envelope to greylist or mailbox to limit).
 	txnOnly bool
-	// stateCodes: an enhanced code about the receiver's own state
-	// (enhancedCode.state) decides here too, with its own reading.
-	stateCodes bool
+	// causeCodes: not words but an enhanced code that names a cause
+	// (enhancedCode.cause) decides at this place, with its own reading.
+	causeCodes bool
 	rule       string
 	reason     string
 }
@@ -230,8 +233,9 @@ var families = []family{
 		reason: "Greylisting (in its words or a paraphrase): retry this recipient just after the window."},
 	{re: kwFault, class: ClassUnavailable, rule: "keyword:fault",
 		reason: "The receiver reports a fault of its own: pause the destination and back off; neither this recipient nor our rate is the cause."},
-	{re: kwUnavailable, class: ClassUnavailable, stateCodes: true, rule: "keyword:unavailable",
+	{re: kwUnavailable, class: ClassUnavailable, rule: "keyword:unavailable",
 		reason: "The service is not available (shut down, in maintenance, not accepting mail); pause the destination and back off."},
+	{causeCodes: true},
 	{re: kwDelay, class: ClassGreylist, txnOnly: true, rule: "keyword:delay",
 		reason: "A request to retry later with no word about rate, connections or a fault: most likely greylisting; retry this recipient after the window."},
 }
@@ -243,9 +247,9 @@ var families = []family{
 type enhancedCode struct {
 	code    string
 	txnOnly bool
-	// state: the code is about the receiver's own system or network, so
-	// it is read with the fault words, before a delay phrase.
-	state  bool
+	// cause: the code names a cause (an address, a mailbox, the
+	// receiver's system or network), so it outranks a delay phrase.
+	cause  bool
 	class  Class
 	scope  Scope // throttle: ScopeNone means scopeOf
 	rule   string
@@ -257,25 +261,29 @@ var enhancedCodes = []enhancedCode{
 	// postgrey sends, and nothing else says less.
 	{code: "4.2.0", txnOnly: true, class: ClassGreylist, rule: "generic:4.2.0",
 		reason: "A mailbox deferral without detail (4.2.0), typical of greylisting; retry after the window."},
+	// §3.2 X.1.x addressing status (X.1.1 bad mailbox address, X.1.8
+	// bad sender's system address): this recipient or this sender.
+	{code: "4.1.", txnOnly: true, cause: true, class: ClassRecipientTemp, rule: "generic:4.1.x",
+		reason: "An addressing problem (RFC 3463 X.1.x), temporary for now; retry this recipient later."},
 	// §3.3 X.2.x mailbox status (X.2.1 disabled, X.2.2 full).
-	{code: "4.2.", txnOnly: true, class: ClassRecipientTemp, rule: "generic:4.2.x",
+	{code: "4.2.", txnOnly: true, cause: true, class: ClassRecipientTemp, rule: "generic:4.2.x",
 		reason: "The mailbox is temporarily unavailable (RFC 3463 X.2.x); defer this recipient only."},
 	// §3.4 X.3.4 "message too big for system": this message only.
-	{code: "4.3.4", txnOnly: true, state: true, class: ClassRecipientTemp, rule: "generic:4.3.4",
+	{code: "4.3.4", txnOnly: true, cause: true, class: ClassRecipientTemp, rule: "generic:4.3.4",
 		reason: "The message is too big for the receiver just now (RFC 3463 X.3.4); retry this recipient later."},
 	// §3.4 X.3.x mail system status: full, not accepting, misconfigured.
 	// The receiver's own condition: sending more slowly does not mend it.
-	{code: "4.3.", state: true, class: ClassUnavailable, rule: "generic:4.3.x",
+	{code: "4.3.", cause: true, class: ClassUnavailable, rule: "generic:4.3.x",
 		reason: "The receiving system is not accepting mail or is short of resources (RFC 3463 X.3.x); pause the destination and back off."},
 	// §3.5 X.4.5 "mail system congestion": a request to slow down.
-	{code: "4.4.5", state: true, class: ClassThrottle, scope: ScopeBoth, rule: "generic:4.4.5",
+	{code: "4.4.5", cause: true, class: ClassThrottle, scope: ScopeBoth, rule: "generic:4.4.5",
 		reason: "The receiving system is congested (RFC 3463 X.4.5); slow down."},
 	// §3.5 X.4.x network and routing.
-	{code: "4.4.", state: true, class: ClassUnavailable, rule: "generic:4.4.x",
+	{code: "4.4.", cause: true, class: ClassUnavailable, rule: "generic:4.4.x",
 		reason: "A network or routing problem (RFC 3463 X.4.x); pause the destination and back off."},
 	// §3.6 X.5.3 "too many recipients": the rest go in a later
 	// transaction (RFC 5321 §4.5.3.1.10).
-	{code: "4.5.3", txnOnly: true, class: ClassRecipientTemp, rule: "generic:4.5.3",
+	{code: "4.5.3", txnOnly: true, cause: true, class: ClassRecipientTemp, rule: "generic:4.5.3",
 		reason: "Too many recipients in one transaction (RFC 3463 X.5.3); this recipient is retried in a later one."},
 	// §3.8 X.7.x security or policy. Without greylisting words or a
 	// delay phrase, a 4.7.1 is a policy deferral like the others.
@@ -325,11 +333,14 @@ func classifyGeneric(r reply.Reply) Verdict {
 		if f.txnOnly && session {
 			continue
 		}
+		if f.causeCodes {
+			if e := enhancedOf(r.Enhanced, session); e != nil && e.cause {
+				return verdictOf(r, e.class, e.scope, e.rule, e.reason)
+			}
+			continue
+		}
 		if f.re.MatchString(text) {
 			return verdictOf(r, f.class, f.scope, f.rule, f.reason)
-		}
-		if e := enhancedOf(r.Enhanced, session); f.stateCodes && e != nil && e.state {
-			return verdictOf(r, e.class, e.scope, e.rule, e.reason)
 		}
 	}
 	if e := enhancedOf(r.Enhanced, session); e != nil {

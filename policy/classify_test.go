@@ -63,6 +63,9 @@ func TestClassify(t *testing.T) {
 		{"greylist no word", rp(reply.StageRcpt, 450, "", "please retry in 5 minutes", nil), ClassGreylist, "", "keyword:delay", "", 5 * time.Minute, 0},
 		{"qq frequency 550", rp(reply.StageMail, 550, "", "Mail content denied. frequency limited http://service.mail.qq.com/cgi-bin/help?subtype=1", nil), ClassThrottle, ScopeRate, "builtin:cn-frequency", "", 0, 0},
 		{"163 connection frequency", rp(reply.StageGreeting, 554, "", "HL:IHU Connection frequency limited. http://mail.163.com/help/help_spam_16.htm", nil), ClassThrottle, ScopeConnections, "builtin:cn-connection-frequency", "", 0, 0},
+		{"postfix unknown hostname", rp(reply.StageRcpt, 450, "4.7.1", "Client host rejected: cannot find your hostname, [192.0.2.1]", nil), ClassAuthFix, "", "builtin:ptr-missing", "PTR", 0, 0},
+		{"postfix unknown reverse hostname", rp(reply.StageRcpt, 450, "4.7.25", "Client host rejected: cannot find your reverse hostname, [192.0.2.1]", nil), ClassAuthFix, "", "builtin:ptr-missing", "PTR", 0, 0},
+		{"gmail multiple domains", rp(reply.StageRcpt, 451, "4.3.0", "Multiple destination domains per transaction is unsupported. Please try again.", nil), ClassRecipientTemp, "", "builtin:gmail-multiple-domains", "", 0, 0},
 		{"163 too frequent", rp(reply.StageRcpt, 550, "", "RP:TRC sending too frequent", nil), ClassThrottle, ScopeRate, "builtin:cn-frequency", "", 0, 0},
 		// Generic reading.
 		{"250", rp(reply.StageDataEnd, 250, "2.0.0", "OK queued as 1234", nil), ClassSuccess, "", "generic:2xx", "", 0, 0},
@@ -150,6 +153,8 @@ func TestClassifyFamilies(t *testing.T) {
 			{"connection limit at greeting", rp(reply.StageGreeting, 421, "4.7.0", "Connection limit reached for 192.0.2.7; please retry in 2 minutes", nil), ClassThrottle, ScopeConnections, "keyword:too many connections", 2 * time.Minute},
 			{"sending too fast at mail", rp(reply.StageMail, 451, "4.7.1", "You are sending too fast. Try again in 90 seconds", nil), ClassThrottle, ScopeRate, "keyword:rate", 90 * time.Second},
 			{"volume at rcpt with clock", rp(reply.StageRcpt, 450, "4.7.1", "Message volume from your host is too high, come back in 00:10:00", nil), ClassThrottle, ScopeRate, "keyword:rate", 10 * time.Minute},
+			{"maximum number of connections", rp(reply.StageGreeting, 421, "4.3.2", "The maximum number of concurrent server connections has exceeded a limit, closing transmission channel", nil), ClassThrottle, ScopeConnections, "keyword:too many connections", 0},
+			{"postfix anvil recipients", rp(reply.StageRcpt, 450, "4.7.1", "Error: too many recipients from 192.0.2.1", nil), ClassThrottle, ScopeRate, "keyword:rate", 0},
 			{"simultaneous sessions wait", rp(reply.StageEHLO, 421, "", "Too many simultaneous sessions from your address, wait 30 seconds", nil), ClassThrottle, ScopeConnections, "keyword:too many connections", 30 * time.Second},
 			{"rate limit decimal hint", rp(reply.StageRcpt, 451, "4.7.1", "Rate limit exceeded, retry in 1.5 minutes", nil), ClassThrottle, ScopeRate, "keyword:rate", 90 * time.Second},
 			{"hourly limit at data-end", rp(reply.StageDataEnd, 451, "4.7.0", "Hourly message limit for your account reached, try again in half an hour", nil), ClassThrottle, ScopeRate, "keyword:rate", 30 * time.Minute},
@@ -165,6 +170,7 @@ func TestClassifyFamilies(t *testing.T) {
 			{"inbox getting mail faster", rp(reply.StageRcpt, 450, "4.7.1", "User inbox is getting mail faster than it can accept", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
 			{"mailbox busy is not a busy server", rp(reply.StageRcpt, 450, "", "Requested mail action not taken: mailbox busy", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
 			{"mailbox unavailable is not an outage", rp(reply.StageRcpt, 450, "", "Requested mail action not taken: mailbox unavailable", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
+			{"mailbox cannot be opened", rp(reply.StageRcpt, 451, "4.2.0", "Cannot open mailbox for delivery", nil), ClassRecipientTemp, "", "keyword:mailbox", 0},
 			// A sender-side recipient rate (Exchange's RecipientRateLimit)
 			// names no single mailbox: a throttle.
 			{"sender's recipient rate", rp(reply.StageRcpt, 452, "4.7.0", "Recipient rate limit exceeded for sender", nil), ClassThrottle, ScopeRate, "keyword:rate", 0},
@@ -220,6 +226,14 @@ func TestClassifyFamilies(t *testing.T) {
 			{"5xx too many connections", rp(reply.StageGreeting, 554, "", "Too many connections from your host", nil), ClassThrottle, ScopeConnections, "keyword:rate-5xx", 0},
 			{"5xx too many unwanted messages stays permanent", rp(reply.StageMail, 550, "", "too many unwanted messages have been sent from your IP", nil), ClassPermanent, "", "generic:5xx", 0},
 			{"5xx try again later stays permanent", rp(reply.StageRcpt, 550, "5.7.1", "User temporary locked. Please try again later!", nil), ClassPermanent, "", "generic:5xx", 0},
+			{"5xx daily sending quota", rp(reply.StageMail, 550, "5.4.5", "Daily user sending quota exceeded", nil), ClassThrottle, ScopeRate, "keyword:rate-5xx", 0},
+			// An enhanced code that names a cause (RFC 3463 X.1 address,
+			// X.2.1-X.2.4 mailbox, X.3 system, X.4 network, X.5.3)
+			// outranks a bare delay phrase; X.2.0 and X.7.x do not.
+			{"4.2.2 with a delay", rp(reply.StageRcpt, 452, "4.2.2", "Quota exceeded, try again in 2 hours", nil), ClassRecipientTemp, "", "generic:4.2.x", time.Hour},
+			{"4.1.1 verify probe", rp(reply.StageRcpt, 450, "4.1.1", "<x@example.org>: Recipient address rejected: unverified address: host mx.example.org said: 450 try later", nil), ClassRecipientTemp, "", "generic:4.1.x", 0},
+			{"4.5.3 with a delay", rp(reply.StageRcpt, 452, "4.5.3", "Too many recipients, send the rest later", nil), ClassRecipientTemp, "", "generic:4.5.3", 0},
+			{"4.2.0 with a delay is greylisting", rp(reply.StageRcpt, 450, "4.2.0", "try again later", nil), ClassGreylist, "", "keyword:delay", 0},
 		},
 	}
 	for fam, rows := range families {
