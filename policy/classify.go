@@ -20,10 +20,11 @@ type compiledRule struct {
 	r  Rule
 }
 
-// Classify reads one reply. Precedence (design §4): config rules, then
-// built-in provider rules, then the generic reading of the codes (RFC 3463
-// enhanced codes decide where present), then keywords, then the basic code
-// and the stage. It never panics and always returns a valid Class.
+// Classify reads one reply. Precedence: config rules, then built-in
+// provider rules, then the generic reading (classifyGeneric: the keyword
+// families and the enhanced codes that name a cause, then the other RFC
+// 3463 codes, then the basic code and the stage; issue 11). It never
+// panics and always returns a valid Class.
 func (p *Policy) Classify(r reply.Reply) (v Verdict) {
 	defer func() {
 		if e := recover(); e != nil {
@@ -235,6 +236,7 @@ var families = []family{
 		reason: "The receiver reports a fault of its own: pause the destination and back off; neither this recipient nor our rate is the cause."},
 	{re: kwUnavailable, class: ClassUnavailable, rule: "keyword:unavailable",
 		reason: "The service is not available (shut down, in maintenance, not accepting mail); pause the destination and back off."},
+	// Not words: an enhanced code that names a cause decides here.
 	{causeCodes: true},
 	{re: kwDelay, class: ClassGreylist, txnOnly: true, rule: "keyword:delay",
 		reason: "A request to retry later with no word about rate, connections or a fault: most likely greylisting; retry this recipient after the window."},
