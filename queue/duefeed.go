@@ -84,6 +84,10 @@ func (w *dueWatch) Take() map[string]DueHead {
 	f := &w.q.feed
 	f.mu.Lock()
 	m := f.changes
+	if len(m) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
 	f.changes = map[string]DueHead{}
 	f.mu.Unlock()
 	for d, h := range m {

@@ -265,8 +265,10 @@ func (s *Scheduler) markDirtyLocked(d *dest) {
 // waiting for a session slot if slots are free.
 func (s *Scheduler) serveDirty(ctx context.Context) {
 	s.mu.Lock()
-	dirty := s.dirty
-	s.dirty = map[*dest]struct{}{}
+	var dirty map[*dest]struct{}
+	if len(s.dirty) > 0 {
+		dirty, s.dirty = s.dirty, map[*dest]struct{}{}
+	}
 	free := s.o.MaxSessions - s.sessions
 	s.mu.Unlock()
 	now := s.now()
@@ -342,9 +344,16 @@ func (s *Scheduler) serve(ctx context.Context, d *dest, now time.Time) {
 		n, d.askAt = 0, now.Add(time.Second)
 	}
 	// Then a lease of what can start now: a job for each waiting or new
-	// session, and one ahead for each busy session, so that it goes on
-	// without waiting for a lease.
-	want := min(idle+busy+started+n-ready, maxLeaseJobs)
+	// session, and, while the destination is open, one ahead for each
+	// busy session, so that it goes on without waiting for a lease. Not
+	// during a probe, a pause or a wait for a rate token: the session
+	// would likely not send it, and it would be leased and handed back
+	// for nothing.
+	ahead := 0
+	if n > 0 || at.IsZero() {
+		ahead = busy
+	}
+	want := min(idle+ahead+started+n-ready, maxLeaseJobs)
 	if dueNow && want > 0 {
 		// The n sessions that may start when the jobs come keep their
 		// session slots meanwhile.
