@@ -234,3 +234,48 @@ func TestOldDueIndexMigrates(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDueIndexFill (issue 10 item 4): the due index's pages are filled
+// to suit how they grow: fresh mail goes in at the end of its domain's
+// range (pages filled to 90 %), deferrals anywhere in it (pages split in
+// half, which random inserts fill better).
+func TestDueIndexFill(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, func(o *Options) { o.NoSync = true })
+	const n = 4000
+	fill := func() float64 {
+		var f float64
+		q.view(func(tx *bbolt.Tx) error {
+			st := tx.Bucket(bktDue).Stats()
+			f = float64(st.LeafInuse) / float64(st.LeafAlloc)
+			return nil
+		})
+		return f
+	}
+	var ids []string
+	for i := range n {
+		ids = append(ids, enqueue(t, q, fmt.Sprintf("u%d@dest.test", i)))
+		c.Advance(time.Millisecond)
+	}
+	if f := fill(); f < 0.8 {
+		t.Errorf("fresh mail: due index %.0f%% full, want at least 80%%", 100*f)
+	}
+	// Every recipient is tried and deferred to a time of its own.
+	t0 := c.Now()
+	for start := 0; start < n; start += 100 {
+		items, err := q.Lease(t0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ups []Update
+		for _, it := range items {
+			ups = append(ups, Update{ID: it.ID, Rcpt: it.Rcpt, State: StateQueued, NextAttempt: t0.Add(time.Duration((start+len(ups))*7919%n) * time.Second)})
+		}
+		update(t, q, ups...)
+	}
+	if f := fill(); f < 0.55 {
+		t.Errorf("deferred mail: due index %.0f%% full, want at least 55%%", 100*f)
+	}
+	checkInvariants(t, q)
+	_ = ids
+}

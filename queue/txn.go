@@ -31,6 +31,9 @@ type wtx struct {
 	// dueTouched lists the domains whose due entries changed, for the
 	// due feed (nil while nobody watches it).
 	dueTouched map[string]struct{}
+	// dueInside: a due entry went in before its domain's last one (a
+	// deferral), not at the end (fresh mail); see dueFill.
+	dueInside bool
 }
 
 func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
@@ -40,7 +43,9 @@ func newWtx(tx *bbolt.Tx, now time.Time) *wtx {
 
 func (w *wtx) b(name []byte) *bbolt.Bucket {
 	b := w.tx.Bucket(name)
-	if bytes.Equal(name, bktBodies) {
+	if bytes.Equal(name, bktDue) {
+		b.FillPercent = w.dueFill()
+	} else if bytes.Equal(name, bktBodies) {
 		// Never rewritten, keys only grow: fill pages to the brim
 		// (bodystore.go).
 		b.FillPercent = 1.0
@@ -56,7 +61,7 @@ func (w *wtx) b(name []byte) *bbolt.Bucket {
 
 func appendOnly(name []byte) bool {
 	switch string(name) {
-	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone), string(bktOpen), string(bktDue),
+	case string(bktMsgs), string(bktRcpts), string(bktBodies), string(bktDone), string(bktOpen),
 		string(bktRcptIdx): // within a domain and class, IDs grow with time
 		return true
 	}
