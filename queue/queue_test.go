@@ -207,8 +207,12 @@ func TestCompleteSetsDoneAndPrune(t *testing.T) {
 		t.Fatalf("Done = %v, want %v", m.Done, doneAt)
 	}
 	checkInvariants(t, q)
+	commits := q.Commits()
 	if n, err := q.Prune(doneAt.Add(23 * time.Hour)); err != nil || n != 0 {
 		t.Fatalf("early Prune = %d, %v", n, err)
+	}
+	if q.Commits() != commits {
+		t.Error("a Prune with nothing to prune committed (an fsync for nothing)")
 	}
 	if n, err := q.Prune(doneAt.Add(25 * time.Hour)); err != nil || n != 1 {
 		t.Fatalf("Prune = %d, %v", n, err)
