@@ -26,31 +26,28 @@ func (p *Policy) Admit(name string) (ok bool, retryAt time.Time) {
 	d := p.get(name)
 	switch d.stateAt(now) {
 	case StatePaused, StateSuspended:
-		return false, d.pausedUntil
+		return false, d.blockedUntil()
 	case StateProbing:
-		if d.state != StateProbing {
-			d.state = StateProbing
+		if !d.pause.started {
 			d.lastChange = now
 		}
-		if d.probing {
+		if !d.pause.admitProbe(d.active) {
 			return false, now.Add(p.probeWait())
 		}
-		d.probing = true
-		d.older = d.active
-		d.admits++
+		d.perConn.admits++
 		d.active++
 		d.lastAttempt = now
 		return true, time.Time{}
 	}
-	if d.active >= d.conc {
-		d.limited = true
+	if d.active >= d.conc.level {
+		d.conc.limited = true
 		return false, time.Time{}
 	}
 	d.active++
-	if d.active == d.conc {
-		d.limited = true
+	if d.active == d.conc.level {
+		d.conc.limited = true
 	}
-	d.admits++
+	d.perConn.admits++
 	d.lastAttempt = now
 	return true, time.Time{}
 }
@@ -64,16 +61,7 @@ func (p *Policy) Release(name string) {
 	if d.active > 0 {
 		d.active--
 	}
-	if d.state == StateProbing {
-		// Without session ids, releases are matched in order: sessions
-		// opened before the probe end first as far as we can tell, so
-		// a late one does not free a second probe.
-		if d.older > 0 {
-			d.older--
-		} else {
-			d.probing = false
-		}
-	}
+	d.pause.release()
 }
 
 // Reserve asks for one rate token. 0 = send now (token taken). >0 = not
@@ -83,19 +71,7 @@ func (p *Policy) Reserve(name string) time.Duration {
 	now := p.o.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := p.get(name)
-	if d.limiter == nil {
-		return 0
-	}
-	r := d.limiter.ReserveN(now, 1)
-	if !r.OK() {
-		return p.probeWait()
-	}
-	delay := r.DelayFrom(now)
-	if delay > 0 {
-		r.CancelAt(now)
-	}
-	return delay
+	return p.get(name).rate.reserve(now, p.probeWait())
 }
 
 // MessagesPerConnection is the number of messages to send per session;
@@ -103,5 +79,5 @@ func (p *Policy) Reserve(name string) time.Duration {
 func (p *Policy) MessagesPerConnection(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.get(name).msgsPerConn
+	return p.get(name).perConn.limit
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"encoding/json"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +15,8 @@ const (
 	StateSuspended = "suspended"
 )
 
-// dest is the in-memory state of one destination. Guarded by Policy.mu.
+// dest is the in-memory state of one destination: one small value per
+// mechanism, and what the admin view shows. Guarded by Policy.mu.
 type dest struct {
 	name string
 
@@ -24,48 +24,27 @@ type dest struct {
 	cfgRate rate.Limit // configured rate, 0 = unlimited
 	rtLim   *Limits    // runtime maxima (SetLimits), nil = config
 
-	conc    int        // current concurrency limit (AIMD)
-	slow    bool       // slow start: +1 concurrency per success until the maximum or the first refusal
-	ceil    ceiling    // concurrency at the last connection refusal
-	rceil   ceiling    // rate at the last rate refusal
-	rate    rate.Limit // current rate, 0 = unlimited
-	rateTop rate.Limit // with no configured cap: above this the cap is lifted again
-	limiter *rate.Limiter
+	slow    slowStart
+	conc    concAIMD
+	rate    rateAIMD
+	pause   pauseProbe
+	susp    suspension
+	grey    greyBracket
+	perConn perConnection
 
-	active       int
-	state        string // StateOpen, StatePaused, StateSuspended, StateProbing
-	pausedUntil  time.Time
-	probing      bool // a probe session is in flight
-	older        int  // sessions from before the probe still open
-	step         int  // pause backoff step; reset by success
-	lastDecrease time.Time
-	lastConnCut  time.Time // the last multiplicative decrease of concurrency
-	successes    int       // consecutive
-	limited      bool      // the concurrency limit held sessions back since the last increase
-	admits       int       // sessions granted, for the messages-per-connection estimate
-	oks          int       // successes, likewise
+	active    int // sessions admitted and not yet released
+	successes int // consecutive, towards the next additive increase
 
-	msgsPerConn int           // 0 = unlimited
-	greyLo      time.Duration // longest refusal interval seen (window is longer)
-	greyHi      time.Duration // shortest accepted interval seen (window is at most this); 0 = unknown
-
-	okTimes     [256]time.Time // recent successes, for the delivery-rate estimate (enough for a few hundred msg/s over 1 s)
-	okNext      int
 	counts      [60]minuteCount
 	lastReply   string
 	lastChange  time.Time
 	lastAttempt time.Time
 	lastThrottl time.Time
 
-	holdUntil   time.Time  // no additive increase before (a throttle rule's `for`)
-	lastRateCut time.Time  // the last multiplicative decrease of the rate
-	rateRefused rate.Limit // delivery rate at the last rate refusal: growth above it is linear
-	rateProbeAt time.Time  // near rateRefused, the next rate step waits until then
-
 	version   uint64        // bumped on every persisted change
 	marshaled uint64        // version last handed to the store
 	written   atomic.Uint64 // version last written to the store (under Policy.saveMu)
-	disk      *persisted    // what a reload would read (rest image, see restImage); nil = nothing stored
+	disk      *record       // what a reload would read (rest image, see restImage); nil = nothing stored
 	uses      uint64        // every get; eviction checks nobody used d while its state was being saved
 }
 
@@ -75,11 +54,11 @@ type minuteCount struct {
 }
 
 func (p *Policy) newDest(name string) *dest {
-	d := &dest{name: name, state: StateOpen}
+	d := &dest{name: name}
 	d.cfgConc, d.cfgRate = p.configLimits(name)
-	d.conc = p.startConc(d)
-	d.slow = d.conc < d.maxConc()
-	d.setRate(d.maxRate(), p.o.Now())
+	d.conc.level = p.startConc(d)
+	d.slow.on = d.conc.level < d.maxConc()
+	d.rate.set(d.maxRate(), p.o.Now())
 	return d
 }
 
@@ -144,14 +123,14 @@ func (p *Policy) load(name string) (*dest, bool) {
 	if b == nil {
 		return nil, false
 	}
-	var ps persisted
-	if err := json.Unmarshal(b, &ps); err != nil {
+	rec, err := decodeRecord(b)
+	if err != nil {
 		p.log.Warn("policy: ignoring unreadable destination state", "dest", name, "err", err)
 		return nil, false
 	}
-	p.registerMembers(name, ps.Members)
+	p.registerMembers(name, rec.Members)
 	d := p.newDest(name)
-	d.restore(ps, p)
+	d.restore(rec, p)
 	return d, true
 }
 
@@ -185,63 +164,6 @@ func (d *dest) maxRate() rate.Limit {
 	return d.cfgRate
 }
 
-// setRate installs a new current rate (0 = unlimited). The burst is a
-// tenth of a second's worth, at least 1: waiting mail is paced, never
-// released in one storm (design §4, "no storms").
-func (d *dest) setRate(r rate.Limit, now time.Time) {
-	d.rate = r
-	if r <= 0 {
-		d.limiter = nil
-		return
-	}
-	burst := int(float64(r) / 10)
-	if burst < 1 {
-		burst = 1
-	}
-	if d.limiter == nil {
-		d.limiter = rate.NewLimiter(r, burst)
-		return
-	}
-	d.limiter.SetLimitAt(now, r)
-	d.limiter.SetBurstAt(now, burst)
-}
-
-// observedRate estimates successes per second: over the last second when
-// busy, else over the last 10 s.
-func (d *dest) observedRate(now time.Time) rate.Limit {
-	// Prefer the last second when it holds enough successes: at a
-	// refusal that is the pace the receiver just saw, undiluted by an
-	// earlier pause.
-	var recent int
-	for _, t := range d.okTimes {
-		if !t.IsZero() && !t.After(now) && now.Sub(t) <= time.Second {
-			recent++
-		}
-	}
-	if recent >= 20 {
-		return rate.Limit(recent)
-	}
-	var n int
-	oldest := now
-	for _, t := range d.okTimes {
-		if t.IsZero() || now.Sub(t) > 10*time.Second || t.After(now) {
-			continue
-		}
-		n++
-		if t.Before(oldest) {
-			oldest = t
-		}
-	}
-	if n == 0 {
-		return 0
-	}
-	span := now.Sub(oldest)
-	if span < time.Second {
-		span = time.Second
-	}
-	return rate.Limit(float64(n) / span.Seconds())
-}
-
 func (d *dest) count(c Class, now time.Time) {
 	m := now.Unix() / 60
 	b := &d.counts[m%60]
@@ -265,11 +187,29 @@ func (d *dest) lastHour(now time.Time) map[Class]int {
 	return out
 }
 
-// stateAt is the state as seen at now: a pause that has ended is
-// half-open (probing).
+// stateAt is the state as seen at now: a pause or suspension that has
+// ended is half-open (probing) until a reply reopens the destination.
 func (d *dest) stateAt(now time.Time) string {
-	if (d.state == StatePaused || d.state == StateSuspended) && !now.Before(d.pausedUntil) {
+	switch {
+	case d.susp.in(now):
+		return StateSuspended
+	case d.pause.in(now):
+		return StatePaused
+	case d.pause.halfOpen:
 		return StateProbing
 	}
-	return d.state
+	return StateOpen
+}
+
+// blocked reports whether a pause or suspension is in force at now:
+// refusals from sessions that were already running when it began are the
+// same signal and must not step the backoff or cut again.
+func (d *dest) blocked(now time.Time) bool { return d.pause.in(now) || d.susp.in(now) }
+
+// blockedUntil is the end of the pause or suspension, whichever is later.
+func (d *dest) blockedUntil() time.Time {
+	if d.susp.until.After(d.pause.until) {
+		return d.susp.until
+	}
+	return d.pause.until
 }

@@ -84,11 +84,9 @@ func (p *Policy) Sweep() {
 // reload from the store would not give back. Caller holds p.mu.
 func (p *Policy) inForce(d *dest, now time.Time) bool {
 	within := func(t time.Time, d time.Duration) bool { return !t.IsZero() && now.Sub(t) < d }
-	return d.active > 0 || d.probing ||
-		now.Before(d.pausedUntil) || now.Before(d.holdUntil) || now.Before(d.rateProbeAt) ||
-		d.ceil.holding(now) || d.rceil.holding(now) ||
-		within(d.lastRateCut, p.o.RetryMax) || // a learned cap is lifted only after retry_max without a rate cut
-		within(d.lastDecrease, p.o.DecreaseWindow) ||
+	return d.active > 0 || d.pause.probing || d.blocked(now) ||
+		now.Before(d.conc.frozen) || d.conc.ceil.holding(now) || d.rate.ceil.inForce(now, &p.o) ||
+		within(d.conc.lastCut, p.o.DecreaseWindow) ||
 		within(d.lastAttempt, p.o.AlarmWindow) || within(d.lastThrottl, p.o.AlarmWindow)
 }
 

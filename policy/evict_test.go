@@ -72,10 +72,10 @@ func TestIdleDestinationReloadsExactly(t *testing.T) {
 	dd, _ := p.dests.Get(d)
 	// A change not yet stored (as slow-start growth or a step reset on
 	// success are): the sweep must write it before dropping the state.
-	dd.msgsPerConn = 3
+	dd.perConn.limit = 3
 	before := p.restImage(dd)
 	p.mu.Unlock()
-	if before.RateRefused == 0 || before.GreyHi == 0 || before.Rate == 0 {
+	if before.Rate.RefusedAt == 0 || before.Grey.Hi == 0 || before.Rate.Rate == 0 {
 		t.Fatalf("set-up learned too little: %+v", before)
 	}
 	c.Advance(IdleAfter)

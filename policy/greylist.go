@@ -18,12 +18,7 @@ func greyKey(dest, rcpt string) string { return dest + "\x00" + strings.ToLower(
 // the first refusal, else GreylistDefault, plus GreylistMargin (not for
 // the learned window, which includes it) and up to one margin of jitter.
 //
-// Learning brackets the window between the last refusal (greyLo: the
-// window is longer) and the first acceptance (greyHi: the window is at
-// most this). greyHi only ever shrinks, so retrying at first+greyHi and
-// being accepted a margin later does not make it creep upward; a refusal
-// at or beyond greyHi proves the receiver lengthened its window and
-// drops greyHi.
+// It teaches the destination's greyBracket.
 func (p *Policy) greyRefused(d *dest, rcpt string, v Verdict, now time.Time) time.Time {
 	k := greyKey(d.name, rcpt)
 	g, seen := p.grey[k]
@@ -32,11 +27,7 @@ func (p *Policy) greyRefused(d *dest, rcpt string, v Verdict, now time.Time) tim
 			p.evictGrey(now)
 		}
 		g.first = now
-	} else if lo := now.Sub(g.first); lo > d.greyLo {
-		d.greyLo = lo
-		if d.greyHi > 0 && d.greyLo >= d.greyHi {
-			d.greyHi = 0
-		}
+	} else if d.grey.refusedAfter(now.Sub(g.first)) {
 		d.version++
 	}
 	g.last = now
@@ -49,11 +40,11 @@ func (p *Policy) greyRefused(d *dest, rcpt string, v Verdict, now time.Time) tim
 	switch {
 	case v.Delay > 0:
 		due = now.Add(v.Delay)
-	case d.greyHi > 0:
-		// greyHi is a proven acceptance point and already holds the
-		// margin of the round that learned it: adding it again would
-		// make every round later than the last.
-		due = g.first.Add(d.greyHi)
+	case d.grey.hi > 0:
+		// hi is a proven acceptance point and already holds the margin
+		// of the round that learned it: adding it again would make
+		// every round later than the last.
+		due = g.first.Add(d.grey.hi)
 		margin = 0
 	case seen:
 		// Came back too early and nothing is learned: wait 0.6 times as
@@ -62,15 +53,15 @@ func (p *Policy) greyRefused(d *dest, rcpt string, v Verdict, now time.Time) tim
 		// exactly one extra reply, even for a burst of recipients refused
 		// together, and the acceptance lands within 1.6 × the default,
 		// which keeps the learned upper bound tight; a much longer window
-		// is found in a few rounds. The acceptance teaches greyHi, and
+		// is found in a few rounds. The acceptance teaches hi, and
 		// every later recipient goes straight to it.
 		step := min(now.Sub(g.first)*3/5, p.o.RetryMax)
 		due = now.Add(max(step, p.o.GreylistMargin))
-		margin = 0 // the step overshoots enough; a margin would loosen greyHi
+		margin = 0 // the step overshoots enough; a margin would loosen hi
 	default:
 		w := p.o.GreylistDefault
-		if d.greyLo >= w {
-			w = d.greyLo + d.greyLo/2
+		if d.grey.lo >= w {
+			w = d.grey.lo + d.grey.lo/2
 		}
 		due = now.Add(w)
 	}
@@ -88,12 +79,7 @@ func (p *Policy) greyAccepted(d *dest, rcpt string, now time.Time) {
 		return
 	}
 	delete(p.grey, k)
-	up := now.Sub(g.first)
-	if up <= d.greyLo || up <= 0 {
-		return
-	}
-	if d.greyHi == 0 || up < d.greyHi {
-		d.greyHi = up
+	if d.grey.acceptedAfter(now.Sub(g.first)) {
 		d.lastChange = now
 		d.version++
 	}
@@ -117,5 +103,38 @@ func (p *Policy) evictGrey(now time.Time) {
 	}
 }
 
-// greyWindow is the window the destination will use (0 = none learned).
-func (d *dest) greyWindow() time.Duration { return d.greyHi }
+// greyBracket is what a destination learned of its greylisting window:
+// it is longer than lo (the longest interval after a first refusal that
+// was refused again) and at most hi (the shortest that was accepted; 0 =
+// unknown). hi only ever shrinks, so retrying at first+hi and being
+// accepted a margin later does not make it creep upward; a refusal at or
+// beyond hi proves the receiver lengthened its window and drops hi.
+type greyBracket struct {
+	lo, hi time.Duration
+}
+
+// refusedAfter learns from a refusal since after the recipient's first
+// one; it reports a change.
+func (g *greyBracket) refusedAfter(since time.Duration) bool {
+	if since <= g.lo {
+		return false
+	}
+	g.lo = since
+	if g.hi > 0 && g.lo >= g.hi {
+		g.hi = 0
+	}
+	return true
+}
+
+// acceptedAfter learns from an acceptance up after the recipient's first
+// refusal; it reports a change.
+func (g *greyBracket) acceptedAfter(up time.Duration) bool {
+	if up <= g.lo || up <= 0 || (g.hi > 0 && up >= g.hi) {
+		return false
+	}
+	g.hi = up
+	return true
+}
+
+// window is the window the destination will use (0 = none learned).
+func (g greyBracket) window() time.Duration { return g.hi }

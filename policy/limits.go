@@ -50,12 +50,8 @@ func (p *Policy) ResetLimits(name string) error {
 
 // clamp brings current levels within the maxima. Caller holds p.mu.
 func (p *Policy) clamp(d *dest, now time.Time) {
-	if mc := d.maxConc(); d.conc > mc {
-		d.conc = mc
-	}
-	if mr := d.maxRate(); mr > 0 && (d.rate <= 0 || d.rate > mr) {
-		d.setRate(mr, now)
-	}
+	d.conc.clamp(d.maxConc())
+	d.rate.clamp(d.maxRate(), now)
 	d.lastChange = now
 	d.version++
 }
@@ -76,12 +72,12 @@ type DestinationState struct {
 
 func (d *dest) public(now time.Time) DestinationState {
 	s := DestinationState{
-		Name: d.name, State: d.stateAt(now), Concurrency: d.conc, MaxConcurrency: d.maxConc(), Active: d.active,
-		Rate: d.rate, MaxRate: d.maxRate(), MsgsPerConn: d.msgsPerConn, GreylistWindow: d.greyWindow(),
+		Name: d.name, State: d.stateAt(now), Concurrency: d.conc.level, MaxConcurrency: d.maxConc(), Active: d.active,
+		Rate: d.rate.rate, MaxRate: d.maxRate(), MsgsPerConn: d.perConn.limit, GreylistWindow: d.grey.window(),
 		Counts: d.lastHour(now), LastReply: d.lastReply, LastChange: d.lastChange,
 	}
 	if s.State == StatePaused || s.State == StateSuspended {
-		s.PausedUntil = d.pausedUntil
+		s.PausedUntil = d.blockedUntil()
 	}
 	return s
 }
@@ -122,11 +118,16 @@ func (p *Policy) Resume(name string) bool {
 	now := p.o.Now()
 	p.mu.Lock()
 	d, ok := p.find(name)
-	if !ok || !d.pausedAt(now) {
+	if !ok || !d.blocked(now) {
 		p.mu.Unlock()
 		return false
 	}
-	d.pausedUntil = now
+	if d.pause.in(now) {
+		d.pause.until = now
+	}
+	if d.susp.in(now) {
+		d.susp.until = now
+	}
 	d.lastChange = now
 	d.version++
 	s := p.snapshotForSave(d)

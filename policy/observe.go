@@ -72,10 +72,7 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 	default:
 		// Any answer but a refusal of the destination shows it is up: a
 		// probe that gets one reopens the destination.
-		if d.state == StateProbing || d.stateAt(now) == StateProbing {
-			d.state = StateOpen
-			d.probing = false
-			d.step = 0
+		if !d.blocked(now) && d.pause.reopen() {
 			d.lastChange = now
 			d.version++
 		}
@@ -83,17 +80,14 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 	switch v.Class {
 	case ClassSuccess:
 		dec.Action = ActionDone
-		d.step = 0
-		d.oks++
-		d.okTimes[d.okNext%len(d.okTimes)] = now
-		d.okNext++
+		d.pause.step = 0
+		d.perConn.oks++
+		d.rate.oks.add(now)
 		d.successes++
-		if d.slow {
-			if d.conc < d.maxConc() {
-				d.conc++
+		if d.slow.on {
+			if c := d.slow.grow(d.conc.level, d.maxConc()); c != d.conc.level {
+				d.conc.level = c
 				d.lastChange = now
-			} else {
-				d.slow = false
 			}
 		} else {
 			p.increase(d, now)
@@ -162,9 +156,8 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	// One decrease per window and per kind: the refusals of one burst
 	// are one signal, but a rate refusal after a connection cut (or the
 	// reverse) is news about the other limit.
-	due := func(last time.Time) bool { return last.IsZero() || now.Sub(last) >= p.o.DecreaseWindow }
-	conn := (v.Scope == ScopeConnections || v.Scope == ScopeBoth) && due(d.lastConnCut)
-	rt := (v.Scope == ScopeRate || v.Scope == ScopeBoth) && due(d.lastRateCut)
+	conn := (v.Scope == ScopeConnections || v.Scope == ScopeBoth) && d.conc.due(now, p.o.DecreaseWindow)
+	rt := (v.Scope == ScopeRate || v.Scope == ScopeBoth) && d.rate.ceil.due(now, p.o.DecreaseWindow)
 	scope := ScopeNone
 	switch {
 	case conn && rt:
@@ -174,7 +167,7 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	case rt:
 		scope = ScopeRate
 	}
-	if d.pausedAt(now) {
+	if d.blocked(now) {
 		// Already paused: the pause is not lengthened, and only a kind
 		// of limit not cut within the window is cut.
 		if scope != ScopeNone {
@@ -188,16 +181,15 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	if v.For > 0 {
 		// A throttle rule's `for` holds the reduced limits that long
 		// (Microsoft 4.7.650: about 90 minutes at one connection).
-		if h := now.Add(v.For); h.After(d.holdUntil) {
-			d.holdUntil = h
-		}
+		d.conc.freeze(now.Add(v.For))
+		d.rate.ceil.freeze(now.Add(v.For))
 	}
-	d.step++
-	pause := RetryDelay(d.step, p.o.ThrottlePause, p.o.RetryMax, p.rnd())
+	d.pause.step++
+	pause := RetryDelay(d.pause.step, p.o.ThrottlePause, p.o.RetryMax, p.rnd())
 	if v.Delay > pause {
 		pause = min(v.Delay, p.o.RetryMax)
 	}
-	d.pause(StatePaused, now.Add(pause), now)
+	p.block(d, now.Add(pause), now)
 }
 
 // onSuspend pauses exactly For (RetryMax when the rule names none), then
@@ -210,51 +202,40 @@ func (p *Policy) onSuspend(d *dest, v Verdict, now time.Time) {
 		f = p.o.RetryMax
 	}
 	until := now.Add(f)
-	if d.pausedAt(now) && !until.After(d.pausedUntil) {
+	if d.blocked(now) && !until.After(d.blockedUntil()) {
 		return
 	}
-	if d.state != StateSuspended || !d.pausedAt(now) {
+	if !d.susp.in(now) {
 		scope := v.Scope
 		if scope == ScopeNone {
 			scope = ScopeBoth
 		}
 		p.decrease(d, scope, v.Hard, now)
 	}
-	d.pause(StateSuspended, until, now)
+	d.susp.until = until
+	d.pause.close()
+	d.lastChange = now
+	d.version++
 }
 
 // onUnavailable pauses with exponential backoff (RetryBase × 2^k,
 // jitter, cap RetryMax); the probe after it decides.
 func (p *Policy) onUnavailable(d *dest, v Verdict, now time.Time) {
 	d.successes = 0
-	if d.pausedAt(now) {
+	if d.blocked(now) {
 		return
 	}
-	d.step++
-	pause := RetryDelay(d.step, p.o.RetryBase, p.o.RetryMax, p.rnd())
+	d.pause.step++
+	pause := RetryDelay(d.pause.step, p.o.RetryBase, p.o.RetryMax, p.rnd())
 	if v.Delay > pause {
 		pause = min(v.Delay, p.o.RetryMax)
 	}
-	d.pause(StatePaused, now.Add(pause), now)
+	p.block(d, now.Add(pause), now)
 }
 
-// onReconnect lowers messages per connection. We do not know how many
-// messages that session carried, so the first time the limit is the
-// average number of successes per session so far (at least 1); after
-// that, every further "max messages per connection" halves it (floor 1).
+// onReconnect lowers messages per connection (see perConnection.lower).
 func (p *Policy) onReconnect(d *dest, now time.Time) {
-	n := d.msgsPerConn / 2
-	if d.msgsPerConn == 0 {
-		n = 1
-		if d.admits > 0 {
-			n = d.oks / d.admits
-		}
-	}
-	if n < 1 {
-		n = 1
-	}
-	if n != d.msgsPerConn {
-		d.msgsPerConn = n
+	if d.perConn.lower() {
 		d.lastChange = now
 		d.version++
 	}

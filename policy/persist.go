@@ -1,26 +1,83 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// persisted is the JSON record of one destination. It holds what must
-// survive a restart: pauses, backoff step, learned limits, runtime limits,
-// messages per connection, the greylist bracket, the rate of the last
-// rate refusal and the override domains grouped into the destination.
-type persisted struct {
+// recordVersion is the version of the stored encoding of a destination
+// (record). Version 1 was the flat record of issue 9, with no "v" field;
+// decodeRecord reads both.
+const recordVersion = 2
+
+// record is the stored state of one destination: everything it learned,
+// one part per mechanism, so that a restart (or a reload after an idle
+// period) resumes exactly where it stopped. What is not stored is what
+// is about the process, not the receiver: sessions and a probe in flight,
+// the recent successes the delivered pace is measured from, the counts
+// of the admin view.
+type record struct {
+	V           int         `json:"v"`
+	Slow        bool        `json:"slow,omitempty"` // in slow start
+	Conc        concRecord  `json:"conc"`
+	Rate        rateRecord  `json:"rate,omitzero"`
+	Pause       pauseRecord `json:"pause,omitzero"`
+	Suspend     time.Time   `json:"suspend_until,omitzero"`
+	Grey        greyRecord  `json:"grey,omitzero"`
+	MsgsPerConn int         `json:"msgs_per_conn,omitempty"`
+	Runtime     *Limits     `json:"runtime,omitempty"`
+	LastChange  time.Time   `json:"last_change,omitzero"`
+	Members     []string    `json:"members,omitempty"` // override domains grouped into this destination
+}
+
+type ceilingRecord struct {
+	Level float64       `json:"level,omitempty"`
+	Hold  time.Duration `json:"hold,omitempty"`
+	Until time.Time     `json:"until,omitzero"`
+}
+
+type concRecord struct {
+	Level   int           `json:"level"`
+	Ceil    ceilingRecord `json:"ceil,omitzero"`
+	LastCut time.Time     `json:"last_cut,omitzero"`
+	Frozen  time.Time     `json:"frozen,omitzero"`
+}
+
+type rateRecord struct {
+	Rate      float64       `json:"rate,omitempty"` // 0 = unlimited
+	Ceil      ceilingRecord `json:"ceil,omitzero"`
+	RefusedAt float64       `json:"refused_at,omitempty"`
+	ProbeAt   time.Time     `json:"probe_at,omitzero"`
+	Top       float64       `json:"top,omitempty"`
+	LastCut   time.Time     `json:"last_cut,omitzero"`
+	Frozen    time.Time     `json:"frozen,omitzero"`
+}
+
+type pauseRecord struct {
+	Until    time.Time `json:"until,omitzero"`
+	Step     int       `json:"step,omitempty"`
+	HalfOpen bool      `json:"half_open,omitempty"`
+}
+
+type greyRecord struct {
+	Lo time.Duration `json:"lo,omitempty"`
+	Hi time.Duration `json:"hi,omitempty"`
+}
+
+// recordV1 is the flat record written before version 2.
+type recordV1 struct {
 	State       string        `json:"state"`
 	PausedUntil time.Time     `json:"paused_until,omitzero"`
 	Step        int           `json:"step,omitempty"`
 	Concurrency int           `json:"concurrency"`
 	Ceil        float64       `json:"ceil,omitempty"`
 	RateCeil    float64       `json:"rate_ceil,omitempty"`
-	Rate        float64       `json:"rate,omitempty"` // 0 = unlimited
+	Rate        float64       `json:"rate,omitempty"`
 	RateTop     float64       `json:"rate_top,omitempty"`
 	Runtime     *Limits       `json:"runtime,omitempty"`
 	MsgsPerConn int           `json:"msgs_per_conn,omitempty"`
@@ -29,7 +86,64 @@ type persisted struct {
 	HoldUntil   time.Time     `json:"hold_until,omitzero"`
 	LastChange  time.Time     `json:"last_change,omitzero"`
 	RateRefused float64       `json:"rate_refused,omitempty"`
-	Members     []string      `json:"members,omitempty"` // override domains grouped into this destination
+	Members     []string      `json:"members,omitempty"`
+}
+
+// decodeRecord reads a stored record of any version.
+func decodeRecord(b []byte) (record, error) {
+	var v struct {
+		V int `json:"v"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return record{}, err
+	}
+	switch v.V {
+	case 0:
+		var o recordV1
+		if err := json.Unmarshal(b, &o); err != nil {
+			return record{}, err
+		}
+		return o.upgrade(), nil
+	case recordVersion:
+		var r record
+		err := json.Unmarshal(b, &r)
+		return r, err
+	}
+	return record{}, fmt.Errorf("unknown destination record version %d", v.V)
+}
+
+// upgrade maps a version 1 record. Version 1 kept no ceiling holds, no
+// time of the last cuts and no probe schedule: a restart from it allows
+// one crossing attempt, as version 1 did. A destination that never
+// refused us was in slow start.
+func (o recordV1) upgrade() record {
+	r := record{
+		V:           recordVersion,
+		Slow:        o.Ceil == 0 && o.RateCeil == 0 && o.Rate == 0 && o.Step == 0,
+		Conc:        concRecord{Level: o.Concurrency, Ceil: ceilingRecord{Level: o.Ceil}, Frozen: o.HoldUntil},
+		Rate:        rateRecord{Rate: o.Rate, Ceil: ceilingRecord{Level: o.RateCeil}, RefusedAt: o.RateRefused, Top: o.RateTop, Frozen: o.HoldUntil},
+		Pause:       pauseRecord{Step: o.Step},
+		Grey:        greyRecord{Lo: o.GreyLo, Hi: o.GreyHi},
+		MsgsPerConn: o.MsgsPerConn,
+		Runtime:     o.Runtime,
+		LastChange:  o.LastChange,
+		Members:     o.Members,
+	}
+	switch o.State {
+	case StatePaused, StateProbing:
+		r.Pause.Until, r.Pause.HalfOpen = o.PausedUntil, true
+	case StateSuspended:
+		r.Suspend, r.Pause.HalfOpen = o.PausedUntil, true
+	}
+	return r
+}
+
+func (c ceiling) record() ceilingRecord {
+	return ceilingRecord{Level: c.level, Hold: c.hold, Until: c.until}
+}
+
+func (r ceilingRecord) ceiling() ceiling {
+	return ceiling{level: r.Level, hold: r.Hold, until: r.Until}
 }
 
 type pendingSave struct {
@@ -39,21 +153,27 @@ type pendingSave struct {
 }
 
 // image is what the store keeps of d. Caller holds p.mu.
-func (p *Policy) image(d *dest) persisted {
-	ps := persisted{
-		State: d.state, PausedUntil: d.pausedUntil, Step: d.step, Concurrency: d.conc, Ceil: d.ceil.level, RateCeil: d.rceil.level,
-		Rate: float64(d.rate), RateTop: float64(d.rateTop), Runtime: d.rtLim, MsgsPerConn: d.msgsPerConn,
-		GreyLo: d.greyLo, GreyHi: d.greyHi, HoldUntil: d.holdUntil, LastChange: d.lastChange,
-		RateRefused: float64(d.rateRefused), Members: p.members(d.name),
+func (p *Policy) image(d *dest) record {
+	c := &d.rate.ceil
+	r := record{
+		V:    recordVersion,
+		Slow: d.slow.on,
+		Conc: concRecord{Level: d.conc.level, Ceil: d.conc.ceil.record(), LastCut: d.conc.lastCut, Frozen: d.conc.frozen},
+		Rate: rateRecord{Rate: float64(d.rate.rate), Ceil: c.cross.record(), RefusedAt: float64(c.refusedAt), ProbeAt: c.probeAt,
+			Top: float64(c.top), LastCut: c.lastCut, Frozen: c.frozen},
+		Pause:       pauseRecord{Until: d.pause.until, Step: d.pause.step, HalfOpen: d.pause.halfOpen},
+		Suspend:     d.susp.until,
+		Grey:        greyRecord{Lo: d.grey.lo, Hi: d.grey.hi},
+		MsgsPerConn: d.perConn.limit,
+		Runtime:     d.rtLim,
+		LastChange:  d.lastChange,
+		Members:     p.members(d.name),
 	}
-	switch ps.State {
-	case StateProbing:
-		// A probe does not survive a restart; the next Admit probes again.
-		ps.State = StatePaused
-	case StateOpen:
-		ps.PausedUntil = time.Time{} // the end of a past pause means nothing
+	if !r.Pause.HalfOpen {
+		// The end of a past pause means nothing once reopened.
+		r.Pause.Until = time.Time{}
 	}
-	return ps
+	return r
 }
 
 // restImage is the image of d as far as a reload after an idle period
@@ -62,36 +182,34 @@ func (p *Policy) image(d *dest) persisted {
 // start begins again after an idle period (as TCP's does, RFC 5681 §4.1:
 // what was learned about a path that has been quiet is stale). Caller
 // holds p.mu.
-func (p *Policy) restImage(d *dest) persisted {
-	ps := p.image(d)
-	ps.LastChange = time.Time{}
-	if d.slow {
-		ps.Concurrency = p.startConc(d)
+func (p *Policy) restImage(d *dest) record {
+	r := p.image(d)
+	r.LastChange = time.Time{}
+	if d.slow.on {
+		r.Conc.Level = p.startConc(d)
 	}
-	if ps.Runtime != nil {
-		l := *ps.Runtime
-		ps.Runtime = &l
+	if r.Runtime != nil {
+		l := *r.Runtime
+		r.Runtime = &l
 	}
-	return ps
+	return r
 }
 
 // freshImage is the rest image of a destination created from the config.
-func (p *Policy) freshImage(d *dest) persisted {
-	return persisted{State: StateOpen, Concurrency: p.startConc(d), Rate: float64(d.cfgRate), Members: p.members(d.name)}
+func (p *Policy) freshImage(d *dest) record {
+	f := &dest{name: d.name, cfgConc: d.cfgConc, cfgRate: d.cfgRate}
+	f.conc.level = p.startConc(f)
+	f.slow.on = f.conc.level < f.maxConc()
+	f.rate.rate = f.maxRate()
+	return p.restImage(f)
 }
 
-func sameImage(a, b persisted) bool {
-	if (a.Runtime == nil) != (b.Runtime == nil) || (a.Runtime != nil && *a.Runtime != *b.Runtime) {
-		return false
-	}
-	if !slices.Equal(a.Members, b.Members) {
-		return false
-	}
-	a.Runtime, b.Runtime, a.Members, b.Members = nil, nil, nil, nil
-	return a.State == b.State && a.PausedUntil.Equal(b.PausedUntil) && a.HoldUntil.Equal(b.HoldUntil) &&
-		a.LastChange.Equal(b.LastChange) && a.Step == b.Step && a.Concurrency == b.Concurrency &&
-		a.Ceil == b.Ceil && a.RateCeil == b.RateCeil && a.Rate == b.Rate && a.RateTop == b.RateTop &&
-		a.MsgsPerConn == b.MsgsPerConn && a.GreyLo == b.GreyLo && a.GreyHi == b.GreyHi && a.RateRefused == b.RateRefused
+// sameImage compares two images by their encoding: times compare by the
+// instant they name, whatever their monotonic reading.
+func sameImage(a, b record) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return errors.Join(err1, err2) == nil && bytes.Equal(x, y)
 }
 
 // snapshotForSave marshals d when it changed since the last save. Caller
@@ -137,40 +255,31 @@ func (p *Policy) save(s *pendingSave) {
 	}
 }
 
-// restore applies a persisted record to a fresh dest.
-func (d *dest) restore(ps persisted, p *Policy) {
+// restore applies a stored record to a fresh dest.
+func (d *dest) restore(r record, p *Policy) {
 	now := p.o.Now()
-	d.rtLim = ps.Runtime
-	switch ps.State {
-	case StatePaused, StateSuspended:
-		d.state = ps.State
-		d.pausedUntil = ps.PausedUntil
-	default:
-		d.state = StateOpen
+	d.rtLim = r.Runtime
+	d.pause = pauseProbe{until: r.Pause.Until, step: r.Pause.Step, halfOpen: r.Pause.HalfOpen}
+	d.susp.until = r.Suspend
+	if r.Conc.Level >= p.o.MinConcurrency {
+		d.conc.level = r.Conc.Level
 	}
-	d.step = ps.Step
-	if ps.Concurrency >= p.o.MinConcurrency {
-		d.conc = ps.Concurrency
+	d.conc.clamp(d.maxConc())
+	d.conc.ceil = r.Conc.Ceil.ceiling()
+	d.conc.lastCut, d.conc.frozen = r.Conc.LastCut, r.Conc.Frozen
+	d.slow.on = r.Slow && d.conc.level < d.maxConc()
+	d.rate.ceil = rateCeiling{
+		cross: r.Rate.Ceil.ceiling(), refusedAt: rate.Limit(r.Rate.RefusedAt), probeAt: r.Rate.ProbeAt,
+		top: rate.Limit(r.Rate.Top), lastCut: r.Rate.LastCut, frozen: r.Rate.Frozen,
 	}
-	if mc := d.maxConc(); d.conc > mc {
-		d.conc = mc
+	rt := rate.Limit(r.Rate.Rate)
+	if mr := d.maxRate(); mr > 0 && (rt <= 0 || rt > mr) {
+		rt = mr
 	}
-	// The hold itself is not kept: after a restart one crossing attempt
-	// is allowed, then holds grow again.
-	d.ceil.level, d.rceil.level = ps.Ceil, ps.RateCeil
-	// A destination that never refused us stays in slow start.
-	d.slow = d.conc < d.maxConc() && ps.Ceil == 0 && ps.RateCeil == 0 && ps.Rate == 0 && d.step == 0
-	d.rateTop = rate.Limit(ps.RateTop)
-	r := rate.Limit(ps.Rate)
-	if mr := d.maxRate(); mr > 0 && (r <= 0 || r > mr) {
-		r = mr
-	}
-	d.setRate(r, now)
-	d.msgsPerConn = ps.MsgsPerConn
-	d.greyLo, d.greyHi = ps.GreyLo, ps.GreyHi
-	d.holdUntil = ps.HoldUntil
-	d.lastChange = ps.LastChange
-	d.rateRefused = rate.Limit(ps.RateRefused)
+	d.rate.set(rt, now)
+	d.perConn.limit = r.MsgsPerConn
+	d.grey = greyBracket{lo: r.Grey.Lo, hi: r.Grey.Hi}
+	d.lastChange = r.LastChange
 	rest := p.restImage(d)
 	d.disk = &rest
 }

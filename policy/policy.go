@@ -8,10 +8,11 @@
 // Promises:
 //   - A *Policy is safe for concurrent use by many delivery goroutines;
 //     all state sits behind one mutex and no call touches the network.
-//   - It does no I/O except through the injected StateStore. Destination
-//     state that matters across a restart (pauses, backoff steps, learned
-//     limits, runtime limits, messages per connection, greylist windows)
-//     is saved on change, never per success, and loaded by New. The write
+//   - It does no I/O except through the injected StateStore. Everything
+//     a destination learned (see record: slow start, both AIMDs with
+//     their ceilings and last cuts, pause, suspension, greylist bracket,
+//     messages per connection, runtime limits) is saved on change, never
+//     per success, in a versioned encoding, and loaded by New. The write
 //     happens in the caller of Observe/SetLimits/ResetLimits, outside the
 //     lock; a stale version is never written over a newer one.
 //   - Time comes only from Options.Now and randomness only from
@@ -19,7 +20,6 @@
 package policy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -137,11 +137,11 @@ func New(o Options) (*Policy, error) {
 // one domain (its MX moved), the one changed last wins.
 func (p *Policy) restoreAll(m map[string][]byte) {
 	now := p.o.Now()
-	recs := map[string]persisted{}
+	recs := map[string]record{}
 	names := make([]string, 0, len(m))
 	for name, b := range m {
-		var ps persisted
-		if err := json.Unmarshal(b, &ps); err != nil {
+		ps, err := decodeRecord(b)
+		if err != nil {
 			// One corrupt record must not stop the relay; that
 			// destination starts from the config.
 			p.log.Warn("policy: ignoring unreadable destination state", "dest", name, "err", err)

@@ -20,25 +20,23 @@ func (p *Policy) Ready(name string) (sessions int, at time.Time) {
 	d := p.get(name)
 	switch d.stateAt(now) {
 	case StatePaused, StateSuspended:
-		return 0, d.pausedUntil
+		return 0, d.blockedUntil()
 	case StateProbing:
-		if d.probing {
+		if d.pause.probing {
 			return 0, now.Add(p.probeWait())
 		}
 		sessions = 1
 	default:
-		sessions = d.conc - d.active
+		sessions = d.conc.level - d.active
 		if sessions <= 0 {
 			return 0, time.Time{}
 		}
 	}
-	if d.limiter != nil {
-		tokens := d.limiter.TokensAt(now)
-		if tokens < 1 {
-			wait := time.Duration((1 - tokens) / float64(d.limiter.Limit()) * float64(time.Second))
-			return 0, now.Add(max(wait, time.Millisecond))
+	if n, next, limited := d.rate.tokens(now); limited {
+		if n < 1 {
+			return 0, next
 		}
-		sessions = min(sessions, int(tokens))
+		sessions = min(sessions, n)
 	}
 	return sessions, time.Time{}
 }
@@ -57,7 +55,7 @@ func (p *Policy) Continue(name string) bool {
 	if d.stateAt(now) == StateSuspended {
 		return false
 	}
-	return d.active <= d.conc
+	return d.active <= d.conc.level
 }
 
 // Paused reports whether name is paused or suspended now: no new
@@ -66,5 +64,5 @@ func (p *Policy) Paused(name string) bool {
 	now := p.o.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.get(name).pausedAt(now)
+	return p.get(name).blocked(now)
 }
