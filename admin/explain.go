@@ -64,11 +64,12 @@ var reactions = map[policy.Class]string{
 
 // hintReactions say what a delay named in the reply changes, for the
 // classes whose reaction uses it (policy.Observe: the destination's pause
-// lasts at least the hint). A greylist's reaction already says it; a
-// recipient-temp retry keeps its own backoff.
+// lasts at least the hint; a recipient-temp retry comes just after it). A
+// greylist's reaction already says it.
 var hintReactions = map[policy.Class]string{
-	policy.ClassThrottle:    "The reply names a delay (%s): the destination's pause lasts at least that long (capped by max_hint and retry_max).",
-	policy.ClassUnavailable: "The reply names a delay (%s): the destination's pause lasts at least that long (capped by max_hint and retry_max).",
+	policy.ClassRecipientTemp: "The reply names a delay (%s): this recipient is retried just after it (capped by max_hint) instead of at its own backoff.",
+	policy.ClassThrottle:      "The reply names a delay (%s): the destination's pause lasts at least that long (capped by max_hint and retry_max).",
+	policy.ClassUnavailable:   "The reply names a delay (%s): the destination's pause lasts at least that long (capped by max_hint and retry_max).",
 }
 
 // Explain classifies line at stage with p's classifier (config rules

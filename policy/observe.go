@@ -133,7 +133,16 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 	case ClassGreylist:
 		dec.RetryAt = p.greyRefused(d, o.Rcpt, v, now)
 	case ClassRecipientTemp:
-		dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
+		if v.Delay > 0 {
+			// The mailbox says when it will take mail again ("receives
+			// too many messages, try again in 10 minutes"): come back
+			// just after that (the hint is capped by max_hint), not at
+			// the recipient's own backoff, which may be far longer or
+			// shorter.
+			dec.RetryAt = p.afterHint(v.Delay, now)
+		} else {
+			dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
+		}
 	case ClassAuthFix:
 		dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
 		dec.Alarm = fmt.Sprintf("auth-fix at %s: fix %s (%s)", name, v.Fix, o.Reply.String())
@@ -148,6 +157,13 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 	}
 	p.save(save)
 	return dec
+}
+
+// afterHint is when a recipient told to come back after delay is due:
+// just after it, by greylist_margin and up to one margin of jitter.
+func (p *Policy) afterHint(delay time.Duration, now time.Time) time.Time {
+	m := p.o.GreylistMargin
+	return now.Add(delay + m + time.Duration(p.rnd()*float64(m)))
 }
 
 func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
