@@ -223,8 +223,17 @@ func (q *Queue) openDB() (*bbolt.DB, error) {
 	db, err := bbolt.Open(q.opts.Path, 0o600, &bbolt.Options{
 		Timeout: q.opts.LockTimeout,
 		NoSync:  q.opts.NoSync,
-		// The hashmap freelist keeps allocation O(1) in a large file.
-		FreelistType: bbolt.FreelistMapType,
+		// The array freelist: its ids stay sorted, so writing the
+		// freelist at every commit is a merge, where the hashmap sorts
+		// every free span at every commit (issue 10: 71 % of the CPU in
+		// the drain of a million messages). Pages are allocated one at
+		// a time from its front (bodies are chunks, big ones spool
+		// files): O(1) too. A queue half freed after 200,000 messages
+		// (scattered free pages) enqueued 10,928 msg/s, 4,931 with the
+		// hashmap; a drain of 200,000 ran at 3,800 falling to 2,800
+		// msg/s, 2,400 falling to 1,000 with the hashmap. The file
+		// format is the same for both.
+		FreelistType: bbolt.FreelistArrayType,
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("queue file %s is locked: is another sluice serve running on this data_dir?: %w", q.opts.Path, ErrLocked)
