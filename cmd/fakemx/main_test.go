@@ -37,6 +37,11 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-greylist", "5m", "-greylist-text", "451 4.7.1 Greylisted, try again in %d seconds", "-starttls", "-duration", "1m"}, true, func(c config) bool {
 			return c.mx.Greylist == 5*time.Minute && c.mx.STARTTLS && c.duration == time.Minute
 		}},
+		{[]string{"-penalty", "5:10s:1m:30s", "-mailbox-rate", "2", "-mailbox-window", "1m"}, true, func(c config) bool {
+			return c.mx.Penalty == fakemx.PenaltyBox{Refusals: 5, Within: 10 * time.Second, Block: time.Minute, Extend: 30 * time.Second} &&
+				c.mx.MailboxRate == 2 && c.mx.MailboxWindow == time.Minute
+		}},
+		{[]string{"-penalty", "5:10s"}, false, nil},
 		{[]string{"-outage", "25s-10s"}, false, nil},
 		{[]string{"-schedule", "x"}, false, nil},
 		{[]string{"-script", "bogus::250 ok"}, false, nil},

@@ -2,8 +2,11 @@
 //
 // It behaves like a demanding receiving MX: it caps concurrent sessions and
 // messages per time window with 421 replies, greylists (client IP, sender,
-// recipient) triplets, goes through outage windows, and answers scripted
-// replies at any stage. It counts everything it does so that a test or a
+// recipient) triplets, goes through outage windows, shuts a penalty box
+// on a sender that keeps going over its limits, caps messages per
+// mailbox, and answers scripted replies at any stage. Every decision is
+// Model's, a clock-free type that the virtual-time simulator
+// (internal/sim) drives too; Server puts it on the wire. It counts everything it does so that a test or a
 // bench script can compare what the relay did with what an ideal sender
 // would have done.
 //
@@ -33,6 +36,8 @@ const (
 	DefaultRateText     = "421 4.7.0 Rate limit exceeded, try again later"
 	DefaultGreylistText = "450 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/example.html"
 	DefaultOutageText   = "421 4.3.2 Service not available"
+	DefaultPenaltyText  = "421 4.7.0 Temporarily deferred due to unexpected volume or user complaints"
+	DefaultMailboxText  = "450 4.2.1 The recipient's mailbox is receiving mail too fast, slow down"
 )
 
 // Options configures a Server. The zero value of every limit means
@@ -60,6 +65,17 @@ type Options struct {
 
 	OutageText string // default DefaultOutageText
 
+	// Penalty shuts the box on a sender that goes over the limits too
+	// often: PenaltyText at greeting and MAIL while it is shut.
+	Penalty     PenaltyBox
+	PenaltyText string // default DefaultPenaltyText
+	// MailboxRate caps the recipients accepted per mailbox per
+	// MailboxWindow (fixed windows from start; default Window): beyond
+	// it MailboxText at RCPT. 0 = no cap.
+	MailboxRate   int
+	MailboxWindow time.Duration
+	MailboxText   string // default DefaultMailboxText
+
 	STARTTLS    bool          // offer STARTTLS with a self-signed certificate made at Start
 	NoSMTPUTF8  bool          // do not offer SMTPUTF8 (RFC 6531), like many receivers still
 	No8BitMIME  bool          // do not offer 8BITMIME (RFC 6152): a "7-bit" peer
@@ -72,6 +88,17 @@ type Options struct {
 
 // Window is a span of time relative to server start: [Start, End).
 type Window struct{ Start, End time.Duration }
+
+// PenaltyBox blocks every session for Block once the sender has been
+// refused by a limit (sessions, rate, mailbox) Refusals times within
+// Within, as provider blocklists that trip on a burst of refusals do; a
+// connection or MAIL during the block keeps it shut at least Extend
+// longer (a sender that keeps hammering stays out). Refusals 0 = none.
+type PenaltyBox struct {
+	Refusals      int
+	Within, Block time.Duration
+	Extend        time.Duration
+}
 
 // Limits replaces the session and rate limits from At (relative to server
 // start) on, until the next Limits entry. Zero means no limit.
@@ -115,34 +142,20 @@ const (
 
 // Server is a running fake MX.
 type Server struct {
-	o        Options
-	now      func() time.Time
-	log      *slog.Logger
-	start    time.Time
-	ln       net.Listener
-	tlsConf  *tls.Config
-	rules    []rule
-	grey     reply // parsed GreylistText
-	sessions reply
-	rate     reply
-	outage   reply
+	o       Options
+	m       *Model // every decision and count
+	now     func() time.Time
+	log     *slog.Logger
+	ln      net.Listener
+	tlsConf *tls.Config
 
 	wg sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{}
-	active int
-	win    int64 // index of the current rate window
-	inWin  int   // accepted MAIL FROM in the current window
-	first  map[triplet]time.Time
-	hits   []int // matches per rule, for Times
-	st     Stats
-	ids    map[string]int
 	bodies [][]byte
 }
-
-type triplet struct{ ip, from, rcpt string }
 
 // Start validates o, listens on o.Addr and serves in the background.
 func Start(o Options) (*Server, error) {
@@ -152,9 +165,6 @@ func Start(o Options) (*Server, error) {
 	if o.Hostname == "" {
 		o.Hostname = "fakemx.test"
 	}
-	if o.Window <= 0 {
-		o.Window = time.Second
-	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 60 * time.Second
 	}
@@ -163,9 +173,6 @@ func Start(o Options) (*Server, error) {
 		now:   o.Now,
 		log:   o.Logger,
 		conns: map[net.Conn]struct{}{},
-		first: map[triplet]time.Time{},
-		ids:   map[string]int{},
-		st:    newStats(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -174,31 +181,9 @@ func Start(o Options) (*Server, error) {
 		s.log = slog.Default()
 	}
 	var err error
-	for _, t := range []struct {
-		dst *reply
-		txt string
-		def string
-	}{
-		{&s.grey, o.GreylistText, DefaultGreylistText},
-		{&s.sessions, o.SessionsText, DefaultSessionsText},
-		{&s.rate, o.RateText, DefaultRateText},
-		{&s.outage, o.OutageText, DefaultOutageText},
-	} {
-		if t.txt == "" {
-			t.txt = t.def
-		}
-		if *t.dst, err = parseReply(t.txt); err != nil {
-			return nil, fmt.Errorf("fakemx: %w", err)
-		}
+	if s.m, err = NewModel(o, s.now()); err != nil {
+		return nil, err
 	}
-	for i, r := range o.Script {
-		cr, err := compileRule(r)
-		if err != nil {
-			return nil, fmt.Errorf("fakemx: script rule %d: %w", i, err)
-		}
-		s.rules = append(s.rules, cr)
-	}
-	s.hits = make([]int, len(s.rules))
 	if o.STARTTLS {
 		// The certificate is checked by real TLS stacks against the real
 		// time, so it is dated by the wall clock, not by Options.Now.
@@ -217,7 +202,6 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fakemx: listen: %w", err)
 	}
-	s.start = s.now()
 	s.wg.Add(1)
 	go s.serve()
 	s.log.Info("fakemx listening", "addr", s.ln.Addr().String())

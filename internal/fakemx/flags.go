@@ -75,3 +75,41 @@ func ParseRule(s string) (Rule, error) {
 	}
 	return r, nil
 }
+
+// ParsePenalty reads "N:WITHIN:BLOCK[:EXTEND]", e.g. "5:10s:60s:30s":
+// after 5 limit refusals within 10 s every session is refused for 60 s,
+// and each attempt during the block keeps it shut 30 s longer.
+func ParsePenalty(s string) (PenaltyBox, error) {
+	f := strings.Split(s, ":")
+	if len(f) != 3 && len(f) != 4 {
+		return PenaltyBox{}, fmt.Errorf("penalty %q: want N:WITHIN:BLOCK[:EXTEND], e.g. 5:10s:60s:30s", s)
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 1 {
+		return PenaltyBox{}, fmt.Errorf("penalty %q: bad refusal count %q", s, f[0])
+	}
+	var d [3]time.Duration
+	for i, v := range f[1:] {
+		if d[i], err = time.ParseDuration(v); err != nil || d[i] < 0 || (i < 2 && d[i] == 0) {
+			return PenaltyBox{}, fmt.Errorf("penalty %q: bad duration %q", s, v)
+		}
+	}
+	return PenaltyBox{Refusals: n, Within: d[0], Block: d[1], Extend: d[2]}, nil
+}
+
+// Set makes a PenaltyBox a flag.Value (ParsePenalty's syntax).
+func (p *PenaltyBox) Set(s string) error {
+	v, err := ParsePenalty(s)
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+func (p *PenaltyBox) String() string {
+	if p == nil || p.Refusals == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d:%v:%v:%v", p.Refusals, p.Within, p.Block, p.Extend)
+}

@@ -27,6 +27,11 @@ func TestParseFlags(t *testing.T) {
 		{`mail::421-4.7.0 a\n421 4.7.0 b`, wrap(ParseRule), Rule{Stage: "mail", Reply: "421-4.7.0 a\n421 4.7.0 b"}, false},
 		{"data::250 2.0.0 ok", wrap(ParseRule), Rule{Stage: "data", Reply: "250 2.0.0 ok"}, false},
 		{"helo::250 ok", wrap(ParseRule), nil, true},
+		{"5:10s:60s:30s", wrap(ParsePenalty), PenaltyBox{5, 10 * time.Second, time.Minute, 30 * time.Second}, false},
+		{"5:10s:60s", wrap(ParsePenalty), PenaltyBox{5, 10 * time.Second, time.Minute, 0}, false},
+		{"0:10s:60s", wrap(ParsePenalty), nil, true},
+		{"5:0s:60s", wrap(ParsePenalty), nil, true},
+		{"5:10s", wrap(ParsePenalty), nil, true},
 		{"rcpt*0::550 x", wrap(ParseRule), nil, true},
 		{"rcpt:x", wrap(ParseRule), nil, true},
 	}
@@ -130,7 +135,7 @@ func FuzzParseRule(f *testing.F) {
 			t.Fatalf("ParseRule accepted %q but compile fails: %v", s, err)
 		}
 		w := cr.reply.wire()
-		if !bytes.HasSuffix(w, []byte("\r\n")) || bytes.Count(w, []byte("\r\n")) != len(cr.reply.lines) {
+		if !bytes.HasSuffix(w, []byte("\r\n")) || bytes.Count(w, []byte("\r\n")) != len(cr.reply.Lines) {
 			t.Fatalf("%q renders %q", s, w)
 		}
 	})

@@ -7,18 +7,24 @@ import (
 	"strings"
 )
 
-// reply is a parsed SMTP reply: a basic code and the text of each line
+// Reply is a parsed SMTP reply: a basic code and the text of each line
 // (the text keeps the enhanced code, if any).
-type reply struct {
-	code  int
-	lines []string
+type Reply struct {
+	Code  int
+	Lines []string
+}
+
+// String renders the reply on one line: the code and the lines' texts
+// joined by spaces.
+func (r Reply) String() string {
+	return strings.TrimSpace(strconv.Itoa(r.Code) + " " + strings.Join(r.Lines, " "))
 }
 
 // scripted is a Script rule's reply and the unrequested one it may send
 // after it (Rule.Extra), in a second write when later is set.
 type scripted struct {
-	reply
-	extra *reply
+	Reply
+	extra *Reply
 	later bool
 }
 
@@ -27,21 +33,21 @@ var errBadReply = errors.New("reply must start with a 3-digit code 2xx-5xx")
 // parseReply reads a reply written the way it appears on the wire, e.g.
 // "421 4.7.0 Try later". Several lines may be joined with "\n"; each may
 // repeat the code ("550-..." or "550 ...") or give only the text.
-func parseReply(s string) (reply, error) {
+func parseReply(s string) (Reply, error) {
 	s = strings.TrimRight(s, "\r\n")
 	parts := strings.Split(s, "\n")
 	code, text, err := splitCode(parts[0])
 	if err != nil {
-		return reply{}, fmt.Errorf("%q: %w", parts[0], err)
+		return Reply{}, fmt.Errorf("%q: %w", parts[0], err)
 	}
-	r := reply{code: code, lines: []string{text}}
+	r := Reply{Code: code, Lines: []string{text}}
 	prefix := parts[0][:3]
 	for _, p := range parts[1:] {
 		p = strings.TrimRight(p, "\r")
 		if strings.HasPrefix(p, prefix) && (len(p) == 3 || p[3] == ' ' || p[3] == '-') {
 			p = strings.TrimLeft(p[3:], " -")
 		}
-		r.lines = append(r.lines, p)
+		r.Lines = append(r.Lines, p)
 	}
 	return r, nil
 }
@@ -67,24 +73,24 @@ func splitCode(line string) (int, string, error) {
 
 // withDelay fills a %d in the reply text with secs, as postgrey-style
 // texts name the remaining delay.
-func (r reply) withDelay(secs int) reply {
-	out := reply{code: r.code, lines: make([]string, len(r.lines))}
-	for i, l := range r.lines {
+func (r Reply) withDelay(secs int) Reply {
+	out := Reply{Code: r.Code, Lines: make([]string, len(r.Lines))}
+	for i, l := range r.Lines {
 		if strings.Contains(l, "%d") {
 			l = strings.Replace(l, "%d", strconv.Itoa(secs), 1)
 		}
-		out.lines[i] = l
+		out.Lines[i] = l
 	}
 	return out
 }
 
 // wire renders the reply with CRLF line ends; continuation lines use
 // "code-" (RFC 5321 §4.2.1).
-func (r reply) wire() []byte {
+func (r Reply) wire() []byte {
 	var b []byte
-	for i, l := range r.lines {
-		b = strconv.AppendInt(b, int64(r.code), 10)
-		if i < len(r.lines)-1 {
+	for i, l := range r.Lines {
+		b = strconv.AppendInt(b, int64(r.Code), 10)
+		if i < len(r.Lines)-1 {
 			b = append(b, '-')
 		} else {
 			b = append(b, ' ')
@@ -115,7 +121,7 @@ func compileRule(r Rule) (rule, error) {
 	if err != nil {
 		return rule{}, err
 	}
-	rep := scripted{reply: first}
+	rep := scripted{Reply: first}
 	if r.Extra != "" {
 		x, err := parseReply(r.Extra)
 		if err != nil {

@@ -37,27 +37,27 @@ func newSession(s *Server, c net.Conn) *session {
 
 func (ss *session) run() {
 	defer ss.c.Close()
-	if rep, ok := ss.s.admit(); !ok {
+	if rep, ok := ss.s.m.Connect(ss.s.now()); !ok {
 		ss.send(rep)
 		return
 	}
-	defer ss.s.release()
-	if rep, ok := ss.s.script(StageGreeting, ss.ip); ok {
+	defer ss.s.m.Release()
+	if rep, ok := ss.s.m.script(StageGreeting, ss.ip); ok {
 		ss.sendScripted(rep)
-		if rep.code >= 400 {
+		if rep.Code >= 400 {
 			// RFC 5321 §3.1 lets a refusing server close after a 554
 			// greeting too; a 421 must close (§3.8).
 			return
 		}
 	} else {
-		ss.send(reply{220, []string{ss.s.o.Hostname + " ESMTP fakemx"}})
+		ss.send(Reply{220, []string{ss.s.o.Hostname + " ESMTP fakemx"}})
 	}
 	for !ss.quit {
 		_ = ss.c.SetReadDeadline(time.Now().Add(ss.s.o.IdleTimeout))
 		line, err := ss.readLine()
 		if err != nil {
 			if errors.Is(err, bufio.ErrBufferFull) {
-				ss.send(reply{500, []string{"5.5.2 Line too long"}})
+				ss.send(Reply{500, []string{"5.5.2 Line too long"}})
 				continue
 			}
 			return
@@ -89,11 +89,8 @@ func (ss *session) readLine() (string, error) {
 // send writes a reply. It flushes only when the client has nothing more
 // buffered, which keeps PIPELINING (RFC 2920) batches to one write. A 421
 // closes the session (RFC 5321 §3.8).
-func (ss *session) send(r reply) {
-	if r.code == 421 {
-		ss.s.mu.Lock()
-		ss.s.st.Refused421++
-		ss.s.mu.Unlock()
+func (ss *session) send(r Reply) {
+	if r.Code == 421 {
 		ss.quit = true
 	}
 	_ = ss.c.SetWriteDeadline(time.Now().Add(ss.s.o.IdleTimeout))
@@ -107,7 +104,7 @@ func (ss *session) send(r reply) {
 // extra one, if any: in the same write, or in a second one (Rule.Later).
 func (ss *session) sendScripted(r scripted) {
 	if r.extra == nil {
-		ss.send(r.reply)
+		ss.send(r.Reply)
 		return
 	}
 	_ = ss.c.SetWriteDeadline(time.Now().Add(ss.s.o.IdleTimeout))
@@ -117,9 +114,7 @@ func (ss *session) sendScripted(r scripted) {
 	}
 	_, _ = ss.w.Write(r.extra.wire())
 	_ = ss.w.Flush()
-	ss.s.mu.Lock()
-	ss.s.st.ExtraReplies++
-	ss.s.mu.Unlock()
+	ss.s.m.count(func(st *Stats) { st.ExtraReplies++ })
 }
 
 func (ss *session) reset() {
@@ -127,12 +122,12 @@ func (ss *session) reset() {
 }
 
 var (
-	replyOK        = reply{250, []string{"2.0.0 Ok"}}
-	replyBadSeq    = reply{503, []string{"5.5.1 Bad sequence of commands"}}
-	replySyntax    = reply{501, []string{"5.5.4 Syntax error in parameters"}}
-	replyUnknown   = reply{500, []string{"5.5.2 Command not recognized"}}
-	replyNoTLS     = reply{502, []string{"5.5.1 STARTTLS not offered"}}
-	replyNeedHello = reply{503, []string{"5.5.1 Send EHLO first"}}
+	replyOK        = Reply{250, []string{"2.0.0 Ok"}}
+	replyBadSeq    = Reply{503, []string{"5.5.1 Bad sequence of commands"}}
+	replySyntax    = Reply{501, []string{"5.5.4 Syntax error in parameters"}}
+	replyUnknown   = Reply{500, []string{"5.5.2 Command not recognized"}}
+	replyNoTLS     = Reply{502, []string{"5.5.1 STARTTLS not offered"}}
+	replyNeedHello = Reply{503, []string{"5.5.1 Send EHLO first"}}
 )
 
 func (ss *session) command(line string) {
@@ -154,9 +149,9 @@ func (ss *session) command(line string) {
 	case "NOOP":
 		ss.send(replyOK)
 	case "VRFY":
-		ss.send(reply{252, []string{"2.5.0 Cannot VRFY user"}})
+		ss.send(Reply{252, []string{"2.5.0 Cannot VRFY user"}})
 	case "QUIT":
-		ss.send(reply{221, []string{"2.0.0 Bye"}})
+		ss.send(Reply{221, []string{"2.0.0 Bye"}})
 		ss.quit = true
 	default:
 		ss.send(replyUnknown)
@@ -168,20 +163,18 @@ func (ss *session) hello(ehlo bool, name string) {
 		ss.send(replySyntax)
 		return
 	}
-	ss.s.mu.Lock()
-	ss.s.st.EHLONames[name]++
-	ss.s.mu.Unlock()
+	ss.s.m.count(func(st *Stats) { st.EHLONames[name]++ })
 	ss.reset() // RFC 5321 §4.1.4: EHLO implies RSET
-	if rep, ok := ss.s.script(StageEHLO, name); ok {
+	if rep, ok := ss.s.m.script(StageEHLO, name); ok {
 		ss.sendScripted(rep)
-		if rep.code < 300 {
+		if rep.Code < 300 {
 			ss.helo = name
 		}
 		return
 	}
 	ss.helo = name
 	if !ehlo {
-		ss.send(reply{250, []string{ss.s.o.Hostname}})
+		ss.send(Reply{250, []string{ss.s.o.Hostname}})
 		return
 	}
 	lines := []string{ss.s.o.Hostname, "PIPELINING", "ENHANCEDSTATUSCODES"}
@@ -194,7 +187,7 @@ func (ss *session) hello(ehlo bool, name string) {
 	if ss.s.tlsConf != nil && !ss.tls {
 		lines = append(lines, "STARTTLS")
 	}
-	ss.send(reply{250, lines})
+	ss.send(Reply{250, lines})
 }
 
 func (ss *session) startTLS() {
@@ -206,7 +199,7 @@ func (ss *session) startTLS() {
 		ss.send(replyBadSeq)
 		return
 	}
-	ss.send(reply{220, []string{"2.0.0 Ready to start TLS"}})
+	ss.send(Reply{220, []string{"2.0.0 Ready to start TLS"}})
 	_ = ss.w.Flush()
 	tc := tls.Server(ss.c, ss.s.tlsConf)
 	_ = tc.SetDeadline(time.Now().Add(ss.s.o.IdleTimeout))
@@ -222,9 +215,7 @@ func (ss *session) startTLS() {
 	ss.r = bufio.NewReaderSize(tc, 64<<10)
 	ss.w = bufio.NewWriterSize(tc, 4<<10)
 	ss.reset()
-	ss.s.mu.Lock()
-	ss.s.st.TLSSessions++
-	ss.s.mu.Unlock()
+	ss.s.m.count(func(st *Stats) { st.TLSSessions++ })
 }
 
 func (ss *session) mail(arg string) {
@@ -241,19 +232,19 @@ func (ss *session) mail(arg string) {
 		ss.send(replySyntax)
 		return
 	}
-	if rep, ok := ss.s.script(StageMail, from); ok {
+	if rep, ok := ss.s.m.script(StageMail, from); ok {
 		ss.sendScripted(rep)
-		if rep.code < 300 {
+		if rep.Code < 300 {
 			ss.inMail, ss.from = true, from
 		}
 		return
 	}
-	if !ss.s.takeRate() {
-		ss.send(ss.s.rate)
+	if rep, ok := ss.s.m.Mail(ss.s.now()); !ok {
+		ss.send(rep)
 		return
 	}
 	ss.inMail, ss.from = true, from
-	ss.send(reply{250, []string{"2.1.0 Ok"}})
+	ss.send(Reply{250, []string{"2.1.0 Ok"}})
 }
 
 func (ss *session) rcpt(arg string) {
@@ -266,28 +257,29 @@ func (ss *session) rcpt(arg string) {
 		ss.send(replySyntax)
 		return
 	}
-	ss.s.noteAttempt(to)
-	rep, refused := ss.s.script(StageRcpt, to)
-	if !refused {
-		rep.reply, refused = ss.s.greylisted(ss.ip, ss.from, to)
+	rep, refused := ss.s.m.script(StageRcpt, to)
+	if refused {
+		ss.s.m.noteAttempt(ss.s.now(), to)
+	} else {
+		rep.Reply, refused = ss.s.m.Rcpt(ss.s.now(), ss.ip, ss.from, to)
 	}
 	if refused {
 		ss.sendScripted(rep)
-		if rep.code < 300 {
+		if rep.Code < 300 {
 			ss.rcpts = append(ss.rcpts, to)
 		}
 		return
 	}
 	ss.rcpts = append(ss.rcpts, to)
-	ss.send(reply{250, []string{"2.1.5 Ok"}})
+	ss.send(Reply{250, []string{"2.1.5 Ok"}})
 }
 
 func (ss *session) data() {
 	if !ss.inMail || len(ss.rcpts) == 0 {
-		ss.send(reply{554, []string{"5.5.1 No valid recipients"}})
+		ss.send(Reply{554, []string{"5.5.1 No valid recipients"}})
 		return
 	}
-	if rep, ok := ss.s.script(StageData, append([]string{ss.from}, ss.rcpts...)...); ok && rep.code != 354 {
+	if rep, ok := ss.s.m.script(StageData, append([]string{ss.from}, ss.rcpts...)...); ok && rep.Code != 354 {
 		// A receiver that answers DATA with anything but 354 reads no
 		// body; the client must not take a 250 here for a delivery.
 		ss.sendScripted(rep)
@@ -295,7 +287,7 @@ func (ss *session) data() {
 	} else if ok {
 		ss.sendScripted(rep)
 	} else {
-		ss.send(reply{354, []string{"End data with <CR><LF>.<CR><LF>"}})
+		ss.send(Reply{354, []string{"End data with <CR><LF>.<CR><LF>"}})
 	}
 	_ = ss.w.Flush()
 	_ = ss.c.SetReadDeadline(time.Now().Add(ss.s.o.IdleTimeout))
@@ -305,15 +297,26 @@ func (ss *session) data() {
 		return
 	}
 	defer ss.reset()
-	if rep, ok := ss.s.script(StageDataEnd, append([]string{ss.from}, ss.rcpts...)...); ok {
-		if rep.code < 300 {
-			ss.s.deliver(ss.rcpts, res, ss.s.o.KeepBodies)
+	if rep, ok := ss.s.m.script(StageDataEnd, append([]string{ss.from}, ss.rcpts...)...); ok {
+		if rep.Code < 300 {
+			ss.s.deliver(ss.rcpts, res)
 		}
 		ss.sendScripted(rep)
 		return
 	}
-	n := ss.s.deliver(ss.rcpts, res, ss.s.o.KeepBodies)
-	ss.send(reply{250, []string{"2.0.0 Ok: queued as " + strconv.Itoa(n)}})
+	n := ss.s.deliver(ss.rcpts, res)
+	ss.send(Reply{250, []string{"2.0.0 Ok: queued as " + strconv.Itoa(n)}})
+}
+
+// deliver records a message accepted at end of DATA (and keeps its body
+// when Options.KeepBodies) and returns its sequence number.
+func (s *Server) deliver(rcpts []string, res dataResult) int {
+	if s.o.KeepBodies {
+		s.mu.Lock()
+		s.bodies = append(s.bodies, res.raw)
+		s.mu.Unlock()
+	}
+	return s.m.Deliver(s.now(), rcpts, res.messageID, res.bare)
 }
 
 // parsePath reads "FROM:<a@b> PARAMS" or "TO:<a@b>" (RFC 5321 §4.1.2) and

@@ -3,7 +3,6 @@ package fakemx
 import (
 	"maps"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -16,6 +15,9 @@ type Stats struct {
 	SessionRefusals int `json:"session_refusals"` // 421 at greeting: over MaxSessions
 	RateRefusals    int `json:"rate_refusals"`    // 421 at MAIL: over RatePerWindow
 	OutageRefusals  int `json:"outage_refusals"`  // 421 at greeting: inside an outage window
+	PenaltyRefusals int `json:"penalty_refusals"` // refused at greeting or MAIL: inside the penalty box
+	PenaltyBlocks   int `json:"penalty_blocks"`   // times the penalty box shut
+	MailboxRefusals int `json:"mailbox_refusals"` // RCPT refused: the mailbox's limit per window
 	GreylistReplies int `json:"greylist_replies"` // RCPT refused by greylisting
 	ScriptedReplies int `json:"scripted_replies"` // replies sent by a Script rule
 	ExtraReplies    int `json:"extra_replies"`    // unrequested replies sent after a scripted one (Rule.Extra)
@@ -54,26 +56,15 @@ func (st Stats) clone() Stats {
 }
 
 // Stats returns a snapshot; the maps are copies.
-func (s *Server) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.clone()
-}
+func (s *Server) Stats() Stats { return s.m.Stats() }
 
 // MessageIDs returns Message-ID -> times delivered.
-func (s *Server) MessageIDs() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.ids)
-}
+func (s *Server) MessageIDs() map[string]int { return s.m.MessageIDs() }
 
 // Recipient reports the first RCPT attempt and the first delivery of rcpt,
 // and how many greylist replies it got. ok is false if it was never seen.
 func (s *Server) Recipient(rcpt string) (firstAttempt, delivered time.Time, greylistReplies int, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.st.Recipients[strings.ToLower(rcpt)]
-	return r.FirstAttempt, r.Delivered, r.GreylistReplies, ok
+	return s.m.Recipient(rcpt)
 }
 
 // Received returns the raw bodies delivered so far (dot-unstuffed, line
