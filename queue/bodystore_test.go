@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"context"
+	"io"
+	"strings"
 	"sync"
 	"testing"
 
@@ -146,3 +148,19 @@ func TestBodyChunksRoundTrip(t *testing.T) {
 }
 
 func bodyID(i int) string { return "00000000000BODY" + string(rune('0'+i)) }
+
+// TestBodyOf: an in-memory body reads as a stored one does.
+func TestBodyOf(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"", "Subject: x\r\n\r\nhi\r\n", "Subject: caf\xc3\xa9\r\n\r\n"} {
+		b := BodyOf([]byte(in))
+		got, err := io.ReadAll(b)
+		if err != nil || string(got) != in || b.Size() != int64(len(in)) || b.Has8Bit() != strings.ContainsFunc(in, func(r rune) bool { return r >= 0x80 }) {
+			t.Errorf("BodyOf(%q): read %q, %v, size %d, 8bit %v", in, got, err, b.Size(), b.Has8Bit())
+		}
+		b.Close()
+		if _, err := b.Read(make([]byte, 1)); err == nil {
+			t.Errorf("BodyOf(%q): read after Close", in)
+		}
+	}
+}

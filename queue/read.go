@@ -68,6 +68,13 @@ type Body struct {
 	closed bool
 }
 
+// BodyOf returns an open body reading b: what an in-memory stand-in for
+// the queue (the virtual-time simulator, internal/sim) hands out where
+// OpenBody would read the file.
+func BodyOf(b []byte) *Body {
+	return &Body{r: bytes.NewReader(b), size: int64(len(b)), eight: has8Bit(b)}
+}
+
 // Read implements io.Reader.
 func (b *Body) Read(p []byte) (int, error) {
 	if b.closed {

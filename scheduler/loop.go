@@ -90,6 +90,8 @@ func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
 			return nil
 		case <-watch.C():
 		case <-s.kick:
+		case ch := <-s.inspect:
+			ch <- s.views()
 		case r := <-s.resolved:
 			s.onResolved(r)
 		case r := <-s.leased:

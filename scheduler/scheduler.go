@@ -177,6 +177,8 @@ type Scheduler struct {
 	clk  clock.Clock
 	log  *slog.Logger
 	kick chan struct{}
+	// inspect carries Inspect's requests to the loop.
+	inspect chan chan []DestView
 
 	// leases is every lease this scheduler holds, for the queue's reaper.
 	leases heldLeases
@@ -222,6 +224,7 @@ func New(o Options) (*Scheduler, error) {
 		clk:      o.Clock,
 		log:      o.Logger,
 		kick:     make(chan struct{}, 1),
+		inspect:  make(chan chan []DestView),
 		stopped:  make(chan struct{}),
 		domains:  map[string]*domain{},
 		resolved: make(chan resolution, o.MaxResolving),

@@ -478,3 +478,29 @@ func TestFailedLeaseCommitLeavesNoOrphan(t *testing.T) {
 	r.clk.Advance(time.Second)
 	eventually(t, "every message", func() bool { return r.out.count("dest.test") == 6 })
 }
+
+// TestInspectShowsTheLoopsView: Inspect reports what the loop holds of
+// each destination, from the loop itself: a paused destination's due
+// head and the time policy named; a served one's sessions. The simulator
+// (internal/sim) measures starvation with it.
+func TestInspectShowsTheLoopsView(t *testing.T) {
+	t.Parallel()
+	r := newVRig(t, func(o *Options) { o.ConnectionIdle = time.Hour })
+	t0 := r.clk.Now()
+	r.pol.set("paused.test", 2, t0.Add(time.Hour))
+	r.add("paused.test", 10, t0)
+	r.add("ok.test", 3, t0)
+	r.run()
+	eventually(t, "the open destination's mail", func() bool { return r.out.count("ok.test") == 3 })
+	r.settle()
+	views := map[string]DestView{}
+	for _, v := range r.s.Inspect(context.Background()) {
+		views[v.Name] = v
+	}
+	if v := views["paused.test"]; !v.Head.Equal(t0) || !v.AskAt.Equal(t0.Add(time.Hour)) || v.Sessions != 0 || v.Ready != 0 {
+		t.Errorf("paused destination: %+v", v)
+	}
+	if v := views["ok.test"]; !v.Head.IsZero() || v.Sessions == 0 || v.Idle != v.Sessions {
+		t.Errorf("served destination with idling sessions: %+v", v)
+	}
+}
