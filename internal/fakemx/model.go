@@ -119,6 +119,16 @@ func (m *Model) LimitsAt(d time.Duration) (maxSessions, rate int) {
 	return maxSessions, rate
 }
 
+// Down reports whether elapsed time d falls in an outage window.
+func (m *Model) Down(d time.Duration) bool {
+	for _, w := range m.o.Outages {
+		if d >= w.Start && d < w.End {
+			return true
+		}
+	}
+	return false
+}
+
 // Connect decides the greeting of a connection opened at now. It returns
 // the refusal to send, or ok=true after counting the session as active;
 // the caller then calls Release when the session ends. Inside an outage
@@ -129,11 +139,9 @@ func (m *Model) Connect(now time.Time) (refusal Reply, ok bool) {
 	defer m.mu.Unlock()
 	m.st.Connections++
 	d := now.Sub(m.start)
-	for _, w := range m.o.Outages {
-		if d >= w.Start && d < w.End {
-			m.st.OutageRefusals++
-			return m.refuse(m.outage), false
-		}
+	if m.Down(d) {
+		m.st.OutageRefusals++
+		return m.refuse(m.outage), false
 	}
 	if now.Before(m.boxed) {
 		m.st.PenaltyRefusals++
