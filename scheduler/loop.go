@@ -64,6 +64,9 @@ func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
 		for name, h := range watch.Take() {
 			s.setHead(name, h.At, h.Due)
 		}
+		if s.reconsider.Swap(false) {
+			s.askAgain()
+		}
 		s.serveDirty(sessionCtx)
 		now := s.now()
 		// The destinations due now, taken first: one served again at
@@ -254,6 +257,24 @@ func (s *Scheduler) dropIfIdle(d *dest) {
 	}
 	delete(s.dests, d.name)
 	delete(s.dirty, d)
+}
+
+// askAgain forgets what policy said about when to ask again, for every
+// destination held back by it, so that the turn serves them now.
+func (s *Scheduler) askAgain() {
+	s.mu.Lock()
+	dests := make([]*dest, 0, len(s.dests))
+	for _, d := range s.dests {
+		dests = append(dests, d)
+	}
+	s.mu.Unlock()
+	now := s.now()
+	for _, d := range dests {
+		if d.capWait || d.askAt.After(now) {
+			d.capWait, d.askAt = false, time.Time{}
+			s.schedule(d)
+		}
+	}
 }
 
 // markDirtyLocked asks the loop to serve d (a session took a job, waits

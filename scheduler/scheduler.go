@@ -204,6 +204,7 @@ type Scheduler struct {
 	// to sleep with no lease and no lookup in flight (0 while awake), so
 	// that tests in virtual time know when a step is over.
 	turns, quiet atomic.Uint64
+	reconsider   atomic.Bool // Reconsider was called
 
 	mu       sync.Mutex
 	dests    map[string]*dest
@@ -243,13 +244,21 @@ func New(o Options) (*Scheduler, error) {
 }
 
 // Kick wakes the loop. It never blocks. The queue's due feed already
-// wakes it for every new due time; Kick is for callers that changed
-// something else (an operator's flush).
+// wakes it for every new due time, so a new message needs no Kick.
 func (s *Scheduler) Kick() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Reconsider has the loop ask policy again about every destination it
+// holds back, at once: an operator changed what policy would answer (a
+// pause ended by `queue flush --force`, limits raised). It costs one
+// policy question per waiting destination; it never blocks.
+func (s *Scheduler) Reconsider() {
+	s.reconsider.Store(true)
+	s.Kick()
 }
 
 // now is the scheduler's clock.

@@ -504,3 +504,24 @@ func TestInspectShowsTheLoopsView(t *testing.T) {
 		t.Errorf("served destination with idling sessions: %+v", v)
 	}
 }
+
+// TestReconsiderAfterAnOperatorResume: an operator ends a pause early
+// (`queue flush --force` resumes the destination in policy); Reconsider
+// has the loop ask policy again at once instead of at the old pause end.
+func TestReconsiderAfterAnOperatorResume(t *testing.T) {
+	t.Parallel()
+	r := newVRig(t, nil)
+	t0 := r.clk.Now()
+	r.pol.set("dest.test", 2, t0.Add(time.Hour))
+	r.add("dest.test", 20, t0)
+	r.run()
+	r.settle()
+	r.pol.set("dest.test", 2, time.Time{}) // policy.Resume
+	r.s.Kick()
+	r.settle()
+	if n := r.out.count("dest.test"); n != 0 {
+		t.Fatalf("%d delivered on a plain Kick: the loop keeps its parking time", n)
+	}
+	r.s.Reconsider()
+	eventually(t, "the mail after the resume", func() bool { return r.out.count("dest.test") == 20 })
+}

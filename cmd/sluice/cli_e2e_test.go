@@ -191,3 +191,45 @@ func TestE2EOperatorSurface(t *testing.T) {
 }
 
 func quietTestLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestE2EFlushForceResumesAtOnce (issue 10): `queue flush --force` ends a
+// destination's pause in policy, and the scheduler, which holds a paused
+// destination back until the pause's end without looking at it, asks
+// again at once: the mail goes now, not when the minute-long pause would
+// have ended.
+func TestE2EFlushForceResumesAtOnce(t *testing.T) {
+	const n = 3
+	dir := t.TempDir()
+	smtpAddr, mxAddr := freeAddr(t), freeAddr(t)
+	cfg := writeAdminConfig(t, dir, smtpAddr, freeAddr(t), routeTo("dest.test", mxAddr))
+	// A pause of a minute and more (retry_base), far beyond the test.
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(strings.Replace(string(b), `retry_base = "1s"`, `retry_base = "1m"`, 1), `retry_max = "2s"`, `retry_max = "1h"`, 1))
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, cfg, smtpAddr)
+	// The receiver starts with the relay up: its outage (421 at the
+	// greeting) covers the first attempt.
+	started := time.Now()
+	mx, err := fakemx.Start(fakemx.Options{Addr: mxAddr, Outages: []fakemx.Window{{Start: 0, End: 2 * time.Second}}, Logger: quietTestLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mx.Close()
+	submit(t, smtpAddr, n, "user@dest.test")
+	var doms admin.Domains
+	eventually(t, 10*time.Second, "dest.test paused by the outage", func() bool {
+		cliJSON(t, &doms, "domains", "--config", cfg)
+		d, ok := findDest(doms, "dest.test")
+		return ok && d.State == "paused"
+	})
+	eventually(t, 5*time.Second, "the fake MX's outage to end", func() bool { return time.Since(started) > 2*time.Second })
+	if out, code := cli(t, "queue", "flush", "--domain", "dest.test", "--force", "--config", cfg); code != 0 {
+		t.Fatalf("flush --force: exit %d\n%s", code, out)
+	}
+	eventually(t, 10*time.Second, "delivery right after the flush", func() bool { return mx.Stats().Delivered == n })
+}

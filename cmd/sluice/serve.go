@@ -292,7 +292,7 @@ func (d *daemon) open() error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	d.admin = admin.New(admin.Options{
-		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Kick, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
+		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Reconsider, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
 		Ready:    d.ready,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
 	})
