@@ -9,6 +9,7 @@
 # Run as root by hand (not in CI): bench/throttle/run.sh
 # Environment: N=2000 CAP=300 (seconds per side) NO_POSTFIX=1 NO_SLUICE=1
 #              SCENARIOS="throttle greylist-hinted greylist-plain outage shifting"
+#              (also lowrate: 1 session, 5 msg/s; run it with N=300)
 set -euo pipefail
 
 BENCH_REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -47,6 +48,7 @@ PF_SCALED=(
 mx_args() {
 	case $1 in
 	throttle) printf '%s\n' -sessions 3 -rate 100 ;;
+	lowrate) printf '%s\n' -sessions 1 -rate 5 ;;
 	greylist-hinted) printf '%s\n' -greylist 10s -greylist-text '451 4.7.1 Greylisted, try again in %d seconds' ;;
 	greylist-plain) printf '%s\n' -greylist 10s ;;
 	outage) printf '%s\n' -outage 0s-15s ;;
@@ -123,6 +125,7 @@ header() {
 report_flags() {
 	case $1 in
 	throttle) echo -sessions 3 -rate 100 ;;
+	lowrate) echo -sessions 1 -rate 5 ;;
 	greylist-*) echo -greylist 10s ;;
 	outage) echo -outage 0s-15s ;;
 	shifting) echo -sessions 3 -rate 100 -schedule 10s:1:20 -schedule 25s:3:100 ;;

@@ -38,7 +38,7 @@ func idealTime(sc Scenario, m *fakemx.Model, lat time.Duration) time.Duration {
 	var served, attempted float64
 	for step := 0; step < int(48*time.Hour/idealStep); step++ {
 		t := time.Duration(step) * idealStep
-		capacity := capacityAt(sc, m, t, window, perSession) * dt
+		capacity := capacityAt(sc, m, sc.Lead+t, window, perSession) * dt
 		arrived := n
 		if sc.Arrive > 0 {
 			// Message i arrives at i/N of the span: the first at once.
@@ -65,7 +65,8 @@ func idealTime(sc Scenario, m *fakemx.Model, lat time.Duration) time.Duration {
 	return 48 * time.Hour
 }
 
-// capacityAt is the receiver's capacity in messages per second at t.
+// capacityAt is the receiver's capacity in messages per second at t of
+// its own time.
 func capacityAt(sc Scenario, m *fakemx.Model, t, window time.Duration, perSession float64) float64 {
 	o := sc.Receiver
 	if m.Down(t) {

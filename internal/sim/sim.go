@@ -44,7 +44,7 @@ const domain = "dest.test"
 // loopback (see docs/design-notes.md, "the simulator").
 const (
 	DefaultLatency = 100 * time.Microsecond // one SMTP command's round trip on loopback
-	DefaultCommit  = 500 * time.Microsecond // one queue commit (group commit with fsync)
+	DefaultCommit  = 2 * time.Millisecond   // one queue commit (group commit with fsync)
 	DefaultTick    = 200 * time.Millisecond // the monitor's look at the scheduler
 	// StarveAfter: due work at a destination that policy admits, left
 	// unstarted longer than this, is starvation (issue 11).
@@ -61,6 +61,10 @@ type Scenario struct {
 	// Arrive spreads the messages' arrival evenly over this span from
 	// the start (0: all queued at once).
 	Arrive time.Duration
+	// Lead is how long the receiver has been up when the first message
+	// comes: its windows, outages and schedule count from its own start
+	// (as the bench's fake MX starts before the relay).
+	Lead time.Duration
 	// Receiver is the model receiver's limits and texts (the network
 	// parts of fakemx.Options are ignored).
 	Receiver fakemx.Options
@@ -74,6 +78,26 @@ type Scenario struct {
 	// ideal plus an hour).
 	Cap  time.Duration
 	Seed uint64
+	// Trace keeps a sample of policy's state and the receiver's counts
+	// at every look of the monitor (Result.Trace).
+	Trace bool
+}
+
+// Sample is one look at a run: policy's state of the destination and
+// what the receiver counted so far.
+type Sample struct {
+	At                    time.Duration // since the start
+	State                 string        // policy's: open, paused, probing, suspended
+	Conc, Active          int
+	Rate                  float64 // policy's rate cap, 0 = none
+	Delivered, Refused    int     // the receiver's deliveries and refusals (limits, outages, the box)
+	Greylisted, Penalized int     // greylist replies; refusals inside the penalty box
+	Due, Ready, Sessions  int     // the scheduler's view: due head (1/0), jobs in hand, sessions
+}
+
+func (s Sample) String() string {
+	return fmt.Sprintf("%8.1fs %-9s conc %2d/%-2d rate %7.1f | delivered %5d refused %4d greylisted %4d boxed %4d | due %d ready %d sessions %d",
+		s.At.Seconds(), s.State, s.Active, s.Conc, s.Rate, s.Delivered, s.Refused, s.Greylisted, s.Penalized, s.Due, s.Ready, s.Sessions)
 }
 
 // Result is what the receiver saw, and what the monitor found.
@@ -97,6 +121,7 @@ type Result struct {
 	// the mean rate cap over the share of the time under one (Capped).
 	Paused, MeanConc, MeanRate, Capped float64
 	Stats                              fakemx.Stats
+	Trace                              []Sample      // Scenario.Trace
 	Wall                               time.Duration // real time the run took
 	start                              time.Time
 }
@@ -170,7 +195,7 @@ func run(sc Scenario) (Result, error) {
 		return Result{}, err
 	}
 	start := time.Now()
-	m, err := fakemx.NewModel(sc.Receiver, start)
+	m, err := fakemx.NewModel(sc.Receiver, start.Add(-sc.Lead))
 	if err != nil {
 		return Result{}, err
 	}
@@ -212,7 +237,7 @@ func run(sc Scenario) (Result, error) {
 		_ = s.Run(ctx, ctx)
 		close(done)
 	}()
-	mon := monitor{s: s, pol: pol, out: out, streaks: map[string]*streak{}}
+	mon := monitor{s: s, pol: pol, out: out, m: m, start: start, trace: sc.Trace, streaks: map[string]*streak{}}
 	for next := start.Add(DefaultTick); ; {
 		time.Sleep(time.Until(next))
 		synctest.Wait()
@@ -235,7 +260,7 @@ func run(sc Scenario) (Result, error) {
 		Scenario: sc.Name, N: sc.N, Ideal: ideal, Stats: st, start: start,
 		Refusals:   st.SessionRefusals + st.RateRefusals + st.OutageRefusals + st.PenaltyRefusals + st.MailboxRefusals,
 		Greylisted: st.GreylistReplies, Recipients: len(st.Recipients),
-		Starved: mon.starved, MaxStarve: mon.longest,
+		Starved: mon.starved, MaxStarve: mon.longest, Trace: mon.samples,
 	}
 	if b := mon.busy.Seconds(); b > 0 {
 		res.Paused = mon.paused.Seconds() / b
@@ -289,6 +314,10 @@ type monitor struct {
 	s       *scheduler.Scheduler
 	pol     *policy.Policy
 	out     *simOutbound
+	m       *fakemx.Model
+	start   time.Time
+	trace   bool
+	samples []Sample
 	streaks map[string]*streak
 	starved int
 	longest time.Duration
@@ -323,7 +352,18 @@ func (m *monitor) look(ctx context.Context, now time.Time, left bool) time.Time 
 			st = &streak{}
 			m.streaks[v.Name] = st
 		}
-		if ps, ok := m.pol.State(v.Name); ok && dt > 0 {
+		ps, known := m.pol.State(v.Name)
+		if m.trace {
+			st := m.m.Stats()
+			due := 0
+			if !v.Head.IsZero() && !v.Head.After(now) {
+				due = 1
+			}
+			m.samples = append(m.samples, Sample{At: now.Sub(m.start), State: ps.State, Conc: ps.Concurrency, Active: ps.Active, Rate: float64(ps.Rate),
+				Delivered: st.Delivered, Refused: st.SessionRefusals + st.RateRefusals + st.OutageRefusals + st.PenaltyRefusals + st.MailboxRefusals,
+				Greylisted: st.GreylistReplies, Penalized: st.PenaltyRefusals, Due: due, Ready: v.Ready, Sessions: v.Sessions})
+		}
+		if known && dt > 0 {
 			if ps.State != policy.StateOpen {
 				m.paused += dt
 			}

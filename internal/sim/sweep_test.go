@@ -24,6 +24,7 @@ import (
 //	SLUICE_SWEEP_SEED=7 ...                               # another draw
 //	SLUICE_SWEEP_CONFIG=bench ...                         # the bench's scaled times
 //	SLUICE_SWEEP_VERBOSE=1 ...                            # every receiver's figures
+//	SLUICE_SWEEP_TRACE=r017,r040 ...                      # only those receivers, look by look
 //
 // The CI subset runs the relay's defaults (sweepConfig): the law as
 // shipped.
@@ -153,15 +154,29 @@ func TestSweep(t *testing.T) {
 		rcs[i] = drawReceiver(rng, i)
 		rcs[i].Config = sweepConfigs[cfg]
 	}
-	res := make([]Result, count)
+	if v := os.Getenv("SLUICE_SWEEP_TRACE"); v != "" {
+		// Only the receivers named, look by look.
+		var only []receiver
+		for _, rc := range rcs {
+			if slices.Contains(strings.Split(v, ","), rc.Name) {
+				rc.Trace = true
+				only = append(only, rc)
+			}
+		}
+		rcs, count = only, len(only)
+	}
+	res := make([]Result, len(rcs))
 	wall := time.Now()
 	t.Run("receivers", func(t *testing.T) {
 		for i := range rcs {
 			t.Run(rcs[i].Name, func(t *testing.T) {
 				t.Parallel()
 				res[i] = Run(t, rcs[i].Scenario)
-				if os.Getenv("SLUICE_SWEEP_VERBOSE") != "" {
+				if os.Getenv("SLUICE_SWEEP_VERBOSE") != "" || rcs[i].Trace {
 					t.Logf("%v wall %v: %s", res[i], res[i].Wall, rcs[i].desc)
+				}
+				for _, smp := range res[i].Trace {
+					t.Log(smp)
 				}
 			})
 		}

@@ -28,7 +28,7 @@ func (sc scenario) table(s, p *run) (*table, error) {
 	}
 	both("delivered", func(r *run) string { return fmt.Sprintf("%d/%d", r.delivered(), sc.N) }, fmt.Sprint(sc.N))
 	switch sc.Name {
-	case "throttle":
+	case "throttle", "lowrate":
 		ideal := time.Duration(float64(sc.N) / float64(sc.Rate) * float64(sc.Window))
 		both("time to deliver all (s)", sc.timeAll, "ideal "+secs(ideal))
 		both("421 per delivered", per421, "-> 0")
