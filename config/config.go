@@ -12,7 +12,9 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -49,6 +51,40 @@ func Load(path string) (*Config, error) {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", err), Err: err}
 	}
 	return Parse(data, path, filepath.Dir(path))
+}
+
+// LoadHashed is Load, and also returns the SHA-256 (hex) of the bytes
+// it read: the identity of the file in force, which `sluice status`
+// shows so that an operator can tell which version a daemon runs.
+func LoadHashed(path string) (*Config, string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c, err := Load(path) // the same error as Load, naming the file once
+		return c, "", err
+	}
+	c, err := Parse(data, path, filepath.Dir(path))
+	if err != nil {
+		return nil, "", err
+	}
+	return c, Hash(data), nil
+}
+
+// Hash is the SHA-256 (hex) of a config file's bytes.
+func Hash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// DefaultHash is the Hash of the embedded defaults, in force when the
+// daemon runs without --config.
+func DefaultHash() string { return Hash(defaultTOML) }
+
+// Located is err as a configuration error at key in the file path, whose
+// bytes are data: for the problems found after the file parsed (a
+// certificate or a DKIM key that cannot be used), so that they name the
+// file, the line and the key like every other config error.
+func Located(path string, data []byte, key string, err error) *Error {
+	return &Error{File: path, Line: locateKeys(data).find(key), Key: key, Msg: err.Error(), Err: err}
 }
 
 // Parse decodes data (named name in error messages) over the defaults,

@@ -115,8 +115,9 @@ type Smarthost struct {
 	TLS          string `toml:"tls"` // "" = [delivery].tls (resolved at load)
 
 	// Password is read from PasswordFile at load. It is never decoded from
-	// TOML nor printed by String/Redacted.
-	Password string `toml:"-"`
+	// TOML nor printed by String/Redacted. A reload reads it again when
+	// password_file is reloadable (the reload tag names its source key).
+	Password string `toml:"-" reload:"password_file"`
 }
 
 // Policy configures classification reactions and per-destination limits.
