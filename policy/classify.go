@@ -36,7 +36,7 @@ func (p *Policy) Classify(r reply.Reply) (v Verdict) {
 	}()
 	v = p.classify(r)
 	if v.Delay == 0 && r.Err == nil {
-		v.Delay = ParseHint(r.Text, p.o.MaxHint)
+		v.Delay = ParseHint(r.Text, p.rules.Load().maxHint)
 	}
 	if v.Class == ClassSuccess && (r.Stage != reply.StageDataEnd || r.Err != nil || r.Code/100 != 2) {
 		// Belt and braces: whatever a rule says, only the 2xx reply to
@@ -61,7 +61,7 @@ func (p *Policy) classify(r reply.Reply) Verdict {
 		return protocolVerdict(r)
 	}
 	line := r.String()
-	for _, cr := range p.rules {
+	for _, cr := range p.rules.Load().rules {
 		if cr.re.MatchString(line) {
 			v := Verdict{Class: cr.r.Class, Scope: cr.r.Scope, For: cr.r.For, Rule: fmt.Sprintf("config:%d", cr.n),
 				Reason: fmt.Sprintf("Config rule %d (%q) says %s.", cr.n, cr.r.Match, cr.r.Class)}

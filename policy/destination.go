@@ -157,6 +157,8 @@ func (p *Policy) OverrideDomains() []string {
 	if p.o.GroupBy != "mx" {
 		return nil
 	}
+	p.mu.Lock() // Reconfigure replaces the overrides
+	defer p.mu.Unlock()
 	var out []string
 	for _, m := range p.overrideMatches {
 		if !slices.ContainsFunc(p.providers, func(pr Provider) bool { return pr.Name == m }) {

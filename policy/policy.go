@@ -20,14 +20,13 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sluice/internal/lru"
@@ -48,10 +47,11 @@ const maxTracked = 100000
 
 // Policy is the adaptive per-destination state machine. Create it with New.
 type Policy struct {
-	o               Options
-	rules           []compiledRule
+	o Options // the settings Reconfigure changes are written under mu
+	// rules are read by Classify without mu; Reconfigure swaps them whole.
+	rules           atomic.Pointer[ruleSet]
 	providers       []Provider
-	overrides       map[string]DestinationOptions // normalised match -> limits
+	overrides       map[string]DestinationOptions // normalised match -> limits; replaced whole under mu
 	overrideMatches []string                      // keys of overrides, sorted
 	log             *slog.Logger
 
@@ -80,46 +80,21 @@ func New(o Options) (*Policy, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	c, err := compile(o)
+	if err != nil {
+		return nil, err
+	}
 	p := &Policy{
-		o:         o,
-		log:       o.Logger,
-		overrides: map[string]DestinationOptions{},
-		dests:     lru.New[string, *dest](),
-		domains:   lru.New[string, grouping](),
-		grey:      map[string]greyRefusal{},
-		expiries:  map[string]int{},
+		o:               o,
+		log:             o.Logger,
+		overrides:       c.overrides,
+		overrideMatches: c.overrideMatches,
+		dests:           lru.New[string, *dest](),
+		domains:         lru.New[string, grouping](),
+		grey:            map[string]greyRefusal{},
+		expiries:        map[string]int{},
 	}
-	for i, r := range o.Rules {
-		re, err := regexp.Compile(r.Match)
-		if err != nil {
-			return nil, fmt.Errorf("policy: rule %d: %w", i+1, err)
-		}
-		if !validClass(r.Class) {
-			return nil, fmt.Errorf("policy: rule %d: unknown class %q", i+1, r.Class)
-		}
-		if !validScope(r.Scope) {
-			return nil, fmt.Errorf("policy: rule %d: unknown scope %q", i+1, r.Scope)
-		}
-		if r.For < 0 {
-			return nil, fmt.Errorf("policy: rule %d: negative for", i+1)
-		}
-		p.rules = append(p.rules, compiledRule{n: i + 1, re: re, r: r})
-	}
-	for _, d := range o.Destinations {
-		if d.MaxConcurrency < 0 || d.Rate < 0 {
-			return nil, fmt.Errorf("policy: destination %q: negative limit", d.Match)
-		}
-		m := normHost(d.Match)
-		if m == "" {
-			return nil, errors.New("policy: destination with an empty match")
-		}
-		if _, dup := p.overrides[m]; dup {
-			return nil, fmt.Errorf("policy: destination %q: more than one override", d.Match)
-		}
-		p.overrides[m] = d
-		p.overrideMatches = append(p.overrideMatches, m)
-	}
-	slices.Sort(p.overrideMatches)
+	p.rules.Store(c.rules)
 	p.providers = append(append(p.providers, o.Providers...), builtinProviders...)
 	if o.Store != nil {
 		m, err := o.Store.LoadDestinations()
