@@ -7,20 +7,23 @@ import (
 	"sluice/internal/fakemx"
 )
 
-// idealStep is the resolution of the ideal sender's fluid model.
+// idealStep is the resolution of the ideal sender's model.
 const idealStep = 10 * time.Millisecond
 
 // idealTime is how long an ideal sender needs to deliver the scenario's
 // messages: the integral of the receiver's capacity over time until it
-// reaches N. The capacity at a time is the rate cap (R per window of the
-// schedule in force), bounded by the session cap times what one session
-// carries (a transaction is four round trips: MAIL, RCPT, DATA, the
-// dot), and by the mailboxes' own caps; it is nothing during an outage.
+// reaches N (issue 11). The capacity is the rate cap (R per window of
+// the schedule in force, as a flow: N/R for a steady receiver, as the
+// bench's ideal), bounded by the session cap times what one session
+// carries (a transaction is four round trips: MAIL, RCPT, DATA, the dot)
+// and by the mailboxes' own caps; it is nothing during an outage.
 // Messages count from their arrival. Under greylisting every recipient
-// is tried once (a MAIL the rate counts too) and accepted no sooner
-// than the window after that: the ideal sender tries each as it
-// arrives and comes back exactly when the window ends. The penalty box
-// costs an ideal sender nothing: it never goes over a limit.
+// is tried as it arrives (outages permitting; the first tries are taken
+// as free, since a sender may spend a window's whole rate at its start)
+// and accepted no sooner than its window after that. The penalty box
+// costs an ideal sender nothing: it never goes over a limit. A sender
+// that spends each rate window at its start could beat the flow by up
+// to one window.
 func idealTime(sc Scenario, m *fakemx.Model, lat time.Duration) time.Duration {
 	o := sc.Receiver
 	window := o.Window
@@ -38,7 +41,11 @@ func idealTime(sc Scenario, m *fakemx.Model, lat time.Duration) time.Duration {
 	var served, attempted float64
 	for step := 0; step < int(48*time.Hour/idealStep); step++ {
 		t := time.Duration(step) * idealStep
-		capacity := capacityAt(sc, m, sc.Lead+t, window, perSession) * dt
+		at := sc.Lead + t // the receiver's own time
+		capacity := 0.0
+		if !m.Down(at) {
+			capacity = flow(sc, m, at, window, perSession) * dt
+		}
 		arrived := n
 		if sc.Arrive > 0 {
 			// Message i arrives at i/N of the span: the first at once.
@@ -47,16 +54,15 @@ func idealTime(sc Scenario, m *fakemx.Model, lat time.Duration) time.Duration {
 		if o.Greylist <= 0 {
 			served = min(arrived, served+capacity)
 		} else {
-			// Retries whose window has passed first, then first tries.
+			if !m.Down(at) {
+				attempted = arrived
+			}
+			tried = append(tried, attempted)
 			eligible := 0.0
-			if step >= grey && step-grey < len(tried) {
+			if step >= grey {
 				eligible = tried[step-grey]
 			}
-			take := min(capacity, max(eligible-served, 0))
-			served += take
-			first := min(capacity-take, arrived-attempted)
-			attempted += first
-			tried = append(tried, attempted)
+			served = min(max(eligible, served), served+capacity)
 		}
 		if served >= n-1e-9 {
 			return t + idealStep
@@ -65,14 +71,12 @@ func idealTime(sc Scenario, m *fakemx.Model, lat time.Duration) time.Duration {
 	return 48 * time.Hour
 }
 
-// capacityAt is the receiver's capacity in messages per second at t of
-// its own time.
-func capacityAt(sc Scenario, m *fakemx.Model, t, window time.Duration, perSession float64) float64 {
+// flow is the receiver's capacity at at of its own time, in messages
+// per second: R per window, K sessions of perSession each, each
+// mailbox's cap.
+func flow(sc Scenario, m *fakemx.Model, at, window time.Duration, perSession float64) float64 {
 	o := sc.Receiver
-	if m.Down(t) {
-		return 0
-	}
-	k, r := m.LimitsAt(t)
+	k, r := m.LimitsAt(at)
 	c := math.Inf(1)
 	if r > 0 {
 		c = float64(r) / window.Seconds()

@@ -173,7 +173,7 @@ func TestSweep(t *testing.T) {
 				t.Parallel()
 				res[i] = Run(t, rcs[i].Scenario)
 				if os.Getenv("SLUICE_SWEEP_VERBOSE") != "" || rcs[i].Trace {
-					t.Logf("%v wall %v: %s", res[i], res[i].Wall, rcs[i].desc)
+					t.Logf("%v wall %v: %s; limited by: %s", res[i], res[i].Wall, rcs[i].desc, limitedBy(rcs[i], res[i]))
 				}
 				for _, smp := range res[i].Trace {
 					t.Log(smp)
