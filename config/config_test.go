@@ -48,7 +48,7 @@ func TestDefaultValues(t *testing.T) {
 		{"memory_limit", c.MemoryLimit, Size(512 << 20)},
 		{"retention", c.Queue.Retention.D(), 7 * 24 * time.Hour},
 		{"max_queue_lifetime", c.Delivery.MaxQueueLifetime.D(), 5 * 24 * time.Hour},
-		{"throttle_pause inherits retry_base", c.Policy.ThrottlePause, c.Policy.RetryBase},
+		{"throttle_pause", c.Policy.ThrottlePause.D(), time.Second},
 		{"smarthost tls inherits", c.Delivery.Smarthost.TLS, "opportunistic"},
 		{"rate unlimited", c.Policy.Rate.Unlimited(), true},
 		{"min_rate", c.Policy.MinRate.String(), "1/s"},
@@ -194,5 +194,22 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err = %v, want ErrNotExist", err)
+	}
+}
+
+// TestThrottlePauseEmptyInheritsRetryBase: the default first throttle
+// pause is 1 s (issue 11: a learned limit paces the mail, the pause only
+// spaces the refusals); "" still means retry_base.
+func TestThrottlePauseEmptyInheritsRetryBase(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("[policy]\nretry_base = \"2m\"\nthrottle_pause = \"\"\n"), "t.toml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.ThrottlePause.D() != 2*time.Minute {
+		t.Errorf("throttle_pause \"\" = %v, want retry_base 2m", c.Policy.ThrottlePause)
+	}
+	if d := Default(); d.Policy.ThrottlePause.D() != time.Second || d.Policy.GreylistDefault.D() != 10*time.Second {
+		t.Errorf("defaults: throttle_pause %v greylist_default %v, want 1s and 10s", d.Policy.ThrottlePause, d.Policy.GreylistDefault)
 	}
 }

@@ -28,6 +28,10 @@ func (p *Policy) Admit(name string) (ok bool, retryAt time.Time) {
 	case StatePaused, StateSuspended:
 		return false, d.blockedUntil()
 	case StateProbing:
+		if d.active >= d.conc.level {
+			d.conc.limited = true
+			return false, time.Time{}
+		}
 		if !d.pause.started {
 			d.lastChange = now
 		}
@@ -61,6 +65,7 @@ func (p *Policy) Release(name string) {
 	if d.active > 0 {
 		d.active--
 	}
+	d.conc.ended()
 	d.pause.release()
 }
 

@@ -12,15 +12,18 @@ func (p *Policy) block(d *dest, until, now time.Time) {
 	d.version++
 }
 
-// decrease is the multiplicative decrease of AIMD, of the limits scope
-// names. A rate cut with nothing known about the rate (no cap, no
-// delivered pace) cuts concurrency instead, since sessions bound the rate
-// too. Any decrease ends slow start.
-func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
+// decrease is the decrease of the limits scope names after a refusal:
+// the rate to what the receiver let through (see rateCeiling.refused),
+// no message before quiet; concurrency to the sessions it took, or by
+// half when the refusal was unclear (ScopeBoth). A rate cut with nothing
+// known about the rate (no cap, no delivered pace) cuts concurrency
+// instead, since sessions bound the rate too. Any decrease ends slow
+// start.
+func (p *Policy) decrease(d *dest, s Scope, hard bool, quiet, now time.Time) {
 	d.slow.end()
 	cutConc := s == ScopeConnections || s == ScopeBoth
 	if s == ScopeRate || s == ScopeBoth {
-		if !d.rate.cut(hard, now, &p.o) {
+		if !d.rate.cut(hard, d.conc.level <= p.o.MinConcurrency, quiet, now, &p.o) {
 			cutConc = true
 		}
 	}
@@ -31,7 +34,11 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 		if !d.pause.started && d.active > 0 && d.active < base {
 			base = d.active
 		}
-		d.conc.cut(base, hard, now, &p.o)
+		exact := s == ScopeConnections && !d.pause.started && d.active > 0
+		if exact {
+			base = d.active
+		}
+		d.conc.cut(base, exact, hard, now, &p.o)
 	}
 	d.successes = 0
 	d.conc.limited = false
@@ -40,17 +47,20 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, now time.Time) {
 	p.log.Info("policy: decrease", "dest", d.name, "scope", string(s), "concurrency", d.conc.level, "rate", float64(d.rate.rate))
 }
 
-// increase is the additive increase, once per IncreaseAfter consecutive
-// successes: +1 concurrency (see concAIMD.grow) and one rate step (see
-// rateCeiling.grow), never above the configured or runtime maximum.
+// increase follows one success: the rate as its ceiling says (a probe
+// above the learned rate begins or is confirmed), and once per
+// IncreaseAfter consecutive successes +1 concurrency (see concAIMD.grow),
+// never above the configured or runtime maximum.
 func (p *Policy) increase(d *dest, now time.Time) bool {
-	if d.successes < p.o.IncreaseAfter {
-		return false
+	changed := d.rate.grow(d.maxRate(), now)
+	if changed {
+		p.log.Debug("policy: rate", "dest", d.name, "rate", float64(d.rate.rate), "learned", float64(d.rate.ceil.limit), "probe", float64(d.rate.ceil.probe))
 	}
-	d.successes = 0
-	changed := d.conc.grow(d.maxConc(), now)
-	if d.rate.grow(d.maxRate(), now, &p.o) {
-		changed = true
+	if !d.slow.on && d.successes >= p.o.IncreaseAfter {
+		d.successes = 0
+		if d.conc.grow(d.maxConc(), now) {
+			changed = true
+		}
 	}
 	if changed {
 		d.lastChange = now

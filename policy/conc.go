@@ -10,6 +10,10 @@ type concAIMD struct {
 	lastCut time.Time // the last multiplicative decrease
 	frozen  time.Time // no increase before (a throttle rule's `for`)
 	limited bool      // the limit held sessions back since the last increase
+	// refused counts the sessions the receiver refused that have not
+	// ended yet: until they do, the sessions it took may go on although
+	// more are open than the limit (see Policy.Continue).
+	refused int
 }
 
 // freeze holds the limit where it is until t (a throttle rule's `for`).
@@ -25,18 +29,36 @@ func (c *concAIMD) due(now time.Time, window time.Duration) bool {
 	return c.lastCut.IsZero() || now.Sub(c.lastCut) >= window
 }
 
-// cut halves the limit (to floor when hard) from base, the sessions
-// actually in flight when that is lower than the limit (as TCP cuts from
-// the flight size, not the window), and remembers base as the ceiling.
-func (c *concAIMD) cut(base int, hard bool, now time.Time, o *Options) {
+// cut is the decrease after a refusal of a session, from base sessions
+// in flight: the limit becomes the sessions the receiver took (base − 1)
+// when the refusal named connections (exact) and half of base when it was
+// unclear (AIMD), the floor when hard; base is remembered as the
+// ceiling.
+func (c *concAIMD) cut(base int, exact, hard bool, now time.Time, o *Options) {
 	c.ceil.refused(float64(base), now, 2*o.ThrottlePause, o.RetryMax)
 	n := base / 2
-	if hard {
+	switch {
+	case hard:
 		n = o.MinConcurrency
+	case exact:
+		n = base - 1
+		c.refused = 1
 	}
 	c.level = max(n, o.MinConcurrency)
 	c.lastCut = now
 	c.limited = false
+}
+
+// refusedAgain is a refusal of a session soon after a cut, by a session
+// that was already opening when the first was refused: one more session
+// than the receiver takes, so the limit comes down by one (at most to
+// active − 1), and the ceiling to the level just refused.
+func (c *concAIMD) refusedAgain(active int, o *Options) {
+	c.level = max(min(c.level-1, active-1), o.MinConcurrency)
+	c.refused++
+	if c.ceil.level > float64(c.level+1) {
+		c.ceil.level = float64(c.level + 1)
+	}
 }
 
 // grow is one additive step: +1 when the limit held sessions back since
@@ -57,6 +79,14 @@ func (c *concAIMD) grow(maxConc int, now time.Time) bool {
 	}
 	return false
 }
+
+// ended is the end of a session: the refused ones end first.
+func (c *concAIMD) ended() { c.refused = max(c.refused-1, 0) }
+
+// allows reports whether active sessions may go on (Policy.Continue):
+// those above the limit drain away after a cut, except the ones a
+// receiver refused, which end by themselves.
+func (c *concAIMD) allows(active int) bool { return active <= c.level+c.refused }
 
 // clamp brings the limit within max.
 func (c *concAIMD) clamp(maxConc int) { c.level = min(c.level, maxConc) }

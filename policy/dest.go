@@ -30,6 +30,7 @@ type dest struct {
 	pause   pauseProbe
 	susp    suspension
 	grey    greyBracket
+	canary  greyCanary
 	perConn perConnection
 
 	active    int // sessions admitted and not yet released

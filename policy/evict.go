@@ -85,7 +85,7 @@ func (p *Policy) Sweep() {
 func (p *Policy) inForce(d *dest, now time.Time) bool {
 	within := func(t time.Time, d time.Duration) bool { return !t.IsZero() && now.Sub(t) < d }
 	return d.active > 0 || d.pause.probing || d.blocked(now) ||
-		now.Before(d.conc.frozen) || d.conc.ceil.holding(now) || d.rate.ceil.inForce(now, &p.o) ||
+		now.Before(d.conc.frozen) || d.conc.ceil.holding(now) || d.rate.ceil.inForce(now) ||
 		within(d.conc.lastCut, p.o.DecreaseWindow) ||
 		within(d.lastAttempt, p.o.AlarmWindow) || within(d.lastThrottl, p.o.AlarmWindow)
 }

@@ -75,7 +75,7 @@ func TestIdleDestinationReloadsExactly(t *testing.T) {
 	dd.perConn.limit = 3
 	before := p.restImage(dd)
 	p.mu.Unlock()
-	if before.Rate.RefusedAt == 0 || before.Grey.Hi == 0 || before.Rate.Rate == 0 {
+	if before.Rate.Limit == 0 || before.Grey.Hi == 0 || before.Rate.Rate == 0 {
 		t.Fatalf("set-up learned too little: %+v", before)
 	}
 	c.Advance(IdleAfter)

@@ -3,6 +3,7 @@ package policy
 import (
 	"log/slog"
 	"maps"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,9 @@ func testOptions(tweaks ...func(*Options)) Options {
 	o := OptionsFrom(config.Default())
 	o.Rand = half
 	o.Logger = slog.New(slog.DiscardHandler)
+	if os.Getenv("POLICY_DEBUG") != "" { // a trace of the law's decisions on stderr
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	for _, f := range tweaks {
 		f(&o)
 	}

@@ -36,3 +36,32 @@ func TestRecipientTempFollowsHint(t *testing.T) {
 		}
 	}
 }
+
+// TestMailboxHoldsItsOtherMessages (issue 11 family (b)): a mailbox that
+// refuses for now ("receives too many messages") holds its other
+// messages back (Hold) until the refused one's retry, without touching
+// the destination; other mailboxes go, and a delivery to it lifts the
+// hold.
+func TestMailboxHoldsItsOtherMessages(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t, func(o *Options) { o.RetryBase, o.RetryMax = time.Minute, time.Hour })
+	busy := reply.Reply{Stage: reply.StageRcpt, Code: 450, Enhanced: "4.2.1", Text: "The recipient's mailbox is receiving mail too fast, slow down"}
+	dec := p.Observe("d.test", Outcome{Reply: busy, Rcpt: "u@d.test", Attempts: 1})
+	if dec.Verdict.Class != ClassRecipientTemp {
+		t.Fatalf("class %s", dec.Verdict.Class)
+	}
+	if until := p.Hold("d.test", "U@d.test"); until.Before(dec.RetryAt) {
+		t.Errorf("another message to the mailbox held until %v, want from its retry %v", until, dec.RetryAt)
+	}
+	if until := p.Hold("d.test", "v@d.test"); !until.IsZero() {
+		t.Errorf("another mailbox held until %v", until)
+	}
+	if s := mustState(t, p, "d.test"); s.State != StateOpen || s.Concurrency != 20 || s.Rate != 0 {
+		t.Errorf("a mailbox's refusal touched the destination: %+v", s)
+	}
+	c.Set(dec.RetryAt)
+	p.Observe("d.test", Outcome{Reply: accepted, Rcpt: "u@d.test", Attempts: 2})
+	if until := p.Hold("d.test", "u@d.test"); !until.IsZero() {
+		t.Errorf("held after a delivery: %v", until)
+	}
+}

@@ -55,7 +55,7 @@ func TestConcAIMDType(t *testing.T) {
 	if !c.due(t0, o.DecreaseWindow) {
 		t.Fatal("first cut not due")
 	}
-	c.cut(6, false, t0, o) // 6 sessions in flight
+	c.cut(6, false, false, t0, o) // 6 sessions in flight
 	if c.level != 3 || c.ceil.level != 6 || c.due(t0.Add(o.DecreaseWindow/2), o.DecreaseWindow) {
 		t.Fatalf("after a cut from 6: %+v", c)
 	}
@@ -75,7 +75,7 @@ func TestConcAIMDType(t *testing.T) {
 	if !c.grow(8, t0.Add(2*time.Second)) || c.level != 6 || c.ceil.level != 0 {
 		t.Fatalf("after the hold: %+v", c)
 	}
-	c.cut(6, true, t0.Add(5*time.Second), o)
+	c.cut(6, false, true, t0.Add(5*time.Second), o)
 	if c.level != o.MinConcurrency {
 		t.Fatalf("hard cut: %d", c.level)
 	}
@@ -97,69 +97,85 @@ func TestRateCeilingType(t *testing.T) {
 	t.Parallel()
 	o := mechOptions()
 	var c rateCeiling
-	// No cap, no delivered pace: nothing to cut from.
-	if _, ok := c.refused(0, 0, false, t0, o); ok {
+	// No cap and nothing delivered: nothing to learn from, unless there
+	// is nothing else to cut.
+	if _, ok := c.refused(0, 0, 0, false, false, t0, o); ok {
 		t.Fatal("cut with nothing known")
 	}
-	// No cap: the first cut halves the delivered pace and remembers
-	// twice that pace as the level where the cap is lifted.
-	next, ok := c.refused(0, 20, false, t0, o)
-	if !ok || next != 10 || c.top != 40 || c.refusedAt != 20 || !c.lastCut.Equal(t0) {
-		t.Fatalf("first cut: %v %v %+v", next, ok, c)
+	// The first refusal: the pace delivered just before is the
+	// receiver's rate, learned at once with a 5 % margin.
+	next, ok := c.refused(0, 100, 100, false, false, t0, o)
+	if !ok || next != 95 || c.limit != 95 || !c.probeAt.Equal(t0.Add(probeGapFirst)) || c.gain != probeGain {
+		t.Fatalf("first refusal: %v %v %+v", next, ok, c)
 	}
 	if c.due(t0.Add(time.Second), 2*time.Second) || !c.due(t0.Add(2*time.Second), 2*time.Second) {
 		t.Error("one cut per window")
 	}
-	// Below 0.9 × the refusal, +10% per step.
-	now := t0.Add(3 * time.Second)
-	if r := c.grow(10, 0, now, o); r != 11 {
-		t.Errorf("step from 10: %v, want 11", r)
+	// No probe before its time, nor while the rate holds nothing back.
+	if r := c.grow(95, 0, true, t0.Add(time.Second)); r != 95 {
+		t.Errorf("before the probe time: %v", r)
 	}
-	// Near it (18 ≥ 0.9 × 20): one step, then wait for the probe time.
-	if r := c.grow(18, 0, now, o); r != 19.8 {
-		t.Errorf("near step from 18: %v, want 19.8", r)
+	now := c.probeAt
+	if r := c.grow(95, 0, false, now); r != 95 || c.probe != 0 {
+		t.Errorf("not binding: %v (probe %v)", r, c.probe)
 	}
-	if r := c.grow(19.8, 0, now, o); r != 19.8 {
-		t.Errorf("second near step before the probe time: %v", r)
+	// A probe: +50 %, held until it is confirmed.
+	if r := c.grow(95, 0, true, now); r != 142.5 {
+		t.Fatalf("probe: %v", r)
 	}
-	// At the probe time one step crosses the old limit (the crossing
-	// hold is over).
+	if r := c.grow(142.5, 0, true, now.Add(time.Second)); r != 142.5 || c.limit != 95 {
+		t.Errorf("during the probe: %v, limit %v", r, c.limit)
+	}
+	// Refused: the learned rate stands, the next probe goes half as
+	// far and waits.
+	now = now.Add(time.Second)
+	if r, _ := c.refused(142.5, 120, 300, false, false, now, o); r != 95 || c.limit != 95 || c.gain != probeGain/2 || !c.probeAt.After(now) {
+		t.Fatalf("failed probe: %v %+v", r, c)
+	}
+	// The next probe, confirmed: the limit is raised, and the next
+	// probe goes at once, twice as far.
 	now = c.probeAt
-	if r := c.grow(19.8, 0, now, o); r != 21.78 {
-		t.Errorf("crossing step: %v, want 21.78", r)
+	if r := c.grow(95, 0, true, now); r != 118.75 {
+		t.Fatalf("second probe: %v", r)
 	}
-	// Above it, before the confirmation: linear steps of MinRate.
-	if r := c.grow(21.78, 0, now, o); r != 21.78 {
-		t.Errorf("step before the confirmation: %v", r)
+	now = now.Add(probeConfirm)
+	if r := c.grow(118.75, 0, true, now); c.limit != 118.75 || r != 118.75*1.5 {
+		t.Fatalf("confirmed: %v %+v", r, c)
 	}
-	// A whole confirmation above the old limit without a refusal: the
-	// limit is forgotten, the climb multiplicative again.
-	now = c.probeAt
-	if r := c.grow(21.78, 0, now, o); c.refusedAt != 0 || r < 23.9 {
-		t.Errorf("after confirmation: %v (refusedAt %v)", r, c.refusedAt)
+	// A drop: refused at the learned rate with no refusal just before:
+	// halved, and the first probe soon and far.
+	c.probe = 0
+	now = now.Add(time.Minute)
+	if r, _ := c.refused(118.75, 118, 1000, false, false, now, o); r != 118.75/2 || c.gain != probeGainMax || !c.probeAt.Equal(now.Add(probeGapMin)) {
+		t.Fatalf("drop: %v %+v", r, c)
 	}
-	// Up to top, then the cap is lifted only retry_max after the cut.
-	if r := c.grow(39, 0, t0.Add(5*time.Second), o); r != 40 {
-		t.Errorf("to top: %v", r)
+	// A refusal soon after: what went through between the two, once
+	// sending resumed after the quiet, is the receiver's rate (20 in
+	// 1 s).
+	now = now.Add(rateQuiet + time.Second)
+	if r, _ := c.refused(c.limit, 40, 1020, false, false, now, o); r != 19 {
+		t.Fatalf("spacing: %v, want 19", r)
 	}
-	if r := c.grow(40, 0, t0.Add(o.RetryMax), o); r != 0 {
-		t.Errorf("at top retry_max after the cut: %v, want 0 (unlimited)", r)
+	// A configured cap bounds every step; a hard refusal goes to the
+	// floor; a rule's hold freezes growth.
+	if r := c.grow(19, 10, true, now.Add(time.Hour)); r != 10 {
+		t.Errorf("under a cap of 10: %v", r)
 	}
-	// A configured cap bounds every step.
-	if r := c.grow(48, 50, t0.Add(time.Hour), o); r != 50 {
-		t.Errorf("below a cap of 50: %v", r)
+	if r, _ := c.refused(19, 19, 2000, true, false, now.Add(2*time.Hour), o); r != o.MinRate {
+		t.Errorf("hard: %v", r)
 	}
-	// A cut from a cap that grew above the delivered pace starts from
-	// the pace; a hard one goes to the floor.
-	if r, _ := c.refused(50, 30, false, t0.Add(2*time.Hour), o); r != 15 {
-		t.Errorf("cut from a pace of 30 under a cap of 50: %v", r)
-	}
-	if r, _ := c.refused(50, 30, true, t0.Add(3*time.Hour), o); r != o.MinRate {
-		t.Errorf("hard cut: %v", r)
-	}
-	c.freeze(t0.Add(5 * time.Hour))
-	if r := c.grow(5, 50, t0.Add(4*time.Hour), o); r != 5 {
+	c.freeze(now.Add(5 * time.Hour))
+	if r := c.grow(1, 0, true, now.Add(4*time.Hour)); r != 1 {
 		t.Errorf("grew while frozen: %v", r)
+	}
+	// Nothing delivered and concurrency at its floor: the floor rate.
+	var f rateCeiling
+	if r, ok := f.refused(0, 0, 0, false, true, t0, o); !ok || r != o.MinRate {
+		t.Errorf("at the floor: %v %v", r, ok)
+	}
+	// A slow probe runs for probeMessages messages.
+	if d := confirmFor(2); d != 5*time.Second {
+		t.Errorf("confirmation at 2/s: %v", d)
 	}
 }
 
@@ -172,24 +188,33 @@ func TestRateAIMDType(t *testing.T) {
 		a.oks.add(now)
 		now = now.Add(50 * time.Millisecond)
 	}
-	if r := a.oks.rate(now); r < 19 || r > 21 {
-		t.Fatalf("delivered pace %v, want about 20", r)
+	if r := a.oks.rate(now); r != 20 {
+		t.Fatalf("delivered pace %v, want 20", r)
 	}
 	if _, _, limited := a.tokens(now); limited || a.reserve(now, time.Second) != 0 {
 		t.Fatal("unlimited rate has a bucket")
 	}
-	if !a.cut(false, now, o) || a.rate < 9 || a.rate > 11 {
+	quiet := now.Add(time.Second)
+	if !a.cut(false, false, quiet, now, o) || a.rate != 19 {
 		t.Fatalf("cut: %v", a.rate)
 	}
+	// No message before quiet: the receiver's window is full.
+	if n, next, _ := a.tokens(now); n != 0 || !next.Equal(quiet) {
+		t.Fatalf("during the quiet: %d tokens, next %v", n, next)
+	}
+	if w := a.reserve(now, time.Second); w != time.Second {
+		t.Fatalf("reserve during the quiet: %v", w)
+	}
+	now = quiet
 	n, _, limited := a.tokens(now)
 	if !limited || n != 1 || a.reserve(now, time.Second) != 0 {
-		t.Fatalf("bucket after the cut: %d tokens", n)
+		t.Fatalf("bucket after the quiet: %d tokens", n)
 	}
-	if _, next, _ := a.tokens(now); next.Sub(now) <= 0 || next.Sub(now) > 150*time.Millisecond {
-		t.Errorf("next token in %v, want about 100ms", next.Sub(now))
+	if _, next, _ := a.tokens(now); next.Sub(now) <= 0 || next.Sub(now) > 60*time.Millisecond {
+		t.Errorf("next token in %v, want about 53ms", next.Sub(now))
 	}
-	if w := a.reserve(now, time.Second); w <= 0 {
-		t.Errorf("second reserve: %v", w)
+	if w := a.reserve(now, time.Second); w <= 0 || now.Sub(a.waited) != 0 {
+		t.Errorf("second reserve: %v, waited %v", w, a.waited)
 	}
 	a.clamp(5, now)
 	if a.rate != 5 {
@@ -298,9 +323,9 @@ func TestPerConnectionType(t *testing.T) {
 	}
 }
 
-// TestRecordVersions: a version 1 record (flat, no "v") reads as before;
-// a version 2 record keeps every learned value, and an unknown version is
-// refused.
+// TestRecordVersions: a version 1 record (flat, no "v") and a version 2
+// one (the first law's rate gates) read as before, a rate learned from
+// refusals as the learned rate; an unknown version is refused.
 func TestRecordVersions(t *testing.T) {
 	t.Parallel()
 	v1 := `{"state":"suspended","paused_until":"2026-01-01T02:00:00Z","step":2,"concurrency":4,"ceil":8,"rate_ceil":20,"rate":10,` +
@@ -309,14 +334,19 @@ func TestRecordVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.V != recordVersion || r.Slow || r.Conc.Level != 4 || r.Conc.Ceil.Level != 8 || r.Rate.Rate != 10 || r.Rate.Ceil.Level != 20 ||
-		r.Rate.Top != 40 || r.Rate.RefusedAt != 20 || r.Pause.Step != 2 || !r.Pause.HalfOpen || !r.Suspend.Equal(t0.Add(2*time.Hour)) ||
+	if r.V != recordVersion || r.Slow || r.Conc.Level != 4 || r.Conc.Ceil.Level != 8 || r.Rate.Rate != 10 || r.Rate.Limit != 10 ||
+		r.Pause.Step != 2 || !r.Pause.HalfOpen || !r.Suspend.Equal(t0.Add(2*time.Hour)) ||
 		r.MsgsPerConn != 3 || r.Grey != (greyRecord{5 * time.Second, 9 * time.Second}) || !r.Conc.Frozen.Equal(t0.Add(time.Hour)) ||
 		!r.Rate.Frozen.Equal(t0.Add(time.Hour)) || len(r.Members) != 1 {
 		t.Errorf("v1 upgraded to %+v", r)
 	}
 	if r, _ := decodeRecord([]byte(`{"state":"open","concurrency":1}`)); !r.Slow {
 		t.Error("a v1 destination that never refused is not in slow start")
+	}
+	v2 := `{"v":2,"slow":false,"conc":{"level":3,"ceil":{"level":4,"hold":2000000000}},"rate":{"rate":19,"ceil":{"level":38},"refused_at":38,"top":76},"pause":{"step":1}}`
+	if r, err := decodeRecord([]byte(v2)); err != nil || r.V != recordVersion || r.Conc.Level != 3 || r.Conc.Ceil.Hold != 2*time.Second ||
+		r.Rate.Rate != 19 || r.Rate.Limit != 19 || r.Pause.Step != 1 {
+		t.Errorf("v2 upgraded to %+v (%v)", r, err)
 	}
 	if _, err := decodeRecord([]byte(`{"v":99}`)); err == nil {
 		t.Error("unknown version accepted")

@@ -78,6 +78,15 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 		}
 	}
 	switch v.Class {
+	case ClassGreylist, ClassRecipientTemp, ClassPermanent:
+		switch o.Reply.Stage {
+		case reply.StageRcpt, reply.StageData, reply.StageDataEnd:
+			// The receiver took the transaction past MAIL: it counts
+			// against its rate as a delivery does.
+			d.rate.oks.add(now)
+		}
+	}
+	switch v.Class {
 	case ClassSuccess:
 		dec.Action = ActionDone
 		d.pause.step = 0
@@ -89,12 +98,12 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 				d.conc.level = c
 				d.lastChange = now
 			}
-		} else {
-			p.increase(d, now)
 		}
+		p.increase(d, now)
 		if o.Rcpt != "" {
 			p.greyAccepted(d, o.Rcpt, now)
 			delete(p.expiries, strings.ToLower(o.Rcpt))
+			delete(p.mailboxes, greyKey(name, o.Rcpt))
 		}
 	case ClassThrottle:
 		// The destination is paused now: sending more on this session
@@ -143,6 +152,7 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 		} else {
 			dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
 		}
+		p.holdMailbox(name, o.Rcpt, dec.RetryAt, now)
 	case ClassAuthFix:
 		dec.RetryAt = now.Add(RetryDelay(attempts, p.o.RetryBase, p.o.RetryMax, p.rnd()))
 		dec.Alarm = fmt.Sprintf("auth-fix at %s: fix %s (%s)", name, v.Fix, o.Reply.String())
@@ -159,6 +169,13 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 	return dec
 }
 
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // afterHint is when a recipient told to come back after delay is due:
 // just after it, by greylist_margin and up to one margin of jitter.
 func (p *Policy) afterHint(delay time.Duration, now time.Time) time.Time {
@@ -167,6 +184,8 @@ func (p *Policy) afterHint(delay time.Duration, now time.Time) time.Time {
 }
 
 func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
+	p.log.Debug("policy: throttle", "dest", d.name, "scope", string(v.Scope), "active", d.active, "concurrency", d.conc.level,
+		"rate", float64(d.rate.rate), "learned", float64(d.rate.ceil.limit), "probe", float64(d.rate.ceil.probe), "paused", d.blocked(now))
 	d.lastThrottl = now
 	d.successes = 0
 	// One decrease per window and per kind: the refusals of one burst
@@ -183,27 +202,35 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	case rt:
 		scope = ScopeRate
 	}
+	if v.Scope == ScopeConnections && !v.Hard && !conn {
+		// A session that was already opening when the receiver refused
+		// the first one shows the limit of sessions more exactly.
+		d.conc.refusedAgain(d.active, &p.o)
+	}
 	if d.blocked(now) {
 		// Already paused: the pause is not lengthened, and only a kind
 		// of limit not cut within the window is cut.
 		if scope != ScopeNone {
-			p.decrease(d, scope, v.Hard, now)
+			p.decrease(d, scope, v.Hard, laterOf(d.blockedUntil(), now.Add(rateQuiet)), now)
 		}
 		return
 	}
+	d.pause.step++
+	pause := RetryDelay(d.pause.step, p.o.ThrottlePause, p.o.RetryMax, p.rnd())
+	if v.Delay > pause {
+		pause = min(v.Delay, p.o.RetryMax)
+	}
 	if scope != ScopeNone {
-		p.decrease(d, scope, v.Hard, now)
+		// No message on the sessions still open before the pause ends,
+		// nor within a second (the window most receivers count in):
+		// the receiver's window is full, and each would be refused.
+		p.decrease(d, scope, v.Hard, now.Add(max(pause, rateQuiet)), now)
 	}
 	if v.For > 0 {
 		// A throttle rule's `for` holds the reduced limits that long
 		// (Microsoft 4.7.650: about 90 minutes at one connection).
 		d.conc.freeze(now.Add(v.For))
 		d.rate.ceil.freeze(now.Add(v.For))
-	}
-	d.pause.step++
-	pause := RetryDelay(d.pause.step, p.o.ThrottlePause, p.o.RetryMax, p.rnd())
-	if v.Delay > pause {
-		pause = min(v.Delay, p.o.RetryMax)
 	}
 	p.block(d, now.Add(pause), now)
 }
@@ -226,7 +253,7 @@ func (p *Policy) onSuspend(d *dest, v Verdict, now time.Time) {
 		if scope == ScopeNone {
 			scope = ScopeBoth
 		}
-		p.decrease(d, scope, v.Hard, now)
+		p.decrease(d, scope, v.Hard, until, now)
 	}
 	d.susp.until = until
 	d.pause.close()

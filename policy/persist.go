@@ -12,8 +12,10 @@ import (
 
 // recordVersion is the version of the stored encoding of a destination
 // (record). Version 1 was the flat record of issue 9, with no "v" field;
-// decodeRecord reads both.
-const recordVersion = 2
+// version 2 had the rate gates of the first adaptive law (a crossing
+// ceiling, the rate of the last refusal, a top); decodeRecord reads all
+// three.
+const recordVersion = 3
 
 // record is the stored state of one destination: everything it learned,
 // one part per mechanism, so that a restart (or a reload after an idle
@@ -49,13 +51,13 @@ type concRecord struct {
 }
 
 type rateRecord struct {
-	Rate      float64       `json:"rate,omitempty"` // 0 = unlimited
-	Ceil      ceilingRecord `json:"ceil,omitzero"`
-	RefusedAt float64       `json:"refused_at,omitempty"`
-	ProbeAt   time.Time     `json:"probe_at,omitzero"`
-	Top       float64       `json:"top,omitempty"`
-	LastCut   time.Time     `json:"last_cut,omitzero"`
-	Frozen    time.Time     `json:"frozen,omitzero"`
+	Rate    float64       `json:"rate,omitempty"`  // 0 = unlimited
+	Limit   float64       `json:"limit,omitempty"` // learned; 0 = nothing learned
+	ProbeAt time.Time     `json:"probe_at,omitzero"`
+	Gap     time.Duration `json:"gap,omitempty"`
+	Gain    float64       `json:"gain,omitempty"`
+	LastCut time.Time     `json:"last_cut,omitzero"`
+	Frozen  time.Time     `json:"frozen,omitzero"`
 }
 
 type pauseRecord struct {
@@ -104,6 +106,24 @@ func decodeRecord(b []byte) (record, error) {
 			return record{}, err
 		}
 		return o.upgrade(), nil
+	case 2:
+		var r record
+		var v2 struct {
+			Rate struct {
+				Ceil      ceilingRecord `json:"ceil"`
+				RefusedAt float64       `json:"refused_at"`
+				Top       float64       `json:"top"`
+			} `json:"rate"`
+		}
+		if err := errors.Join(json.Unmarshal(b, &r), json.Unmarshal(b, &v2)); err != nil {
+			return record{}, err
+		}
+		r.V = recordVersion
+		if v2.Rate.Ceil.Level > 0 || v2.Rate.RefusedAt > 0 || v2.Rate.Top > 0 {
+			// The rate was learned from refusals.
+			r.Rate.Limit = r.Rate.Rate
+		}
+		return r, nil
 	case recordVersion:
 		var r record
 		err := json.Unmarshal(b, &r)
@@ -114,20 +134,25 @@ func decodeRecord(b []byte) (record, error) {
 
 // upgrade maps a version 1 record. Version 1 kept no ceiling holds, no
 // time of the last cuts and no probe schedule: a restart from it allows
-// one crossing attempt, as version 1 did. A destination that never
-// refused us was in slow start.
+// one crossing attempt, as version 1 did, and a rate learned from
+// refusals is the learned rate. A destination that never refused us was
+// in slow start.
 func (o recordV1) upgrade() record {
 	r := record{
 		V:           recordVersion,
 		Slow:        o.Ceil == 0 && o.RateCeil == 0 && o.Rate == 0 && o.Step == 0,
 		Conc:        concRecord{Level: o.Concurrency, Ceil: ceilingRecord{Level: o.Ceil}, Frozen: o.HoldUntil},
-		Rate:        rateRecord{Rate: o.Rate, Ceil: ceilingRecord{Level: o.RateCeil}, RefusedAt: o.RateRefused, Top: o.RateTop, Frozen: o.HoldUntil},
+		Rate:        rateRecord{Rate: o.Rate, Frozen: o.HoldUntil},
 		Pause:       pauseRecord{Step: o.Step},
 		Grey:        greyRecord{Lo: o.GreyLo, Hi: o.GreyHi},
 		MsgsPerConn: o.MsgsPerConn,
 		Runtime:     o.Runtime,
 		LastChange:  o.LastChange,
 		Members:     o.Members,
+	}
+	if o.RateRefused > 0 || o.RateCeil > 0 || o.RateTop > 0 {
+		// The rate was learned from refusals.
+		r.Rate.Limit = o.Rate
 	}
 	switch o.State {
 	case StatePaused, StateProbing:
@@ -155,12 +180,17 @@ type pendingSave struct {
 // image is what the store keeps of d. Caller holds p.mu.
 func (p *Policy) image(d *dest) record {
 	c := &d.rate.ceil
+	rt := d.rate.rate
+	if c.probe > 0 {
+		// A probe does not survive a restart: the learned rate does.
+		rt = c.capped(c.limit, d.maxRate())
+	}
 	r := record{
 		V:    recordVersion,
 		Slow: d.slow.on,
 		Conc: concRecord{Level: d.conc.level, Ceil: d.conc.ceil.record(), LastCut: d.conc.lastCut, Frozen: d.conc.frozen},
-		Rate: rateRecord{Rate: float64(d.rate.rate), Ceil: c.cross.record(), RefusedAt: float64(c.refusedAt), ProbeAt: c.probeAt,
-			Top: float64(c.top), LastCut: c.lastCut, Frozen: c.frozen},
+		Rate: rateRecord{Rate: float64(rt), Limit: float64(c.limit), ProbeAt: c.probeAt, Gap: c.gap, Gain: c.gain,
+			LastCut: c.lastCut, Frozen: c.frozen},
 		Pause:       pauseRecord{Until: d.pause.until, Step: d.pause.step, HalfOpen: d.pause.halfOpen},
 		Suspend:     d.susp.until,
 		Grey:        greyRecord{Lo: d.grey.lo, Hi: d.grey.hi},
@@ -269,8 +299,8 @@ func (d *dest) restore(r record, p *Policy) {
 	d.conc.lastCut, d.conc.frozen = r.Conc.LastCut, r.Conc.Frozen
 	d.slow.on = r.Slow && d.conc.level < d.maxConc()
 	d.rate.ceil = rateCeiling{
-		cross: r.Rate.Ceil.ceiling(), refusedAt: rate.Limit(r.Rate.RefusedAt), probeAt: r.Rate.ProbeAt,
-		top: rate.Limit(r.Rate.Top), lastCut: r.Rate.LastCut, frozen: r.Rate.Frozen,
+		limit: rate.Limit(r.Rate.Limit), probeAt: r.Rate.ProbeAt, gap: r.Rate.Gap, gain: r.Rate.Gain,
+		lastCut: r.Rate.LastCut, frozen: r.Rate.Frozen,
 	}
 	rt := rate.Limit(r.Rate.Rate)
 	if mr := d.maxRate(); mr > 0 && (rt <= 0 || rt > mr) {

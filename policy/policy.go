@@ -55,12 +55,13 @@ type Policy struct {
 	overrideMatches []string                      // keys of overrides, sorted
 	log             *slog.Logger
 
-	mu       sync.Mutex
-	dests    *lru.Map[string, *dest]
-	domains  *lru.Map[string, grouping] // recipient domain -> destination: the one owner of that fact
-	grey     map[string]greyRefusal     // dest+"\x00"+rcpt -> refusal times
-	expiries map[string]int             // rcpt -> consecutive soft-bounce expiries
-	alarm    senderAlarm
+	mu        sync.Mutex
+	dests     *lru.Map[string, *dest]
+	domains   *lru.Map[string, grouping] // recipient domain -> destination: the one owner of that fact
+	grey      map[string]greyRefusal     // dest+"\x00"+rcpt -> refusal times
+	expiries  map[string]int             // rcpt -> consecutive soft-bounce expiries
+	mailboxes map[string]time.Time       // dest+"\x00"+rcpt -> the mailbox takes nothing before (see holdMailbox)
+	alarm     senderAlarm
 
 	saveMu sync.Mutex // serialises store writes (see saveErr)
 }
@@ -93,6 +94,7 @@ func New(o Options) (*Policy, error) {
 		domains:         lru.New[string, grouping](),
 		grey:            map[string]greyRefusal{},
 		expiries:        map[string]int{},
+		mailboxes:       map[string]time.Time{},
 	}
 	p.rules.Store(c.rules)
 	p.providers = append(append(p.providers, o.Providers...), builtinProviders...)

@@ -6,19 +6,57 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// rateCeiling is the one gate on rate growth. It owns everything learned
-// from rate refusals: the level crossed only after a hold (cross), the
-// delivered pace at the last refusal (refusedAt), when the next step near
-// it may go (probeAt), the pace above which a learned cap is lifted when
-// no rate is configured (top), the last cut and a throttle rule's hold.
-// The rate AIMD asks it for every cut and every step.
+// The rate law (issue 11 item 3). A receiver that caps the rate refuses
+// the message that goes over its limit, and that refusal is the only
+// way to learn where the limit is, or that it is still there. So:
+//
+//   - A refusal teaches the limit at once (see refused): the pace the
+//     receiver let through, from the pace delivered just before the
+//     first refusal, or from the spacing of two refusals in quick
+//     succession; a drop at the learned rate with nothing better to go
+//     on is halved. The rate is then the learned one, with a margin.
+//   - While the rate is what holds mail back, a probe above the learned
+//     rate runs now and then (see grow). A probe that lasts
+//     confirmFor without a refusal is a raised limit: it becomes the
+//     learned rate and the next probe goes at once, twice as far, so a
+//     raised capacity is found in a few seconds. A refusal ends it; the
+//     learned rate stands, and the next probe waits, ×1.5 longer each
+//     time, from probeGapMin after a drop up to what keeps probing
+//     within a refusal per probeDeliveries messages (at most
+//     probeGapMax: penalty boxes count refusals per minute).
+const (
+	probeGain       = 0.5              // a probe's first step: +50 % over the learned rate...
+	probeGainMax    = 3.0              // ...doubled per confirmed probe up to ×4 (the step after a drop)...
+	probeGainMin    = 0.125            // ...halved per failed one down to +12.5 %, to find a limit between two steps
+	probeConfirm    = 2 * time.Second  // a probe this long without a refusal is a raised limit: two windows of receivers that count per second...
+	probeMessages   = 10               // ...with at least this many messages
+	probeGapMin     = 2 * time.Second  // after a drop the first probe comes this soon: a drop is often brief
+	probeGapFirst   = 10 * time.Second // after the first refusal, the first probe: the limit was there all along
+	probeGapMax     = 60 * time.Second // settled: at most one failed probe a minute
+	probeDeliveries = 100              // settled: at least this many messages per failed probe
+	learnMargin     = 0.95             // the rate is this share of the pace the receiver let through
+	rateQuiet       = time.Second      // after a rate refusal no message for this long: the receiver's window refills
+	spacingHorizon  = 4 * time.Second  // two refusals further apart (after the quiet) say nothing about each other's rate
+	spacingMin      = 5                // successes between two refusals for their spacing to measure the rate
+)
+
+// rateCeiling is the one gate on rate growth: what the destination
+// learned of the receiver's rate limit, and when to look above it. With
+// nothing learned the rate is the configured one, or unlimited until the
+// first rate refusal.
 type rateCeiling struct {
-	cross     ceiling
-	refusedAt rate.Limit // delivered pace at the last rate refusal: growth above it is linear
-	probeAt   time.Time  // near refusedAt, the next step waits until then
-	top       rate.Limit // with no configured cap: at this rate the cap is lifted again
-	lastCut   time.Time  // the last multiplicative decrease
-	frozen    time.Time  // no growth before (a throttle rule's `for`)
+	limit       rate.Limit    // learned rate; 0 = nothing learned
+	probe       rate.Limit    // > limit while a probe runs
+	probeFrom   time.Time     // when the running probe began
+	confirmedAt time.Time     // when the last probe was confirmed
+	probeAt     time.Time     // the next probe may begin then
+	gap         time.Duration // the wait after the next failed probe
+	gain        float64       // the next probe's step over limit
+	recovering  bool          // after a drop: probes go far and often until one finds the new top
+	lastCut     time.Time     // the last rate refusal
+	frozen      time.Time     // no growth before (a throttle rule's `for`)
+	refusedAt   time.Time     // the last rate refusal, for the spacing of the next
+	oksAt       int           // successes counted at refusedAt
 }
 
 // due reports whether a rate refusal at now may cut again: one cut per
@@ -34,103 +72,165 @@ func (c *rateCeiling) freeze(t time.Time) {
 	}
 }
 
-// refused records a rate refusal while sending at cur (0 = unlimited)
-// with obs the pace delivered just before, and returns the cut rate. The
-// cut starts from what was delivered when that is below cur (as TCP cuts
-// from the flight size): a cap that grew above the receiver's limit says
-// nothing about the limit. With no cap and no estimate it returns ok =
-// false: nothing is known about the rate, and the caller cuts
-// concurrency instead, since sessions bound the rate too.
-func (c *rateCeiling) refused(cur, obs rate.Limit, hard bool, now time.Time, o *Options) (next rate.Limit, ok bool) {
-	base := cur
-	if base <= 0 {
-		base = obs
-		c.top = 2 * base
-	} else if obs > 0 && obs < base {
-		base = obs
+// spacing is the pace the receiver let through between the last rate
+// refusal and this one (oks is the count of successes so far), when the
+// last one is recent and enough went between them; else 0. Refusals in
+// quick succession mean the receiver's limit held the whole time, and
+// what it let through in between is its rate, whatever was sent.
+func (c *rateCeiling) spacing(oks int, now time.Time) rate.Limit {
+	// Count from when sending resumed after the last refusal's quiet,
+	// and only over a second or more: within less than a receiver's
+	// window, what went through is what was sent.
+	from := c.refusedAt.Add(rateQuiet)
+	if dt := now.Sub(from); c.refusedAt.IsZero() || dt < time.Second || dt > spacingHorizon || oks-c.oksAt < spacingMin {
+		return 0
 	}
-	if base <= 0 {
-		return 0, false
-	}
-	c.refusedAt = base
-	c.cross.refused(float64(base), now, 2*o.ThrottlePause, o.RetryMax)
-	c.lastCut = now
-	next = base / 2
-	if hard {
-		next = o.MinRate
-	}
-	return max(next, o.MinRate), true
+	return rate.Limit(float64(oks-c.oksAt) / now.Sub(from).Seconds())
 }
 
-// grow returns the rate after one additive step from cur (> 0), with
-// maxRate the configured or runtime cap (0 = none); cur when no step may
-// go now. Below the rate of the last refusal a step is +10% (at least
-// MinRate); near it, one step of MinRate per hold of the crossing
-// ceiling, since every overshoot costs a refusal; a whole hold above it
-// without a refusal means the receiver raised its limit, and the climb
-// turns multiplicative again. With no configured cap the learned cap is
-// lifted (0) once the rate is back at top and retry_max has passed since
-// the last cut.
-func (c *rateCeiling) grow(cur, maxRate rate.Limit, now time.Time, o *Options) rate.Limit {
-	if now.Before(c.frozen) {
-		return cur
-	}
-	near := c.refusedAt > 0 && float64(cur) >= 0.9*float64(c.refusedAt)
-	if near && cur > c.refusedAt && !c.probeAt.IsZero() && !now.Before(c.probeAt) {
-		c.refusedAt = 0
-		near = false
-	}
-	if near {
-		if now.Before(c.probeAt) {
+// refused records a rate refusal while sending at cur (0 = unlimited),
+// with pace the delivered pace just before and oks the successes so far,
+// and returns the rate to go on at. ok = false when nothing is known of
+// the rate (no cap, nothing delivered) and floor is false: the caller
+// cuts concurrency instead, since sessions bound the rate too.
+//
+//   - A probe that went over: the learned rate stands, and the next
+//     probe waits, and goes half as far unless the destination is
+//     recovering from a drop.
+//   - A refusal soon after the last one (within spacingHorizon): the
+//     receiver's limit held the whole time, and what it let through in
+//     between is its rate.
+//   - The first refusal: the sender went as fast as it could until
+//     then, so the pace delivered just before is the receiver's rate.
+//   - Otherwise a drop at the learned rate: halved (the pace of the last
+//     seconds is from before the drop), and the next refusal's spacing,
+//     if one comes, says more. Capacity that drops often comes back:
+//     the probes after a drop come soon and go far.
+func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, hard, floor bool, now time.Time, o *Options) (next rate.Limit, ok bool) {
+	sp := c.spacing(oks, now)
+	c.refusedAt, c.oksAt = now, oks
+	probing, learned := c.probe > 0, c.limit > 0
+	c.probe = 0
+	upTo := func(r rate.Limit) rate.Limit {
+		if cur > 0 && cur < r {
 			return cur
 		}
-		c.probeAt = now.Add(max(c.cross.hold, o.ThrottlePause))
+		return r
 	}
-	step := cur / 10
-	if c.refusedAt > 0 && cur >= c.refusedAt {
-		// Above the rate of the last refusal, probe linearly
-		// (congestion avoidance): the receiver's limit is near, and a
-		// multiplicative climb would overshoot it within one of its
-		// windows.
-		step = o.MinRate
-	}
-	next := cur + max(step, o.MinRate)
+	m := rate.Limit(learnMargin)
+	drop := false
 	switch {
-	case maxRate > 0 && next >= maxRate:
-		next = maxRate
-	case maxRate <= 0 && c.top > 0 && next >= c.top:
-		// Lift the learned cap only after a quiet spell: a receiver
-		// that refused on rate recently would be hit by the burst of an
-		// uncapped destination again.
-		if now.Sub(c.lastCut) >= o.RetryMax {
-			next = 0
-		} else {
-			next = c.top
+	case hard:
+		c.limit = o.MinRate
+	case probing:
+		if !c.recovering {
+			c.gain = max(c.gain/2, probeGainMin)
 		}
-	case maxRate <= 0 && c.top <= 0:
-		next = 0
-	}
-	if c.cross.level > 0 && (next == 0 || float64(next) >= c.cross.level) {
-		switch {
-		case !c.cross.allows(float64(next), now):
-			next = cur
-		case next != 0:
-			c.cross.crossed(float64(next))
-		default:
-			c.cross.crossed(c.cross.level)
+		if c.confirmedAt.After(c.lastCut) {
+			// A probe confirmed since the last refusal: this is the
+			// top of the climb.
+			c.recovering = false
 		}
+		c.lastCut = now
+		c.confirmedAt = time.Time{}
+		c.probeAt = now.Add(c.gap)
+		c.gap = min(c.gap*3/2, c.gapMax())
+		return max(c.limit, o.MinRate), true
+	case sp > 0:
+		// Refused again at the learned rate: it is too high by an
+		// unknown amount that the spacing may not show (a rate a little
+		// over the limit goes through almost whole), so at least 15 %
+		// comes off.
+		c.limit, drop = m*upTo(sp), true
+		if cur > 0 {
+			c.limit = min(c.limit, cur*0.85)
+		}
+	case !learned && pace > 0:
+		c.limit = m * upTo(pace)
+	case cur > 0:
+		c.limit, drop = cur/2, true
+	case pace > 0:
+		c.limit = pace / 2
+	case floor:
+		// Nothing else to cut (concurrency is at its floor): the floor
+		// of the rate, from which probes climb.
+		c.limit = o.MinRate
+	default:
+		return 0, false
 	}
-	if near && next > c.refusedAt {
-		// This step crossed the old limit: if no refusal comes within a
-		// short confirmation, the receiver has raised it.
-		c.probeAt = now.Add(2 * o.ThrottlePause)
+	c.limit = max(c.limit, o.MinRate)
+	c.confirmedAt = time.Time{}
+	c.lastCut = now
+	if drop && !hard {
+		c.gap, c.gain, c.recovering = probeGapMin, probeGainMax, true
+	} else {
+		c.gap, c.gain, c.recovering = probeGapFirst, probeGain, false
 	}
-	return next
+	c.probeAt = now.Add(c.gap)
+	c.gap = min(c.gap*3/2, c.gapMax())
+	return c.limit, true
 }
 
-// inForce reports whether the ceiling still shapes what comes next in a
-// way worth keeping the destination in memory for.
-func (c *rateCeiling) inForce(now time.Time, o *Options) bool {
-	return now.Before(c.probeAt) || now.Before(c.frozen) || c.cross.holding(now) ||
-		(!c.lastCut.IsZero() && now.Sub(c.lastCut) < o.RetryMax) // a learned cap is lifted only after retry_max without a cut
+// gapMax is the longest wait between failed probes at the learned rate:
+// probeDeliveries messages, within [10 s, probeGapMax].
+func (c *rateCeiling) gapMax() time.Duration {
+	g := probeGapMax
+	if c.limit > 0 {
+		g = time.Duration(probeDeliveries / float64(c.limit) * float64(time.Second))
+	}
+	return min(max(g, 10*time.Second), probeGapMax)
+}
+
+// grow returns the rate to send at now, from cur, with maxRate the
+// configured or runtime cap (0 = none) and binding whether the rate is
+// what holds mail back (a message waited for a token lately): a probe
+// runs only then, since a probe that sends no faster teaches nothing.
+func (c *rateCeiling) grow(cur, maxRate rate.Limit, binding bool, now time.Time) rate.Limit {
+	if c.limit <= 0 || now.Before(c.frozen) {
+		return cur
+	}
+	if maxRate > 0 && c.limit >= maxRate {
+		c.probe = 0
+		return maxRate
+	}
+	if c.probe > 0 {
+		if now.Sub(c.probeFrom) < confirmFor(c.probe) {
+			return cur
+		}
+		if binding {
+			// A whole confirmation above the limit without a refusal:
+			// the receiver raised it. Climb on at once, faster.
+			c.limit, c.confirmedAt = c.probe, now
+			c.gain = min(2*c.gain, probeGainMax)
+		}
+		c.probe = 0
+	}
+	if !binding || now.Before(c.probeAt) {
+		return c.capped(c.limit, maxRate)
+	}
+	c.probe = c.capped(c.limit*rate.Limit(1+c.gain), maxRate)
+	c.probeFrom = now
+	return c.probe
+}
+
+// confirmFor is how long a probe at r runs before it counts as
+// accepted: probeConfirm, and at low rates long enough for probeMessages
+// messages, since a receiver that counts per window refuses only once a
+// window holds one message too many.
+func confirmFor(r rate.Limit) time.Duration {
+	return max(probeConfirm, time.Duration(probeMessages/float64(r)*float64(time.Second)))
+}
+
+// capped is r within maxRate (0 = no cap).
+func (c *rateCeiling) capped(r, maxRate rate.Limit) rate.Limit {
+	if maxRate > 0 && (r > maxRate || r <= 0) {
+		return maxRate
+	}
+	return r
+}
+
+// inForce reports whether the ceiling is in the middle of something
+// worth keeping the destination in memory for.
+func (c *rateCeiling) inForce(now time.Time) bool {
+	return c.probe > 0 || now.Before(c.probeAt) || now.Before(c.frozen)
 }

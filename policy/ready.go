@@ -25,6 +25,11 @@ func (p *Policy) Ready(name string) (sessions int, at time.Time) {
 		if d.pause.probing {
 			return 0, now.Add(p.probeWait())
 		}
+		if d.active >= d.conc.level {
+			// The sessions still open are the probe: their next
+			// success reopens the destination.
+			return 0, time.Time{}
+		}
 		sessions = 1
 	default:
 		sessions = d.conc.level - d.active
@@ -55,7 +60,7 @@ func (p *Policy) Continue(name string) bool {
 	if d.stateAt(now) == StateSuspended {
 		return false
 	}
-	return d.active <= d.conc.level
+	return d.conc.allows(d.active)
 }
 
 // Paused reports whether name is paused or suspended now: no new

@@ -101,6 +101,12 @@ func TestSuspendExact(t *testing.T) {
 	if ok, _ := p.Admit(d); ok {
 		t.Fatal("admitted before the suspend ended")
 	}
+	if p.Continue(d) {
+		t.Fatal("sessions go on during a suspension")
+	}
+	for range 20 { // so they end
+		p.Release(d)
+	}
 	c.Set(start.Add(2 * time.Hour))
 	if ok, _ := p.Admit(d); !ok {
 		t.Fatal("probe not admitted when the suspend ended")

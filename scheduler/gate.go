@@ -41,6 +41,10 @@ type Gate interface {
 	Paused(dest string) bool
 	// MessagesPerConnection is the destination's limit (0 = none).
 	MessagesPerConnection(dest string) int
+	// Hold asks, before a recipient is tried, whether policy holds it
+	// back until a time (a greylisted recipient waiting for the
+	// destination's window to be learned); zero: go.
+	Hold(dest, rcpt string) time.Time
 }
 
 // Judge reads replies: what to do with a recipient after an attempt.

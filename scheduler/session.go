@@ -32,6 +32,9 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 		if j == nil {
 			return
 		}
+		if j = s.holdBack(d.name, j); j == nil {
+			continue
+		}
 		// A rate token comes before each message (policy.Reserve never
 		// blocks). A short wait keeps the connection and paces on it; a
 		// long one hands the job back and ends the session: the loop
@@ -92,6 +95,35 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 			return
 		}
 	}
+}
+
+// holdBack returns j without the recipients policy holds back
+// (Policy.Hold: a greylisted recipient waiting for its destination's
+// window to be learned), which go back to the queue due when policy
+// says, with no attempt made or counted; nil when none is left.
+func (s *Scheduler) holdBack(name string, j *job) *job {
+	var keep, held []queue.Item
+	var ups []queue.Update
+	for _, it := range j.items {
+		if until := s.o.Policy.Hold(name, it.Addr); !until.IsZero() {
+			ups = append(ups, queue.Update{ID: it.ID, Rcpt: it.Rcpt, State: queue.StateQueued, NextAttempt: until})
+			held = append(held, it)
+			continue
+		}
+		keep = append(keep, it)
+	}
+	if len(held) == 0 {
+		return j
+	}
+	if err := s.o.Queue.Update(context.Background(), ups); err != nil {
+		s.log.Error("returning held recipients failed; they return to due when their lease expires", "id", j.id, "err", err)
+	}
+	s.leases.drop(held)
+	if len(keep) == 0 {
+		return nil
+	}
+	j.items = keep
+	return j
 }
 
 // bodyRetry is when a job whose body could not be read is due again.

@@ -33,13 +33,14 @@ type fakePolicy struct {
 	peak     map[string]int
 	paused   map[string]time.Time
 	grouped  map[string]bool
-	readies  map[string]int // Ready calls per destination
+	readies  map[string]int       // Ready calls per destination
+	holds    map[string]time.Time // recipient -> held back until (Hold)
 	observed int
 }
 
 func newFakePolicy(clk *fakeclock.Clock) *fakePolicy {
 	return &fakePolicy{clk: clk, conc: map[string]int{}, active: map[string]int{}, peak: map[string]int{},
-		paused: map[string]time.Time{}, grouped: map[string]bool{}, readies: map[string]int{}}
+		paused: map[string]time.Time{}, grouped: map[string]bool{}, readies: map[string]int{}, holds: map[string]time.Time{}}
 }
 
 func (p *fakePolicy) concOf(d string) int {
@@ -100,6 +101,14 @@ func (p *fakePolicy) Paused(d string) bool {
 	return p.clk.Now().Before(p.paused[d])
 }
 func (p *fakePolicy) MessagesPerConnection(string) int { return 0 }
+func (p *fakePolicy) Hold(_, rcpt string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if until := p.holds[rcpt]; p.clk.Now().Before(until) {
+		return until
+	}
+	return time.Time{}
+}
 
 func (p *fakePolicy) Observe(_ string, o policy.Outcome) policy.Decision {
 	p.mu.Lock()
