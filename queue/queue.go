@@ -1,9 +1,11 @@
 // Package queue is sluice's durable mail queue, stored in one bbolt file.
 //
 // It knows nothing about SMTP. It stores each message once (envelope and
-// body) with one state per recipient, a due-time index for the scheduler,
-// leases for deliveries in flight, the history of every attempt, the
-// suppression list and opaque per-destination policy state.
+// body) with one state per recipient, a due index per recipient domain
+// for the scheduler (with a feed of the domains whose earliest due time
+// changed, WatchDue), leases for deliveries in flight, the history of
+// every attempt, the suppression list and opaque per-destination policy
+// state.
 //
 // Promises:
 //   - Durability: when Enqueue (or any other write) returns nil, the change
