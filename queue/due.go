@@ -72,24 +72,21 @@ func parseDueKey(k []byte) (domain string, t time.Time, id string, idx int, err 
 // transition is its only caller.
 func (w *wtx) indexDue(id string, idx int, r *rcptRec) error {
 	w.touchDue(r.Domain)
-	k := dueKey(r.Domain, r.NextAttempt, id, idx)
-	if !w.dueInside {
-		c := w.tx.Bucket(bktDue).Cursor()
-		c.Seek(dueDomainEnd(r.Domain))
-		if last, _ := c.Prev(); last != nil && bytes.HasPrefix(last, duePrefix(r.Domain)) && bytes.Compare(k, last) < 0 {
-			w.dueInside = true
-		}
+	if r.NextAttempt.After(w.now) {
+		w.dueInside = true
 	}
-	return w.b(bktDue).Put(k, nil)
+	return w.b(bktDue).Put(dueKey(r.Domain, r.NextAttempt, id, idx), nil)
 }
 
-// dueFill is the due index's page fill for this transaction. Fresh mail
-// is due now, after its domain's waiting entries: inserts at the end of
-// the domain's range, where full pages waste nothing (90 %). A deferral
-// lands anywhere in the range: random inserts, for which pages split in
-// half (bbolt's default) end up fuller than pages split at 90 %, whose
+// dueFill is the due index's page fill for this transaction. Mail due now
+// (fresh mail, a flush, a lease handed back) goes in where the domain's
+// past-due entries end, one after the other in ID order: a sequential
+// stream, for which full pages waste nothing (90 %). A deferral goes in
+// at its own time in the future: random inserts, for which pages split
+// in half (bbolt's default) end up fuller than pages split at 90 %, whose
 // small right halves fill slowly. Measured with 100,000 deferred
-// recipients imported: 64 % full at 0.5, 46 % at 0.9.
+// recipients imported: 64 % full at 0.5, 46 % at 0.9; 50,000 messages
+// by SMTP to a paused destination: 89 %.
 func (w *wtx) dueFill() float64 {
 	if w.dueInside {
 		return 0.5

@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -31,8 +30,8 @@ type wtx struct {
 	// dueTouched lists the domains whose due entries changed, for the
 	// due feed (nil while nobody watches it).
 	dueTouched map[string]struct{}
-	// dueInside: a due entry went in before its domain's last one (a
-	// deferral), not at the end (fresh mail); see dueFill.
+	// dueInside: a due entry went in at a time in the future (a
+	// deferral), not at now (fresh mail); see dueFill.
 	dueInside bool
 }
 
@@ -97,19 +96,11 @@ func (w *wtx) rcpt(id string, idx int) (*rcptRec, error) {
 }
 
 func (w *wtx) putRcpt(id string, idx int, r *rcptRec) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("queue: encode recipient: %w", err)
-	}
-	return w.b(bktRcpts).Put(rcptKey(id, idx), v)
+	return w.b(bktRcpts).Put(rcptKey(id, idx), encodeRcpt(r))
 }
 
 func (w *wtx) putMsg(id string, m *msgRec) error {
-	v, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("queue: encode message: %w", err)
-	}
-	return w.b(bktMsgs).Put([]byte(id), v)
+	return w.b(bktMsgs).Put([]byte(id), encodeMsg(m))
 }
 
 // flush writes back the message records and the domain counters
