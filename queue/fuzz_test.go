@@ -47,6 +47,9 @@ func FuzzDecodeRecords(f *testing.F) {
 	m, _ := json.Marshal(msgRec{From: "x@y", NRcpt: 2, Open: 1})
 	f.Add(r)
 	f.Add(m)
+	f.Add(encodeRcpt(&rcptRec{Addr: "a@b", Domain: "c", State: StateQueued, NextAttempt: time.Unix(5, 6), History: []attemptRec{{Reply: "250"}}}))
+	f.Add(encodeMsg(&msgRec{From: "x@y", NRcpt: 2, Open: 1, Received: time.Unix(7, 8), Spooled: true}))
+	f.Add([]byte{recV1, 0, 0xff})
 	f.Add([]byte(`{"s":"bogus"}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -8,8 +8,8 @@ import (
 
 // msgRec is the stored form of a message's envelope. It is kept apart from
 // the recipients so that a recipient update rewrites one small record,
-// not the whole message. JSON keeps the file readable with bbolt tools;
-// short keys keep it small.
+// not the whole message. It is stored in the compact binary form of
+// codec.go; the JSON tags read the records of earlier versions.
 type msgRec struct {
 	From       string    `json:"f"`
 	Received   time.Time `json:"r"`
@@ -56,6 +56,13 @@ type suppRec struct {
 }
 
 func decodeMsg(b []byte) (*msgRec, error) {
+	if len(b) > 0 && b[0] == recV1 {
+		m, err := decodeMsgV1(b)
+		if err != nil {
+			return nil, fmt.Errorf("queue: decode message record: %w", err)
+		}
+		return m, nil
+	}
 	var m msgRec
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("queue: decode message record: %w", err)
@@ -64,14 +71,22 @@ func decodeMsg(b []byte) (*msgRec, error) {
 }
 
 func decodeRcpt(b []byte) (*rcptRec, error) {
-	var r rcptRec
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("queue: decode recipient record: %w", err)
+	var r *rcptRec
+	if len(b) > 0 && b[0] == recV1 {
+		var err error
+		if r, err = decodeRcptV1(b); err != nil {
+			return nil, fmt.Errorf("queue: decode recipient record: %w", err)
+		}
+	} else {
+		r = &rcptRec{}
+		if err := json.Unmarshal(b, r); err != nil {
+			return nil, fmt.Errorf("queue: decode recipient record: %w", err)
+		}
 	}
 	if !r.State.Valid() {
 		return nil, fmt.Errorf("queue: decode recipient record: bad state %q", r.State)
 	}
-	return &r, nil
+	return r, nil
 }
 
 func (r *rcptRec) public() Recipient {

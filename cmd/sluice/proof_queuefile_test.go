@@ -152,7 +152,7 @@ func smtpOf(t *testing.T, cfg string) string {
 }
 
 // msgLeafPages finds the leaf pages of the queue file that hold message
-// envelopes (their first value is a message record, `{"f":`), in the
+// envelopes (their first value is a message record), in the
 // order of their keys (IDs, which sort by arrival).
 func msgLeafPages(t *testing.T, db string) []int64 {
 	t.Helper()
@@ -169,8 +169,10 @@ func msgLeafPages(t *testing.T, db string) []int64 {
 		if le.Uint64(p) != id || le.Uint16(p[8:]) != 0x02 || le.Uint16(p[10:]) == 0 {
 			continue
 		}
-		pos, ks := int(le.Uint32(p[16+4:])), int(le.Uint32(p[16+8:]))
-		if v := p[16+pos+ks:]; ks == 16 && bytes.HasPrefix(v, []byte(`{"f":`)) {
+		pos, ks, vs := int(le.Uint32(p[16+4:])), int(le.Uint32(p[16+8:])), int(le.Uint32(p[16+12:]))
+		// A message record: a 16-byte ID key and a binary record (its
+		// version byte, 1) or, from earlier versions, JSON.
+		if v := p[16+pos+ks:]; ks == 16 && vs > 0 && (v[0] == 1 || bytes.HasPrefix(v, []byte(`{"f":`))) {
 			out = append(out, int64(id))
 			first[int64(id)] = string(p[16+pos : 16+pos+ks])
 		}
