@@ -120,10 +120,14 @@ type Result struct {
 	// time paused (or suspended, or probing), the mean concurrency, and
 	// the mean rate cap over the share of the time under one (Capped).
 	Paused, MeanConc, MeanRate, Capped float64
-	Stats                              fakemx.Stats
-	Trace                              []Sample      // Scenario.Trace
-	Wall                               time.Duration // real time the run took
-	start                              time.Time
+	// Recovery is how long after the receiver's capacity last rose the
+	// deliveries took to reach 80 % of it over a second (or to deliver
+	// what was left); -1 when it never rose with mail waiting.
+	Recovery time.Duration
+	Stats    fakemx.Stats
+	Trace    []Sample      // Scenario.Trace
+	Wall     time.Duration // real time the run took
+	start    time.Time
 }
 
 // TimeRatio is time to deliver all over the ideal.
@@ -165,6 +169,9 @@ func ratio(a, b float64) float64 {
 func (r Result) String() string {
 	s := fmt.Sprintf("%s: %d/%d in %.1fs (ideal %.1fs, x%.2f), %.3f refusals/delivery, %.2f greylist/rcpt",
 		r.Scenario, r.Delivered, r.N, r.Time.Seconds(), r.Ideal.Seconds(), r.TimeRatio(), r.RefusalsPerDelivery(), r.GreylistPerRcpt())
+	if r.Recovery >= 0 {
+		s += fmt.Sprintf(", 80%% of a raised capacity after %.1fs", r.Recovery.Seconds())
+	}
 	if r.Starved > 0 {
 		s += fmt.Sprintf(", starved %d times (longest %.1fs)", r.Starved, r.MaxStarve.Seconds())
 	}
@@ -280,6 +287,7 @@ func run(sc Scenario) (Result, error) {
 	} else {
 		res.Time = end.Sub(start)
 	}
+	res.Recovery = recovery(sc, m, st, start, lat, commit)
 	return res, nil
 }
 
