@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
 # Throttled receivers: sluice against the fake MX (cmd/fakemx), and Postfix
-# side by side when it is installed, in five scenarios. Both sides of a
+# side by side when it is installed, in ten scenarios. Both sides of a
 # scenario run at the same time, each against its own fake MX, and send the
 # same N messages, one recipient each (user%d@dest.test). Every figure comes
 # from the fake MX's stats; the tables go to stdout and to
 # bench/throttle/last-run.txt.
 #
 # Run as root by hand (not in CI): bench/throttle/run.sh
-# Environment: N=2000 CAP=300 (seconds per side) NO_POSTFIX=1 NO_SLUICE=1
-#              SCENARIOS="throttle greylist-hinted greylist-plain outage shifting"
-#              (also lowrate: 1 session, 5 msg/s; run it with N=300)
+# Environment: N (messages; default per scenario: 300 for lowrate, 200 for
+#              the unhinted greylist-10s/30s/60s, else 2000) CAP=300 (seconds
+#              per side) NO_POSTFIX=1 NO_SLUICE=1
+#              SCENARIOS="throttle lowrate greylist-hinted greylist-plain
+#                greylist-10s greylist-30s greylist-60s outage shifting drop"
 set -euo pipefail
 
 BENCH_REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$BENCH_REPO/bench/lib/common.sh"
 . "$BENCH_REPO/bench/lib/postfix.sh"
 
-N=${N:-2000}
 CAP=${CAP:-300}
-SCENARIOS=${SCENARIOS:-throttle greylist-hinted greylist-plain outage shifting}
+SCENARIOS=${SCENARIOS:-throttle lowrate greylist-hinted greylist-plain greylist-10s greylist-30s greylist-60s outage shifting drop}
+
+# n_of SCENARIO: the messages it sends (N overrides every scenario).
+n_of() {
+	case $1 in
+	lowrate) echo "${N:-300}" ;;
+	greylist-[0-9]*s) echo "${N:-200}" ;;
+	*) echo "${N:-2000}" ;;
+	esac
+}
 OUT=${OUT:-$BENCH_REPO/bench/throttle/last-run.txt}
 
 need curl jq ss awk sed
@@ -51,8 +61,10 @@ mx_args() {
 	lowrate) printf '%s\n' -sessions 1 -rate 5 ;;
 	greylist-hinted) printf '%s\n' -greylist 10s -greylist-text '451 4.7.1 Greylisted, try again in %d seconds' ;;
 	greylist-plain) printf '%s\n' -greylist 10s ;;
+	greylist-[0-9]*s) printf '%s\n' -greylist "${1#greylist-}" ;;
 	outage) printf '%s\n' -outage 0s-15s ;;
 	shifting) printf '%s\n' -sessions 3 -rate 100 -schedule 10s:1:20 -schedule 25s:3:100 ;;
+	drop) printf '%s\n' -sessions 3 -rate 100 -schedule 10s:3:20 -schedule 25s:3:100 ;;
 	*) die "unknown scenario $1" ;;
 	esac
 }
@@ -60,7 +72,8 @@ mx_args() {
 # side KIND SCENARIO DIR: one relay (sluice or postfix) against its own
 # fake MX. Runs in a subshell with its own cleanup.
 side() {
-	local kind=$1 scen=$2 dir=$3
+	local kind=$1 scen=$2 dir=$3 n
+	n=$(n_of "$scen")
 	BENCH_CLEANUP=()
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -97,14 +110,14 @@ side() {
 
 	local inject_start end
 	inject_start=$(now_s)
-	"$BENCH_BIN/sluice-inject" -addr "127.0.0.1:$port" -n "$N" -c 20 -size 2048 \
+	"$BENCH_BIN/sluice-inject" -addr "127.0.0.1:$port" -n "$n" -c 20 -size 2048 \
 		-from bench@sender.test -to 'user%d@dest.test' -acked "$dir/acked" \
 		-deadline "${CAP}s" >"$dir/inject.out" 2>"$dir/inject.err" ||
 		echo "$kind/$scen: sluice-inject failed: $(tail -n 3 "$dir/inject.err")" >&2
 	while :; do
 		local got
 		got=$(curl -fsS "http://$http/stats" | jq '.stats.delivered - .stats.duplicates' 2>/dev/null || echo 0)
-		[ "${got:-0}" -ge "$N" ] && break
+		[ "${got:-0}" -ge "$n" ] && break
 		awk -v a="$(now_s)" -v b="$inject_start" -v c="$CAP" 'BEGIN { exit !(a - b > c) }' && break
 		sleep 0.5
 	done
@@ -116,7 +129,7 @@ side() {
 }
 
 header() {
-	echo "== $1: N=$N messages, one recipient each; fake MX $(mx_args "$1" | while IFS= read -r a; do case $a in *" "*) printf "'%s' " "$a" ;; *) printf '%s ' "$a" ;; esac; done)"
+	echo "== $1: N=$(n_of "$1") messages, one recipient each; fake MX $(mx_args "$1" | while IFS= read -r a; do case $a in *" "*) printf "'%s' " "$a" ;; *) printf '%s ' "$a" ;; esac; done)"
 	echo "   sluice: bench/throttle/sluice.toml (defaults; retry_base 1s, retry_max 10s, greylist_default 6s)"
 	echo "   postfix: minimal_backoff_time 1s, maximal_backoff_time 10s, queue_run_delay 1s, destination concurrency 20; cap ${CAP}s per side"
 }
@@ -126,9 +139,11 @@ report_flags() {
 	case $1 in
 	throttle) echo -sessions 3 -rate 100 ;;
 	lowrate) echo -sessions 1 -rate 5 ;;
-	greylist-*) echo -greylist 10s ;;
+	greylist-hinted | greylist-plain) echo -greylist 10s ;;
+	greylist-[0-9]*s) echo -greylist "${1#greylist-}" ;;
 	outage) echo -outage 0s-15s ;;
 	shifting) echo -sessions 3 -rate 100 -schedule 10s:1:20 -schedule 25s:3:100 ;;
+	drop) echo -sessions 3 -rate 100 -schedule 10s:3:20 -schedule 25s:3:100 ;;
 	esac
 }
 
@@ -156,7 +171,7 @@ main() {
 		echo
 		header "$scen"
 		# shellcheck disable=SC2046 # the flags are words on purpose
-		"$BENCH_BIN/report" -scenario "$scen" -n "$N" $(report_flags "$scen") \
+		"$BENCH_BIN/report" -scenario "$scen" -n "$(n_of "$scen")" $(report_flags "$scen") \
 			-sluice "$sdir" -postfix "$pdir"
 	done
 }

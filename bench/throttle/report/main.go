@@ -21,7 +21,7 @@ import (
 func main() {
 	var sc scenario
 	var sluiceDir, postfixDir string
-	flag.StringVar(&sc.Name, "scenario", "throttle", "throttle | lowrate | greylist-hinted | greylist-plain | outage | shifting")
+	flag.StringVar(&sc.Name, "scenario", "throttle", "throttle | lowrate | greylist-hinted | greylist-plain | greylist-<G> (unhinted, e.g. greylist-30s) | outage | shifting | drop")
 	flag.IntVar(&sc.N, "n", 2000, "messages sent")
 	flag.IntVar(&sc.Sessions, "sessions", 0, "K of the fake MX at start")
 	flag.IntVar(&sc.Rate, "rate", 0, "R of the fake MX at start, per -window")

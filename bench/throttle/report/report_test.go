@@ -109,6 +109,14 @@ func TestTable(t *testing.T) {
 		{scenario{Name: "shifting", N: 100, Sessions: 3, Rate: 10, Window: time.Second, Bucket: time.Second,
 			Schedule: []fakemx.Limits{{At: time.Second, MaxSessions: 1, RatePerWindow: 2}}},
 			[]string{"0-1s", "10 (K=3)", "1-2s", "2 (K=1)", "100"}},
+		// Unhinted greylisting: replies per recipient and the wait from
+		// the first attempt (0 to 0.99 s here) against 1.5 G.
+		{scenario{Name: "greylist-2s", N: 100, Greylist: 2 * time.Second},
+			[]string{"greylist replies/rcpt", "2.00", "<= 1.1", "first attempt to delivery, max (s)", "1.0", "<= 3.0 (1.5 G)"}},
+		// A drop of 10/s to 2/s at 1 s: 100 messages take 10 + 45 windows.
+		{scenario{Name: "drop", N: 100, Sessions: 3, Rate: 10, Window: time.Second, Bucket: time.Second,
+			Schedule: []fakemx.Limits{{At: time.Second, MaxSessions: 3, RatePerWindow: 2}}},
+			[]string{"<= 59.8 (1.3 × ideal 46.0)", "421 per delivered", "<= 0.05"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.sc.Name, func(t *testing.T) {
@@ -130,7 +138,7 @@ func TestTable(t *testing.T) {
 
 func TestTableErrors(t *testing.T) {
 	t.Parallel()
-	for _, sc := range []scenario{{Name: "nope"}, {Name: "outage"}} {
+	for _, sc := range []scenario{{Name: "nope"}, {Name: "outage"}, {Name: "greylist-soon"}} {
 		if _, err := sc.table(nil, nil); err == nil {
 			t.Errorf("%q: no error", sc.Name)
 		}

@@ -113,6 +113,19 @@ func (r *run) lags(g time.Duration) []time.Duration {
 	return out
 }
 
+// waits returns, sorted, the time from each delivered recipient's first
+// attempt to its delivery.
+func (r *run) waits() []time.Duration {
+	var out []time.Duration
+	for _, rc := range r.Stats.Recipients {
+		if rc.Deliveries > 0 {
+			out = append(out, rc.Delivered.Sub(rc.FirstAttempt))
+		}
+	}
+	sortDurations(out)
+	return out
+}
+
 // greylistPerRcpt is greylist replies per recipient seen.
 func (r *run) greylistPerRcpt() float64 {
 	if len(r.Stats.Recipients) == 0 {
