@@ -11,11 +11,11 @@ import (
 
 // mayRelay reports whether a client may submit without AUTH: it must be
 // in one of the trusted networks, and the listener must not require AUTH.
-func (s *Server) mayRelay(ip netip.Addr) bool {
-	if s.o.RequireAuth {
+func (g *generation) mayRelay(ip netip.Addr) bool {
+	if g.o.RequireAuth {
 		return false
 	}
-	for _, p := range s.o.Networks {
+	for _, p := range g.o.Networks {
 		if p.Contains(ip) {
 			return true
 		}

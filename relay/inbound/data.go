@@ -43,7 +43,7 @@ func (ss *session) data(r io.Reader) error {
 		return errHeaderTooBig // go-smtp reads on to the end of DATA
 	}
 	isTLS, _, _, ehlo := ss.c.tlsState()
-	now := ss.s.o.Now()
+	now := ss.g.o.Now()
 	m := &Message{
 		From:       ss.from,
 		Rcpts:      append([]string(nil), ss.rcpts...),
@@ -56,7 +56,7 @@ func (ss *session) data(r io.Reader) error {
 		m.User = ss.user.Name
 	}
 	tc := trace{
-		Helo: m.Helo, Client: m.ClientAddr, Hostname: ss.s.o.Hostname,
+		Helo: m.Helo, Client: m.ClientAddr, Hostname: ss.g.o.Hostname,
 		Protocol: protocol(ehlo, isTLS, ss.user != nil), ID: ss.c.trace, Date: now,
 	}
 	if len(m.Rcpts) == 1 {
@@ -70,7 +70,7 @@ func (ss *session) data(r io.Reader) error {
 	// needs every byte); it is kept only when it may be accepted.
 	sink := &sink{w: io.Discard}
 	if err == nil && !loop {
-		sp := ss.s.o.Store.NewSpool()
+		sp := ss.g.o.Store.NewSpool()
 		defer sp.Discard()
 		m.Content = sp
 		sink.w = sp
@@ -114,8 +114,8 @@ func (ss *session) data(r io.Reader) error {
 		return storeReply(sink.err)
 	}
 	ctx := context.Background()
-	if ss.s.o.Check != nil {
-		if err := ss.s.o.Check.Check(ctx, m); err != nil {
+	if ss.g.o.Check != nil {
+		if err := ss.g.o.Check.Check(ctx, m); err != nil {
 			var se *smtp.SMTPError
 			if errors.As(err, &se) {
 				return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: se.Message}
@@ -124,15 +124,15 @@ func (ss *session) data(r io.Reader) error {
 			return errTempLocal
 		}
 	}
-	id, err := ss.s.o.Store.Enqueue(ctx, m)
+	id, err := ss.g.o.Store.Enqueue(ctx, m)
 	if err != nil {
 		ss.s.log.Error("enqueue failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
 		return storeReply(err)
 	}
 	ss.s.log.Info("accepted", "client", ss.c.ip, "trace", ss.c.trace, "id", id,
 		"from", m.From, "rcpts", len(m.Rcpts), "size", m.Size())
-	if ss.s.o.OnEnqueue != nil {
-		ss.s.o.OnEnqueue(id)
+	if ss.g.o.OnEnqueue != nil {
+		ss.g.o.OnEnqueue(id)
 	}
 	// A 250 carrying the queue id; go-smtp writes any *SMTPError as is.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %s", id)}

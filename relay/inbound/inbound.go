@@ -13,7 +13,9 @@
 //     generic text; details go to the log.
 //
 // A *Server is safe for concurrent use; Serve may be called for several
-// listeners, which then share the connection caps.
+// listeners, which then share the connection caps. Reconfigure (a config
+// reload) applies new options to the connections accepted after it; a
+// session in flight finishes under the options it started with.
 package inbound
 
 import (
@@ -139,20 +141,20 @@ type Options struct {
 
 // Server is the inbound SMTP server.
 type Server struct {
-	o    Options
-	log  *slog.Logger
-	smtp *smtp.Server
+	log *slog.Logger
+	// What Reconfigure may not change: they are the listener's kind.
+	requireAuth, implicitTLS bool
 
-	lineHold int    // see holdPartial
-	pathKey  string // see rewritePath
+	pathKey string // see rewritePath
 
-	msgRate  *limiters // per client IP, messages
-	authFail *limiters // per client IP, failed AUTH attempts
-
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	perIP    map[netip.Addr]int
-	draining bool
+	mu        sync.Mutex
+	gen       *generation              // new connections are admitted under it
+	retired   map[*generation]struct{} // earlier generations with connections still open
+	conns     map[*conn]struct{}
+	perIP     map[netip.Addr]int
+	listeners map[net.Listener]struct{} // those Serve accepts on, closed by Shutdown
+	serving   bool                      // Serve was called: generations run their go-smtp server
+	draining  bool
 }
 
 // Failed AUTH attempts allowed per client IP: a burst of AuthFailures,
@@ -160,39 +162,47 @@ type Server struct {
 // which makes password guessing slow without locking out a user's typo.
 const authFailWindow = 10 * time.Minute
 
-// New checks o (complete: nothing is filled in but the clock and
-// the logger) and builds the server.
-func New(o Options) (*Server, error) {
+// Validate refuses options New or Reconfigure would refuse; it changes
+// nothing. Nothing is filled in: the defaults live in the config layer
+// (OptionsFrom); a zero here would be a caller's mistake.
+func (o *Options) Validate() error {
 	if o.Hostname == "" {
-		return nil, errors.New("relay: inbound: Hostname is required")
+		return errors.New("relay: inbound: Hostname is required")
 	}
 	if o.Store == nil {
-		return nil, errors.New("relay: inbound: Store is required")
+		return errors.New("relay: inbound: Store is required")
 	}
 	if o.ImplicitTLS && o.TLSConfig == nil {
-		return nil, errors.New("relay: inbound: ImplicitTLS needs TLSConfig")
+		return errors.New("relay: inbound: ImplicitTLS needs TLSConfig")
 	}
 	for _, u := range o.Users {
 		if u.Name == "" || u.PasswordHash == "" {
-			return nil, fmt.Errorf("relay: inbound: user %q needs a name and a password hash", u.Name)
+			return fmt.Errorf("relay: inbound: user %q needs a name and a password hash", u.Name)
 		}
 	}
-	// Nothing is filled in: the defaults live in the config layer
-	// (OptionsFrom); a zero here would be a caller's mistake.
 	if o.MaxMessageSize <= 0 || o.MaxRecipients <= 0 || o.MaxLineLength <= 0 {
-		return nil, errors.New("relay: inbound: MaxMessageSize, MaxRecipients and MaxLineLength must be positive")
+		return errors.New("relay: inbound: MaxMessageSize, MaxRecipients and MaxLineLength must be positive")
 	}
 	if o.ReadTimeout <= 0 || o.WriteTimeout <= 0 || o.IdleTimeout <= 0 || o.DataTimeout <= 0 {
-		return nil, errors.New("relay: inbound: ReadTimeout, WriteTimeout, IdleTimeout and DataTimeout must be positive")
+		return errors.New("relay: inbound: ReadTimeout, WriteTimeout, IdleTimeout and DataTimeout must be positive")
 	}
 	if o.AuthFailures < 1 {
-		return nil, errors.New("relay: inbound: AuthFailures must be at least 1")
+		return errors.New("relay: inbound: AuthFailures must be at least 1")
 	}
 	if o.MaxConnections < 0 || o.PerClientConnections < 0 || o.PerClientRate < 0 {
-		return nil, errors.New("relay: inbound: negative connection or rate limit")
+		return errors.New("relay: inbound: negative connection or rate limit")
 	}
 	if o.PerClientRate > 0 && o.PerClientBurst < 1 {
-		return nil, errors.New("relay: inbound: PerClientRate needs a PerClientBurst of at least 1")
+		return errors.New("relay: inbound: PerClientRate needs a PerClientBurst of at least 1")
+	}
+	return nil
+}
+
+// New checks o (complete: nothing is filled in but the clock and
+// the logger) and builds the server.
+func New(o Options) (*Server, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -201,43 +211,67 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Server{
-		o:        o,
-		log:      o.Logger,
-		conns:    make(map[*conn]struct{}),
-		perIP:    make(map[netip.Addr]int),
-		lineHold: max(holdPartial, o.MaxLineLength+8),
-		pathKey:  newPathKey(),
-		authFail: newLimiters(rate.Every(authFailWindow/time.Duration(o.AuthFailures)), o.AuthFailures, o.Now),
+		log:         o.Logger,
+		requireAuth: o.RequireAuth,
+		implicitTLS: o.ImplicitTLS,
+		retired:     map[*generation]struct{}{},
+		conns:       make(map[*conn]struct{}),
+		perIP:       make(map[netip.Addr]int),
+		listeners:   map[net.Listener]struct{}{},
+		pathKey:     newPathKey(),
 	}
-	if o.PerClientRate > 0 {
-		s.msgRate = newLimiters(o.PerClientRate, o.PerClientBurst, o.Now)
-	}
-	srv := smtp.NewServer(backend{s})
-	srv.Domain = o.Hostname
-	srv.MaxMessageBytes = o.MaxMessageSize
-	srv.MaxRecipients = o.MaxRecipients
-	srv.MaxLineLength = o.MaxLineLength
-	srv.ReadTimeout = o.ReadTimeout
-	srv.WriteTimeout = o.WriteTimeout
-	srv.EnableSMTPUTF8 = true
-	// TLS is run by conn (it must see the plaintext stream), so go-smtp
-	// never sees a *tls.Conn; our session enforces "AUTH only over TLS".
-	srv.TLSConfig = nil
-	srv.AllowInsecureAuth = true
-	srv.ErrorLog = errorLog{o.Logger}
-	s.smtp = srv
+	s.gen = newGeneration(o, nil)
 	return s, nil
 }
 
 // Serve accepts connections on l until Shutdown; it returns nil after
-// Shutdown and the accept error otherwise.
+// Shutdown and the accept error otherwise. Each connection is admitted
+// (connection caps) and handed to the current generation.
 func (s *Server) Serve(l net.Listener) error {
-	return s.smtp.Serve(&listener{Listener: l, srv: s})
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.serving = true
+	s.gen.start()
+	s.mu.Unlock()
+	var tempDelay time.Duration // as net/http and go-smtp: back off on EMFILE and the like
+	for {
+		raw, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			draining := s.draining
+			s.mu.Unlock()
+			if draining {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Temporary() {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept error; retrying", "err", err, "in", tempDelay)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return err
+		}
+		tempDelay = 0
+		if reply := s.admit(raw); reply != "" {
+			// Implicit TLS clients cannot read a plaintext reply: just close.
+			if !s.implicitTLS {
+				_ = raw.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = raw.Write([]byte(reply + "\r\n"))
+			}
+			_ = raw.Close()
+		}
+	}
 }
 
 // Shutdown stops accepting, answers sessions idle between commands with
 // "421 4.3.2" and closes them, lets uploads in progress finish until ctx is
-// done, then closes whatever is left.
+// done, then closes whatever is left. Sessions of every generation are
+// waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
@@ -245,13 +279,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	gens := []*generation{s.gen}
+	for g := range s.retired {
+		gens = append(gens, g)
+	}
+	for l := range s.listeners {
+		l.Close()
+	}
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.drain()
 	}
-	err := s.smtp.Shutdown(ctx)
-	if errors.Is(err, smtp.ErrServerClosed) {
-		err = nil
+	var err error
+	for _, g := range gens {
+		g.ln.Close() // in case its go-smtp Serve has not registered it yet
+		if e := g.smtp.Shutdown(ctx); e != nil && !errors.Is(e, smtp.ErrServerClosed) && err == nil {
+			err = e
+		}
 	}
 	if ctx.Err() != nil {
 		s.mu.Lock()

@@ -356,7 +356,7 @@ func TestInboundZeroOptionIsNotReplaced(t *testing.T) {
 			t.Errorf("%s = 0 refused: %v", field, err)
 			continue
 		}
-		if v := reflect.ValueOf(s.o).FieldByName(field); !v.IsZero() {
+		if v := reflect.ValueOf(s.gen.o).FieldByName(field); !v.IsZero() {
 			t.Errorf("%s = 0 became %v", field, v)
 		}
 	}

@@ -12,24 +12,43 @@ import "sync"
 // One InFlight is shared by every Server of a daemon (Options),
 // so the bound holds across listeners. A nil *InFlight bounds nothing.
 type InFlight struct {
-	max int64 // 0 = unbounded
 	mu  sync.Mutex
-	n   int64
+	max int64 // 0 = unbounded
+	n   int64 // counted even when unbounded, so that SetMax may bound it later
 }
 
 // NewInFlight returns a bound of max bytes (0 = unbounded).
 func NewInFlight(max int64) *InFlight { return &InFlight{max: max} }
 
+// SetMax changes the bound (a config reload). Transactions already open
+// keep what they reserved; a lower bound refuses new ones until enough
+// of them end.
+func (f *InFlight) SetMax(max int64) {
+	f.mu.Lock()
+	f.max = max
+	f.mu.Unlock()
+}
+
+// Max returns the bound (0 = unbounded).
+func (f *InFlight) Max() int64 {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.max
+}
+
 // reserve takes n bytes, or reports false when they do not fit. One
 // transaction always fits an empty budget, so a message larger than the
 // budget is not refused forever.
 func (f *InFlight) reserve(n int64) bool {
-	if f == nil || f.max <= 0 {
+	if f == nil {
 		return true
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n > 0 && f.n+n > f.max {
+	if f.max > 0 && f.n > 0 && f.n+n > f.max {
 		return false
 	}
 	f.n += n
@@ -38,7 +57,7 @@ func (f *InFlight) reserve(n int64) bool {
 
 // release gives n bytes back.
 func (f *InFlight) release(n int64) {
-	if f == nil || f.max <= 0 || n == 0 {
+	if f == nil || n == 0 {
 		return
 	}
 	f.mu.Lock()

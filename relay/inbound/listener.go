@@ -6,36 +6,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
-	"time"
 )
-
-// listener enforces the connection caps at accept time, where they
-// belong: go-smtp's NewSession runs at EHLO and again after STARTTLS, so it
-// cannot count connections. A refused client gets its 421 written directly
-// and is closed before go-smtp ever sees it.
-type listener struct {
-	net.Listener
-	srv *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	for {
-		raw, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		c, reply := l.srv.admit(raw)
-		if c != nil {
-			return c, nil
-		}
-		// Implicit TLS clients cannot read a plaintext reply: just close.
-		if !l.srv.o.ImplicitTLS {
-			_ = raw.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = raw.Write([]byte(reply + "\r\n"))
-		}
-		_ = raw.Close()
-	}
-}
 
 // clientIP returns the unmapped client address of a connection.
 func clientIP(a net.Addr) netip.Addr {
@@ -45,36 +16,46 @@ func clientIP(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// admit registers a new connection, or returns the 421 reply that refuses
-// it (RFC 5321 §3.8: 421 at greeting means "not now").
-func (s *Server) admit(raw net.Conn) (*conn, string) {
+// admit registers a new connection under the current generation and
+// hands it to that generation's go-smtp server, or returns the 421 reply
+// that refuses it (RFC 5321 §3.8: 421 at greeting means "not now"). The
+// caps are enforced here, at accept time, where they belong: go-smtp's
+// NewSession runs at EHLO and again after STARTTLS, so it cannot count
+// connections, and a refused client is closed before go-smtp sees it.
+func (s *Server) admit(raw net.Conn) string {
 	ip := clientIP(raw.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	g := s.gen
 	switch {
 	case s.draining:
-		return nil, "421 4.3.2 Service shutting down, try again later"
-	case s.o.MaxConnections > 0 && len(s.conns) >= s.o.MaxConnections:
-		s.log.Warn("connection refused: too busy", "client", ip, "limit", s.o.MaxConnections)
-		return nil, "421 4.3.2 too busy, try again later"
-	case s.o.PerClientConnections > 0 && s.perIP[ip] >= s.o.PerClientConnections:
-		s.log.Warn("connection refused: too many from client", "client", ip, "limit", s.o.PerClientConnections)
-		return nil, "421 4.7.0 Too many connections from your address, try again later"
+		return "421 4.3.2 Service shutting down, try again later"
+	case g.o.MaxConnections > 0 && len(s.conns) >= g.o.MaxConnections:
+		s.log.Warn("connection refused: too busy", "client", ip, "limit", g.o.MaxConnections)
+		return "421 4.3.2 too busy, try again later"
+	case g.o.PerClientConnections > 0 && s.perIP[ip] >= g.o.PerClientConnections:
+		s.log.Warn("connection refused: too many from client", "client", ip, "limit", g.o.PerClientConnections)
+		return "421 4.7.0 Too many connections from your address, try again later"
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	c := &conn{srv: s, raw: raw, under: raw, ip: ip, trace: hex.EncodeToString(id[:])}
-	if s.o.ImplicitTLS {
-		c.under = tls.Server(raw, s.o.TLSConfig)
+	c := &conn{srv: s, g: g, raw: raw, under: raw, ip: ip, trace: hex.EncodeToString(id[:])}
+	if s.implicitTLS {
+		c.under = tls.Server(raw, g.o.TLSConfig)
 		c.isTLS = true
 		c.implicit = true
 	}
 	s.conns[c] = struct{}{}
 	s.perIP[ip]++
-	return c, ""
+	g.conns++
+	// Under s.mu, so that Reconfigure cannot retire g in between: a
+	// connection admitted under g is served by g's go-smtp server.
+	g.ln.push(c)
+	return ""
 }
 
-// release forgets a closed connection.
+// release forgets a closed connection, and its generation once it is
+// retired and has no connection left.
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,5 +65,8 @@ func (s *Server) release(c *conn) {
 	delete(s.conns, c)
 	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
 		delete(s.perIP, c.ip)
+	}
+	if c.g.conns--; c.g.conns == 0 && c.g != s.gen {
+		delete(s.retired, c.g)
 	}
 }

@@ -16,6 +16,7 @@ import (
 // reply, and the STARTTLS exchange (RFC 3207).
 type conn struct {
 	srv   *Server
+	g     *generation // the options it was admitted under, until it closes
 	raw   net.Conn
 	ip    netip.Addr
 	trace string
@@ -79,7 +80,7 @@ func (c *conn) Read(p []byte) (int, error) {
 			c.barrier = evNone
 			if c.lastReply == 354 {
 				c.wire.startData()
-				c.dataDeadline = time.Now().Add(c.srv.o.DataTimeout)
+				c.dataDeadline = time.Now().Add(c.g.o.DataTimeout)
 			}
 			continue
 		case evStartTLS:
@@ -103,7 +104,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.in = c.in[n:]
 		switch ev {
 		case evStartTLS:
-			if c.srv.o.TLSConfig != nil && !c.isTLS && lineLen <= len(c.held) {
+			if c.g.o.TLSConfig != nil && !c.isTLS && lineLen <= len(c.held) {
 				c.out = c.held[:len(c.held)-lineLen]
 				c.held = nil
 				// RFC 3207 §4.2 / CVE-2011-0411: anything the client
@@ -121,7 +122,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		case evMail, evRcpt:
 			// A line over go-smtp's limit goes as it is, for go-smtp
 			// to refuse whole: rewritten it might shrink below it.
-			if lineLen <= len(c.held) && lineLen <= c.srv.o.MaxLineLength {
+			if lineLen <= len(c.held) && lineLen <= c.g.o.MaxLineLength {
 				keep := len(c.held) - lineLen
 				line, err := c.srv.rewritePath(c.held[keep:], ev == evMail)
 				if err != nil {
@@ -149,7 +150,7 @@ func (c *conn) Read(p []byte) (int, error) {
 			c.ehlo = ev == evEhlo
 		case evNone:
 			if c.wire.mode == modeCommand && c.wire.lineLen > 0 &&
-				c.wire.lineLen <= len(c.held) && c.wire.lineLen <= c.srv.lineHold {
+				c.wire.lineLen <= len(c.held) && c.wire.lineLen <= c.g.lineHold {
 				keep := len(c.held) - c.wire.lineLen
 				c.out = c.held[:keep]
 				c.held = append([]byte(nil), c.held[keep:]...)
@@ -169,7 +170,7 @@ func (c *conn) netReadLocked() error {
 		c.fatalLocked("421 4.3.2 Service shutting down, try again later")
 		return fmt.Errorf("relay: draining: %w", net.ErrClosed)
 	}
-	o := &c.srv.o
+	o := &c.g.o
 	dl := time.Now().Add(o.IdleTimeout)
 	if c.wire.mode == modeData {
 		// go-smtp's per-command ReadTimeout would bound the whole upload;

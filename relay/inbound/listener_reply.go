@@ -40,13 +40,13 @@ func (c *conn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
 		start := len(out)
 		switch {
 		case bytes.HasPrefix(line, []byte("250-Hello ")):
-			out = append(out, "250-"+c.srv.o.Hostname+" "...)
+			out = append(out, "250-"+c.g.o.Hostname+" "...)
 			out = append(out, line[4:]...)
-			if c.srv.o.TLSConfig != nil && !c.isTLS {
+			if c.g.o.TLSConfig != nil && !c.isTLS {
 				out = append(out, "250-STARTTLS\r\n"...)
 			}
 		case bytes.HasPrefix(line, []byte("250 2.0.0 Hello ")):
-			out = append(out, "250 "+c.srv.o.Hostname+" "...)
+			out = append(out, "250 "+c.g.o.Hostname+" "...)
 			out = append(out, line[10:]...)
 		default:
 			if r, ok := replyText(bytes.TrimRight(line, "\r\n"), c.isTLS); ok {

@@ -9,12 +9,12 @@ import (
 
 // startTLSLocked answers STARTTLS and runs the handshake (RFC 3207 §4).
 func (c *conn) startTLSLocked() error {
-	_ = c.raw.SetWriteDeadline(time.Now().Add(c.srv.o.WriteTimeout))
+	_ = c.raw.SetWriteDeadline(time.Now().Add(c.g.o.WriteTimeout))
 	if _, err := c.raw.Write([]byte("220 2.0.0 Ready to start TLS\r\n")); err != nil {
 		return err
 	}
-	tc := tls.Server(c.raw, c.srv.o.TLSConfig)
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.o.IdleTimeout)
+	tc := tls.Server(c.raw, c.g.o.TLSConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), c.g.o.IdleTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.srv.log.Info("starttls handshake failed", "client", c.ip, "trace", c.trace, "err", err)
@@ -37,7 +37,7 @@ func (c *conn) handshake() error {
 			return
 		}
 		tc := c.under.(*tls.Conn)
-		ctx, cancel := context.WithTimeout(context.Background(), c.srv.o.IdleTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), c.g.o.IdleTimeout)
 		defer cancel()
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.hsErr = fmt.Errorf("relay: tls handshake: %w", err)

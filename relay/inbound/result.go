@@ -22,9 +22,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
-	start := ss.s.o.Now()
+	start := ss.g.o.Now()
 	err := ss.data(r)
-	return ss.report("data", err, ss.s.o.Now().Sub(start))
+	return ss.report("data", err, ss.g.o.Now().Sub(start))
 }
 
 // reasons name the refusals for metrics: a fixed set, so that label
@@ -57,7 +57,7 @@ var reasons = map[*smtp.SMTPError]string{
 // report calls OnResult for a DATA outcome, and for a refusal at MAIL or
 // RCPT; a successful MAIL or RCPT is not a message outcome.
 func (ss *session) report(stage string, err error, latency time.Duration) error {
-	hook := ss.s.o.OnResult
+	hook := ss.g.o.OnResult
 	if hook == nil {
 		return err
 	}

@@ -42,7 +42,7 @@ var (
 	errAuthAfterMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not allowed during a mail transaction"}
 )
 
-type backend struct{ s *Server }
+type backend struct{}
 
 // NewSession runs at the first HELO/EHLO. Our STARTTLS happens below
 // go-smtp, so the session lives for the whole connection.
@@ -51,13 +51,16 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if !ok {
 		return nil, errors.New("relay: connection not accepted through Server.Serve")
 	}
-	return &session{s: b.s, c: ic, sc: c}, nil
+	return &session{s: ic.srv, g: ic.g, c: ic, sc: c}, nil
 }
 
 // session is one SMTP session. go-smtp calls it from one goroutine at a
-// time (BDAT's Data goroutine runs while the command loop waits).
+// time (BDAT's Data goroutine runs while the command loop waits). It runs
+// under the generation its connection was admitted under, whatever
+// Reconfigure does meanwhile.
 type session struct {
 	s  *Server
+	g  *generation
 	c  *conn
 	sc *smtp.Conn
 
@@ -72,7 +75,7 @@ type session struct {
 }
 
 func (ss *session) Reset() {
-	ss.s.o.InFlight.release(ss.reserved)
+	ss.g.o.InFlight.release(ss.reserved)
 	ss.reserved = 0
 	ss.hasFrom = false
 	ss.from = ""
@@ -89,7 +92,7 @@ func (ss *session) Logout() error {
 // send the password in the clear).
 func (ss *session) AuthMechanisms() []string {
 	isTLS, _, _, _ := ss.c.tlsState()
-	if !isTLS || len(ss.s.o.Users) == 0 {
+	if !isTLS || len(ss.g.o.Users) == 0 {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
@@ -107,7 +110,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	if ss.hasFrom {
 		return nil, errAuthAfterMail
 	}
-	if len(ss.s.o.Users) == 0 {
+	if len(ss.g.o.Users) == 0 {
 		return nil, errUnknownMech
 	}
 	switch strings.ToUpper(mech) {
@@ -129,13 +132,13 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 func (ss *session) authenticate(username, password string) error {
 	// A client out of failure budget gets no verdict on its guess, right
 	// or wrong: otherwise the limit would only change the error code.
-	if ss.s.authFail.exhausted(ss.c.ip) {
+	if ss.g.authFail.exhausted(ss.c.ip) {
 		ss.s.log.Warn("auth failures throttled", "client", ss.c.ip, "trace", ss.c.trace)
 		ss.c.setCloseAfterReply()
 		return errAuthTooMany
 	}
-	for i := range ss.s.o.Users {
-		u := &ss.s.o.Users[i]
+	for i := range ss.g.o.Users {
+		u := &ss.g.o.Users[i]
 		if u.Name != username {
 			continue
 		}
@@ -151,7 +154,7 @@ func (ss *session) authenticate(username, password string) error {
 
 func (ss *session) authFailed(username, why string) error {
 	ss.s.log.Info("auth failed", "client", ss.c.ip, "trace", ss.c.trace, "user", username, "reason", why)
-	if !ss.s.authFail.allow(ss.c.ip) {
+	if !ss.g.authFail.allow(ss.c.ip) {
 		ss.s.log.Warn("auth failures throttled", "client", ss.c.ip, "trace", ss.c.trace)
 		ss.c.setCloseAfterReply()
 		return errAuthTooMany
@@ -164,7 +167,7 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 	if needHelo {
 		return errHeloAfterTLS
 	}
-	if ss.user == nil && !ss.s.mayRelay(ss.c.ip) {
+	if ss.user == nil && !ss.g.mayRelay(ss.c.ip) {
 		ss.s.log.Info("mail refused: authentication required", "client", ss.c.ip, "trace", ss.c.trace)
 		return errAuthRequired
 	}
@@ -176,7 +179,7 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 			return err
 		}
 		canon, domain = m.String(), m.Domain
-		if m.IsLiteral() && !ss.s.o.AllowAddressLiterals {
+		if m.IsLiteral() && !ss.g.o.AllowAddressLiterals {
 			return errLiteral
 		}
 		if !utf8 && !isASCII(canon) {
@@ -187,7 +190,7 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 		ss.s.log.Info("sender domain not allowed", "client", ss.c.ip, "trace", ss.c.trace, "user", ss.user.Name, "domain", domain)
 		return errFromDomain
 	}
-	if ss.s.msgRate != nil && !ss.s.msgRate.allow(ss.c.ip) {
+	if ss.g.msgRate != nil && !ss.g.msgRate.allow(ss.c.ip) {
 		ss.s.log.Warn("message rate limited", "client", ss.c.ip, "trace", ss.c.trace)
 		return errRate
 	}
@@ -195,20 +198,20 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil && opts.Size > 0 {
 		declared = opts.Size
 	}
-	if ss.s.o.Space != nil {
-		if err := ss.s.o.Space(declared); err != nil {
+	if ss.g.o.Space != nil {
+		if err := ss.g.o.Space(declared); err != nil {
 			ss.s.log.Warn("mail deferred: no space for new mail", "client", ss.c.ip, "trace", ss.c.trace, "size", declared, "err", err)
 			return errNoSpace
 		}
 	}
 	ss.Reset()
-	size := ss.s.o.MaxMessageSize
+	size := ss.g.o.MaxMessageSize
 	if declared > 0 {
 		size = declared
 	}
-	if !ss.s.o.InFlight.reserve(size) {
+	if !ss.g.o.InFlight.reserve(size) {
 		ss.s.log.Warn("mail deferred: limits.max_inflight_bytes reached", "client", ss.c.ip, "trace", ss.c.trace,
-			"size", size, "in_flight", ss.s.o.InFlight.Used(), "max", ss.s.o.InFlight.max)
+			"size", size, "in_flight", ss.g.o.InFlight.Used(), "max", ss.g.o.InFlight.Max())
 		return errInFlight
 	}
 	ss.reserved = size
@@ -254,7 +257,7 @@ func (ss *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	if !ss.current() {
 		return errSequence
 	}
-	if len(ss.rcpts) >= ss.s.o.MaxRecipients {
+	if len(ss.rcpts) >= ss.g.o.MaxRecipients {
 		return errTooManyRcpts
 	}
 	m, err := ss.envelope(to, false)
@@ -262,13 +265,13 @@ func (ss *session) rcpt(to string, opts *smtp.RcptOptions) error {
 		return err
 	}
 	canon := m.String()
-	if m.IsLiteral() && !ss.s.o.AllowAddressLiterals {
+	if m.IsLiteral() && !ss.g.o.AllowAddressLiterals {
 		return errLiteral
 	}
 	if !ss.utf8 && !isASCII(canon) {
 		return errNeedUTF8
 	}
-	if ss.s.o.Suppressed != nil && ss.s.o.Suppressed(canon) {
+	if ss.g.o.Suppressed != nil && ss.g.o.Suppressed(canon) {
 		return errSuppressed
 	}
 	ss.rcpts = append(ss.rcpts, canon)
