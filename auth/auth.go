@@ -56,10 +56,14 @@ type Options struct {
 	// (net.Resolver, test fakes); the daemon's resolver.Compat does, and
 	// its answers are not cached again here.
 	CacheTTL         time.Duration
-	ResolverCooldown time.Duration    // skip DNS this long after a timeout
-	Resolver         Resolver         // nil = net.DefaultResolver
-	Now              func() time.Time // nil = time.Now
-	Logger           *slog.Logger     // nil = slog.Default()
+	ResolverCooldown time.Duration // skip DNS this long after a timeout
+	// Counters receive the outcome counters (Verdicts); share one between
+	// the checkers a config reload replaces, so that the exported
+	// counters never go back. nil = the checker's own.
+	Counters *Counters
+	Resolver Resolver         // nil = net.DefaultResolver
+	Now      func() time.Time // nil = time.Now
+	Logger   *slog.Logger     // nil = slog.Default()
 }
 
 // KeyConfig is one [[auth.dkim]] entry.
@@ -94,9 +98,34 @@ type Checker struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	mu       sync.Mutex
-	verdicts map[string]uint64
+	verdicts *Counters
 	warns    warnGate // warn mode logs a domain once a minute
+}
+
+// Counters are outcome counters by name, safe for concurrent use.
+type Counters struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+// NewCounters returns empty counters.
+func NewCounters() *Counters { return &Counters{m: map[string]uint64{}} }
+
+func (c *Counters) add(name string) {
+	c.mu.Lock()
+	c.m[name]++
+	c.mu.Unlock()
+}
+
+// Snapshot returns a copy of the counters.
+func (c *Counters) Snapshot() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
 }
 
 type signingKey struct {
@@ -137,7 +166,10 @@ func New(o Options) (*Checker, error) {
 		users:    o.Users,
 		now:      o.Now,
 		log:      o.Logger,
-		verdicts: map[string]uint64{},
+		verdicts: o.Counters,
+	}
+	if c.verdicts == nil {
+		c.verdicts = NewCounters()
 	}
 	if len(c.ips) == 0 {
 		c.ips = assumeOutboundIPs()
@@ -211,24 +243,12 @@ func assumeOutboundIPs() []netip.Addr {
 }
 
 // count adds one to a named verdict counter.
-func (c *Checker) count(name string) {
-	c.mu.Lock()
-	c.verdicts[name]++
-	c.mu.Unlock()
-}
+func (c *Checker) count(name string) { c.verdicts.add(name) }
 
 // Verdicts returns a snapshot of the outcome counters, for the lead to export
 // as a Prometheus counter vector (label "outcome"). Keys: pass, warn, reject,
 // tempfail, tempfail_accepted, denied_from, signed, unsigned, off.
-func (c *Checker) Verdicts() map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]uint64, len(c.verdicts))
-	for k, v := range c.verdicts {
-		out[k] = v
-	}
-	return out
-}
+func (c *Checker) Verdicts() map[string]uint64 { return c.verdicts.Snapshot() }
 
 // OutboundIPs reports the addresses the SPF check judges and whether they
 // were assumed from the host's interfaces rather than configured.

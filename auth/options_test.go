@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"context"
+	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,5 +33,29 @@ func TestZeroOptionIsNotReplaced(t *testing.T) {
 	}
 	if c.dns == nil || c.now == nil || c.log == nil {
 		t.Error("nil seams not given their fallbacks")
+	}
+}
+
+// TestCountersOutliveAChecker: the checkers a config reload replaces
+// share one set of counters, so the exported counters never go back.
+func TestCountersOutliveAChecker(t *testing.T) {
+	t.Parallel()
+	shared := NewCounters()
+	in := Input{MailFrom: "a@example.test", Header: []byte("From: a@example.test\r\n\r\n"),
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("From: a@example.test\r\n\r\nx\r\n")), nil }}
+	for range 2 {
+		c, err := New(testOptions(func(o *Options) { o.Mode, o.Counters = ModeOff, shared }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Check(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Verdicts()["off"]; got == 0 {
+			t.Errorf("checker's own view: %v", c.Verdicts())
+		}
+	}
+	if got := shared.Snapshot()["off"]; got != 2 {
+		t.Errorf("off counted %d times across two checkers, want 2", got)
 	}
 }
