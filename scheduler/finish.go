@@ -48,11 +48,11 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 		case policy.ActionBounce:
 			up.State, att.Status = queue.StateBounced, "bounced"
 			failed = append(failed, dsn.Recipient{Addr: it.Addr, Action: "failed", Status: status, RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now})
-			if dec.Suppress && s.o.SuppressUnknown {
+			if dec.Suppress && s.settings().SuppressUnknown {
 				s.suppress(it.Addr, r.String())
 			}
 		default:
-			if now.Sub(it.Received) >= s.o.MaxQueueLifetime {
+			if now.Sub(it.Received) >= s.settings().MaxQueueLifetime {
 				// RFC 3463 4.4.7: delivery time expired.
 				up.State, att.Status, status = queue.StateExpired, "expired", "4.4.7"
 				failed = append(failed, dsn.Recipient{Addr: it.Addr, Action: "failed", Status: status, RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now})

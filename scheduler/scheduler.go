@@ -204,7 +204,8 @@ type Scheduler struct {
 	// to sleep with no lease and no lookup in flight (0 while awake), so
 	// that tests in virtual time know when a step is over.
 	turns, quiet atomic.Uint64
-	reconsider   atomic.Bool // Reconsider was called
+	reconsider   atomic.Bool              // Reconsider was called
+	live         atomic.Pointer[Settings] // the reloadable options (Reconfigure)
 
 	mu       sync.Mutex
 	dests    map[string]*dest
@@ -240,6 +241,8 @@ func New(o Options) (*Scheduler, error) {
 		s.log = slog.Default()
 	}
 	s.after = func(d time.Duration) <-chan time.Time { return s.clk.NewTimer(d).C() }
+	st := o.Settings()
+	s.live.Store(&st)
 	return s, nil
 }
 

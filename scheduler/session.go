@@ -43,7 +43,7 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 			s.pushFront(d, j)
 			return
 		}
-		mpc := s.o.MaxPerConnection
+		mpc := s.settings().MaxPerConnection
 		if p := s.o.Policy.MessagesPerConnection(d.name); p > 0 && (mpc == 0 || p < mpc) {
 			mpc = p
 		}
@@ -181,12 +181,12 @@ func (s *Scheduler) take(ctx context.Context, d *dest, canIdle bool) *job {
 		}
 		var expired <-chan time.Time
 		switch {
-		case d.dry && (s.yield || !canIdle || s.o.ConnectionIdle <= 0):
+		case d.dry && (s.yield || !canIdle || s.settings().ConnectionIdle <= 0):
 			s.mu.Unlock()
 			return nil
 		case d.dry:
 			if idle == nil {
-				idle = s.clk.NewTimer(s.o.ConnectionIdle)
+				idle = s.clk.NewTimer(s.settings().ConnectionIdle)
 			}
 			expired = idle.C()
 		default:
