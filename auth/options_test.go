@@ -42,7 +42,9 @@ func TestCountersOutliveAChecker(t *testing.T) {
 	t.Parallel()
 	shared := NewCounters()
 	in := Input{MailFrom: "a@example.test", Header: []byte("From: a@example.test\r\n\r\n"),
-		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("From: a@example.test\r\n\r\nx\r\n")), nil }}
+		Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader("From: a@example.test\r\n\r\nx\r\n")), nil
+		}}
 	for range 2 {
 		c, err := New(testOptions(func(o *Options) { o.Mode, o.Counters = ModeOff, shared }))
 		if err != nil {

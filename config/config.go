@@ -53,22 +53,6 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path, filepath.Dir(path))
 }
 
-// LoadHashed is Load, and also returns the SHA-256 (hex) of the bytes
-// it read: the identity of the file in force, which `sluice status`
-// shows so that an operator can tell which version a daemon runs.
-func LoadHashed(path string) (*Config, string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		c, err := Load(path) // the same error as Load, naming the file once
-		return c, "", err
-	}
-	c, err := Parse(data, path, filepath.Dir(path))
-	if err != nil {
-		return nil, "", err
-	}
-	return c, Hash(data), nil
-}
-
 // Hash is the SHA-256 (hex) of a config file's bytes.
 func Hash(data []byte) string {
 	sum := sha256.Sum256(data)

@@ -24,7 +24,8 @@ func (o Options) Settings() Settings {
 	}
 }
 
-func (st Settings) check() error {
+// Check refuses settings Reconfigure would refuse; it changes nothing.
+func (st Settings) Check() error {
 	if st.MaxQueueLifetime <= 0 {
 		return errors.New("scheduler: MaxQueueLifetime must be positive")
 	}
@@ -39,7 +40,7 @@ func (st Settings) check() error {
 // next job for messages per connection, the next idle wait). A delivery
 // in flight is not interrupted.
 func (s *Scheduler) Reconfigure(st Settings) error {
-	if err := st.check(); err != nil {
+	if err := st.Check(); err != nil {
 		return err
 	}
 	s.live.Store(&st)
