@@ -11,6 +11,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,8 +52,14 @@ type Options struct {
 	// HTTPHosts are the extra Host names the read-only HTTP listener
 	// answers to (listen.http_hosts); see HTTPHandler.
 	HTTPHosts []string
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Reload reads the configuration file again and applies it (POST
+	// /v1/reload, `sluice reload`); an error wrapping ErrReloadInvalid
+	// means the file was refused and nothing changed. nil: no reload.
+	Reload func(ctx context.Context) (ReloadResult, error)
+	// Config reports the configuration in force, for Status (nil: none).
+	Config func() ConfigStatus
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Server serves the API and the read-only HTTP surface.

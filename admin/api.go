@@ -30,6 +30,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/suppress", s.postSuppress)
 	mux.HandleFunc("DELETE /v1/suppress/{addr}", s.deleteSuppress)
 	mux.HandleFunc("GET /v1/dashboard", s.getDashboard)
+	mux.HandleFunc("POST /v1/reload", s.postReload)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -46,6 +46,7 @@ type Telemetry struct {
 	senderFixes     *prometheus.CounterVec
 	acceptLatency   prometheus.Histogram
 	deliveryLatency *prometheus.HistogramVec
+	reloads         *prometheus.CounterVec
 }
 
 // NewTelemetry builds the metrics on a registry of its own (never the
@@ -90,8 +91,15 @@ func NewTelemetry(o TelemetryOptions) *Telemetry {
 			Name: "sluice_delivery_latency_seconds", Help: "From acceptance to a final outcome, by status (sent, bounced, expired).",
 			Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600},
 		}, []string{"status"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_config_reloads_total", Help: "Configuration reloads (SIGHUP, sluice reload), by result: success, or failure (the file was refused; the previous configuration stays in force).",
+		}, []string{"result"}),
 	}
-	t.reg.MustRegister(t.accepted, t.rejected, t.attempts, t.replies421, t.senderFixes, t.acceptLatency, t.deliveryLatency,
+	// Both results exist from the start, so that an alert on failures
+	// has a series to compare with.
+	t.reloads.WithLabelValues("success")
+	t.reloads.WithLabelValues("failure")
+	t.reg.MustRegister(t.accepted, t.rejected, t.attempts, t.replies421, t.senderFixes, t.acceptLatency, t.deliveryLatency, t.reloads,
 		stateCollector{t}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return t
 }
@@ -114,6 +122,15 @@ func (t *Telemetry) destOfDomain(domain string) string {
 		return p.Destination(domain, nil)
 	}
 	return domain
+}
+
+// OnReload counts one configuration reload attempt.
+func (t *Telemetry) OnReload(ok bool) {
+	if ok {
+		t.reloads.WithLabelValues("success").Inc()
+	} else {
+		t.reloads.WithLabelValues("failure").Inc()
+	}
 }
 
 // OnAttempt is the scheduler's OnAttempt hook.

@@ -30,5 +30,17 @@ func (d Dashboard) public() Dashboard {
 func (s Status) public() Status {
 	s.Reason = redactAddrs(s.Reason)
 	s.Alarm.Reason = redactAddrs(s.Alarm.Reason)
+	if s.Config != nil {
+		// The hash says which file runs; the path and a refused file's
+		// error (which may quote a value) are for the admin API only.
+		c := *s.Config
+		c.File = ""
+		if c.LastReload != nil {
+			lr := *c.LastReload
+			lr.Error = ""
+			c.LastReload = &lr
+		}
+		s.Config = &c
+	}
 	return s
 }

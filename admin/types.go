@@ -117,6 +117,7 @@ type Status struct {
 	Queue         map[string]int `json:"queue"`
 	Oldest        *time.Time     `json:"oldest,omitempty"`
 	Alarm         Alarm          `json:"alarm"`
+	Config        *ConfigStatus  `json:"config,omitempty"`
 }
 
 // Selection names the messages an operator action applies to: IDs, or

@@ -200,6 +200,10 @@ func (s *Server) status() Status {
 	if old, ok, err := s.o.Queue.Oldest(); err == nil && ok {
 		st.Oldest = timePtr(old)
 	}
+	if s.o.Config != nil {
+		cs := s.o.Config()
+		st.Config = &cs
+	}
 	if st.Ready && s.o.Ready != nil {
 		if err := s.o.Ready(); err != nil {
 			st.Ready, st.Reason = false, err.Error()
