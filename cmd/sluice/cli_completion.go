@@ -30,7 +30,7 @@ const bashCompletion = `_sluice() {
 	--stage) COMPREPLY=($(compgen -W "connect greeting ehlo starttls auth mail rcpt data data-end" -- "$cur")); return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "serve queue domains limits suppress status explain config dkim doctor completion help" -- "$cur"))
+		COMPREPLY=($(compgen -W "serve queue domains limits suppress status reload explain config dkim doctor completion help" -- "$cur"))
 		return
 	fi
 	case "${COMP_WORDS[1]}" in
@@ -47,7 +47,7 @@ const bashCompletion = `_sluice() {
 	suppress)
 		if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "list add remove" -- "$cur"))
 		else COMPREPLY=($(compgen -W "$common --reason" -- "$cur")); fi ;;
-	status) COMPREPLY=($(compgen -W "$common" -- "$cur")) ;;
+	status|reload) COMPREPLY=($(compgen -W "$common" -- "$cur")) ;;
 	explain) COMPREPLY=($(compgen -W "--stage --config --json" -- "$cur")) ;;
 	config) COMPREPLY=($(compgen -W "check" -- "$cur")) ;;
 	serve) COMPREPLY=($(compgen -W "--config --new-queue" -- "$cur")) ;;

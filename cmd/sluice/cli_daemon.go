@@ -30,8 +30,8 @@ func (d *daemon) onInbound(accepted bool, reason string, latency time.Duration) 
 func (d *daemon) tel() *admin.Telemetry {
 	d.telOnce.Do(func() {
 		var verdicts func() map[string]uint64
-		if ac, ok := d.checker.(authChecker); ok {
-			verdicts = ac.c.Verdicts
+		if d.verdicts != nil {
+			verdicts = d.verdicts.Snapshot // every checker's, across reloads
 		}
 		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, Logger: d.log})
 	})

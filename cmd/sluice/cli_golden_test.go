@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"sluice/admin"
+	"sluice/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the CLI tests")
@@ -78,6 +79,23 @@ var (
 	gStatus = admin.Status{Up: true, Ready: true, Version: "v0.1.0", Started: gNow.Add(-26 * time.Hour), UptimeSeconds: 26 * 3600,
 		Queue: map[string]int{"queued": 1235, "active": 20, "held": 1, "sent": 50000, "bounced": 12}, Oldest: tp(gNow.Add(-3 * 24 * time.Hour))}
 	gSupp = []admin.Suppression{{Addr: "gone@example.org", Reason: "550 5.1.1 user unknown", At: gNow.Add(-time.Hour)}}
+	// A status after a reload that changed a restart-only key, then a
+	// refused one.
+	gStatusConfig = func() admin.Status {
+		s := gStatus
+		s.Config = &admin.ConfigStatus{File: "/etc/sluice/sluice.toml", Hash: "5e3c0b1d2f4a69788e1f0c2d3b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2",
+			Loaded: gNow.Add(-2 * time.Hour), NeedsRestart: []string{"listen.smtp", "policy.group_by"},
+			LastReload: &admin.ReloadStatus{At: gNow.Add(-time.Hour), Error: "invalid configuration: /etc/sluice/sluice.toml:12: limits.max_recipients: must be at least 1, not 0"}}
+		return s
+	}()
+	gReload = admin.ReloadResult{File: "/etc/sluice/sluice.toml", Hash: "5e3c0b1d2f4a69788e1f0c2d3b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2",
+		Changed: []config.Change{
+			{Key: "limits.max_recipients", Old: "1000", New: "500"},
+			{Key: "delivery.route[1].host", Old: `"10.0.0.5:25"`, New: `"10.0.0.6:25"`},
+			{Key: "access.user[1].password_hash", Old: "REDACTED", New: "REDACTED"},
+			{Key: "auth.dkim[1].key_file", Old: "(same file)", New: "(contents changed: read again)"},
+		},
+		NeedsRestart: []string{"listen.smtp"}}
 
 	// Hostile strings as a client or a remote server could plant them:
 	// clear screen, set the title (OSC), an 8-bit CSI (U+009B), a
@@ -109,6 +127,9 @@ func TestGoldenRender(t *testing.T) {
 		{"domains_show", func(b *bytes.Buffer) { renderDomainDetail(b, gDetail, gNow) }, gDetail},
 		{"limits", func(b *bytes.Buffer) { renderLimits(b, gDomains.Destinations[1]) }, gDomains.Destinations[1]},
 		{"status", func(b *bytes.Buffer) { renderStatus(b, gStatus) }, gStatus},
+		{"status_config", func(b *bytes.Buffer) { renderStatus(b, gStatusConfig) }, gStatusConfig},
+		{"reload", func(b *bytes.Buffer) { renderReload(b, gReload) }, gReload},
+		{"reload_nothing", func(b *bytes.Buffer) { renderReload(b, admin.ReloadResult{Hash: "ab12"}) }, admin.ReloadResult{Hash: "ab12"}},
 		{"suppress_list", func(b *bytes.Buffer) { renderSuppressions(b, gSupp) }, gSupp},
 		{"hostile_queue_show", func(b *bytes.Buffer) { renderShow(b, gHostileShow, gNow) }, gHostileShow},
 		{"hostile_queue_list", func(b *bytes.Buffer) { renderList(b, []admin.Message{gHostileShow}, gNow) }, []admin.Message{gHostileShow}},

@@ -356,6 +356,19 @@ func renderStatus(w io.Writer, s admin.Status) {
 	if s.Oldest != nil {
 		fmt.Fprintf(tw, "oldest:\t%s\n", s.Oldest.Format(timeFmt))
 	}
+	if c := s.Config; c != nil {
+		file := esc(c.File)
+		if file == "" {
+			file = "(embedded defaults)"
+		}
+		fmt.Fprintf(tw, "config:\t%s sha256 %s (loaded %s)\n", file, esc(c.Hash), c.Loaded.UTC().Format(timeFmt))
+		if len(c.NeedsRestart) > 0 {
+			fmt.Fprintf(tw, "needs restart:\t%s (changed in the file; running with the old value)\n", esc(strings.Join(c.NeedsRestart, ", ")))
+		}
+		if lr := c.LastReload; lr != nil && !lr.OK {
+			fmt.Fprintf(tw, "last reload:\tFAILED at %s, still running the config above: %s\n", lr.At.UTC().Format(timeFmt), esc(lr.Error))
+		}
+	}
 	tw.Flush()
 	if s.Alarm.Active {
 		fmt.Fprintln(w)
@@ -401,4 +414,27 @@ func renderExplain(w io.Writer, e admin.Explanation) {
 		fmt.Fprintf(tw, "fix:\t%s\n", esc(e.Fix))
 	}
 	tw.Flush()
+}
+
+// renderReload prints what a reload changed, key by key.
+func renderReload(w io.Writer, r admin.ReloadResult) {
+	file := esc(r.File)
+	if file == "" {
+		file = "the embedded defaults"
+	}
+	fmt.Fprintf(w, "reloaded %s (sha256 %s)\n", file, esc(r.Hash))
+	if len(r.Changed) == 0 {
+		fmt.Fprintln(w, "no setting changed (certificates and DKIM keys were read again)")
+	} else {
+		fmt.Fprintln(w, "changed:")
+		for _, c := range r.Changed {
+			fmt.Fprintf(w, "  %s: %s -> %s\n", esc(c.Key), esc(c.Old), esc(c.New))
+		}
+	}
+	if len(r.NeedsRestart) > 0 {
+		fmt.Fprintln(w, "needs restart (kept as running until then):")
+		for _, k := range r.NeedsRestart {
+			fmt.Fprintf(w, "  %s\n", esc(k))
+		}
+	}
 }

@@ -52,12 +52,14 @@ func authOptions(cfg *config.Config, log *slog.Logger, res auth.Resolver) auth.O
 }
 
 // newChecker returns the acceptance-time checker, or nil when auth is off
-// and there is nothing to sign.
-func newChecker(cfg *config.Config, log *slog.Logger, res *resolver.Resolver) (inbound.Checker, error) {
+// and there is nothing to sign. Its outcome counters go to counters.
+func newChecker(cfg *config.Config, log *slog.Logger, res *resolver.Resolver, counters *auth.Counters) (inbound.Checker, error) {
 	if cfg.Auth.Mode == "off" && len(cfg.Auth.DKIM) == 0 && len(cfg.Access.Users) == 0 {
 		return nil, nil
 	}
-	c, err := auth.New(authOptions(cfg, log, res.Compat()))
+	o := authOptions(cfg, log, res.Compat())
+	o.Counters = counters
+	c, err := auth.New(o)
 	if err != nil {
 		return nil, err // auth's errors name their package and key
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"sluice/admin"
+	"sluice/auth"
 	"sluice/config"
 	"sluice/policy"
 	"sluice/relay/inbound"
@@ -28,7 +29,7 @@ import (
 // Independent problems are reported together, one per line. The resolver
 // it builds has no goroutine until the first lookup; serve closes it.
 func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log}
+	d := &daemon{cfg: cfg, log: log, verdicts: auth.NewCounters()}
 	var errs []error
 	note := func(err error) {
 		if err != nil {
@@ -44,7 +45,7 @@ func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if d.resolver != nil {
 		d.outbound, err = outbound.New(outboundOptions(cfg, log, d.resolver))
 		note(err)
-		d.checker, err = newChecker(cfg, log, d.resolver)
+		d.checker, err = newChecker(cfg, log, d.resolver, d.verdicts)
 		note(err)
 	}
 	tlsConfig, err := inboundTLS(cfg.TLS)
@@ -105,30 +106,51 @@ func (d *daemon) inboundAddrs() []inboundAddr {
 // buildInbound makes one inbound server per SMTP listener. They reach the
 // queue and the scheduler through d, which open fills before any serves.
 func (d *daemon) buildInbound(tlsConfig *tls.Config) error {
-	cfg := d.cfg
-	base, err := inboundOptions(cfg, d.log)
+	opts, err := d.inboundFor(d.cfg, tlsConfig, d.checker)
 	if err != nil {
 		return err
 	}
-	base.TLSConfig = tlsConfig
-	base.Store = queueStore{d}
-	base.Check = d.checker
-	base.Suppressed = func(addr string) bool { return d.queue.IsSuppressed(addr) }
-	base.OnEnqueue = func(string) { d.sched.Kick() }
-	base.OnResult = d.onInbound
-	base.Space = func(size int64) error { return d.space.Check(size) }
-	for _, a := range d.inboundAddrs() {
-		requireAuth, implTLS := a.key != "listen.smtp", a.key == "listen.submissions"
-		if requireAuth && tlsConfig == nil {
-			return fmt.Errorf("%s: needs [tls] cert_file and key_file (AUTH is offered only over TLS)", a.key)
-		}
-		o := base
-		o.RequireAuth, o.ImplicitTLS = requireAuth, implTLS
+	for i, o := range opts {
 		srv, err := inbound.New(o)
 		if err != nil {
-			return fmt.Errorf("%s: %w", a.key, err)
+			return fmt.Errorf("%s: %w", d.inboundAddrs()[i].key, err)
 		}
 		d.inbound = append(d.inbound, srv)
 	}
 	return nil
+}
+
+// inboundFor builds and checks the options of every SMTP listener for
+// cfg (at start-up and at each reload), in the order of d.inbound. The
+// in-flight budget is the daemon's one, made at start-up.
+func (d *daemon) inboundFor(cfg *config.Config, tlsConfig *tls.Config, checker inbound.Checker) ([]inbound.Options, error) {
+	base, err := inboundOptions(cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
+	if d.inflight == nil {
+		d.inflight = base.InFlight
+	}
+	base.InFlight = d.inflight
+	base.TLSConfig = tlsConfig
+	base.Store = queueStore{d}
+	base.Check = checker
+	base.Suppressed = func(addr string) bool { return d.queue.IsSuppressed(addr) }
+	base.OnEnqueue = func(string) { d.sched.Kick() }
+	base.OnResult = d.onInbound
+	base.Space = func(size int64) error { return d.space.Check(size) }
+	var out []inbound.Options
+	for _, a := range d.inboundAddrs() {
+		requireAuth, implTLS := a.key != "listen.smtp", a.key == "listen.submissions"
+		if requireAuth && tlsConfig == nil {
+			return nil, fmt.Errorf("%s: needs [tls] cert_file and key_file (AUTH is offered only over TLS)", a.key)
+		}
+		o := base
+		o.RequireAuth, o.ImplicitTLS = requireAuth, implTLS
+		if err := o.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", a.key, err)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }

@@ -15,11 +15,14 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"sluice/admin"
+	"sluice/auth"
 	"sluice/config"
+	"sluice/internal/sdnotify"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/inbound"
@@ -42,13 +45,15 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, hash, _, err := readConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return adviseQueueFile(serve(ctx, cfg, stderr, hup, *newQueue), *cfgPath)
+	conf := &configState{path: *cfgPath, cfg: cfg, files: fileHashes(cfg),
+		status: admin.ConfigStatus{File: *cfgPath, Hash: hash, Loaded: time.Now().UTC()}}
+	return adviseQueueFile(serve(ctx, conf, stderr, hup, *newQueue), *cfgPath)
 }
 
 func loadConfig(path string) (*config.Config, error) {
@@ -59,24 +64,41 @@ func loadConfig(path string) (*config.Config, error) {
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	l, _ := newLeveledLogger(c, w)
+	return l
+}
+
+// newLeveledLogger is newLogger with the level a reload may change
+// (log.level is reloadable, log.format is not).
+func newLeveledLogger(c config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
-	o := &slog.HandlerOptions{Level: lvl}
+	lv := new(slog.LevelVar)
+	lv.Set(lvl)
+	o := &slog.HandlerOptions{Level: lv}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		return slog.New(slog.NewJSONHandler(w, o)), lv
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return slog.New(slog.NewTextHandler(w, o)), lv
 }
 
 // daemon is the running relay: everything serve wires together.
 // preflight fills the parts that need neither the queue nor a port; open
 // adds the rest.
 type daemon struct {
+	// cfg is the configuration the daemon started with: authoritative
+	// for every restart-only key (listen.*, data_dir...). live is the
+	// one in force (a reload changes it), conf what reload needs.
 	cfg        *config.Config
+	live       atomic.Pointer[config.Config]
+	conf       *configState
+	level      *slog.LevelVar // log.level, reloadable
+	notify     reloadNotifier
 	log        *slog.Logger
 	queue      *queue.Queue
 	policy     *policy.Policy
-	outbound   *outbound.Client
+	outbound   *outbound.Client // as built at start-up; out is the one in force
+	out        *outboundSwitch
 	resolver   *resolver.Resolver // DNS for delivery and auth
 	sched      *scheduler.Scheduler
 	inbound    []*inbound.Server
@@ -86,8 +108,10 @@ type daemon struct {
 	started    time.Time
 	newQueue   bool // serve --new-queue
 
-	checker   inbound.Checker  // the inbound check, for its verdict counters
-	telemetry *admin.Telemetry // metrics and attempt history; see tel()
+	checker   inbound.Checker   // the inbound check as built at start-up (a reload builds others)
+	verdicts  *auth.Counters    // the checks' outcome counters, shared by every checker a reload builds
+	inflight  *inbound.InFlight // limits.max_inflight_bytes, one budget for every listener and reload
+	telemetry *admin.Telemetry  // metrics and attempt history; see tel()
 	telOnce   sync.Once
 }
 
@@ -99,8 +123,9 @@ type daemon struct {
 // queue opened and every listener bound before anything serves, so that
 // a failure at any step returns at once with the reason, and the process
 // exits non-zero instead of running half-started.
-func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan os.Signal, newQueue bool) error {
-	log := newLogger(cfg.Log, logw)
+func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os.Signal, newQueue bool) error {
+	cfg := conf.cfg
+	log, level := newLeveledLogger(cfg.Log, logw)
 	limit, from := applyMemoryLimit(int64(cfg.MemoryLimit), os.Getenv, debug.SetMemoryLimit)
 	log.Info("memory limit", "bytes", limit, "from", from)
 	d, err := preflight(cfg, log)
@@ -108,7 +133,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan o
 		return err
 	}
 	defer d.resolver.Close()
-	d.newQueue = newQueue
+	d.newQueue, d.conf, d.level = newQueue, conf, level
+	d.notify = reloadNotifier{reloading: sdnotify.Reloading, ready: sdnotify.Ready} // no-ops without $NOTIFY_SOCKET
+	d.live.Store(cfg)
 	if err := d.open(); err != nil {
 		return err
 	}
@@ -145,9 +172,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan o
 	log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
 	<-ctx.Done()
 
-	log.Info("shutting down", "grace", time.Duration(cfg.ShutdownGrace).String())
+	graceFor := time.Duration(d.live.Load().ShutdownGrace) // reloadable
+	log.Info("shutting down", "grace", graceFor.String())
 	stopBG()
-	grace, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownGrace))
+	grace, cancel := context.WithTimeout(context.Background(), graceFor)
 	defer cancel()
 	for _, srv := range d.inbound {
 		if err := srv.Shutdown(grace); err != nil {
@@ -170,20 +198,6 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, hup <-chan o
 	stopAdmin()
 	log.Info("sluice stopped")
 	return nil
-}
-
-// onHUP keeps a SIGHUP from killing the daemon. Reloading the
-// configuration is not implemented yet: say so, and keep running with the
-// configuration it started with.
-func (d *daemon) onHUP(ctx context.Context, hup <-chan os.Signal) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			d.log.Warn("SIGHUP received: reload not supported yet; still running with the configuration loaded at start-up")
-		}
-	}
 }
 
 // watchSpace refreshes the free-space reading every period, so that MAIL
@@ -285,7 +299,8 @@ func (d *daemon) open() error {
 	}
 	d.policy = pol
 	so := scheduler.OptionsFrom(cfg)
-	so.Queue, so.Policy, so.Outbound = d.queue, pol, scheduler.RelayOutbound(d.outbound)
+	d.out = newOutboundSwitch(d.outbound)
+	so.Queue, so.Policy, so.Outbound = d.queue, pol, d.out
 	so.OnAttempt, so.Logger = d.onAttempt, log.With("log", "mail")
 	if d.sched, err = scheduler.New(so); err != nil {
 		q.Close()
@@ -293,7 +308,7 @@ func (d *daemon) open() error {
 	}
 	d.admin = admin.New(admin.Options{
 		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Reconsider, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
-		Ready:    d.ready,
+		Ready: d.ready, Reload: d.reloadAPI, Config: d.configStatus,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
 	})
 	return nil
