@@ -305,10 +305,6 @@ func (f *fakeResolver) MX(ctx context.Context, domain string) (resolver.MXAnswer
 	return f.inner().MX(ctx, domain)
 }
 
-func (f *fakeResolver) TryMX(domain string, ready func()) (resolver.MXAnswer, error) {
-	return f.inner().TryMX(domain, ready)
-}
-
 func (f *fakeResolver) Addrs(ctx context.Context, host string) (resolver.AddrAnswer, error) {
 	return f.inner().Addrs(ctx, host)
 }

@@ -35,29 +35,14 @@ func (e *HopError) Unwrap() error { return e.Reply.Err }
 // destination grouping; nil, nil when a route or the smarthost applies.
 // For a domain without MX records it returns the domain itself (implicit
 // MX). It blocks until the resolver answers (from its cache at once):
-// call it from a goroutine of its own, or use TryMXHosts.
+// the scheduler calls it from goroutines of its own, at most
+// delivery.resolver_concurrency at a time (scheduler/resolve.go).
 func (o *Client) MXHosts(ctx context.Context, domain string) ([]string, error) {
 	domain = normDomain(domain)
 	if o.fixed(domain) {
 		return nil, nil
 	}
 	a, err := o.opt.Resolver.MX(ctx, domain)
-	return mxHosts(domain, a, err)
-}
-
-// TryMXHosts is MXHosts for a loop that must not wait: it answers from the
-// resolver's cache, or returns an error matching resolver.ErrPending after
-// starting the lookup, and ready is called (once, on another goroutine,
-// and it must not block) when asking again will answer.
-func (o *Client) TryMXHosts(domain string, ready func()) ([]string, error) {
-	domain = normDomain(domain)
-	if o.fixed(domain) {
-		return nil, nil
-	}
-	a, err := o.opt.Resolver.TryMX(domain, ready)
-	if errors.Is(err, resolver.ErrPending) {
-		return nil, err
-	}
 	return mxHosts(domain, a, err)
 }
 

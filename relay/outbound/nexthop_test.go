@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"sluice/reply"
-	"sluice/resolver"
 )
 
 func testResolver() *fakeResolver {
@@ -158,34 +157,6 @@ func TestMXHosts(t *testing.T) {
 	})
 	if got, err := sh.MXHosts(ctx, "mx.test"); got != nil || err != nil {
 		t.Errorf("smarthost MXHosts = %v, %v", got, err)
-	}
-}
-
-// TestTryMXHosts: the scheduler's non-blocking form answers from the
-// cache, or says ErrPending and calls ready once the answer is there.
-func TestTryMXHosts(t *testing.T) {
-	t.Parallel()
-	res := testResolver()
-	ob, _ := testClient(t, nil, "", func(o *Options) {
-		o.Resolver = res
-		o.Routes = map[string]Route{"routed.test": {Host: "127.0.0.1:2601", TLS: TLSNone}}
-	})
-	if got, err := ob.TryMXHosts("routed.test", nil); got != nil || err != nil {
-		t.Fatalf("routed: %v, %v", got, err)
-	}
-	for _, d := range []string{"mx.test", "null.test"} {
-		ready := make(chan struct{})
-		if _, err := ob.TryMXHosts(d, func() { close(ready) }); !errors.Is(err, resolver.ErrPending) {
-			t.Fatalf("%s before the answer: %v, want ErrPending", d, err)
-		}
-		<-ready
-	}
-	if got, err := ob.TryMXHosts("mx.test", nil); err != nil || !slices.Equal(got, []string{"a.mx.test", "b.mx.test"}) {
-		t.Fatalf("mx.test after ready: %v, %v", got, err)
-	}
-	var he *HopError
-	if _, err := ob.TryMXHosts("null.test", nil); !errors.As(err, &he) || he.Reply.Code != 556 {
-		t.Fatalf("null.test after ready: %v, want 556", err)
 	}
 }
 

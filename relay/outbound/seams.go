@@ -12,7 +12,6 @@ import (
 // in-process zone (internal/dnstest.InProcess) or a fake.
 type Resolver interface {
 	MX(ctx context.Context, domain string) (resolver.MXAnswer, error)
-	TryMX(domain string, ready func()) (resolver.MXAnswer, error)
 	Addrs(ctx context.Context, host string) (resolver.AddrAnswer, error)
 }
 
