@@ -22,6 +22,7 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 	ups := make([]queue.Update, 0, len(j.items))
 	var failed []dsn.Recipient
 	var cut []queue.Update
+	first := true // no attempt of this transaction reported yet
 	for i, it := range j.items {
 		var r reply.Reply
 		if i < len(replies) {
@@ -74,8 +75,9 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 			"delay", now.Sub(it.Received).Round(1e6).String(), "attempt", it.Attempts+1,
 			"status", att.Status, "dsn", status, "class", string(dec.Verdict.Class), "reply", r.String())
 		if s.o.OnAttempt != nil {
-			s.o.OnAttempt(Attempt{Dest: name, Domain: it.Domain, Class: dec.Verdict.Class, Status: att.Status, Reply: r, Delay: now.Sub(it.Received), Fix: dec.Verdict.Fix})
+			s.o.OnAttempt(Attempt{Dest: name, Domain: it.Domain, Class: dec.Verdict.Class, Status: att.Status, Reply: r, Delay: now.Sub(it.Received), Fix: dec.Verdict.Fix, First: first})
 		}
+		first = false
 		ups = append(ups, up)
 	}
 	// Recipients cut by our shutdown go back due now, recorded like any

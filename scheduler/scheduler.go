@@ -169,6 +169,10 @@ type Attempt struct {
 	Reply        reply.Reply   // what the receiver said
 	Delay        time.Duration // since the message was queued
 	Fix          string        // auth-fix only: what to fix on our side (SPF, DKIM, alignment, PTR, TLS...)
+	// First marks the first recipient reported of its transaction: the
+	// rate limit meters transactions (one Reserve per message sent), so
+	// counting these gives the rate in use.
+	First bool
 }
 
 // Scheduler is the delivery loop. Create it with New and run it with Run.
