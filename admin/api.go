@@ -401,7 +401,7 @@ func (s *Server) deleteSuppress(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getDashboard(w http.ResponseWriter, r *http.Request) {
-	d, err := s.dashboard()
+	d, err := s.dashboard(r.URL.Query().Get("timeline"))
 	if err != nil {
 		s.fail(w, "dashboard", err)
 		return
@@ -414,7 +414,7 @@ func (s *Server) getDashboard(w http.ResponseWriter, r *http.Request) {
 // a destination is paused) with every mail address in them cut to its
 // domain, since receivers quote the recipient ("550 5.1.1 <jane@…>").
 func (s *Server) getPublicDashboard(w http.ResponseWriter, r *http.Request) {
-	d, err := s.dashboard()
+	d, err := s.dashboard(r.URL.Query().Get("timeline"))
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "dashboard unavailable")
 		s.log.Error("dashboard failed", "err", err)
@@ -423,7 +423,15 @@ func (s *Server) getPublicDashboard(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.public())
 }
 
-func (s *Server) dashboard() (Dashboard, error) {
+// ChartBusiest is how many destinations the dashboard charts besides
+// the one the operator selects: the busiest in the last hour. The page
+// stays readable and the reply small (about 10 KB per destination).
+const ChartBusiest = 6
+
+// dashboard is the page's data; selected (may be empty) is the
+// destination whose hour is charted whether or not it is among the
+// busiest.
+func (s *Server) dashboard(selected string) (Dashboard, error) {
 	sum, err := s.summary()
 	if err != nil {
 		return Dashboard{}, err
@@ -432,5 +440,6 @@ func (s *Server) dashboard() (Dashboard, error) {
 	if err != nil {
 		return Dashboard{}, err
 	}
-	return Dashboard{Status: s.status(), Summary: sum, Domains: doms, Chart: s.o.Telemetry.History.Chart()}, nil
+	return Dashboard{Status: s.status(), Summary: sum, Domains: doms, Chart: s.o.Telemetry.History.Chart(),
+		Timeline: s.o.Telemetry.Timeline.Chart(ChartBusiest, selected)}, nil
 }

@@ -54,7 +54,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { f.q.Close() })
 	f.pol = f.newPolicy(t)
-	f.tel = NewTelemetry(TelemetryOptions{Queue: f.q, Policy: f.pol, Now: f.clk.Now, MaxDestinations: 3, Logger: quietLog()})
+	f.tel = NewTelemetry(TelemetryOptions{Queue: f.q, Policy: f.pol, Clock: f.clk, Now: f.clk.Now, MaxDestinations: 3, Logger: quietLog()})
 	f.srv = New(Options{Queue: f.q, Policy: f.pol, Telemetry: f.tel, Kick: func() { f.kicks <- struct{}{} },
 		Hostname: "sluice.test", Version: "v-test", Started: t0.Add(-time.Hour), Now: f.clk.Now, Logger: quietLog(),
 		HTTPHosts: []string{"example.com"}}) // httptest.NewRequest's Host

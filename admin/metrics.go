@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"sluice/admin/timeline"
+	iclock "sluice/internal/clock" // the test helpers name their fake clock "clock"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/scheduler"
@@ -23,9 +26,14 @@ type TelemetryOptions struct {
 	AuthVerdicts func() map[string]uint64
 	// MaxDestinations bounds the destination label (default 50): the
 	// first destinations seen keep their name, the rest are "other".
+	// The same bound holds for the destinations whose last hour the
+	// dashboard can chart (see timeline).
 	MaxDestinations int
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Clock times the chart's readings of the policy (RunTimeline);
+	// nil = clock.Real. Now, when nil, is the Clock's.
+	Clock  iclock.Clock
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Telemetry is what the daemon records for operators: Prometheus metrics
@@ -33,6 +41,9 @@ type TelemetryOptions struct {
 // methods are safe for concurrent use and never block on I/O.
 type Telemetry struct {
 	History *History
+	// Timeline is the last hour of each busy destination's control loop
+	// at 10-second resolution (the dashboard's per-destination chart).
+	Timeline *timeline.Recorder
 
 	o     TelemetryOptions
 	reg   *prometheus.Registry
@@ -53,8 +64,11 @@ type Telemetry struct {
 // global one, so that tests and several daemons in one process do not
 // collide).
 func NewTelemetry(o TelemetryOptions) *Telemetry {
+	if o.Clock == nil {
+		o.Clock = iclock.Real
+	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = o.Clock.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -63,11 +77,12 @@ func NewTelemetry(o TelemetryOptions) *Telemetry {
 		o.MaxDestinations = 50
 	}
 	t := &Telemetry{
-		History: NewHistory(o.MaxDestinations, o.Now),
-		o:       o,
-		reg:     prometheus.NewRegistry(),
-		dests:   newLabels(o.MaxDestinations),
-		rsns:    newLabels(32),
+		History:  NewHistory(o.MaxDestinations, o.Now),
+		Timeline: timeline.New(o.MaxDestinations, o.Now),
+		o:        o,
+		reg:      prometheus.NewRegistry(),
+		dests:    newLabels(o.MaxDestinations),
+		rsns:     newLabels(32),
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_inbound_accepted_total", Help: "Messages accepted (250 after DATA).",
 		}),
@@ -136,6 +151,7 @@ func (t *Telemetry) OnReload(ok bool) {
 // OnAttempt is the scheduler's OnAttempt hook.
 func (t *Telemetry) OnAttempt(a scheduler.Attempt) {
 	t.History.Observe(a)
+	t.observeTimeline(a)
 	dest := t.dests.get(a.Dest)
 	t.attempts.WithLabelValues(dest, string(a.Class)).Inc()
 	if a.Reply.Code == 421 {
@@ -147,6 +163,59 @@ func (t *Telemetry) OnAttempt(a scheduler.Attempt) {
 	if a.Status != "deferred" {
 		t.deliveryLatency.WithLabelValues(a.Status).Observe(a.Delay.Seconds())
 	}
+}
+
+// observeTimeline counts the attempt in the chart and, after a refusal,
+// reads the destination's state at once (at most once a second): the
+// cut and the pause a 421 causes then show in the step of the 421, to
+// the second, instead of at the next reading, which a pause shorter than
+// a step would slip between.
+func (t *Telemetry) observeTimeline(a scheduler.Attempt) {
+	o := timeline.Refused
+	switch {
+	case a.Status == "sent":
+		o = timeline.Sent
+	case a.Reply.Code == 421:
+		o = timeline.Reply421
+	}
+	t.Timeline.Observe(a.Dest, o, a.First)
+	if o == timeline.Sent || t.o.Policy == nil || !t.Timeline.WantReading(a.Dest) {
+		return
+	}
+	if st, ok := t.o.Policy.State(a.Dest); ok {
+		t.Timeline.Record(sampleOf(st))
+	}
+}
+
+// RunTimeline reads the policy for the chart at every step until ctx
+// ends (see timeline.Recorder.Run).
+func (t *Telemetry) RunTimeline(ctx context.Context) {
+	if t.o.Policy == nil {
+		return
+	}
+	t.Timeline.Run(ctx, t.o.Clock, func() []timeline.Sample {
+		snap := t.o.Policy.Snapshot()
+		out := make([]timeline.Sample, len(snap))
+		for i, st := range snap {
+			out[i] = sampleOf(st)
+		}
+		return out
+	})
+}
+
+// sampleOf is the chart's reading of a destination's policy state.
+func sampleOf(st policy.DestinationState) timeline.Sample {
+	s := timeline.Sample{Name: st.Name, PausedUntil: st.PausedUntil, Concurrency: st.Concurrency, MaxConcurrency: st.MaxConcurrency,
+		Active: st.Active, Rate: rateOf(st.Rate), MaxRate: rateOf(st.MaxRate)}
+	switch st.State {
+	case policy.StateProbing:
+		s.State = timeline.Probing
+	case policy.StatePaused:
+		s.State = timeline.Paused
+	case policy.StateSuspended:
+		s.State = timeline.Suspended
+	}
+	return s
 }
 
 // OnInbound is the inbound server's OnResult hook: one call per message

@@ -1,6 +1,10 @@
 package admin
 
-import "time"
+import (
+	"time"
+
+	"sluice/admin/timeline"
+)
 
 // The types below are the JSON contract of the /v1 API. Scripts read
 // them through `sluice ... --json`, so field names only ever grow.
@@ -177,6 +181,10 @@ type Dashboard struct {
 	Summary Summary `json:"summary"`
 	Domains Domains `json:"domains"`
 	Chart   Chart   `json:"chart"`
+	// Timeline is the last hour of the busiest destinations' control
+	// loop (ChartBusiest of them) and of the one the request names with
+	// ?timeline=NAME, from in-memory rings.
+	Timeline timeline.Chart `json:"timeline"`
 }
 
 // apiError is the body of every non-2xx reply.

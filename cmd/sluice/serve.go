@@ -167,6 +167,7 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 	stopAdmin := d.serveAdmin(ls)
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
+	go d.tel().RunTimeline(bg)
 	go d.watchSpace(bg, time.Second)
 	go d.onHUP(bg, hup)
 	log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
