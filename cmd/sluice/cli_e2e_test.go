@@ -111,8 +111,16 @@ func TestE2EOperatorSurface(t *testing.T) {
 	cfg := writeAdminConfig(t, dir, smtpAddr, freeAddr(t), routeTo("dest.test", mx.Addr()))
 	relay := startRelay(t, cfg, smtpAddr)
 
-	if out, code := cli(t, "status", "--config", cfg); code != 0 || !strings.Contains(out, "up, ready") {
+	out, code := cli(t, "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "up, ready") {
 		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	// The version names the revision the binary was built from (stamped
+	// as build.sh stamps a release), not "(devel)".
+	if rev, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+		if want := "(rev " + strings.TrimSpace(string(rev)); !strings.Contains(out, want) || strings.Contains(out, "(devel)") {
+			t.Errorf("status does not give the revision %q:\n%s", want, out)
+		}
 	}
 	submit(t, smtpAddr, n, "user@dest.test")
 
@@ -123,7 +131,7 @@ func TestE2EOperatorSurface(t *testing.T) {
 		d, ok := findDest(doms, "dest.test")
 		return ok && d.Replies421 > 0 && d.LastHour["unavailable"] > 0
 	})
-	out, _ := cli(t, "domains", "--config", cfg)
+	out, _ = cli(t, "domains", "--config", cfg)
 	if !strings.Contains(out, "dest.test") || !strings.Contains(out, "421 4.3.2 Service not available") {
 		t.Errorf("domains table:\n%s", out)
 	}

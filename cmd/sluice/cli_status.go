@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 
 	"sluice/admin"
@@ -90,26 +89,4 @@ func validStage(s reply.Stage) bool {
 		return true
 	}
 	return false
-}
-
-// buildVersion is the module version, or the VCS revision of a
-// development build.
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
-			if len(s.Value) > 12 {
-				s.Value = s.Value[:12]
-			}
-			v = "devel-" + s.Value
-		}
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	return v
 }

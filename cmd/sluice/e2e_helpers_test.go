@@ -40,11 +40,28 @@ func buildTool(t *testing.T, pkg string) string {
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd := exec.Command("go", append(append([]string{"build"}, stampFlags()...), "-o", out, pkg)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
+}
+
+// stampFlags stamp the binary with its revision as build.sh does for a
+// release: -buildvcs=true overrides a GOFLAGS=-buildvcs=false in the
+// environment, and where Go cannot stamp (a git worktree, whose .git is
+// a file) the linker gets the revision from git (see version.go).
+func stampFlags() []string {
+	flags := []string{"-buildvcs=true"}
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return flags // not a checkout: the version says the revision is unknown
+	}
+	modified := "false"
+	if st, err := exec.Command("git", "status", "--porcelain").Output(); err != nil || len(strings.TrimSpace(string(st))) > 0 {
+		modified = "true"
+	}
+	return append(flags, "-ldflags", "-X main.vcsRevision="+strings.TrimSpace(string(rev))+" -X main.vcsModified="+modified)
 }
 
 func needTool(t *testing.T, name string) string {
