@@ -313,3 +313,40 @@ func (d *dest) restore(r record, p *Policy) {
 	rest := p.restImage(d)
 	d.disk = &rest
 }
+
+// SplitLimits returns a stored destination state without its runtime
+// limits (SetLimits), and those limits (nil when it has none): the queue
+// export carries them as records of their own. rest is the state in the
+// current record version.
+func SplitLimits(state []byte) (rest []byte, l *Limits, err error) {
+	r, err := decodeRecord(state)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, r.Runtime = r.Runtime, nil
+	rest, err = json.Marshal(r)
+	return rest, l, err
+}
+
+// JoinLimits returns state with l as its runtime limits; nil state is a
+// destination with no stored state yet, which starts as a new one (in
+// slow start, from the config). A state that already has runtime limits
+// keeps them (set is false): on an import, the receiving relay's own
+// operator decision wins.
+func JoinLimits(state []byte, l Limits) (out []byte, set bool, err error) {
+	if l.MaxConcurrency < 1 || l.Rate < 0 {
+		return nil, false, fmt.Errorf("%w: max_concurrency %d, rate %v", ErrBadLimits, l.MaxConcurrency, float64(l.Rate))
+	}
+	r := record{V: recordVersion, Slow: true}
+	if state != nil {
+		if r, err = decodeRecord(state); err != nil {
+			return nil, false, err
+		}
+		if r.Runtime != nil {
+			return state, false, nil
+		}
+	}
+	r.Runtime = &l
+	out, err = json.Marshal(r)
+	return out, err == nil, err
+}

@@ -13,16 +13,23 @@ import (
 
 // The export stream is JSON lines (docs/operations.md documents it):
 //
-//	{"type":"header","format":"sluice-queue","version":1,"created":…,"source":…}
+//	{"type":"header","format":"sluice-queue","version":1}
 //	{"type":"message","id":…,"from":…,"received":…,"recipients":[…],"size":N,"body":"<base64>"}
 //	{"type":"suppression","addr":…,"reason":…,"at":…}
 //	{"type":"destination","name":…,"state":"<base64>"}
+//	{"type":"limits","destination":…,"max_concurrency":N,"rate":R}
 //	{"type":"end","messages":N,"suppressions":N,"destinations":N,"lost":N}
 //
 // A message carries its envelope, every recipient with its state and
 // attempt history, and its body while a recipient is still open (bodies
 // are dropped when the last recipient is final). The end record lets an
 // import tell a complete stream from one cut short.
+//
+// The stream is a function of the queue's content alone: records in key
+// order, fields in the order of the structs below (encoding/json keeps
+// it), times in UTC, and no export time or path in the header. So an
+// export of an imported stream is the same bytes (export → import →
+// export round-trips), and two exports can be compared with cmp.
 const (
 	exportFormat  = "sluice-queue"
 	exportVersion = 1
@@ -32,12 +39,12 @@ const (
 	maxExportRcpts = 1 << 20
 )
 
+// exportHeader opens the stream. Streams of earlier versions carried
+// the export's time and source path too: an import ignores them.
 type exportHeader struct {
-	Type    string    `json:"type"`
-	Format  string    `json:"format"`
-	Version int       `json:"version"`
-	Created time.Time `json:"created"`
-	Source  string    `json:"source,omitempty"`
+	Type    string `json:"type"`
+	Format  string `json:"format"`
+	Version int    `json:"version"`
 }
 
 type exportAttempt struct {
@@ -88,11 +95,42 @@ type exportDestination struct {
 	State []byte `json:"state"`
 }
 
+// exportLimits are the runtime limits of one destination (`sluice limits
+// set`), a record of their own: the queue keeps them inside the
+// destination's opaque policy state, and the export takes them out of it
+// (LimitsCodec) so that an operator can read and edit them.
+type exportLimits struct {
+	Type           string  `json:"type"`
+	Destination    string  `json:"destination"`
+	MaxConcurrency int     `json:"max_concurrency"`
+	Rate           float64 `json:"rate"` // messages per second; 0 = no cap
+}
+
+// RuntimeLimits are an operator's runtime maxima of one destination, as
+// the export stream carries them.
+type RuntimeLimits struct {
+	MaxConcurrency int
+	Rate           float64 // messages per second; 0 = no cap
+}
+
+// LimitsCodec reads and writes the runtime limits inside a destination's
+// stored state, whose format the policy owns (the queue keeps it opaque).
+type LimitsCodec interface {
+	// Split returns state without its runtime limits, and the limits
+	// (nil when it has none).
+	Split(state []byte) (rest []byte, l *RuntimeLimits, err error)
+	// Join returns state (nil: the destination has none yet) with l as
+	// its runtime limits. A state that already has runtime limits keeps
+	// them: set reports false and out is state.
+	Join(state []byte, l RuntimeLimits) (out []byte, set bool, err error)
+}
+
 type exportEnd struct {
 	Type         string `json:"type"`
 	Messages     int    `json:"messages"`
 	Suppressions int    `json:"suppressions"`
 	Destinations int    `json:"destinations"`
+	Limits       int    `json:"limits"`
 	Lost         int    `json:"lost"`
 }
 
@@ -106,8 +144,9 @@ type ExportOptions struct {
 	Tolerant bool
 	// Warn, when set, is told about each problem skipped.
 	Warn func(problem string)
-	// Now is the clock (nil = time.Now).
-	Now func() time.Time
+	// Limits, when set, takes the runtime limits out of the destination
+	// states into limits records; nil: the states are written whole.
+	Limits LimitsCodec
 
 	rf *rawFile // an already open file (CheckPath)
 }
@@ -124,6 +163,7 @@ type LostMessage struct {
 // ExportReport counts what an export wrote and lists what it lost.
 type ExportReport struct {
 	Messages, Suppressions, Destinations int
+	Limits                               int // destinations with runtime limits
 	Lost                                 []LostMessage
 	Problems                             int // damaged pages and records skipped
 }
@@ -137,10 +177,6 @@ type ExportReport struct {
 // the body accessor's rule (inline value, then spool file).
 func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
 	var rep ExportReport
-	now := time.Now
-	if o.Now != nil {
-		now = o.Now
-	}
 	spoolDir := o.SpoolDir
 	if spoolDir == "" {
 		spoolDir = spoolDirOf(o.Path)
@@ -164,7 +200,7 @@ func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
 	if o.Tolerant {
 		onErr = problem
 	}
-	if err := writeJSONLine(bw, exportHeader{Type: "header", Format: exportFormat, Version: exportVersion, Created: now().UTC(), Source: o.Path}); err != nil {
+	if err := writeJSONLine(bw, exportHeader{Type: "header", Format: exportFormat, Version: exportVersion}); err != nil {
 		return rep, err
 	}
 	bkts := map[string]rawBucket{}
@@ -253,15 +289,33 @@ func Export(w io.Writer, o ExportOptions) (ExportReport, error) {
 	}
 	if b, ok := bkts[string(bktDest)]; ok {
 		err := rf.walk(b, func(k, v []byte, _ uint32) error {
+			state, lim := v, (*RuntimeLimits)(nil)
+			if o.Limits != nil {
+				rest, l, err := o.Limits.Split(v)
+				if err != nil {
+					// A state the policy cannot read is carried as it
+					// is: the policy ignores it at start-up, as here.
+					problem(fmt.Errorf("destination %q: %v (its state is carried as it is)", k, err))
+				} else {
+					state, lim = rest, l
+				}
+			}
 			rep.Destinations++
-			return writeJSONLine(bw, exportDestination{Type: "destination", Name: string(k), State: v})
+			if err := writeJSONLine(bw, exportDestination{Type: "destination", Name: string(k), State: state}); err != nil {
+				return err
+			}
+			if lim == nil {
+				return nil
+			}
+			rep.Limits++
+			return writeJSONLine(bw, exportLimits{Type: "limits", Destination: string(k), MaxConcurrency: lim.MaxConcurrency, Rate: lim.Rate})
 		}, onErr)
 		if err != nil {
 			return rep, err
 		}
 	}
 	if err := writeJSONLine(bw, exportEnd{Type: "end", Messages: rep.Messages, Suppressions: rep.Suppressions,
-		Destinations: rep.Destinations, Lost: len(rep.Lost)}); err != nil {
+		Destinations: rep.Destinations, Limits: rep.Limits, Lost: len(rep.Lost)}); err != nil {
 		return rep, err
 	}
 	return rep, bw.Flush()
@@ -312,6 +366,14 @@ func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir
 		}
 		er := exportRcpt{Addr: r.Addr, State: r.State, NextAttempt: r.NextAttempt, Attempts: r.Attempts,
 			LastReply: r.LastReply, LastClass: r.LastClass}
+		if er.State == StateActive {
+			// A lease belongs to the process that took it, not to the
+			// queue: the recipient is queued, due when it was due (it
+			// goes at once after an import), as a restart would make it.
+			// Its outcome is unknown, so it may be delivered twice: at
+			// least once, never lost.
+			er.State = StateQueued
+		}
 		for _, a := range r.History {
 			er.History = append(er.History, exportAttempt(a))
 		}

@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -65,6 +67,9 @@ func fillForExport(t *testing.T) (path string, want map[string]*Message, bodies 
 	if err := q.SaveDestination("x.test", []byte(`{"k":1}`)); err != nil {
 		t.Fatal(err)
 	}
+	if err := q.SaveDestination("y.test", []byte(`{"k":2,"runtime":{"c":3,"r":1.5}}`)); err != nil {
+		t.Fatal(err)
+	}
 	want = map[string]*Message{}
 	for _, id := range []string{deferred, spooled, active, done} {
 		m, err := q.Get(id)
@@ -79,30 +84,85 @@ func fillForExport(t *testing.T) (path string, want map[string]*Message, bodies 
 	return o.Path, want, bodies
 }
 
-// TestExportImportRoundTrip: every message, recipient state, history,
-// body (inline and spooled), suppression and destination state survives
-// export then import into a new queue; a recipient in flight comes back
-// due now.
+// fakeLimits is a LimitsCodec over states of the form
+// {"k":N,"runtime":{"c":C,"r":R}}.
+type fakeLimits struct{}
+
+type fakeState struct {
+	K       int       `json:"k"`
+	Runtime *struct { // the order of a policy record: runtime after the rest
+		C int     `json:"c"`
+		R float64 `json:"r"`
+	} `json:"runtime,omitempty"`
+}
+
+func (fakeLimits) Split(state []byte) ([]byte, *RuntimeLimits, error) {
+	var s fakeState
+	if err := json.Unmarshal(state, &s); err != nil {
+		return nil, nil, err
+	}
+	var l *RuntimeLimits
+	if s.Runtime != nil {
+		l = &RuntimeLimits{MaxConcurrency: s.Runtime.C, Rate: s.Runtime.R}
+	}
+	s.Runtime = nil
+	b, err := json.Marshal(s)
+	return b, l, err
+}
+
+func (fakeLimits) Join(state []byte, l RuntimeLimits) ([]byte, bool, error) {
+	var s fakeState
+	if state != nil {
+		if err := json.Unmarshal(state, &s); err != nil {
+			return nil, false, err
+		}
+		if s.Runtime != nil {
+			return state, false, nil
+		}
+	}
+	s.Runtime = &struct {
+		C int     `json:"c"`
+		R float64 `json:"r"`
+	}{l.MaxConcurrency, l.Rate}
+	b, err := json.Marshal(s)
+	return b, true, err
+}
+
+// TestExportImportRoundTrip (issue 12 item 4): every message, recipient
+// state, history, body (inline and spooled), suppression, destination
+// state and runtime limit survives export then import into a new queue;
+// a recipient in flight is exported as queued, due when it was due.
 func TestExportImportRoundTrip(t *testing.T) {
 	t.Parallel()
 	path, want, bodies := fillForExport(t)
 	var stream bytes.Buffer
-	rep, err := Export(&stream, ExportOptions{Path: path})
+	rep, err := Export(&stream, ExportOptions{Path: path, Limits: fakeLimits{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !want[spooledID(t, path, want)].Done.IsZero() {
 		t.Fatal("the spooled message is finished")
 	}
-	if rep.Messages != 4 || rep.Suppressions != 1 || rep.Destinations != 1 || len(rep.Lost) != 0 {
+	if rep.Messages != 4 || rep.Suppressions != 1 || rep.Destinations != 2 || rep.Limits != 1 || len(rep.Lost) != 0 {
 		t.Fatalf("export report = %+v", rep)
 	}
-	q, c, _ := openTest(t, func(o *Options) { o.InlineMax = 1024 })
-	irep, err := q.Import(bytes.NewReader(stream.Bytes()))
+	for _, line := range []string{
+		`{"type":"destination","name":"y.test","state":"` + base64.StdEncoding.EncodeToString([]byte(`{"k":2}`)) + `"}`,
+		`{"type":"limits","destination":"y.test","max_concurrency":3,"rate":1.5}`,
+	} {
+		if !strings.Contains(stream.String(), line+"\n") {
+			t.Errorf("the stream has no line %s:\n%s", line, stream.String())
+		}
+	}
+	if strings.Contains(stream.String(), `"active"`) {
+		t.Error("a recipient is exported as active")
+	}
+	q, _, _ := openTest(t, func(o *Options) { o.InlineMax = 1024 })
+	irep, err := q.ImportWith(bytes.NewReader(stream.Bytes()), ImportOptions{Limits: fakeLimits{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if irep.Messages != 4 || irep.Suppressions != 1 || irep.Destinations != 1 {
+	if irep.Messages != 4 || irep.Suppressions != 1 || irep.Destinations != 2 || irep.Limits != 1 || irep.Duplicates != 0 {
 		t.Fatalf("import report = %+v", irep)
 	}
 	for id, w := range want {
@@ -112,10 +172,11 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 		for i := range w.Recipients {
 			if w.Recipients[i].State == StateActive {
-				if r := got.Recipients[i]; r.State != StateQueued || !r.NextAttempt.Equal(c.Now()) {
-					t.Errorf("%s: in-flight recipient imported as %+v, want queued due now", id, r)
+				// Exported as queued, due when it was due: now.
+				if r := got.Recipients[i]; r.State != StateQueued || !r.NextAttempt.Equal(w.Recipients[i].NextAttempt) {
+					t.Errorf("%s: in-flight recipient imported as %+v, want queued due at %v", id, r, w.Recipients[i].NextAttempt)
 				}
-				w.Recipients[i].State, w.Recipients[i].NextAttempt = StateQueued, c.Now()
+				w.Recipients[i].State = StateQueued
 			}
 		}
 		if !reflect.DeepEqual(got, w) {
@@ -131,17 +192,68 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if !q.IsSuppressed("gone@example.org") {
 		t.Error("suppression lost")
 	}
-	if d, _ := q.LoadDestinations(); string(d["x.test"]) != `{"k":1}` {
+	if d, _ := q.LoadDestinations(); string(d["x.test"]) != `{"k":1}` || string(d["y.test"]) != `{"k":2,"runtime":{"c":3,"r":1.5}}` {
 		t.Errorf("destinations = %q", d)
 	}
 	checkInvariants(t, q)
+	if due, err := q.Lease(q.now(), 100); err != nil || len(due) != 1 {
+		t.Errorf("due after the import: %v, %v; want the recipient that was in flight", due, err)
+	}
 
-	// Again: everything is a duplicate, nothing changes.
-	irep, err = q.Import(bytes.NewReader(stream.Bytes()))
-	if err != nil || irep.Messages != 0 || irep.Duplicates != 4 {
+	// Again: every message is refused as a duplicate, named, and left as
+	// it was; the limits already set stay.
+	irep, err = q.ImportWith(bytes.NewReader(stream.Bytes()), ImportOptions{Limits: fakeLimits{}})
+	if err != nil || irep.Messages != 0 || irep.Duplicates != 4 || len(irep.DuplicateIDs) != 4 || irep.Limits != 0 || irep.LimitsKept != 1 {
 		t.Errorf("second import = %+v, %v", irep, err)
 	}
 	checkInvariants(t, q)
+}
+
+// TestExportImportExportIsByteEqual (issue 12 item 4): export → import
+// → export gives the same bytes, whole stream, header and end record
+// included.
+func TestExportImportExportIsByteEqual(t *testing.T) {
+	t.Parallel()
+	path, _, _ := fillForExport(t)
+	var first bytes.Buffer
+	if _, err := Export(&first, ExportOptions{Path: path, Limits: fakeLimits{}}); err != nil {
+		t.Fatal(err)
+	}
+	q, _, o := openTest(t, func(o *Options) { o.InlineMax = 1024 })
+	if _, err := q.ImportWith(bytes.NewReader(first.Bytes()), ImportOptions{Limits: fakeLimits{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var second bytes.Buffer
+	if _, err := Export(&second, ExportOptions{Path: o.Path, Limits: fakeLimits{}}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.Bytes(), second.Bytes()) {
+		a, b := strings.Split(first.String(), "\n"), strings.Split(second.String(), "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("line %d differs:\nfirst  %.300s\nsecond %.300s", i+1, a[i], b[i])
+			}
+		}
+		t.Fatalf("%d lines, then %d", len(a), len(b))
+	}
+}
+
+// TestImportLimitsNeedACodec: a stream with runtime limits is refused by
+// an import that could not store them, rather than dropping them.
+func TestImportLimitsNeedACodec(t *testing.T) {
+	t.Parallel()
+	path, _, _ := fillForExport(t)
+	var stream bytes.Buffer
+	if _, err := Export(&stream, ExportOptions{Path: path, Limits: fakeLimits{}}); err != nil {
+		t.Fatal(err)
+	}
+	q, _, _ := openTest(t, nil)
+	if _, err := q.Import(&stream); err == nil || !strings.Contains(err.Error(), "runtime limits") {
+		t.Errorf("import without a codec = %v", err)
+	}
 }
 
 func TestImportRefusesBadStreams(t *testing.T) {

@@ -11,10 +11,27 @@ import (
 
 // ImportReport counts what Import stored.
 type ImportReport struct {
-	Messages     int // messages stored
-	Duplicates   int // messages already in the queue (same ID), left as they were
+	Messages int // messages stored
+	// Duplicates are the messages refused because their ID is already in
+	// the queue (or earlier in the stream): they are left as they were.
+	Duplicates   int
+	DuplicateIDs []string // the first maxDuplicateIDs of them
 	Suppressions int
 	Destinations int
+	// Limits counts the runtime limits set; LimitsKept those not set
+	// because the queue has its own for that destination.
+	Limits, LimitsKept int
+}
+
+// maxDuplicateIDs bounds the IDs an ImportReport lists.
+const maxDuplicateIDs = 100
+
+// ImportOptions configure ImportWith.
+type ImportOptions struct {
+	// Limits sets the runtime limits of limits records into the
+	// destination states. nil: a stream with limits records is refused
+	// (they would be dropped silently).
+	Limits LimitsCodec
 }
 
 // importBatch bounds the messages (and inline bytes) of one import
@@ -33,11 +50,19 @@ var errIncomplete = errors.New("queue: import: the stream ended before its end r
 // the commit that names them, as Enqueue does). A recipient that was in
 // flight (active) when exported is due now; the others keep their state
 // and next attempt. A message whose ID is already in the queue is left
-// alone and counted as a duplicate, so an import can be run again after
-// a failure. Suppressions are added; a destination state is added only
-// where the queue has none. Messages are committed in batches as they
-// come: after an error, what was committed stays.
+// alone: it is refused, counted and named as a duplicate, and the others
+// are stored (the caller reports the refusal: an import run again after
+// a failure refuses what the first run stored, and stores the rest).
+// Suppressions are added; a destination state is added only where the
+// queue has none, and runtime limits only where the destination has none.
+// Messages are committed in batches as they come: after an error, what
+// was committed stays.
 func (q *Queue) Import(r io.Reader) (ImportReport, error) {
+	return q.ImportWith(r, ImportOptions{})
+}
+
+// ImportWith is Import with options.
+func (q *Queue) ImportWith(r io.Reader, o ImportOptions) (ImportReport, error) {
 	var rep ImportReport
 	br := bufio.NewReaderSize(r, 1<<20)
 	line, err := readLine(br)
@@ -56,15 +81,23 @@ func (q *Queue) Import(r io.Reader) (ImportReport, error) {
 		batchBytes int
 		supps      []exportSuppression
 		dests      []exportDestination
+		lims       []exportLimits
 	)
 	flush := func() error {
-		if len(batch)+len(supps)+len(dests) == 0 {
+		if len(batch)+len(supps)+len(dests)+len(lims) == 0 {
 			return nil
 		}
-		n, dups, err := q.importBatch(batch, supps, dests)
-		rep.Messages += n
-		rep.Duplicates += dups
-		batch, batchBytes, supps, dests = nil, 0, nil, nil
+		res, err := q.importBatch(batch, supps, dests, lims, o.Limits)
+		rep.Messages += res.stored
+		rep.Duplicates += len(res.dups)
+		for _, id := range res.dups {
+			if len(rep.DuplicateIDs) < maxDuplicateIDs {
+				rep.DuplicateIDs = append(rep.DuplicateIDs, id)
+			}
+		}
+		rep.Limits += res.limits
+		rep.LimitsKept += res.limitsKept
+		batch, batchBytes, supps, dests, lims = nil, 0, nil, nil, nil
 		return err
 	}
 	for lineNo := 2; ; lineNo++ {
@@ -116,6 +149,18 @@ func (q *Queue) Import(r io.Reader) (ImportReport, error) {
 			}
 			dests = append(dests, ed)
 			rep.Destinations++
+		case "limits":
+			var el exportLimits
+			if err := json.Unmarshal(line, &el); err != nil {
+				return rep, fmt.Errorf("queue: import: line %d: %w", lineNo, err)
+			}
+			if el.Destination == "" || el.MaxConcurrency < 1 || el.Rate < 0 {
+				return rep, fmt.Errorf("queue: import: line %d: limits of %q: want a destination, max_concurrency >= 1 and rate >= 0", lineNo, el.Destination)
+			}
+			if o.Limits == nil {
+				return rep, fmt.Errorf("queue: import: line %d: runtime limits of %q, and no way to store them", lineNo, el.Destination)
+			}
+			lims = append(lims, el)
 		case "end":
 			if err := flush(); err != nil {
 				return rep, err
@@ -131,7 +176,7 @@ func (q *Queue) Import(r io.Reader) (ImportReport, error) {
 		default:
 			return rep, fmt.Errorf("queue: import: line %d: unknown record type %q", lineNo, kind.Type)
 		}
-		if len(batch)+len(supps)+len(dests) >= importBatch || batchBytes >= importBatchBytes {
+		if len(batch)+len(supps)+len(dests)+len(lims) >= importBatch || batchBytes >= importBatchBytes {
 			if err := flush(); err != nil {
 				return rep, err
 			}
@@ -210,20 +255,28 @@ func (q *Queue) prepareImport(em *exportMessage) (*importMsg, error) {
 	return im, nil
 }
 
-// importBatch stores a batch in one transaction.
-func (q *Queue) importBatch(batch []*importMsg, supps []exportSuppression, dests []exportDestination) (stored, dups int, err error) {
+// batchResult is what one import transaction stored.
+type batchResult struct {
+	stored             int
+	dups               []string
+	limits, limitsKept int
+}
+
+// importBatch stores a batch in one transaction. Limits are set after the
+// destination states of the same batch, which an export writes first.
+func (q *Queue) importBatch(batch []*importMsg, supps []exportSuppression, dests []exportDestination, lims []exportLimits, codec LimitsCodec) (res batchResult, err error) {
 	keys := make([]string, 0, len(supps))
 	err = q.write(context.Background(), func(w *wtx) error {
-		stored, dups, keys = 0, 0, keys[:0]
+		res, keys = batchResult{}, keys[:0]
 		for _, im := range batch {
 			ok, err := importTx(w, im)
 			if err != nil {
 				return fmt.Errorf("queue: import: message %s: %w", im.em.ID, err)
 			}
 			if ok {
-				stored++
+				res.stored++
 			} else {
-				dups++
+				res.dups = append(res.dups, im.em.ID)
 			}
 		}
 		for _, es := range supps {
@@ -250,6 +303,22 @@ func (q *Queue) importBatch(batch []*importMsg, supps []exportSuppression, dests
 				return err
 			}
 		}
+		for _, el := range lims {
+			b := w.b(bktDest)
+			cur := b.Get([]byte(el.Destination))
+			v, set, err := codec.Join(cur, RuntimeLimits{MaxConcurrency: el.MaxConcurrency, Rate: el.Rate})
+			if err != nil {
+				return fmt.Errorf("queue: import: limits of %q: %w", el.Destination, err)
+			}
+			if !set {
+				res.limitsKept++
+				continue
+			}
+			res.limits++
+			if err := b.Put([]byte(el.Destination), v); err != nil {
+				return err
+			}
+		}
 		return nil
 	}, func() {
 		q.suppMu.Lock()
@@ -261,9 +330,9 @@ func (q *Queue) importBatch(batch []*importMsg, supps []exportSuppression, dests
 	if err != nil {
 		// A body file only the failed batch named stays behind: the
 		// next start-up sweep removes it.
-		return 0, 0, err
+		return batchResult{}, err
 	}
-	return stored, dups, nil
+	return res, nil
 }
 
 // importTx stores one message inside w; false when its ID is taken.

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"sluice/internal/escape"
+	"sluice/policy"
 	"sluice/queue"
 )
 
@@ -87,12 +90,13 @@ func runQueueFile(stdin io.Reader, sub string, args []string, stdout, stderr io.
 			defer f.Close()
 			w = f
 		}
-		rep, err := queue.Export(w, queue.ExportOptions{Path: path, Tolerant: *tolerant, Warn: warnTo(stderr)})
+		rep, err := queue.Export(w, queue.ExportOptions{Path: path, Tolerant: *tolerant, Warn: warnTo(stderr), Limits: policyLimits{}})
 		if err != nil {
 			return fileCmdErr(err, *cfgPath)
 		}
 		reportLost(stderr, rep.Lost)
-		fmt.Fprintf(stderr, "exported %d messages, %d suppressions, %d destination states; %d lost\n", rep.Messages, rep.Suppressions, rep.Destinations, len(rep.Lost))
+		fmt.Fprintf(stderr, "exported %d messages, %d suppressions, %d destination states, %d runtime limits from %s; %d lost\n",
+			rep.Messages, rep.Suppressions, rep.Destinations, rep.Limits, path, len(rep.Lost))
 		return nil
 	case "import":
 		r := stdin
@@ -108,11 +112,18 @@ func runQueueFile(stdin io.Reader, sub string, args []string, stdout, stderr io.
 		if err != nil {
 			return fileCmdErr(err, *cfgPath)
 		}
-		rep, err := q.Import(r)
+		rep, err := q.ImportWith(r, queue.ImportOptions{Limits: policyLimits{}})
 		if cerr := q.Close(); err == nil {
 			err = cerr
 		}
-		fmt.Fprintf(stdout, "imported %d messages (%d already present), %d suppressions, %d destination states\n", rep.Messages, rep.Duplicates, rep.Suppressions, rep.Destinations)
+		fmt.Fprintf(stdout, "imported %d messages, %d suppressions, %d destination states, %d runtime limits", rep.Messages, rep.Suppressions, rep.Destinations, rep.Limits)
+		if rep.LimitsKept > 0 {
+			fmt.Fprintf(stdout, " (%d not set: the queue has its own for those destinations)", rep.LimitsKept)
+		}
+		fmt.Fprintln(stdout)
+		if err == nil && rep.Duplicates > 0 {
+			err = refusedDuplicates(stderr, rep)
+		}
 		return err
 	default:
 		return queueSalvage(qo, *out, *cfgPath, stdout, stderr)
@@ -135,6 +146,36 @@ func queueCompact(path, cfgPath string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "queue file %s: %d MB, was %d MB\n", path, after.Size>>20, before.Size>>20)
 	return nil
+}
+
+// refusedDuplicates names the messages an import refused because their
+// ID is already in the queue, and makes the command fail: an operator
+// (or a script) importing a stream twice, or into the wrong queue, must
+// notice, while a re-run after a failed import still stores the rest.
+func refusedDuplicates(w io.Writer, rep queue.ImportReport) error {
+	for _, id := range rep.DuplicateIDs {
+		fmt.Fprintf(w, "refused: %s is already in the queue\n", id)
+	}
+	if more := rep.Duplicates - len(rep.DuplicateIDs); more > 0 {
+		fmt.Fprintf(w, "refused: %d more\n", more)
+	}
+	return fmt.Errorf("%d messages refused: their IDs are already in the queue (those messages were left as they were; the others were imported)", rep.Duplicates)
+}
+
+// policyLimits is the policy's format of runtime limits, for the queue
+// export (which keeps destination states opaque).
+type policyLimits struct{}
+
+func (policyLimits) Split(state []byte) ([]byte, *queue.RuntimeLimits, error) {
+	rest, l, err := policy.SplitLimits(state)
+	if err != nil || l == nil {
+		return rest, nil, err
+	}
+	return rest, &queue.RuntimeLimits{MaxConcurrency: l.MaxConcurrency, Rate: float64(l.Rate)}, nil
+}
+
+func (policyLimits) Join(state []byte, l queue.RuntimeLimits) ([]byte, bool, error) {
+	return policy.JoinLimits(state, policy.Limits{MaxConcurrency: l.MaxConcurrency, Rate: rate.Limit(l.Rate)})
 }
 
 func warnTo(w io.Writer) func(string) {
@@ -193,11 +234,11 @@ func queueSalvage(qo queue.Options, out, cfgPath string, stdout, stderr io.Write
 	}
 	exported := make(chan result, 1)
 	go func() {
-		rep, err := queue.Export(pw, queue.ExportOptions{Path: src, Tolerant: true, Warn: warnTo(stderr)})
+		rep, err := queue.Export(pw, queue.ExportOptions{Path: src, Tolerant: true, Warn: warnTo(stderr), Limits: policyLimits{}})
 		pw.CloseWithError(err)
 		exported <- result{rep, err}
 	}()
-	irep, ierr := nq.Import(pr)
+	irep, ierr := nq.ImportWith(pr, queue.ImportOptions{Limits: policyLimits{}})
 	pr.CloseWithError(errors.New("import stopped"))
 	ex := <-exported
 	cerr := nq.Close()
@@ -241,7 +282,7 @@ func configArg(cfgPath string) string {
 // fileCmdErr adds what to do to the errors of the queue file commands.
 func fileCmdErr(err error, cfgPath string) error {
 	if errors.Is(err, queue.ErrLocked) {
-		return fmt.Errorf("%w\nthe daemon holds the queue file: stop it first (check, export, import and salvage work on the file of a stopped daemon)", err)
+		return fmt.Errorf("%w\nthe daemon holds the queue file: stop it first (check, export, import and salvage work on the file of a stopped daemon; `sluice queue backup FILE` copies the queue of a running one)", err)
 	}
 	return adviseQueueFile(err, cfgPath)
 }

@@ -13,6 +13,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sluice/admin"
+	"sluice/internal/fakemx"
+	"sluice/internal/queuegen"
 )
 
 // The damaged-queue-file proofs (issue 9 item 9): sluice never crashes
@@ -254,17 +258,61 @@ func TestProofSalvage(t *testing.T) {
 	}
 }
 
-// TestProofExportImport: `queue export` of a stopped daemon's queue,
-// then `queue import` into another data dir, carries every message.
+// TestProofExportImport (issue 12 item 4): `queue export` of a stopped
+// daemon's queue, then `queue import` into another data dir, carries
+// every message, the suppression list and the runtime limits (`limits
+// set`), as records of their own; an export of the imported queue is the
+// same bytes; importing the stream again refuses every message, naming
+// them, and exits 1; the other daemon then runs with the limits and the
+// suppression.
 func TestProofExportImport(t *testing.T) {
-	cfg, _ := stoppedQueue(t, 5, freeAddr(t))
+	dir, smtp := t.TempDir(), freeAddr(t)
+	cfg := writeConfig(t, dir, smtp, routeTo("dest.test", freeAddr(t)))
+	r := startRelay(t, cfg, smtp)
+	for i := range 5 {
+		if got := submitOnce(t, smtp, "user@dest.test", fmt.Sprintf("x-%d@proof.test", i), 512); !strings.HasPrefix(got, "250") {
+			t.Fatalf("submission %d: %q", i, got)
+		}
+	}
+	if out, code := cli(t, "limits", "set", "dest.test", "--max-concurrency", "2", "--rate", "3/s", "--config", cfg); code != 0 {
+		t.Fatalf("limits set: exit %d\n%s", code, out)
+	}
+	if out, code := cli(t, "suppress", "add", "gone@dest.test", "--reason", "moved away", "--config", cfg); code != 0 {
+		t.Fatalf("suppress add: exit %d\n%s", code, out)
+	}
+	r.stop(t)
+
 	stream := filepath.Join(t.TempDir(), "queue.jsonl")
 	if out, code := cli(t, "queue", "export", "--config", cfg, "--output", stream); code != 0 {
 		t.Fatalf("export: exit %d\n%s", code, out)
 	}
-	other := filepath.Join(t.TempDir(), "data", "queue.db")
-	if out, code := cli(t, "queue", "import", "--file", other, "--input", stream); code != 0 || !strings.Contains(out, "imported 5 messages") {
+	text := readFile(t, stream)
+	for _, want := range []string{
+		`{"type":"limits","destination":"dest.test","max_concurrency":2,"rate":3}` + "\n",
+		`{"type":"suppression","addr":"gone@dest.test","reason":"moved away","at":"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the stream has no %s:\n%.2000s", want, text)
+		}
+	}
+	otherDir := t.TempDir()
+	otherSMTP := freeAddr(t)
+	otherCfg := writeConfig(t, otherDir, otherSMTP, routeTo("dest.test", freeAddr(t)))
+	other := filepath.Join(otherDir, "data", "queue.db")
+	if out, code := cli(t, "queue", "import", "--config", otherCfg, "--input", stream); code != 0 || !strings.Contains(out, "imported 5 messages, 1 suppressions, 1 destination states, 1 runtime limits") {
 		t.Fatalf("import: exit %d\n%s", code, out)
+	}
+	again := filepath.Join(t.TempDir(), "again.jsonl")
+	if out, code := cli(t, "queue", "export", "--file", other, "--output", again); code != 0 {
+		t.Fatalf("export of the imported queue: exit %d\n%s", code, out)
+	}
+	if b := readFile(t, again); b != text {
+		t.Errorf("export → import → export changed the stream:\n%s\nthen\n%s", text, b)
+	}
+	// The same stream again: every message is refused, by ID, exit 1.
+	out, code := cli(t, "queue", "import", "--config", otherCfg, "--input", stream)
+	if code != 1 || !strings.Contains(out, "5 messages refused: their IDs are already in the queue") || strings.Count(out, "refused: ") != 6 {
+		t.Errorf("second import: exit %d\n%s", code, out)
 	}
 	if out, code := cli(t, "queue", "check", "--file", other); code != 0 || !strings.Contains(out, "5 messages") {
 		t.Errorf("check of the imported queue: exit %d\n%s", code, out)
@@ -276,4 +324,72 @@ func TestProofExportImport(t *testing.T) {
 	if out, code := cli(t, "queue", "check", "--file", other); code != 0 || !strings.Contains(out, "5 messages") {
 		t.Errorf("check of the compacted queue: exit %d\n%s", code, out)
 	}
+
+	// The other daemon runs with the limits and the suppression list.
+	startRelay(t, otherCfg, otherSMTP)
+	var doms admin.Domains
+	cliJSON(t, &doms, "domains", "--config", otherCfg)
+	if d, ok := findDest(doms, "dest.test"); !ok || d.MaxConcurrency != 2 || d.MaxRate != 3 {
+		t.Errorf("dest.test on the other daemon: %+v (found %v), want max concurrency 2, rate 3", d, ok)
+	}
+	if out, code := cli(t, "suppress", "list", "--config", otherCfg); code != 0 || !strings.Contains(out, "gone@dest.test") {
+		t.Errorf("suppress list on the other daemon: exit %d\n%s", code, out)
+	}
+}
+
+// TestProofMoveQueue (issue 12 item 4): 10,000 queued messages move from
+// one data dir to another (`queue export`, `queue import`) and the
+// daemon on the new one delivers every one of them, once. The source
+// queue is filled offline from a generated stream (internal/queuegen),
+// as bench/scale does: SMTP would take most of the test's time.
+func TestProofMoveQueue(t *testing.T) {
+	const n = 10_000
+	bin := buildTool(t, "sluice/cmd/sluice")
+	mx := startFakeMX(t, fakemx.Options{})
+	srcCfg := writeConfig(t, t.TempDir(), freeAddr(t), routeTo("dest.test", mx.Addr()))
+	start := time.Now()
+	cmd := exec.Command(bin, "queue", "import", "--config", srcCfg)
+	pw, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	gerr := queuegen.Write(pw, queuegen.Options{N: n, Size: 600, To: "user%d@dest.test", Wrap: 500, From: "app@src.test",
+		Now: time.Now(), Spread: time.Hour, LastReply: "421 4.3.2 try again later"})
+	pw.Close()
+	if err := cmd.Wait(); err != nil || gerr != nil {
+		t.Fatalf("filling the source queue: %v %v\n%s", gerr, err, out.String())
+	}
+	filled := time.Since(start)
+
+	stream := filepath.Join(t.TempDir(), "queue.jsonl")
+	if out, code := cli(t, "queue", "export", "--config", srcCfg, "--output", stream); code != 0 {
+		t.Fatalf("export: exit %d\n%s", code, out)
+	}
+	if end := fmt.Sprintf(`{"type":"end","messages":%d,`, n); !strings.Contains(readFile(t, stream), end) {
+		t.Fatalf("the stream does not end with %s", end)
+	}
+	dstSMTP := freeAddr(t)
+	dstCfg := writeConfig(t, t.TempDir(), dstSMTP, routeTo("dest.test", mx.Addr())+"\n[[policy.destination]]\nmatch = \"dest.test\"\nmax_concurrency = 20\n")
+	if out, code := cli(t, "queue", "import", "--config", dstCfg, "--input", stream); code != 0 || !strings.Contains(out, fmt.Sprintf("imported %d messages", n)) {
+		t.Fatalf("import: exit %d\n%s", code, out)
+	}
+	moved := time.Since(start) - filled
+	startRelay(t, dstCfg, dstSMTP)
+	eventually(t, 60*time.Second, "every moved message at the receiver", func() bool { return mx.Stats().Delivered >= n })
+	ids := mx.MessageIDs()
+	if len(ids) != n {
+		t.Errorf("%d distinct messages delivered, want %d", len(ids), n)
+	}
+	for id, c := range ids {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", id, c)
+		}
+	}
+	t.Logf("filled %d in %v, moved in %v, delivered in %v", n, filled.Round(time.Millisecond), moved.Round(time.Millisecond),
+		(time.Since(start) - filled - moved).Round(time.Millisecond))
 }
