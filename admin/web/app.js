@@ -189,7 +189,9 @@ function timelineSVG(full, tl, w) {
   const x = i => +(TL.left + i * px).toFixed(1);
   const tOf = i => new Date((start + i * step) * 1000);
   const xOfTime = ms => TL.left + Math.min(Math.max((ms / 1000 - start) / step, 0), n) * px;
-  const markW = Math.max(px, 3), markX = i => x(i) + px / 2 - markW / 2;
+  // A gap between the marks of neighbouring steps where there is room,
+  // so that a run of throttled steps still reads as steps.
+  const markW = px > 6 ? px - 2 : Math.max(px, 2), markX = i => x(i) + px / 2 - markW / 2;
   // Counts per second: the newest step has run only since its start.
   const ran = Math.min(Math.max(Date.parse(tl.now) / 1000 - (start + (n - 1) * step), 1), step);
   const perSec = (c, i) => c / (i === n - 1 ? ran : step);
