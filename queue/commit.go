@@ -20,7 +20,7 @@ var errOpFailed = errors.New("queue: operation failed")
 type op struct {
 	// fn applies the write. It may run more than once (when another op
 	// of the same batch fails), so it must set its results afresh on
-	// every run.
+	// every run. A nil fn is a Ping: answered, never committed.
 	fn func(w *wtx) error
 	// after, if set, runs in the commit goroutine once the commit is
 	// durable, before the caller is told: it mirrors the change into
@@ -36,7 +36,11 @@ func (q *Queue) write(ctx context.Context, fn func(w *wtx) error, after func()) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{fn: fn, after: after, done: make(chan error, 1)}
+	return q.submit(ctx, &op{fn: fn, after: after, done: make(chan error, 1)})
+}
+
+// submit hands o to the commit goroutine and waits for its answer.
+func (q *Queue) submit(ctx context.Context, o *op) error {
 	select {
 	case q.ops <- o:
 	case <-q.quit:
@@ -72,17 +76,28 @@ func (q *Queue) commitLoop() {
 			q.failPending()
 			return
 		case o := <-q.ops:
-			batch := []*op{o}
+			if o.fn == nil { // Ping
+				o.done <- nil
+				continue
+			}
+			batch, pings := []*op{o}, []*op(nil)
 		collect:
 			for len(batch) < maxBatch {
 				select {
 				case o := <-q.ops:
+					if o.fn == nil {
+						pings = append(pings, o)
+						continue
+					}
 					batch = append(batch, o)
 				default:
 					break collect
 				}
 			}
 			q.runBatch(batch)
+			for _, p := range pings {
+				p.done <- nil
+			}
 		}
 	}
 }

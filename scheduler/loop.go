@@ -95,6 +95,8 @@ func (s *Scheduler) Run(ctx context.Context, sessionCtx context.Context) error {
 		case <-s.kick:
 		case ch := <-s.inspect:
 			ch <- s.views()
+		case ch := <-s.ping:
+			close(ch)
 		case r := <-s.resolved:
 			s.onResolved(r)
 		case r := <-s.leased:

@@ -183,6 +183,8 @@ type Scheduler struct {
 	kick chan struct{}
 	// inspect carries Inspect's requests to the loop.
 	inspect chan chan []DestView
+	// ping carries Ping's requests to the loop, which closes each.
+	ping chan chan struct{}
 
 	// leases is every lease this scheduler holds, for the queue's reaper.
 	leases heldLeases
@@ -231,6 +233,7 @@ func New(o Options) (*Scheduler, error) {
 		log:      o.Logger,
 		kick:     make(chan struct{}, 1),
 		inspect:  make(chan chan []DestView),
+		ping:     make(chan chan struct{}),
 		stopped:  make(chan struct{}),
 		domains:  map[string]*domain{},
 		resolved: make(chan resolution, o.MaxResolving),
