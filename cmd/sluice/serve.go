@@ -154,12 +154,14 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 		defer wg.Done()
 		d.sched.Run(schedCtx, sessCtx)
 	}()
+	serving := make([]*acceptWatch, len(ls.smtp))
 	for i, l := range ls.smtp {
-		srv := d.inbound[i]
+		srv, w := d.inbound[i], watchAccept(l)
+		serving[i] = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(l); err != nil {
+			if err := srv.Serve(w); err != nil {
 				log.Error("listener stopped", "addr", l.Addr().String(), "err", err)
 			}
 		}()
@@ -170,8 +172,12 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 	go d.tel().RunTimeline(bg)
 	go d.watchSpace(bg, time.Second)
 	go d.onHUP(bg, hup)
+	// READY=1 once every SMTP listener is served, then the watchdog;
+	// STOPPING=1 as the drain begins (systemd, Type=notify).
+	notifyStopping := d.notifySystemd(bg, serving)
 	log.Info("sluice started", "hostname", cfg.Hostname, "data_dir", cfg.DataDir, "listen", cfg.Listen.SMTP)
 	<-ctx.Done()
+	notifyStopping()
 
 	graceFor := time.Duration(d.live.Load().ShutdownGrace) // reloadable
 	log.Info("shutting down", "grace", graceFor.String())
