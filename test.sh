@@ -29,6 +29,11 @@ declare -A probe=(
 	[curl]="command -v curl"
 	[python3-dkim]="/usr/bin/python3 -c 'import dkim'"
 	[libmail-dkim-perl]="perl -MMail::DKIM::Verifier -MNet::DNS -e1"
+	# systemd-analyze verify and security check dist/systemd/sluice.service
+	# and the unit of the .deb; dpkg-deb reads the .deb. Installing systemd
+	# in a container starts nothing.
+	[systemd]="command -v systemd-analyze"
+	[dpkg]="command -v dpkg-deb"
 )
 need=()
 for pkg in "${!probe[@]}"; do
