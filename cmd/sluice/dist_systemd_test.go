@@ -108,17 +108,24 @@ func unitRoot(t *testing.T, unit, tree string) string {
 	root := tree
 	if root == "" {
 		root = t.TempDir()
-		mustWrite(t, filepath.Join(root, "usr/lib/systemd/system/sluice.service"), readFile(t, unit), 0o644)
-		mustWrite(t, filepath.Join(root, "usr/bin/sluice"), "#!/bin/sh\n", 0o755)
 	}
-	// Debian's merged /usr: /lib and /bin are links into /usr.
+	// Debian's merged /usr: /lib and /bin are links into /usr (an
+	// extracted package has a /lib of its own).
 	for _, l := range []string{"lib", "bin"} {
 		if _, err := os.Lstat(filepath.Join(root, l)); err == nil {
 			continue
 		}
+		if err := os.MkdirAll(filepath.Join(root, "usr", l), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Symlink("usr/"+l, filepath.Join(root, l)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	units := filepath.Join(root, "lib/systemd/system")
+	if tree == "" {
+		mustWrite(t, filepath.Join(units, "sluice.service"), readFile(t, unit), 0o644)
+		mustWrite(t, filepath.Join(root, "usr/bin/sluice"), "#!/bin/sh\n", 0o755)
 	}
 	mustWrite(t, filepath.Join(root, "usr/bin/kill"), "#!/bin/sh\n", 0o755)
 	targets, _ := filepath.Glob("/usr/lib/systemd/system/*.target")
@@ -127,7 +134,7 @@ func unitRoot(t *testing.T, unit, tree string) string {
 	}
 	for _, tg := range targets {
 		if b, err := os.ReadFile(tg); err == nil {
-			mustWrite(t, filepath.Join(root, "usr/lib/systemd/system", filepath.Base(tg)), string(b), 0o644)
+			mustWrite(t, filepath.Join(units, filepath.Base(tg)), string(b), 0o644)
 		}
 	}
 	return root
