@@ -79,7 +79,7 @@ func (q *Queue) bounceTx(w *wtx, id string, att Attempt, dsn BounceFunc) (bool, 
 	}
 	for _, i := range failed {
 		a := att
-		if err := applyUpdate(w, Update{ID: id, Rcpt: i, State: StateBounced, Attempt: &a}); err != nil {
+		if err := applyUpdate(w, Update{ID: id, Rcpt: i, State: StateBounced, Attempt: &a, Detail: EventDetail{DSN: "5.0.0", Category: "other"}}); err != nil {
 			return false, err
 		}
 	}

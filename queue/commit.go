@@ -128,9 +128,17 @@ func (q *Queue) runBatch(batch []*op) {
 		now := q.now()
 		var unlink []string
 		var heads map[string]DueHead
+		var ev *evState
+		if c := q.evCfg.Load(); c != nil {
+			ev = &evState{cfg: *c}
+		}
 		err := q.db.Update(func(tx *bbolt.Tx) error {
 			w := newWtx(tx, now)
 			w.log = q.log
+			if ev != nil {
+				*ev = evState{cfg: ev.cfg}
+				w.ev = ev
+			}
 			if feed {
 				w.dueTouched = map[string]struct{}{}
 			}
@@ -144,6 +152,11 @@ func (q *Queue) runBatch(batch []*op) {
 					failed, failErr = i, err
 					return errOpFailed
 				}
+			}
+			// The events of the whole batch, in its transaction: no
+			// fsync of their own.
+			if err := w.flushEvents(); err != nil {
+				return err
 			}
 			var err error
 			heads, err = w.dueHeads()
@@ -176,6 +189,9 @@ func (q *Queue) runBatch(batch []*op) {
 		q.publishDue(heads)
 		// Only now is it certain that no record needs these files.
 		q.removeSpooled(unlink)
+		if ev != nil && ev.wrote {
+			q.eventsCommitted(ev.drop)
+		}
 		for _, o := range batch {
 			if o.after != nil {
 				o.after()

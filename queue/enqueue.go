@@ -123,6 +123,9 @@ func (q *Queue) enqueueTx(w *wtx, m NewMessage, id string) (string, error) {
 		if err := w.transition(id, i, r, StateQueued, w.now); err != nil {
 			return "", err
 		}
+		if err := w.emitRcpt(EventAccepted, id, i, r, nil); err != nil {
+			return "", err
+		}
 	}
 	return id, nil
 }

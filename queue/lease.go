@@ -378,6 +378,9 @@ func applyUpdate(w *wtx, u Update) error {
 	case !r.State.Open(), r.State == StateHeld && u.State == StateQueued:
 		return w.putRcpt(u.ID, u.Rcpt, r)
 	default:
-		return w.transition(u.ID, u.Rcpt, r, u.State, u.NextAttempt)
+		if err := w.transition(u.ID, u.Rcpt, r, u.State, u.NextAttempt); err != nil {
+			return err
+		}
+		return w.emitUpdate(u, r)
 	}
 }

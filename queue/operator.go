@@ -36,7 +36,7 @@ func eachRcpt(w *wtx, id string, fn func(idx int, r *rcptRec) error) error {
 // changeMessages moves the recipients of ids for which pick returns true
 // to state to (due now when StateQueued). It returns how many messages
 // had at least one recipient changed.
-func (q *Queue) changeMessages(ids []string, pick func(State) bool, to State) (int, error) {
+func (q *Queue) changeMessages(ids []string, pick func(State) bool, to State, event string) (int, error) {
 	var n int
 	err := q.write(context.Background(), func(w *wtx) error {
 		n = 0
@@ -47,7 +47,10 @@ func (q *Queue) changeMessages(ids []string, pick func(State) bool, to State) (i
 					return nil
 				}
 				changed = true
-				return w.transition(id, idx, r, to, w.now)
+				if err := w.transition(id, idx, r, to, w.now); err != nil {
+					return err
+				}
+				return w.emitRcpt(event, id, idx, r, func(e *Event, _ *msgRec) { e.Reason = "operator" })
 			})
 			if err != nil {
 				return err
@@ -66,19 +69,19 @@ func (q *Queue) changeMessages(ids []string, pick func(State) bool, to State) (i
 // reports keeps the recipient held. It returns the number of messages
 // changed.
 func (q *Queue) Hold(ids []string) (int, error) {
-	return q.changeMessages(ids, func(s State) bool { return s == StateQueued || s == StateActive }, StateHeld)
+	return q.changeMessages(ids, func(s State) bool { return s == StateQueued || s == StateActive }, StateHeld, EventHeld)
 }
 
 // Release makes held recipients of ids queued and due now. It returns
 // the number of messages changed.
 func (q *Queue) Release(ids []string) (int, error) {
-	return q.changeMessages(ids, func(s State) bool { return s == StateHeld }, StateQueued)
+	return q.changeMessages(ids, func(s State) bool { return s == StateHeld }, StateQueued, EventReleased)
 }
 
 // Delete moves every open recipient of ids to StateDeleted. It returns
 // the number of messages changed.
 func (q *Queue) Delete(ids []string) (int, error) {
-	return q.changeMessages(ids, State.Open, StateDeleted)
+	return q.changeMessages(ids, State.Open, StateDeleted, EventDeleted)
 }
 
 // Counts returns the number of recipients in each state. It reads

@@ -117,6 +117,13 @@ type Queue struct {
 	supp   map[string]struct{}
 
 	feed dueFeed // due.go: the domains whose earliest due time changed
+
+	// The event outbox (events.go): its config (nil: no sink, nothing
+	// stored), the waiters for new events and the drops since Open.
+	evCfg     atomic.Pointer[EventsConfig]
+	evMu      sync.Mutex
+	evWake    chan struct{}
+	evDropped atomic.Int64
 }
 
 // OptionsFrom maps the config onto Options: the queue file in data_dir,

@@ -55,7 +55,10 @@ func (q *Queue) Suppress(addr, reason string) error {
 		return fmt.Errorf("queue: suppress: %w", err)
 	}
 	return q.write(context.Background(), func(w *wtx) error {
-		return w.b(bktSuppress).Put([]byte(k), v)
+		if err := w.b(bktSuppress).Put([]byte(k), v); err != nil {
+			return err
+		}
+		return w.emit(Event{Type: EventSuppressed, Recipient: addr, Reason: reason})
 	}, func() {
 		q.suppMu.Lock()
 		q.supp[k] = struct{}{}

@@ -33,6 +33,8 @@ type wtx struct {
 	// dueInside: a due entry went in at a time in the future (a
 	// deferral), not at now (fresh mail); see dueFill.
 	dueInside bool
+	// ev is non-nil while events are stored (events.go).
+	ev *evState
 }
 
 func newWtx(tx *bbolt.Tx, now time.Time) *wtx {

@@ -111,6 +111,8 @@ type Update struct {
 	// Attempt, when non-nil, is appended to History, Attempts is
 	// incremented and LastReply/LastClass are set.
 	Attempt *Attempt
+	// Detail goes into the event of the change only (events.go).
+	Detail EventDetail
 }
 
 // Filter selects messages for List. Zero fields match everything.

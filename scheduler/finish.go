@@ -64,6 +64,10 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 				up.State, att.Status, up.NextAttempt = queue.StateQueued, "deferred", dec.RetryAt
 			}
 		}
+		up.Detail = queue.EventDetail{TLS: j.tls, DSN: status}
+		if dec.Action != policy.ActionDone {
+			up.Detail.Category = string(policy.CategoryOf(r, dec.Verdict))
+		}
 		if dec.EndSession {
 			endSession = true
 		}

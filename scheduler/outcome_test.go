@@ -285,3 +285,27 @@ func TestBounceSaysTheOriginalIsGone(t *testing.T) {
 		t.Errorf("the DSN does not say the original is gone:\n%s", fq.dsns[0])
 	}
 }
+
+// TestOutcomeCarriesEventDetail (issue 13): the update of an outcome
+// carries what its event needs beyond the record: the bounce category
+// derived from the classifier's verdict, the DSN status and whether the
+// session was encrypted.
+func TestOutcomeCarriesEventDetail(t *testing.T) {
+	t.Parallel()
+	fq := &fakeQueue{}
+	s, _ := newUnitScheduler(t, fq)
+	j := leasedJob(t, s, fq)
+	j.tls = true
+	unknown := reply.Reply{Stage: reply.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+	full := reply.Reply{Stage: reply.StageRcpt, Code: 552, Enhanced: "5.2.2", Text: "mailbox full"}
+	s.finish(context.Background(), "dest.test", j, "mx", []reply.Reply{unknown, full})
+	if len(fq.updates) != 1 || len(fq.updates[0]) != 2 {
+		t.Fatalf("updates %+v", fq.updates)
+	}
+	want := []queue.EventDetail{{TLS: true, DSN: "5.1.1", Category: "user-unknown"}, {TLS: true, DSN: "5.2.2", Category: "mailbox-full"}}
+	for i, u := range fq.updates[0] {
+		if u.Detail != want[i] {
+			t.Errorf("recipient %d: detail %+v, want %+v", i, u.Detail, want[i])
+		}
+	}
+}

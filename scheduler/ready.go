@@ -59,6 +59,9 @@ type job struct {
 	received         time.Time
 	smtputf8         bool // the message asked for SMTPUTF8 at MAIL
 	items            []queue.Item
+	// tls: the session that carried the attempt was encrypted (for the
+	// delivered event).
+	tls bool
 }
 
 // jobsOf groups leased items by message and domain, keeping the lease

@@ -87,6 +87,9 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 			EightBit: body.Has8Bit(), SMTPUTF8: utf8}
 		replies := sess.Send(ctx, dl)
 		body.Close()
+		if t, ok := sess.(interface{ TLS() bool }); ok {
+			j.tls = t.TLS()
+		}
 		if s.finish(ctx, d.name, j, sess.Relay(), replies) || !sess.Usable() {
 			// The connection is finished (a 421, a network error, or
 			// policy says so). The session ends and gives its slot back:
