@@ -34,6 +34,7 @@ declare -A probe=(
 	# in a container starts nothing.
 	[systemd]="command -v systemd-analyze"
 	[dpkg]="command -v dpkg-deb"
+	[php-cli]="command -v php"
 )
 need=()
 for pkg in "${!probe[@]}"; do

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"sluice/internal/escape"
 )
@@ -40,10 +41,17 @@ func commands() []command {
 		{"reload", "reload: the daemon re-reads its config file (as SIGHUP); exit 1 if it is refused", cliCmd(runReload)},
 		{"explain", "explain [--stage S] \"REPLY LINE\": class of a receiver's reply and sluice's reaction", cliCmd(runExplain)},
 		{"completion", "completion bash|zsh: shell completion script", runCompletion},
+		{"sendmail", "sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]: sendmail(1) for PHP and cron, also as a `sendmail` link", nil},
 	}
 }
 
 func main() {
+	// Installed as a link named sendmail (/usr/lib/sluice/sendmail in
+	// the package), the binary is sendmail(1), with its own flags and
+	// sysexits.h exit codes.
+	if name := filepath.Base(os.Args[0]); name == "sendmail" {
+		os.Exit(runSendmail(name, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -58,6 +66,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
+		}
+		if c.run == nil { // sendmail: exit codes of its own
+			return runSendmail("sluice sendmail", args[1:], os.Stdin, stdout, stderr)
 		}
 		return exitCode(c.name, c.run(args[1:], stdout, stderr), stderr)
 	}
