@@ -173,6 +173,17 @@ func TestProofSendmail(t *testing.T) {
 		}
 	})
 
+	t.Run("-bs", func(t *testing.T) {
+		// An SMTP session on stdin and stdout, with LF line endings as
+		// a script types them.
+		session := "EHLO script\nMAIL FROM:<bs@ex.test>\nRCPT TO:<x@ex.test>\nDATA\nSubject: bs-mode\n\nhi\n.\nQUIT\n"
+		out, code := run(session, "--config", cfg, "-bs")
+		if code != 0 || !strings.Contains(out, "250 2.0.0 OK: queued as") || !strings.Contains(out, "221") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		withSubject(t, "bs-mode")
+	})
+
 	t.Run("as sluice sendmail", func(t *testing.T) {
 		cmd := exec.Command(buildTool(t, "sluice/cmd/sluice"), "sendmail", "--config", cfg, "-t", "-i")
 		cmd.Stdin = strings.NewReader("To: sub@ex.test\nSubject: subcommand\n\nx\n")
