@@ -68,10 +68,16 @@ func TestDebPackage(t *testing.T) {
 		if len(f) < 6 {
 			t.Fatalf("dpkg-deb -c: %q", sc.Text())
 		}
+		if n := len(f); n > 7 && f[n-2] == "->" {
+			// A symbolic link: "path -> target".
+			listed[strings.TrimPrefix(f[n-3], ".")] = f[0] + " " + f[1] + " -> " + f[n-1]
+			continue
+		}
 		listed[strings.TrimPrefix(f[len(f)-1], ".")] = f[0] + " " + f[1]
 	}
 	for path, want := range map[string]string{
 		"/usr/bin/sluice":                           "-rwxr-xr-x root/root",
+		"/usr/lib/sluice/sendmail":                  "lrwxrwxrwx root/root -> /usr/bin/sluice",
 		"/lib/systemd/system/sluice.service":        "-rw-r--r-- root/root",
 		"/etc/sluice/sluice.toml":                   "-rw-r----- root/root", // postinst gives it group sluice
 		"/etc/sluice/dkim/":                         "drwxr-x--- root/root",

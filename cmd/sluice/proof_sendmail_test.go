@@ -184,6 +184,16 @@ func TestProofSendmail(t *testing.T) {
 		withSubject(t, "bs-mode")
 	})
 
+	t.Run("--smtp without a config", func(t *testing.T) {
+		// For callers that may not read the config (the package keeps
+		// /etc/sluice to root and group sluice).
+		out, code := run("To: smtp-flag@ex.test\nSubject: smtp-flag\n\nx\n", "--smtp", smtpAddr, "--config", "/nonexistent.toml", "-t", "-i", "-f", "app@ex.test")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		withSubject(t, "smtp-flag")
+	})
+
 	t.Run("as sluice sendmail", func(t *testing.T) {
 		cmd := exec.Command(buildTool(t, "sluice/cmd/sluice"), "sendmail", "--config", cfg, "-t", "-i")
 		cmd.Stdin = strings.NewReader("To: sub@ex.test\nSubject: subcommand\n\nx\n")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -57,6 +58,7 @@ const maxSendmailHeader = 1 << 20
 // sendmailArgs is the parsed command line.
 type sendmailArgs struct {
 	config     string
+	smtp       string // --smtp: submit there without reading the config
 	extract    bool   // -t
 	ignoreDots bool   // -i, -oi: a line "." does not end the message
 	from       string // -f, -r
@@ -111,12 +113,20 @@ func parseSendmailArgs(args []string) (*sendmailArgs, error) {
 			a.config = v
 			continue
 		}
-		if arg == "--config" {
-			v, err := value("-config", "")
+		if v, ok := strings.CutPrefix(arg, "--smtp="); ok {
+			a.smtp = v
+			continue
+		}
+		if arg == "--config" || arg == "--smtp" {
+			v, err := value(arg[1:], "")
 			if err != nil {
 				return nil, err
 			}
-			a.config = v
+			if arg == "--config" {
+				a.config = v
+			} else {
+				a.smtp = v
+			}
 			continue
 		}
 		if len(arg) < 2 || arg[0] != '-' {
@@ -239,13 +249,9 @@ func sendmail(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.LoadForSubmit(a.config)
+	cfg, addr, err := submitConfig(a)
 	if err != nil {
-		return fail(exConfig, "%v", err)
-	}
-	addr, err := submitAddr(cfg.Listen.SMTP)
-	if err != nil {
-		return fail(exConfig, "%s: %v", a.config, err)
+		return err
 	}
 	if a.smtpMode {
 		return smtpProxy(addr, stdin, stdout)
@@ -253,6 +259,36 @@ func sendmail(args []string, stdin io.Reader, stdout io.Writer) error {
 	in := bufio.NewReaderSize(stdin, 64<<10)
 	defer drainStdin(in, int64(cfg.Limits.MaxMessageSize))
 	return sendmailSubmit(a, cfg, addr, in)
+}
+
+// submitConfig is the config and the address to submit to: --smtp
+// ADDR with the embedded defaults and the machine's host name (for a
+// caller that may not read the config: the package keeps /etc/sluice
+// to root and group sluice), else the config's listen.smtp.
+func submitConfig(a *sendmailArgs) (*config.Config, string, error) {
+	if a.smtp != "" {
+		cfg := config.Default()
+		if h, err := os.Hostname(); err == nil && h != "" {
+			cfg.Hostname = h
+		}
+		addr, err := submitAddr(a.smtp)
+		if err != nil {
+			return nil, "", fail(exUsage, "--smtp: %v", err)
+		}
+		return cfg, addr, nil
+	}
+	cfg, err := config.LoadForSubmit(a.config)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, "", fail(exConfig, "%v: give the relay's address with --smtp HOST:PORT (its listen.smtp), or let this user read the config", err)
+	}
+	if err != nil {
+		return nil, "", fail(exConfig, "%v", err)
+	}
+	addr, err := submitAddr(cfg.Listen.SMTP)
+	if err != nil {
+		return nil, "", fail(exConfig, "%s: %v", a.config, err)
+	}
+	return cfg, addr, nil
 }
 
 // drainStdin reads what is left of stdin (up to limit bytes) when we give up

@@ -27,6 +27,7 @@ func TestParseSendmailArgs(t *testing.T) {
 		{"config", []string{"--config", "/x.toml", "-bm", "-odi", "-oQ/var/spool", "-v", "-n", "-Am", "x@y"},
 			sendmailArgs{config: "/x.toml", rcpts: []string{"x@y"}}, 0},
 		{"config=", []string{"--config=/y.toml", "-bs"}, sendmailArgs{config: "/y.toml", smtpMode: true}, 0},
+		{"smtp", []string{"--smtp", "127.0.0.1:25", "-t", "--smtp=[::1]:25"}, sendmailArgs{config: defaultSendmailConfig, smtp: "[::1]:25", extract: true}, 0},
 		{"dsn flags", []string{"-N", "success,delay", "-Rhdrs", "-V", "env1", "x@y"},
 			sendmailArgs{config: defaultSendmailConfig, notify: "SUCCESS,DELAY", ret: "HDRS", envid: "env1", rcpts: []string{"x@y"}}, 0},
 		{"ignored with values", []string{"-C", "/etc/mail/sendmail.cf", "-h", "5", "-L", "tag", "-O", "X=y", "-X", "/log", "x@y"},
