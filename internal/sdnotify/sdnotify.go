@@ -17,7 +17,7 @@
 //     it applied (or refused) the new one;
 //   - serve sends Stopping when it begins to drain, at SIGTERM;
 //   - the watchdog loop sends Watchdog at half of $WATCHDOG_USEC, each time
-//     only after the daemon's own loops have answered (see package serve).
+//     only after the daemon's own loops have answered (cmd/sluice/systemd.go).
 package sdnotify
 
 import (
