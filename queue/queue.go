@@ -224,6 +224,16 @@ func Open(o Options) (*Queue, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	// The freelist is written at Close, not at every commit. bbolt
+	// otherwise writes the whole list of free pages at each commit: the
+	// list grows with every message a drain deletes (a million drained
+	// leave ~800,000 free pages, 6 MB rewritten per commit), and the
+	// drain slowed to 143 msg/s (issue 10). Close commits once with the
+	// freelist, so a clean restart reads it from its page (O(1) in the
+	// queue); after a crash, or a failed commit (a full disk), bbolt
+	// rebuilds it by walking the file's pages instead, as it does for
+	// etcd, which runs this way always. Set while nothing else writes.
+	q.db.NoFreelistSync = true
 	go q.commitLoop()
 	return q, nil
 }
@@ -379,7 +389,13 @@ func (q *Queue) Close() error {
 	if q.db == nil {
 		return nil
 	}
-	err := q.db.Close()
+	// One last commit with the freelist (see Open), under bbolt's
+	// writer lock, which every commit reading the flag holds too.
+	syncErr := q.db.Update(func(tx *bbolt.Tx) error {
+		tx.DB().NoFreelistSync = false
+		return nil
+	})
+	err := errors.Join(syncErr, q.db.Close())
 	q.db = nil
 	if err != nil {
 		return fmt.Errorf("queue: close: %w", err)
