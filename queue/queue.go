@@ -224,16 +224,6 @@ func Open(o Options) (*Queue, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	// The freelist is written at Close, not at every commit. bbolt
-	// otherwise writes the whole list of free pages at each commit: the
-	// list grows with every message a drain deletes (a million drained
-	// leave ~800,000 free pages, 6 MB rewritten per commit), and the
-	// drain slowed to 143 msg/s (issue 10). Close commits once with the
-	// freelist, so a clean restart reads it from its page (O(1) in the
-	// queue); after a crash, or a failed commit (a full disk), bbolt
-	// rebuilds it by walking the file's pages instead, as it does for
-	// etcd, which runs this way always. Set while nothing else writes.
-	q.db.NoFreelistSync = true
 	go q.commitLoop()
 	return q, nil
 }
@@ -253,6 +243,19 @@ func (q *Queue) openDB() (*bbolt.DB, error) {
 		// msg/s, 2,400 falling to 1,000 with the hashmap. The file
 		// format is the same for both.
 		FreelistType: bbolt.FreelistArrayType,
+		// The freelist is written at Close, not at every commit. bbolt
+		// otherwise writes the whole list of free pages at each commit:
+		// the list grows with every message a drain deletes (a million
+		// drained leave ~800,000 free pages, 6 MB rewritten per
+		// commit), and a drain of 400,000 ran at 1,078 msg/s, growing
+		// the file (issue 10). Close commits once with the freelist, so
+		// a clean restart reads it from its page (O(1) in the queue);
+		// after a crash, or a reopen after a failed commit (a full
+		// disk, EIO), bbolt rebuilds it at the first write by walking
+		// the file's pages, as etcd, which always runs this way, does.
+		// Set at open, so that opening writes nothing (a reopen while
+		// fsync fails must still serve reads).
+		NoFreelistSync: true,
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("queue file %s is locked: is another sluice serve running on this data_dir?: %w", q.opts.Path, ErrLocked)
@@ -389,7 +392,7 @@ func (q *Queue) Close() error {
 	if q.db == nil {
 		return nil
 	}
-	// One last commit with the freelist (see Open), under bbolt's
+	// One last commit with the freelist (see openDB), under bbolt's
 	// writer lock, which every commit reading the flag holds too.
 	syncErr := q.db.Update(func(tx *bbolt.Tx) error {
 		tx.DB().NoFreelistSync = false
