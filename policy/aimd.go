@@ -38,7 +38,7 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, quiet, now time.Time) {
 		if exact {
 			base = d.active
 		}
-		d.conc.cut(base, exact, hard, now, &p.o)
+		d.conc.cut(base, exact, hard, d.rate.ceil.wary, now, &p.o)
 	}
 	d.successes = 0
 	d.conc.limited = false

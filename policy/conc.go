@@ -34,8 +34,14 @@ func (c *concAIMD) due(now time.Time, window time.Duration) bool {
 // when the refusal named connections (exact) and half of base when it was
 // unclear (AIMD), the floor when hard; base is remembered as the
 // ceiling.
-func (c *concAIMD) cut(base int, exact, hard bool, now time.Time, o *Options) {
-	c.ceil.refused(float64(base), now, 2*o.ThrottlePause, o.RetryMax)
+func (c *concAIMD) cut(base int, exact, hard, wary bool, now time.Time, o *Options) {
+	first := 2 * o.ThrottlePause
+	if wary {
+		// A receiver that punishes refusals sees the crossing attempt
+		// at most once per probeGapMax, as the rate's probes.
+		first = max(first, probeGapMax)
+	}
+	c.ceil.refused(float64(base), now, first, max(o.RetryMax, first))
 	n := base / 2
 	switch {
 	case hard:

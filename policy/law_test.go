@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"sluice/reply"
 )
 
 // rateMX is a receiver that takes r(t) messages per fixed second, as
@@ -67,6 +69,9 @@ func drive(p *Policy, c *fakeClock, m *rateMX, span time.Duration) (perSec []int
 		p.Observe(d, Outcome{Reply: rateLimited, Rcpt: "u@rate.test", Attempts: 1})
 		p.Release(d)
 		open = false
+	}
+	if open {
+		p.Release(d)
 	}
 	return perSec, refusals
 }
@@ -202,3 +207,102 @@ func TestGreylistCanaryHoldsTheOthers(t *testing.T) {
 }
 
 func mustStateOf(p *Policy, d string) DestinationState { s, _ := p.State(d); return s }
+
+// boxed is the refusal of a penalty box (fakemx's text): every session
+// and every MAIL refused until the box opens.
+var boxed = reply.Reply{Stage: reply.StageMail, Code: 421, Enhanced: "4.7.0", Text: "Temporarily deferred due to unexpected volume or user complaints"}
+
+// TestBoxProbeTeachesNoRate (issue 11 item 3): a receiver whose penalty
+// box shuts after a rate refusal refuses every probe after every pause
+// for a minute. Those refusals come after a pause in which nothing was
+// sent: they lengthen the pause and cut nothing, so the learned rate is
+// still there when the box opens (it was halved per probe down to the
+// floor: 64/s to 1/s). The receiver is then wary: the next probe above
+// the learned rate waits probeGapMax, so the open box sees no refusal
+// within its minute.
+func TestBoxProbeTeachesNoRate(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t, func(o *Options) { o.MaxConcurrency = 1; o.RetryMax = time.Minute })
+	const d = "rate.test"
+	start := c.Now()
+	m := &rateMX{r: func(time.Duration) int { return 60 }, start: start}
+	drive(p, c, m, 10*time.Second)
+	learned := mustState(t, p, d).Rate
+	if learned < 50 || learned > 60 {
+		t.Fatalf("learned %v/s of a 60/s receiver", learned)
+	}
+	// The box: one refusal shuts it for a minute; probes go on being
+	// refused until then.
+	p.Observe(d, Outcome{Reply: boxed, Rcpt: "u@rate.test", Attempts: 1})
+	p.Release(d)
+	opens := c.Now().Add(time.Minute)
+	probes := 0
+	for c.Now().Before(opens) {
+		s := mustState(t, p, d)
+		c.Set(laterOf(s.PausedUntil, c.Now().Add(time.Millisecond)))
+		if ok, _ := p.Admit(d); !ok {
+			continue
+		}
+		if w := p.Reserve(d); w > 0 {
+			c.Advance(w)
+		}
+		if !c.Now().Before(opens) {
+			p.Release(d)
+			break
+		}
+		probes++
+		p.Observe(d, Outcome{Reply: boxed, Rcpt: "u@rate.test", Attempts: 1})
+		p.Release(d)
+	}
+	got := mustState(t, p, d).Rate
+	t.Logf("learned %v/s; after the first refusal and %d refused probes %v/s", learned, probes, got)
+	if probes < 3 {
+		t.Fatalf("only %d probes into the box", probes)
+	}
+	if got < learned/2 {
+		t.Errorf("probes into the box cut the rate from %v to %v/s: at most the one cut of the first refusal", learned, got)
+	}
+	// The box is open; the receiver takes 60/s again. The climb back
+	// from the first refusal's cut may overshoot once; no failed probe
+	// follows within the minute (a box that counts three refusals a
+	// minute stays open).
+	c.Set(laterOf(mustState(t, p, d).PausedUntil, c.Now()))
+	m.start = c.Now()
+	m.window = -1
+	perSec, refusals := drive(p, c, m, time.Minute)
+	total := 0
+	for _, n := range perSec {
+		total += n
+	}
+	t.Logf("after the box: %d delivered in a minute, %d refusals", total, refusals)
+	if refusals > 1 {
+		t.Errorf("%d refusals in the minute after the box opened, want at most one (a wary receiver is probed once a minute at most)", refusals)
+	}
+	if total < 1600 {
+		// The box's first refusal halved the rate (57 to 28.5/s): at
+		// least that, for a minute.
+		t.Errorf("%d delivered in the minute after the box, want at least 1,600 (28.5/s, the rate after the first refusal)", total)
+	}
+}
+
+// TestRefusalAfterQuietCutsAgain (issue 11 item 3): when the receiver's
+// capacity drops 45/s to 8/s, a refusal of a message sent after the last
+// cut's quiet is news even within decrease_window: within 8 s the rate
+// is near the receiver's (it stayed at 21/s, refused every two seconds,
+// when only one refusal per window counted).
+func TestRefusalAfterQuietCutsAgain(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t, func(o *Options) { o.MaxConcurrency = 1; o.DecreaseWindow = 2 * time.Second })
+	m := &rateMX{r: func(s time.Duration) int {
+		if s >= 7*time.Second {
+			return 8
+		}
+		return 45
+	}, start: c.Now()}
+	drive(p, c, m, 7*time.Second)
+	_, refusals := drive(p, c, m, 8*time.Second)
+	t.Logf("%d refusals in 8 s after the drop, rate %v", refusals, mustState(t, p, "rate.test").Rate)
+	if r := mustState(t, p, "rate.test").Rate; r > 10 || refusals > 5 {
+		t.Errorf("8 s after a drop to 8/s: rate %v/s after %d refusals, want at most 10/s after at most 5", r, refusals)
+	}
+}

@@ -55,7 +55,7 @@ func TestConcAIMDType(t *testing.T) {
 	if !c.due(t0, o.DecreaseWindow) {
 		t.Fatal("first cut not due")
 	}
-	c.cut(6, false, false, t0, o) // 6 sessions in flight
+	c.cut(6, false, false, false, t0, o) // 6 sessions in flight
 	if c.level != 3 || c.ceil.level != 6 || c.due(t0.Add(o.DecreaseWindow/2), o.DecreaseWindow) {
 		t.Fatalf("after a cut from 6: %+v", c)
 	}
@@ -75,7 +75,7 @@ func TestConcAIMDType(t *testing.T) {
 	if !c.grow(8, t0.Add(2*time.Second)) || c.level != 6 || c.ceil.level != 0 {
 		t.Fatalf("after the hold: %+v", c)
 	}
-	c.cut(6, false, true, t0.Add(5*time.Second), o)
+	c.cut(6, false, true, false, t0.Add(5*time.Second), o)
 	if c.level != o.MinConcurrency {
 		t.Fatalf("hard cut: %d", c.level)
 	}
@@ -395,5 +395,39 @@ func TestRestartKeepsRateLearning(t *testing.T) {
 	}
 	if s := mustState(t, q, d); s.Rate == 0 || s.Rate > 40 {
 		t.Errorf("after a restart the learned cap went to %v (0 = lifted), want at most top 40", s.Rate)
+	}
+}
+
+// TestRestartKeepsWhatTheRateLawLearned (issue 11 item 4): the whole of
+// the rate ceiling's learning survives a restart: the last confirmed
+// probe, the recovery after a drop, the last rate refusal (the spacing
+// of the next counts from it) and a receiver found to punish refusals.
+func TestRestartKeepsWhatTheRateLawLearned(t *testing.T) {
+	t.Parallel()
+	store := &memStore{}
+	c := newClock()
+	o := testOptions(func(o *Options) { o.Now, o.Store = c.Now, store })
+	p := mustNew(t, o)
+	const d = "dest.test"
+	p.mu.Lock()
+	dd := p.get(d)
+	want := rateCeiling{limit: 42, probeAt: c.Now().Add(time.Minute), gap: 15 * time.Second, gain: probeGainMax,
+		lastCut: c.Now().Add(-time.Second), confirmedAt: c.Now().Add(-10 * time.Second), recovering: true,
+		refusedAt: c.Now().Add(-time.Second), wary: true}
+	dd.rate.ceil = want
+	dd.rate.set(42, c.Now())
+	dd.version++
+	s := p.snapshotForSave(dd)
+	p.mu.Unlock()
+	p.save(s)
+	q := mustNew(t, o)
+	q.mu.Lock()
+	got := q.get(d).rate.ceil
+	q.mu.Unlock()
+	eq := func(a, b time.Time) bool { return a.Equal(b) }
+	if got.limit != want.limit || !eq(got.probeAt, want.probeAt) || got.gap != want.gap || got.gain != want.gain ||
+		!eq(got.lastCut, want.lastCut) || !eq(got.confirmedAt, want.confirmedAt) || got.recovering != want.recovering ||
+		!eq(got.refusedAt, want.refusedAt) || got.wary != want.wary {
+		t.Errorf("after a restart the rate ceiling is\n%+v\nwant\n%+v", got, want)
 	}
 }

@@ -192,7 +192,11 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	// are one signal, but a rate refusal after a connection cut (or the
 	// reverse) is news about the other limit.
 	conn := (v.Scope == ScopeConnections || v.Scope == ScopeBoth) && d.conc.due(now, p.o.DecreaseWindow)
-	rt := (v.Scope == ScopeRate || v.Scope == ScopeBoth) && d.rate.ceil.due(now, p.o.DecreaseWindow)
+	// A rate refusal of a message sent after the last cut's quiet ended
+	// is news too, however soon: the rate it was sent at is the cut one,
+	// and it is still too high (a receiver that went on refusing every
+	// two seconds at 8.8/s for its 8/s until its penalty box shut).
+	rt := (v.Scope == ScopeRate || v.Scope == ScopeBoth) && (d.rate.ceil.due(now, p.o.DecreaseWindow) || d.rate.afterQuiet(now))
 	scope := ScopeNone
 	switch {
 	case conn && rt:
@@ -201,6 +205,31 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 		scope = ScopeConnections
 	case rt:
 		scope = ScopeRate
+	}
+	if d.pause.halfOpen && !d.blocked(now) && !v.Hard {
+		// A refusal while half-open: nothing has been accepted since a
+		// pause in which nothing was sent (the sessions still open kept
+		// quiet through it), so the receiver's rate window was empty and
+		// this is no overshoot of a rate: the receiver still blocks us (a
+		// penalty box, a block longer than the pause). It lengthens the
+		// pause by the next backoff step and cuts no rate: each such cut
+		// would teach a limit the receiver never had (a box probed six
+		// times halved a learned 64/s down to 1/s). Sessions are still
+		// news when the probe was not alone. And the receiver is one that
+		// punishes: from now on it is probed above its learned limits
+		// only rarely (see rateCeiling.wary).
+		rt = false
+		conn = conn && d.active > 1
+		if !d.rate.ceil.wary {
+			d.rate.ceil.wary = true
+			d.version++
+		}
+		switch {
+		case conn:
+			scope = ScopeConnections
+		default:
+			scope = ScopeNone
+		}
 	}
 	if v.Scope == ScopeConnections && !v.Hard && !conn {
 		// A session that was already opening when the receiver refused

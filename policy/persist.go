@@ -58,6 +58,14 @@ type rateRecord struct {
 	Gain    float64       `json:"gain,omitempty"`
 	LastCut time.Time     `json:"last_cut,omitzero"`
 	Frozen  time.Time     `json:"frozen,omitzero"`
+	// The rest of the rate law's learning (rateCeiling): the last
+	// confirmed probe, whether the destination is recovering from a
+	// drop, the last rate refusal (the spacing of the next one counts
+	// from it), and whether the receiver punishes refusals.
+	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
+	Recovering  bool      `json:"recovering,omitempty"`
+	RefusedAt   time.Time `json:"last_refusal,omitzero"`
+	Wary        bool      `json:"wary,omitempty"`
 }
 
 type pauseRecord struct {
@@ -190,7 +198,8 @@ func (p *Policy) image(d *dest) record {
 		Slow: d.slow.on,
 		Conc: concRecord{Level: d.conc.level, Ceil: d.conc.ceil.record(), LastCut: d.conc.lastCut, Frozen: d.conc.frozen},
 		Rate: rateRecord{Rate: float64(rt), Limit: float64(c.limit), ProbeAt: c.probeAt, Gap: c.gap, Gain: c.gain,
-			LastCut: c.lastCut, Frozen: c.frozen},
+			LastCut: c.lastCut, Frozen: c.frozen, ConfirmedAt: c.confirmedAt, Recovering: c.recovering, RefusedAt: c.refusedAt,
+			Wary: c.wary},
 		Pause:       pauseRecord{Until: d.pause.until, Step: d.pause.step, HalfOpen: d.pause.halfOpen},
 		Suspend:     d.susp.until,
 		Grey:        greyRecord{Lo: d.grey.lo, Hi: d.grey.hi},
@@ -300,7 +309,8 @@ func (d *dest) restore(r record, p *Policy) {
 	d.slow.on = r.Slow && d.conc.level < d.maxConc()
 	d.rate.ceil = rateCeiling{
 		limit: rate.Limit(r.Rate.Limit), probeAt: r.Rate.ProbeAt, gap: r.Rate.Gap, gain: r.Rate.Gain,
-		lastCut: r.Rate.LastCut, frozen: r.Rate.Frozen,
+		lastCut: r.Rate.LastCut, frozen: r.Rate.Frozen, confirmedAt: r.Rate.ConfirmedAt, recovering: r.Rate.Recovering,
+		refusedAt: r.Rate.RefusedAt, wary: r.Rate.Wary,
 	}
 	rt := rate.Limit(r.Rate.Rate)
 	if mr := d.maxRate(); mr > 0 && (rt <= 0 || rt > mr) {

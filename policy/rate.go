@@ -57,6 +57,12 @@ func (a *rateAIMD) cut(hard, floor bool, quiet, now time.Time, o *Options) bool 
 	return ok
 }
 
+// afterQuiet reports whether the quiet after the last rate cut is over
+// at now: a message refused now was sent at the rate that cut set.
+func (a *rateAIMD) afterQuiet(now time.Time) bool {
+	return !a.quiet.IsZero() && !now.Before(a.quiet)
+}
+
 // grow follows the ceiling after a success; it reports a change.
 func (a *rateAIMD) grow(maxRate rate.Limit, now time.Time) bool {
 	if a.rate <= 0 {

@@ -57,6 +57,12 @@ type rateCeiling struct {
 	frozen      time.Time     // no growth before (a throttle rule's `for`)
 	refusedAt   time.Time     // the last rate refusal, for the spacing of the next
 	oksAt       int           // successes counted at refusedAt
+	// wary: the receiver refused a probe after a pause (it blocks
+	// senders that go over its limits, as a penalty box does). Probes
+	// above the learned limits then come at most once per probeGapMax
+	// and never in the fast recovery after a drop: a box that counts
+	// refusals within a minute must never see three.
+	wary bool
 }
 
 // due reports whether a rate refusal at now may cut again: one cut per
@@ -131,9 +137,12 @@ func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, hard, floor bool, n
 			// top of the climb.
 			c.recovering = false
 		}
+		if c.wary {
+			c.recovering, c.gain = false, probeGain
+		}
 		c.lastCut = now
 		c.confirmedAt = time.Time{}
-		c.probeAt = now.Add(c.gap)
+		c.probeAt = now.Add(c.probeGap())
 		c.gap = min(c.gap*3/2, c.gapMax())
 		return max(c.limit, o.MinRate), true
 	case sp > 0:
@@ -161,14 +170,26 @@ func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, hard, floor bool, n
 	c.limit = max(c.limit, o.MinRate)
 	c.confirmedAt = time.Time{}
 	c.lastCut = now
-	if drop && !hard {
+	switch {
+	case c.wary:
+		c.gap, c.gain, c.recovering = probeGapMax, probeGain, false
+	case drop && !hard:
 		c.gap, c.gain, c.recovering = probeGapMin, probeGainMax, true
-	} else {
+	default:
 		c.gap, c.gain, c.recovering = probeGapFirst, probeGain, false
 	}
 	c.probeAt = now.Add(c.gap)
 	c.gap = min(c.gap*3/2, c.gapMax())
 	return c.limit, true
+}
+
+// probeGap is the wait after a failed probe: gap, and at least
+// probeGapMax from a wary receiver.
+func (c *rateCeiling) probeGap() time.Duration {
+	if c.wary {
+		return max(c.gap, probeGapMax)
+	}
+	return c.gap
 }
 
 // gapMax is the longest wait between failed probes at the learned rate:

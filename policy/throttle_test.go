@@ -47,6 +47,12 @@ func TestThrottleBurstIsOneDecrease(t *testing.T) {
 	}
 }
 
+// TestThrottleFloorsAndProbe: after a pause one probe goes; a refusal of
+// that probe (the receiver still blocks: nothing was sent during the
+// pause, so no rate was overshot) lengthens the pause by the next
+// backoff step and cuts nothing (issue 11: probing a penalty box must
+// not teach a rate); the cut of the first refusal stays above the
+// floors.
 func TestThrottleFloorsAndProbe(t *testing.T) {
 	t.Parallel()
 	p, c := fixture(t, func(o *Options) {
@@ -58,8 +64,8 @@ func TestThrottleFloorsAndProbe(t *testing.T) {
 		o.RetryMax = time.Minute
 	})
 	const d = "dest.test"
-	wantConc := []int{8, 4, 2, 2}
-	wantRate := []rate.Limit{4, 2, 2, 2}
+	wantConc := []int{8, 8, 8, 8}
+	wantRate := []rate.Limit{4, 4, 4, 4}
 	for i := range wantConc {
 		n := admitN(p, d, 100)
 		if i == 0 && n != 16 {
