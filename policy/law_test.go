@@ -306,3 +306,25 @@ func TestRefusalAfterQuietCutsAgain(t *testing.T) {
 		t.Errorf("8 s after a drop to 8/s: rate %v/s after %d refusals, want at most 10/s after at most 5", r, refusals)
 	}
 }
+
+// TestLowRateProbesSeldom (issue 11 item 3: probing costs at most 0.01
+// refusals per delivery in steady state): at 2 messages a second a probe
+// a little above the limit may pass its confirmation by luck and fail
+// later; that late failure goes back to the limit before it, as a failed
+// probe does, and is not taken for a drop of capacity (a halving, then
+// probes far above every few seconds).
+func TestLowRateProbesSeldom(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t, func(o *Options) { o.MaxConcurrency = 1 })
+	m := &rateMX{r: func(time.Duration) int { return 2 }, start: c.Now()}
+	drive(p, c, m, time.Minute) // learning
+	perSec, refusals := drive(p, c, m, 5*time.Minute)
+	total := 0
+	for _, n := range perSec {
+		total += n
+	}
+	t.Logf("steady state: %d delivered in 5 min, %d refusals", total, refusals)
+	if total < 540 || float64(refusals) > 0.015*float64(total) {
+		t.Errorf("%d delivered of 600, %d refusals: want at least 540 and at most 1.5 per 100", total, refusals)
+	}
+}

@@ -99,12 +99,12 @@ func TestRateCeilingType(t *testing.T) {
 	var c rateCeiling
 	// No cap and nothing delivered: nothing to learn from, unless there
 	// is nothing else to cut.
-	if _, ok := c.refused(0, 0, 0, false, false, t0, o); ok {
+	if _, ok := c.refused(0, 0, 0, time.Time{}, false, false, t0, o); ok {
 		t.Fatal("cut with nothing known")
 	}
 	// The first refusal: the pace delivered just before is the
 	// receiver's rate, learned at once with a 5 % margin.
-	next, ok := c.refused(0, 100, 100, false, false, t0, o)
+	next, ok := c.refused(0, 100, 100, time.Time{}, false, false, t0, o)
 	if !ok || next != 95 || c.limit != 95 || !c.probeAt.Equal(t0.Add(probeGapFirst)) || c.gain != probeGain {
 		t.Fatalf("first refusal: %v %v %+v", next, ok, c)
 	}
@@ -112,65 +112,65 @@ func TestRateCeilingType(t *testing.T) {
 		t.Error("one cut per window")
 	}
 	// No probe before its time, nor while the rate holds nothing back.
-	if r := c.grow(95, 0, true, t0.Add(time.Second)); r != 95 {
+	if r := c.grow(95, 0, true, 0, t0.Add(time.Second)); r != 95 {
 		t.Errorf("before the probe time: %v", r)
 	}
 	now := c.probeAt
-	if r := c.grow(95, 0, false, now); r != 95 || c.probe != 0 {
+	if r := c.grow(95, 0, false, 0, now); r != 95 || c.probe != 0 {
 		t.Errorf("not binding: %v (probe %v)", r, c.probe)
 	}
 	// A probe: +50 %, held until it is confirmed.
-	if r := c.grow(95, 0, true, now); r != 142.5 {
+	if r := c.grow(95, 0, true, 290, now); r != 142.5 {
 		t.Fatalf("probe: %v", r)
 	}
-	if r := c.grow(142.5, 0, true, now.Add(time.Second)); r != 142.5 || c.limit != 95 {
+	if r := c.grow(142.5, 0, true, 0, now.Add(time.Second)); r != 142.5 || c.limit != 95 {
 		t.Errorf("during the probe: %v, limit %v", r, c.limit)
 	}
 	// Refused: the learned rate stands, the next probe goes half as
 	// far and waits.
 	now = now.Add(time.Second)
-	if r, _ := c.refused(142.5, 120, 300, false, false, now, o); r != 95 || c.limit != 95 || c.gain != probeGain/2 || !c.probeAt.After(now) {
+	if r, _ := c.refused(142.5, 120, 300, time.Time{}, false, false, now, o); r != 95 || c.limit != 95 || c.gain != probeGain/2 || !c.probeAt.After(now) {
 		t.Fatalf("failed probe: %v %+v", r, c)
 	}
 	// The next probe, confirmed: the limit is raised, and the next
 	// probe goes at once, twice as far.
 	now = c.probeAt
-	if r := c.grow(95, 0, true, now); r != 118.75 {
+	if r := c.grow(95, 0, true, 990, now); r != 118.75 {
 		t.Fatalf("second probe: %v", r)
 	}
 	now = now.Add(probeConfirm)
-	if r := c.grow(118.75, 0, true, now); c.limit != 118.75 || r != 118.75*1.5 {
+	if r := c.grow(118.75, 0, true, 0, now); c.limit != 118.75 || r != 118.75*1.5 {
 		t.Fatalf("confirmed: %v %+v", r, c)
 	}
 	// A drop: refused at the learned rate with no refusal just before:
 	// halved, and the first probe soon and far.
 	c.probe = 0
 	now = now.Add(time.Minute)
-	if r, _ := c.refused(118.75, 118, 1000, false, false, now, o); r != 118.75/2 || c.gain != probeGainMax || !c.probeAt.Equal(now.Add(probeGapMin)) {
+	if r, _ := c.refused(118.75, 118, 1000, time.Time{}, false, false, now, o); r != 118.75/2 || c.gain != probeGainMax || !c.probeAt.Equal(now.Add(probeGapMin)) {
 		t.Fatalf("drop: %v %+v", r, c)
 	}
 	// A refusal soon after: what went through between the two, once
 	// sending resumed after the quiet, is the receiver's rate (20 in
 	// 1 s).
 	now = now.Add(rateQuiet + time.Second)
-	if r, _ := c.refused(c.limit, 40, 1020, false, false, now, o); r != 19 {
+	if r, _ := c.refused(c.limit, 40, 1020, time.Time{}, false, false, now, o); r != 19 {
 		t.Fatalf("spacing: %v, want 19", r)
 	}
 	// A configured cap bounds every step; a hard refusal goes to the
 	// floor; a rule's hold freezes growth.
-	if r := c.grow(19, 10, true, now.Add(time.Hour)); r != 10 {
+	if r := c.grow(19, 10, true, 0, now.Add(time.Hour)); r != 10 {
 		t.Errorf("under a cap of 10: %v", r)
 	}
-	if r, _ := c.refused(19, 19, 2000, true, false, now.Add(2*time.Hour), o); r != o.MinRate {
+	if r, _ := c.refused(19, 19, 2000, time.Time{}, true, false, now.Add(2*time.Hour), o); r != o.MinRate {
 		t.Errorf("hard: %v", r)
 	}
 	c.freeze(now.Add(5 * time.Hour))
-	if r := c.grow(1, 0, true, now.Add(4*time.Hour)); r != 1 {
+	if r := c.grow(1, 0, true, 0, now.Add(4*time.Hour)); r != 1 {
 		t.Errorf("grew while frozen: %v", r)
 	}
 	// Nothing delivered and concurrency at its floor: the floor rate.
 	var f rateCeiling
-	if r, ok := f.refused(0, 0, 0, false, true, t0, o); !ok || r != o.MinRate {
+	if r, ok := f.refused(0, 0, 0, time.Time{}, false, true, t0, o); !ok || r != o.MinRate {
 		t.Errorf("at the floor: %v %v", r, ok)
 	}
 	// A slow probe runs for probeMessages messages.
@@ -412,7 +412,8 @@ func TestRestartKeepsWhatTheRateLawLearned(t *testing.T) {
 	p.mu.Lock()
 	dd := p.get(d)
 	want := rateCeiling{limit: 42, probeAt: c.Now().Add(time.Minute), gap: 15 * time.Second, gain: probeGainMax,
-		lastCut: c.Now().Add(-time.Second), confirmedAt: c.Now().Add(-10 * time.Second), recovering: true,
+		lastCut: c.Now().Add(-time.Second), confirmedAt: c.Now().Add(-10 * time.Second), recovering: true, dropAt: c.Now().Add(-20 * time.Second),
+		limitAt:   c.Now().Add(-30 * time.Second),
 		refusedAt: c.Now().Add(-time.Second), wary: true}
 	dd.rate.ceil = want
 	dd.rate.set(42, c.Now())
@@ -427,7 +428,9 @@ func TestRestartKeepsWhatTheRateLawLearned(t *testing.T) {
 	eq := func(a, b time.Time) bool { return a.Equal(b) }
 	if got.limit != want.limit || !eq(got.probeAt, want.probeAt) || got.gap != want.gap || got.gain != want.gain ||
 		!eq(got.lastCut, want.lastCut) || !eq(got.confirmedAt, want.confirmedAt) || got.recovering != want.recovering ||
-		!eq(got.refusedAt, want.refusedAt) || got.wary != want.wary {
+		!eq(got.refusedAt, want.refusedAt) || got.wary != want.wary || !eq(got.dropAt, want.dropAt) ||
+		!eq(got.limitAt, want.limitAt) || got.before != want.before ||
+		got.prevLimit != want.prevLimit || !eq(got.raisedAt, want.raisedAt) {
 		t.Errorf("after a restart the rate ceiling is\n%+v\nwant\n%+v", got, want)
 	}
 }

@@ -64,6 +64,11 @@ type rateRecord struct {
 	// from it), and whether the receiver punishes refusals.
 	ConfirmedAt time.Time `json:"confirmed_at,omitzero"`
 	Recovering  bool      `json:"recovering,omitempty"`
+	DropAt      time.Time `json:"drop_at,omitzero"`
+	LimitAt     time.Time `json:"limit_at,omitzero"`
+	Before      float64   `json:"before,omitempty"`
+	PrevLimit   float64   `json:"prev_limit,omitempty"`
+	RaisedAt    time.Time `json:"raised_at,omitzero"`
 	RefusedAt   time.Time `json:"last_refusal,omitzero"`
 	Wary        bool      `json:"wary,omitempty"`
 }
@@ -198,7 +203,7 @@ func (p *Policy) image(d *dest) record {
 		Slow: d.slow.on,
 		Conc: concRecord{Level: d.conc.level, Ceil: d.conc.ceil.record(), LastCut: d.conc.lastCut, Frozen: d.conc.frozen},
 		Rate: rateRecord{Rate: float64(rt), Limit: float64(c.limit), ProbeAt: c.probeAt, Gap: c.gap, Gain: c.gain,
-			LastCut: c.lastCut, Frozen: c.frozen, ConfirmedAt: c.confirmedAt, Recovering: c.recovering, RefusedAt: c.refusedAt,
+			LastCut: c.lastCut, Frozen: c.frozen, ConfirmedAt: c.confirmedAt, Recovering: c.recovering, DropAt: c.dropAt, LimitAt: c.limitAt, Before: float64(c.before), PrevLimit: float64(c.prevLimit), RaisedAt: c.raisedAt, RefusedAt: c.refusedAt,
 			Wary: c.wary},
 		Pause:       pauseRecord{Until: d.pause.until, Step: d.pause.step, HalfOpen: d.pause.halfOpen},
 		Suspend:     d.susp.until,
@@ -309,7 +314,7 @@ func (d *dest) restore(r record, p *Policy) {
 	d.slow.on = r.Slow && d.conc.level < d.maxConc()
 	d.rate.ceil = rateCeiling{
 		limit: rate.Limit(r.Rate.Limit), probeAt: r.Rate.ProbeAt, gap: r.Rate.Gap, gain: r.Rate.Gain,
-		lastCut: r.Rate.LastCut, frozen: r.Rate.Frozen, confirmedAt: r.Rate.ConfirmedAt, recovering: r.Rate.Recovering,
+		lastCut: r.Rate.LastCut, frozen: r.Rate.Frozen, confirmedAt: r.Rate.ConfirmedAt, recovering: r.Rate.Recovering, dropAt: r.Rate.DropAt, limitAt: r.Rate.LimitAt, before: rate.Limit(r.Rate.Before), prevLimit: rate.Limit(r.Rate.PrevLimit), raisedAt: r.Rate.RaisedAt,
 		refusedAt: r.Rate.RefusedAt, wary: r.Rate.Wary,
 	}
 	rt := rate.Limit(r.Rate.Rate)

@@ -47,7 +47,7 @@ func (a *rateAIMD) set(r rate.Limit, now time.Time) {
 // (see rateCeiling.refused). No message goes before quiet: the sessions still
 // open would only meet the receiver's full window.
 func (a *rateAIMD) cut(hard, floor bool, quiet, now time.Time, o *Options) bool {
-	next, ok := a.ceil.refused(a.rate, a.oks.rate(now), a.oks.next, hard, floor, now, o)
+	next, ok := a.ceil.refused(a.rate, a.oks.rate(now), a.oks.next, a.quiet, hard, floor, now, o)
 	if ok {
 		a.set(next, now)
 		if quiet.After(a.quiet) {
@@ -68,7 +68,7 @@ func (a *rateAIMD) grow(maxRate rate.Limit, now time.Time) bool {
 	if a.rate <= 0 {
 		return false
 	}
-	next := a.ceil.grow(a.rate, maxRate, now.Sub(a.waited) <= bindingFor, now)
+	next := a.ceil.grow(a.rate, maxRate, now.Sub(a.waited) <= bindingFor, a.oks.next, now)
 	if next == a.rate {
 		return false
 	}

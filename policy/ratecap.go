@@ -33,11 +33,12 @@ const (
 	probeGapMin     = 2 * time.Second  // after a drop the first probe comes this soon: a drop is often brief
 	probeGapFirst   = 10 * time.Second // after the first refusal, the first probe: the limit was there all along
 	probeGapMax     = 60 * time.Second // settled: at most one failed probe a minute
+	recoverGapMax   = 4 * time.Second  // recovering from a drop: a failed probe this often at most...
+	recoverFor      = time.Minute      // ...for this long after the drop
 	probeDeliveries = 100              // settled: at least this many messages per failed probe
 	learnMargin     = 0.95             // the rate is this share of the pace the receiver let through
 	rateQuiet       = time.Second      // after a rate refusal no message for this long: the receiver's window refills
 	spacingHorizon  = 4 * time.Second  // two refusals further apart (after the quiet) say nothing about each other's rate
-	spacingMin      = 5                // successes between two refusals for their spacing to measure the rate
 )
 
 // rateCeiling is the one gate on rate growth: what the destination
@@ -53,6 +54,12 @@ type rateCeiling struct {
 	gap         time.Duration // the wait after the next failed probe
 	gain        float64       // the next probe's step over limit
 	recovering  bool          // after a drop: probes go far and often until one finds the new top
+	dropAt      time.Time     // when the drop that started the recovery was seen
+	limitAt     time.Time     // when limit was last learned (a cut or a confirmed probe)
+	before      rate.Limit    // recovering: the learned rate before the drop
+	prevLimit   rate.Limit    // the learned rate before the last confirmed probe raised it...
+	raisedAt    time.Time     // ...at this time (zero once a refusal at it was seen)
+	probeOks    int           // successes counted when the running probe began
 	lastCut     time.Time     // the last rate refusal
 	frozen      time.Time     // no growth before (a throttle rule's `for`)
 	refusedAt   time.Time     // the last rate refusal, for the spacing of the next
@@ -79,19 +86,23 @@ func (c *rateCeiling) freeze(t time.Time) {
 }
 
 // spacing is the pace the receiver let through between the last rate
-// refusal and this one (oks is the count of successes so far), when the
-// last one is recent and enough went between them; else 0. Refusals in
-// quick succession mean the receiver's limit held the whole time, and
-// what it let through in between is its rate, whatever was sent.
-func (c *rateCeiling) spacing(oks int, now time.Time) rate.Limit {
-	// Count from when sending resumed after the last refusal's quiet,
-	// and only over a second or more: within less than a receiver's
-	// window, what went through is what was sent.
-	from := c.refusedAt.Add(rateQuiet)
-	if dt := now.Sub(from); c.refusedAt.IsZero() || dt < time.Second || dt > spacingHorizon || oks-c.oksAt < spacingMin {
+// refusal and this one (oks is the count of successes so far, from when
+// sending resumed after the last refusal's quiet), when the last one is
+// recent and something went between them; else 0. Refusals in quick
+// succession mean the receiver's limit held the whole time, and what it
+// let through in between is its rate, whatever was sent. The quiet
+// (a second at least) leaves the receiver's window empty: what went
+// through in less than a second after it is one window's allowance,
+// and over a second or more the pace.
+func (c *rateCeiling) spacing(oks int, from, now time.Time) rate.Limit {
+	if from.Before(c.refusedAt) {
+		from = c.refusedAt.Add(rateQuiet)
+	}
+	n := oks - c.oksAt
+	if dt := now.Sub(from); c.refusedAt.IsZero() || dt < 0 || dt > spacingHorizon || n < 1 {
 		return 0
 	}
-	return rate.Limit(float64(oks-c.oksAt) / now.Sub(from).Seconds())
+	return rate.Limit(float64(n) / max(now.Sub(from), time.Second).Seconds())
 }
 
 // refused records a rate refusal while sending at cur (0 = unlimited),
@@ -112,11 +123,11 @@ func (c *rateCeiling) spacing(oks int, now time.Time) rate.Limit {
 //     seconds is from before the drop), and the next refusal's spacing,
 //     if one comes, says more. Capacity that drops often comes back:
 //     the probes after a drop come soon and go far.
-func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, hard, floor bool, now time.Time, o *Options) (next rate.Limit, ok bool) {
-	sp := c.spacing(oks, now)
+func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, resumed time.Time, hard, floor bool, now time.Time, o *Options) (next rate.Limit, ok bool) {
+	sp := c.spacing(oks, resumed, now)
 	c.refusedAt, c.oksAt = now, oks
 	probing, learned := c.probe > 0, c.limit > 0
-	c.probe = 0
+	defer func() { c.probe = 0 }()
 	upTo := func(r rate.Limit) rate.Limit {
 		if cur > 0 && cur < r {
 			return cur
@@ -124,13 +135,32 @@ func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, hard, floor bool, n
 		return r
 	}
 	m := rate.Limit(learnMargin)
-	drop := false
+	drop, refine := false, false
+	before := c.limit
 	switch {
 	case hard:
 		c.limit = o.MinRate
 	case probing:
 		if !c.recovering {
 			c.gain = max(c.gain/2, probeGainMin)
+		}
+		// A failed probe still shows what the receiver let through
+		// while it ran (its window's allowance, at least a second's
+		// worth): a limit learned too low comes up to it, and a "drop"
+		// that was only a learned limit a little too high (the
+		// receiver lets through about what it did before) is no drop.
+		if n := oks - c.probeOks; n > 0 {
+			dt := now.Sub(c.probeFrom)
+			sp := rate.Limit(float64(n) / max(dt, time.Second).Seconds())
+			// n messages within dt touched at most dt/window + 2 of the
+			// receiver's windows: its rate is at least n over those.
+			low := rate.Limit(float64(n) / float64(int(dt/time.Second)+2))
+			if l := min(m*low, c.probe); l > c.limit {
+				c.limit, c.limitAt = l, now
+			}
+			if c.recovering && sp >= 0.9*c.before {
+				c.recovering, c.gain = false, probeGain
+			}
 		}
 		if c.confirmedAt.After(c.lastCut) {
 			// A probe confirmed since the last refusal: this is the
@@ -144,13 +174,40 @@ func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, hard, floor bool, n
 		c.confirmedAt = time.Time{}
 		c.probeAt = now.Add(c.probeGap())
 		c.gap = min(c.gap*3/2, c.gapMax())
+		if c.recovering && now.Sub(c.dropAt) >= recoverFor {
+			// No return within recoverFor: the drop is the receiver's
+			// new limit, probed as any learned one.
+			c.recovering, c.gain = false, probeGain
+		}
+		if c.recovering {
+			// Capacity that dropped often comes back soon: while it has
+			// not, a failed probe every few seconds at most finds it
+			// within seconds of its return (issue 11: 80 % within 5 s).
+			c.gap = min(c.gap, recoverGapMax)
+		}
+		return max(c.limit, o.MinRate), true
+	case learned && cur > 0 && c.prevLimit > 0 && now.Sub(c.raisedAt) < probeGapMax:
+		// Refused at a limit a probe raised a little while ago: the
+		// probe was only a little above the receiver's limit and got
+		// through its confirmation by luck (a rate a few per cent over
+		// a window's allowance is refused seldom). It failed late: back
+		// to the limit before it, and the next probe waits and goes
+		// half as far, as after any failed probe. No drop.
+		c.limit = max(c.prevLimit, min(m*sp, cur*0.85))
+		c.gain = max(c.gain/2, probeGainMin)
+		c.limitAt, c.lastCut, c.confirmedAt, c.raisedAt = now, now, time.Time{}, time.Time{}
+		c.probeAt = now.Add(c.probeGap())
+		c.gap = min(c.gap*3/2, c.gapMax())
 		return max(c.limit, o.MinRate), true
 	case sp > 0:
 		// Refused again at the learned rate: it is too high by an
 		// unknown amount that the spacing may not show (a rate a little
 		// over the limit goes through almost whole), so at least 15 %
 		// comes off.
-		c.limit, drop = m*upTo(sp), true
+		c.limit, refine = m*upTo(sp), true
+		// At a limit that held a while, this is a drop of capacity;
+		// soon after it was learned, a correction of the estimate.
+		drop = now.Sub(c.limitAt) > probeGapFirst
 		if cur > 0 {
 			c.limit = min(c.limit, cur*0.85)
 		}
@@ -168,13 +225,17 @@ func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, hard, floor bool, n
 		return 0, false
 	}
 	c.limit = max(c.limit, o.MinRate)
+	c.limitAt = now
 	c.confirmedAt = time.Time{}
 	c.lastCut = now
 	switch {
 	case c.wary:
 		c.gap, c.gain, c.recovering = probeGapMax, probeGain, false
 	case drop && !hard:
-		c.gap, c.gain, c.recovering = probeGapMin, probeGainMax, true
+		c.gap, c.gain, c.recovering, c.dropAt, c.before = probeGapMin, probeGainMax, true, now, before
+	case refine && c.recovering:
+		// The spacing refines what a drop taught: still recovering.
+		c.gap, c.gain = probeGapMin, probeGainMax
 	default:
 		c.gap, c.gain, c.recovering = probeGapFirst, probeGain, false
 	}
@@ -206,7 +267,7 @@ func (c *rateCeiling) gapMax() time.Duration {
 // configured or runtime cap (0 = none) and binding whether the rate is
 // what holds mail back (a message waited for a token lately): a probe
 // runs only then, since a probe that sends no faster teaches nothing.
-func (c *rateCeiling) grow(cur, maxRate rate.Limit, binding bool, now time.Time) rate.Limit {
+func (c *rateCeiling) grow(cur, maxRate rate.Limit, binding bool, oks int, now time.Time) rate.Limit {
 	if c.limit <= 0 || now.Before(c.frozen) {
 		return cur
 	}
@@ -221,7 +282,8 @@ func (c *rateCeiling) grow(cur, maxRate rate.Limit, binding bool, now time.Time)
 		if binding {
 			// A whole confirmation above the limit without a refusal:
 			// the receiver raised it. Climb on at once, faster.
-			c.limit, c.confirmedAt = c.probe, now
+			c.prevLimit = c.limit
+			c.limit, c.confirmedAt, c.limitAt, c.raisedAt = c.probe, now, now, now
 			c.gain = min(2*c.gain, probeGainMax)
 		}
 		c.probe = 0
@@ -230,7 +292,7 @@ func (c *rateCeiling) grow(cur, maxRate rate.Limit, binding bool, now time.Time)
 		return c.capped(c.limit, maxRate)
 	}
 	c.probe = c.capped(c.limit*rate.Limit(1+c.gain), maxRate)
-	c.probeFrom = now
+	c.probeFrom, c.probeOks = now, oks
 	return c.probe
 }
 
