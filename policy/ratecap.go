@@ -291,7 +291,15 @@ func (c *rateCeiling) grow(cur, maxRate rate.Limit, binding bool, oks int, now t
 	if !binding || now.Before(c.probeAt) {
 		return c.capped(c.limit, maxRate)
 	}
-	c.probe = c.capped(c.limit*rate.Limit(1+c.gain), maxRate)
+	next := c.limit * rate.Limit(1+c.gain)
+	if c.recovering && c.before > c.limit {
+		// Recovering from a drop, the probe asks whether the rate
+		// before it is back: it was the receiver's, a smaller step
+		// would take one more confirmation to get there, and a larger
+		// one would only be refused.
+		next = c.before
+	}
+	c.probe = c.capped(next, maxRate)
 	c.probeFrom, c.probeOks = now, oks
 	return c.probe
 }
