@@ -58,6 +58,8 @@ type Options struct {
 	Reload func(ctx context.Context) (ReloadResult, error)
 	// Config reports the configuration in force, for Status (nil: none).
 	Config func() ConfigStatus
+	// Events runs the event sinks (nil: no events API).
+	Events EventsControl
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -70,6 +72,8 @@ type Server struct {
 	// bq is the queue as the operator bounce sees it: o.Queue, or a
 	// test's wrapper that interleaves a delivery.
 	bq bounceQueue
+	// tailMu serializes a tail's event lines and heartbeats.
+	tailMu sync.Mutex
 }
 
 // New returns a server; nothing listens until ListenAPI.

@@ -31,6 +31,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/suppress/{addr}", s.deleteSuppress)
 	mux.HandleFunc("GET /v1/dashboard", s.getDashboard)
 	mux.HandleFunc("POST /v1/reload", s.postReload)
+	mux.HandleFunc("GET /v1/events", s.getEvents)
+	mux.HandleFunc("GET /v1/events/tail", s.getTail)
+	mux.HandleFunc("POST /v1/events/replay", s.postReplay)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

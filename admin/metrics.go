@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sluice/admin/timeline"
+	"sluice/events"
 	iclock "sluice/internal/clock" // the test helpers name their fake clock "clock"
 	"sluice/policy"
 	"sluice/queue"
@@ -24,6 +25,8 @@ type TelemetryOptions struct {
 	// AuthVerdicts returns the SPF/DKIM/DMARC outcome counters of the
 	// inbound check (auth.Checker.Verdicts); nil when checks are off.
 	AuthVerdicts func() map[string]uint64
+	// Events reads the event outbox and sinks (nil: no event metrics).
+	Events func() (events.Status, error)
 	// MaxDestinations bounds the destination label (default 50): the
 	// first destinations seen keep their name, the rest are "other".
 	// The same bound holds for the destinations whose last hour the
@@ -246,6 +249,14 @@ var (
 	descAuth        = prometheus.NewDesc("sluice_auth_verdicts_total", "Outcomes of the inbound SPF/DKIM/DMARC check.", []string{"outcome"}, nil)
 	descDestsKnown  = prometheus.NewDesc("sluice_destinations", "Destinations known to the policy.", nil, nil)
 	descScrapeError = prometheus.NewDesc("sluice_queue_read_errors", "1 when the queue could not be read during this scrape.", nil, nil)
+	descEvBytes     = prometheus.NewDesc("sluice_events_outbox_bytes", "Bytes of delivery events in the outbox (cap: events.max_bytes).", nil, nil)
+	descEvCount     = prometheus.NewDesc("sluice_events_outbox_events", "Delivery events in the outbox (undelivered, or kept for replay).", nil, nil)
+	descEvDropped   = prometheus.NewDesc("sluice_events_dropped_total", "Undelivered delivery events dropped because the outbox reached events.max_bytes (over the queue file's life).", nil, nil)
+	descEvAlarm     = prometheus.NewDesc("sluice_events_alarm", "1 while a drop of undelivered events is recent (24h).", nil, nil)
+	descEvPending   = prometheus.NewDesc("sluice_events_pending", "Events a sink has not received yet.", []string{"sink"}, nil)
+	descEvLag       = prometheus.NewDesc("sluice_events_lag_seconds", "Age of the oldest event a sink has not received yet (0 when none).", []string{"sink"}, nil)
+	descEvSent      = prometheus.NewDesc("sluice_events_sent_total", "Events delivered to a sink since start.", []string{"sink"}, nil)
+	descEvFailures  = prometheus.NewDesc("sluice_events_send_failures_total", "Failed deliveries of a batch to a sink since start (each retried).", []string{"sink"}, nil)
 	descDestOpen    = prometheus.NewDesc("sluice_destination_open_recipients", "Recipients not finished yet (queued, in flight, held) at the domains of the destination.", []string{"destination"}, nil)
 )
 
@@ -254,7 +265,8 @@ var (
 type stateCollector struct{ t *Telemetry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descDestsKnown, descScrapeError, descDestOpen} {
+	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descDestsKnown, descScrapeError, descDestOpen,
+		descEvBytes, descEvCount, descEvDropped, descEvAlarm, descEvPending, descEvLag, descEvSent, descEvFailures} {
 		ch <- d
 	}
 }
@@ -289,6 +301,13 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			for name, n := range open {
 				ch <- prometheus.MustNewConstMetric(descDestOpen, prometheus.GaugeValue, float64(n), name)
 			}
+		} else {
+			readErr = 1
+		}
+	}
+	if t.o.Events != nil {
+		if st, err := t.o.Events(); err == nil {
+			c.collectEvents(ch, st, now)
 		} else {
 			readErr = 1
 		}
@@ -332,5 +351,26 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range f() {
 			ch <- prometheus.MustNewConstMetric(descAuth, prometheus.CounterValue, float64(v), k)
 		}
+	}
+}
+
+func (c stateCollector) collectEvents(ch chan<- prometheus.Metric, st events.Status, now time.Time) {
+	ch <- prometheus.MustNewConstMetric(descEvBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descEvCount, prometheus.GaugeValue, float64(st.Events))
+	ch <- prometheus.MustNewConstMetric(descEvDropped, prometheus.CounterValue, float64(st.Dropped))
+	alarm := 0.0
+	if st.Alarm != "" {
+		alarm = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descEvAlarm, prometheus.GaugeValue, alarm)
+	for _, s := range st.Sinks {
+		lag := 0.0
+		if s.Oldest != nil {
+			lag = max(0, now.Sub(*s.Oldest).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(descEvPending, prometheus.GaugeValue, float64(s.Pending), s.Name)
+		ch <- prometheus.MustNewConstMetric(descEvLag, prometheus.GaugeValue, lag, s.Name)
+		ch <- prometheus.MustNewConstMetric(descEvSent, prometheus.CounterValue, float64(s.Sent), s.Name)
+		ch <- prometheus.MustNewConstMetric(descEvFailures, prometheus.CounterValue, float64(s.Failures), s.Name)
 	}
 }

@@ -42,5 +42,12 @@ func (s Status) public() Status {
 		}
 		s.Config = &c
 	}
+	if s.Events != nil {
+		// Counts and the alarm only: sink URLs and their errors are
+		// for the admin API.
+		e := *s.Events
+		e.Sinks = nil
+		s.Events = &e
+	}
 	return s
 }

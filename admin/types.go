@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"sluice/admin/timeline"
+	"sluice/events"
 )
 
 // The types below are the JSON contract of the /v1 API. Scripts read
@@ -122,6 +123,9 @@ type Status struct {
 	Oldest        *time.Time     `json:"oldest,omitempty"`
 	Alarm         Alarm          `json:"alarm"`
 	Config        *ConfigStatus  `json:"config,omitempty"`
+	// Events: the outbox and its sinks, with the drop alarm (nil when
+	// no sink is configured and nothing was ever dropped).
+	Events *events.Status `json:"events,omitempty"`
 }
 
 // Selection names the messages an operator action applies to: IDs, or

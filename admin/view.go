@@ -204,6 +204,7 @@ func (s *Server) status() Status {
 		cs := s.o.Config()
 		st.Config = &cs
 	}
+	st.Events = s.eventsStatus()
 	if st.Ready && s.o.Ready != nil {
 		if err := s.o.Ready(); err != nil {
 			st.Ready, st.Reason = false, err.Error()

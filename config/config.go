@@ -91,6 +91,7 @@ func Parse(data []byte, name, baseDir string) (*Config, error) {
 		return nil, fmt.Errorf("config: base directory: %w", err)
 	}
 	c.resolvePaths(abs)
+	c.webhookDefaults()
 	errs := c.validate()
 	if len(errs) == 0 {
 		errs = c.readSecrets()

@@ -213,3 +213,31 @@ func TestThrottlePauseEmptyInheritsRetryBase(t *testing.T) {
 		t.Errorf("defaults: throttle_pause %v greylist_default %v, want 1s and 10s", d.Policy.ThrottlePause, d.Policy.GreylistDefault)
 	}
 }
+
+// TestWebhookDefaultsAndSecret: a webhook entry gets the documented
+// batch and timeout, its secret is read from secret_file (relative to
+// the config file, trailing newline dropped) and never printed.
+func TestWebhookDefaultsAndSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hook.secret"), []byte("s3cret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte("[[events.webhook]]\nurl = \"https://app.test/hook\"\nsecret_file = \"hook.secret\"\n"), "x.toml", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Events.Webhooks[0]
+	if w.Batch != DefaultWebhookBatch || w.Timeout != DefaultWebhookTimeout || w.Secret != "s3cret-value" || w.SecretFile != filepath.Join(dir, "hook.secret") {
+		t.Fatalf("%+v", w)
+	}
+	if !c.Events.EventsOn() || Default().Events.EventsOn() {
+		t.Fatal("EventsOn")
+	}
+	if strings.Contains(c.String(), "s3cret") || strings.Contains(fmt.Sprintf("%+v %#v", c.Events, c.Events), "s3cret") {
+		t.Fatal("the secret is printed")
+	}
+	if _, err := Parse([]byte("[[events.webhook]]\nurl = \"https://app.test/hook\"\nsecret_file = \"missing\"\n"), "x.toml", dir); err == nil || !strings.Contains(err.Error(), "events.webhook[1].secret_file: cannot read") {
+		t.Fatalf("missing secret: %v", err)
+	}
+}

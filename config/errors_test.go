@@ -68,6 +68,11 @@ func TestValidationErrors(t *testing.T) {
 		{"suspend without for", "[[policy.rule]]\nmatch = \"x\"\nclass = \"suspend\"\n", `sluice.toml:1: policy.rule[1].for: required for class "suspend"`},
 		{"scope on non-throttle", "[[policy.rule]]\nmatch = \"x\"\nclass = \"greylist\"\nscope = \"rate\"\n", `sluice.toml:4: policy.rule[1].scope: only applies to class "throttle"`},
 		{"bad scope", "[[policy.rule]]\nmatch = \"x\"\nclass = \"throttle\"\nscope = \"all\"\n", `sluice.toml:4: policy.rule[1].scope: invalid value "all"`},
+		{"webhook url", "[[events.webhook]]\nurl = \"ftp://x/\"\nsecret_file = \"/dev/null\"\n", `sluice.toml:2: events.webhook[1].url: scheme "ftp"`},
+		{"webhook event type", "[[events.webhook]]\nurl = \"https://x/\"\nsecret_file = \"/dev/null\"\nevents = [\"opened\"]\n", `sluice.toml:4: events.webhook[1].events: invalid value "opened"`},
+		{"webhook without secret", "[[events.webhook]]\nurl = \"https://x/\"\n", `sluice.toml:1: events.webhook[1].secret_file: required`},
+		{"webhook batch", "[[events.webhook]]\nurl = \"https://x/\"\nsecret_file = \"/dev/null\"\nbatch = 20000\n", `sluice.toml:4: events.webhook[1].batch: must be between 1 and 10000`},
+		{"events cap", "[events]\nmax_bytes = \"1KB\"\n", `sluice.toml:2: events.max_bytes:`},
 		{"log level", "[log]\nlevel = \"verbose\"\n", `sluice.toml:2: log.level: invalid value "verbose"`},
 		{"group_by", "policy.group_by = \"ip\"\n", `sluice.toml:1: policy.group_by: invalid value "ip"`},
 		{"auth mode", "[auth]\nmode = \"strict\"\n", `sluice.toml:2: auth.mode: invalid value "strict"`},
@@ -163,6 +168,7 @@ func TestValidConfigs(t *testing.T) {
 		{"destination and provider", "[[policy.destination]]\nmatch = \"gmail.com\"\nmax_concurrency = 5\nrate = \"10/s\"\n[[policy.provider]]\nname = \"ex\"\nsuffixes = [\".mx.example.net\"]\n"},
 		{"resolver", "[delivery]\nresolver = \"[::1]:5353\"\nresolver_concurrency = 1\nresolver_min_ttl = \"1s\"\nresolver_max_ttl = \"1s\"\n"},
 		{"inline array of tables", "policy.rule = [{match = \"RL0000\", class = \"throttle\", scope = \"rate\"}]\n"},
+		{"events file and webhook", "[events]\nfile = \"-\"\nmax_bytes = \"1MB\"\n[[events.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret_file = \"t\"\nevents = [\"delivered\", \"bounced\"]\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

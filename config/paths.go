@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // resolvePaths makes every path-valued key absolute against base, the
@@ -21,6 +22,12 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	abs(&c.Delivery.Smarthost.PasswordFile)
+	if c.Events.File != "-" {
+		abs(&c.Events.File)
+	}
+	for i := range c.Events.Webhooks {
+		abs(&c.Events.Webhooks[i].SecretFile)
+	}
 	for i := range c.Auth.DKIM {
 		abs(&c.Auth.DKIM[i].KeyFile)
 	}
@@ -46,17 +53,40 @@ func (c *Config) AdminAddress() string {
 // readSecrets loads the smarthost password. It is read once at load so
 // that a missing file stops the relay at start-up, not at first delivery.
 func (c *Config) readSecrets() []*Error {
+	errs := c.readWebhookSecrets()
 	sh := &c.Delivery.Smarthost
 	if sh.PasswordFile == "" {
-		return nil
+		return errs
 	}
 	b, err := os.ReadFile(sh.PasswordFile)
 	if err != nil {
-		return []*Error{{Key: "delivery.smarthost.password_file", Msg: fmt.Sprintf("cannot read: %v", err)}}
+		return append(errs, &Error{Key: "delivery.smarthost.password_file", Msg: fmt.Sprintf("cannot read: %v", err)})
 	}
 	// A trailing newline is an editor artefact, never part of a password.
 	sh.Password = strings.TrimRight(string(b), "\r\n")
-	return nil
+	return errs
+}
+
+// readWebhookSecrets loads the webhook signing secrets (same rules as the
+// smarthost password: read at load, a trailing newline dropped).
+func (c *Config) readWebhookSecrets() []*Error {
+	var errs []*Error
+	for i := range c.Events.Webhooks {
+		w := &c.Events.Webhooks[i]
+		if w.SecretFile == "" {
+			continue
+		}
+		b, err := os.ReadFile(w.SecretFile)
+		if err != nil {
+			errs = append(errs, &Error{Key: idx("events.webhook", i) + ".secret_file", Msg: fmt.Sprintf("cannot read: %v", err)})
+			continue
+		}
+		w.Secret = strings.TrimRight(string(b), "\r\n")
+		if w.Secret == "" {
+			errs = append(errs, &Error{Key: idx("events.webhook", i) + ".secret_file", Msg: "the file is empty: a webhook needs a signing secret"})
+		}
+	}
+	return errs
 }
 
 // inherit fills the keys whose "" means "same as another key".
@@ -73,3 +103,24 @@ func (c *Config) inherit() {
 		c.Delivery.Smarthost.TLS = c.Delivery.TLS
 	}
 }
+
+// webhookDefaults fills the defaults of each [[events.webhook]] entry
+// (arrays of tables have no default entries to overlay), before
+// validation: config.example.toml documents them.
+func (c *Config) webhookDefaults() {
+	for i := range c.Events.Webhooks {
+		w := &c.Events.Webhooks[i]
+		if w.Batch == 0 {
+			w.Batch = DefaultWebhookBatch
+		}
+		if w.Timeout == 0 {
+			w.Timeout = DefaultWebhookTimeout
+		}
+	}
+}
+
+// The defaults of an [[events.webhook]] entry.
+const (
+	DefaultWebhookBatch   = 100
+	DefaultWebhookTimeout = Duration(10 * time.Second)
+)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 
 	toml "github.com/pelletier/go-toml/v2"
@@ -17,6 +18,10 @@ func (c *Config) Redacted() *Config {
 	r.Access.Users = slices.Clone(c.Access.Users)
 	for i := range r.Access.Users {
 		r.Access.Users[i].PasswordHash = redacted
+	}
+	r.Events.Webhooks = slices.Clone(c.Events.Webhooks)
+	for i := range r.Events.Webhooks {
+		r.Events.Webhooks[i].Secret = ""
 	}
 	return &r
 }
@@ -42,3 +47,15 @@ func (s Smarthost) String() string {
 
 // GoString is String, for %#v.
 func (s Smarthost) GoString() string { return s.String() }
+
+// String hides the signing secret (%v, %+v).
+func (w Webhook) String() string {
+	sec := ""
+	if w.Secret != "" {
+		sec = redacted
+	}
+	return fmt.Sprintf("{url=%s secret_file=%s secret=%s events=%v batch=%d timeout=%s}", w.URL, w.SecretFile, sec, w.Events, w.Batch, w.Timeout)
+}
+
+// GoString is String, for %#v.
+func (w Webhook) GoString() string { return w.String() }

@@ -159,11 +159,25 @@ var reloadClasses = map[string]ReloadClass{
 	"auth.dkim.selector":     reload,
 	"auth.dkim.key_file":     reload,
 	"auth.dkim.subdomains":   reload,
+
+	// Sinks are reloadable: adding, changing or removing a webhook (or
+	// rotating its secret) is what an operator expects a reload to do.
+	// The outbox's retention and cap are read by the queue at every
+	// commit, so they reload too.
+	"events.retention":           reload,
+	"events.max_bytes":           reload,
+	"events.file":                reload,
+	"events.webhook.url":         reload,
+	"events.webhook.secret_file": reload,
+	"events.webhook.events":      reload,
+	"events.webhook.batch":       reload,
+	"events.webhook.timeout":     reload,
 }
 
 // secretKeys are never printed by Diff, whatever their value.
 var secretKeys = map[string]bool{
 	"access.user.password_hash": true, // a bcrypt hash is still crackable offline
+	"events.webhook.url":        true, // may carry a token in its path or query
 }
 
 // indexRe strips the array indices of a key as errors print it

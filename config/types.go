@@ -17,6 +17,7 @@ type Config struct {
 	Delivery Delivery `toml:"delivery"`
 	Policy   Policy   `toml:"policy"`
 	Auth     Auth     `toml:"auth"`
+	Events   Events   `toml:"events"`
 }
 
 // Log configures log/slog output.
@@ -183,3 +184,30 @@ type DKIM struct {
 	KeyFile    string `toml:"key_file"`
 	Subdomains bool   `toml:"subdomains"`
 }
+
+// Events configures the delivery events (issue 13): the outbox kept in
+// the queue file and the sinks that read it. Events are stored only when
+// a sink is configured (File or a Webhook).
+type Events struct {
+	Retention Duration  `toml:"retention"` // delivered events are kept this long, for replay
+	MaxBytes  Size      `toml:"max_bytes"` // outbox cap; past it the oldest events are dropped
+	File      string    `toml:"file"`      // JSON-lines sink: a path, "-" = stdout, "" = none
+	Webhooks  []Webhook `toml:"webhook"`
+}
+
+// Webhook is one HTTP endpoint that receives signed JSON POSTs.
+type Webhook struct {
+	URL        string   `toml:"url"`
+	SecretFile string   `toml:"secret_file"`
+	Events     []string `toml:"events"` // event types to send; empty = all
+	Batch      int      `toml:"batch"`  // max events per POST
+	Timeout    Duration `toml:"timeout"`
+
+	// Secret is read from SecretFile at load; never decoded from TOML
+	// nor printed.
+	Secret string `toml:"-" reload:"secret_file"`
+}
+
+// EventsOn reports whether any event sink is configured, so that events
+// are stored.
+func (e *Events) EventsOn() bool { return e.File != "" || len(e.Webhooks) > 0 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -158,7 +159,43 @@ func (c *Config) validate() []*Error {
 	c.validateDelivery(ck)
 	c.validatePolicy(ck)
 	c.validateAuth(ck)
+	c.validateEvents(ck)
 	return ck.errs
+}
+
+// eventTypes mirrors queue.EventTypes (config may not import queue).
+var eventTypes = []string{"accepted", "deferred", "delivered", "bounced", "expired", "delayed", "suppressed", "held", "released", "deleted"}
+
+func (c *Config) validateEvents(ck *checker) {
+	e := &c.Events
+	ck.positive("events.retention", e.Retention)
+	if e.MaxBytes < 1<<20 {
+		ck.add("events.max_bytes", "%d bytes is too small for an outbox: use at least 1MB", e.MaxBytes)
+	}
+	seen := map[string]bool{}
+	for i, w := range e.Webhooks {
+		key := func(k string) string { return idx("events.webhook", i) + "." + k }
+		u, err := url.Parse(w.URL)
+		switch {
+		case w.URL == "" || err != nil || u.Host == "":
+			ck.add(key("url"), "want an absolute http:// or https:// URL")
+		case u.Scheme != "http" && u.Scheme != "https":
+			ck.add(key("url"), "scheme %q: want http or https", u.Scheme)
+		case seen[w.URL]:
+			ck.add(key("url"), "the same URL twice: one webhook per endpoint")
+		}
+		seen[w.URL] = true
+		if w.SecretFile == "" {
+			ck.add(key("secret_file"), "required: every POST is signed (HMAC-SHA256)")
+		}
+		for _, t := range w.Events {
+			ck.enum(key("events"), t, eventTypes)
+		}
+		if w.Batch < 1 || w.Batch > 10000 {
+			ck.add(key("batch"), "must be between 1 and 10000, not %d", w.Batch)
+		}
+		ck.positive(key("timeout"), w.Timeout)
+	}
 }
 
 func (c *Config) validateListen(ck *checker) {

@@ -151,6 +151,7 @@ var (
 
 var (
 	evKeyBytes    = []byte("bytes")
+	evKeyCount    = []byte("count")
 	evKeyDropped  = []byte("dropped")
 	evKeyLastDrop = []byte("lastdrop")
 )
@@ -274,6 +275,9 @@ func (w *wtx) flushEvents() error {
 	}
 	meta := w.tx.Bucket(bktEvMeta)
 	total := getU64(meta, evKeyBytes) + uint64(w.ev.added)
+	if err := putU64(meta, evKeyCount, getU64(meta, evKeyCount)+uint64(w.ev.n)); err != nil {
+		return err
+	}
 	w.ev.added, w.ev.n = 0, 0
 	if max := uint64(w.ev.cfg.MaxBytes); max > 0 && total > max {
 		var err error
@@ -293,7 +297,7 @@ func (w *wtx) capEvents(meta *bbolt.Bucket, total, max uint64) (uint64, error) {
 	target := max / 10 * 9
 	minCur := w.minCursor(meta)
 	c := w.tx.Bucket(bktEvents).Cursor()
-	var dropped int64
+	var dropped, deleted int64
 	var first, last uint64
 	for k, v := c.First(); k != nil && total > target; k, v = c.First() {
 		seq := binary.BigEndian.Uint64(k)
@@ -301,6 +305,7 @@ func (w *wtx) capEvents(meta *bbolt.Bucket, total, max uint64) (uint64, error) {
 		if err := c.Delete(); err != nil {
 			return 0, err
 		}
+		deleted++
 		total -= min(size, total)
 		if seq > minCur {
 			if dropped == 0 {
@@ -310,18 +315,30 @@ func (w *wtx) capEvents(meta *bbolt.Bucket, total, max uint64) (uint64, error) {
 			dropped++
 		}
 	}
+	if err := subU64(meta, evKeyCount, uint64(deleted)); err != nil {
+		return 0, err
+	}
 	if dropped == 0 {
 		return total, nil
 	}
 	d := &EventDrop{First: EventID(first), Last: EventID(last), Count: dropped, At: w.now}
-	if w.ev.drop != nil { // a second cap in the same batch: one range
-		d.First, d.Count = w.ev.drop.First, d.Count+w.ev.drop.Count
-	}
-	w.ev.drop = d
+	w.ev.drop = d // logged after the commit, as it is
 	if err := putU64(meta, evKeyDropped, getU64(meta, evKeyDropped)+uint64(dropped)); err != nil {
 		return 0, err
 	}
-	j, err := json.Marshal(d)
+	// The stored last drop spans an episode: drops that continue the
+	// previous range (an endpoint down for a while, the cap met commit
+	// after commit) extend it, so status names the whole range lost.
+	episode := *d
+	if j := meta.Get(evKeyLastDrop); j != nil {
+		var prev EventDrop
+		if json.Unmarshal(j, &prev) == nil {
+			if p, err := ParseEventID(prev.Last); err == nil && p+1 == first {
+				episode.First, episode.Count = prev.First, prev.Count+dropped
+			}
+		}
+	}
+	j, err := json.Marshal(&episode)
 	if err != nil {
 		return 0, err
 	}
@@ -354,6 +371,12 @@ func getU64(b *bbolt.Bucket, k []byte) uint64 {
 		return binary.BigEndian.Uint64(v)
 	}
 	return 0
+}
+
+// subU64 lowers a counter, never below 0.
+func subU64(b *bbolt.Bucket, k []byte, n uint64) error {
+	v := getU64(b, k)
+	return putU64(b, k, v-min(n, v))
 }
 
 func putU64(b *bbolt.Bucket, k []byte, n uint64) error {
@@ -556,7 +579,10 @@ func (q *Queue) PruneEvents(page int) (int, error) {
 		if n == 0 {
 			return nil
 		}
-		return putU64(meta, evKeyBytes, getU64(meta, evKeyBytes)-min(freed, getU64(meta, evKeyBytes)))
+		if err := subU64(meta, evKeyCount, uint64(n)); err != nil {
+			return err
+		}
+		return subU64(meta, evKeyBytes, freed)
 	}, nil)
 	return n, err
 }
@@ -585,8 +611,8 @@ type SinkBacklog struct {
 	Oldest  time.Time
 }
 
-// EventStats reads the outbox state. Counting the backlog walks it, so
-// status stays cheap only while sinks keep up (the cap bounds it anyway).
+// EventStats reads the outbox state in O(sinks) reads: status and
+// metric scrapes call it.
 func (q *Queue) EventStats() (EventStats, error) {
 	var st EventStats
 	c := q.evCfg.Load()
@@ -594,7 +620,7 @@ func (q *Queue) EventStats() (EventStats, error) {
 	err := q.view(func(tx *bbolt.Tx) error {
 		b, meta := tx.Bucket(bktEvents), tx.Bucket(bktEvMeta)
 		st.Bytes = int64(getU64(meta, evKeyBytes))
-		st.Events = b.Stats().KeyN
+		st.Events = int(getU64(meta, evKeyCount))
 		if s := b.Sequence(); s > 0 {
 			st.LastID = EventID(s)
 		}
@@ -617,13 +643,13 @@ func (q *Queue) EventStats() (EventStats, error) {
 			sb := SinkBacklog{Cursor: EventID(cur)}
 			var k0 [8]byte
 			binary.BigEndian.PutUint64(k0[:], cur+1)
-			bc := b.Cursor()
-			k, v := bc.Seek(k0[:])
-			if k != nil && len(v) >= 8 {
+			if k, v := b.Cursor().Seek(k0[:]); k != nil && len(v) >= 8 {
 				sb.Oldest = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
 			}
-			for ; k != nil; k, _ = bc.Next() {
-				sb.Pending++
+			// Sequence numbers are dense above a cursor (drops move the
+			// cursors past them), so the backlog is a subtraction.
+			if last := b.Sequence(); last > cur {
+				sb.Pending = int(last - cur)
 			}
 			st.Sinks[s] = sb
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sluice/admin"
+	"sluice/events"
 	"sluice/scheduler"
 )
 
@@ -33,7 +34,11 @@ func (d *daemon) tel() *admin.Telemetry {
 		if d.verdicts != nil {
 			verdicts = d.verdicts.Snapshot // every checker's, across reloads
 		}
-		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, Logger: d.log})
+		var evs func() (events.Status, error)
+		if d.events != nil {
+			evs = d.events.Status
+		}
+		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, Events: evs, Logger: d.log})
 	})
 	return d.telemetry
 }

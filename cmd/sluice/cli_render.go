@@ -369,10 +369,16 @@ func renderStatus(w io.Writer, s admin.Status) {
 			fmt.Fprintf(tw, "last reload:\tFAILED at %s, still running the config above: %s\n", lr.At.UTC().Format(timeFmt), esc(lr.Error))
 		}
 	}
+	if e := s.Events; e != nil {
+		fmt.Fprintf(tw, "events:\t%d in the outbox (%d bytes), %d dropped\n", e.Events, e.Bytes, e.Dropped)
+	}
 	tw.Flush()
 	if s.Alarm.Active {
 		fmt.Fprintln(w)
 		renderAlarm(w, s.Alarm)
+	}
+	if e := s.Events; e != nil && e.Alarm != "" {
+		fmt.Fprintf(w, "\nEVENTS ALARM: %s\n", esc(e.Alarm))
 	}
 }
 

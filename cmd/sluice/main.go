@@ -38,6 +38,7 @@ func commands() []command {
 		{"limits", "limits set D [--max-concurrency N] [--rate R] | limits reset D: runtime limits", cliCmd(runLimits)},
 		{"suppress", "suppress list|add ADDR|remove ADDR: the suppression list", cliCmd(runSuppress)},
 		{"status", "status: up, version, uptime, queue totals; exit 0 only when ready", cliCmd(runStatus)},
+		{"events", "events [status] | tail [--after ID] | replay --since T [--sink URL]: delivery events and their sinks", cliCmd(runEvents)},
 		{"reload", "reload: the daemon re-reads its config file (as SIGHUP); exit 1 if it is refused", cliCmd(runReload)},
 		{"explain", "explain [--stage S] \"REPLY LINE\": class of a receiver's reply and sluice's reaction", cliCmd(runExplain)},
 		{"completion", "completion bash|zsh: shell completion script", runCompletion},

@@ -164,6 +164,11 @@ func (d *daemon) swap(cfg *config.Config, b *built) error {
 	if err := d.sched.Reconfigure(b.scheduler); err != nil {
 		d.log.Error("reload: delivery settings kept", "err", err) // never: checked in build
 	}
+	if d.events != nil {
+		if err := d.events.Configure(cfg.Events); err != nil {
+			d.log.Error("reload: event sinks kept", "err", err) // never: checked by the config layer
+		}
+	}
 	lvl := d.level.Level()
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level)) // validated by the config layer
 	d.level.Set(lvl)

@@ -22,6 +22,7 @@ import (
 	"sluice/admin"
 	"sluice/auth"
 	"sluice/config"
+	"sluice/events"
 	"sluice/internal/sdnotify"
 	"sluice/policy"
 	"sluice/queue"
@@ -113,6 +114,7 @@ type daemon struct {
 	inflight  *inbound.InFlight // limits.max_inflight_bytes, one budget for every listener and reload
 	telemetry *admin.Telemetry  // metrics and attempt history; see tel()
 	telOnce   sync.Once
+	events    *events.Runner // the delivery event sinks ([events])
 }
 
 // serve runs the relay until ctx is cancelled, then drains: stop
@@ -166,6 +168,14 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 			}
 		}()
 	}
+	// The sinks run until the deliveries of the drain are recorded, so
+	// that their events go out too (what is left goes at the next start).
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		d.events.Run(evCtx)
+	}()
 	stopAdmin := d.serveAdmin(ls)
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
@@ -202,6 +212,8 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 		stopSessions() // deliveries still running past the grace period are cut; their leases return to due
 	}()
 	wg.Wait()
+	stopEvents()
+	<-evDone
 	stopAdmin()
 	log.Info("sluice stopped")
 	return nil
@@ -313,9 +325,15 @@ func (d *daemon) open() error {
 		q.Close()
 		return fmt.Errorf("scheduler: %w", err)
 	}
+	d.events = events.New(events.Options{Queue: d.queue, UserAgent: "sluice/" + buildVersion(), Logger: log.With("log", "events"),
+		RetryBase: events.DefaultRetryBase, RetryMax: events.DefaultRetryMax, PruneEvery: events.DefaultPruneEvery})
+	if err := d.events.Configure(cfg.Events); err != nil {
+		q.Close()
+		return fmt.Errorf("events: %w", err)
+	}
 	d.admin = admin.New(admin.Options{
 		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Reconsider, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
-		Ready: d.ready, Reload: d.reloadAPI, Config: d.configStatus,
+		Ready: d.ready, Reload: d.reloadAPI, Config: d.configStatus, Events: d.events,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
 	})
 	return nil
