@@ -90,14 +90,14 @@ func (s *Server) getTail(w http.ResponseWriter, r *http.Request) {
 	if s.eventsOff(w) {
 		return
 	}
-	var from uint64
+	from := int64(-1) // from now
 	if a := r.URL.Query().Get("after"); a != "" {
 		n, err := queue.ParseEventID(a)
-		if err != nil {
-			writeErr(w, http.StatusBadRequest, "after: %v", err)
+		if err != nil || n > 1<<62 {
+			writeErr(w, http.StatusBadRequest, "after: want an event ID (16 hex digits)")
 			return
 		}
-		from = n
+		from = int64(n)
 	}
 	lw := newLineWriter(w)
 	// The status line goes out at once: the stream may stay quiet.

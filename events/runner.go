@@ -497,12 +497,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// Tail calls fn for every event committed after the call (or from the
-// event after from, when from > 0), in order, until ctx ends or fn
-// fails. It needs events to be stored (a sink configured).
-func Tail(ctx context.Context, q *queue.Queue, from uint64, fn func(queue.Event) error) error {
-	next := from
-	if next == 0 {
+// Tail calls fn for every event after the event numbered after, or,
+// when after is negative, committed after the call; in order, until ctx
+// ends or fn fails. It needs events to be stored (a sink configured).
+func Tail(ctx context.Context, q *queue.Queue, after int64, fn func(queue.Event) error) error {
+	next := uint64(max(after, 0))
+	if after < 0 {
 		st, err := q.EventStats()
 		if err != nil {
 			return err
