@@ -221,10 +221,17 @@ func (s *Server) bounce(ids []string) (int, error) {
 			}
 			rcpts := make([]dsn.Recipient, 0, len(failed))
 			for _, i := range failed {
-				rcpts = append(rcpts, dsn.Recipient{Addr: m.Recipients[i].Addr, Action: "failed", Status: "5.0.0", Diagnostic: operatorBounce, LastAttempt: now})
+				rc := m.Recipients[i]
+				if !rc.DSN.Notify.Failure() {
+					continue // NOTIFY=NEVER, or without FAILURE (RFC 3461 §4.1)
+				}
+				rcpts = append(rcpts, dsn.Recipient{Addr: rc.Addr, ORcpt: rc.DSN.ORcpt, Action: "failed", Status: "5.0.0", Diagnostic: operatorBounce, LastAttempt: now})
+			}
+			if len(rcpts) == 0 {
+				return nil, nil
 			}
 			r := dsn.Report{ReportingMTA: s.o.Hostname, Sender: m.From, QueueID: m.ID, Arrival: m.Received,
-				Recipients: rcpts, Now: now}
+				EnvID: m.DSN.EnvID, Ret: m.DSN.Ret, Recipients: rcpts, Now: now}
 			if h, ok := headers[m.ID]; ok {
 				r.Original, r.OriginalSize = h, m.Size
 			} else {

@@ -48,6 +48,7 @@ func TestDefaultValues(t *testing.T) {
 		{"memory_limit", c.MemoryLimit, Size(512 << 20)},
 		{"retention", c.Queue.Retention.D(), 7 * 24 * time.Hour},
 		{"max_queue_lifetime", c.Delivery.MaxQueueLifetime.D(), 5 * 24 * time.Hour},
+		{"delay_warning", c.Delivery.DelayWarning.D(), 4 * time.Hour},
 		{"throttle_pause", c.Policy.ThrottlePause.D(), time.Second},
 		{"smarthost tls inherits", c.Delivery.Smarthost.TLS, "opportunistic"},
 		{"rate unlimited", c.Policy.Rate.Unlimited(), true},

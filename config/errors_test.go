@@ -83,6 +83,8 @@ func TestValidationErrors(t *testing.T) {
 		{"tls half set", "[tls]\ncert_file = \"c.pem\"\n", `sluice.toml:2: tls.cert_file: cert_file and key_file must be set together`},
 		{"tls file missing", "[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n", `sluice.toml:2: tls.cert_file:`},
 		{"line too short", "[limits]\nmax_line_length = 500\n", `sluice.toml:2: limits.max_line_length: must be at least 1000`},
+		{"negative delay warning", "[delivery]\ndelay_warning = \"-1h\"\n", `sluice.toml:2: delivery.delay_warning: invalid duration "-1h": negative`},
+		{"delay warning after expiry", "[delivery]\nmax_queue_lifetime = \"1d\"\ndelay_warning = \"2d\"\n", `sluice.toml:3: delivery.delay_warning: must be shorter than delivery.max_queue_lifetime (1d)`},
 		{"resolver by name", "[delivery]\nresolver = \"dns.example:53\"\n", `sluice.toml:2: delivery.resolver: invalid resolver "dns.example:53": want ip:port`},
 		{"resolver without port", "[delivery]\nresolver = \"127.0.0.1\"\n", `sluice.toml:2: delivery.resolver: invalid resolver "127.0.0.1"`},
 		{"resolver port 0", "[delivery]\nresolver = \"127.0.0.1:0\"\n", `sluice.toml:2: delivery.resolver: invalid resolver`},

@@ -112,6 +112,7 @@ var documentedZeros = map[string]string{
 	"memory_limit":                   "cmd/sluice:TestApplyMemoryLimit",
 	"limits.max_inflight_bytes":      "relay/inbound:TestZeroInflightBytesIsNoBound",
 	"delivery.connection_idle":       "scheduler:TestConnectionIdleZeroClosesAtOnce",
+	"delivery.delay_warning":         "scheduler:TestDelayWarningZeroSendsNone",
 	"policy.greylist_margin":         "policy:TestZeroMeansWhatTheConfigSays",
 	"policy.initial_concurrency":     "policy:TestZeroMeansWhatTheConfigSays",
 	"policy.suppress_after_expiries": "policy:TestZeroMeansWhatTheConfigSays",

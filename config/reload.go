@@ -102,6 +102,7 @@ var reloadClasses = map[string]ReloadClass{
 	"delivery.tls":                         reload,
 	"delivery.port":                        reload,
 	"delivery.max_queue_lifetime":          reload,
+	"delivery.delay_warning":               reload,
 	"delivery.dial_timeout":                reload,
 	"delivery.command_timeout":             reload,
 	"delivery.data_timeout":                reload,

@@ -87,6 +87,7 @@ type Delivery struct {
 	TLS                      string    `toml:"tls"` // none | opportunistic | require
 	Port                     int       `toml:"port"`
 	MaxQueueLifetime         Duration  `toml:"max_queue_lifetime"`
+	DelayWarning             Duration  `toml:"delay_warning"` // delay notice (DSN Action: delayed) after this long; 0 = none
 	DialTimeout              Duration  `toml:"dial_timeout"`
 	CommandTimeout           Duration  `toml:"command_timeout"`
 	DataTimeout              Duration  `toml:"data_timeout"`

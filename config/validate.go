@@ -336,6 +336,12 @@ func (c *Config) validateDelivery(ck *checker) {
 		ck.add("delivery.port", "invalid port %d", d.Port)
 	}
 	ck.positive("delivery.max_queue_lifetime", d.MaxQueueLifetime)
+	if d.DelayWarning < 0 {
+		ck.add("delivery.delay_warning", "must not be negative (0 turns delay notices off)")
+	} else if d.DelayWarning > 0 && d.MaxQueueLifetime > 0 && d.DelayWarning >= d.MaxQueueLifetime {
+		// The recipient would expire before its notice could go out.
+		ck.add("delivery.delay_warning", "must be shorter than delivery.max_queue_lifetime (%s), or 0 for no delay notices", d.MaxQueueLifetime)
+	}
 	ck.positive("delivery.dial_timeout", d.DialTimeout)
 	ck.positive("delivery.command_timeout", d.CommandTimeout)
 	ck.positive("delivery.data_timeout", d.DataTimeout)

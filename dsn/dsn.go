@@ -25,8 +25,9 @@ import (
 // Recipient is the outcome for one recipient of the original message.
 type Recipient struct {
 	Addr        string
-	Action      string // "failed" or "delayed" (RFC 3464 §2.3.3)
-	Status      string // RFC 3463 code, e.g. "5.1.1"; invalid or "" = 5.0.0 / 4.0.0 by Action
+	Action      string // "failed", "delayed", "delivered" or "relayed" (RFC 3464 §2.3.3)
+	Status      string // RFC 3463 code, e.g. "5.1.1"; invalid or "" = 5.0.0 / 4.0.0 / 2.0.0 by Action
+	ORcpt       string // ORCPT as given at RCPT ("rfc822;addr"): the Original-Recipient field; "" = none
 	RemoteMTA   string // host name of the receiver that answered; "" = none (e.g. no MX)
 	Diagnostic  string // the full reply line, e.g. "550 5.1.1 <a@b>: user unknown"
 	LastAttempt time.Time
@@ -37,8 +38,14 @@ type Report struct {
 	ReportingMTA string // our hostname
 	Sender       string // envelope sender of the original: the DSN goes to it
 	QueueID      string
-	Arrival      time.Time
-	Recipients   []Recipient
+	EnvID        string // ENVID given at MAIL: the Original-Envelope-Id field (RFC 3464 §2.2.1)
+	// Ret is RET given at MAIL: HDRS returns the header section only,
+	// even of a small original (RFC 3461 §4.3). A DSN that reports no
+	// failure returns the header section only whatever Ret says: the
+	// message arrived, or will be retried.
+	Ret        Ret
+	Arrival    time.Time
+	Recipients []Recipient
 	// Original is the original message, or its beginning holding at
 	// least its header section (see ReadOriginal). It is returned whole
 	// (message/rfc822) when it is complete and at most ReturnLimit
@@ -63,7 +70,7 @@ var (
 	// RFC 3461 §6.2).
 	ErrNullSender   = errors.New("dsn: no DSN for the null sender")
 	ErrNoRecipients = errors.New("dsn: no recipients")
-	ErrBadAction    = errors.New("dsn: action must be \"failed\" or \"delayed\"")
+	ErrBadAction    = errors.New("dsn: action must be \"failed\", \"delayed\", \"delivered\" or \"relayed\"")
 )
 
 const dateLayout = "Mon, 02 Jan 2006 15:04:05 -0700" // RFC 5322 §3.3
@@ -77,12 +84,14 @@ func Build(r Report) ([]byte, error) {
 	if len(r.Recipients) == 0 {
 		return nil, ErrNoRecipients
 	}
-	failed := false
+	failed, delayed := false, false
 	for i, rc := range r.Recipients {
 		switch rc.Action {
 		case "failed":
 			failed = true
 		case "delayed":
+			delayed = true
+		case "delivered", "relayed":
 		default:
 			return nil, fmt.Errorf("recipient %d (%q): %w", i, clean(rc.Addr), ErrBadAction)
 		}
@@ -100,14 +109,21 @@ func Build(r Report) ([]byte, error) {
 		msgID = "<" + randomHex() + "@" + host + ">"
 	}
 
-	text := humanPart(r, host, failed)
+	text := humanPart(r, host, failed, delayed)
 	status := statusPart(r, host)
 	returned, whole := returnedOriginal(r.Original, r.OriginalSize)
+	if whole && (!failed || r.Ret == RetHdrs) {
+		returned, whole = originalHeaders(returned), false
+	}
 	boundary := pickBoundary(msgID, now, text, status, returned)
 
 	subject := "Undelivered Mail Returned to Sender"
-	if !failed {
+	switch {
+	case failed:
+	case delayed:
 		subject = "Delayed Mail (still being retried)"
+	default:
+		subject = "Successful Mail Delivery Report"
 	}
 	var b bytes.Buffer
 	writeField(&b, "From", "Mail Delivery System <MAILER-DAEMON@"+host+">")
@@ -135,10 +151,14 @@ func Build(r Report) ([]byte, error) {
 		if !isASCII(returned) {
 			cte = "8bit"
 		}
+		desc := "Undelivered Message"
+		if !failed {
+			desc = "Message"
+		}
 		if whole {
-			part("Content-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: "+cte+"\r\n", returned)
+			part("Content-Description: "+desc+"\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: "+cte+"\r\n", returned)
 		} else {
-			part("Content-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: "+cte+"\r\n", returned)
+			part("Content-Description: "+desc+" Headers\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: "+cte+"\r\n", returned)
 		}
 	}
 	b.WriteString("\r\n--" + boundary + "--\r\n")

@@ -15,6 +15,9 @@ var statusRE = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
 func statusPart(r Report, host string) []byte {
 	var b bytes.Buffer
 	writeField(&b, "Reporting-MTA", "dns; "+host)
+	if id := ascii(r.EnvID); id != "" {
+		writeField(&b, "Original-Envelope-Id", XText(id))
+	}
 	if id := ascii(r.QueueID); id != "" {
 		writeField(&b, "X-Queue-ID", id)
 	}
@@ -24,6 +27,9 @@ func statusPart(r Report, host string) []byte {
 	}
 	for _, rc := range r.Recipients {
 		b.WriteString("\r\n")
+		if o := originalRecipient(rc.ORcpt); o != "" {
+			writeField(&b, "Original-Recipient", o)
+		}
 		writeField(&b, "Final-Recipient", addrField(rc.Addr))
 		writeField(&b, "Action", rc.Action)
 		writeField(&b, "Status", status(rc))
@@ -48,8 +54,11 @@ func status(rc Recipient) string {
 	if statusRE.MatchString(s) {
 		return s
 	}
-	if rc.Action == "delayed" {
+	switch rc.Action {
+	case "delayed":
 		return "4.0.0"
+	case "delivered", "relayed":
+		return "2.0.0"
 	}
 	return "5.0.0"
 }

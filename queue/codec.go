@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"sluice/dsn"
 )
 
 // The hot records, a message's envelope and its recipients, are stored
@@ -15,6 +17,11 @@ import (
 // recipient's domain is not stored when it is its address's. Records
 // written as JSON by earlier versions (they start with '{') are still
 // read; `sluice queue export` is the readable form of the queue.
+//
+// Fields added later are announced by a flag bit and written after the
+// fields of the first version, so that a record without them is byte
+// for byte what the first version wrote and still reads (issue 13 item
+// 5: the DSN parameters).
 
 const recV1 = 1 // first byte of a binary record
 
@@ -23,11 +30,14 @@ const (
 	msgSMTPUTF8 = 1 << iota
 	msgSpooled
 	msgEightBit
+	msgDSN // RET and ENVID follow Done
 )
 
 // Flag bits of a binary recipient record.
 const (
-	rcptDomain = 1 << iota // the domain is stored: it is not the address's
+	rcptDomain      = 1 << iota // the domain is stored: it is not the address's
+	rcptDSN                     // NOTIFY and ORCPT follow the history
+	rcptDelayWarned             // the delay notice was sent
 )
 
 var errShortRecord = errors.New("record ends early")
@@ -146,6 +156,9 @@ func encodeMsg(m *msgRec) []byte {
 	if m.EightBit {
 		f |= msgEightBit
 	}
+	if m.Ret != "" || m.EnvID != "" {
+		f |= msgDSN
+	}
 	w.uint(f)
 	w.str(m.From)
 	w.time(m.Received)
@@ -156,6 +169,10 @@ func encodeMsg(m *msgRec) []byte {
 	w.uint(uint64(max(m.NRcpt, 0)))
 	w.uint(uint64(max(m.Open, 0)))
 	w.time(m.Done)
+	if f&msgDSN != 0 {
+		w.str(string(m.Ret))
+		w.str(m.EnvID)
+	}
 	return w.b
 }
 
@@ -167,6 +184,12 @@ func decodeMsgV1(b []byte) (*msgRec, error) {
 		From: r.str(), Received: r.time(), Size: r.size(),
 		ClientAddr: r.str(), Helo: r.str(), User: r.str(),
 		NRcpt: r.int(), Open: r.int(), Done: r.time(),
+	}
+	if f&msgDSN != 0 {
+		m.Ret, m.EnvID = dsn.Ret(r.str()), r.str()
+		if m.Ret != "" && m.Ret != dsn.RetFull && m.Ret != dsn.RetHdrs && r.err == nil {
+			r.err = fmt.Errorf("bad RET %q", m.Ret)
+		}
 	}
 	if err := r.done(); err != nil {
 		return nil, err
@@ -192,6 +215,12 @@ func encodeRcpt(rc *rcptRec) []byte {
 	if rc.Domain != domainOf(rc.Addr) {
 		f |= rcptDomain
 	}
+	if rc.Notify != 0 || rc.ORcpt != "" {
+		f |= rcptDSN
+	}
+	if rc.DelayWarned {
+		f |= rcptDelayWarned
+	}
 	w.uint(f)
 	w.str(rc.Addr)
 	if f&rcptDomain != 0 {
@@ -210,6 +239,10 @@ func encodeRcpt(rc *rcptRec) []byte {
 		w.str(a.Reply)
 		w.str(a.Class)
 		w.str(a.Status)
+	}
+	if f&rcptDSN != 0 {
+		w.uint(uint64(rc.Notify))
+		w.str(rc.ORcpt)
 	}
 	return w.b
 }
@@ -239,6 +272,14 @@ func decodeRcptV1(b []byte) (*rcptRec, error) {
 	}
 	for i := 0; i < n && r.err == nil; i++ {
 		rc.History = append(rc.History, attemptRec{At: r.time(), Relay: r.str(), Reply: r.str(), Class: r.str(), Status: r.str()})
+	}
+	rc.DelayWarned = f&rcptDelayWarned != 0
+	if f&rcptDSN != 0 {
+		rc.Notify = dsn.Notify(r.uint())
+		rc.ORcpt = r.str()
+		if !rc.Notify.Valid() && r.err == nil {
+			r.err = fmt.Errorf("bad NOTIFY %d", rc.Notify)
+		}
 	}
 	if err := r.done(); err != nil {
 		return nil, err

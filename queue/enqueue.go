@@ -100,7 +100,7 @@ func (q *Queue) enqueueTx(w *wtx, m NewMessage, id string) (string, error) {
 	rec := &msgRec{
 		From: m.From, Received: w.now, Size: int64(len(m.Body)),
 		ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
-		NRcpt: len(m.Rcpts),
+		NRcpt: len(m.Rcpts), Ret: m.DSN.Ret, EnvID: m.DSN.EnvID,
 	}
 	if s := m.Spool; s != nil {
 		rec.Spooled = true
@@ -120,6 +120,9 @@ func (q *Queue) enqueueTx(w *wtx, m NewMessage, id string) (string, error) {
 	}
 	for i, a := range m.Rcpts {
 		r := &rcptRec{Addr: a, Domain: domainOf(a)}
+		if i < len(m.RcptDSN) {
+			r.Notify, r.ORcpt = m.RcptDSN[i].Notify, m.RcptDSN[i].ORcpt
+		}
 		if err := w.transition(id, i, r, StateQueued, w.now); err != nil {
 			return "", err
 		}

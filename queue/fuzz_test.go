@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
+
+	"sluice/dsn"
 )
 
 // FuzzParseDueKey checks that index keys parse without panicking and
@@ -49,18 +52,33 @@ func FuzzDecodeRecords(f *testing.F) {
 	f.Add(m)
 	f.Add(encodeRcpt(&rcptRec{Addr: "a@b", Domain: "c", State: StateQueued, NextAttempt: time.Unix(5, 6), History: []attemptRec{{Reply: "250"}}}))
 	f.Add(encodeMsg(&msgRec{From: "x@y", NRcpt: 2, Open: 1, Received: time.Unix(7, 8), Spooled: true}))
+	f.Add(encodeRcpt(&rcptRec{Addr: "a@b", Domain: "b", State: StateQueued, Notify: dsn.NotifySuccess | dsn.NotifyFailure,
+		ORcpt: "rfc822;o@b", DelayWarned: true, History: []attemptRec{{Reply: "451"}}}))
+	f.Add(encodeMsg(&msgRec{From: "x@y", NRcpt: 1, Open: 1, Ret: dsn.RetHdrs, EnvID: "e1"}))
+	f.Add([]byte{recV1, rcptDSN | rcptDelayWarned, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0x09, 0})
 	f.Add([]byte{recV1, 0, 0xff})
 	f.Add([]byte(`{"s":"bogus"}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if rec, err := decodeRcpt(b); err == nil {
-			if !rec.State.Valid() {
-				t.Fatalf("accepted state %q", rec.State)
+			if !rec.State.Valid() || !rec.Notify.Valid() {
+				t.Fatalf("accepted state %q notify %d", rec.State, rec.Notify)
 			}
 			_ = rec.public()
+			if len(b) > 0 && b[0] == recV1 {
+				// What the codec reads it writes back the same way.
+				if again, err := decodeRcpt(encodeRcpt(rec)); err != nil || !reflect.DeepEqual(again, rec) {
+					t.Fatalf("recipient %+v does not round-trip: %+v, %v", rec, again, err)
+				}
+			}
 		}
 		if rec, err := decodeMsg(b); err == nil {
 			_ = rec.public("0123456789ABCDEF", nil)
+			if len(b) > 0 && b[0] == recV1 {
+				if again, err := decodeMsg(encodeMsg(rec)); err != nil || !reflect.DeepEqual(again, rec) {
+					t.Fatalf("message %+v does not round-trip: %+v, %v", rec, again, err)
+				}
+			}
 		}
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"sluice/dsn"
 )
 
 // maxLeaseItems bounds the recipients of one lease transaction.
@@ -171,6 +173,8 @@ func (q *Queue) leaseDomain(w *wtx, now time.Time, domain string, maxJobs, maxIt
 		items = append(items, Item{
 			ID: rf.id, Rcpt: rf.idx, Addr: r.Addr, Domain: r.Domain, From: m.From,
 			Attempts: r.Attempts, Received: m.Received, NextAttempt: next, SMTPUTF8: m.SMTPUTF8,
+			Env: dsn.Envelope{Ret: m.Ret, EnvID: m.EnvID}, RcptDSN: dsn.Rcpt{Notify: r.Notify, ORcpt: r.ORcpt},
+			DelayWarned: r.DelayWarned,
 		})
 	}
 	return items, nil
@@ -373,6 +377,17 @@ func applyUpdate(w *wtx, u Update) error {
 		r.History = append(r.History, attemptRec(*a))
 		r.Attempts++
 		r.LastReply, r.LastClass = a.Reply, a.Class
+	}
+	if u.DelayWarned && !r.DelayWarned {
+		r.DelayWarned = true
+		if err := w.emitRcpt(EventDelayed, u.ID, u.Rcpt, r, func(e *Event, m *msgRec) {
+			if a := u.Attempt; a != nil {
+				e.Reply, e.Class, e.Relay = a.Reply, a.Class, a.Relay
+			}
+			e.DelaySeconds = delaySeconds(w.now, m.Received)
+		}); err != nil {
+			return err
+		}
 	}
 	switch {
 	case !r.State.Open(), r.State == StateHeld && u.State == StateQueued:

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"sluice/dsn"
 )
 
 // msgRec is the stored form of a message's envelope. It is kept apart from
@@ -25,6 +27,9 @@ type msgRec struct {
 	NRcpt    int       `json:"n"`
 	Open     int       `json:"o"` // recipients in an open state
 	Done     time.Time `json:"d,omitzero"`
+	// The DSN parameters given at MAIL (RFC 3461 §4.3, §4.4).
+	Ret   dsn.Ret `json:"rt,omitempty"`
+	EnvID string  `json:"ev,omitempty"`
 }
 
 type attemptRec struct {
@@ -47,6 +52,11 @@ type rcptRec struct {
 	LastReply  string       `json:"r,omitempty"`
 	LastClass  string       `json:"c,omitempty"`
 	History    []attemptRec `json:"h,omitempty"`
+	// The DSN parameters given at RCPT (RFC 3461 §4.1, §4.2).
+	Notify dsn.Notify `json:"nt,omitempty"`
+	ORcpt  string     `json:"or,omitempty"`
+	// DelayWarned: the delay notice was sent (once per recipient).
+	DelayWarned bool `json:"dw,omitempty"`
 }
 
 type suppRec struct {
@@ -86,6 +96,9 @@ func decodeRcpt(b []byte) (*rcptRec, error) {
 	if !r.State.Valid() {
 		return nil, fmt.Errorf("queue: decode recipient record: bad state %q", r.State)
 	}
+	if !r.Notify.Valid() {
+		return nil, fmt.Errorf("queue: decode recipient record: bad NOTIFY %d", r.Notify)
+	}
 	return r, nil
 }
 
@@ -93,6 +106,7 @@ func (r *rcptRec) public() Recipient {
 	out := Recipient{
 		Addr: r.Addr, Domain: r.Domain, State: r.State, NextAttempt: r.NextAttempt,
 		Attempts: r.Attempts, LastReply: r.LastReply, LastClass: r.LastClass,
+		DSN: dsn.Rcpt{Notify: r.Notify, ORcpt: r.ORcpt}, DelayWarned: r.DelayWarned,
 	}
 	if len(r.History) > 0 {
 		out.History = make([]Attempt, len(r.History))
@@ -107,6 +121,6 @@ func (m *msgRec) public(id string, rcpts []Recipient) Message {
 	return Message{
 		ID: id, From: m.From, Received: m.Received, Size: m.Size,
 		ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
-		Recipients: rcpts, Done: m.Done,
+		Recipients: rcpts, Done: m.Done, DSN: dsn.Envelope{Ret: m.Ret, EnvID: m.EnvID},
 	}
 }

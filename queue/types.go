@@ -3,6 +3,8 @@ package queue
 import (
 	"strings"
 	"time"
+
+	"sluice/dsn"
 )
 
 // State is the delivery state of one recipient.
@@ -52,6 +54,10 @@ type NewMessage struct {
 	Helo       string
 	User       string // authenticated user, "" if none
 	SMTPUTF8   bool
+	// DSN and RcptDSN are the DSN parameters given at MAIL and at each
+	// RCPT (RFC 3461); RcptDSN is nil or parallel to Rcpts.
+	DSN     dsn.Envelope
+	RcptDSN []dsn.Rcpt
 }
 
 // Attempt is one delivery try of one recipient.
@@ -71,6 +77,8 @@ type Recipient struct {
 	Attempts             int
 	LastReply, LastClass string
 	History              []Attempt
+	DSN                  dsn.Rcpt // NOTIFY and ORCPT given at RCPT
+	DelayWarned          bool     // the delay notice was sent
 }
 
 // Message is the stored envelope and per-recipient state of a message.
@@ -83,6 +91,7 @@ type Message struct {
 	User       string
 	SMTPUTF8   bool
 	Recipients []Recipient
+	DSN        dsn.Envelope // RET and ENVID given at MAIL
 	// Done is when the last recipient reached a final state
 	// (sent/bounced/expired/deleted); zero while any is open.
 	Done time.Time
@@ -98,6 +107,11 @@ type Item struct {
 	// SMTPUTF8: the client gave the SMTPUTF8 parameter at MAIL (RFC 6531
 	// §3.4); the delivery asks for it too.
 	SMTPUTF8 bool
+	// The DSN parameters of the message (MAIL) and of the recipient
+	// (RCPT), and whether its delay notice was sent.
+	Env         dsn.Envelope
+	RcptDSN     dsn.Rcpt
+	DelayWarned bool
 }
 
 // Update changes the state of one recipient.
@@ -111,6 +125,10 @@ type Update struct {
 	// Attempt, when non-nil, is appended to History, Attempts is
 	// incremented and LastReply/LastClass are set.
 	Attempt *Attempt
+	// DelayWarned records that the recipient's delay notice was sent
+	// (queued before this update), so that it is sent once; it writes
+	// an EventDelayed in the same transaction.
+	DelayWarned bool
 	// Detail goes into the event of the change only (events.go).
 	Detail EventDetail
 }

@@ -331,6 +331,7 @@ func (s *fakeSession) Send(_ context.Context, d *outbound.Delivery) []reply.Repl
 	return sameReply(reply.Reply{Stage: reply.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
 }
 func (s *fakeSession) Usable() bool { return true }
+func (s *fakeSession) DSN() bool    { return false }
 func (s *fakeSession) SameNextHop(_ context.Context, domain string) bool {
 	return domain == s.domain
 }

@@ -17,10 +17,11 @@ import (
 // outcome to the queue (record: retried until it commits). ctx is the
 // session's; no queue write uses it, since shutdown cancels it. It
 // reports whether the connection should end.
-func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, replies []reply.Reply) (endSession bool) {
+func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName string, hopDSN bool, replies []reply.Reply) (endSession bool) {
 	now := s.now()
+	st := s.settings()
 	ups := make([]queue.Update, 0, len(j.items))
-	var failed []dsn.Recipient
+	var notices []dsn.Recipient // what the DSN to the sender reports, if any
 	var cut []queue.Update
 	first := true // no attempt of this transaction reported yet
 	for i, it := range j.items {
@@ -43,25 +44,49 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 		att := &queue.Attempt{At: now, Relay: relayName, Reply: r.String(), Class: string(dec.Verdict.Class)}
 		up := queue.Update{ID: it.ID, Rcpt: it.Rcpt, Attempt: att}
 		status := dsnStatus(r, dec.Action)
+		// notice is this recipient's line in a DSN (RFC 3464 §2.3).
+		notice := func(action, status string) dsn.Recipient {
+			return dsn.Recipient{Addr: it.Addr, ORcpt: it.RcptDSN.ORcpt, Action: action, Status: status,
+				RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now}
+		}
+		notify := it.RcptDSN.Notify
 		switch dec.Action {
 		case policy.ActionDone:
 			up.State, att.Status = queue.StateSent, "sent"
+			// RFC 3461 §4.1, §5.2.2: SUCCESS is reported by us only
+			// when the next hop does not offer DSN ("relayed"); one that
+			// does got NOTIFY and reports delivery itself.
+			if notify.Success() && !hopDSN {
+				notices = append(notices, notice("relayed", status))
+			}
 		case policy.ActionBounce:
 			up.State, att.Status = queue.StateBounced, "bounced"
-			failed = append(failed, dsn.Recipient{Addr: it.Addr, Action: "failed", Status: status, RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now})
-			if dec.Suppress && s.settings().SuppressUnknown {
+			if notify.Failure() {
+				notices = append(notices, notice("failed", status))
+			}
+			if dec.Suppress && st.SuppressUnknown {
 				s.suppress(it.Addr, r.String())
 			}
 		default:
-			if now.Sub(it.Received) >= s.settings().MaxQueueLifetime {
+			if now.Sub(it.Received) >= st.MaxQueueLifetime {
 				// RFC 3463 4.4.7: delivery time expired.
 				up.State, att.Status, status = queue.StateExpired, "expired", "4.4.7"
-				failed = append(failed, dsn.Recipient{Addr: it.Addr, Action: "failed", Status: status, RemoteMTA: relayHost(relayName), Diagnostic: r.String(), LastAttempt: now})
+				if notify.Failure() {
+					notices = append(notices, notice("failed", status))
+				}
 				if s.o.Policy.ObserveExpiry(it.Addr) {
 					s.suppress(it.Addr, "repeated soft bounces until expiry: "+r.String())
 				}
 			} else {
 				up.State, att.Status, up.NextAttempt = queue.StateQueued, "deferred", dec.RetryAt
+				// A delay notice once per recipient, at the first attempt
+				// that finds it queued delivery.delay_warning or longer
+				// (Postfix's delay_warning_time), unless NOTIFY excludes
+				// DELAY (RFC 3461 §4.1). The null sender gets none.
+				if st.DelayWarning > 0 && !it.DelayWarned && j.from != "" && notify.Delay() && now.Sub(it.Received) >= st.DelayWarning {
+					notices = append(notices, notice("delayed", status))
+					up.DelayWarned = true
+				}
 			}
 		}
 		up.Detail = queue.EventDetail{TLS: j.tls, DSN: status}
@@ -87,13 +112,29 @@ func (s *Scheduler) finish(ctx context.Context, name string, j *job, relayName s
 	// Recipients cut by our shutdown go back due now, recorded like any
 	// outcome (record does not use the cancelled session context).
 	o := &outcome{job: j, ups: append(ups, cut...)}
-	if len(failed) > 0 && j.from != "" {
-		o.dsn = &pendingDSN{failed: failed, at: now}
+	if len(notices) > 0 && j.from != "" {
+		o.dsn = &pendingDSN{rcpts: notices, at: now}
 	}
 	s.record(o)
 	// A deferral may be due before whatever the loop is sleeping towards.
 	s.Kick()
 	return endSession
+}
+
+// rcptDSN are the DSN parameters of j's recipients, for the next hop;
+// nil when none has any.
+func rcptDSN(j *job) []dsn.Rcpt {
+	var out []dsn.Rcpt
+	for i, it := range j.items {
+		if it.RcptDSN == (dsn.Rcpt{}) {
+			continue
+		}
+		if out == nil {
+			out = make([]dsn.Rcpt, len(j.items))
+		}
+		out[i] = it.RcptDSN
+	}
+	return out
 }
 
 // cutByUs reports a delivery that ended because our own shutdown cut it
@@ -135,9 +176,11 @@ func (s *Scheduler) bounce(j *job, d *pendingDSN) error {
 			d.orig, d.size = orig, size // kept for a retry of the write below
 		}
 	}
+	env := j.items[0].Env
 	msg, err := dsn.Build(dsn.Report{
 		ReportingMTA: s.o.Hostname, Sender: j.from, QueueID: j.id, Arrival: j.received,
-		Recipients: d.failed, Original: d.orig, OriginalSize: d.size, OriginalUnavailable: d.gone, Now: d.at,
+		EnvID: env.EnvID, Ret: env.Ret,
+		Recipients: d.rcpts, Original: d.orig, OriginalSize: d.size, OriginalUnavailable: d.gone, Now: d.at,
 	})
 	if err != nil {
 		// Build fails only on its input (a null sender, no recipient):
@@ -151,7 +194,7 @@ func (s *Scheduler) bounce(j *job, d *pendingDSN) error {
 	if err != nil {
 		return fmt.Errorf("queue the DSN: %w", err)
 	}
-	s.log.Info("dsn queued", "id", id, "orig_id", j.id, "to", j.from, "recipients", len(d.failed))
+	s.log.Info("dsn queued", "id", id, "orig_id", j.id, "to", j.from, "recipients", len(d.rcpts), "action", d.rcpts[0].Action)
 	s.Kick()
 	return nil
 }

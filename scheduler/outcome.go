@@ -28,7 +28,7 @@ type outcome struct {
 
 // pendingDSN is a DSN still to be queued for an outcome.
 type pendingDSN struct {
-	failed []dsn.Recipient
+	rcpts  []dsn.Recipient // failed, delayed or relayed: each with its Action
 	at     time.Time
 	orig   []byte // what the DSN returns of the original, once read
 	size   int64  // the original's full size

@@ -183,7 +183,7 @@ func TestFinishRetriesFailingUpdate(t *testing.T) {
 		}
 	}
 	ok := reply.Reply{Stage: reply.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}
-	s.finish(cancelled(), "dest.test", j, "mx.dest.test[127.0.0.1]:25", sameReply(ok, 2))
+	s.finish(cancelled(), "dest.test", j, "mx.dest.test[127.0.0.1]:25", false, sameReply(ok, 2))
 
 	if fq.updateCalls != 4 || len(fq.updates) != 1 {
 		t.Fatalf("Update called %d times, %d committed; want 4 calls, 1 commit", fq.updateCalls, len(fq.updates))
@@ -224,7 +224,7 @@ func TestFinishGivesUpAtShutdown(t *testing.T) {
 	go func() {
 		defer close(done)
 		ok := reply.Reply{Stage: reply.StageDataEnd, Code: 250, Text: "ok"}
-		s.finish(context.Background(), "dest.test", j, "mx", sameReply(ok, 2))
+		s.finish(context.Background(), "dest.test", j, "mx", false, sameReply(ok, 2))
 	}()
 	select {
 	case <-done:
@@ -248,7 +248,7 @@ func TestBounceKeepsTheOriginal(t *testing.T) {
 	s, _ := newUnitScheduler(t, fq)
 	j := leasedJob(t, s, fq)
 	unknown := reply.Reply{Stage: reply.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
-	s.finish(context.Background(), "dest.test", j, "mx", sameReply(unknown, 2))
+	s.finish(context.Background(), "dest.test", j, "mx", false, sameReply(unknown, 2))
 
 	if len(fq.dsns) != 1 {
 		t.Fatalf("%d DSNs queued, want 1", len(fq.dsns))
@@ -277,7 +277,7 @@ func TestBounceSaysTheOriginalIsGone(t *testing.T) {
 	s, _ := newUnitScheduler(t, fq)
 	j := leasedJob(t, s, fq)
 	unknown := reply.Reply{Stage: reply.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
-	s.finish(context.Background(), "dest.test", j, "mx", sameReply(unknown, 2))
+	s.finish(context.Background(), "dest.test", j, "mx", false, sameReply(unknown, 2))
 	if len(fq.dsns) != 1 || len(fq.updates) != 1 {
 		t.Fatalf("%d DSNs, %d updates; want 1 and 1", len(fq.dsns), len(fq.updates))
 	}
@@ -298,7 +298,7 @@ func TestOutcomeCarriesEventDetail(t *testing.T) {
 	j.tls = true
 	unknown := reply.Reply{Stage: reply.StageRcpt, Code: 550, Enhanced: "5.1.1", Text: "no such user"}
 	full := reply.Reply{Stage: reply.StageRcpt, Code: 552, Enhanced: "5.2.2", Text: "mailbox full"}
-	s.finish(context.Background(), "dest.test", j, "mx", []reply.Reply{unknown, full})
+	s.finish(context.Background(), "dest.test", j, "mx", false, []reply.Reply{unknown, full})
 	if len(fq.updates) != 1 || len(fq.updates[0]) != 2 {
 		t.Fatalf("updates %+v", fq.updates)
 	}

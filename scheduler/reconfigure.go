@@ -9,6 +9,7 @@ import (
 // scheduler; the rest of Options is fixed at New.
 type Settings struct {
 	MaxQueueLifetime time.Duration
+	DelayWarning     time.Duration
 	MaxPerConnection int
 	SuppressUnknown  bool
 	ConnectionIdle   time.Duration
@@ -18,6 +19,7 @@ type Settings struct {
 func (o Options) Settings() Settings {
 	return Settings{
 		MaxQueueLifetime: o.MaxQueueLifetime,
+		DelayWarning:     o.DelayWarning,
 		MaxPerConnection: o.MaxPerConnection,
 		SuppressUnknown:  o.SuppressUnknown,
 		ConnectionIdle:   o.ConnectionIdle,
@@ -29,8 +31,8 @@ func (st Settings) Check() error {
 	if st.MaxQueueLifetime <= 0 {
 		return errors.New("scheduler: MaxQueueLifetime must be positive")
 	}
-	if st.MaxPerConnection < 0 || st.ConnectionIdle < 0 {
-		return errors.New("scheduler: MaxPerConnection and ConnectionIdle must not be negative")
+	if st.MaxPerConnection < 0 || st.ConnectionIdle < 0 || st.DelayWarning < 0 {
+		return errors.New("scheduler: MaxPerConnection, ConnectionIdle and DelayWarning must not be negative")
 	}
 	return nil
 }

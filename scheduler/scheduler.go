@@ -67,6 +67,10 @@ type Session interface {
 	Usable() bool
 	Sent() int
 	Close() error
+	// DSN reports whether the next hop offers DSN (RFC 3461): the
+	// session then passes NOTIFY and ORCPT on, and a success is the next
+	// hop's to report, not ours.
+	DSN() bool
 	// SameNextHop reports whether mail for domain goes to the same next
 	// hop as the session's (same MX host set, route or smarthost, same
 	// TLS mode): then the session may carry it (issue 9 item 26).
@@ -91,8 +95,13 @@ type Options struct {
 
 	Hostname         string        // Reporting-MTA of DSNs
 	MaxQueueLifetime time.Duration // a recipient still failing after this long expires with a DSN
-	MaxPerConnection int           // messages per outbound connection before a fresh one; 0 = unlimited
-	SuppressUnknown  bool          // a 5.1.1 bounce puts the address on the suppression list
+	// DelayWarning: a recipient still deferred this long after its
+	// message arrived gets one delay notice (DSN Action: delayed), at
+	// the attempt that finds it so, unless its NOTIFY excludes DELAY
+	// (config delivery.delay_warning); 0 = none.
+	DelayWarning     time.Duration
+	MaxPerConnection int  // messages per outbound connection before a fresh one; 0 = unlimited
+	SuppressUnknown  bool // a 5.1.1 bounce puts the address on the suppression list
 	// MaxSessions caps the outbound sessions of all destinations together
 	// (config delivery.max_sessions): ten thousand destinations in slow
 	// start would otherwise open ten thousand connections.
@@ -128,6 +137,7 @@ func OptionsFrom(cfg *config.Config) Options {
 	return Options{
 		Hostname:         cfg.Hostname,
 		MaxQueueLifetime: time.Duration(cfg.Delivery.MaxQueueLifetime),
+		DelayWarning:     time.Duration(cfg.Delivery.DelayWarning),
 		MaxPerConnection: cfg.Delivery.MaxMessagesPerConnection,
 		MaxSessions:      cfg.Delivery.MaxSessions,
 		ConnectionIdle:   time.Duration(cfg.Delivery.ConnectionIdle),
@@ -152,8 +162,8 @@ func (o *Options) check() error {
 	if o.MaxQueueLifetime <= 0 || o.ResolveTimeout <= 0 {
 		bad("MaxQueueLifetime and ResolveTimeout must be positive")
 	}
-	if o.MaxPerConnection < 0 || o.HoldThreshold < 0 || o.MaxInlineWait < 0 || o.ConnectionIdle < 0 {
-		bad("MaxPerConnection, HoldThreshold, MaxInlineWait and ConnectionIdle must not be negative")
+	if o.MaxPerConnection < 0 || o.HoldThreshold < 0 || o.MaxInlineWait < 0 || o.ConnectionIdle < 0 || o.DelayWarning < 0 {
+		bad("MaxPerConnection, HoldThreshold, MaxInlineWait, ConnectionIdle and DelayWarning must not be negative")
 	}
 	if o.MaxSessions < 1 || o.MaxResolving < 1 {
 		bad("MaxSessions and MaxResolving must be at least 1")

@@ -25,6 +25,7 @@ type scriptOutbound struct {
 	mx   map[string][]string // domain -> MX hosts (absent: the domain itself)
 	dial func(ctx context.Context, domain string) *reply.Reply
 	send func(ctx context.Context, fs *scriptSession, d *outbound.Delivery) []reply.Reply
+	dsn  bool // the sessions' next hop offers DSN (RFC 3461)
 
 	mu       sync.Mutex
 	dials    []string // domains dialled, in order
@@ -74,6 +75,8 @@ type scriptSession struct {
 }
 
 func (fs *scriptSession) Relay() string { return "fake[" + fs.domain + "]" }
+
+func (fs *scriptSession) DSN() bool { return fs.o.dsn }
 
 func (fs *scriptSession) Send(ctx context.Context, d *outbound.Delivery) []reply.Reply {
 	fs.mu.Lock()

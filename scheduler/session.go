@@ -62,7 +62,7 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 		if sess == nil {
 			ns, fail := s.o.Outbound.Dial(ctx, j.domain)
 			if fail != nil {
-				s.finish(ctx, d.name, j, "", sameReply(*fail, len(j.items)))
+				s.finish(ctx, d.name, j, "", false, sameReply(*fail, len(j.items)))
 				return
 			}
 			sess = ns
@@ -84,13 +84,13 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 			continue
 		}
 		dl := &outbound.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: r, Size: body.Size(),
-			EightBit: body.Has8Bit(), SMTPUTF8: utf8}
+			EightBit: body.Has8Bit(), SMTPUTF8: utf8, Env: j.items[0].Env, RcptDSN: rcptDSN(j)}
 		replies := sess.Send(ctx, dl)
 		body.Close()
 		if t, ok := sess.(interface{ TLS() bool }); ok {
 			j.tls = t.TLS()
 		}
-		if s.finish(ctx, d.name, j, sess.Relay(), replies) || !sess.Usable() {
+		if s.finish(ctx, d.name, j, sess.Relay(), sess.DSN(), replies) || !sess.Usable() {
 			// The connection is finished (a 421, a network error, or
 			// policy says so). The session ends and gives its slot back:
 			// a new connection goes through policy, so nothing is

@@ -232,6 +232,7 @@ func (s *vSession) Send(ctx context.Context, d *outbound.Delivery) []reply.Reply
 	return sameReply(reply.Reply{Stage: reply.StageDataEnd, Code: 250, Enhanced: "2.0.0", Text: "ok"}, len(d.Rcpts))
 }
 func (s *vSession) Usable() bool                                 { return true }
+func (s *vSession) DSN() bool                                    { return false }
 func (s *vSession) Sent() int                                    { return s.sent }
 func (s *vSession) SameNextHop(_ context.Context, d string) bool { return d == s.domain }
 func (s *vSession) Close() error {

@@ -96,6 +96,6 @@ func (s queueStore) Enqueue(ctx context.Context, m *inbound.Message) (string, er
 	}
 	return s.d.queue.Enqueue(ctx, queue.NewMessage{
 		From: m.From, Rcpts: m.Rcpts, Body: m.Prepend, Spool: sp, ClientAddr: client,
-		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
+		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8, DSN: m.DSN, RcptDSN: m.RcptDSN,
 	})
 }

@@ -82,6 +82,7 @@ var errUnusable = errors.New("sim: session is no longer usable")
 
 func (s *simSession) Relay() string { return "mx." + s.domain + "[192.0.2.25]:25" }
 func (s *simSession) Usable() bool  { return s.usable && !s.closed }
+func (s *simSession) DSN() bool     { return false } // the simulated receivers do not offer DSN
 func (s *simSession) Sent() int     { return s.sent }
 func (s *simSession) SameNextHop(_ context.Context, domain string) bool {
 	return strings.EqualFold(domain, s.domain)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"sluice/dsn"
 	"sluice/queue"
 )
 
@@ -51,6 +52,8 @@ func (ss *session) data(r io.Reader) error {
 		Helo:       ss.sc.Hostname(),
 		SMTPUTF8:   ss.utf8,
 		Received:   now,
+		DSN:        ss.env,
+		RcptDSN:    append([]dsn.Rcpt(nil), ss.rcptDSN...),
 	}
 	if ss.user != nil {
 		m.User = ss.user.Name

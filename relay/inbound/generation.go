@@ -58,6 +58,9 @@ func newGeneration(o Options, prev *generation) *generation {
 	srv.ReadTimeout = o.ReadTimeout
 	srv.WriteTimeout = o.WriteTimeout
 	srv.EnableSMTPUTF8 = true
+	// DSN (RFC 3461): NOTIFY, ORCPT, RET and ENVID are kept with the
+	// message and honoured by the DSNs the relay sends, or passed on.
+	srv.EnableDSN = true
 	// TLS is run by conn (it must see the plaintext stream), so go-smtp
 	// never sees a *tls.Conn; our session enforces "AUTH only over TLS".
 	srv.TLSConfig = nil

@@ -32,6 +32,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"golang.org/x/time/rate"
+
+	"sluice/dsn"
 )
 
 // User may authenticate on the inbound side.
@@ -61,6 +63,10 @@ type Message struct {
 	Helo, User string
 	SMTPUTF8   bool
 	Received   time.Time
+	// DSN and RcptDSN are the DSN parameters (RFC 3461) given at MAIL
+	// and at each RCPT; RcptDSN is nil or parallel to Rcpts.
+	DSN     dsn.Envelope
+	RcptDSN []dsn.Rcpt
 }
 
 // Size is the size of the message as stored.

@@ -104,7 +104,7 @@ func TestInboundEnvelope(t *testing.T) {
 		{"quoted backslash and at sign", "<a@example.test>", `<"x\\@y"@example.org>`, "250", "250", `"x\\@y"@example.org`, false},
 		{"quoted-pair at sign", "<a@example.test>", `<"x\@y"@example.org>`, "250", "250", `"x@y"@example.org`, false},
 		{"empty quoted local part", "<a@example.test>", `<""@example.org>`, "250", "250", `""@example.org`, false},
-		{"quoted angle bracket and space", "<a@example.test>", `<"a> b"@dest.test> NOTIFY=NEVER`, "250", "555 5.5.4", "", false},
+		{"quoted angle bracket and space", "<a@example.test>", `<"a> b"@dest.test> NOTIFY=NEVER`, "250", "250", `"a> b"@dest.test`, false},
 		{"quoted angle bracket", "<a@example.test>", `<"a> b"@dest.test>`, "250", "250", `"a> b"@dest.test`, false},
 		{"needless quotes dropped", "<a@example.test>", `<"john"@dest.test>`, "250", "250", "john@dest.test", false},
 		{"legacy dots quoted", "<a@example.test>", "<first..last@dest.test>", "250", "250", `"first..last"@dest.test`, false},

@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
 
+	"sluice/dsn"
 	"sluice/mailbox"
 )
 
@@ -39,6 +40,7 @@ var (
 	errInFlight      = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too much mail in transit, try again later"}
 	errTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again"}
 	errUnknownMech   = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
+	errNotify        = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Malformed NOTIFY parameter value"}
 	errAuthAfterMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not allowed during a mail transaction"}
 )
 
@@ -72,6 +74,10 @@ type session struct {
 	from     string
 	utf8     bool
 	rcpts    []string
+	// The DSN parameters (RFC 3461) of MAIL and of each RCPT; rcptDSN
+	// is parallel to rcpts once any recipient gave one, else nil.
+	env     dsn.Envelope
+	rcptDSN []dsn.Rcpt
 }
 
 func (ss *session) Reset() {
@@ -81,6 +87,8 @@ func (ss *session) Reset() {
 	ss.from = ""
 	ss.utf8 = false
 	ss.rcpts = nil
+	ss.env = dsn.Envelope{}
+	ss.rcptDSN = nil
 }
 
 func (ss *session) Logout() error {
@@ -219,6 +227,10 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 	ss.epoch = epoch
 	ss.from = canon
 	ss.utf8 = utf8
+	if opts != nil {
+		// go-smtp checked RET and decoded ENVID (xtext, printable ASCII).
+		ss.env = dsn.Envelope{Ret: dsn.Ret(opts.Return), EnvID: opts.EnvelopeID}
+	}
 	return nil
 }
 
@@ -274,6 +286,27 @@ func (ss *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.g.o.Suppressed != nil && ss.g.o.Suppressed(canon) {
 		return errSuppressed
 	}
+	var p dsn.Rcpt
+	if opts != nil {
+		vals := make([]string, len(opts.Notify))
+		for i, v := range opts.Notify {
+			vals[i] = string(v)
+		}
+		n, err := dsn.ParseNotify(vals)
+		if err != nil {
+			return errNotify // go-smtp checks the set; kept in case it does not
+		}
+		p.Notify = n
+		if opts.OriginalRecipient != "" {
+			p.ORcpt = strings.ToLower(string(opts.OriginalRecipientType)) + ";" + opts.OriginalRecipient
+		}
+	}
+	if p != (dsn.Rcpt{}) && ss.rcptDSN == nil {
+		ss.rcptDSN = make([]dsn.Rcpt, len(ss.rcpts), cap(ss.rcpts)+1)
+	}
 	ss.rcpts = append(ss.rcpts, canon)
+	if ss.rcptDSN != nil {
+		ss.rcptDSN = append(ss.rcptDSN, p)
+	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/dsn"
 	"sluice/reply"
 )
 
@@ -259,6 +260,26 @@ func TestSendTransactions(t *testing.T) {
 			want: []want{ok, ok, ok, ok, ok}, wantUsable: true,
 			wantCmds: []string{`MAIL FROM:<"s@x"@src.test>`, `RCPT TO:<"john@doe"@dest.test>`, `RCPT TO:<""@dest.test>`,
 				`RCPT TO:<"a>b"@dest.test>`, `RCPT TO:<"first..last"@dest.test>`, "RCPT TO:<plain@dest.test>"},
+		},
+		{
+			// RFC 3461 §5.2: to a next hop that offers DSN, the
+			// parameters go on as received, ENVID and ORCPT as xtext.
+			name: "DSN parameters passed on to a DSN next hop",
+			cfg:  fakeCfg{ext: []string{"DSN"}},
+			d: withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test", "b@dest.test", "c@dest.test"},
+				Env:     dsn.Envelope{Ret: dsn.RetHdrs, EnvID: "env+1"},
+				RcptDSN: []dsn.Rcpt{{Notify: dsn.NotifySuccess | dsn.NotifyFailure, ORcpt: "rfc822;o+a@dest.test"}, {}, {Notify: dsn.NotifyNever}}}, "x\r\n"),
+			want: []want{ok, ok, ok}, wantUsable: true,
+			wantCmds: []string{"MAIL FROM:<app@src.test> RET=HDRS ENVID=env+2B1", "RCPT TO:<a@dest.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;o+2Ba@dest.test",
+				"RCPT TO:<b@dest.test>", "RCPT TO:<c@dest.test> NOTIFY=NEVER"},
+		},
+		{
+			name: "DSN parameters not sent to a next hop without DSN",
+			cfg:  fakeCfg{},
+			d: withBody(&Delivery{From: "app@src.test", Rcpts: []string{"a@dest.test"},
+				Env: dsn.Envelope{Ret: dsn.RetFull, EnvID: "e"}, RcptDSN: []dsn.Rcpt{{Notify: dsn.NotifySuccess, ORcpt: "rfc822;a@dest.test"}}}, "x\r\n"),
+			want: []want{ok}, wantUsable: true,
+			wantCmds: []string{"MAIL FROM:<app@src.test>", "RCPT TO:<a@dest.test>"}, noCmds: []string{"MAIL FROM:<app@src.test> RET=FULL ENVID=e", "RCPT TO:<a@dest.test> NOTIFY=SUCCESS ORCPT=rfc822;a@dest.test"},
 		},
 		{
 			name: "7-bit body: no BODY parameter",

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"sluice/dsn"
 	"sluice/reply"
 )
 
@@ -23,6 +24,11 @@ type Delivery struct {
 	Size     int64 // the length of Body, for SIZE= (RFC 1870)
 	EightBit bool  // Body has a byte >= 0x80: BODY=8BITMIME when offered (RFC 6152)
 	SMTPUTF8 bool
+	// The DSN parameters (RFC 3461) given to us: passed on at MAIL and
+	// RCPT when the next hop offers DSN (see DSN). RcptDSN is nil or
+	// parallel to Rcpts.
+	Env     dsn.Envelope
+	RcptDSN []dsn.Rcpt
 }
 
 // Session is one SMTP connection to a next hop; not safe for concurrent
@@ -51,6 +57,15 @@ const quitTimeout = 5 * time.Second
 // Relay describes the peer for the mail log: "host[ip]:port".
 func (s *Session) Relay() string {
 	return s.hop.Host + "[" + s.hop.Addr.Addr().String() + "]:" + strconv.Itoa(int(s.hop.Addr.Port()))
+}
+
+// DSN reports whether the next hop offers DSN (RFC 3461): Send then
+// passes NOTIFY, ORCPT, RET and ENVID on, and the next hop, not us,
+// reports success (RFC 3461 §4.1: a relay to a DSN-capable MTA issues
+// no success DSN).
+func (s *Session) DSN() bool {
+	_, ok := s.ext["DSN"]
+	return ok
 }
 
 // TLS reports whether the session runs over STARTTLS.
@@ -250,6 +265,15 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	if _, ok := s.ext["SIZE"]; ok {
 		mail += " SIZE=" + strconv.FormatInt(d.Size, 10) // RFC 1870 §6
 	}
+	if s.DSN() {
+		// RFC 3461 §5.2: the parameters go on as received.
+		if d.Env.Ret != "" {
+			mail += " RET=" + string(d.Env.Ret)
+		}
+		if d.Env.EnvID != "" {
+			mail += " ENVID=" + dsn.XText(d.Env.EnvID)
+		}
+	}
 	resp, err := s.w.cmd(mail)
 	switch {
 	case err != nil:
@@ -263,7 +287,7 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 
 	var accepted []int
 	for n, i := range asked {
-		resp, err := s.w.cmd("RCPT TO:" + rcptPaths[i])
+		resp, err := s.w.cmd("RCPT TO:" + rcptPaths[i] + s.rcptParams(d, i))
 		switch {
 		case err != nil:
 			return failed(append(accepted, asked[n:]...), reply.StageRcpt, err)
@@ -324,6 +348,23 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	default:
 		return fill(asked, s.unexpected(reply.StageDataEnd, resp, "2xx"))
 	}
+}
+
+// rcptParams are the DSN parameters of recipient i to pass on: only to
+// a next hop that offers DSN, and only those the client gave (RFC 3461
+// §5.2.2; without NOTIFY the next hop applies its default, as we would).
+func (s *Session) rcptParams(d *Delivery, i int) string {
+	if i >= len(d.RcptDSN) || !s.DSN() {
+		return ""
+	}
+	p, out := d.RcptDSN[i], ""
+	if p.Notify != 0 {
+		out += " NOTIFY=" + p.Notify.String()
+	}
+	if o := dsn.ORcptParam(p.ORcpt); o != "" {
+		out += " ORCPT=" + o
+	}
+	return out
 }
 
 // writeBody streams the body dot-stuffed (RFC 5321 §4.5.2) and the final
