@@ -31,7 +31,8 @@ const (
 	probeConfirm    = 2 * time.Second  // a probe this long without a refusal is a raised limit: two windows of receivers that count per second...
 	probeMessages   = 10               // ...with at least this many messages
 	probeGapMin     = 2 * time.Second  // after a drop the first probe comes this soon: a drop is often brief
-	probeGapFirst   = 10 * time.Second // after the first refusal, the first probe: the limit was there all along
+	probeGapFirst   = 30 * time.Second // after a refusal teaches the limit, the first probe: the limit was there all along, and a failed probe costs a second's quiet of all mail
+	heldFor         = 10 * time.Second // a limit learned this long ago held: a refusal at it is a drop
 	probeGapMax     = 60 * time.Second // settled: at most one failed probe a minute
 	recoverGapMax   = 4 * time.Second  // recovering from a drop: a failed probe this often at most...
 	recoverFor      = time.Minute      // ...for this long after the drop
@@ -207,7 +208,7 @@ func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, resumed time.Time, 
 		c.limit, refine = m*upTo(sp), true
 		// At a limit that held a while, this is a drop of capacity;
 		// soon after it was learned, a correction of the estimate.
-		drop = now.Sub(c.limitAt) > probeGapFirst
+		drop = now.Sub(c.limitAt) > heldFor
 		if cur > 0 {
 			c.limit = min(c.limit, cur*0.85)
 		}
@@ -254,13 +255,13 @@ func (c *rateCeiling) probeGap() time.Duration {
 }
 
 // gapMax is the longest wait between failed probes at the learned rate:
-// probeDeliveries messages, within [10 s, probeGapMax].
+// probeDeliveries messages, within [probeGapFirst, probeGapMax].
 func (c *rateCeiling) gapMax() time.Duration {
 	g := probeGapMax
 	if c.limit > 0 {
 		g = time.Duration(probeDeliveries / float64(c.limit) * float64(time.Second))
 	}
-	return min(max(g, 10*time.Second), probeGapMax)
+	return min(max(g, probeGapFirst), probeGapMax)
 }
 
 // grow returns the rate to send at now, from cur, with maxRate the
