@@ -9,6 +9,8 @@ import (
 	"io"
 	"path/filepath"
 	"time"
+
+	"sluice/dsn"
 )
 
 // The export stream is JSON lines (docs/operations.md documents it):
@@ -63,6 +65,11 @@ type exportRcpt struct {
 	LastReply   string          `json:"last_reply,omitempty"`
 	LastClass   string          `json:"last_class,omitempty"`
 	History     []exportAttempt `json:"history,omitempty"`
+	// The DSN parameters (RFC 3461) given at RCPT, and the delay notice
+	// mark; absent from streams of earlier versions.
+	Notify      string `json:"notify,omitempty"`
+	ORcpt       string `json:"orcpt,omitempty"`
+	DelayWarned bool   `json:"delay_warned,omitempty"`
 }
 
 type exportMessage struct {
@@ -77,6 +84,8 @@ type exportMessage struct {
 	Done       time.Time    `json:"done,omitzero"`
 	Recipients []exportRcpt `json:"recipients"`
 	Size       int64        `json:"size"`
+	Ret        dsn.Ret      `json:"ret,omitempty"`   // RET given at MAIL
+	EnvID      string       `json:"envid,omitempty"` // ENVID given at MAIL
 	// Body is the message, base64 (standard, padded); absent when every
 	// recipient is final.
 	Body []byte `json:"body,omitempty"`
@@ -336,7 +345,7 @@ func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir
 	}
 	em := exportMessage{
 		Type: "message", ID: id, From: m.From, Received: m.Received, ClientAddr: m.ClientAddr, Helo: m.Helo,
-		User: m.User, SMTPUTF8: m.SMTPUTF8, Done: m.Done, Size: m.Size,
+		User: m.User, SMTPUTF8: m.SMTPUTF8, Done: m.Done, Size: m.Size, Ret: m.Ret, EnvID: m.EnvID,
 	}
 	lostOf := func(why string) *LostMessage {
 		l := &LostMessage{ID: id, From: m.From, Why: why}
@@ -365,7 +374,7 @@ func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir
 			return lostOf("a recipient is unreadable"), err
 		}
 		er := exportRcpt{Addr: r.Addr, State: r.State, NextAttempt: r.NextAttempt, Attempts: r.Attempts,
-			LastReply: r.LastReply, LastClass: r.LastClass}
+			LastReply: r.LastReply, LastClass: r.LastClass, Notify: r.Notify.String(), ORcpt: r.ORcpt, DelayWarned: r.DelayWarned}
 		if er.State == StateActive {
 			// A lease belongs to the process that took it, not to the
 			// queue: the recipient is queued, due when it was due (it

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sluice/dsn"
 )
 
 // fillForExport writes one message in every state the queue knows, a
@@ -25,7 +27,10 @@ func fillForExport(t *testing.T) (path string, want map[string]*Message, bodies 
 	add := func(body []byte, rcpts ...string) string {
 		sp := q.NewSpool()
 		sp.Write(body)
-		id, err := q.Enqueue(ctx, NewMessage{From: "sender@example.org", Rcpts: rcpts, Spool: sp, ClientAddr: "192.0.2.1:25", Helo: "client.test", User: "app"})
+		// DSN parameters (issue 13 item 5) on every message and its
+		// first recipient: they move with the queue.
+		id, err := q.Enqueue(ctx, NewMessage{From: "sender@example.org", Rcpts: rcpts, Spool: sp, ClientAddr: "192.0.2.1:25", Helo: "client.test", User: "app",
+			DSN: dsn.Envelope{Ret: dsn.RetHdrs, EnvID: "env+1"}, RcptDSN: []dsn.Rcpt{{Notify: dsn.NotifySuccess | dsn.NotifyDelay, ORcpt: "rfc822;orig@x.test"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +52,7 @@ func fillForExport(t *testing.T) (path string, want map[string]*Message, bodies 
 		return &Attempt{At: c.Now(), Relay: "mx.test", Reply: reply, Class: "c", Status: "s"}
 	}
 	update(t, q,
-		Update{ID: deferred, Rcpt: 0, State: StateQueued, NextAttempt: c.Now().Add(time.Hour), Attempt: att("451 later")},
+		Update{ID: deferred, Rcpt: 0, State: StateQueued, NextAttempt: c.Now().Add(time.Hour), Attempt: att("451 later"), DelayWarned: true},
 		Update{ID: deferred, Rcpt: 1, State: StateQueued, NextAttempt: c.Now().Add(time.Hour)},
 		Update{ID: spooled, Rcpt: 0, State: StateQueued, NextAttempt: c.Now().Add(time.Minute)},
 		Update{ID: done, Rcpt: 0, State: StateSent, Attempt: att("250 ok")},

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+
+	"sluice/dsn"
 )
 
 // ImportReport counts what Import stored.
@@ -219,7 +222,15 @@ func (q *Queue) prepareImport(em *exportMessage) (*importMsg, error) {
 		if !r.State.Valid() {
 			return nil, fmt.Errorf("recipient %d: unknown state %q", i, r.State)
 		}
+		if r.Notify != "" {
+			if _, err := dsn.ParseNotify(strings.Split(r.Notify, ",")); err != nil {
+				return nil, fmt.Errorf("recipient %d: NOTIFY %q: %w", i, r.Notify, err)
+			}
+		}
 		open = open || r.State.Open()
+	}
+	if em.Ret != "" && em.Ret != dsn.RetFull && em.Ret != dsn.RetHdrs {
+		return nil, fmt.Errorf("RET %q", em.Ret)
 	}
 	im := &importMsg{em: em}
 	if !open {
@@ -346,11 +357,16 @@ func importTx(w *wtx, im *importMsg) (bool, error) {
 	rec := &msgRec{
 		From: em.From, Received: em.Received, Size: em.Size, ClientAddr: em.ClientAddr, Helo: em.Helo,
 		User: em.User, SMTPUTF8: em.SMTPUTF8, Spooled: im.spooled, EightBit: im.eight, NRcpt: len(em.Recipients),
+		Ret: em.Ret, EnvID: em.EnvID,
 	}
 	w.msgs[em.ID], w.dirty[em.ID] = rec, true
 	for i, er := range em.Recipients {
 		r := &rcptRec{Addr: er.Addr, Domain: domainOf(er.Addr), NextAttempt: er.NextAttempt, Attempts: er.Attempts,
-			LastReply: er.LastReply, LastClass: er.LastClass}
+			LastReply: er.LastReply, LastClass: er.LastClass, ORcpt: er.ORcpt, DelayWarned: er.DelayWarned}
+		if er.Notify != "" {
+			// Checked when the stream was read (checkMessage).
+			r.Notify, _ = dsn.ParseNotify(strings.Split(er.Notify, ","))
+		}
 		for _, a := range er.History {
 			r.History = append(r.History, attemptRec(a))
 		}
