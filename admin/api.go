@@ -21,6 +21,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/queue/summary", s.getSummary)
 	mux.HandleFunc("GET /v1/queue/{id}", s.showMessage)
 	mux.HandleFunc("POST /v1/queue/flush", s.postFlush)
+	mux.HandleFunc("POST /v1/queue/backup", s.postBackup)
 	mux.HandleFunc("POST /v1/queue/{action}", s.postAction)
 	mux.HandleFunc("GET /v1/domains", s.getDomains)
 	mux.HandleFunc("GET /v1/domains/{name}", s.getDomain)
@@ -68,7 +69,7 @@ func (s *Server) statusOf(what string, err error) int {
 		code = http.StatusServiceUnavailable
 	case errors.Is(err, policy.ErrBadLimits), errors.Is(err, errBadRequest):
 		code = http.StatusBadRequest
-	case errors.Is(err, errConflict):
+	case errors.Is(err, errConflict), errors.Is(err, queue.ErrBackupRunning):
 		code = http.StatusConflict
 	}
 	if code == http.StatusInternalServerError {

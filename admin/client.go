@@ -379,3 +379,23 @@ func (c *Client) Dashboard(ctx context.Context) (Dashboard, error) {
 	var d Dashboard
 	return d, c.do(ctx, http.MethodGet, "/v1/dashboard", nil, &d)
 }
+
+// Backup asks the daemon for a consistent copy of its queue (POST
+// /v1/queue/backup) and returns the stream, a tar archive that
+// queue.SaveBackup reads. It has no deadline but ctx's: a big queue
+// takes as long as it takes. The caller closes the stream.
+func (c *Client) Backup(ctx context.Context) (io.ReadCloser, error) {
+	req, err := c.request(ctx, http.MethodPost, "/v1/queue/backup", struct{}{})
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.send(c.hs, req)
+	if err != nil {
+		return nil, err
+	}
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != backupType {
+		res.Body.Close()
+		return nil, fmt.Errorf("admin %s: the backup reply is %q, not a backup stream (a daemon older than this sluice?)", c.addr, mt)
+	}
+	return res.Body, nil
+}

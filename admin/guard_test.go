@@ -40,6 +40,12 @@ func TestAPIGuards(t *testing.T) {
 		{"own Origin", "POST", "/v1/queue/flush", "{}", "application/json; charset=utf-8", "http://127.0.0.1:3599", "s3cret", 200},
 		{"localhost Origin of a loopback bind", "GET", "/v1/status", "", "", "http://localhost:3599", "s3cret", 200},
 		{"CLI read", "GET", "/v1/status", "", "", "", "s3cret", 200},
+		// The backup hands out every message: the guards of a change.
+		{"cross-origin backup", "POST", "/v1/queue/backup", "{}", "text/plain", "http://evil.example", "", 403},
+		{"backup without token", "POST", "/v1/queue/backup", "{}", "application/json", "", "", 401},
+		{"backup as a form", "POST", "/v1/queue/backup", "", "application/x-www-form-urlencoded", "", "s3cret", 415},
+		{"backup by GET", "GET", "/v1/queue/backup", "", "", "", "s3cret", 404},
+		{"backup", "POST", "/v1/queue/backup", "{}", "application/json", "", "s3cret", 200},
 	}
 	for _, tc := range tests {
 		r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))

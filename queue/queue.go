@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +125,8 @@ type Queue struct {
 	evMu      sync.Mutex
 	evWake    chan struct{}
 	evDropped atomic.Int64
+	backupMu  sync.Mutex // one Backup at a time
+	pins      spoolPins  // body files a backup may still copy
 }
 
 // OptionsFrom maps the config onto Options: the queue file in data_dir,
@@ -228,6 +231,10 @@ func Open(o Options) (*Queue, error) {
 	return q, nil
 }
 
+// initialMmapSize is 1 GiB on 64-bit platforms; on 32-bit ones, where
+// address space is scarce, bbolt's default.
+const initialMmapSize = (1 << 30) * (strconv.IntSize / 64)
+
 func (q *Queue) openDB() (*bbolt.DB, error) {
 	db, err := bbolt.Open(q.opts.Path, 0o600, &bbolt.Options{
 		Timeout: q.opts.LockTimeout,
@@ -256,6 +263,14 @@ func (q *Queue) openDB() (*bbolt.DB, error) {
 		// Set at open, so that opening writes nothing (a reopen while
 		// fsync fails must still serve reads).
 		NoFreelistSync: true,
+		// bbolt remaps the file when it outgrows the mapping, under a
+		// lock that every read transaction holds for its whole life: a
+		// long one (a hot backup streaming the file, Backup) would stall
+		// every commit that needs a bigger map until it ends. Mapping
+		// 1 GiB from the start (address space, not memory: only the
+		// pages read become resident) means no remap before the file
+		// reaches 1 GiB, and one per GiB after that (bbolt's step).
+		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("queue file %s is locked: is another sluice serve running on this data_dir?: %w", q.opts.Path, ErrLocked)

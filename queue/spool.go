@@ -158,9 +158,13 @@ func (q *Queue) inlineMax() int64 { return q.opts.InlineMax }
 func (q *Queue) spoolPath(id string) string { return filepath.Join(q.spoolDir, id) }
 
 // removeSpooled deletes the body files of messages whose last recipient
-// became final in a commit that has just succeeded. A failure only leaves
-// garbage behind, which the next start-up sweep removes.
+// became final in a commit that has just succeeded (while a backup runs,
+// when it ends). A failure only leaves garbage behind, which the next
+// start-up sweep removes.
 func (q *Queue) removeSpooled(ids []string) {
+	if q.pins.hold(ids) {
+		return // a backup may copy them: removed when it ends
+	}
 	for _, id := range ids {
 		if err := os.Remove(q.spoolPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			q.log.Warn("queue: removing a delivered body failed; the next start removes it", "id", id, "err", err)

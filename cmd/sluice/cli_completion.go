@@ -36,7 +36,7 @@ const bashCompletion = `_sluice() {
 	case "${COMP_WORDS[1]}" in
 	queue)
 		if [ "$COMP_CWORD" -eq 2 ]; then
-			COMPREPLY=($(compgen -W "list show summary flush hold release delete bounce check export import salvage compact" -- "$cur"))
+			COMPREPLY=($(compgen -W "list show summary flush hold release delete bounce backup check export import salvage compact" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -W "$common --domain --state --older-than --limit --after --force --yes --file --tolerant --output --input --out" -- "$cur"))
 		fi ;;

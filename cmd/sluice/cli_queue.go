@@ -22,6 +22,7 @@ const queueUsage = `queue COMMAND [flags]
   release ID…|-|--domain D                                       undo hold; due now
   delete ID…|-|--domain D [--yes]                                drop mail without a DSN (asks first)
   bounce ID…|-|--domain D                                        fail mail with a DSN to the sender
+  backup FILE                                                    a consistent copy of the running daemon's queue, taken without stopping it
 
 "-" reads IDs from stdin, one per line. A listing streams as the daemon
 reads it, whatever its length; flush, hold, release, delete and bounce
@@ -42,6 +43,9 @@ func runQueue(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	sub, args := args[0], args[1:]
 	if isQueueFileCmd(sub) {
 		return runQueueFile(stdin, sub, args, stdout, stderr)
+	}
+	if sub == "backup" {
+		return runQueueBackup(args, stdout, stderr)
 	}
 	var cf cliFlags
 	fs := newFlagSet("queue "+sub, queueSubUsage(sub), stderr)

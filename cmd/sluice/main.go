@@ -33,7 +33,7 @@ func commands() []command {
 		{"config", "config check FILE: validate a config file", runConfig},
 		{"dkim", "dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]", runDKIM},
 		{"doctor", "doctor [--config FILE] [--json] DOMAIN: SPF, DKIM, DMARC and PTR posture", runDoctor},
-		{"queue", "queue list|show|summary|flush|hold|release|delete|bounce|check|export|import|salvage|compact: inspect and act on the queue", cliCmd(func(a []string, o, e io.Writer) error { return runQueue(os.Stdin, a, o, e) })},
+		{"queue", "queue list|show|summary|flush|hold|release|delete|bounce|backup|check|export|import|salvage|compact: inspect and act on the queue", cliCmd(func(a []string, o, e io.Writer) error { return runQueue(os.Stdin, a, o, e) })},
 		{"domains", "domains [show D]: per-destination state, limits, 421s and the sender-wide alarm", cliCmd(runDomains)},
 		{"limits", "limits set D [--max-concurrency N] [--rate R] | limits reset D: runtime limits", cliCmd(runLimits)},
 		{"suppress", "suppress list|add ADDR|remove ADDR: the suppression list", cliCmd(runSuppress)},
