@@ -129,7 +129,7 @@ func (q *Queue) runBatch(batch []*op) {
 		var unlink []string
 		var heads map[string]DueHead
 		var ev *evState
-		if c := q.evCfg.Load(); c != nil {
+		if c := q.evCfg.Load(); c.on() {
 			ev = &evState{cfg: *c}
 		}
 		err := q.db.Update(func(tx *bbolt.Tx) error {

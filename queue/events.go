@@ -395,7 +395,13 @@ func (q *Queue) ConfigureEvents(c EventsConfig) error {
 	}
 	c.Sinks = append([]string(nil), c.Sinks...)
 	if len(c.Sinks) == 0 {
-		q.evCfg.Store(nil)
+		// Off: nothing is stored. The retention still applies to what
+		// is left (PruneEvents), when one is given.
+		if c.Retention > 0 {
+			q.evCfg.Store(&c)
+		} else {
+			q.evCfg.Store(nil)
+		}
 		return nil
 	}
 	err := q.write(context.Background(), func(w *wtx) error {
@@ -418,7 +424,10 @@ func (q *Queue) ConfigureEvents(c EventsConfig) error {
 }
 
 // EventsOn reports whether events are being stored.
-func (q *Queue) EventsOn() bool { return q.evCfg.Load() != nil }
+func (q *Queue) EventsOn() bool { return q.evCfg.Load().on() }
+
+// on reports whether c stores events: a sink is configured.
+func (c *EventsConfig) on() bool { return c != nil && len(c.Sinks) > 0 }
 
 // EventsWait returns a channel that is closed when events newer than the
 // moment of the call have committed.
@@ -547,11 +556,10 @@ func (q *Queue) RewindEvents(sinks []string, since time.Time) (first string, n i
 func (q *Queue) PruneEvents(page int) (int, error) {
 	c := q.evCfg.Load()
 	if c == nil {
-		// No sink: nothing new is stored, and what is left is kept for
-		// its retention from the last configuration; with no sink the
-		// whole outbox is history.
-		return 0, nil
+		return 0, nil // never configured: nothing to prune by
 	}
+	// With no sink configured every stored event is history: it goes
+	// after the retention.
 	var n int
 	err := q.write(context.Background(), func(w *wtx) error {
 		n = 0
@@ -616,7 +624,7 @@ type SinkBacklog struct {
 func (q *Queue) EventStats() (EventStats, error) {
 	var st EventStats
 	c := q.evCfg.Load()
-	st.On = c != nil
+	st.On = c.on()
 	err := q.view(func(tx *bbolt.Tx) error {
 		b, meta := tx.Bucket(bktEvents), tx.Bucket(bktEvMeta)
 		st.Bytes = int64(getU64(meta, evKeyBytes))
@@ -634,7 +642,7 @@ func (q *Queue) EventStats() (EventStats, error) {
 				st.LastDrop = &d
 			}
 		}
-		if c == nil {
+		if !c.on() {
 			return nil
 		}
 		st.Sinks = map[string]SinkBacklog{}

@@ -274,6 +274,19 @@ func TestEventRetentionAndReplay(t *testing.T) {
 	if evs := allEvents(t, q); len(evs) != 1 || evs[0].ID != EventID(3) {
 		t.Fatalf("%+v", evs)
 	}
+	// Every sink removed: nothing new is stored, and what is left goes
+	// after the retention.
+	if err := q.ConfigureEvents(EventsConfig{MaxBytes: 1 << 30, Retention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, "4@x.test")
+	c.Advance(2 * time.Hour)
+	if n, err := q.PruneEvents(100); err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v) with no sink, want the 1 left", n, err)
+	}
+	if q.EventsOn() {
+		t.Fatal("on without a sink")
+	}
 }
 
 // TestEventsWaitWakes: a sink waiting for events is woken by the commit
