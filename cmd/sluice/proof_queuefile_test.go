@@ -212,6 +212,21 @@ func TestProofSalvage(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "problem:") {
 		t.Fatalf("queue check of a damaged file: exit %d\n%s", code, out)
 	}
+	// The strict export refuses the damaged file; the tolerant one (the
+	// salvage path as a stream) carries what can be read and counts the
+	// rest in its end record.
+	if out, code := cli(t, "queue", "export", "--config", cfg, "--output", filepath.Join(t.TempDir(), "strict.jsonl")); code != 1 {
+		t.Errorf("strict export of a damaged file: exit %d\n%s", code, out)
+	}
+	tolerant := filepath.Join(t.TempDir(), "tolerant.jsonl")
+	if out, code := cli(t, "queue", "export", "--tolerant", "--config", cfg, "--output", tolerant); code != 0 {
+		t.Fatalf("tolerant export: exit %d\n%s", code, out)
+	}
+	endRe := regexp.MustCompile(`\{"type":"end","messages":(\d+),.*"lost":(\d+)\}\n$`)
+	em := endRe.FindStringSubmatch(readFile(t, tolerant))
+	if em == nil {
+		t.Fatalf("the tolerant stream has no end record")
+	}
 	out, code = cli(t, "queue", "salvage", "--config", cfg)
 	if code != 0 {
 		t.Fatalf("queue salvage: exit %d\n%s", code, out)
@@ -226,6 +241,9 @@ func TestProofSalvage(t *testing.T) {
 	t.Logf("salvaged %d, lost %d of %d", saved, lost, n)
 	if saved+lost != n || lost == 0 || saved < n/2 {
 		t.Fatalf("salvaged %d and lost %d of %d messages", saved, lost, n)
+	}
+	if em[1] != m[1] || em[2] != m[2] {
+		t.Errorf("the tolerant export carried %s and lost %s messages, the salvage %d and %d", em[1], em[2], saved, lost)
 	}
 	if strings.Count(out, "lost: ") != lost {
 		t.Errorf("the lost messages are not each named:\n%s", out)
