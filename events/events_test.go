@@ -431,3 +431,27 @@ func TestReloadChangesWebhooks(t *testing.T) {
 		t.Fatalf("the new webhook got %v, want event 2 only", b.events)
 	}
 }
+
+// TestConfigureRefusesUnopenableFile: a file sink that cannot be opened
+// refuses the configuration whole (the start fails; a reload is refused
+// by Check) and the running sinks stay as they were.
+func TestConfigureRefusesUnopenableFile(t *testing.T) {
+	t.Parallel()
+	q := openQueue(t)
+	rc := newReceiver(t, "k")
+	r, _ := startRunner(t, q, eventsConfig(hook(rc.srv.URL, "k")))
+	bad := eventsConfig(hook(rc.srv.URL, "k"))
+	bad.File = filepath.Join(t.TempDir(), "no-such-dir", "events.jsonl")
+	if err := r.Configure(bad); err == nil || !strings.Contains(err.Error(), "no-such-dir") {
+		t.Fatalf("Configure: %v", err)
+	}
+	if err := Check(bad); err == nil {
+		t.Fatal("Check accepted a file that cannot be opened")
+	}
+	enqueue(t, q, "a@dest.test")
+	rc.waitFor(1)
+	st, err := r.Status()
+	if err != nil || len(st.Sinks) != 1 || st.Sinks[0].Kind != "webhook" {
+		t.Fatalf("status after the refused configuration: %+v %v", st.Sinks, err)
+	}
+}

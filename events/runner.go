@@ -112,35 +112,58 @@ func (r *Runner) Configure(c config.Events) error {
 		want[sr.name] = sr
 		names = append(names, sr.name)
 	}
-	qc := queue.EventsConfig{Sinks: names, MaxBytes: int64(c.MaxBytes), Retention: time.Duration(c.Retention)}
-	if err := r.o.Queue.ConfigureEvents(qc); err != nil {
-		return err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cfg = c
-	for name, old := range r.sinks {
-		nw, keep := want[name]
-		if keep && old.kind == "webhook" && reflect.DeepEqual(old.cfg, nw.cfg) {
+	// Build what is new first: a file that cannot be opened refuses the
+	// whole configuration, and nothing changes.
+	var built []*sinkRun
+	for name, sr := range want {
+		if old, ok := r.sinks[name]; ok && old.kind == "webhook" && reflect.DeepEqual(old.cfg, sr.cfg) {
 			want[name] = old
 			continue
 		}
-		r.stopSink(old)
-		delete(r.sinks, name)
-	}
-	for name, sr := range want {
-		if _, running := r.sinks[name]; running {
-			continue
-		}
 		if err := r.build(sr); err != nil {
-			r.log.Error("events: sink not started", "sink", sr.display, "err", err)
-			continue
+			for _, b := range built {
+				b.s.close()
+			}
+			return fmt.Errorf("events: %s: %w", sr.display, err)
 		}
-		r.sinks[name] = sr
+		built = append(built, sr)
+	}
+	qc := queue.EventsConfig{Sinks: names, MaxBytes: int64(c.MaxBytes), Retention: time.Duration(c.Retention)}
+	if err := r.o.Queue.ConfigureEvents(qc); err != nil {
+		for _, b := range built {
+			b.s.close()
+		}
+		return err
+	}
+	r.cfg = c
+	for name, old := range r.sinks {
+		if want[name] != old {
+			r.stopSink(old)
+			delete(r.sinks, name)
+		}
+	}
+	for _, sr := range built {
+		r.sinks[sr.name] = sr
 		if r.runCtx != nil && !r.stopped {
 			r.startSink(sr)
 		}
 	}
+	return nil
+}
+
+// Check reports whether c's sinks can be set up (the file opened), so
+// that a reload refuses a configuration whose sink would not start.
+func Check(c config.Events) error {
+	if c.File == "" || c.File == "-" {
+		return nil
+	}
+	fs, err := newFileSink(c.File, nil)
+	if err != nil {
+		return err
+	}
+	fs.close()
 	return nil
 }
 

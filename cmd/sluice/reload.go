@@ -12,6 +12,7 @@ import (
 
 	"sluice/admin"
 	"sluice/config"
+	"sluice/events"
 	"sluice/policy"
 	"sluice/relay/inbound"
 	"sluice/relay/outbound"
@@ -139,6 +140,9 @@ func (d *daemon) build(cfg *config.Config, loc func(key string, err error) error
 	}
 	if b.inbound, err = d.inboundFor(cfg, tlsConfig, checker); err != nil {
 		return nil, loc("tls", err)
+	}
+	if err := events.Check(cfg.Events); err != nil {
+		return nil, loc("events.file", err)
 	}
 	b.scheduler = scheduler.OptionsFrom(cfg).Settings()
 	if err := b.scheduler.Check(); err != nil {
