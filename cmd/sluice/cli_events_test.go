@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +91,40 @@ func TestE2EEventsCommands(t *testing.T) {
 	}
 	if _, code := cli(t, "events", "replay", "--config", cfg); code != 2 {
 		t.Fatalf("replay without --since: exit %d, want 2", code)
+	}
+
+	// A reload adds a webhook: it gets the events from then on, signed.
+	hook := &hookRecorder{secret: "reload-secret", byID: map[string]queue.Event{}}
+	hsrv := httptest.NewServer(hook)
+	t.Cleanup(hsrv.Close)
+	if err := os.WriteFile(filepath.Join(dir, "hook.secret"), []byte(hook.secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	webhook := fmt.Sprintf("\n[[events.webhook]]\nurl = %q\nsecret_file = \"hook.secret\"\n", hsrv.URL)
+	writeAdminConfig(t, dir, smtpAddr, "", routeTo("dest.test", mx.Addr())+"\n[events]\nfile = \"events.jsonl\"\n"+webhook)
+	if text, code := cli(t, "reload", "--config", cfg); code != 0 {
+		t.Fatalf("reload: exit %d\n%s", code, text)
+	}
+	submit(t, smtpAddr, 1, "other@dest.test")
+	eventually(t, 20*time.Second, "the reloaded webhook has the new message's events", func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		return len(hook.byID) >= 2
+	})
+	hook.mu.Lock()
+	for id, e := range hook.byID {
+		if e.Recipient != "other@dest.test" || id <= evs[1].ID {
+			t.Errorf("the new webhook got %s %+v: a sink added by reload starts at the end of the outbox", id, e)
+		}
+	}
+	if len(hook.bad) > 0 {
+		t.Errorf("bad signatures: %v", hook.bad)
+	}
+	hook.mu.Unlock()
+	// A reload whose events.file cannot be opened is refused.
+	writeAdminConfig(t, dir, smtpAddr, "", routeTo("dest.test", mx.Addr())+"\n[events]\nfile = \"no-such-dir/events.jsonl\"\n")
+	if text, code := cli(t, "reload", "--config", cfg); code != 1 || !strings.Contains(text, "events.file") {
+		t.Fatalf("reload with a bad events.file: exit %d\n%s", code, text)
 	}
 
 	// No sink: events are not stored, and tail says so.
