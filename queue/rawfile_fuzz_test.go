@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -72,10 +73,47 @@ func FuzzImport(f *testing.F) {
 	lines := strings.SplitAfter(stream.String(), "\n")
 	f.Add(lines[0] + lines[1])
 	f.Add(lines[0] + `{"type":"message","id":"0000000000000000","recipients":[{"addr":"a@b","state":"held"}],"size":1,"body":"eA=="}` + "\n" + `{"type":"end","messages":1}` + "\n")
+	f.Add(lines[0] + `{"type":"destination","name":"x.test","state":"eyJrIjoxfQ=="}` + "\n" + `{"type":"limits","destination":"x.test","max_concurrency":3,"rate":1.5}` + "\n" +
+		`{"type":"limits","destination":"y.test","max_concurrency":1,"rate":0}` + "\n" + `{"type":"end","messages":0}` + "\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		q, _, _ := openTest(t, nil)
-		_, _ = q.Import(io.LimitReader(strings.NewReader(in), 1<<20))
+		_, _ = q.ImportWith(io.LimitReader(strings.NewReader(in), 1<<20), ImportOptions{Limits: fakeLimits{}})
 		checkInvariants(t, q)
+	})
+}
+
+// FuzzSaveBackup: an arbitrary backup stream is refused or saved, never a
+// panic; whatever is refused leaves the target as it was, and whatever is
+// saved passes the check or is kept aside as damaged.
+func FuzzSaveBackup(f *testing.F) {
+	q, _, _ := openTest(f, func(o *Options) { o.InlineMax = 64 })
+	enqueue(f, q, "a@x.test")
+	sp := q.NewSpool()
+	sp.Write(bytes.Repeat([]byte("b"), 200))
+	if _, err := q.Enqueue(context.Background(), NewMessage{From: "s@x.test", Rcpts: []string{"c@y.test"}, Spool: sp}); err != nil {
+		f.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if _, err := q.Backup(&whole); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(whole.Bytes())
+	f.Add(whole.Bytes()[:whole.Len()-1024])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		dst := filepath.Join(t.TempDir(), "queue.db")
+		os.WriteFile(dst, []byte("before"), 0o600)
+		s, err := SaveBackup(bytes.NewReader(in), dst)
+		b, _ := os.ReadFile(dst)
+		switch {
+		case err != nil || len(s.Problems) > 0:
+			if string(b) != "before" {
+				t.Fatalf("a refused or damaged stream (%v, %d problems) replaced the target", err, len(s.Problems))
+			}
+		default:
+			if rep, err := CheckPath(dst); err != nil || len(rep.Problems) > 0 {
+				t.Fatalf("a saved backup fails the check: %v %v", rep.Problems, err)
+			}
+		}
 	})
 }
 
