@@ -144,6 +144,14 @@ s.quit()
 		t.Errorf("the success DSN names b@dsn.test or returns the body:\n%s", dsn)
 	}
 
+	// sendmail -N and -V give NOTIFY and ENVID.
+	sm := exec.Command(buildTool(t, "sluice/cmd/sluice"), "sendmail", "--config", cfg, "-N", "success", "-V", "sm-env", "-f", "app@src.test", "s@plain.test")
+	sm.Stdin = strings.NewReader("Subject: sendmail-dsn\n\nx\n")
+	if out, err := sm.CombinedOutput(); err != nil {
+		t.Fatalf("sluice sendmail: %v\n%s", err, out)
+	}
+	back.waitDump(t, cfg, "success DSN of the sendmail submission", "Action: relayed", "Original-Envelope-Id: sm-env", "Final-Recipient: rfc822; s@plain.test")
+
 	// swaks, no DSN parameters: a refused recipient gets the default
 	// failure DSN, with the original.
 	if out, err := swaks(t, "--server", smtpAddr, "--from", "app@src.test", "--to", "x@refuse.test",
