@@ -94,7 +94,9 @@ func Write(w io.Writer, o Options) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	enc := json.NewEncoder(bw)
 	now := o.Now.UTC().Truncate(time.Millisecond)
-	if err := enc.Encode(map[string]any{"type": "header", "format": "sluice-queue", "version": 1, "created": now, "source": "queuegen"}); err != nil {
+	// The header of an export: no time or source (an export is a function
+	// of the queue's content alone).
+	if _, err := bw.WriteString(`{"type":"header","format":"sluice-queue","version":1}` + "\n"); err != nil {
 		return err
 	}
 	filler := strings.Repeat("The quick brown fox jumps over the lazy dog, again and again. 0123456\r\n", o.Size/70+1)
