@@ -47,6 +47,9 @@ const bashCompletion = `_sluice() {
 	suppress)
 		if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "list add remove" -- "$cur"))
 		else COMPREPLY=($(compgen -W "$common --reason" -- "$cur")); fi ;;
+	events)
+		if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "status tail replay" -- "$cur"))
+		else COMPREPLY=($(compgen -W "$common --after --since --sink" -- "$cur")); fi ;;
 	status|reload) COMPREPLY=($(compgen -W "$common" -- "$cur")) ;;
 	explain) COMPREPLY=($(compgen -W "--stage --config --json" -- "$cur")) ;;
 	config) COMPREPLY=($(compgen -W "check" -- "$cur")) ;;
