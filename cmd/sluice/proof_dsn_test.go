@@ -79,6 +79,7 @@ func (s *sink) waitDump(t *testing.T, cfg, what string, want ...string) string {
 // and one deferring them (-r RCPT); DSNs go to a fourth for the sender's
 // domain.
 func TestProofDSN(t *testing.T) {
+	t.Parallel()
 	python := testpeer.Need(t, "python3")
 	dsnHop := startSinkArgs(t)         // offers DSN
 	plainHop := startSinkArgs(t, "-N") // does not

@@ -18,6 +18,7 @@ import (
 // running relay that delivers to smtp-sink; then against a relay that is
 // down (EX_TEMPFAIL, nothing kept) and one that refuses a recipient.
 func TestProofSendmail(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	sk := startSink(t)
 	smtpAddr := freeAddr(t)
