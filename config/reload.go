@@ -69,6 +69,7 @@ var reloadClasses = map[string]ReloadClass{
 	"listen.admin_token_file": restart,
 	"listen.http":             restart,
 	"listen.http_hosts":       restart,
+	"listen.api":              restart,
 
 	// The certificate and key are read again on every reload: a renewed
 	// certificate takes effect for new sessions.
@@ -79,6 +80,8 @@ var reloadClasses = map[string]ReloadClass{
 	"access.auth_failures":      reload,
 	"access.user.name":          reload,
 	"access.user.password_hash": reload,
+	// A new or revoked API token takes effect at the next request.
+	"access.user.api_token_hash": reload,
 	"access.user.allowed_from":  reload,
 
 	"limits.max_message_size":       reload,

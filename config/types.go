@@ -36,6 +36,7 @@ type Listen struct {
 	AdminTokenFile string   `toml:"admin_token_file"`
 	HTTP           string   `toml:"http"`
 	HTTPHosts      []string `toml:"http_hosts"` // Host names listen.http answers to, besides its address
+	API            string   `toml:"api"`        // the HTTP injection API (relay/httpapi)
 }
 
 // TLS is the inbound certificate; both files or neither.
@@ -51,11 +52,12 @@ type Access struct {
 	Users        []User   `toml:"user"`
 }
 
-// User is one SMTP AUTH account.
+// User is one SMTP AUTH account and/or HTTP API token holder.
 type User struct {
 	Name         string   `toml:"name"`
-	PasswordHash string   `toml:"password_hash"` // bcrypt
-	AllowedFrom  []string `toml:"allowed_from"`  // sender domains; empty = any
+	PasswordHash string   `toml:"password_hash"`  // bcrypt; "" = no SMTP AUTH
+	APITokenHash string   `toml:"api_token_hash"` // "sha256:<64 hex>"; "" = no API token
+	AllowedFrom  []string `toml:"allowed_from"`   // sender domains; empty = any
 }
 
 // Limits are the inbound limits.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -202,7 +203,7 @@ func (c *Config) validateListen(ck *checker) {
 	l := c.Listen
 	for _, a := range []struct{ key, v string }{
 		{"listen.smtp", l.SMTP}, {"listen.submission", l.Submission},
-		{"listen.submissions", l.Submissions}, {"listen.http", l.HTTP},
+		{"listen.submissions", l.Submissions}, {"listen.http", l.HTTP}, {"listen.api", l.API},
 	} {
 		if a.v != "" {
 			ck.hostPort(a.key, a.v)
@@ -243,6 +244,11 @@ func (c *Config) validateListen(ck *checker) {
 	if l.Submission != "" && c.TLS.CertFile == "" {
 		ck.add("listen.submission", "needs [tls] cert_file and key_file: AUTH is offered only over TLS")
 	}
+	// The API's bearer tokens are credentials as SMTP AUTH passwords are:
+	// off the loopback they travel only over TLS (RFC 6750 §5.3).
+	if l.API != "" && c.TLS.CertFile == "" && !loopbackHostPort(l.API) {
+		ck.add("listen.api", "%q is not a loopback address: needs [tls] cert_file and key_file (API tokens travel only over TLS off this host)", l.API)
+	}
 	c.validateListenOverlap(ck)
 }
 
@@ -255,7 +261,7 @@ func (c *Config) validateListenOverlap(ck *checker) {
 	var seen []bind
 	for _, a := range []struct{ key, v string }{
 		{"listen.smtp", l.SMTP}, {"listen.submission", l.Submission}, {"listen.submissions", l.Submissions},
-		{"listen.admin", l.Admin}, {"listen.http", l.HTTP},
+		{"listen.admin", l.Admin}, {"listen.http", l.HTTP}, {"listen.api", l.API},
 	} {
 		host, port, err := net.SplitHostPort(a.v)
 		if err != nil || port == "0" || strings.HasPrefix(a.v, "unix:") {
@@ -280,7 +286,7 @@ func (c *Config) validateAccess(ck *checker) {
 	// out" or "let password guessing run unchecked"; neither is safe to
 	// read into a 0.
 	ck.atLeast("access.auth_failures", c.Access.AuthFailures, 1)
-	seen := map[string]bool{}
+	seen, tokens := map[string]bool{}, map[string]string{}
 	for i, u := range c.Access.Users {
 		k := idx("access.user", i)
 		if u.Name == "" {
@@ -290,11 +296,27 @@ func (c *Config) validateAccess(ck *checker) {
 		}
 		seen[u.Name] = true
 		// Only bcrypt hashes ("$2a$", "$2b$", "$2y$") are accepted: a
-		// plain-text password here would be a silent security hole.
-		if !strings.HasPrefix(u.PasswordHash, "$2") {
+		// plain-text password here would be a silent security hole. A
+		// user may have an API token instead of a password.
+		switch {
+		case u.PasswordHash == "" && u.APITokenHash != "":
+			// An API-only user: no SMTP AUTH.
+		case u.PasswordHash == "":
+			ck.add(k+".password_hash", "a user needs password_hash (SMTP AUTH), api_token_hash (HTTP API) or both")
+		case !strings.HasPrefix(u.PasswordHash, "$2"):
 			ck.add(k+".password_hash", "not a bcrypt hash (want \"$2...\")")
-		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
-			ck.add(k+".password_hash", "malformed bcrypt hash: %v", err)
+		default:
+			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+				ck.add(k+".password_hash", "malformed bcrypt hash: %v", err)
+			}
+		}
+		if u.APITokenHash != "" {
+			if _, err := ParseTokenHash(u.APITokenHash); err != nil {
+				ck.add(k+".api_token_hash", "%v", err)
+			} else if prev, dup := tokens[strings.ToLower(u.APITokenHash)]; dup {
+				ck.add(k+".api_token_hash", "the same token as user %q: a token must name one user", prev)
+			}
+			tokens[strings.ToLower(u.APITokenHash)] = u.Name
 		}
 		for j, d := range u.AllowedFrom {
 			ck.domain(idx(k+".allowed_from", j), d)
@@ -491,4 +513,34 @@ func (c *Config) validateAuth(ck *checker) {
 			ck.fileExists(k+".key_file", d.KeyFile)
 		}
 	}
+}
+
+// loopbackHostPort reports whether a host:port binds the loopback only.
+func loopbackHostPort(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// ParseTokenHash parses an api_token_hash, "sha256:" and 64 hex digits
+// (what `sluice token new` prints), into the 32-byte digest. Only SHA-256:
+// the tokens are 256 random bits, so a fast hash is enough (no dictionary
+// to slow down), and a request costs microseconds where bcrypt would cost
+// some 50 ms of CPU.
+func ParseTokenHash(s string) ([]byte, error) {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok {
+		return nil, fmt.Errorf("%q: want \"sha256:\" and 64 hex digits, from `sluice token new`", s)
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("\"sha256:%s\": want 64 hex digits after \"sha256:\"", h)
+	}
+	return b, nil
 }

@@ -107,6 +107,9 @@ func (q *Queue) enqueueTx(w *wtx, m NewMessage, id string) (string, error) {
 		rec.Size += s.n
 		rec.EightBit = s.eight || has8Bit(m.Body)
 	}
+	if err := w.idemRecord(m.Idempotency, id); err != nil {
+		return "", err
+	}
 	// The record is written once, by flush, after the recipients have
 	// set its open count.
 	w.msgs[id], w.dirty[id] = rec, true

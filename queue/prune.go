@@ -13,9 +13,12 @@ import (
 const pruneBatch = 1000
 
 // Prune deletes the messages whose Done is older than Retention,
-// walking the done-time index from its start. It returns the number of
-// messages deleted.
+// walking the done-time index from its start, and the idempotency keys
+// past IdempotencyTTL. It returns the number of messages deleted.
 func (q *Queue) Prune(now time.Time) (int, error) {
+	if _, err := q.pruneIdempotency(now); err != nil {
+		return 0, err
+	}
 	cutoff := timeKey(now.Add(-q.opts.Retention))
 	// Most runs find nothing old enough: a read says so, where a write
 	// would cost a commit and its fsyncs for nothing (bbolt writes its

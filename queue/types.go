@@ -58,6 +58,10 @@ type NewMessage struct {
 	// RCPT (RFC 3461); RcptDSN is nil or parallel to Rcpts.
 	DSN     dsn.Envelope
 	RcptDSN []dsn.Rcpt
+	// Idempotency, when set, is recorded with the message in the same
+	// transaction; a key seen before makes Enqueue return a
+	// *ReplayError (or ErrIdempotencyMismatch) and queue nothing.
+	Idempotency *Idempotency
 }
 
 // Attempt is one delivery try of one recipient.

@@ -30,7 +30,7 @@ const bashCompletion = `_sluice() {
 	--stage) COMPREPLY=($(compgen -W "connect greeting ehlo starttls auth mail rcpt data data-end" -- "$cur")); return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "serve queue domains limits suppress status events reload explain config dkim doctor completion sendmail help" -- "$cur"))
+		COMPREPLY=($(compgen -W "serve queue domains limits suppress status events reload explain config dkim token doctor completion sendmail help" -- "$cur"))
 		return
 	fi
 	case "${COMP_WORDS[1]}" in

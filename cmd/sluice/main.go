@@ -3,6 +3,7 @@
 //	sluice serve [--config FILE]      run the relay (embedded defaults without --config)
 //	sluice config check FILE          validate a config file
 //	sluice dkim keygen ...            make a DKIM key and print its DNS record
+//	sluice token new                  a new HTTP API token and its hash
 //	sluice doctor DOMAIN              SPF, DKIM and DMARC posture of a sending domain
 //
 // Exit codes: 0 ok, 1 error, 2 usage.
@@ -32,6 +33,7 @@ func commands() []command {
 		{"serve", "run the relay", runServe},
 		{"config", "config check FILE: validate a config file", runConfig},
 		{"dkim", "dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]", runDKIM},
+		{"token", "token new: a new HTTP API token and the api_token_hash line for its [[access.user]]", runToken},
 		{"doctor", "doctor [--config FILE] [--json] DOMAIN: SPF, DKIM, DMARC and PTR posture", runDoctor},
 		{"queue", "queue list|show|summary|flush|hold|release|delete|bounce|backup|check|export|import|salvage|compact: inspect and act on the queue", cliCmd(func(a []string, o, e io.Writer) error { return runQueue(os.Stdin, a, o, e) })},
 		{"domains", "domains [show D]: per-destination state, limits, 421s and the sender-wide alarm", cliCmd(runDomains)},

@@ -94,8 +94,18 @@ func (s queueStore) Enqueue(ctx context.Context, m *inbound.Message) (string, er
 	if m.ClientAddr.IsValid() {
 		client = m.ClientAddr.String()
 	}
-	return s.d.queue.Enqueue(ctx, queue.NewMessage{
+	nm := queue.NewMessage{
 		From: m.From, Rcpts: m.Rcpts, Body: m.Prepend, Spool: sp, ClientAddr: client,
 		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8, DSN: m.DSN, RcptDSN: m.RcptDSN,
-	})
+	}
+	if m.IdempotencyKey != "" {
+		nm.Idempotency = &queue.Idempotency{Key: m.IdempotencyKey, Fingerprint: m.Fingerprint}
+	}
+	return s.d.queue.Enqueue(ctx, nm)
+}
+
+// Idempotent looks an HTTP API idempotency key up (inbound.Submit asks
+// before checking and signing a retry).
+func (s queueStore) Idempotent(key string, fp [32]byte) (string, error) {
+	return s.d.queue.Idempotent(queue.Idempotency{Key: key, Fingerprint: fp})
 }

@@ -58,6 +58,9 @@ func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if len(errs) == 0 {
 		note(d.buildInbound(tlsConfig))
 	}
+	if len(errs) == 0 {
+		note(d.buildAPI(tlsConfig))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -124,21 +127,11 @@ func (d *daemon) buildInbound(tlsConfig *tls.Config) error {
 // cfg (at start-up and at each reload), in the order of d.inbound. The
 // in-flight budget is the daemon's one, made at start-up.
 func (d *daemon) inboundFor(cfg *config.Config, tlsConfig *tls.Config, checker inbound.Checker) ([]inbound.Options, error) {
-	base, err := inboundOptions(cfg, d.log)
+	base, err := d.acceptOptions(cfg, checker)
 	if err != nil {
 		return nil, err
 	}
-	if d.inflight == nil {
-		d.inflight = base.InFlight
-	}
-	base.InFlight = d.inflight
 	base.TLSConfig = tlsConfig
-	base.Store = queueStore{d}
-	base.Check = checker
-	base.Suppressed = func(addr string) bool { return d.queue.IsSuppressed(addr) }
-	base.OnEnqueue = func(string) { d.sched.Kick() }
-	base.OnResult = d.onInbound
-	base.Space = func(size int64) error { return d.space.Check(size) }
 	var out []inbound.Options
 	for _, a := range d.inboundAddrs() {
 		requireAuth, implTLS := a.key != "listen.smtp", a.key == "listen.submissions"
@@ -153,4 +146,25 @@ func (d *daemon) inboundFor(cfg *config.Config, tlsConfig *tls.Config, checker i
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// acceptOptions are the options of the acceptance path for cfg, shared by
+// every SMTP listener and the HTTP API: one store, one checker, one
+// in-flight budget (made at start-up), the same hooks.
+func (d *daemon) acceptOptions(cfg *config.Config, checker inbound.Checker) (inbound.Options, error) {
+	base, err := inboundOptions(cfg, d.log)
+	if err != nil {
+		return base, err
+	}
+	if d.inflight == nil {
+		d.inflight = base.InFlight
+	}
+	base.InFlight = d.inflight
+	base.Store = queueStore{d}
+	base.Check = checker
+	base.Suppressed = func(addr string) bool { return d.queue.IsSuppressed(addr) }
+	base.OnEnqueue = func(string) { d.sched.Kick() }
+	base.OnResult = d.onInbound
+	base.Space = func(size int64) error { return d.space.Check(size) }
+	return base, nil
 }

@@ -106,6 +106,8 @@ type built struct {
 	policy    policy.Options
 	outbound  *outbound.Client
 	inbound   []inbound.Options
+	api       *inbound.Options // listen.api; nil when off
+	tls       *tls.Config      // [tls] as read now; nil when unset
 	scheduler scheduler.Settings
 }
 
@@ -141,6 +143,14 @@ func (d *daemon) build(cfg *config.Config, loc func(key string, err error) error
 	if b.inbound, err = d.inboundFor(cfg, tlsConfig, checker); err != nil {
 		return nil, loc("tls", err)
 	}
+	if d.api != nil {
+		o, err := d.apiOptions(cfg, checker)
+		if err != nil {
+			return nil, loc("listen.api", err)
+		}
+		b.api = &o
+	}
+	b.tls = tlsConfig
 	if err := events.Check(cfg.Events); err != nil {
 		return nil, loc("events.file", err)
 	}
@@ -164,6 +174,16 @@ func (d *daemon) swap(cfg *config.Config, b *built) error {
 			// Never: the options were checked in build.
 			d.log.Error("reload: inbound listener kept its configuration", "err", err)
 		}
+	}
+	if b.api != nil {
+		if err := d.api.Reconfigure(*b.api); err != nil {
+			d.log.Error("reload: the HTTP API kept its configuration", "err", err) // never: checked in build
+		}
+	}
+	if b.tls != nil && d.apiTLSOn {
+		// A reload without [tls] keeps the last certificate: the API
+		// serves HTTPS until a restart says otherwise.
+		d.apiTLS.Store(b.tls)
 	}
 	if err := d.sched.Reconfigure(b.scheduler); err != nil {
 		d.log.Error("reload: delivery settings kept", "err", err) // never: checked in build

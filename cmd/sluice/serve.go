@@ -103,6 +103,12 @@ type daemon struct {
 	resolver   *resolver.Resolver // DNS for delivery and auth
 	sched      *scheduler.Scheduler
 	inbound    []*inbound.Server
+	// api is the acceptance path of listen.api (nil when off); apiTLS
+	// the certificate in force for it (a reload stores the one it read),
+	// apiTLSOn whether it serves HTTPS (decided at start-up).
+	api      *inbound.Server
+	apiTLS   atomic.Pointer[tls.Config]
+	apiTLSOn bool
 	admin      *admin.Server
 	space      *queue.Space // free space against queue.min_free_space, refreshed by watchSpace
 	adminToken string
@@ -177,6 +183,7 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 		d.events.Run(evCtx)
 	}()
 	stopAdmin := d.serveAdmin(ls)
+	apiSrv := d.serveAPI(ls.msgs)
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
 	go d.tel().RunTimeline(bg)
@@ -194,6 +201,7 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 	stopBG()
 	grace, cancel := context.WithTimeout(context.Background(), graceFor)
 	defer cancel()
+	stopAPI(grace, apiSrv)
 	for _, srv := range d.inbound {
 		if err := srv.Shutdown(grace); err != nil {
 			log.Warn("inbound shutdown", "err", err)
@@ -344,10 +352,11 @@ type listeners struct {
 	smtp []net.Listener // in the order of d.inbound
 	api  net.Listener
 	http net.Listener // nil when listen.http is off
+	msgs net.Listener // listen.api, the HTTP injection API; nil when off
 }
 
 func (ls *listeners) close() {
-	for _, l := range append(ls.smtp, ls.api, ls.http) {
+	for _, l := range append(ls.smtp, ls.api, ls.http, ls.msgs) {
 		if l != nil {
 			l.Close()
 		}
@@ -380,6 +389,13 @@ func (d *daemon) bind() (*listeners, error) {
 			return fail(fmt.Errorf("listen.http: %w", err))
 		}
 		ls.http = l
+	}
+	if a := d.cfg.Listen.API; a != "" {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("listen.api: %w", err))
+		}
+		ls.msgs = l
 	}
 	return ls, nil
 }

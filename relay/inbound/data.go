@@ -116,26 +116,9 @@ func (ss *session) data(r io.Reader) error {
 		ss.s.log.Error("spooling the message failed", "client", ss.c.ip, "trace", ss.c.trace, "err", sink.err)
 		return storeReply(sink.err)
 	}
-	ctx := context.Background()
-	if ss.g.o.Check != nil {
-		if err := ss.g.o.Check.Check(ctx, m); err != nil {
-			var se *smtp.SMTPError
-			if errors.As(err, &se) {
-				return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: se.Message}
-			}
-			ss.s.log.Error("check failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-			return errTempLocal
-		}
-	}
-	id, err := ss.g.o.Store.Enqueue(ctx, m)
+	id, err := ss.g.accept(context.Background(), ss.s, m, []any{"client", ss.c.ip, "trace", ss.c.trace})
 	if err != nil {
-		ss.s.log.Error("enqueue failed", "client", ss.c.ip, "trace", ss.c.trace, "err", err)
-		return storeReply(err)
-	}
-	ss.s.log.Info("accepted", "client", ss.c.ip, "trace", ss.c.trace, "id", id,
-		"from", m.From, "rcpts", len(m.Rcpts), "size", m.Size())
-	if ss.g.o.OnEnqueue != nil {
-		ss.g.o.OnEnqueue(id)
+		return err
 	}
 	// A 250 carrying the queue id; go-smtp writes any *SMTPError as is.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as %s", id)}

@@ -38,8 +38,10 @@ import (
 
 // User may authenticate on the inbound side.
 type User struct {
-	Name, PasswordHash string // PasswordHash is bcrypt
-	AllowedFrom        []string
+	Name, PasswordHash string // PasswordHash is bcrypt; "" = no SMTP AUTH
+	// TokenHash is the SHA-256 of the user's HTTP API token (nil = none).
+	TokenHash   []byte
+	AllowedFrom []string
 }
 
 // Message is what the inbound side hands to the store. The stored
@@ -67,6 +69,9 @@ type Message struct {
 	// and at each RCPT; RcptDSN is nil or parallel to Rcpts.
 	DSN     dsn.Envelope
 	RcptDSN []dsn.Rcpt
+	// IdempotencyKey and Fingerprint: see Submission. Empty over SMTP.
+	IdempotencyKey string
+	Fingerprint    [32]byte
 }
 
 // Size is the size of the message as stored.
@@ -182,8 +187,8 @@ func (o *Options) Validate() error {
 		return errors.New("relay: inbound: ImplicitTLS needs TLSConfig")
 	}
 	for _, u := range o.Users {
-		if u.Name == "" || u.PasswordHash == "" {
-			return fmt.Errorf("relay: inbound: user %q needs a name and a password hash", u.Name)
+		if u.Name == "" || u.PasswordHash == "" && len(u.TokenHash) == 0 {
+			return fmt.Errorf("relay: inbound: user %q needs a name and a password hash or an API token hash", u.Name)
 		}
 	}
 	if o.MaxMessageSize <= 0 || o.MaxRecipients <= 0 || o.MaxLineLength <= 0 {

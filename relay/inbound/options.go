@@ -39,7 +39,11 @@ func OptionsFrom(cfg *config.Config) (Options, error) {
 		o.Networks = append(o.Networks, p)
 	}
 	for _, u := range cfg.Access.Users {
-		o.Users = append(o.Users, User{Name: u.Name, PasswordHash: u.PasswordHash, AllowedFrom: u.AllowedFrom})
+		var token []byte
+		if u.APITokenHash != "" {
+			token, _ = config.ParseTokenHash(u.APITokenHash) // validated by the config layer
+		}
+		o.Users = append(o.Users, User{Name: u.Name, PasswordHash: u.PasswordHash, TokenHash: token, AllowedFrom: u.AllowedFrom})
 	}
 	return o, nil
 }

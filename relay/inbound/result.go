@@ -14,17 +14,17 @@ import (
 // returns and the hook sees every one of them.
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
-	return ss.report("mail", ss.mail(from, opts), 0)
+	return ss.g.report("mail", ss.mail(from, opts), 0)
 }
 
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	return ss.report("rcpt", ss.rcpt(to, opts), 0)
+	return ss.g.report("rcpt", ss.rcpt(to, opts), 0)
 }
 
 func (ss *session) Data(r io.Reader) error {
 	start := ss.g.o.Now()
 	err := ss.data(r)
-	return ss.report("data", err, ss.g.o.Now().Sub(start))
+	return ss.g.report("data", err, ss.g.o.Now().Sub(start))
 }
 
 // reasons name the refusals for metrics: a fixed set, so that label
@@ -56,8 +56,8 @@ var reasons = map[*smtp.SMTPError]string{
 
 // report calls OnResult for a DATA outcome, and for a refusal at MAIL or
 // RCPT; a successful MAIL or RCPT is not a message outcome.
-func (ss *session) report(stage string, err error, latency time.Duration) error {
-	hook := ss.g.o.OnResult
+func (g *generation) report(stage string, err error, latency time.Duration) error {
+	hook := g.o.OnResult
 	if hook == nil {
 		return err
 	}
@@ -75,7 +75,9 @@ func (ss *session) report(stage string, err error, latency time.Duration) error 
 	reason, ok := reasons[se]
 	if !ok {
 		// A refusal built by the Checker (auth enforce) or another
-		// handler: name it by stage and code, still a bounded set.
+		// handler, or a Submit refusal that is not an SMTP reply (an
+		// idempotency key reused): name it by stage and code, still a
+		// bounded set.
 		code := 0
 		if se != nil {
 			code = se.Code

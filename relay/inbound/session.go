@@ -194,7 +194,7 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 			return errNeedUTF8
 		}
 	}
-	if ss.user != nil && len(ss.user.AllowedFrom) > 0 && (from == "" || !domainAllowed(ss.user, domain)) {
+	if !senderAllowed(ss.user, canon, domain) {
 		ss.s.log.Info("sender domain not allowed", "client", ss.c.ip, "trace", ss.c.trace, "user", ss.user.Name, "domain", domain)
 		return errFromDomain
 	}
@@ -276,15 +276,9 @@ func (ss *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	if err != nil {
 		return err
 	}
-	canon := m.String()
-	if m.IsLiteral() && !ss.g.o.AllowAddressLiterals {
-		return errLiteral
-	}
-	if !ss.utf8 && !isASCII(canon) {
-		return errNeedUTF8
-	}
-	if ss.g.o.Suppressed != nil && ss.g.o.Suppressed(canon) {
-		return errSuppressed
+	canon, err := ss.g.checkRcpt(m, ss.utf8)
+	if err != nil {
+		return err
 	}
 	var p dsn.Rcpt
 	if opts != nil {
