@@ -82,7 +82,7 @@ var reloadClasses = map[string]ReloadClass{
 	"access.user.password_hash": reload,
 	// A new or revoked API token takes effect at the next request.
 	"access.user.api_token_hash": reload,
-	"access.user.allowed_from":  reload,
+	"access.user.allowed_from":   reload,
 
 	"limits.max_message_size":       reload,
 	"limits.max_inflight_bytes":     reload,

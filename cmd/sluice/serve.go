@@ -103,12 +103,6 @@ type daemon struct {
 	resolver   *resolver.Resolver // DNS for delivery and auth
 	sched      *scheduler.Scheduler
 	inbound    []*inbound.Server
-	// api is the acceptance path of listen.api (nil when off); apiTLS
-	// the certificate in force for it (a reload stores the one it read),
-	// apiTLSOn whether it serves HTTPS (decided at start-up).
-	api      *inbound.Server
-	apiTLS   atomic.Pointer[tls.Config]
-	apiTLSOn bool
 	admin      *admin.Server
 	space      *queue.Space // free space against queue.min_free_space, refreshed by watchSpace
 	adminToken string
@@ -121,6 +115,13 @@ type daemon struct {
 	telemetry *admin.Telemetry  // metrics and attempt history; see tel()
 	telOnce   sync.Once
 	events    *events.Runner // the delivery event sinks ([events])
+
+	// api is the acceptance path of listen.api (nil when off); apiTLS
+	// the certificate in force for it (a reload stores the one it read),
+	// apiTLSOn whether it serves HTTPS (decided at start-up).
+	api      *inbound.Server
+	apiTLS   atomic.Pointer[tls.Config]
+	apiTLSOn bool
 }
 
 // serve runs the relay until ctx is cancelled, then drains: stop

@@ -15,9 +15,11 @@ import (
 	"sluice/relay/inbound"
 )
 
+// fakeMu guards every fakeSubmit (a table holds them by value).
+var fakeMu sync.Mutex
+
 // fakeSubmit is a Submitter with one user, token "secret".
 type fakeSubmit struct {
-	mu         sync.Mutex
 	max        int64
 	subs       []*inbound.Submission
 	err        error // Submit's answer
@@ -34,17 +36,17 @@ func (f *fakeSubmit) TokenUser(tok string) (inbound.User, bool) {
 }
 func (f *fakeSubmit) MaxMessageSize() int64 { return f.max }
 func (f *fakeSubmit) Reserve(n int64) (func(), error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	fakeMu.Lock()
+	defer fakeMu.Unlock()
 	if f.reserveErr != nil {
 		return nil, f.reserveErr
 	}
 	f.reserved += n
-	return func() { f.mu.Lock(); f.reserved -= n; f.mu.Unlock() }, nil
+	return func() { fakeMu.Lock(); f.reserved -= n; fakeMu.Unlock() }, nil
 }
 func (f *fakeSubmit) Submit(_ context.Context, s *inbound.Submission) (inbound.Receipt, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	fakeMu.Lock()
+	defer fakeMu.Unlock()
 	f.subs = append(f.subs, s)
 	if f.err != nil {
 		return inbound.Receipt{}, f.err
