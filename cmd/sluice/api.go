@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"sluice/config"
 	"sluice/relay/httpapi"
 	"sluice/relay/inbound"
@@ -72,6 +74,10 @@ func (d *daemon) serveAPI(l net.Listener) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
+	// Connections beyond limits.max_connections (as at start-up) wait in
+	// the kernel's backlog until one closes: a flood of clients cannot
+	// take every descriptor of the process.
+	l = netutil.LimitListener(l, cfg.Limits.MaxConnections)
 	if d.apiTLSOn {
 		// Each handshake takes the certificate in force: a reload that
 		// read a renewed one applies to the next connection.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -17,9 +18,11 @@ import (
 // TestProofHTTPAPI drives the built binary's HTTP API (listen.api, HTTPS
 // with the [tls] certificate) with curl: a token from `sluice token new`,
 // both body forms delivered to smtp-sink, an Idempotency-Key retried
-// across a restart (the same ID, one delivery), and the problem answers
-// 401, 403, 413, 415 and 422.
+// across a restart (the same ID, one delivery), the problem answers 401,
+// 403, 413, 415 and 422, the accepted event of an API message in the
+// events file, and a renewed certificate taken by a reload (SIGHUP).
 func TestProofHTTPAPI(t *testing.T) {
+	t.Parallel()
 	curl := needTool(t, "curl")
 	bin := buildTool(t, "sluice/cmd/sluice")
 	dir := t.TempDir()
@@ -52,6 +55,9 @@ max_message_size = "64KB"
 name = "app"
 `+lines[1]+`
 allowed_from = ["app.test"]
+
+[events]
+file = "events.jsonl"
 `)
 	b := readFile(t, cfg)
 	writeConfigRaw(t, cfg, strings.Replace(b, "http = \"\"\n", "http = \"\"\napi = \""+apiAddr+"\"\n", 1))
@@ -71,10 +77,11 @@ allowed_from = ["app.test"]
 		body    map[string]any
 		headers string
 	}
+	caFile := certFile
 	post := func(t *testing.T, auth, ctype, key, body string) answer {
 		t.Helper()
 		hdrFile := filepath.Join(dir, "headers.txt")
-		args := []string{"-sS", "--cacert", certFile, "--resolve", "sluice.test:" + port + ":127.0.0.1",
+		args := []string{"-sS", "--cacert", caFile, "--resolve", "sluice.test:" + port + ":127.0.0.1",
 			"-D", hdrFile, "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "--data-binary", "@-", url}
 		if auth != "" {
 			args = append(args, "-H", "Authorization: Bearer "+auth)
@@ -128,6 +135,13 @@ allowed_from = ["app.test"]
 			t.Fatalf("%d %v", a.status, a.body)
 		}
 		m := waitDelivered(t, "api structured")
+		// The accepted event of an API message, as for SMTP (the queue's
+		// transaction writes it).
+		evFile := filepath.Join(dir, "events.jsonl")
+		eventually(t, 20*time.Second, "the accepted event in "+evFile, func() bool {
+			b, _ := os.ReadFile(evFile)
+			return bytes.Contains(b, []byte(`"type":"accepted"`)) && bytes.Contains(b, []byte(`"message_id":"`+a.body["id"].(string)+`"`))
+		})
 		for _, want := range []string{"with HTTPS id", "MIME-Version: 1.0", "Content-Type: multipart/alternative;", "Content-Transfer-Encoding: quoted-printable",
 			"Gr=C3=BC=C3=9Fe aus der API", "Reply-To: =?utf-8?q?Zo=C3=AB?= <help@app.test>", "From: <app@app.test>", "To: <one@ex.test>", "Message-ID: <", "Date: "} {
 			if !strings.Contains(m, want) {
@@ -193,6 +207,33 @@ allowed_from = ["app.test"]
 				!strings.Contains(a.headers, "Content-Type: application/problem+json") {
 				t.Errorf("%s: %d %v\n%s", tc.name, a.status, a.body, a.headers)
 			}
+		}
+	})
+	t.Run("a renewed certificate by reload", func(t *testing.T) {
+		old := filepath.Join(dir, "old-ca.pem")
+		if err := os.Rename(certFile, old); err != nil {
+			t.Fatal(err)
+		}
+		sub := t.TempDir()
+		newCert, newKey := selfSignedCert(t, sub)
+		for from, to := range map[string]string{newCert: certFile, newKey: keyFile} {
+			if err := os.WriteFile(to, []byte(readFile(t, from)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := strings.Count(relayLog(cfg), "config reloaded")
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "the reload", func() bool { return strings.Count(relayLog(cfg), "config reloaded") > before })
+		caFile = certFile
+		if a := post(t, token, "application/json", "", `{"from":"app@app.test","to":["x@ex.test"],"subject":"api renewed","text":"x"}`); a.status != 202 {
+			t.Fatalf("with the renewed certificate: %d %v", a.status, a.body)
+		}
+		_, port, _ := net.SplitHostPort(apiAddr)
+		out, err := exec.Command(curl, "-sS", "--cacert", old, "--resolve", "sluice.test:"+port+":127.0.0.1", url).CombinedOutput()
+		if err == nil {
+			t.Fatalf("the old certificate is still served: %s", out)
 		}
 	})
 }

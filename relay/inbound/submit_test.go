@@ -178,3 +178,16 @@ func TestTokenUser(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenIsNoSMTPPassword: an API-only user (no password hash) cannot
+// AUTH over SMTP, neither with an empty password nor with the token.
+func TestTokenIsNoSMTPPassword(t *testing.T) {
+	t.Parallel()
+	cfg, pool := testTLS(t)
+	addr, _, _ := startServer(t, Options{Networks: elsewhere, TLSConfig: cfg, Users: []User{apiUser("app", "tok")}})
+	c := dial(t, addr)
+	c.hello()
+	c.startTLS(pool)
+	c.cmd("AUTH PLAIN "+plain("app", "tok"), "535")
+	c.cmd("AUTH PLAIN "+plain("app", ""), "535")
+}
