@@ -16,6 +16,11 @@
 // listeners, which then share the connection caps. Reconfigure (a config
 // reload) applies new options to the connections accepted after it; a
 // session in flight finishes under the options it started with.
+//
+// Submit (submit.go) is the same acceptance path for a message that comes
+// another way (the HTTP API, relay/httpapi): the same checks, replies
+// and end of transaction (accept) as SMTP's DATA, for a user found by
+// TokenUser.
 package inbound
 
 import (
