@@ -118,6 +118,9 @@ func TestNotifyHonouredOnFailure(t *testing.T) {
 		}
 		return true
 	})
+	// The DSN is a message of its own, queued with the outcome and
+	// delivered after it: wait for its delivery, not only the bounce.
+	eventually(t, "the DSN's delivery", func() bool { return len(c.all()) >= 1 })
 	dsns := c.all()
 	if len(dsns) != 1 {
 		t.Fatalf("%d DSNs, want 1", len(dsns))
