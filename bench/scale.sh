@@ -167,12 +167,16 @@ fakemx_start() {
 	[ -n "$MX_HTTP" ] || { cat "$WORK/$name.mx.err" >&2; die "fakemx $name did not start"; }
 }
 mx_delivered() { curl -fsS "http://$MX_HTTP/stats" | jq '.stats.delivered - .stats.duplicates' 2>/dev/null || echo 0; }
-# mx_stop: SIGTERM, and the unique deliveries from its final stats.
+# mx_stop STATS: SIGTERM, then MX_FINAL = the unique deliveries from its
+# final stats. Not for $(...): wait needs the fake MX to be a child of
+# the shell that waits, or jq reads the stats before they are written
+# (a run counted 59 deliveries at the slow receiver as lost).
 mx_stop() {
 	local stats=$1
 	kill -TERM "$MX_PID" 2>/dev/null || true
 	wait "$MX_PID" 2>/dev/null || true
-	jq '.stats.delivered - .stats.duplicates' "$stats" 2>/dev/null || echo 0
+	MX_FINAL=$(jq '.stats.delivered - .stats.duplicates' "$stats" 2>/dev/null) || MX_FINAL=
+	[ -n "$MX_FINAL" ] || die "fakemx left no stats in $stats"
 }
 
 # sluice_config DIR SMTP_PORT HTTP_PORT EXTRA: the defaults but for the
@@ -530,7 +534,8 @@ tls = \"none\"" || die "the bench config is refused"
 		hol slow
 		SLOW_HOL=$HOL_MED
 		target "head of line, slow destination (s, median)" "$SLOW_HOL" "<=" "$(hol_limit "$EMPTY_HOL")" "empty queue: ${EMPTY_HOL}s"
-		slow_delivered=$(mx_stop "$WORK/slow.stats.json")
+		mx_stop "$WORK/slow.stats.json"
+		slow_delivered=$MX_FINAL
 	else
 		kill_pid "$DEAD_PID"
 	fi
