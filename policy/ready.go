@@ -8,7 +8,8 @@ import "time"
 // change the answer (every slot is busy); otherwise it is the end of a
 // pause or suspension, the end of a probe's wait, or the next rate token.
 // It takes nothing: each session is still taken with Admit, and a
-// destination the scheduler does not ask again costs nothing.
+// destination the scheduler does not ask again costs nothing. The
+// scheduler asks only when it has work due at name.
 //
 // The answer counts rate tokens as well as slots: a destination whose
 // token bucket is empty opens no new session until the next token, since
@@ -34,6 +35,12 @@ func (p *Policy) Ready(name string) (sessions int, at time.Time) {
 	default:
 		sessions = d.conc.level - d.active
 		if sessions <= 0 {
+			// The scheduler asks only with work due: the limit holds
+			// a session back, which is what lets it grow (Admit marks
+			// the same). Without this, sessions that never end (one
+			// that delivers flat out) never let the limit climb
+			// after a cut, since no Admit is ever refused.
+			d.conc.limited = true
 			return 0, time.Time{}
 		}
 	}
