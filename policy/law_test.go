@@ -328,3 +328,31 @@ func TestLowRateProbesSeldom(t *testing.T) {
 		t.Errorf("%d delivered of 600, %d refusals: want at least 540 and at most 1.5 per 100", total, refusals)
 	}
 }
+
+// TestDropWhileLearningIsFound (issue 11 item 3): a capacity that drops
+// 5× two seconds after the limit was learned, while the estimate is
+// still being corrected, is a drop all the same (the receiver lets
+// through less than half of the limit): the recovery probes find the
+// rise within 5 s, instead of a first probe 30 s later.
+func TestDropWhileLearningIsFound(t *testing.T) {
+	t.Parallel()
+	p, c := fixture(t)
+	m := &rateMX{r: func(s time.Duration) int {
+		if s >= 3*time.Second && s < 18*time.Second {
+			return 20
+		}
+		return 100
+	}, start: c.Now()}
+	perSec, refusals := drive(p, c, m, 35*time.Second)
+	t.Logf("per second %v, %d refusals", perSec, refusals)
+	reached := -1
+	for i := 18; i < len(perSec); i++ {
+		if perSec[i] >= 80 {
+			reached = i - 18
+			break
+		}
+	}
+	if reached < 0 || reached > 5 {
+		t.Errorf("80 %% of the raised capacity reached %d s after the rise, want within 5 s", reached)
+	}
+}

@@ -99,12 +99,12 @@ func TestRateCeilingType(t *testing.T) {
 	var c rateCeiling
 	// No cap and nothing delivered: nothing to learn from, unless there
 	// is nothing else to cut.
-	if _, ok := c.refused(0, 0, 0, time.Time{}, false, false, t0, o); ok {
+	if _, ok := c.refused(0, 0, 0, 0, time.Time{}, false, false, t0, o); ok {
 		t.Fatal("cut with nothing known")
 	}
 	// The first refusal: the pace delivered just before is the
 	// receiver's rate, learned at once with a 5 % margin.
-	next, ok := c.refused(0, 100, 100, time.Time{}, false, false, t0, o)
+	next, ok := c.refused(0, 100, 100, 100, time.Time{}, false, false, t0, o)
 	if !ok || next != 95 || c.limit != 95 || !c.probeAt.Equal(t0.Add(probeGapFirst)) || c.gain != probeGain {
 		t.Fatalf("first refusal: %v %v %+v", next, ok, c)
 	}
@@ -129,7 +129,7 @@ func TestRateCeilingType(t *testing.T) {
 	// Refused: the learned rate stands, the next probe goes half as
 	// far and waits.
 	now = now.Add(time.Second)
-	if r, _ := c.refused(142.5, 120, 300, time.Time{}, false, false, now, o); r != 95 || c.limit != 95 || c.gain != probeGain/2 || !c.probeAt.After(now) {
+	if r, _ := c.refused(142.5, 120, 120, 300, time.Time{}, false, false, now, o); r != 95 || c.limit != 95 || c.gain != probeGain/2 || !c.probeAt.After(now) {
 		t.Fatalf("failed probe: %v %+v", r, c)
 	}
 	// The next probe, confirmed: the limit is raised, and the next
@@ -146,14 +146,14 @@ func TestRateCeilingType(t *testing.T) {
 	// halved, and the first probe soon and far.
 	c.probe = 0
 	now = now.Add(time.Minute)
-	if r, _ := c.refused(118.75, 118, 1000, time.Time{}, false, false, now, o); r != 118.75/2 || c.gain != probeGainMax || !c.probeAt.Equal(now.Add(probeGapMin)) {
+	if r, _ := c.refused(118.75, 118, 118, 1000, time.Time{}, false, false, now, o); r != 118.75/2 || c.gain != probeGainMax || !c.probeAt.Equal(now.Add(probeGapMin)) {
 		t.Fatalf("drop: %v %+v", r, c)
 	}
 	// A refusal soon after: what went through between the two, once
 	// sending resumed after the quiet, is the receiver's rate (20 in
 	// 1 s).
 	now = now.Add(rateQuiet + time.Second)
-	if r, _ := c.refused(c.limit, 40, 1020, time.Time{}, false, false, now, o); r != 19 {
+	if r, _ := c.refused(c.limit, 40, 40, 1020, time.Time{}, false, false, now, o); r != 19 {
 		t.Fatalf("spacing: %v, want 19", r)
 	}
 	// A configured cap bounds every step; a hard refusal goes to the
@@ -161,7 +161,7 @@ func TestRateCeilingType(t *testing.T) {
 	if r := c.grow(19, 10, true, 0, now.Add(time.Hour)); r != 10 {
 		t.Errorf("under a cap of 10: %v", r)
 	}
-	if r, _ := c.refused(19, 19, 2000, time.Time{}, true, false, now.Add(2*time.Hour), o); r != o.MinRate {
+	if r, _ := c.refused(19, 19, 19, 2000, time.Time{}, true, false, now.Add(2*time.Hour), o); r != o.MinRate {
 		t.Errorf("hard: %v", r)
 	}
 	c.freeze(now.Add(5 * time.Hour))
@@ -170,7 +170,7 @@ func TestRateCeilingType(t *testing.T) {
 	}
 	// Nothing delivered and concurrency at its floor: the floor rate.
 	var f rateCeiling
-	if r, ok := f.refused(0, 0, 0, time.Time{}, false, true, t0, o); !ok || r != o.MinRate {
+	if r, ok := f.refused(0, 0, 0, 0, time.Time{}, false, true, t0, o); !ok || r != o.MinRate {
 		t.Errorf("at the floor: %v %v", r, ok)
 	}
 	// A slow probe runs for probeMessages messages.

@@ -47,7 +47,7 @@ func (a *rateAIMD) set(r rate.Limit, now time.Time) {
 // (see rateCeiling.refused). No message goes before quiet: the sessions still
 // open would only meet the receiver's full window.
 func (a *rateAIMD) cut(hard, floor bool, quiet, now time.Time, o *Options) bool {
-	next, ok := a.ceil.refused(a.rate, a.oks.rate(now), a.oks.next, a.quiet, hard, floor, now, o)
+	next, ok := a.ceil.refused(a.rate, a.oks.rate(now), a.oks.longRate(now), a.oks.next, a.quiet, hard, floor, now, o)
 	if ok {
 		a.set(next, now)
 		if quiet.After(a.quiet) {
@@ -154,7 +154,13 @@ func (s *successRing) add(now time.Time) {
 
 // rate estimates successes per second: over the last second when busy
 // (at least 20), else over the last 10 s, from the oldest success in it.
-func (s *successRing) rate(now time.Time) rate.Limit {
+func (s *successRing) rate(now time.Time) rate.Limit { return s.pace(now, true) }
+
+// longRate is successes per second over the last 10 s, from the oldest
+// success in it: the pace before a change of the last second or two.
+func (s *successRing) longRate(now time.Time) rate.Limit { return s.pace(now, false) }
+
+func (s *successRing) pace(now time.Time, preferRecent bool) rate.Limit {
 	// Prefer the last second when it holds enough successes: at a
 	// refusal that is the pace the receiver just saw, undiluted by an
 	// earlier pause.
@@ -172,7 +178,7 @@ func (s *successRing) rate(now time.Time) rate.Limit {
 			recent += b.n
 		}
 	}
-	if recent >= 20 {
+	if preferRecent && recent >= 20 {
 		return rate.Limit(recent)
 	}
 	if n == 0 {

@@ -107,7 +107,8 @@ func (c *rateCeiling) spacing(oks int, from, now time.Time) rate.Limit {
 }
 
 // refused records a rate refusal while sending at cur (0 = unlimited),
-// with pace the delivered pace just before and oks the successes so far,
+// with pace the delivered pace just before (paceLong over the last 10 s)
+// and oks the successes so far,
 // and returns the rate to go on at. ok = false when nothing is known of
 // the rate (no cap, nothing delivered) and floor is false: the caller
 // cuts concurrency instead, since sessions bound the rate too.
@@ -124,7 +125,7 @@ func (c *rateCeiling) spacing(oks int, from, now time.Time) rate.Limit {
 //     seconds is from before the drop), and the next refusal's spacing,
 //     if one comes, says more. Capacity that drops often comes back:
 //     the probes after a drop come soon and go far.
-func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, resumed time.Time, hard, floor bool, now time.Time, o *Options) (next rate.Limit, ok bool) {
+func (c *rateCeiling) refused(cur, pace, paceLong rate.Limit, oks int, resumed time.Time, hard, floor bool, now time.Time, o *Options) (next rate.Limit, ok bool) {
 	sp := c.spacing(oks, resumed, now)
 	c.refusedAt, c.oksAt = now, oks
 	probing, learned := c.probe > 0, c.limit > 0
@@ -207,8 +208,12 @@ func (c *rateCeiling) refused(cur, pace rate.Limit, oks int, resumed time.Time, 
 		// comes off.
 		c.limit, refine = m*upTo(sp), true
 		// At a limit that held a while, this is a drop of capacity;
-		// soon after it was learned, a correction of the estimate.
-		drop = now.Sub(c.limitAt) > heldFor
+		// soon after it was learned, a correction of the estimate,
+		// unless the receiver now lets through less than half of the
+		// pace it let through over the last 10 s (a first estimate corrected
+		// is still about what was delivered; a drop while the
+		// corrections went on is not).
+		drop = now.Sub(c.limitAt) > heldFor || c.limit < paceLong/2
 		if cur > 0 {
 			c.limit = min(c.limit, cur*0.85)
 		}
