@@ -94,6 +94,8 @@ func TestValidationErrors(t *testing.T) {
 		{"resolver by name", "[delivery]\nresolver = \"dns.example:53\"\n", `sluice.toml:2: delivery.resolver: invalid resolver "dns.example:53": want ip:port`},
 		{"resolver without port", "[delivery]\nresolver = \"127.0.0.1\"\n", `sluice.toml:2: delivery.resolver: invalid resolver "127.0.0.1"`},
 		{"resolver port 0", "[delivery]\nresolver = \"127.0.0.1:0\"\n", `sluice.toml:2: delivery.resolver: invalid resolver`},
+		{"DNSSEC trusted across a network", "[delivery]\nresolver = \"192.0.2.53:53\"\nresolver_dnssec = true\n", `sluice.toml:3: delivery.resolver_dnssec: needs delivery.resolver to name a validating resolver on loopback`},
+		{"DNSSEC from resolv.conf", "[delivery]\nresolver_dnssec = true\n", `sluice.toml:2: delivery.resolver_dnssec: needs delivery.resolver`},
 		{"no resolver concurrency", "[delivery]\nresolver_concurrency = 0\n", `sluice.toml:2: delivery.resolver_concurrency: must be at least 1, not 0`},
 		{"no TTL floor", "[delivery]\nresolver_min_ttl = \"0s\"\n", `sluice.toml:2: delivery.resolver_min_ttl: must be a positive duration`},
 		{"TTL ceiling below floor", "[delivery]\nresolver_min_ttl = \"1m\"\nresolver_max_ttl = \"30s\"\n", `sluice.toml:3: delivery.resolver_max_ttl: 30s is below delivery.resolver_min_ttl (1m)`},

@@ -116,6 +116,7 @@ var reloadClasses = map[string]ReloadClass{
 	"delivery.resolver_concurrency":        restart,
 	"delivery.resolver_min_ttl":            restart,
 	"delivery.resolver_max_ttl":            restart,
+	"delivery.resolver_dnssec":             restart,
 	"delivery.route.domain":                reload,
 	"delivery.route.host":                  reload,
 	"delivery.route.tls":                   reload,

@@ -100,6 +100,7 @@ type Delivery struct {
 	ResolverConcurrency      int       `toml:"resolver_concurrency"`
 	ResolverMinTTL           Duration  `toml:"resolver_min_ttl"`
 	ResolverMaxTTL           Duration  `toml:"resolver_max_ttl"`
+	ResolverDNSSEC           bool      `toml:"resolver_dnssec"` // trust the AD bit for DANE (RFC 7672); loopback resolver only
 	Routes                   []Route   `toml:"route"`
 	Smarthost                Smarthost `toml:"smarthost"`
 }

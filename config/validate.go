@@ -378,6 +378,16 @@ func (c *Config) validateDelivery(ck *checker) {
 			ck.add("delivery.resolver", "invalid resolver %q: want ip:port, such as \"127.0.0.1:53\"", d.Resolver)
 		}
 	}
+	if d.ResolverDNSSEC {
+		// RFC 7672 §2.1.3 (and RFC 4035 §4.9.3): the AD bit is only as
+		// trustworthy as the path from the validating resolver; off the
+		// host, anyone on the path can set it and forge "secure" TLSA
+		// records or secure denials. So only a named loopback resolver
+		// (resolv.conf could change under us) is trusted.
+		if ap, err := netip.ParseAddrPort(d.Resolver); err != nil || !ap.Addr().IsLoopback() {
+			ck.add("delivery.resolver_dnssec", "needs delivery.resolver to name a validating resolver on loopback (such as \"127.0.0.1:53\"), not %q: the AD bit cannot be trusted across a network", d.Resolver)
+		}
+	}
 	ck.atLeast("delivery.resolver_concurrency", d.ResolverConcurrency, 1)
 	// A floor of 0 would let a failed lookup be asked again at once, by
 	// every message waiting for it.
