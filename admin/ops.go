@@ -241,7 +241,9 @@ func (s *Server) bounce(ids []string) (int, error) {
 			if err != nil {
 				return nil, fmt.Errorf("dsn for %s: %w", m.ID, err)
 			}
-			return &queue.NewMessage{Rcpts: []string{m.From}, Body: msg}, nil
+			// RFC 8689 §5: the report on a REQUIRETLS message goes back
+			// with REQUIRETLS too (it returns the headers only already).
+			return &queue.NewMessage{Rcpts: []string{m.From}, Body: msg, RequireTLS: m.RequireTLS}, nil
 		})
 		changed += n
 		if err != nil {

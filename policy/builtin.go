@@ -47,6 +47,13 @@ var builtinRules = []builtinRule{
 		reason: "The receiver wants a PTR (reverse DNS) record for the sending IP."},
 	{name: "gmail-4.7.29", enh: []string{"4.7.29"}, class: ClassAuthFix, fix: "TLS", alarm: true,
 		reason: "The receiver wants mail over TLS; require STARTTLS for this destination."},
+	// RFC 8689 §5: 5.7.30 is also "REQUIRETLS support required", which
+	// the outbound side says itself (and a next hop may say) of one
+	// message that asked for REQUIRETLS. It bounces that message; it says
+	// nothing about our authentication or the destination (before the
+	// Gmail rule, which reads 5.7.30 as unauthenticated mail).
+	{name: "requiretls", enh: []string{"5.7.10", "5.7.30"}, re: regexp.MustCompile(`(?i)\bREQUIRETLS\b`), code: 5, class: ClassPermanent,
+		reason: "The message asked for REQUIRETLS (RFC 8689) and the next hop cannot meet it (verified TLS and REQUIRETLS support); bounce it, the destination is fine."},
 	{name: "gmail-auth", enh: []string{"4.7.26", "4.7.27", "4.7.30", "4.7.31", "4.7.32", "5.7.26", "5.7.27", "5.7.30", "5.7.31", "5.7.32"},
 		class: ClassAuthFix, fix: "authentication", alarm: true,
 		reason: "The receiver found the mail unauthenticated or misaligned (SPF/DKIM/DMARC)."},

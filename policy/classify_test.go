@@ -39,6 +39,10 @@ func TestClassify(t *testing.T) {
 		{"gmail 4.7.26 unauthenticated", rp(reply.StageDataEnd, 421, "4.7.26", "This mail has been rate limited because it is unauthenticated.", nil), ClassAuthFix, "", "builtin:gmail-auth", "authentication", 0, 0},
 		{"gmail 4.7.27 spf", rp(reply.StageDataEnd, 421, "4.7.27", "Your email has been rate limited because SPF authentication didn't pass for this message.", nil), ClassAuthFix, "", "builtin:gmail-auth", "SPF", 0, 0},
 		{"gmail 4.7.30 dkim", rp(reply.StageDataEnd, 421, "4.7.30", "Your email has been rate limited because DKIM authentication didn't pass for this message.", nil), ClassAuthFix, "", "builtin:gmail-auth", "DKIM", 0, 0},
+		// RFC 8689 §5: REQUIRETLS refusals bounce the message and are no auth alarm (issue 14 item 5).
+		{"requiretls 5.7.30", rp(reply.StageMail, 550, "5.7.30", "REQUIRETLS support required: next hop mx.test does not offer it", nil), ClassPermanent, "", "builtin:requiretls", "", 0, 0},
+		{"requiretls 5.7.10", rp(reply.StageMail, 550, "5.7.10", "REQUIRETLS: the TLS session with mx.test is not verified", nil), ClassPermanent, "", "builtin:requiretls", "", 0, 0},
+		{"gmail 5.7.30 is still auth", rp(reply.StageDataEnd, 550, "5.7.30", "Your email has been blocked because DKIM authentication didn't pass for this message.", nil), ClassAuthFix, "", "builtin:gmail-auth", "DKIM", 0, 0},
 		{"gmail 4.7.32 alignment", rp(reply.StageDataEnd, 421, "4.7.32", "Your email has been rate limited because the From: header isn't aligned with either the authenticated SPF or DKIM organizational domain.", nil), ClassAuthFix, "", "builtin:gmail-auth", "alignment", 0, 0},
 		{"gmail 4.7.23 ptr", rp(reply.StageRcpt, 421, "4.7.23", "The sending IP address for this message doesn't have a PTR record.", nil), ClassAuthFix, "", "builtin:gmail-4.7.23", "PTR", 0, 0},
 		{"gmail 4.7.29 tls", rp(reply.StageDataEnd, 421, "4.7.29", "Your email has been rate limited because this message wasn't sent over a TLS connection.", nil), ClassAuthFix, "", "builtin:gmail-4.7.29", "TLS", 0, 0},

@@ -30,7 +30,8 @@ const (
 	msgSMTPUTF8 = 1 << iota
 	msgSpooled
 	msgEightBit
-	msgDSN // RET and ENVID follow Done
+	msgDSN        // RET and ENVID follow Done
+	msgRequireTLS // REQUIRETLS was given at MAIL (RFC 8689); no field of its own
 )
 
 // Flag bits of a binary recipient record.
@@ -159,6 +160,9 @@ func encodeMsg(m *msgRec) []byte {
 	if m.Ret != "" || m.EnvID != "" {
 		f |= msgDSN
 	}
+	if m.RequireTLS {
+		f |= msgRequireTLS
+	}
 	w.uint(f)
 	w.str(m.From)
 	w.time(m.Received)
@@ -181,7 +185,8 @@ func decodeMsgV1(b []byte) (*msgRec, error) {
 	f := r.uint()
 	m := &msgRec{
 		SMTPUTF8: f&msgSMTPUTF8 != 0, Spooled: f&msgSpooled != 0, EightBit: f&msgEightBit != 0,
-		From: r.str(), Received: r.time(), Size: r.size(),
+		RequireTLS: f&msgRequireTLS != 0,
+		From:       r.str(), Received: r.time(), Size: r.size(),
 		ClientAddr: r.str(), Helo: r.str(), User: r.str(),
 		NRcpt: r.int(), Open: r.int(), Done: r.time(),
 	}

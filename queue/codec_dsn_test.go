@@ -43,6 +43,9 @@ func TestRecordCodecDSNCompatible(t *testing.T) {
 	msgs := []msgRec{
 		{From: "a@src.test", Received: at, NRcpt: 1, Open: 1, Ret: dsn.RetHdrs, EnvID: "env-42"},
 		{From: "a@src.test", Received: at, NRcpt: 1, Open: 1, EnvID: "only-envid"},
+		// REQUIRETLS (issue 14 item 5): a flag bit alone, and with the DSN fields.
+		{From: "a@src.test", Received: at, NRcpt: 1, Open: 1, RequireTLS: true},
+		{From: "a@src.test", Received: at, NRcpt: 1, Open: 1, Ret: dsn.RetFull, EnvID: "e", RequireTLS: true},
 	}
 	for _, m := range msgs {
 		got, err := decodeMsg(encodeMsg(&m))
@@ -50,7 +53,7 @@ func TestRecordCodecDSNCompatible(t *testing.T) {
 			t.Errorf("message %+v read back as %+v, %v", m, got, err)
 		}
 		j, _ := json.Marshal(m)
-		if got, err := decodeMsg(j); err != nil || got.Ret != m.Ret || got.EnvID != m.EnvID {
+		if got, err := decodeMsg(j); err != nil || got.Ret != m.Ret || got.EnvID != m.EnvID || got.RequireTLS != m.RequireTLS {
 			t.Errorf("JSON message %s read as %+v, %v", j, got, err)
 		}
 	}

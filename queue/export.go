@@ -84,8 +84,9 @@ type exportMessage struct {
 	Done       time.Time    `json:"done,omitzero"`
 	Recipients []exportRcpt `json:"recipients"`
 	Size       int64        `json:"size"`
-	Ret        dsn.Ret      `json:"ret,omitempty"`   // RET given at MAIL
-	EnvID      string       `json:"envid,omitempty"` // ENVID given at MAIL
+	Ret        dsn.Ret      `json:"ret,omitempty"`        // RET given at MAIL
+	EnvID      string       `json:"envid,omitempty"`      // ENVID given at MAIL
+	RequireTLS bool         `json:"requiretls,omitempty"` // REQUIRETLS given at MAIL (RFC 8689)
 	// Body is the message, base64 (standard, padded); absent when every
 	// recipient is final.
 	Body []byte `json:"body,omitempty"`
@@ -346,6 +347,7 @@ func exportOne(w *bufio.Writer, rf *rawFile, bkts map[string]rawBucket, spoolDir
 	em := exportMessage{
 		Type: "message", ID: id, From: m.From, Received: m.Received, ClientAddr: m.ClientAddr, Helo: m.Helo,
 		User: m.User, SMTPUTF8: m.SMTPUTF8, Done: m.Done, Size: m.Size, Ret: m.Ret, EnvID: m.EnvID,
+		RequireTLS: m.RequireTLS,
 	}
 	lostOf := func(why string) *LostMessage {
 		l := &LostMessage{ID: id, From: m.From, Why: why}

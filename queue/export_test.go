@@ -30,7 +30,8 @@ func fillForExport(t *testing.T) (path string, want map[string]*Message, bodies 
 		// DSN parameters (issue 13 item 5) on every message and its
 		// first recipient: they move with the queue.
 		id, err := q.Enqueue(ctx, NewMessage{From: "sender@example.org", Rcpts: rcpts, Spool: sp, ClientAddr: "192.0.2.1:25", Helo: "client.test", User: "app",
-			DSN: dsn.Envelope{Ret: dsn.RetHdrs, EnvID: "env+1"}, RcptDSN: []dsn.Rcpt{{Notify: dsn.NotifySuccess | dsn.NotifyDelay, ORcpt: "rfc822;orig@x.test"}}})
+			RequireTLS: true, // REQUIRETLS (issue 14 item 5) moves with the queue too
+			DSN:        dsn.Envelope{Ret: dsn.RetHdrs, EnvID: "env+1"}, RcptDSN: []dsn.Rcpt{{Notify: dsn.NotifySuccess | dsn.NotifyDelay, ORcpt: "rfc822;orig@x.test"}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,6 +55,8 @@ func FuzzDecodeRecords(f *testing.F) {
 	f.Add(encodeRcpt(&rcptRec{Addr: "a@b", Domain: "b", State: StateQueued, Notify: dsn.NotifySuccess | dsn.NotifyFailure,
 		ORcpt: "rfc822;o@b", DelayWarned: true, History: []attemptRec{{Reply: "451"}}}))
 	f.Add(encodeMsg(&msgRec{From: "x@y", NRcpt: 1, Open: 1, Ret: dsn.RetHdrs, EnvID: "e1"}))
+	f.Add(encodeMsg(&msgRec{From: "x@y", NRcpt: 1, Open: 1, RequireTLS: true}))
+	f.Add(encodeMsg(&msgRec{From: "x@y", NRcpt: 1, Open: 1, Ret: dsn.RetFull, RequireTLS: true}))
 	f.Add([]byte{recV1, rcptDSN | rcptDelayWarned, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0x09, 0})
 	f.Add([]byte{recV1, 0, 0xff})
 	f.Add([]byte(`{"s":"bogus"}`))

@@ -357,7 +357,7 @@ func importTx(w *wtx, im *importMsg) (bool, error) {
 	rec := &msgRec{
 		From: em.From, Received: em.Received, Size: em.Size, ClientAddr: em.ClientAddr, Helo: em.Helo,
 		User: em.User, SMTPUTF8: em.SMTPUTF8, Spooled: im.spooled, EightBit: im.eight, NRcpt: len(em.Recipients),
-		Ret: em.Ret, EnvID: em.EnvID,
+		Ret: em.Ret, EnvID: em.EnvID, RequireTLS: em.RequireTLS,
 	}
 	w.msgs[em.ID], w.dirty[em.ID] = rec, true
 	for i, er := range em.Recipients {

@@ -30,6 +30,8 @@ type msgRec struct {
 	// The DSN parameters given at MAIL (RFC 3461 §4.3, §4.4).
 	Ret   dsn.Ret `json:"rt,omitempty"`
 	EnvID string  `json:"ev,omitempty"`
+	// REQUIRETLS given at MAIL (RFC 8689 §4.1).
+	RequireTLS bool `json:"rt2,omitempty"`
 }
 
 type attemptRec struct {
@@ -120,7 +122,7 @@ func (r *rcptRec) public() Recipient {
 func (m *msgRec) public(id string, rcpts []Recipient) Message {
 	return Message{
 		ID: id, From: m.From, Received: m.Received, Size: m.Size,
-		ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
+		ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS,
 		Recipients: rcpts, Done: m.Done, DSN: dsn.Envelope{Ret: m.Ret, EnvID: m.EnvID},
 	}
 }

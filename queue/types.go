@@ -54,6 +54,10 @@ type NewMessage struct {
 	Helo       string
 	User       string // authenticated user, "" if none
 	SMTPUTF8   bool
+	// RequireTLS: the client gave REQUIRETLS at MAIL (RFC 8689 §4.1);
+	// the message goes on only over verified TLS to a next hop that
+	// offers REQUIRETLS, or bounces.
+	RequireTLS bool
 	// DSN and RcptDSN are the DSN parameters given at MAIL and at each
 	// RCPT (RFC 3461); RcptDSN is nil or parallel to Rcpts.
 	DSN     dsn.Envelope
@@ -94,6 +98,7 @@ type Message struct {
 	Helo       string
 	User       string
 	SMTPUTF8   bool
+	RequireTLS bool // REQUIRETLS given at MAIL (RFC 8689)
 	Recipients []Recipient
 	DSN        dsn.Envelope // RET and ENVID given at MAIL
 	// Done is when the last recipient reached a final state
@@ -111,6 +116,8 @@ type Item struct {
 	// SMTPUTF8: the client gave the SMTPUTF8 parameter at MAIL (RFC 6531
 	// §3.4); the delivery asks for it too.
 	SMTPUTF8 bool
+	// RequireTLS: the client gave REQUIRETLS at MAIL (RFC 8689 §4.1).
+	RequireTLS bool
 	// The DSN parameters of the message (MAIL) and of the recipient
 	// (RCPT), and whether its delay notice was sent.
 	Env         dsn.Envelope

@@ -177,9 +177,18 @@ func (s *Scheduler) bounce(j *job, d *pendingDSN) error {
 		}
 	}
 	env := j.items[0].Env
+	requireTLS := j.items[0].RequireTLS
+	ret := env.Ret
+	if requireTLS {
+		// RFC 8689 §5: the report on a REQUIRETLS message must not leak
+		// what its sender wanted kept off unprotected links: it returns
+		// the header section only, whatever RET asked, and goes back
+		// itself with REQUIRETLS (so only over verified TLS).
+		ret = dsn.RetHdrs
+	}
 	msg, err := dsn.Build(dsn.Report{
 		ReportingMTA: s.o.Hostname, Sender: j.from, QueueID: j.id, Arrival: j.received,
-		EnvID: env.EnvID, Ret: env.Ret,
+		EnvID: env.EnvID, Ret: ret,
 		Recipients: d.rcpts, Original: d.orig, OriginalSize: d.size, OriginalUnavailable: d.gone, Now: d.at,
 	})
 	if err != nil {
@@ -190,7 +199,7 @@ func (s *Scheduler) bounce(j *job, d *pendingDSN) error {
 	}
 	// The DSN's own write must not depend on the session: it is part of
 	// recording the outcome.
-	id, err := s.o.Queue.Enqueue(context.Background(), queue.NewMessage{Rcpts: []string{j.from}, Body: msg})
+	id, err := s.o.Queue.Enqueue(context.Background(), queue.NewMessage{Rcpts: []string{j.from}, Body: msg, RequireTLS: requireTLS})
 	if err != nil {
 		return fmt.Errorf("queue the DSN: %w", err)
 	}

@@ -84,7 +84,7 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 			continue
 		}
 		dl := &outbound.Delivery{ID: j.id, From: j.from, Rcpts: addrs(j), Body: r, Size: body.Size(),
-			EightBit: body.Has8Bit(), SMTPUTF8: utf8, Env: j.items[0].Env, RcptDSN: rcptDSN(j)}
+			EightBit: body.Has8Bit(), SMTPUTF8: utf8, RequireTLS: j.items[0].RequireTLS, Env: j.items[0].Env, RcptDSN: rcptDSN(j)}
 		replies := sess.Send(ctx, dl)
 		body.Close()
 		if t, ok := sess.(interface{ TLS() bool }); ok {

@@ -96,7 +96,7 @@ func (s queueStore) Enqueue(ctx context.Context, m *inbound.Message) (string, er
 	}
 	nm := queue.NewMessage{
 		From: m.From, Rcpts: m.Rcpts, Body: m.Prepend, Spool: sp, ClientAddr: client,
-		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8, DSN: m.DSN, RcptDSN: m.RcptDSN,
+		Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS, DSN: m.DSN, RcptDSN: m.RcptDSN,
 	}
 	if m.IdempotencyKey != "" {
 		nm.Idempotency = &queue.Idempotency{Key: m.IdempotencyKey, Fingerprint: m.Fingerprint}

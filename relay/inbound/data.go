@@ -51,6 +51,7 @@ func (ss *session) data(r io.Reader) error {
 		ClientAddr: ss.c.ip,
 		Helo:       ss.sc.Hostname(),
 		SMTPUTF8:   ss.utf8,
+		RequireTLS: ss.requireTLS,
 		Received:   now,
 		DSN:        ss.env,
 		RcptDSN:    append([]dsn.Rcpt(nil), ss.rcptDSN...),

@@ -61,6 +61,10 @@ func newGeneration(o Options, prev *generation) *generation {
 	// DSN (RFC 3461): NOTIFY, ORCPT, RET and ENVID are kept with the
 	// message and honoured by the DSNs the relay sends, or passed on.
 	srv.EnableDSN = true
+	// REQUIRETLS (RFC 8689): go-smtp parses the MAIL parameter; since it
+	// never sees our TLS, rewriteLocked offers the extension over TLS and
+	// mail refuses the parameter without it.
+	srv.EnableREQUIRETLS = true
 	// TLS is run by conn (it must see the plaintext stream), so go-smtp
 	// never sees a *tls.Conn; our session enforces "AUTH only over TLS".
 	srv.TLSConfig = nil

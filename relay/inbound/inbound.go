@@ -69,6 +69,7 @@ type Message struct {
 	ClientAddr netip.Addr
 	Helo, User string
 	SMTPUTF8   bool
+	RequireTLS bool // REQUIRETLS given at MAIL (RFC 8689 §4.1)
 	Received   time.Time
 	// DSN and RcptDSN are the DSN parameters (RFC 3461) given at MAIL
 	// and at each RCPT; RcptDSN is nil or parallel to Rcpts.

@@ -45,6 +45,11 @@ func (c *conn) rewriteLocked(p []byte) (out []byte, closeAfter bool) {
 			if c.g.o.TLSConfig != nil && !c.isTLS {
 				out = append(out, "250-STARTTLS\r\n"...)
 			}
+			if c.isTLS {
+				// RFC 8689 §4.1: REQUIRETLS is offered only in a
+				// TLS-protected session.
+				out = append(out, "250-REQUIRETLS\r\n"...)
+			}
 		case bytes.HasPrefix(line, []byte("250 2.0.0 Hello ")):
 			out = append(out, "250 "+c.g.o.Hostname+" "...)
 			out = append(out, line[10:]...)

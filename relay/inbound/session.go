@@ -41,6 +41,7 @@ var (
 	errTempLocal     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary local problem, try again"}
 	errUnknownMech   = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
 	errNotify        = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Malformed NOTIFY parameter value"}
+	errRequireTLS    = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 10}, Message: "REQUIRETLS needs a TLS session: use STARTTLS first"}
 	errAuthAfterMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not allowed during a mail transaction"}
 )
 
@@ -73,7 +74,9 @@ type session struct {
 	epoch    int   // STARTTLS epoch of the current transaction
 	from     string
 	utf8     bool
-	rcpts    []string
+	// requireTLS: REQUIRETLS was given at MAIL (RFC 8689).
+	requireTLS bool
+	rcpts      []string
 	// The DSN parameters (RFC 3461) of MAIL and of each RCPT; rcptDSN
 	// is parallel to rcpts once any recipient gave one, else nil.
 	env     dsn.Envelope
@@ -86,6 +89,7 @@ func (ss *session) Reset() {
 	ss.hasFrom = false
 	ss.from = ""
 	ss.utf8 = false
+	ss.requireTLS = false
 	ss.rcpts = nil
 	ss.env = dsn.Envelope{}
 	ss.rcptDSN = nil
@@ -171,9 +175,16 @@ func (ss *session) authFailed(username, why string) error {
 }
 
 func (ss *session) mail(from string, opts *smtp.MailOptions) error {
-	_, epoch, needHelo, _ := ss.c.tlsState()
+	isTLS, epoch, needHelo, _ := ss.c.tlsState()
 	if needHelo {
 		return errHeloAfterTLS
+	}
+	requireTLS := opts != nil && opts.RequireTLS
+	if requireTLS && !isTLS {
+		// RFC 8689 §4.1: the extension is offered, and the parameter
+		// accepted, only over TLS; a message that asks for TLS all the
+		// way must not have crossed its first hop in the clear.
+		return errRequireTLS
 	}
 	if ss.user == nil && !ss.g.mayRelay(ss.c.ip) {
 		ss.s.log.Info("mail refused: authentication required", "client", ss.c.ip, "trace", ss.c.trace)
@@ -227,6 +238,7 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 	ss.epoch = epoch
 	ss.from = canon
 	ss.utf8 = utf8
+	ss.requireTLS = requireTLS
 	if opts != nil {
 		// go-smtp checked RET and decoded ENVID (xtext, printable ASCII).
 		ss.env = dsn.Envelope{Ret: dsn.Ret(opts.Return), EnvID: opts.EnvelopeID}

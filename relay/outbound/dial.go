@@ -221,13 +221,17 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 	default:
 		return s.unexpected(reply.StageSTARTTLS, resp, "220"), false, false
 	}
-	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop))
+	cfg := s.o.tlsConfig(s.hop)
+	tc := tls.Client(s.raw, cfg)
 	if err := s.w.deadline(s.o.opt.CommandTimeout); err != nil {
 		return s.netReply(reply.StageSTARTTLS, err), false, false
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return s.netReply(reply.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
 	}
+	// The handshake checked the peer's certificate (it would have failed
+	// otherwise) unless the config skipped verification.
+	s.verified = !cfg.InsecureSkipVerify
 	s.w = newWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
 	s.w.ctx = ctx
 	s.tls = true

@@ -24,6 +24,10 @@ type Delivery struct {
 	Size     int64 // the length of Body, for SIZE= (RFC 1870)
 	EightBit bool  // Body has a byte >= 0x80: BODY=8BITMIME when offered (RFC 6152)
 	SMTPUTF8 bool
+	// RequireTLS: the message was given REQUIRETLS (RFC 8689); it goes
+	// only over verified TLS to a next hop that offers REQUIRETLS, and
+	// the parameter goes on (§4.2.1).
+	RequireTLS bool
 	// The DSN parameters (RFC 3461) given to us: passed on at MAIL and
 	// RCPT when the next hop offers DSN (see DSN). RcptDSN is nil or
 	// parallel to Rcpts.
@@ -42,10 +46,13 @@ type Session struct {
 	w       *wire
 	ext     map[string]string
 	tls     bool
-	usable  bool
-	closed  bool
-	sent    int
-	buf     []byte // body copy buffer, kept for the session's next transaction
+	// verified: TLS whose peer passed certificate verification (RFC
+	// 8689 §4.2.1 item 2; what REQUIRETLS mail needs).
+	verified bool
+	usable   bool
+	closed   bool
+	sent     int
+	buf      []byte // body copy buffer, kept for the session's next transaction
 }
 
 var errUnusable = errors.New("relay: session is no longer usable")
@@ -201,6 +208,11 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 			Text: "next hop " + s.hop.Host + " does not support SMTPUTF8"})
 	}
 
+	if d.RequireTLS {
+		if r := s.requireTLS(); r != nil {
+			return fill(all, *r)
+		}
+	}
 	if n, err := strconv.ParseInt(s.ext["SIZE"], 10, 64); err == nil && n > 0 && d.Size > n {
 		// RFC 1870 §6: the server told us its limit; do not waste a
 		// transaction it will refuse.
@@ -261,6 +273,9 @@ func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
 	}
 	if d.SMTPUTF8 {
 		mail += " SMTPUTF8" // RFC 6531 §3.4
+	}
+	if d.RequireTLS {
+		mail += " REQUIRETLS" // RFC 8689 §4.2.1: the requirement goes on with the message
 	}
 	if _, ok := s.ext["SIZE"]; ok {
 		mail += " SIZE=" + strconv.FormatInt(d.Size, 10) // RFC 1870 §6
