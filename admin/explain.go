@@ -59,6 +59,7 @@ var reactions = map[policy.Class]string{
 	policy.ClassGreylist:      "This recipient only: retried just after the hinted delay, else the learned greylist window, else greylist_default. Destination limits are untouched.",
 	policy.ClassRecipientTemp: "This recipient only: retried with exponential backoff.",
 	policy.ClassAuthFix:       "Deferred, and the sender-side alarm names the fix in the log and metrics: the receiver will keep refusing until the sender's authentication is repaired.",
+	policy.ClassTLSPolicy:     "Not a throttle: the next hop does not meet the TLS policy in force; nothing is sent in the clear, the destination pauses with exponential backoff like unavailable, and the failure is logged and counted (class tls-policy).",
 	policy.ClassPermanent:     "This recipient bounces with a DSN to the sender; on 5.1.1 it is added to the suppression list.",
 }
 

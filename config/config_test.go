@@ -50,7 +50,7 @@ func TestDefaultValues(t *testing.T) {
 		{"max_queue_lifetime", c.Delivery.MaxQueueLifetime.D(), 5 * 24 * time.Hour},
 		{"delay_warning", c.Delivery.DelayWarning.D(), 4 * time.Hour},
 		{"throttle_pause", c.Policy.ThrottlePause.D(), time.Second},
-		{"smarthost tls inherits", c.Delivery.Smarthost.TLS, "opportunistic"},
+		{"smarthost tls inherits", c.Delivery.Smarthost.TLS, "may"},
 		{"rate unlimited", c.Policy.Rate.Unlimited(), true},
 		{"min_rate", c.Policy.MinRate.String(), "1/s"},
 		{"auth.mode", c.Auth.Mode, "warn"},
@@ -105,7 +105,7 @@ tls = "none"
 	if len(c.Policy.Rules) != 1 || c.Policy.Rules[0].For.D() != 2*time.Hour {
 		t.Errorf("rules = %+v", c.Policy.Rules)
 	}
-	if c.Delivery.Routes[0].TLS != "opportunistic" || c.Delivery.Routes[1].TLS != "none" {
+	if c.Delivery.Routes[0].TLS != "may" || c.Delivery.Routes[1].TLS != "none" {
 		t.Errorf("route tls not inherited: %+v", c.Delivery.Routes)
 	}
 }

@@ -22,6 +22,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	abs(&c.Delivery.Smarthost.PasswordFile)
+	abs(&c.Delivery.CAFile)
 	if c.Events.File != "-" {
 		abs(&c.Events.File)
 	}
@@ -54,6 +55,15 @@ func (c *Config) AdminAddress() string {
 // that a missing file stops the relay at start-up, not at first delivery.
 func (c *Config) readSecrets() []*Error {
 	errs := c.readWebhookSecrets()
+	if f := c.Delivery.CAFile; f != "" {
+		// Read again at every load, as the TLS certificate is: a
+		// rotated test CA takes effect at a reload.
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, &Error{Key: "delivery.ca_file", Msg: fmt.Sprintf("cannot read: %v", err)})
+		}
+		c.Delivery.CAPEM = b
+	}
 	sh := &c.Delivery.Smarthost
 	if sh.PasswordFile == "" {
 		return errs
@@ -91,6 +101,18 @@ func (c *Config) readWebhookSecrets() []*Error {
 
 // inherit fills the keys whose "" means "same as another key".
 func (c *Config) inherit() {
+	// One value set of TLS modes (issue 14): the aliases become their
+	// modes here, so that the packages see may and encrypt only.
+	dl := &c.Delivery
+	dl.TLS = CanonicalTLSMode(dl.TLS)
+	for i := range dl.Routes {
+		dl.Routes[i].TLS = CanonicalTLSMode(dl.Routes[i].TLS)
+	}
+	dl.Smarthost.TLS = CanonicalTLSMode(dl.Smarthost.TLS)
+	for i := range dl.TLSPolicies {
+		dl.TLSPolicies[i].Mode = CanonicalTLSMode(dl.TLSPolicies[i].Mode)
+		dl.TLSPolicies[i].Domain = strings.TrimSuffix(strings.ToLower(dl.TLSPolicies[i].Domain), ".")
+	}
 	if c.Policy.ThrottlePause == 0 {
 		c.Policy.ThrottlePause = c.Policy.RetryBase
 	}

@@ -124,6 +124,10 @@ var reloadClasses = map[string]ReloadClass{
 	"delivery.smarthost.username":          reload,
 	"delivery.smarthost.password_file":     reload,
 	"delivery.smarthost.tls":               reload,
+	"delivery.tls_policy.domain":           reload,
+	"delivery.tls_policy.mode":             reload,
+	"delivery.ca_file":                     reload,
+	"delivery.mta_sts":                     reload,
 
 	"policy.retry_base":                  reload,
 	"policy.retry_max":                   reload,

@@ -1,5 +1,10 @@
 package config
 
+import (
+	"crypto/x509"
+	"fmt"
+)
+
 // Config is the whole relay configuration. Field tags are the TOML key
 // names of design.md §3: they are a contract with operators and tests.
 type Config struct {
@@ -86,7 +91,7 @@ type Queue struct {
 // Delivery configures the outbound side.
 type Delivery struct {
 	OutboundIPs              []string  `toml:"outbound_ips"`
-	TLS                      string    `toml:"tls"` // none | opportunistic | require
+	TLS                      string    `toml:"tls"` // none | may | encrypt | verify | dane | mta-sts (opportunistic, require: aliases; canonical after load)
 	Port                     int       `toml:"port"`
 	MaxQueueLifetime         Duration  `toml:"max_queue_lifetime"`
 	DelayWarning             Duration  `toml:"delay_warning"` // delay notice (DSN Action: delayed) after this long; 0 = none
@@ -103,6 +108,55 @@ type Delivery struct {
 	ResolverDNSSEC           bool      `toml:"resolver_dnssec"` // trust the AD bit for DANE (RFC 7672); loopback resolver only
 	Routes                   []Route   `toml:"route"`
 	Smarthost                Smarthost `toml:"smarthost"`
+	// TLSPolicies are the per-destination TLS policies (issue 14): the
+	// first source in the precedence, before routes, DANE, MTA-STS and
+	// delivery.tls.
+	TLSPolicies []TLSPolicy `toml:"tls_policy"`
+	CAFile      string      `toml:"ca_file"` // PEM roots added to the system's, for verify, DANE-less PKIX and MTA-STS fetches; "" = system roots only
+	MTASTS      bool        `toml:"mta_sts"` // look up and honour MTA-STS policies (RFC 8461)
+
+	// CAPEM is read from CAFile at load (never decoded from TOML).
+	CAPEM []byte `toml:"-" reload:"ca_file"`
+}
+
+// TLSPolicy is one [[delivery.tls_policy]] entry: the TLS mode for mail
+// to one recipient domain (exact match).
+type TLSPolicy struct {
+	Domain string `toml:"domain"`
+	Mode   string `toml:"mode"`
+}
+
+// TLSModes is the one value set of outbound TLS modes (delivery.tls,
+// tls_policy, routes, smarthost), with the pre-issue-14 aliases.
+var TLSModes = []string{"none", "may", "encrypt", "verify", "dane", "mta-sts", "opportunistic", "require"}
+
+// CanonicalTLSMode maps the aliases opportunistic and require onto may
+// and encrypt.
+func CanonicalTLSMode(m string) string {
+	switch m {
+	case "opportunistic":
+		return "may"
+	case "require":
+		return "encrypt"
+	}
+	return m
+}
+
+// RootCAs is the pool outbound TLS verifies against: the system roots
+// plus delivery.ca_file's certificates; nil when ca_file is not set (the
+// system roots alone).
+func (d Delivery) RootCAs() (*x509.CertPool, error) {
+	if len(d.CAPEM) == 0 {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(d.CAPEM) {
+		return nil, fmt.Errorf("no PEM certificate in %s", d.CAFile)
+	}
+	return pool, nil
 }
 
 // Route sends one recipient domain (exact match) to a fixed host.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -19,7 +20,7 @@ import (
 var (
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
-	tlsModes   = []string{"none", "opportunistic", "require"}
+	tlsModes   = TLSModes
 	groupBys   = []string{"domain", "mx"}
 	authModes  = []string{"off", "warn", "enforce"}
 	// ruleClasses mirrors the policy.Class values an operator may force;
@@ -420,6 +421,46 @@ func (c *Config) validateDelivery(ck *checker) {
 	}
 	if sh.Host == "" && (sh.Username != "" || sh.PasswordFile != "") {
 		ck.add("delivery.smarthost.host", "required when username or password_file is set")
+	}
+	ck.tlsPolicies(d)
+}
+
+// tlsPolicies checks [[delivery.tls_policy]], delivery.ca_file and the
+// modes that need MTA-STS (issue 14).
+func (ck *checker) tlsPolicies(d Delivery) {
+	seen := map[string]bool{}
+	for i, p := range d.TLSPolicies {
+		k := idx("delivery.tls_policy", i)
+		ck.domain(k+".domain", p.Domain)
+		dom := strings.TrimSuffix(strings.ToLower(p.Domain), ".")
+		if seen[dom] {
+			ck.add(k+".domain", "duplicate tls_policy for %q", p.Domain)
+		}
+		seen[dom] = true
+		ck.enum(k+".mode", p.Mode, tlsModes)
+		if p.Mode == "mta-sts" && !d.MTASTS {
+			ck.add(k+".mode", "mta-sts needs delivery.mta_sts = true")
+		}
+	}
+	if d.TLS == "mta-sts" && !d.MTASTS {
+		ck.add("delivery.tls", "mta-sts needs delivery.mta_sts = true")
+	}
+	for i, r := range d.Routes {
+		if r.TLS == "mta-sts" && !d.MTASTS {
+			ck.add(idx("delivery.route", i)+".tls", "mta-sts needs delivery.mta_sts = true")
+		}
+	}
+	if d.Smarthost.TLS == "mta-sts" && !d.MTASTS {
+		ck.add("delivery.smarthost.tls", "mta-sts needs delivery.mta_sts = true")
+	}
+	if d.CAFile != "" {
+		b, err := os.ReadFile(d.CAFile)
+		switch {
+		case err != nil:
+			ck.add("delivery.ca_file", "%v", err)
+		case !x509.NewCertPool().AppendCertsFromPEM(b):
+			ck.add("delivery.ca_file", "no PEM certificate in %s", d.CAFile)
+		}
 	}
 }
 

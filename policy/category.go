@@ -67,7 +67,7 @@ func CategoryOf(r reply.Reply, v Verdict) Category {
 	if r.Err != nil && r.Code == 0 {
 		var dnsErr *net.DNSError
 		switch {
-		case v.Rule == "network:tls":
+		case v.Rule == "network:tls" || v.Class == ClassTLSPolicy:
 			return CatTLS
 		case errors.As(r.Err, &dnsErr):
 			return CatDNS

@@ -17,5 +17,11 @@ const (
 	ClassGreylist      Class = "greylist"
 	ClassRecipientTemp Class = "recipient-temp"
 	ClassAuthFix       Class = "auth-fix"
-	ClassPermanent     Class = "permanent"
+	// ClassTLSPolicy: the next hop does not meet the TLS policy in force
+	// (see reply.ErrTLSPolicy; issue 14, superseding design §4 on TLS
+	// failures). Every recipient there would fail the same way, so the
+	// destination pauses as for unavailable; it is never a throttle (the
+	// limits are untouched) and never a downgrade to plaintext.
+	ClassTLSPolicy Class = "tls-policy"
+	ClassPermanent Class = "permanent"
 )

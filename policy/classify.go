@@ -51,6 +51,10 @@ func (p *Policy) classify(r reply.Reply) Verdict {
 		if errors.Is(r.Err, reply.ErrProtocol) {
 			return protocolVerdict(r)
 		}
+		if errors.Is(r.Err, reply.ErrTLSPolicy) {
+			return Verdict{Class: ClassTLSPolicy, Rule: "tls-policy",
+				Reason: "The next hop does not meet the TLS policy in force (tls_policy, route, smarthost, DANE, MTA-STS or delivery.tls); nothing is sent in the clear: the destination is paused and probed later."}
+		}
 		return classifyError(r)
 	}
 	if r.Code >= 200 && r.Code < 400 && (r.Stage != reply.StageDataEnd || r.Code >= 300) {

@@ -68,7 +68,7 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 	// RFC 5321 §3.8: with 421 the server closes the channel.
 	dec.EndSession = o.Reply.Code == 421 || (o.Reply.Err != nil && o.Reply.Code == 0)
 	switch v.Class {
-	case ClassThrottle, ClassSuspend, ClassUnavailable:
+	case ClassThrottle, ClassSuspend, ClassUnavailable, ClassTLSPolicy:
 	default:
 		// Any answer but a refusal of the destination shows it is up: a
 		// probe that gets one reopens the destination.
@@ -126,6 +126,14 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 		dec.EndSession = true
 		p.onUnavailable(d, v, now)
 		dec.RetryAt = p.afterPause(d, now)
+	case ClassTLSPolicy:
+		// Every recipient at this destination would meet the same
+		// policy failure: pause it with the unavailable backoff (no
+		// throttle, no cut) and say so, once per attempt, in the log.
+		dec.EndSession = true
+		p.onUnavailable(d, v, now)
+		dec.RetryAt = p.afterPause(d, now)
+		p.log.Warn("policy: TLS policy failure: destination paused", "dest", name, "retry_at", dec.RetryAt, "reply", o.Reply.String())
 	case ClassReconnect:
 		dec.EndSession = true
 		if v.Rule != "builtin:http-421" {

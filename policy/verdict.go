@@ -36,7 +36,7 @@ type Rule struct {
 func validClass(c Class) bool {
 	switch c {
 	case ClassSuccess, ClassThrottle, ClassSuspend, ClassUnavailable, ClassReconnect, ClassProtocol,
-		ClassGreylist, ClassRecipientTemp, ClassAuthFix, ClassPermanent:
+		ClassGreylist, ClassRecipientTemp, ClassAuthFix, ClassTLSPolicy, ClassPermanent:
 		return true
 	}
 	return false

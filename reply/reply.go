@@ -46,6 +46,15 @@ type Reply struct {
 // reads it as ClassProtocol.
 var ErrProtocol = errors.New("SMTP protocol error")
 
+// ErrTLSPolicy marks a Reply.Err for a next hop that does not meet the
+// TLS policy in force for it (a [[delivery.tls_policy]] entry, a route's
+// or the smarthost's mode, DANE, MTA-STS or delivery.tls; issue 14): no
+// STARTTLS where encryption is required, a failed handshake, a
+// certificate that does not verify, an MX host outside an enforced
+// MTA-STS policy. Classify reads it as ClassTLSPolicy: the destination
+// pauses, it is never a throttle, and nothing is sent in the clear.
+var ErrTLSPolicy = errors.New("TLS policy not met")
+
 // String renders the reply the way it appears in logs and DSNs.
 func (r Reply) String() string {
 	if r.Err != nil && r.Code == 0 {

@@ -52,7 +52,7 @@ func (o *Client) Dial(ctx context.Context, domain string) (*Session, *reply.Repl
 			r := netReply(reply.StageConnect, err)
 			return nil, &r
 		}
-		s, rep := o.dialHop(ctx, h)
+		s, rep := o.dialHop(ctx, domain, h)
 		if s != nil {
 			s.domain = domain
 			s.nextHop, _ = o.nextHopKey(ctx, domain)
@@ -69,6 +69,11 @@ func (o *Client) Dial(ctx context.Context, domain string) (*Session, *reply.Repl
 }
 
 func tryNext(r *reply.Reply) bool {
+	if errors.Is(r.Err, reply.ErrTLSPolicy) {
+		// This host fails the policy; another MX may meet it (RFC
+		// 8461 §4.1, RFC 7672 §2.2).
+		return true
+	}
 	switch r.Stage {
 	case reply.StageConnect:
 		return true
@@ -78,21 +83,38 @@ func tryNext(r *reply.Reply) bool {
 	return false
 }
 
-// dialHop opens one session, falling back to plaintext on a fresh
-// connection when an opportunistic handshake fails (RFC 7435 §4 prefers
-// cleartext delivery to none).
-func (o *Client) dialHop(ctx context.Context, h Hop) (*Session, *reply.Reply) {
-	tryTLS := h.TLS != TLSNone
-	if h.TLS == TLSOpportunistic && o.tlsFailedRecently(h.Addr) {
-		tryTLS = false
+// dialHop opens one session under the hop's TLS requirement (see
+// requirement). Only under may, or under a policy in testing mode, does
+// a failed handshake fall back to plaintext, on a fresh connection (RFC
+// 7435 §4 prefers cleartext delivery to none; RFC 8461 §5 delivers
+// anyway in testing mode); every other TLS failure is a tls-policy
+// failure (reply.ErrTLSPolicy): never a silent downgrade.
+func (o *Client) dialHop(ctx context.Context, domain string, h Hop) (*Session, *reply.Reply) {
+	req, err := o.requirement(ctx, domain, h)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			r := netReply(reply.StageConnect, err)
+			return nil, &r
+		}
+		o.log.Warn("relay: TLS policy: next hop not used", "domain", domain, "host", h.Host, "addr", h.Addr.String(), "err", err)
+		o.opt.TLSResults.Failure(domain, "no-policy-found", ResultValidationFailure)
+		return nil, policyError(reply.StageConnect, h, err)
 	}
-	s, rep, hsFailed := o.open(ctx, h, tryTLS)
+	fallback := req.Mode == TLSMay || req.ReportOnly
+	tryTLS := req.Mode != TLSNone
+	if fallback && o.tlsFailedRecently(h.Addr) {
+		tryTLS = false
+		if req.ReportOnly {
+			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, ResultValidationFailure)
+		}
+	}
+	s, rep, hsFailed := o.open(ctx, h, req, tryTLS)
 	if hsFailed {
 		o.noteTLS(h.Addr, true, true)
-		if h.TLS == TLSOpportunistic {
+		if fallback {
 			o.log.Warn("relay: STARTTLS handshake failed, retrying in plaintext",
-				"host", h.Host, "addr", h.Addr.String(), "err", rep.Err)
-			s, rep, _ = o.open(ctx, h, false)
+				"host", h.Host, "addr", h.Addr.String(), "tls_source", req.Source, "err", rep.Err)
+			s, rep, _ = o.open(ctx, h, req, false)
 		}
 	}
 	return s, rep
@@ -100,7 +122,7 @@ func (o *Client) dialHop(ctx context.Context, h Hop) (*Session, *reply.Reply) {
 
 // open runs connect, greeting, EHLO, STARTTLS and AUTH. hsFailed reports a
 // TLS handshake failure after the server agreed to STARTTLS.
-func (o *Client) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep *reply.Reply, hsFailed bool) {
+func (o *Client) open(ctx context.Context, h Hop, req TLSRequirement, tryTLS bool) (s *Session, rep *reply.Reply, hsFailed bool) {
 	dctx, cancel := context.WithTimeout(ctx, o.opt.DialTimeout)
 	conn, err := o.opt.Dialer(o.localAddr(h.Addr.Addr())).DialContext(dctx, "tcp", h.Addr.String())
 	cancel()
@@ -108,7 +130,7 @@ func (o *Client) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep 
 		r := netReply(reply.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
 		return nil, &r, false
 	}
-	sess := &Session{o: o, hop: h, raw: conn, w: newWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
+	sess := &Session{o: o, hop: h, req: req, raw: conn, w: newWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
 	sess.w.ctx = ctx
 	stop := context.AfterFunc(ctx, sess.interrupt)
 	defer func() {
@@ -144,6 +166,7 @@ func (o *Client) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep 
 	if r, ok := s.hello(); !ok {
 		return fail(r)
 	}
+	required := req.Mode != TLSNone && req.Mode != TLSMay && !req.ReportOnly
 	if tryTLS {
 		_, offered := s.ext["STARTTLS"]
 		o.noteTLS(h.Addr, offered, false)
@@ -153,16 +176,26 @@ func (o *Client) open(ctx context.Context, h Hop, tryTLS bool) (s *Session, rep 
 			if hs {
 				s.usable = false
 				s.Close()
+				if required && !errors.Is(r.Err, reply.ErrTLSPolicy) {
+					r.Err = fmt.Errorf("%w: %w", reply.ErrTLSPolicy, r.Err)
+				}
 				return nil, &r, true
 			}
-			if !ok && (h.TLS == TLSRequire || r.Err != nil || r.Code == 421) {
+			if !ok && (required || r.Err != nil || r.Code == 421) {
 				return fail(r)
 			}
-			// Opportunistic and refused: carry on in plaintext on this
-			// connection, still in the pre-STARTTLS state (RFC 3207 §4).
-		case h.TLS == TLSRequire:
-			return fail(reply.Reply{Stage: reply.StageSTARTTLS,
-				Err: fmt.Errorf("%w: %s[%s]", errNoTLS, h.Host, h.Addr.Addr())})
+			// may (or testing) and refused: carry on in plaintext on
+			// this connection, still in the pre-STARTTLS state (RFC
+			// 3207 §4).
+		case required:
+			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, ResultSTARTTLSNotSupported)
+			o.log.Warn("relay: TLS policy: STARTTLS not offered", "host", h.Host, "addr", h.Addr.String(), "tls_mode", req.Mode, "tls_source", req.Source)
+			return fail(*policyError(reply.StageSTARTTLS, h, fmt.Errorf("%w (%s from %s)", errNoTLS, req.Mode, req.Source)))
+		case req.ReportOnly:
+			// RFC 8461 §5: a policy in testing mode reports the
+			// failure and delivers anyway.
+			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, ResultSTARTTLSNotSupported)
+			o.log.Warn("relay: TLS policy (testing, delivering anyway): STARTTLS not offered", "host", h.Host, "addr", h.Addr.String(), "tls_source", req.Source)
 		}
 	}
 	if h.Auth {
@@ -221,17 +254,18 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 	default:
 		return s.unexpected(reply.StageSTARTTLS, resp, "220"), false, false
 	}
-	cfg := s.o.tlsConfig(s.hop)
-	tc := tls.Client(s.raw, cfg)
+	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop, s.req))
 	if err := s.w.deadline(s.o.opt.CommandTimeout); err != nil {
 		return s.netReply(reply.StageSTARTTLS, err), false, false
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
+		s.o.opt.TLSResults.Failure(s.req.PolicyDomain, s.req.PolicyType, resultType(err))
 		return s.netReply(reply.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
 	}
-	// The handshake checked the peer's certificate (it would have failed
-	// otherwise) unless the config skipped verification.
-	s.verified = !cfg.InsecureSkipVerify
+	if s.req.Mode == TLSVerify && !s.req.ReportOnly {
+		s.verified = true
+	}
+	s.o.opt.TLSResults.Success(s.req.PolicyDomain, s.req.PolicyType)
 	s.w = newWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
 	s.w.ctx = ctx
 	s.tls = true
@@ -265,22 +299,40 @@ func (s *Session) auth() (reply.Reply, bool) {
 	}
 }
 
-// tlsConfig derives the client config for one hop. Opportunistic TLS does
-// not verify the certificate (RFC 7435 §4: encryption without
-// authentication beats cleartext); require does, unless the base config
-// says otherwise.
-func (o *Client) tlsConfig(h Hop) *tls.Config {
+// tlsConfig derives the client config for one hop. crypto/tls's own
+// verification is off: verifyPeer does it in VerifyConnection, by the
+// requirement (PKIX for the name, DANE's Verify, or none under may and
+// encrypt: RFC 7435 §4, encryption without authentication beats
+// cleartext). Under a policy in testing mode a verification failure is
+// logged and recorded, and the handshake goes on (RFC 8461 §5).
+func (o *Client) tlsConfig(h Hop, req TLSRequirement) *tls.Config {
 	var cfg *tls.Config
 	if o.opt.TLSConfig != nil {
 		cfg = o.opt.TLSConfig.Clone()
 	} else {
 		cfg = &tls.Config{}
 	}
-	if cfg.ServerName == "" {
+	if req.ServerName != "" {
+		cfg.ServerName = req.ServerName
+	} else if cfg.ServerName == "" {
 		cfg.ServerName = h.Host
 	}
-	if h.TLS == TLSOpportunistic {
-		cfg.InsecureSkipVerify = true
+	name := cfg.ServerName
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		err := o.verifyPeer(req, name, cs)
+		if err == nil {
+			return nil
+		}
+		if req.ReportOnly {
+			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, resultType(err))
+			o.log.Warn("relay: TLS policy (testing, delivering anyway): certificate does not verify",
+				"host", h.Host, "addr", h.Addr.String(), "tls_source", req.Source, "err", err)
+			return nil
+		}
+		o.log.Warn("relay: TLS policy: certificate does not verify", "host", h.Host, "addr", h.Addr.String(),
+			"tls_mode", req.Mode, "tls_source", req.Source, "err", err)
+		return fmt.Errorf("%w: %w", reply.ErrTLSPolicy, err)
 	}
 	return cfg
 }

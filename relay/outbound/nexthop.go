@@ -20,7 +20,8 @@ import (
 type Hop struct {
 	Host string         // MX, route or smarthost host name: TLS server name and mail log
 	Addr netip.AddrPort // where to connect
-	TLS  string         // effective TLS mode
+	TLS  string         // route or smarthost: its TLS mode; MX: delivery.tls (see requirement)
+	Via  string         // "route", "smarthost" or "" (an MX host)
 	Auth bool           // smarthost AUTH PLAIN with the configured credentials
 }
 
@@ -94,10 +95,10 @@ func mxError(domain string, a resolver.MXAnswer, err error) error {
 func (o *Client) NextHops(ctx context.Context, domain string) ([]Hop, error) {
 	domain = normDomain(domain)
 	if r, ok := o.opt.Routes[domain]; ok {
-		return o.fixedHops(ctx, domain, r.Host, r.TLS, false)
+		return o.fixedHops(ctx, domain, r.Host, r.TLS, "route", false)
 	}
 	if sh := o.opt.Smarthost; sh != nil {
-		return o.fixedHops(ctx, domain, sh.Host, sh.TLS, sh.Username != "")
+		return o.fixedHops(ctx, domain, sh.Host, sh.TLS, "smarthost", sh.Username != "")
 	}
 	a, err := o.opt.Resolver.MX(ctx, domain)
 	if err := mxError(domain, a, err); err != nil {
@@ -195,7 +196,7 @@ func (o *Client) nextHopKey(ctx context.Context, domain string) (string, error) 
 	return b.String(), nil
 }
 
-func (o *Client) fixedHops(ctx context.Context, domain, hostport, tlsMode string, auth bool) ([]Hop, error) {
+func (o *Client) fixedHops(ctx context.Context, domain, hostport, tlsMode, via string, auth bool) ([]Hop, error) {
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return nil, &HopError{Reply: reply.Reply{Stage: reply.StageConnect, Err: fmt.Errorf("relay: next hop %q: %w", hostport, err)}}
@@ -211,7 +212,7 @@ func (o *Client) fixedHops(ctx context.Context, domain, hostport, tlsMode string
 	}
 	hops := make([]Hop, 0, len(addrs))
 	for _, a := range addrs {
-		hops = append(hops, Hop{Host: host, Addr: netip.AddrPortFrom(a, uint16(port)), TLS: tlsMode, Auth: auth})
+		hops = append(hops, Hop{Host: host, Addr: netip.AddrPortFrom(a, uint16(port)), TLS: tlsMode, Via: via, Auth: auth})
 	}
 	return hops, nil
 }

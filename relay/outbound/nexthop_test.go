@@ -36,8 +36,9 @@ func testResolver() *fakeResolver {
 func TestNextHops(t *testing.T) {
 	t.Parallel()
 	hop := func(h, a, mode string, auth bool) Hop {
-		return Hop{Host: h, Addr: netip.MustParseAddrPort(a), TLS: mode, Auth: auth}
+		return Hop{Host: h, Addr: netip.MustParseAddrPort(a), TLS: CanonicalTLSMode(mode), Auth: auth}
 	}
+	via := func(v string, h Hop) Hop { h.Via = v; return h }
 	tests := []struct {
 		name      string
 		smarthost bool
@@ -45,9 +46,9 @@ func TestNextHops(t *testing.T) {
 		want      []Hop
 		wantRep   *reply.Reply // Err is only checked for presence
 	}{
-		{name: "route", domain: "Routed.TEST", want: []Hop{hop("127.0.0.1", "127.0.0.1:2601", "none", false)}},
-		{name: "route wins over smarthost", smarthost: true, domain: "routed.test", want: []Hop{hop("127.0.0.1", "127.0.0.1:2601", "none", false)}},
-		{name: "smarthost", smarthost: true, domain: "mx.test", want: []Hop{hop("smart.test", "192.0.2.7:587", "require", true)}},
+		{name: "route", domain: "Routed.TEST", want: []Hop{via("route", hop("127.0.0.1", "127.0.0.1:2601", "none", false))}},
+		{name: "route wins over smarthost", smarthost: true, domain: "routed.test", want: []Hop{via("route", hop("127.0.0.1", "127.0.0.1:2601", "none", false))}},
+		{name: "smarthost", smarthost: true, domain: "mx.test", want: []Hop{via("smarthost", hop("smart.test", "192.0.2.7:587", "require", true))}},
 		{name: "MX preference order", domain: "mx.test", want: []Hop{
 			hop("a.mx.test", "192.0.2.1:2525", "opportunistic", false),
 			hop("b.mx.test", "192.0.2.2:2525", "opportunistic", false),

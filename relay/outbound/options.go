@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"crypto/tls"
 	"strings"
 	"time"
 
@@ -32,6 +33,16 @@ func OptionsFrom(cfg *config.Config) Options {
 	}
 	for _, r := range dl.Routes {
 		o.Routes[strings.ToLower(r.Domain)] = Route{Host: r.Host, TLS: r.TLS}
+	}
+	if len(dl.TLSPolicies) > 0 {
+		o.TLSPolicies = make(map[string]string, len(dl.TLSPolicies))
+		for _, p := range dl.TLSPolicies {
+			o.TLSPolicies[p.Domain] = p.Mode
+		}
+	}
+	// Validated at load: a ca_file that does not parse never gets here.
+	if pool, err := dl.RootCAs(); err == nil && pool != nil {
+		o.TLSConfig = &tls.Config{RootCAs: pool}
 	}
 	if dl.Smarthost.Host != "" {
 		o.Smarthost = &Smarthost{Host: dl.Smarthost.Host, Username: dl.Smarthost.Username, Password: dl.Smarthost.Password, TLS: dl.Smarthost.TLS}

@@ -21,13 +21,6 @@ import (
 	"sluice/internal/lru"
 )
 
-// TLS modes for outbound connections.
-const (
-	TLSNone          = "none"
-	TLSOpportunistic = "opportunistic"
-	TLSRequire       = "require"
-)
-
 // Route sends mail for one recipient domain to a fixed host.
 type Route struct {
 	Host string // host:port
@@ -46,7 +39,7 @@ type Smarthost struct {
 // zero port, timeout or TLS mode. Only the seams have nil fallbacks.
 type Options struct {
 	Hostname    string           // every EHLO carries it, before and after STARTTLS
-	TLS         string           // "none" | "opportunistic" | "require"
+	TLS         string           // delivery.tls: none | may | encrypt | verify | dane | mta-sts (or an alias)
 	Routes      map[string]Route // exact recipient-domain match (lower case)
 	Smarthost   *Smarthost       // used when no route matches
 	OutboundIPs []netip.Addr     // local addresses to bind (first of the right family); empty = any
@@ -58,7 +51,13 @@ type Options struct {
 
 	Resolver  Resolver                      // required: the daemon's, shared with auth
 	Dialer    func(local netip.Addr) Dialer // default: *net.Dialer bound to local
-	TLSConfig *tls.Config                   // base client config (RootCAs for tests)
+	TLSConfig *tls.Config                   // base client config: RootCAs = system roots + delivery.ca_file
+
+	// TLS policy (issue 14; see requirement for the precedence).
+	TLSPolicies map[string]string // [[delivery.tls_policy]]: lower-case domain -> mode
+	DANE        TLSSource         // nil = no DANE (the dane package plugs in here)
+	MTASTS      TLSSource         // nil = no MTA-STS (package mtasts)
+	TLSResults  *TLSResults       // outcomes per policy domain (TLS-RPT material); nil = not recorded
 
 	LocalAddrs  []netip.AddrPort // our own listeners: a next hop resolving to one of them is a loop
 	TLSCacheTTL time.Duration    // how long a server's STARTTLS behaviour is remembered: DefaultTLSCacheTTL from OptionsFrom
@@ -90,6 +89,7 @@ func New(o Options) (*Client, error) {
 	// Nothing is filled in: the defaults live in the config layer
 	// (OptionsFrom), which also resolves a route's or the
 	// smarthost's "" TLS mode to delivery.tls.
+	o.TLS = CanonicalTLSMode(o.TLS)
 	if err := checkTLSMode(o.TLS); err != nil {
 		return nil, fmt.Errorf("relay: outbound tls: %w", err)
 	}
@@ -98,17 +98,28 @@ func New(o Options) (*Client, error) {
 		if _, _, err := net.SplitHostPort(r.Host); err != nil {
 			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
 		}
+		r.TLS = CanonicalTLSMode(r.TLS)
 		if err := checkTLSMode(r.TLS); err != nil {
 			return nil, fmt.Errorf("relay: route for %s: %w", d, err)
 		}
 		routes[strings.ToLower(d)] = r
 	}
 	o.Routes = routes
+	policies := make(map[string]string, len(o.TLSPolicies))
+	for d, m := range o.TLSPolicies {
+		m = CanonicalTLSMode(m)
+		if err := checkTLSMode(m); err != nil {
+			return nil, fmt.Errorf("relay: tls_policy for %s: %w", d, err)
+		}
+		policies[normDomain(d)] = m
+	}
+	o.TLSPolicies = policies
 	if o.Smarthost != nil {
 		sh := *o.Smarthost
 		if _, _, err := net.SplitHostPort(sh.Host); err != nil {
 			return nil, fmt.Errorf("relay: smarthost: %w", err)
 		}
+		sh.TLS = CanonicalTLSMode(sh.TLS)
 		if err := checkTLSMode(sh.TLS); err != nil {
 			return nil, fmt.Errorf("relay: smarthost: %w", err)
 		}
@@ -150,10 +161,10 @@ func New(o Options) (*Client, error) {
 
 func checkTLSMode(m string) error {
 	switch m {
-	case TLSNone, TLSOpportunistic, TLSRequire:
+	case TLSNone, TLSMay, TLSEncrypt, TLSVerify, TLSDANE, TLSMTASTS:
 		return nil
 	}
-	return fmt.Errorf("unknown TLS mode %q (want none, opportunistic or require)", m)
+	return fmt.Errorf("unknown TLS mode %q (want none, may, encrypt, verify, dane or mta-sts)", m)
 }
 
 // localAddr picks the first configured outbound IP of the same family as

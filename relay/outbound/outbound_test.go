@@ -59,7 +59,11 @@ func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
 	}{
 		{name: "opportunistic, unverified cert", mode: TLSOpportunistic, wantTLS: true},
 		{name: "require, trusted cert", mode: TLSRequire, roots: true, wantTLS: true},
-		{name: "require, untrusted cert", mode: TLSRequire, wantErr: true},
+		// require is an alias of encrypt (issue 14): TLS without
+		// verification; verify is the mode that checks the certificate.
+		{name: "require, untrusted cert", mode: TLSRequire, wantTLS: true},
+		{name: "verify, trusted cert", mode: TLSVerify, roots: true, wantTLS: true},
+		{name: "verify, untrusted cert", mode: TLSVerify, wantErr: true},
 		{name: "none never starts TLS", mode: TLSNone},
 	}
 	for _, tt := range tests {
@@ -73,8 +77,11 @@ func TestDialEHLOHostnameAroundSTARTTLS(t *testing.T) {
 			})
 			s, rep := ob.Dial(context.Background(), "dest.test")
 			if tt.wantErr {
-				if rep == nil || rep.Stage != reply.StageSTARTTLS || rep.Err == nil {
-					t.Fatalf("reply = %v, want a STARTTLS failure", rep)
+				if rep == nil || rep.Stage != reply.StageSTARTTLS || !errors.Is(rep.Err, reply.ErrTLSPolicy) {
+					if rep == nil {
+						s.Close()
+					}
+					t.Fatalf("reply = %v, want a STARTTLS tls-policy failure", rep)
 				}
 				if rec.count() != 1 {
 					t.Errorf("dials = %d: require must not fall back to plaintext", rec.count())

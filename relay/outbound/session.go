@@ -38,17 +38,16 @@ type Delivery struct {
 // Session is one SMTP connection to a next hop; not safe for concurrent
 // use. It can carry several transactions in a row.
 type Session struct {
-	o       *Client
-	hop     Hop
-	domain  string   // the recipient domain it was opened for
-	nextHop string   // nextHopKey of domain: "" when unknown
-	raw     net.Conn // the TCP conn, also under TLS: deadlines and interrupts go here
-	w       *wire
-	ext     map[string]string
-	tls     bool
-	// verified: TLS whose peer passed certificate verification (RFC
-	// 8689 §4.2.1 item 2; what REQUIRETLS mail needs).
-	verified bool
+	o        *Client
+	hop      Hop
+	req      TLSRequirement // the TLS policy the session was opened under
+	domain   string         // the recipient domain it was opened for
+	nextHop  string         // nextHopKey of domain: "" when unknown
+	raw      net.Conn       // the TCP conn, also under TLS: deadlines and interrupts go here
+	w        *wire
+	ext      map[string]string
+	tls      bool
+	verified bool // TLS whose peer passed req's verification (verify, DANE, enforced MTA-STS; RFC 8689 §4.2.1 item 2: what REQUIRETLS mail needs)
 	usable   bool
 	closed   bool
 	sent     int
@@ -108,8 +107,19 @@ func (s *Session) SameNextHop(ctx context.Context, domain string) bool {
 		return false
 	}
 	k, err := s.o.nextHopKey(ctx, domain)
-	return err == nil && k == s.nextHop
+	if err != nil || k != s.nextHop {
+		return false
+	}
+	// The same hosts, but domain's own TLS policy (a tls_policy entry,
+	// an MTA-STS policy) must be the one this session was opened
+	// under: a stricter policy never rides a laxer session.
+	req, err := s.o.requirement(ctx, domain, s.hop)
+	return err == nil && sameRequirement(s.req, req)
 }
+
+// TLSPolicy is the TLS requirement the session was opened under and
+// whether its peer passed that requirement's verification.
+func (s *Session) TLSPolicy() (req TLSRequirement, verified bool) { return s.req, s.verified }
 
 // Sent is the number of transactions completed (final 2xx) on this session.
 func (s *Session) Sent() int { return s.sent }
