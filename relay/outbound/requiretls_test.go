@@ -21,9 +21,10 @@ func TestREQUIRETLS(t *testing.T) {
 		offer    bool // and it offers REQUIRETLS
 		enhanced string
 	}{
-		{"verified, offered", TLSRequire, true, true, true, ""},
-		{"verified, not offered", TLSRequire, true, true, false, "5.7.30"},
+		{"verified, offered", TLSVerify, true, true, true, ""},
+		{"verified, not offered", TLSVerify, true, true, false, "5.7.30"},
 		{"unverified TLS", TLSOpportunistic, true, false, true, "5.7.10"},
+		{"encrypt is not verified", TLSRequire, true, true, true, "5.7.10"},
 		{"plaintext", TLSOpportunistic, false, false, true, "5.7.10"},
 	}
 	for _, tt := range tests {
