@@ -77,6 +77,8 @@ type Options struct {
 	MailboxText   string // default DefaultMailboxText
 
 	STARTTLS    bool          // offer STARTTLS with a self-signed certificate made at Start
+	TLSConfig   *tls.Config   // with STARTTLS: serve this config (certificate) instead
+	REQUIRETLS  bool          // offer REQUIRETLS (RFC 8689) after STARTTLS, and accept the MAIL parameter
 	NoSMTPUTF8  bool          // do not offer SMTPUTF8 (RFC 6531), like many receivers still
 	No8BitMIME  bool          // do not offer 8BITMIME (RFC 6152): a "7-bit" peer
 	KeepBodies  bool          // keep raw (dot-unstuffed) bodies for Received
@@ -184,7 +186,9 @@ func Start(o Options) (*Server, error) {
 	if s.m, err = NewModel(o, s.now()); err != nil {
 		return nil, err
 	}
-	if o.STARTTLS {
+	if o.STARTTLS && o.TLSConfig != nil {
+		s.tlsConf = o.TLSConfig
+	} else if o.STARTTLS {
 		// The certificate is checked by real TLS stacks against the real
 		// time, so it is dated by the wall clock, not by Options.Now.
 		// Receiving MXs on the Internet often present certificates that

@@ -187,6 +187,9 @@ func (ss *session) hello(ehlo bool, name string) {
 	if ss.s.tlsConf != nil && !ss.tls {
 		lines = append(lines, "STARTTLS")
 	}
+	if ss.s.o.REQUIRETLS && ss.tls {
+		lines = append(lines, "REQUIRETLS") // RFC 8689 §4.1: over TLS only
+	}
 	ss.send(Reply{250, lines})
 }
 
@@ -231,6 +234,17 @@ func (ss *session) mail(arg string) {
 	if !ok {
 		ss.send(replySyntax)
 		return
+	}
+	requireTLS := false
+	for _, p := range strings.Fields(arg)[1:] {
+		requireTLS = requireTLS || strings.EqualFold(p, "REQUIRETLS")
+	}
+	if requireTLS && !(ss.s.o.REQUIRETLS && ss.tls) {
+		ss.send(Reply{555, []string{"5.5.4 REQUIRETLS not offered"}})
+		return
+	}
+	if requireTLS {
+		ss.s.m.count(func(st *Stats) { st.RequireTLSMails++ })
 	}
 	if rep, ok := ss.s.m.script(StageMail, from); ok {
 		ss.sendScripted(rep)

@@ -21,6 +21,7 @@ type Stats struct {
 	GreylistReplies int `json:"greylist_replies"` // RCPT refused by greylisting
 	ScriptedReplies int `json:"scripted_replies"` // replies sent by a Script rule
 	ExtraReplies    int `json:"extra_replies"`    // unrequested replies sent after a scripted one (Rule.Extra)
+	RequireTLSMails int `json:"requiretls_mails"` // MAIL commands with REQUIRETLS (RFC 8689) over TLS
 
 	Delivered       int `json:"delivered"`         // messages accepted at end of DATA
 	DeliveredRcpts  int `json:"delivered_rcpts"`   // recipients of those messages
