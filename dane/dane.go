@@ -7,7 +7,9 @@
 //     delivery.resolver_dnssec, which the config layer accepts only for a
 //     resolver on loopback: RFC 7672 §2.1.3, the AD bit is only as good as
 //     the path to the validating resolver).
-//   - DANE applies to a host only when its address records are secure,
+//   - DANE applies to an MX host only when the domain's MX RRset is
+//     secure (RFC 7672 §2.2.1, LookupMX), and to a host only when its
+//     address records are secure,
 //     CNAME chain included (RFC 7672 §2.2.2, §2.2.3): an MX host name
 //     reached through an insecure CNAME gets no TLSA lookup at all.
 //   - A secure TLSA RRset with a usable record makes authenticated TLS
@@ -211,6 +213,26 @@ func Lookup(ctx context.Context, r Resolver, host string, port int, trustAD bool
 		return res, nil
 	}
 	return Result{}, nil
+}
+
+// LookupMX is Lookup for host as an MX host of domain (or domain itself,
+// when it has no MX records: RFC 5321 §5.1's implicit MX). DANE applies
+// only when the MX RRset is secure too (RFC 7672 §2.2.1): from an
+// insecure one an attacker could substitute MX hosts of his own, with
+// TLSA records of his own, so DANE would prove nothing (and RFC 8689
+// §4.2.1 item 1 asks the same of REQUIRETLS).
+func LookupMX(ctx context.Context, r Resolver, domain, host string, port int, trustAD bool) (Result, error) {
+	if !trustAD {
+		return Result{}, nil
+	}
+	mx, err := r.Lookup(ctx, domain, dns.TypeMX)
+	if err != nil {
+		return Result{}, fmt.Errorf("dane: MX of %s: %w", domain, err)
+	}
+	if !mx.AD {
+		return Result{}, nil
+	}
+	return Lookup(ctx, r, host, port, trustAD)
 }
 
 // ErrNoMatch is a server chain that matched none of the usable records.

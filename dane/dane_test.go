@@ -221,6 +221,8 @@ func TestLookup(t *testing.T) {
 		tlsaRR("_25._tcp.alias2.example.test.", ee),
 		"unsigned.example.test. 300 IN CNAME mx.example.test.",
 		"v6.example.test. 300 IN AAAA ::1",
+		"example.test. 300 IN MX 10 mx.example.test.",
+		"unsignedmx.test. 300 IN MX 10 mx.example.test.",
 		tlsaRR("_25._tcp.v6.example.test.", ee),
 	)
 	z.Fail("_25._tcp.broken.example.test", dns.RcodeServerFailure)
@@ -233,7 +235,7 @@ func TestLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed := newResolver(t, insecure{up, map[string]bool{"unsigned.example.test": true}})
+	signed := newResolver(t, insecure{up, map[string]bool{"unsigned.example.test": true, "unsignedmx.test": true}})
 	srvNoAD, err := dnstest.Start(dnstest.Options{Answerer: z})
 	if err != nil {
 		t.Fatal(err)
@@ -266,6 +268,16 @@ func TestLookup(t *testing.T) {
 		res, err := Lookup(context.Background(), tt.r, tt.host, Port, tt.trust)
 		if (err != nil) != tt.wantErr || res.Status != tt.status || res.Base != tt.base {
 			t.Errorf("%s: %v %q, err %v; want %v %q, error %v", tt.name, res.Status, res.Base, err, tt.status, tt.base, tt.wantErr)
+		}
+	}
+	// RFC 7672 §2.2.1: DANE for an MX host needs a secure MX RRset.
+	for _, tt := range []struct {
+		domain string
+		status Status
+	}{{"example.test", Authenticate}, {"unsignedmx.test", None}} {
+		res, err := LookupMX(context.Background(), signed, tt.domain, "mx.example.test", Port, true)
+		if err != nil || res.Status != tt.status {
+			t.Errorf("LookupMX %s: %v, %v; want %v", tt.domain, res.Status, err, tt.status)
 		}
 	}
 	// The names for DANE-TA checks behind a CNAME are both names.

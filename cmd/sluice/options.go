@@ -36,6 +36,12 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 func outboundOptions(cfg *config.Config, log *slog.Logger, res *resolver.Resolver) outbound.Options {
 	o := outbound.OptionsFrom(cfg)
 	o.Logger, o.Resolver = log, res
+	if cfg.Delivery.ResolverDNSSEC {
+		// DANE (RFC 7672) only where the AD bit can be trusted: the
+		// config layer accepts resolver_dnssec for a loopback resolver
+		// only.
+		o.DANE = &outbound.DANESource{Resolver: res}
+	}
 	return o
 }
 

@@ -1,0 +1,101 @@
+package outbound
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"sluice/internal/dnstest"
+	"sluice/internal/selfsigned"
+	"sluice/reply"
+	"sluice/resolver"
+)
+
+// TestDANESource (issue 14 item 3): DANE through Dial, against TLSA
+// records served with the AD bit: a matching record verifies the
+// session; a mismatched one is a tls-policy failure before any mail
+// command; an RRset of unusable records still forces TLS, unverified
+// (RFC 7672 §2.2); a TLSA lookup that fails makes the host unusable
+// (§2.1.1); no TLSA records, or no AD bit, leave delivery.tls in charge.
+func TestDANESource(t *testing.T) {
+	t.Parallel()
+	cert, err := selfsigned.New(time.Now(), "mx.dest.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := selfsigned.New(time.Now(), "mx.dest.test")
+	spki := func(c *selfsigned.Cert) string {
+		h := sha256.Sum256(c.Config.Certificates[0].Leaf.RawSubjectPublicKeyInfo)
+		return hex.EncodeToString(h[:])
+	}
+	tests := []struct {
+		name         string
+		tlsa         string // rdata; "" = none; "SERVFAIL"
+		ad           bool
+		wantVerified bool
+		wantTLS      bool
+		wantPolicy   bool // a tls-policy failure
+	}{
+		{"good 3 1 1", "3 1 1 " + spki(cert), true, true, true, false},
+		{"mismatched", "3 1 1 " + spki(other), true, false, false, true},
+		{"unusable only", "1 1 1 " + spki(cert), true, false, true, false},
+		{"lookup fails", "SERVFAIL", true, false, false, true},
+		{"no TLSA", "", true, false, true, false},
+		{"good but no AD", "3 1 1 " + spki(cert), false, false, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeMX(t, fakeCfg{tls: cert.Config, ext: []string{"REQUIRETLS"}})
+			port := f.addr.Port()
+			z := dnstest.NewZone("dest.test. 300 IN MX 10 mx.dest.test.", "mx.dest.test. 300 IN A 127.0.0.1")
+			owner := fmt.Sprintf("_%d._tcp.mx.dest.test", port)
+			switch tt.tlsa {
+			case "":
+			case "SERVFAIL":
+				z.Fail(owner, dns.RcodeServerFailure)
+			default:
+				z.Add(owner + ". 300 IN TLSA " + tt.tlsa)
+			}
+			res, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(z, tt.ad), Workers: 4, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(res.Close)
+			ob, _ := testClient(t, nil, "", func(o *Options) {
+				o.Resolver, o.Port, o.TLS = res, int(port), TLSMay
+				o.DANE = &DANESource{Resolver: res}
+			})
+			s, rep := ob.Dial(context.Background(), "dest.test")
+			if tt.wantPolicy {
+				if rep == nil || !errors.Is(rep.Err, reply.ErrTLSPolicy) {
+					t.Fatalf("Dial = %v, want a tls-policy failure", rep)
+				}
+				if f.countVerb("MAIL") != 0 {
+					t.Error("a mail command was sent")
+				}
+				return
+			}
+			if rep != nil {
+				t.Fatalf("Dial: %v", rep)
+			}
+			defer s.Close()
+			req, verified := s.TLSPolicy()
+			if s.TLS() != tt.wantTLS || verified != tt.wantVerified {
+				t.Fatalf("TLS %v verified %v (requirement %+v), want %v %v", s.TLS(), verified, req, tt.wantTLS, tt.wantVerified)
+			}
+			// A REQUIRETLS message goes exactly when DANE verified the hop.
+			d := testMsg("a@dest.test")
+			d.RequireTLS = true
+			if got := s.Send(context.Background(), d)[0]; (got.Code == 250) != tt.wantVerified {
+				t.Errorf("REQUIRETLS message: %v", got)
+			}
+		})
+	}
+}
