@@ -3,8 +3,12 @@ package outbound
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"sluice/internal/selfsigned"
 )
 
 // TestREQUIRETLS: a REQUIRETLS message goes only over verified TLS to a
@@ -72,5 +76,38 @@ func TestREQUIRETLS(t *testing.T) {
 				t.Errorf("plain message after the refusal: %v", got)
 			}
 		})
+	}
+}
+
+// TestREQUIRETLSNeedsDANEOrMTASTS (RFC 8689 §4.2.1 item 1): an MX host
+// taken from insecure DNS whose certificate verifies (tls_policy
+// verify) is not enough for a REQUIRETLS message; mail without the
+// requirement still goes.
+func TestREQUIRETLSNeedsDANEOrMTASTS(t *testing.T) {
+	t.Parallel()
+	cert, err := selfsigned.New(time.Now(), "mx.dest.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeMX(t, fakeCfg{tls: cert.Config, ext: []string{"REQUIRETLS"}})
+	ob, _ := testClient(t, nil, "", func(o *Options) {
+		o.Resolver = &fakeResolver{mx: map[string][]*net.MX{"dest.test": {{Host: "mx.dest.test", Pref: 10}}},
+			hosts: map[string][]string{"mx.dest.test": {"127.0.0.1"}}}
+		o.Port = int(f.addr.Port())
+		o.TLSPolicies = map[string]string{"dest.test": TLSVerify}
+		o.TLSConfig = &tls.Config{RootCAs: cert.Pool}
+	})
+	s := testDial(t, ob)
+	defer s.Close()
+	if _, verified := s.TLSPolicy(); !verified {
+		t.Fatal("the session is not verified")
+	}
+	d := testMsg("a@dest.test")
+	d.RequireTLS = true
+	if got := s.Send(context.Background(), d)[0]; got.Code != 550 || got.Enhanced != "5.7.10" {
+		t.Errorf("REQUIRETLS over PKIX only: %v, want 550 5.7.10", got)
+	}
+	if got := s.Send(context.Background(), testMsg("b@dest.test"))[0]; got.Code != 250 {
+		t.Errorf("plain message: %v", got)
 	}
 }
