@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 
 	"blitiri.com.ar/go/spf"
+
+	"sluice/dane"
 )
 
 // DoctorReport is the authentication posture of one sending domain, as
@@ -34,6 +36,21 @@ type DoctorReport struct {
 	// (NXDOMAIN, or a name with nothing a mail domain needs). The other
 	// checks of the domain are skipped: there is nothing to add records to.
 	DomainNotFound bool `json:"domain_not_found"`
+	// DANE is the DANE posture of the domain's MX hosts (AddDANE); nil
+	// when not looked at.
+	DANE *dane.Report `json:"dane,omitempty"`
+}
+
+// AddDANE adds the DANE section: its problems join the list to fix, and
+// its failed lookups make the report incomplete (Err).
+func (r *DoctorReport) AddDANE(d dane.Report) {
+	r.DANE = &d
+	r.Problems = append(r.Problems, d.Problems...)
+	for _, f := range d.Failures {
+		if !slices.Contains(r.DNSFailures, f) {
+			r.DNSFailures = append(r.DNSFailures, f)
+		}
+	}
 }
 
 // DoctorSPF is the SPF record and its result for each outbound address.
@@ -350,6 +367,12 @@ func (r *DoctorReport) Text() string {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.IP, orDash(strings.Join(p.Names, ",")), fc)
 	}
 	tw.Flush()
+	if r.DANE != nil {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		tw.Write([]byte(r.DANE.Text()))
+		tw.Flush()
+	}
 
 	b.WriteString("\n")
 	switch {

@@ -12,6 +12,7 @@ import (
 
 	"sluice/auth"
 	"sluice/config"
+	"sluice/dane"
 	"sluice/internal/escape"
 )
 
@@ -97,7 +98,10 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 
 // doctorCmd is `sluice doctor`. resolver replaces the daemon's (tests);
 // nil asks the resolver the config names, as the daemon would.
-type doctorCmd struct{ resolver auth.Resolver }
+type doctorCmd struct {
+	resolver auth.Resolver
+	dane     dane.Resolver // with resolver: the DANE checks' (AD bit trusted)
+}
 
 // run prints the report, then fails (exit 1) when the report cannot be
 // trusted: DNS lookups failed, or the domain does not exist. A script can
@@ -117,14 +121,14 @@ func (d doctorCmd) run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := d.resolver
+	res, daneRes := d.resolver, d.dane
 	if res == nil {
 		r, err := newResolver(cfg)
 		if err != nil {
 			return err
 		}
 		defer r.Close()
-		res = r.Compat()
+		res, daneRes = r.Compat(), r
 	}
 	o := authOptions(cfg, newLogger(cfg.Log, stderr), res)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -133,6 +137,9 @@ func (d doctorCmd) run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// DANE (RFC 7672) as senders see the domain's MX hosts; known only
+	// when the resolver's AD bit is trusted (delivery.resolver_dnssec).
+	rep.AddDANE(dane.Doctor(ctx, daneRes, fs.Arg(0), cfg.Delivery.ResolverDNSSEC && daneRes != nil))
 	if *asJSON {
 		b, err := rep.JSON()
 		if err != nil {
