@@ -30,8 +30,14 @@ func TestDANESource(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := selfsigned.New(time.Now(), "mx.dest.test")
+	expired, _ := selfsigned.New(time.Now().Add(-2*365*24*time.Hour), "mx.dest.test")
+	misnamed, _ := selfsigned.New(time.Now(), "other.test")
 	spki := func(c *selfsigned.Cert) string {
 		h := sha256.Sum256(c.Config.Certificates[0].Leaf.RawSubjectPublicKeyInfo)
+		return hex.EncodeToString(h[:])
+	}
+	full := func(c *selfsigned.Cert) string {
+		h := sha256.Sum256(c.Config.Certificates[0].Leaf.Raw)
 		return hex.EncodeToString(h[:])
 	}
 	tests := []struct {
@@ -40,19 +46,32 @@ func TestDANESource(t *testing.T) {
 		ad           bool
 		wantVerified bool
 		wantTLS      bool
-		wantPolicy   bool // a tls-policy failure
+		wantPolicy   bool             // a tls-policy failure
+		serve        *selfsigned.Cert // nil = cert
 	}{
-		{"good 3 1 1", "3 1 1 " + spki(cert), true, true, true, false},
-		{"mismatched", "3 1 1 " + spki(other), true, false, false, true},
-		{"unusable only", "1 1 1 " + spki(cert), true, false, true, false},
-		{"lookup fails", "SERVFAIL", true, false, false, true},
-		{"no TLSA", "", true, false, true, false},
-		{"good but no AD", "3 1 1 " + spki(cert), false, false, true, false},
+		// RFC 7672 §3.1.1: DANE-EE ignores names and dates.
+		{name: "EE, expired", tlsa: "3 1 1 " + spki(expired), ad: true, wantVerified: true, wantTLS: true, serve: expired},
+		{name: "EE, other name", tlsa: "3 1 1 " + spki(misnamed), ad: true, wantVerified: true, wantTLS: true, serve: misnamed},
+		// §3.1.2, §3.2.2: DANE-TA checks both (a self-signed server
+		// certificate is its own anchor).
+		{name: "TA, good", tlsa: "2 0 1 " + full(cert), ad: true, wantVerified: true, wantTLS: true},
+		{name: "TA, expired", tlsa: "2 0 1 " + full(expired), ad: true, wantPolicy: true, serve: expired},
+		{name: "TA, other name", tlsa: "2 0 1 " + full(misnamed), ad: true, wantPolicy: true, serve: misnamed},
+		{"good 3 1 1", "3 1 1 " + spki(cert), true, true, true, false, nil},
+		{"mismatched", "3 1 1 " + spki(other), true, false, false, true, nil},
+		{"unusable only", "1 1 1 " + spki(cert), true, false, true, false, nil},
+		{"lookup fails", "SERVFAIL", true, false, false, true, nil},
+		{"no TLSA", "", true, false, true, false, nil},
+		{"good but no AD", "3 1 1 " + spki(cert), false, false, true, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeMX(t, fakeCfg{tls: cert.Config, ext: []string{"REQUIRETLS"}})
+			serve := cert
+			if tt.serve != nil {
+				serve = tt.serve
+			}
+			f := newFakeMX(t, fakeCfg{tls: serve.Config, ext: []string{"REQUIRETLS"}})
 			port := f.addr.Port()
 			z := dnstest.NewZone("dest.test. 300 IN MX 10 mx.dest.test.", "mx.dest.test. 300 IN A 127.0.0.1")
 			owner := fmt.Sprintf("_%d._tcp.mx.dest.test", port)
