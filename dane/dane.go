@@ -164,7 +164,7 @@ func Lookup(ctx context.Context, r Resolver, host string, port int, trustAD bool
 		}
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("dane: addresses of %s: %w", host, err)
+		return Result{}, fmt.Errorf("%w: addresses of %s: %w", ErrLookup, host, err)
 	}
 	if !addr.AD {
 		return Result{}, nil
@@ -186,7 +186,7 @@ func Lookup(ctx context.Context, r Resolver, host string, port int, trustAD bool
 		if err != nil {
 			// SERVFAIL (bogus or unreachable) or timeout: indeterminate,
 			// so the host may not be used yet (RFC 7672 §2.1.1).
-			return Result{}, fmt.Errorf("dane: TLSA %s: %w", qname, err)
+			return Result{}, fmt.Errorf("%w: TLSA %s: %w", ErrLookup, qname, err)
 		}
 		if !ans.AD {
 			// An insecure TLSA RRset is ignored (RFC 7672 §2.2.3), and
@@ -227,13 +227,18 @@ func LookupMX(ctx context.Context, r Resolver, domain, host string, port int, tr
 	}
 	mx, err := r.Lookup(ctx, domain, dns.TypeMX)
 	if err != nil {
-		return Result{}, fmt.Errorf("dane: MX of %s: %w", domain, err)
+		return Result{}, fmt.Errorf("%w: MX of %s: %w", ErrLookup, domain, err)
 	}
 	if !mx.AD {
 		return Result{}, nil
 	}
 	return Lookup(ctx, r, host, port, trustAD)
 }
+
+// ErrLookup is a DNS lookup DANE depends on that got no answer: the
+// host's DANE status is indeterminate (RFC 7672 §2.1.1), "dnssec-invalid"
+// for TLS-RPT (RFC 8460 §4.3.2).
+var ErrLookup = errors.New("dane: lookup failed")
 
 // ErrNoMatch is a server chain that matched none of the usable records.
 var ErrNoMatch = errors.New("dane: no TLSA record matches the server's certificate chain")

@@ -87,11 +87,28 @@ func TestDANESource(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(res.Close)
+			results := NewTLSResults()
 			ob, _ := testClient(t, nil, "", func(o *Options) {
 				o.Resolver, o.Port, o.TLS = res, int(port), TLSMay
 				o.DANE = &DANESource{Resolver: res}
+				o.TLSResults = results
 			})
 			s, rep := ob.Dial(context.Background(), "dest.test")
+			// TLS-RPT material (RFC 8460 §4.3.2): DANE outcomes under
+			// policy type "tlsa".
+			_, tally := results.Snapshot()
+			c := tally[TLSPolicyKey{"dest.test", "tlsa"}]
+			switch want := map[string]string{"mismatched": ResultTLSAInvalid, "lookup fails": ResultDNSSECInvalid,
+				"TA, expired": ResultTLSAInvalid, "TA, other name": ResultTLSAInvalid}[tt.name]; {
+			case want != "":
+				if c.Failures[want] != 1 {
+					t.Errorf("TLS results %+v, want one %s failure", tally, want)
+				}
+			case tt.wantVerified:
+				if c.Successes != 1 || len(c.Failures) != 0 {
+					t.Errorf("TLS results %+v, want one tlsa success", tally)
+				}
+			}
 			if tt.wantPolicy {
 				if rep == nil || !errors.Is(rep.Err, reply.ErrTLSPolicy) {
 					t.Fatalf("Dial = %v, want a tls-policy failure", rep)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"sluice/dane"
 	"sluice/reply"
 )
 
@@ -97,7 +98,11 @@ func (o *Client) dialHop(ctx context.Context, domain string, h Hop) (*Session, *
 			return nil, &r
 		}
 		o.log.Warn("relay: TLS policy: next hop not used", "domain", domain, "host", h.Host, "addr", h.Addr.String(), "err", err)
-		o.opt.TLSResults.Failure(domain, "no-policy-found", ResultValidationFailure)
+		typ, result := "no-policy-found", ResultValidationFailure
+		if errors.Is(err, dane.ErrLookup) {
+			typ, result = "tlsa", ResultDNSSECInvalid // RFC 8460 §4.3.2
+		}
+		o.opt.TLSResults.Failure(domain, typ, result)
 		return nil, policyError(reply.StageConnect, h, err)
 	}
 	fallback := req.Mode == TLSMay || req.ReportOnly

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"sort"
 	"sync"
+
+	"sluice/dane"
 )
 
 // TLSResults counts TLS outcomes per policy domain and policy type: the
@@ -93,6 +95,10 @@ const (
 	ResultExpired              = "certificate-expired"
 	ResultNotTrusted           = "certificate-not-trusted"
 	ResultValidationFailure    = "validation-failure"
+	// RFC 8460 §4.3.2, DANE: the TLSA records do not match the server's
+	// chain; a DNSSEC lookup DANE needs failed (bogus or no answer).
+	ResultTLSAInvalid   = "tlsa-invalid"
+	ResultDNSSECInvalid = "dnssec-invalid"
 )
 
 // resultType reads a verification or handshake error as its RFC 8460
@@ -103,6 +109,10 @@ func resultType(err error) string {
 	var unk x509.UnknownAuthorityError
 	var cve *tls.CertificateVerificationError
 	switch {
+	case errors.Is(err, dane.ErrNoMatch):
+		return ResultTLSAInvalid
+	case errors.Is(err, dane.ErrLookup):
+		return ResultDNSSECInvalid
 	case errors.As(err, &host):
 		return ResultHostMismatch
 	case errors.As(err, &inv) && inv.Reason == x509.Expired:
