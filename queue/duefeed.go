@@ -151,3 +151,42 @@ func (q *Queue) publishDue(heads map[string]DueHead) {
 	default:
 	}
 }
+
+// HandFeed is a DueWatch fed by Put rather than by commits: the due feed
+// of a queue kept in memory (internal/sim's, the scheduler's test fakes).
+type HandFeed struct {
+	mu      sync.Mutex
+	c       chan struct{}
+	changes map[string]DueHead
+}
+
+// NewHandFeed returns an empty HandFeed.
+func NewHandFeed() *HandFeed {
+	return &HandFeed{c: make(chan struct{}, 1), changes: map[string]DueHead{}}
+}
+
+// Put records domain's new head and signals C.
+func (w *HandFeed) Put(domain string, h DueHead) {
+	w.mu.Lock()
+	w.changes[domain] = h
+	w.mu.Unlock()
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+}
+
+// C implements DueWatch.
+func (w *HandFeed) C() <-chan struct{} { return w.c }
+
+// Close implements DueWatch.
+func (w *HandFeed) Close() {}
+
+// Take implements DueWatch.
+func (w *HandFeed) Take() map[string]DueHead {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.changes
+	w.changes = map[string]DueHead{}
+	return m
+}

@@ -63,7 +63,7 @@ type memQueue struct {
 	active map[string]queue.Item   // id/rcpt -> leased recipient
 	final  map[string]queue.State  // id/rcpt -> final state
 	n      int
-	watch  *memWatch
+	watch  *queue.HandFeed
 	// What the scheduler cost: lease reads per domain, recipients leased
 	// per domain, recipients written back to queued per domain, and
 	// every LeaseDue and Update call.
@@ -121,13 +121,13 @@ func (q *memQueue) publishLocked(domain string) {
 	if l := q.due[domain]; len(l) > 0 {
 		h = queue.DueHead{At: l[0].NextAttempt, Due: true}
 	}
-	q.watch.put(domain, h)
+	q.watch.Put(domain, h)
 }
 
 func (q *memQueue) WatchDue() (queue.DueWatch, map[string]time.Time, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.watch = newMemWatch()
+	q.watch = queue.NewHandFeed()
 	heads := map[string]time.Time{}
 	for d, l := range q.due {
 		if len(l) > 0 {
@@ -247,37 +247,6 @@ func (q *memQueue) cost(domain string) (reads, leased, requeued int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.reads[domain], q.leased[domain], q.requeued[domain]
-}
-
-// memWatch is a queue.DueWatch fed by hand.
-type memWatch struct {
-	mu      sync.Mutex
-	c       chan struct{}
-	changes map[string]queue.DueHead
-}
-
-func newMemWatch() *memWatch {
-	return &memWatch{c: make(chan struct{}, 1), changes: map[string]queue.DueHead{}}
-}
-
-func (w *memWatch) put(domain string, h queue.DueHead) {
-	w.mu.Lock()
-	w.changes[domain] = h
-	w.mu.Unlock()
-	select {
-	case w.c <- struct{}{}:
-	default:
-	}
-}
-
-func (w *memWatch) C() <-chan struct{} { return w.c }
-func (w *memWatch) Close()             {}
-func (w *memWatch) Take() map[string]queue.DueHead {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	m := w.changes
-	w.changes = map[string]queue.DueHead{}
-	return m
 }
 
 // fakeOutbound answers MX lookups from a table (default: mx.<domain>) and

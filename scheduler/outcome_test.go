@@ -39,7 +39,7 @@ type fakeQueue struct {
 }
 
 func (f *fakeQueue) WatchDue() (queue.DueWatch, map[string]time.Time, error) {
-	return newMemWatch(), nil, nil
+	return queue.NewHandFeed(), nil, nil
 }
 func (f *fakeQueue) LeaseDue(time.Time, []queue.LeaseReq) ([][]queue.Item, error) { return nil, nil }
 func (f *fakeQueue) Reclaim(time.Time, func(string, int) bool) (int, time.Time, error) {

@@ -26,7 +26,7 @@ type memQueue struct {
 	active map[leaseKey]queue.Item
 	final  map[leaseKey]queue.State
 	seq    uint64
-	watch  *memWatch
+	watch  *queue.HandFeed
 	sent   int // recipients final as sent
 	done   int // recipients final, whatever the state
 	total  int // recipients enqueued
@@ -72,7 +72,7 @@ func (q *memQueue) publishLocked(domain string) {
 	if h := q.due[domain]; h != nil && h.Len() > 0 {
 		hd = queue.DueHead{At: (*h)[0].NextAttempt, Due: true}
 	}
-	q.watch.put(domain, hd)
+	q.watch.Put(domain, hd)
 }
 
 // finished reports how many recipients are final and how many were sent.
@@ -85,7 +85,7 @@ func (q *memQueue) finished() (done, sent, total int) {
 func (q *memQueue) WatchDue() (queue.DueWatch, map[string]time.Time, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.watch = newMemWatch()
+	q.watch = queue.NewHandFeed()
 	heads := map[string]time.Time{}
 	for d, h := range q.due {
 		if h.Len() > 0 {
@@ -201,35 +201,4 @@ func (h *itemHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
-}
-
-// memWatch is the due feed of memQueue.
-type memWatch struct {
-	mu      sync.Mutex
-	c       chan struct{}
-	changes map[string]queue.DueHead
-}
-
-func newMemWatch() *memWatch {
-	return &memWatch{c: make(chan struct{}, 1), changes: map[string]queue.DueHead{}}
-}
-
-func (w *memWatch) put(domain string, h queue.DueHead) {
-	w.mu.Lock()
-	w.changes[domain] = h
-	w.mu.Unlock()
-	select {
-	case w.c <- struct{}{}:
-	default:
-	}
-}
-
-func (w *memWatch) C() <-chan struct{} { return w.c }
-func (w *memWatch) Close()             {}
-func (w *memWatch) Take() map[string]queue.DueHead {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	m := w.changes
-	w.changes = map[string]queue.DueHead{}
-	return m
 }
