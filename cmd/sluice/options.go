@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 
 	"sluice/auth"
 	"sluice/config"
+	"sluice/mtasts"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/inbound"
@@ -33,9 +35,16 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 	return resolver.New(o)
 }
 
-func outboundOptions(cfg *config.Config, log *slog.Logger, res *resolver.Resolver) outbound.Options {
+// outboundOptions maps cfg onto the outbound client's options, with the
+// daemon's resolver, its MTA-STS cache (nil when delivery.mta_sts is
+// off) and its TLS outcome tally: those two outlive every reload.
+func (d *daemon) outboundOptions(cfg *config.Config) outbound.Options {
 	o := outbound.OptionsFrom(cfg)
-	o.Logger, o.Resolver = log, res
+	res := d.resolver
+	o.Logger, o.Resolver, o.TLSResults = d.log, res, d.tlsResults
+	if cfg.Delivery.MTASTS {
+		o.MTASTS = d.stsCache(cfg)
+	}
 	if cfg.Delivery.ResolverDNSSEC {
 		// DANE (RFC 7672) only where the AD bit can be trusted: the
 		// config layer accepts resolver_dnssec for a loopback resolver
@@ -43,6 +52,52 @@ func outboundOptions(cfg *config.Config, log *slog.Logger, res *resolver.Resolve
 		o.DANE = &outbound.DANESource{Resolver: res}
 	}
 	return o
+}
+
+// stsCache is the MTA-STS cache for cfg: one per daemon, made again
+// only when delivery.ca_file's certificates change (the policy fetches
+// verify against them). Its policies persist in the queue file once the
+// queue is open (stsStore); the memory cache goes with a remade one.
+func (d *daemon) stsCache(cfg *config.Config) *mtasts.Cache {
+	d.stsMu.Lock()
+	defer d.stsMu.Unlock()
+	if d.sts != nil && bytes.Equal(d.stsPEM, cfg.Delivery.CAPEM) {
+		return d.sts
+	}
+	roots, _ := cfg.Delivery.RootCAs() // validated at load
+	c, err := mtasts.New(mtasts.Options{Resolver: d.resolver, HTTP: mtasts.NewHTTPClient(roots, nil, mtasts.FetchTimeout),
+		Store: stsStore{d}, Logger: d.log})
+	if err != nil {
+		return nil // never: the resolver is set
+	}
+	d.sts, d.stsPEM = c, bytes.Clone(cfg.Delivery.CAPEM)
+	return c
+}
+
+// stsStore keeps MTA-STS policies in the queue file. It holds the daemon,
+// not the queue: the outbound client is built by preflight, before the
+// queue is open; until then policies live in memory only.
+type stsStore struct{ d *daemon }
+
+func (s stsStore) LoadSTSPolicy(domain string) ([]byte, error) {
+	if q := s.d.queue; q != nil {
+		return q.LoadSTSPolicy(domain)
+	}
+	return nil, nil
+}
+
+func (s stsStore) SaveSTSPolicy(domain string, v []byte) error {
+	if q := s.d.queue; q != nil {
+		return q.SaveSTSPolicy(domain, v)
+	}
+	return nil
+}
+
+func (s stsStore) DeleteSTSPolicy(domain string) error {
+	if q := s.d.queue; q != nil {
+		return q.DeleteSTSPolicy(domain)
+	}
+	return nil
 }
 
 func inboundOptions(cfg *config.Config, log *slog.Logger) (inbound.Options, error) {

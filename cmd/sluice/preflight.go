@@ -29,7 +29,7 @@ import (
 // Independent problems are reported together, one per line. The resolver
 // it builds has no goroutine until the first lookup; serve closes it.
 func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log, verdicts: auth.NewCounters()}
+	d := &daemon{cfg: cfg, log: log, verdicts: auth.NewCounters(), tlsResults: outbound.NewTLSResults()}
 	var errs []error
 	note := func(err error) {
 		if err != nil {
@@ -43,7 +43,7 @@ func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	d.resolver, err = newResolver(cfg)
 	note(err)
 	if d.resolver != nil {
-		d.outbound, err = outbound.New(outboundOptions(cfg, log, d.resolver))
+		d.outbound, err = outbound.New(d.outboundOptions(cfg))
 		note(err)
 		d.checker, err = newChecker(cfg, log, d.resolver, d.verdicts)
 		note(err)

@@ -122,7 +122,7 @@ func (d *daemon) build(cfg *config.Config, loc func(key string, err error) error
 		return nil, loc("policy", err)
 	}
 	var err error
-	if b.outbound, err = outbound.New(outboundOptions(cfg, d.log, d.resolver)); err != nil {
+	if b.outbound, err = outbound.New(d.outboundOptions(cfg)); err != nil {
 		return nil, loc("delivery", err)
 	}
 	checker, err := newChecker(cfg, d.log, d.resolver, d.verdicts)

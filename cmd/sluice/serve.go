@@ -24,6 +24,7 @@ import (
 	"sluice/config"
 	"sluice/events"
 	"sluice/internal/sdnotify"
+	"sluice/mtasts"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/inbound"
@@ -122,6 +123,15 @@ type daemon struct {
 	api      *inbound.Server
 	apiTLS   atomic.Pointer[tls.Config]
 	apiTLSOn bool
+
+	// The outbound TLS policy's state, shared by every client a reload
+	// builds (issue 14): the MTA-STS cache (nil when delivery.mta_sts is
+	// off; remade when ca_file changes, see stsCache) and the outcome
+	// tally per policy domain (TLS-RPT material).
+	stsMu      sync.Mutex
+	sts        *mtasts.Cache
+	stsPEM     []byte
+	tlsResults *outbound.TLSResults
 }
 
 // serve runs the relay until ctx is cancelled, then drains: stop

@@ -259,7 +259,8 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 	default:
 		return s.unexpected(reply.StageSTARTTLS, resp, "220"), false, false
 	}
-	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop, s.req))
+	var passed bool
+	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop, s.req, &passed))
 	if err := s.w.deadline(s.o.opt.CommandTimeout); err != nil {
 		return s.netReply(reply.StageSTARTTLS, err), false, false
 	}
@@ -267,9 +268,10 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 		s.o.opt.TLSResults.Failure(s.req.PolicyDomain, s.req.PolicyType, resultType(err))
 		return s.netReply(reply.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
 	}
-	if s.req.Mode == TLSVerify && !s.req.ReportOnly {
-		s.verified = true
-	}
+	// Verified: the peer passed the requirement's verification (under
+	// a testing policy too, when it did: RFC 8689 §4.2.1 reads a testing
+	// MTA-STS policy as enforced for REQUIRETLS).
+	s.verified = passed
 	s.o.opt.TLSResults.Success(s.req.PolicyDomain, s.req.PolicyType)
 	s.w = newWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
 	s.w.ctx = ctx
@@ -310,7 +312,7 @@ func (s *Session) auth() (reply.Reply, bool) {
 // encrypt: RFC 7435 §4, encryption without authentication beats
 // cleartext). Under a policy in testing mode a verification failure is
 // logged and recorded, and the handshake goes on (RFC 8461 §5).
-func (o *Client) tlsConfig(h Hop, req TLSRequirement) *tls.Config {
+func (o *Client) tlsConfig(h Hop, req TLSRequirement, passed *bool) *tls.Config {
 	var cfg *tls.Config
 	if o.opt.TLSConfig != nil {
 		cfg = o.opt.TLSConfig.Clone()
@@ -327,6 +329,7 @@ func (o *Client) tlsConfig(h Hop, req TLSRequirement) *tls.Config {
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		err := o.verifyPeer(req, name, cs)
 		if err == nil {
+			*passed = req.Mode == TLSVerify
 			return nil
 		}
 		if req.ReportOnly {
