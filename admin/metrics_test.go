@@ -17,6 +17,9 @@ func TestMetrics(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.tel.o.AuthVerdicts = func() map[string]uint64 { return map[string]uint64{"pass": 7, "warn": 1} }
+	f.tel.o.TLSSessions = func() map[[2]string]uint64 {
+		return map[[2]string]uint64{{"sts", "success"}: 4, {"sts", "certificate-expired"}: 2}
+	}
 	f.enqueue(t, "a@src.test", "b@dest.test")
 	f.clk.Advance(90 * time.Second)
 	f.pause("down.test")
@@ -46,6 +49,8 @@ func TestMetrics(t *testing.T) {
 		`sluice_delivery_latency_seconds_count{status="sent"} 1`,
 		`sluice_inbound_accept_latency_seconds_count 1`,
 		`sluice_auth_verdicts_total{outcome="pass"} 7`,
+		`sluice_tls_sessions_total{policy_type="sts",result="certificate-expired"} 2`,
+		`sluice_tls_sessions_total{policy_type="sts",result="success"} 4`,
 		`sluice_sender_alarm 0`,
 		`sluice_sender_fix_alarms_total{fix="SPF"} 1`,
 	} {

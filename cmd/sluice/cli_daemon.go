@@ -38,7 +38,7 @@ func (d *daemon) tel() *admin.Telemetry {
 		if d.events != nil {
 			evs = d.events.Status
 		}
-		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, Events: evs, Logger: d.log})
+		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, TLSSessions: d.tlsResults.Totals, Events: evs, Logger: d.log})
 	})
 	return d.telemetry
 }

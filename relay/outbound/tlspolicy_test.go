@@ -117,3 +117,34 @@ func TestTLSPolicyFailureReply(t *testing.T) {
 		t.Error("a tls-policy failure of one hop must move on to the next")
 	}
 }
+
+// TestTLSResultsTotals: the tally sums over policy domains for the
+// metric, and a nil tally records and reports nothing.
+func TestTLSResultsTotals(t *testing.T) {
+	t.Parallel()
+	r := NewTLSResults()
+	r.Success("a.test", "sts")
+	r.Success("b.test", "sts")
+	r.Failure("a.test", "sts", ResultExpired)
+	r.Failure("c.test", "tlsa", ResultValidationFailure)
+	got := r.Totals()
+	want := map[[2]string]uint64{{"sts", "success"}: 2, {"sts", ResultExpired}: 1, {"tlsa", ResultValidationFailure}: 1}
+	if len(got) != len(want) {
+		t.Fatalf("totals = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("totals[%v] = %d, want %d", k, got[k], v)
+		}
+	}
+	keys, counts := r.Snapshot()
+	if len(keys) != 3 || keys[0].Domain != "a.test" || counts[keys[0]].Successes != 1 || counts[keys[0]].Failures[ResultExpired] != 1 {
+		t.Errorf("snapshot = %v %v", keys, counts)
+	}
+	var none *TLSResults
+	none.Success("a.test", "sts")
+	none.Failure("a.test", "sts", ResultExpired)
+	if none.Totals() != nil {
+		t.Error("a nil tally reports")
+	}
+}

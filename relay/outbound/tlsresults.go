@@ -88,6 +88,27 @@ func (r *TLSResults) Snapshot() ([]TLSPolicyKey, map[TLSPolicyKey]TLSCount) {
 	return keys, out
 }
 
+// Totals sums the tally over policy domains, by policy type and result
+// ("success" or a failure's result type): the sluice_tls_sessions_total
+// metric (a label per domain would be unbounded).
+func (r *TLSResults) Totals() map[[2]string]uint64 {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[[2]string]uint64{}
+	for k, c := range r.m {
+		if c.Successes > 0 {
+			out[[2]string{k.Type, "success"}] += uint64(c.Successes)
+		}
+		for rt, n := range c.Failures {
+			out[[2]string{k.Type, rt}] += uint64(n)
+		}
+	}
+	return out
+}
+
 // Result types of RFC 8460 §4.3 that the outbound side detects.
 const (
 	ResultSTARTTLSNotSupported = "starttls-not-supported"
