@@ -66,6 +66,8 @@ func TestValidationErrors(t *testing.T) {
 		{"tls_policy domain", "[[delivery.tls_policy]]\ndomain = \"a@b\"\nmode = \"verify\"\n", `sluice.toml:2: delivery.tls_policy[1].domain: invalid domain "a@b"`},
 		{"tls_policy duplicate", "[[delivery.tls_policy]]\ndomain = \"bank.test\"\nmode = \"verify\"\n[[delivery.tls_policy]]\ndomain = \"Bank.TEST.\"\nmode = \"dane\"\n", `sluice.toml:5: delivery.tls_policy[2].domain: duplicate tls_policy for "Bank.TEST."`},
 		{"tls_policy mta-sts when off", "[delivery]\nmta_sts = false\n[[delivery.tls_policy]]\ndomain = \"bank.test\"\nmode = \"mta-sts\"\n", `sluice.toml:5: delivery.tls_policy[1].mode: mta-sts needs delivery.mta_sts = true`},
+		{"tls_policy dane without dnssec", "[[delivery.tls_policy]]\ndomain = \"bank.test\"\nmode = \"dane\"\n", `sluice.toml:3: delivery.tls_policy[1].mode: dane needs delivery.resolver_dnssec = true`},
+		{"route dane without dnssec", "[[delivery.route]]\ndomain = \"a.test\"\nhost = \"h:25\"\ntls = \"dane\"\n", `sluice.toml:4: delivery.route[1].tls: dane needs delivery.resolver_dnssec = true`},
 		{"tls mta-sts when off", "[delivery]\nmta_sts = false\ntls = \"mta-sts\"\n", `sluice.toml:3: delivery.tls: mta-sts needs delivery.mta_sts = true`},
 		{"ca_file missing", "[delivery]\nca_file = \"nope.pem\"\n", `sluice.toml:2: delivery.ca_file:`},
 		{"ca_file not PEM", "[delivery]\nca_file = \"/dev/null\"\n", `sluice.toml:2: delivery.ca_file: no PEM certificate in /dev/null`},

@@ -425,6 +425,17 @@ func (c *Config) validateDelivery(ck *checker) {
 	ck.tlsPolicies(d)
 }
 
+// modeSource refuses a mandatory mode whose source is off: it would
+// fail every delivery it covers (a tls-policy failure), never deliver.
+func (ck *checker) modeSource(key, mode string, d Delivery) {
+	switch {
+	case mode == "mta-sts" && !d.MTASTS:
+		ck.add(key, "mta-sts needs delivery.mta_sts = true")
+	case mode == "dane" && !d.ResolverDNSSEC:
+		ck.add(key, "dane needs delivery.resolver_dnssec = true (a validating resolver on loopback): without a trusted AD bit no TLSA record is usable")
+	}
+}
+
 // tlsPolicies checks [[delivery.tls_policy]], delivery.ca_file and the
 // modes that need MTA-STS (issue 14).
 func (ck *checker) tlsPolicies(d Delivery) {
@@ -438,21 +449,13 @@ func (ck *checker) tlsPolicies(d Delivery) {
 		}
 		seen[dom] = true
 		ck.enum(k+".mode", p.Mode, tlsModes)
-		if p.Mode == "mta-sts" && !d.MTASTS {
-			ck.add(k+".mode", "mta-sts needs delivery.mta_sts = true")
-		}
+		ck.modeSource(k+".mode", p.Mode, d)
 	}
-	if d.TLS == "mta-sts" && !d.MTASTS {
-		ck.add("delivery.tls", "mta-sts needs delivery.mta_sts = true")
-	}
+	ck.modeSource("delivery.tls", d.TLS, d)
 	for i, r := range d.Routes {
-		if r.TLS == "mta-sts" && !d.MTASTS {
-			ck.add(idx("delivery.route", i)+".tls", "mta-sts needs delivery.mta_sts = true")
-		}
+		ck.modeSource(idx("delivery.route", i)+".tls", r.TLS, d)
 	}
-	if d.Smarthost.TLS == "mta-sts" && !d.MTASTS {
-		ck.add("delivery.smarthost.tls", "mta-sts needs delivery.mta_sts = true")
-	}
+	ck.modeSource("delivery.smarthost.tls", d.Smarthost.TLS, d)
 	if d.CAFile != "" {
 		b, err := os.ReadFile(d.CAFile)
 		switch {
