@@ -360,8 +360,9 @@ func TestTLSFor(t *testing.T) {
 	if err != nil || !ok || req.Mode != outbound.TLSVerify || req.ReportOnly || req.ServerName != "mx.example.test" || req.PolicyType != "sts" {
 		t.Fatalf("enforce, matching MX: %+v %v %v", req, ok, err)
 	}
-	if _, _, err := f.c.TLSFor(ctx, "example.test", "evil.test", 25); err == nil {
-		t.Fatal("enforce, MX outside the policy: want an error")
+	var pf *outbound.PolicyFailure
+	if _, _, err := f.c.TLSFor(ctx, "example.test", "evil.test", 25); !errors.As(err, &pf) || pf.Type != "sts" {
+		t.Fatalf("enforce, MX outside the policy: %v, want an sts policy failure", err)
 	}
 	req, ok, err = f.c.TLSFor(ctx, "other.test", "evil.test", 25)
 	if err != nil || !ok || !req.ReportOnly {

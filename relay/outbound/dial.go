@@ -99,7 +99,11 @@ func (o *Client) dialHop(ctx context.Context, domain string, h Hop) (*Session, *
 		}
 		o.log.Warn("relay: TLS policy: next hop not used", "domain", domain, "host", h.Host, "addr", h.Addr.String(), "err", err)
 		typ, result := "no-policy-found", ResultValidationFailure
-		if errors.Is(err, dane.ErrLookup) {
+		var pf *PolicyFailure
+		switch {
+		case errors.As(err, &pf):
+			typ, result = pf.Type, pf.Result
+		case errors.Is(err, dane.ErrLookup):
 			typ, result = "tlsa", ResultDNSSECInvalid // RFC 8460 §4.3.2
 		}
 		o.opt.TLSResults.Failure(domain, typ, result)

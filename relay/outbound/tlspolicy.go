@@ -90,6 +90,17 @@ type TLSSource interface {
 	TLSFor(ctx context.Context, domain, host string, port uint16) (req TLSRequirement, ok bool, err error)
 }
 
+// PolicyFailure is an error a TLSSource may return to say how the
+// failure is recorded (TLSResults; RFC 8460 §4.3): MTA-STS's MX host
+// outside an enforced policy is Type "sts", Result "validation-failure".
+type PolicyFailure struct {
+	Type, Result string
+	Err          error
+}
+
+func (e *PolicyFailure) Error() string { return e.Err.Error() }
+func (e *PolicyFailure) Unwrap() error { return e.Err }
+
 // policyError wraps err as a tls-policy failure of a hop.
 func policyError(stage reply.Stage, h Hop, err error) *reply.Reply {
 	return &reply.Reply{Stage: stage, Err: fmt.Errorf("%w: %s[%s]: %w", reply.ErrTLSPolicy, h.Host, h.Addr.Addr(), err)}
