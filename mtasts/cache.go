@@ -90,6 +90,18 @@ func (e *entry) policy() *Policy {
 	return &Policy{Mode: e.Mode, MX: e.MX, MaxAge: time.Duration(e.MaxAge) * time.Second}
 }
 
+// ExpiredAt is the Store pruner's predicate (queue.PruneSTSPolicies):
+// a stored entry past its max_age at now, or one that does not decode.
+func ExpiredAt(now time.Time) func(v []byte) bool {
+	return func(v []byte) bool {
+		var e entry
+		if err := json.Unmarshal(v, &e); err != nil || e.V != 1 {
+			return true
+		}
+		return !now.Before(e.expires())
+	}
+}
+
 // New returns a cache.
 func New(o Options) (*Cache, error) {
 	if o.Resolver == nil {

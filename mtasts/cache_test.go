@@ -372,3 +372,24 @@ func TestTLSFor(t *testing.T) {
 		t.Fatalf("no policy: ok=%v err=%v", ok, err)
 	}
 }
+
+// TestExpiredAt: the pruner's predicate reads the stored entry.
+func TestExpiredAt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.txt("example.test", "v=STSv1; id=1;")
+	f.ps.set("mta-sts.example.test", policyText("enforce", 3600, "mx.example.test"))
+	if f.c.Policy(context.Background(), "example.test") == nil {
+		t.Fatal("no policy")
+	}
+	v := f.store.m["example.test"]
+	if ExpiredAt(f.clock.Now())(v) {
+		t.Error("a fresh policy reads as expired")
+	}
+	if !ExpiredAt(f.clock.Now().Add(time.Hour))(v) {
+		t.Error("a policy past max_age reads as unexpired")
+	}
+	if !ExpiredAt(f.clock.Now())([]byte("garbage")) {
+		t.Error("an undecodable entry is kept")
+	}
+}

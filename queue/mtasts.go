@@ -47,3 +47,33 @@ func (q *Queue) DeleteSTSPolicy(domain string) error {
 		return w.b(bktMTASTS).Delete([]byte(domain))
 	}, nil)
 }
+
+// PruneSTSPolicies deletes the cached MTA-STS policies that expired
+// says are past their max_age, and returns how many went: a domain not
+// mailed again would otherwise keep its entry forever.
+func (q *Queue) PruneSTSPolicies(expired func(v []byte) bool) (int, error) {
+	var gone [][]byte
+	if err := q.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bktMTASTS).ForEach(func(k, v []byte) error {
+			if expired(v) {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		})
+	}); err != nil || len(gone) == 0 {
+		return 0, err
+	}
+	err := q.write(context.Background(), func(w *wtx) error {
+		b := w.b(bktMTASTS)
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	return len(gone), nil
+}

@@ -37,3 +37,24 @@ func TestSTSPolicyStore(t *testing.T) {
 		t.Error("an empty domain was stored")
 	}
 }
+
+// TestPruneSTSPolicies: the entries the predicate calls expired go.
+func TestPruneSTSPolicies(t *testing.T) {
+	t.Parallel()
+	q, _, _ := openTest(t, nil)
+	for _, d := range []string{"old.test", "new.test", "old2.test"} {
+		if err := q.SaveSTSPolicy(d, []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := q.PruneSTSPolicies(func(v []byte) bool { return bytes.HasPrefix(v, []byte("old")) })
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want 2", n, err)
+	}
+	if v, _ := q.LoadSTSPolicy("new.test"); v == nil {
+		t.Error("an unexpired policy was pruned")
+	}
+	if v, _ := q.LoadSTSPolicy("old.test"); v != nil {
+		t.Error("an expired policy stayed")
+	}
+}

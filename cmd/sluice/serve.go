@@ -329,6 +329,13 @@ func (d *daemon) open() error {
 		return err
 	}
 	d.queue, d.started = q, time.Now()
+	// Cached MTA-STS policies past their max_age (RFC 8461 §3.3), of
+	// domains not mailed since: the bucket holds live policies only.
+	if n, err := q.PruneSTSPolicies(mtasts.ExpiredAt(d.started)); err != nil {
+		log.Warn("mtasts: pruning expired policies", "err", err)
+	} else if n > 0 {
+		log.Info("mtasts: expired policies pruned", "count", n)
+	}
 	d.space = queue.NewSpace(cfg.DataDir, int64(cfg.Queue.MinFreeSpace), nil)
 	pol, err := policy.New(policyOptions(cfg, d.queue, log))
 	if err != nil {
