@@ -1,14 +1,14 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"sluice/internal/syncbuf"
 )
 
 func eventsOn(t testing.TB, q *Queue, sinks ...string) {
@@ -157,31 +157,13 @@ func TestEventInSameTransaction(t *testing.T) {
 	}
 }
 
-// logBuf is a concurrency-safe log sink for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestEventCapDropsOldestCounted: an endpoint that never acknowledges
 // fills the outbox to events.max_bytes; then the oldest undelivered
 // events go, counted, with their ID range in the log and in EventStats.
 // Events every sink already has are dropped first and are not counted.
 func TestEventCapDropsOldestCounted(t *testing.T) {
 	t.Parallel()
-	var logs logBuf
+	var logs syncbuf.Buffer
 	q, _, _ := openTest(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	if err := q.ConfigureEvents(EventsConfig{Sinks: []string{"dead"}, MaxBytes: 4000, Retention: time.Hour}); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"sluice/config"
 	"sluice/internal/fakemx"
+	"sluice/internal/syncbuf"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/outbound"
@@ -31,24 +32,7 @@ type harness struct {
 	mx    *fakemx.Server
 	sched *Scheduler
 	stop  func()
-	logs  *lockedBuf
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs  *syncbuf.Buffer
 }
 
 func newHarness(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options)) *harness {
@@ -64,7 +48,7 @@ func newHarnessWith(t *testing.T, mxo fakemx.Options, tweak func(*policy.Options
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mx.Close() })
-	logs := &lockedBuf{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	q, err := queue.Open(queueOptions(filepath.Join(t.TempDir(), "queue.db"), log))
 	if err != nil {

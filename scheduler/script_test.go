@@ -13,6 +13,7 @@ import (
 
 	"sluice/config"
 	"sluice/internal/fakeclock"
+	"sluice/internal/syncbuf"
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/outbound"
@@ -139,7 +140,7 @@ type scriptRig struct {
 	pol      *policy.Policy
 	out      *scriptOutbound
 	sched    *Scheduler
-	logs     *lockedBuf
+	logs     *syncbuf.Buffer
 	stopLoop context.CancelFunc
 	stopSess context.CancelFunc
 	done     chan struct{}
@@ -147,7 +148,7 @@ type scriptRig struct {
 
 func newScriptRig(t *testing.T, out *scriptOutbound, tweak func(*Options)) *scriptRig {
 	t.Helper()
-	logs := &lockedBuf{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	dir := t.TempDir()
 	clk := fakeclock.New()

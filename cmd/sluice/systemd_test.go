@@ -1,33 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"sluice/internal/syncbuf"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestWatchdogFeedsOnlyWhenTheLoopsAnswer: WATCHDOG=1 is sent each period
 // while every loop answers, never while one is stuck (so that systemd
@@ -37,7 +20,7 @@ func TestWatchdogFeedsOnlyWhenTheLoopsAnswer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var stuck atomic.Bool
 		var feeds atomic.Int32
-		logs := &lockedBuf{}
+		logs := &syncbuf.Buffer{}
 		loops := []loop{
 			{"scheduler loop", func(context.Context) error { return nil }},
 			{"queue commit loop", func(ctx context.Context) error {
