@@ -1,0 +1,218 @@
+package lint
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// imageStats sums the images of the HTML parts.
+type imageStats struct {
+	count int   // images that are not tracking pixels
+	area  int64 // their declared width × height, where both are given
+}
+
+// maxToken bounds the tokenizer's buffer: a single tag or text run larger
+// than this ends the part's examination instead of growing memory.
+const maxToken = 64 << 10
+
+// maxAnchorText is the anchor text kept to look for a domain in it.
+const maxAnchorText = 512
+
+// html examines one HTML part: visible text, links, images. It streams
+// the part through the tokenizer.
+func (c *checker) html(b *body, r io.Reader) {
+	z := html.NewTokenizer(r)
+	z.SetMaxBuf(maxToken)
+	var (
+		hidden   int // depth inside head, script, style, title, template
+		inAnchor bool
+		href     string
+		anchor   strings.Builder
+	)
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			if err := z.Err(); !errors.Is(err, io.EOF) {
+				b.truncated = true
+			}
+			_, _ = io.Copy(io.Discard, r) // for the 8-bit watch; bounded by the read cap
+			return
+		case html.TextToken:
+			if hidden > 0 {
+				continue
+			}
+			t := z.Text()
+			b.htmlText += visibleRunes(t)
+			if inAnchor && anchor.Len() < maxAnchorText {
+				anchor.Write(t[:min(len(t), maxAnchorText-anchor.Len())])
+			}
+			c.textLinks(string(t))
+		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
+			name, hasAttr := z.TagName()
+			a := atom.Lookup(name)
+			switch a {
+			case atom.Head, atom.Script, atom.Style, atom.Title, atom.Template, atom.Noscript:
+				if tt == html.StartTagToken {
+					hidden++
+				} else if tt == html.EndTagToken && hidden > 0 {
+					hidden--
+				}
+			case atom.A:
+				if tt == html.EndTagToken {
+					if inAnchor {
+						c.anchor(href, anchor.String())
+					}
+					inAnchor = false
+					continue
+				}
+				if inAnchor { // an unclosed anchor ends at the next one
+					c.anchor(href, anchor.String())
+				}
+				href = attrs(z, hasAttr)["href"]
+				inAnchor, anchor = tt == html.StartTagToken, strings.Builder{}
+				if tt == html.SelfClosingTagToken {
+					c.anchor(href, "")
+				}
+			case atom.Img:
+				if tt != html.EndTagToken {
+					c.image(b, attrs(z, hasAttr))
+				}
+			}
+		}
+	}
+}
+
+// attrs reads the current tag's attributes (the ones the checks use).
+func attrs(z *html.Tokenizer, more bool) map[string]string {
+	m := map[string]string{}
+	for more {
+		var k, v []byte
+		k, v, more = z.TagAttr()
+		switch key := string(k); key {
+		case "href", "src", "alt", "width", "height":
+			if _, dup := m[key]; !dup {
+				m[key] = string(v)
+			}
+		}
+	}
+	return m
+}
+
+// anchor checks one link: where it goes, and what its text claims.
+func (c *checker) anchor(href, text string) {
+	host := hrefHost(href)
+	if host == "" {
+		return
+	}
+	if c.isShortener(host) {
+		c.add("link-shortener", strings.TrimSpace(href))
+	}
+	shown := domainsIn(text)
+	if len(shown) == 0 {
+		return
+	}
+	target := registrable(host)
+	for _, d := range shown {
+		if registrable(d) == target {
+			return
+		}
+	}
+	c.add("link-text-mismatch", fmt.Sprintf("link text shows %s, href goes to %s", shown[0], host))
+}
+
+// image counts an <img> and checks its alt text.
+func (c *checker) image(b *body, a map[string]string) {
+	w, wok := pixels(a["width"])
+	h, hok := pixels(a["height"])
+	if wok && hok && w <= 2 && h <= 2 {
+		return // a tracking pixel or spacer: not content
+	}
+	b.images.count++
+	if wok && hok {
+		b.images.area += int64(w) * int64(h)
+	}
+	src := strings.TrimSpace(a["src"])
+	l := strings.ToLower(src)
+	remote := strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "//")
+	if _, hasAlt := a["alt"]; remote && !hasAlt {
+		// alt="" is the correct mark of a decorative image (WCAG H67);
+		// only a missing attribute leaves a blank box when images are off.
+		c.add("image-no-alt", "img src="+src)
+	}
+}
+
+// pixels reads an HTML width or height: "600" or "600px"; percentages
+// and other units are unknown.
+func pixels(s string) (int, bool) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), "px")
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 100000 {
+		return 0, false
+	}
+	return n, true
+}
+
+// imageFindings judges the images against the HTML's text. The bands
+// follow SpamAssassin's HTML_IMAGE_ONLY_* (images with under 400 bytes of
+// text) and HTML_IMAGE_RATIO_* (text per image pixel under 0.008) families,
+// set lower so that a finding means a real imbalance.
+func (c *checker) imageFindings(b *body) {
+	img := b.images
+	if img.count == 0 {
+		return
+	}
+	switch {
+	case b.htmlText < imageOnlyText:
+		c.add("image-only", fmt.Sprintf("HTML has %d image(s) and %d characters of text", img.count, b.htmlText))
+	case img.area > 0 && float64(b.htmlText)/float64(img.area) < imageRatio,
+		img.area == 0 && b.htmlText < imageHeavyTextPerImage*img.count:
+		c.add("image-heavy", fmt.Sprintf("HTML has %d image(s) (%d px declared) and %d characters of text", img.count, img.area, b.htmlText))
+	}
+}
+
+const (
+	imageOnlyText          = 100   // visible characters (about 20 words) under which the images are the message
+	imageRatio             = 0.004 // characters per declared image pixel
+	imageHeavyTextPerImage = 150   // characters per image when sizes are not declared
+)
+
+// visibleRunes counts the characters a reader sees: not spaces (NBSP
+// included) and not the invisible format characters used as preheader
+// padding (U+200B, U+034F...).
+func visibleRunes(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		if !unicode.IsSpace(r) && unicode.IsGraphic(r) && !unicode.Is(unicode.Mn, r) {
+			n++
+		}
+	}
+	return n
+}
+
+// plain examines a text/plain part line by line and returns its visible
+// characters. A line longer than the reader's buffer is examined in
+// pieces.
+func (c *checker) plain(r io.Reader) int {
+	br := bufio.NewReaderSize(r, 16<<10)
+	n := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		n += visibleRunes(line)
+		c.textLinks(string(line))
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return n
+		}
+	}
+}
