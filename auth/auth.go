@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"sluice/config"
+	"sluice/internal/warngate"
 )
 
 // Modes of the acceptance checks (config key auth.mode).
@@ -99,7 +100,7 @@ type Checker struct {
 	log     *slog.Logger
 
 	verdicts *Counters
-	warns    warnGate // warn mode logs a domain once a minute
+	warns    *warngate.Gate // warn mode logs a domain once a minute
 }
 
 // Counters are outcome counters by name, safe for concurrent use.
@@ -167,6 +168,7 @@ func New(o Options) (*Checker, error) {
 		now:      o.Now,
 		log:      o.Logger,
 		verdicts: o.Counters,
+		warns:    warngate.New(warnEvery),
 	}
 	if c.verdicts == nil {
 		c.verdicts = NewCounters()

@@ -319,12 +319,12 @@ func (c *Checker) outcome(v Verdict) error {
 		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, lastReason(v.Reasons))
 	case v.TempError:
 		c.count("tempfail_accepted")
-		if ok, skipped := c.warns.allow(v.FromDomain, c.now()); ok {
+		if ok, skipped := c.warns.Allow(v.FromDomain, c.now()); ok {
 			c.log.Warn("auth: would defer (warn mode), accepted", append(attrs, "same_domain_not_logged", skipped)...)
 		}
 	case v.Reject:
 		c.count("warn")
-		if ok, skipped := c.warns.allow(v.FromDomain, c.now()); ok {
+		if ok, skipped := c.warns.Allow(v.FromDomain, c.now()); ok {
 			c.log.Warn("auth: would reject (warn mode), accepted", append(attrs, "same_domain_not_logged", skipped)...)
 		}
 	default:
