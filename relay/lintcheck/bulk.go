@@ -1,0 +1,63 @@
+package lintcheck
+
+import (
+	"sync"
+	"time"
+
+	"sluice/internal/lru"
+)
+
+// Bulk counts the messages of each sender domain over a rolling day, so
+// that lint knows a bulk sender (lint.bulk_per_day) and the tally can say
+// how many messages a domain's findings are out of. It remembers at most
+// a fixed number of domains: a new domain past the bound evicts the one
+// least recently seen, which a busy bulk sender never is. Safe for
+// concurrent use; the daemon owns one, across reloads.
+type Bulk struct {
+	mu  sync.Mutex
+	max int
+	m   *lru.Map[string, *hours]
+}
+
+// NewBulk returns a counter of at most maxDomains domains (at least 1).
+func NewBulk(maxDomains int) *Bulk {
+	return &Bulk{max: max(maxDomains, 1), m: lru.New[string, *hours]()}
+}
+
+// Add counts one message of domain at now and returns the domain's count
+// over the last day, this message included.
+func (b *Bulk) Add(domain string, now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h, ok := b.m.Get(domain)
+	if !ok {
+		if b.m.Len() >= b.max {
+			// Domains silent for a day count nothing: drop them all
+			// first, then the least recently seen.
+			if b.m.Evict(now, Day, nil) == 0 {
+				b.m.DropOldest()
+			}
+		}
+		h = &hours{}
+	}
+	b.m.Put(domain, h, now)
+	h.add(now)
+	return h.total(now)
+}
+
+// Count returns the domain's count over the last day without adding.
+func (b *Bulk) Count(domain string, now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h, ok := b.m.Get(domain); ok {
+		return h.total(now)
+	}
+	return 0
+}
+
+// Len is the number of domains remembered.
+func (b *Bulk) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m.Len()
+}
