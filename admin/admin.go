@@ -25,6 +25,7 @@ import (
 
 	"sluice/policy"
 	"sluice/queue"
+	"sluice/relay/lintcheck"
 )
 
 // Options configure a Server.
@@ -60,6 +61,10 @@ type Options struct {
 	Config func() ConfigStatus
 	// Events runs the event sinks (nil: no events API).
 	Events EventsControl
+	// Lint reports the content lint findings per sender domain over the
+	// last day (lintcheck.Tally.Report, issue 16), shown by `sluice
+	// domains` and the dashboard; nil: lint is not wired.
+	Lint   func() lintcheck.Report
 	Now    func() time.Time
 	Logger *slog.Logger
 }

@@ -29,6 +29,10 @@ type TelemetryOptions struct {
 	// ("sts", "tlsa", "no-policy-found") and result ("success" or an RFC
 	// 8460 §4.3 result type): outbound.TLSResults.Totals (issue 14).
 	TLSSessions func() map[[2]string]uint64
+	// LintFindings returns the content lint findings by {finding ID,
+	// severity} (lintcheck.Counters.Snapshot, issue 16); nil when lint
+	// is not wired.
+	LintFindings func() map[[2]string]uint64
 	// Events reads the event outbox and sinks (nil: no event metrics).
 	Events func() (events.Status, error)
 	// MaxDestinations bounds the destination label (default 50): the
@@ -252,6 +256,7 @@ var (
 	descAlarm       = prometheus.NewDesc("sluice_sender_alarm", "1 while the sender-wide alarm is raised: many destinations throttle at once.", nil, nil)
 	descAuth        = prometheus.NewDesc("sluice_auth_verdicts_total", "Outcomes of the inbound SPF/DKIM/DMARC check.", []string{"outcome"}, nil)
 	descTLS         = prometheus.NewDesc("sluice_tls_sessions_total", "Outbound TLS sessions by policy type (sts = MTA-STS, tlsa = DANE, no-policy-found) and result (success, or the RFC 8460 result type of the failure: certificate-host-mismatch, certificate-expired, certificate-not-trusted, starttls-not-supported, validation-failure...). A failure under a policy in force is also a tls-policy attempt.", []string{"policy_type", "result"}, nil)
+	descLint        = prometheus.NewDesc("sluice_lint_findings_total", "Content lint findings in messages accepted or refused (every message, whatever lint.warn_interval lets the log say), by finding ID and severity (info, warn, block).", []string{"id", "severity"}, nil)
 	descDestsKnown  = prometheus.NewDesc("sluice_destinations", "Destinations known to the policy.", nil, nil)
 	descScrapeError = prometheus.NewDesc("sluice_queue_read_errors", "1 when the queue could not be read during this scrape.", nil, nil)
 	descEvBytes     = prometheus.NewDesc("sluice_events_outbox_bytes", "Bytes of delivery events in the outbox (cap: events.max_bytes).", nil, nil)
@@ -270,7 +275,7 @@ var (
 type stateCollector struct{ t *Telemetry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descTLS, descDestsKnown, descScrapeError, descDestOpen,
+	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descTLS, descLint, descDestsKnown, descScrapeError, descDestOpen,
 		descEvBytes, descEvCount, descEvDropped, descEvAlarm, descEvPending, descEvLag, descEvSent, descEvFailures} {
 		ch <- d
 	}
@@ -355,6 +360,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if f := t.o.AuthVerdicts; f != nil {
 		for k, v := range f() {
 			ch <- prometheus.MustNewConstMetric(descAuth, prometheus.CounterValue, float64(v), k)
+		}
+	}
+	if f := t.o.LintFindings; f != nil {
+		for k, v := range f() {
+			ch <- prometheus.MustNewConstMetric(descLint, prometheus.CounterValue, float64(v), k[0], k[1])
 		}
 	}
 	if f := t.o.TLSSessions; f != nil {

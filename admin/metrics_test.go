@@ -20,6 +20,9 @@ func TestMetrics(t *testing.T) {
 	f.tel.o.TLSSessions = func() map[[2]string]uint64 {
 		return map[[2]string]uint64{{"sts", "success"}: 4, {"sts", "certificate-expired"}: 2}
 	}
+	f.tel.o.LintFindings = func() map[[2]string]uint64 {
+		return map[[2]string]uint64{{"link-shortener", "block"}: 3, {"subject-caps", "info"}: 1}
+	}
 	f.enqueue(t, "a@src.test", "b@dest.test")
 	f.clk.Advance(90 * time.Second)
 	f.pause("down.test")
@@ -51,6 +54,8 @@ func TestMetrics(t *testing.T) {
 		`sluice_auth_verdicts_total{outcome="pass"} 7`,
 		`sluice_tls_sessions_total{policy_type="sts",result="certificate-expired"} 2`,
 		`sluice_tls_sessions_total{policy_type="sts",result="success"} 4`,
+		`sluice_lint_findings_total{id="link-shortener",severity="block"} 3`,
+		`sluice_lint_findings_total{id="subject-caps",severity="info"} 1`,
 		`sluice_sender_alarm 0`,
 		`sluice_sender_fix_alarms_total{fix="SPF"} 1`,
 	} {

@@ -1,6 +1,10 @@
 package admin
 
-import "regexp"
+import (
+	"regexp"
+
+	"sluice/relay/lintcheck"
+)
 
 // mailAddr matches a mail address in free text (a reply line, an alarm
 // reason): a local part, quoted or not, then @ and a domain.
@@ -23,6 +27,23 @@ func (d Dashboard) public() Dashboard {
 		dests[i] = x
 	}
 	d.Domains.Destinations = dests
+	if l := d.Domains.Lint; l != nil {
+		// Counts per sender domain and finding only: the evidence quotes
+		// the message (a From display name, a link with its tracking
+		// token) and is for the admin API.
+		r := *l
+		r.Senders = make([]lintcheck.Sender, len(l.Senders))
+		for i, s := range l.Senders {
+			fs := make([]lintcheck.SenderFinding, len(s.Findings))
+			for j, f := range s.Findings {
+				f.Evidence = ""
+				fs[j] = f
+			}
+			s.Findings = fs
+			r.Senders[i] = s
+		}
+		d.Domains.Lint = &r
+	}
 	return d
 }
 

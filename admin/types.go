@@ -5,6 +5,7 @@ import (
 
 	"sluice/admin/timeline"
 	"sluice/events"
+	"sluice/relay/lintcheck"
 )
 
 // The types below are the JSON contract of the /v1 API. Scripts read
@@ -93,6 +94,10 @@ type Alarm struct {
 type Domains struct {
 	Alarm        Alarm         `json:"alarm"`
 	Destinations []Destination `json:"destinations"`
+	// Lint is the content lint findings per sender domain over the last
+	// day (issue 16): the sender side of a spike of 421s. Absent when
+	// lint is not wired.
+	Lint *lintcheck.Report `json:"lint,omitempty"`
 }
 
 // DomainDetail is the reply of GET /v1/domains/{name}.

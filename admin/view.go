@@ -177,6 +177,10 @@ func (s *Server) domains() (Domains, error) {
 			Replies421: s.o.Telemetry.History.Count421(name, time.Hour), Open: q.open, Held: q.held})
 	}
 	sort.Slice(out.Destinations, func(i, j int) bool { return out.Destinations[i].Name < out.Destinations[j].Name })
+	if s.o.Lint != nil {
+		r := s.o.Lint()
+		out.Lint = &r
+	}
 	return out, nil
 }
 

@@ -343,6 +343,52 @@ function renderTimeline(tl) {
   }
 }
 
+// renderLint shows the content lint findings per sender domain over the
+// last day (issue 16), each with its hourly counts as small bars, so that
+// a campaign's content can be set against the 421s above. Domains,
+// evidence and fixes are set as text only.
+function renderLint(lint) {
+  const section = document.getElementById("lint-section");
+  section.hidden = !lint;
+  if (!lint) return;
+  document.getElementById("lint-note").textContent =
+    `(mode ${lint.mode}; hours from ${utcHM(new Date(lint.start))}Z` + (lint.more ? `; ${lint.more} more sender domains not shown)` : ")");
+  const tb = document.querySelector("#lint tbody");
+  tb.replaceChildren();
+  if (lint.senders.length === 0) {
+    tb.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, lint.mode === "off" ? "lint is off" : "no finding in the last 24 h")));
+  }
+  for (const s of lint.senders) {
+    s.by_id.forEach((f, i) => {
+      const last = utc(new Date(f.last)) + (f.evidence ? " · " + f.evidence : "");
+      tb.append(el("tr", {},
+        el("td", {}, i === 0 ? s.domain : ""),
+        el("td", {}, i === 0 ? s.messages : ""),
+        el("td", { class: "text" }, f.id),
+        el("td", { class: "text sev-" + f.severity }, f.severity),
+        el("td", {}, f.count),
+        el("td", {}, hourBars(f.hourly)),
+        el("td", { class: "reply" }, last),
+        el("td", { class: "reply" }, f.fix || "")));
+    });
+  }
+}
+
+// hourBars is a 24-bar SVG of hourly counts, scaled to the largest.
+function hourBars(counts) {
+  const w = 3, h = 16, max = Math.max(1, ...counts);
+  const svg = svgEl("svg", { width: counts.length * w, height: h, class: "hours" });
+  counts.forEach((c, i) => {
+    if (c === 0) return;
+    const bh = Math.max(1, Math.round(c / max * h));
+    const r = svgEl("rect", { x: i * w, y: h - bh, width: w - 1, height: bh });
+    r.append(svgEl("title", {}));
+    r.lastChild.textContent = String(c);
+    svg.append(r);
+  });
+  return svg;
+}
+
 function renderShape(sum) {
   const head = document.querySelector("#shape thead"), body = document.querySelector("#shape tbody");
   head.replaceChildren(el("tr", {}, el("th", {}, "domain"), el("th", {}, "total"), ...sum.buckets.map(b => el("th", {}, b))));
@@ -361,6 +407,7 @@ async function refresh() {
     renderStatus(d.status);
     renderAlarm(d.domains.alarm);
     renderDestinations(d.domains.destinations);
+    renderLint(d.domains.lint);
     renderTimeline(d.timeline);
     renderChart(d.chart);
     renderShape(d.summary);

@@ -14,6 +14,7 @@ import (
 
 	"sluice/admin"
 	"sluice/config"
+	"sluice/relay/lintcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the CLI tests")
@@ -71,7 +72,21 @@ var (
 			{Name: "yahoo", State: "probing", Concurrency: 1, MaxConcurrency: 5, Rate: 0, MaxRate: 10, GreylistWindow: "0s", LastHour: map[string]int{}, LastReply: "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred"},
 			{Name: "example.org", State: "open", Concurrency: 20, MaxConcurrency: 20, GreylistWindow: "5m1s", LastHour: map[string]int{"greylist": 3, "success": 9}, LastReply: "250 2.0.0 OK"},
 			{Name: "slow.example", State: "idle", LastHour: map[string]int{}, Open: 31},
-		}}
+		},
+		// The sender side (issue 16): a campaign's shortened links peaked
+		// in the hour gmail started to throttle.
+		Lint: &lintcheck.Report{Mode: "warn", Start: gNow.Truncate(time.Hour).Add(-23 * time.Hour), Senders: []lintcheck.Sender{
+			{Domain: "shop.example", Messages: 5230, Total: 460, Findings: []lintcheck.SenderFinding{
+				{ID: "link-shortener", Severity: "block", Count: 410, Hourly: gHourly(22, 380, 30), Last: gNow.Add(-time.Minute),
+					Evidence: "https://bit.ly/3xYz", Fix: "Link to your own domain instead of a URL shortener."},
+				{ID: "bulk-unsubscribe", Severity: "warn", Count: 50, Hourly: gHourly(23, 50), Last: gNow.Add(-2 * time.Minute),
+					Evidence: "5230 messages in 24 h without List-Unsubscribe-Post", Fix: "Add List-Unsubscribe and List-Unsubscribe-Post: List-Unsubscribe=One-Click."},
+			}},
+			{Domain: "news.example", Messages: 12, Total: 1, Findings: []lintcheck.SenderFinding{
+				{ID: "subject-caps", Severity: "info", Count: 1, Hourly: gHourly(3, 1), Last: gNow.Add(-20 * time.Hour), Evidence: "Subject: BIG SALE", Fix: "Write the Subject in sentence case."},
+			}},
+		}, More: 2},
+	}
 	gDetail = admin.DomainDetail{Destination: gDomains.Destinations[0], Domains: []string{"gmail.com", "googlemail.com"}, Recent: []admin.Event{
 		{At: gNow.Add(-time.Minute), Domain: "gmail.com", Class: "throttle", Status: "deferred", Reply: "421 4.7.28 unusual rate"},
 		{At: gNow.Add(-2 * time.Minute), Domain: "googlemail.com", Class: "success", Status: "sent", Reply: "250 2.0.0 OK"},
@@ -109,8 +124,21 @@ var (
 				}},
 		}}
 	gHostileSupp    = []admin.Suppression{{Addr: "u" + hostile + "@x.example", Reason: "550 " + hostile, At: gNow.Add(-time.Hour)}}
-	gHostileDomains = admin.Domains{Destinations: []admin.Destination{{Name: "x" + hostile, State: "open", GreylistWindow: "0s", LastHour: map[string]int{}, LastReply: "421 " + hostile}}}
+	gHostileDomains = admin.Domains{Destinations: []admin.Destination{{Name: "x" + hostile, State: "open", GreylistWindow: "0s", LastHour: map[string]int{}, LastReply: "421 " + hostile}},
+		Lint: &lintcheck.Report{Mode: "warn", Start: gNow.Truncate(time.Hour).Add(-23 * time.Hour), Senders: []lintcheck.Sender{
+			{Domain: "s" + hostile, Messages: 1, Total: 1, Findings: []lintcheck.SenderFinding{
+				{ID: "link-shortener", Severity: "warn", Count: 1, Hourly: gHourly(23, 1), Last: gNow, Evidence: "https://bit.ly/" + hostile, Fix: "Link to your own domain."},
+			}},
+		}}}
 )
+
+// gHourly is a day of hourly counts with counts from the hour at index
+// from on.
+func gHourly(from int, counts ...int) []int {
+	out := make([]int, lintcheck.Hours)
+	copy(out[from:], counts)
+	return out
+}
 
 func TestGoldenRender(t *testing.T) {
 	t.Parallel()

@@ -13,6 +13,7 @@ import (
 
 	"sluice/admin"
 	"sluice/internal/escape"
+	"sluice/relay/lintcheck"
 )
 
 // The renderers print for humans: aligned columns, relative ages, UTC
@@ -284,20 +285,77 @@ func renderDomains(w io.Writer, d admin.Domains, now time.Time) {
 	renderAlarm(w, d.Alarm)
 	if len(d.Destinations) == 0 {
 		fmt.Fprintln(w, "no destination known yet (one appears at its first delivery attempt)")
+	} else {
+		tw := table(w)
+		fmt.Fprintln(tw, "DESTINATION\tSTATE\tOPEN\tCONC\tRATE/S\t421/1H\tREPLIES/1H\tGREYLIST\tLAST REPLY")
+		for _, x := range d.Destinations {
+			if x.State == "idle" {
+				// No policy state in memory: only the open mail is known.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%d\t-\t-\t-\n", esc(x.Name), esc(x.State), openStr(x), x.Replies421)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", esc(x.Name), destState(x, now), openStr(x), x.Concurrency, x.MaxConcurrency,
+				rateStr(x.Rate), rateStr(x.MaxRate), x.Replies421, classCounts(x.LastHour), esc(x.GreylistWindow), clip(orDash(esc(x.LastReply)), 60))
+		}
+		tw.Flush()
+	}
+	if d.Lint != nil {
+		renderLint(w, *d.Lint)
+	}
+}
+
+// renderLint is the sender side of `domains`: the content lint findings
+// per sender domain over the last day (issue 16), with the hour each
+// peaked, to set against the destinations' 421s. Sender domains and
+// evidence come from clients: escaped.
+func renderLint(w io.Writer, r lintcheck.Report) {
+	fmt.Fprintf(w, "\ncontent lint, last 24 h, by sender domain (lint.mode %s):\n", esc(r.Mode))
+	if len(r.Senders) == 0 {
+		if r.Mode == "off" {
+			fmt.Fprintln(w, "  lint is off")
+		} else {
+			fmt.Fprintln(w, "  no finding")
+		}
 		return
 	}
 	tw := table(w)
-	fmt.Fprintln(tw, "DESTINATION\tSTATE\tOPEN\tCONC\tRATE/S\t421/1H\tREPLIES/1H\tGREYLIST\tLAST REPLY")
-	for _, x := range d.Destinations {
-		if x.State == "idle" {
-			// No policy state in memory: only the open mail is known.
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t%d\t-\t-\t-\n", esc(x.Name), esc(x.State), openStr(x), x.Replies421)
-			continue
+	fmt.Fprintln(tw, "  SENDER DOMAIN\tMSGS/24H\tFINDING\tSEVERITY\t24H\t1H\tPEAK HOUR\tLAST EVIDENCE")
+	fixes := map[string]string{}
+	var ids []string
+	for _, s := range r.Senders {
+		for i, f := range s.Findings {
+			dom, msgs := "", ""
+			if i == 0 {
+				dom, msgs = clip(esc(s.Domain), 40), strconv.Itoa(s.Messages)
+			}
+			peak, at := 0, 0
+			for h, n := range f.Hourly {
+				if n >= peak {
+					peak, at = n, h
+				}
+			}
+			cur := 0
+			if len(f.Hourly) > 0 {
+				cur = f.Hourly[len(f.Hourly)-1]
+			}
+			hour := r.Start.Add(time.Duration(at) * time.Hour).UTC().Format("15:04Z")
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s (%d)\t%s\n", dom, msgs, esc(f.ID), esc(f.Severity), f.Count, cur, hour, peak,
+				clip(orDash(esc(f.Evidence)), 50))
+			if _, ok := fixes[f.ID]; !ok {
+				fixes[f.ID] = f.Fix
+				ids = append(ids, f.ID)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", esc(x.Name), destState(x, now), openStr(x), x.Concurrency, x.MaxConcurrency,
-			rateStr(x.Rate), rateStr(x.MaxRate), x.Replies421, classCounts(x.LastHour), esc(x.GreylistWindow), clip(orDash(esc(x.LastReply)), 60))
 	}
 	tw.Flush()
+	if r.More > 0 {
+		fmt.Fprintf(w, "  (%d more sender domains with findings not shown)\n", r.More)
+	}
+	sort.Strings(ids)
+	fmt.Fprintln(w, "fixes:")
+	for _, id := range ids {
+		fmt.Fprintf(w, "  %s: %s\n", esc(id), orDash(esc(fixes[id])))
+	}
 }
 
 // openStr is the OPEN column: open recipients, and how many are held.
