@@ -116,6 +116,8 @@ type Queue struct {
 
 	suppMu sync.RWMutex
 	supp   map[string]struct{}
+	// onSuppress is told of each address Suppress adds (OnSuppress).
+	onSuppress atomic.Pointer[func(addr, reason string)]
 
 	feed dueFeed // due.go: the domains whose earliest due time changed
 

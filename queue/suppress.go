@@ -54,7 +54,7 @@ func (q *Queue) Suppress(addr, reason string) error {
 	if err != nil {
 		return fmt.Errorf("queue: suppress: %w", err)
 	}
-	return q.write(context.Background(), func(w *wtx) error {
+	err = q.write(context.Background(), func(w *wtx) error {
 		if err := w.b(bktSuppress).Put([]byte(k), v); err != nil {
 			return err
 		}
@@ -64,7 +64,16 @@ func (q *Queue) Suppress(addr, reason string) error {
 		q.supp[k] = struct{}{}
 		q.suppMu.Unlock()
 	})
+	if f := q.onSuppress.Load(); err == nil && f != nil {
+		(*f)(addr, reason)
+	}
+	return err
 }
+
+// OnSuppress has f told of every address Suppress adds, after it is
+// committed, in Suppress's caller (a cluster shares the list, issue 15).
+// f must not block and must not call Suppress.
+func (q *Queue) OnSuppress(f func(addr, reason string)) { q.onSuppress.Store(&f) }
 
 // Unsuppress removes addr; it reports whether it was listed.
 func (q *Queue) Unsuppress(addr string) (bool, error) {

@@ -67,3 +67,21 @@ func TestSuppressionKeysCanonical(t *testing.T) {
 		t.Error("legacy key still matches after Unsuppress")
 	}
 }
+
+// OnSuppress tells a cluster of each committed suppression (issue 15), in
+// the caller, after the commit; a failed one is not told.
+func TestOnSuppressHook(t *testing.T) {
+	t.Parallel()
+	q, _, _ := openTest(t, nil)
+	var got []string
+	q.OnSuppress(func(addr, reason string) { got = append(got, addr+"|"+reason) })
+	if err := q.Suppress("bob@example.org", "5.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Suppress(" ", "x"); err == nil {
+		t.Fatal("empty address suppressed")
+	}
+	if len(got) != 1 || got[0] != "bob@example.org|5.1.1" {
+		t.Fatalf("hook calls %q", got)
+	}
+}

@@ -1,0 +1,517 @@
+package cluster
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"sluice/policy"
+)
+
+// Gate is the scheduler's policy in cluster mode: *policy.Policy with
+// the session and rate gates shared through Redis. Every question goes
+// to the local policy first (the control law, pauses, this node's
+// sessions), then to the cluster's share.
+type Gate struct {
+	*policy.Policy
+	n *Node
+}
+
+// Gate wraps the node's policy.
+func (n *Node) Gate() *Gate { return &Gate{Policy: n.pol, n: n} }
+
+// Node is the cluster membership behind g.
+func (g *Gate) Node() *Node { return g.n }
+
+// share is a destination's fallback state while Redis is away: its rate
+// divided by the live nodes.
+type share struct {
+	r   rate.Limit
+	lim *rate.Limiter
+}
+
+// view is a destination as the cluster holds it.
+type view struct {
+	leases int           // unexpired leases, all nodes
+	sh     policy.Shared // the shared hash, parsed
+	known  bool          // the hash has levels
+	probe  string        // lease id holding the probe token, "" = none
+	tat    int64         // GCRA theoretical arrival time (µs), 0 = none
+}
+
+func msTime(s string) time.Time {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+// parseShared reads a destination's hash (HGETALL, as a map or as the
+// flat list a script returns).
+func parseShared(m map[string]string) (policy.Shared, bool) {
+	var s policy.Shared
+	s.Conc, _ = strconv.Atoi(m["conc"])
+	if r, err := strconv.ParseFloat(m["rate"], 64); err == nil && r > 0 {
+		s.Rate = rate.Limit(r)
+	}
+	s.ConcCut, s.RateCut = msTime(m["conc_cut"]), msTime(m["rate_cut"])
+	s.PausedUntil = msTime(m["paused"])
+	s.HalfOpen = m["half"] == "1"
+	if v, err := strconv.ParseInt(m["grey_lo"], 10, 64); err == nil {
+		s.GreyLo = time.Duration(v) * time.Millisecond
+	}
+	if v, err := strconv.ParseInt(m["grey_hi"], 10, 64); err == nil {
+		s.GreyHi = time.Duration(v) * time.Millisecond
+	}
+	_, known := m["conc"]
+	return s, known
+}
+
+func flatMap(v any) map[string]string {
+	l, _ := v.([]any)
+	m := make(map[string]string, len(l)/2)
+	for i := 0; i+1 < len(l); i += 2 {
+		k, _ := l[i].(string)
+		s, _ := l[i+1].(string)
+		m[k] = s
+	}
+	return m
+}
+
+// view reads dest's shared state in one round trip; a destination the
+// cluster knows nothing of is seeded with this node's levels.
+func (n *Node) view(dest string, now time.Time) (view, error) {
+	ctx, cancel := n.ctx()
+	defer cancel()
+	pipe := n.rdb.Pipeline()
+	lc := pipe.ZCount(ctx, n.key("lease", dest), "("+strconv.FormatInt(now.UnixMilli(), 10), "+inf")
+	h := pipe.HGetAll(ctx, n.key("dest", dest))
+	pr := pipe.Get(ctx, n.key("probe", dest))
+	tat := pipe.Get(ctx, n.key("rate", dest))
+	n.trips.Add(1)
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return view{}, err
+	}
+	var v view
+	v.leases = int(lc.Val())
+	v.sh, v.known = parseShared(h.Val())
+	v.probe = pr.Val()
+	v.tat, _ = strconv.ParseInt(tat.Val(), 10, 64)
+	if !v.known {
+		sh := n.pol.Shared(dest)
+		n.trips.Add(1)
+		res, err := seedScript.Run(ctx, n.rdb, []string{n.key("dest", dest)}, sh.Conc, fmtRate(sh.Rate), stateTTL.Milliseconds()).Result()
+		if err != nil {
+			return view{}, err
+		}
+		v.sh, v.known = parseShared(flatMap(res))
+	}
+	return v, nil
+}
+
+// gcraParams are the emission interval and tolerance (µs) of rate r: the
+// burst is a twentieth of a second's worth, at least 1, as the local
+// bucket's (policy/rate.go).
+func gcraParams(r rate.Limit) (T, tau float64) {
+	T = 1e6 / float64(r)
+	burst := max(int(float64(r)/20), 1)
+	return T, float64(burst-1) * T
+}
+
+// Ready answers for the cluster: the local answer (pauses, this node's
+// sessions, the local bucket), bounded by the cluster's free slots, its
+// single probe and its rate bucket. When the cluster is full it says to
+// ask again shortly (a slot another node frees is not announced).
+func (g *Gate) Ready(name string) (int, time.Time) {
+	n := g.n
+	now := n.now()
+	if !n.Up() {
+		return g.fallbackReady(name, now)
+	}
+	v, err := n.view(name, now)
+	if err != nil {
+		n.failed(err)
+		return g.fallbackReady(name, now)
+	}
+	sh := g.Policy.Adopt(name, v.sh)
+	k, at := g.Policy.Ready(name)
+	if k == 0 {
+		return 0, at
+	}
+	if v.sh.HalfOpen && !v.sh.PausedUntil.After(now) {
+		if v.probe != "" {
+			return 0, now.Add(n.poll)
+		}
+		k = 1
+	}
+	free := sh.Conc - v.leases
+	if free <= 0 {
+		return 0, now.Add(n.poll)
+	}
+	k = min(k, free)
+	if sh.Rate > 0 && v.tat > 0 {
+		_, tau := gcraParams(sh.Rate)
+		if next := float64(v.tat) - tau; next > float64(now.UnixMicro()) {
+			return 0, time.UnixMicro(int64(math.Ceil(next)))
+		}
+	}
+	return k, time.Time{}
+}
+
+// Admit takes a local slot, then a lease in Redis (the probe token too
+// when the destination is half-open); refused by the cluster, the local
+// slot is given back.
+func (g *Gate) Admit(name string) (bool, time.Time) {
+	n := g.n
+	now := n.now()
+	if !n.Up() {
+		return g.fallbackAdmit(name, now)
+	}
+	ok, at := g.Policy.Admit(name)
+	if !ok {
+		return ok, at
+	}
+	sh := g.Policy.Shared(name)
+	probe := sh.HalfOpen && !sh.PausedUntil.After(now)
+	id := n.tag + "/" + strconv.FormatUint(n.seq.Add(1), 10)
+	ctx, cancel := n.ctx()
+	defer cancel()
+	n.trips.Add(1)
+	res, err := acquireScript.Run(ctx, n.rdb, []string{n.key("lease", name), n.key("probe", name)},
+		now.UnixMilli(), now.Add(n.o.LeaseTTL).UnixMilli(), id, sh.Conc, b2s(probe), n.o.LeaseTTL.Milliseconds()).Int64Slice()
+	if err != nil {
+		// The session goes on this node's share: it is counted here
+		// and registered in Redis on rejoin.
+		n.failed(err)
+		n.hold(name, "")
+		return true, time.Time{}
+	}
+	if res[0] != 1 {
+		g.Policy.Release(name)
+		return false, now.Add(n.poll)
+	}
+	n.hold(name, id)
+	return true, time.Time{}
+}
+
+// hold counts a session open here, with its lease id ("" = none: taken
+// while Redis was away).
+func (n *Node) hold(dest, id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.active[dest]++
+	if id != "" {
+		n.leases[dest] = append(n.leases[dest], id)
+	}
+}
+
+// drop ends a session here and returns a lease id to release ("" = none).
+func (n *Node) drop(dest string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a := n.active[dest] - 1
+	if a <= 0 {
+		delete(n.active, dest)
+	} else {
+		n.active[dest] = a
+	}
+	ids := n.leases[dest]
+	if len(ids) == 0 || len(ids) <= a {
+		// More leases than sessions cannot be; fewer: the session
+		// ending had none (taken while Redis was away).
+		return ""
+	}
+	id := ids[len(ids)-1]
+	if len(ids) == 1 {
+		delete(n.leases, dest)
+	} else {
+		n.leases[dest] = ids[:len(ids)-1]
+	}
+	return id
+}
+
+func (n *Node) activeAt(dest string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.active[dest]
+}
+
+// Release ends a session: the local slot, then the lease.
+func (g *Gate) Release(name string) {
+	n := g.n
+	g.Policy.Release(name)
+	id := n.drop(name)
+	if id == "" || !n.Up() {
+		return // a lease not released expires within lease_ttl
+	}
+	ctx, cancel := n.ctx()
+	defer cancel()
+	n.trips.Add(1)
+	if err := releaseScript.Run(ctx, n.rdb, []string{n.key("lease", name), n.key("probe", name)}, id).Err(); err != nil {
+		n.failed(err)
+	}
+}
+
+// Reserve takes a local token (the local control law's quiet after a cut
+// and its own bucket), then one of the cluster's GCRA bucket.
+func (g *Gate) Reserve(name string) time.Duration {
+	n := g.n
+	if w := g.Policy.Reserve(name); w > 0 {
+		return w
+	}
+	now := n.now()
+	if !n.Up() {
+		return g.fallbackReserve(name, now)
+	}
+	r := g.Policy.Shared(name).Rate
+	if r <= 0 {
+		return 0
+	}
+	T, tau := gcraParams(r)
+	ctx, cancel := n.ctx()
+	defer cancel()
+	n.trips.Add(1)
+	res, err := gcraScript.Run(ctx, n.rdb, []string{n.key("rate", name)}, now.UnixMicro(), T, tau, 1).Int64Slice()
+	if err != nil {
+		n.failed(err)
+		return g.fallbackReserve(name, now)
+	}
+	if res[0] >= 1 {
+		return 0
+	}
+	return max(time.Duration(res[1])*time.Microsecond, time.Millisecond)
+}
+
+// Continue is the local answer, and, in the cluster, not while this node
+// holds more than its share of a destination whose sessions exceed the
+// level (after a cut, the extra sessions drain away across the fleet).
+func (g *Gate) Continue(name string) bool {
+	if !g.Policy.Continue(name) {
+		return false
+	}
+	n := g.n
+	sh := g.Policy.Shared(name)
+	mine := n.activeAt(name)
+	return mine <= sh.Conc/n.LiveNodes() || mine <= 1 || !n.overLevel(name, sh.Conc)
+}
+
+// overLevel reports whether dest holds more leases cluster-wide than
+// level (one round trip; false when unknown).
+func (n *Node) overLevel(dest string, level int) bool {
+	if !n.Up() {
+		return false
+	}
+	ctx, cancel := n.ctx()
+	defer cancel()
+	n.trips.Add(1)
+	c, err := n.rdb.ZCount(ctx, n.key("lease", dest), "("+strconv.FormatInt(n.now().UnixMilli(), 10), "+inf").Result()
+	if err != nil {
+		n.failed(err)
+		return false
+	}
+	return int(c) > level
+}
+
+// Observe judges the reply locally, then publishes what changed (a cut,
+// a raise, a pause, a reopening, the greylisting bracket) and adopts the
+// cluster's answer: a cut another node made within the window wins.
+func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
+	n := g.n
+	before := g.Policy.Shared(name)
+	dec := g.Policy.Observe(name, o)
+	if dec.Alarm != "" {
+		n.publishAlarm(dec.Alarm)
+	}
+	if !n.Up() {
+		return dec
+	}
+	after := g.Policy.Shared(name)
+	now := n.now()
+	args, changed := publishArgs(before, after, now, g.Policy.DecreaseWindow(), n.o.LeaseTTL)
+	if !changed {
+		return dec
+	}
+	ctx, cancel := n.ctx()
+	defer cancel()
+	n.trips.Add(1)
+	res, err := publishScript.Run(ctx, n.rdb, []string{n.key("dest", name), n.key("probe", name)}, args...).Result()
+	if err != nil {
+		n.failed(err)
+		return dec
+	}
+	sh, _ := parseShared(flatMap(res))
+	g.Policy.Adopt(name, sh)
+	return dec
+}
+
+// rateOp compares rates where 0 is unlimited.
+func rateOp(a, b rate.Limit) string {
+	inf := func(r rate.Limit) float64 {
+		if r <= 0 {
+			return math.Inf(1)
+		}
+		return float64(r)
+	}
+	switch x, y := inf(a), inf(b); {
+	case y < x:
+		return "cut"
+	case y > x:
+		return "raise"
+	}
+	return ""
+}
+
+func publishArgs(before, after policy.Shared, now time.Time, window, _ time.Duration) ([]any, bool) {
+	concOp := ""
+	switch {
+	case after.Conc < before.Conc:
+		concOp = "cut"
+	case after.Conc > before.Conc:
+		concOp = "raise"
+	}
+	rOp := rateOp(before.Rate, after.Rate)
+	var until int64
+	if after.PausedUntil.After(before.PausedUntil) && after.PausedUntil.After(now) {
+		until = after.PausedUntil.UnixMilli()
+	}
+	reopen := before.HalfOpen && !after.HalfOpen
+	var lo, hi int64
+	if after.GreyLo > before.GreyLo {
+		lo = after.GreyLo.Milliseconds()
+	}
+	if after.GreyHi > 0 && after.GreyHi != before.GreyHi {
+		hi = after.GreyHi.Milliseconds()
+	}
+	if concOp == "" && rOp == "" && until == 0 && !reopen && lo == 0 && hi == 0 {
+		return nil, false
+	}
+	return []any{now.UnixMilli(), window.Milliseconds(), stateTTL.Milliseconds(),
+		concOp, before.Conc, after.Conc, rOp, fmtRate(before.Rate), fmtRate(after.Rate),
+		until, b2s(reopen), lo, hi}, true
+}
+
+// The fallback: each destination's limits divided by the last known
+// number of live nodes, counted here.
+
+func (n *Node) fallbackCap(sh policy.Shared) int {
+	return max(1, sh.Conc/n.LiveNodes())
+}
+
+func (n *Node) fallbackLimiter(dest string, r rate.Limit, now time.Time) *rate.Limiter {
+	r /= rate.Limit(n.LiveNodes())
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.shares[dest]
+	if s == nil {
+		s = &share{}
+		n.shares[dest] = s
+	}
+	if s.lim == nil || s.r != r {
+		burst := max(int(float64(r)/20), 1)
+		if s.lim == nil {
+			s.lim = rate.NewLimiter(r, burst)
+		} else {
+			s.lim.SetLimitAt(now, r)
+			s.lim.SetBurstAt(now, burst)
+		}
+		s.r = r
+	}
+	return s.lim
+}
+
+func (g *Gate) fallbackReady(name string, now time.Time) (int, time.Time) {
+	k, at := g.Policy.Ready(name)
+	if k == 0 {
+		return 0, at
+	}
+	sh := g.Policy.Shared(name)
+	free := g.n.fallbackCap(sh) - g.n.activeAt(name)
+	if free <= 0 {
+		return 0, time.Time{} // a Release here frees one
+	}
+	k = min(k, free)
+	if sh.Rate > 0 {
+		l := g.n.fallbackLimiter(name, sh.Rate, now)
+		if t := l.TokensAt(now); t < 1 {
+			wait := time.Duration((1 - t) / float64(l.Limit()) * float64(time.Second))
+			return 0, now.Add(max(wait, time.Millisecond))
+		}
+	}
+	return k, time.Time{}
+}
+
+func (g *Gate) fallbackAdmit(name string, now time.Time) (bool, time.Time) {
+	sh := g.Policy.Shared(name)
+	if g.n.activeAt(name) >= g.n.fallbackCap(sh) {
+		return false, time.Time{}
+	}
+	ok, at := g.Policy.Admit(name)
+	if ok {
+		g.n.hold(name, "")
+	}
+	return ok, at
+}
+
+func (g *Gate) fallbackReserve(name string, now time.Time) time.Duration {
+	r := g.Policy.Shared(name).Rate
+	if r <= 0 {
+		return 0
+	}
+	l := g.n.fallbackLimiter(name, r, now)
+	res := l.ReserveN(now, 1)
+	if !res.OK() {
+		return g.n.poll
+	}
+	d := res.DelayFrom(now)
+	if d > 0 {
+		res.CancelAt(now)
+	}
+	return d
+}
+
+// Share is one destination's sessions across the cluster: the level, the
+// leases held, and how many each node holds.
+type Share struct {
+	Dest   string         `json:"dest"`
+	Level  int            `json:"level"`
+	Leases int            `json:"leases"`
+	ByNode map[string]int `json:"by_node"`
+}
+
+// Shares reads the leases of dests (one round trip).
+func (n *Node) Shares(ctx context.Context, dests []string) (map[string]Share, error) {
+	out := map[string]Share{}
+	if !n.Up() {
+		return out, ErrDown
+	}
+	now := strconv.FormatInt(n.now().UnixMilli(), 10)
+	pipe := n.rdb.Pipeline()
+	zs := make([]*redis.StringSliceCmd, len(dests))
+	hs := make([]*redis.StringCmd, len(dests))
+	for i, d := range dests {
+		zs[i] = pipe.ZRangeByScore(ctx, n.key("lease", d), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+		hs[i] = pipe.HGet(ctx, n.key("dest", d), "conc")
+	}
+	n.trips.Add(1)
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		n.failed(err)
+		return out, err
+	}
+	for i, d := range dests {
+		s := Share{Dest: d, ByNode: map[string]int{}}
+		s.Level, _ = strconv.Atoi(hs[i].Val())
+		for _, id := range zs[i].Val() {
+			node, _, _ := strings.Cut(id, "/")
+			s.ByNode[node]++
+			s.Leases++
+		}
+		out[d] = s
+	}
+	return out, nil
+}
