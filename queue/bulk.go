@@ -90,12 +90,23 @@ func (q *Queue) domainsWith(s State) ([]string, error) {
 	return out, err
 }
 
-// flushDomain moves the recipients of domain due after now to now, in
-// steps of at most BulkPage entries of the domain's part of the due
-// index. A step starts after the last entry the previous one read (and
-// after the step's now: what earlier steps moved is due by then).
+// flushDomain moves the recipients of domain due after now to now, one
+// lane of the due index after the other (due.go).
 func (q *Queue) flushDomain(ctx context.Context, domain, upTo string, total *int, progress func(int)) error {
-	prefix := duePrefix(domain)
+	for _, lane := range []byte{laneFirst, laneRetry} {
+		if err := q.flushLane(ctx, domain, lane, upTo, total, progress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushLane moves the recipients of domain's lane due after now to now,
+// in steps of at most BulkPage entries. A step starts after the last
+// entry the previous one read (and after the step's now: what earlier
+// steps moved is due by then).
+func (q *Queue) flushLane(ctx context.Context, domain string, lane byte, upTo string, total *int, progress func(int)) error {
+	prefix := lanePrefix(domain, lane)
 	var pos []byte // the last due key read
 	for {
 		var (
@@ -112,7 +123,7 @@ func (q *Queue) flushDomain(ctx context.Context, domain, upTo string, total *int
 			var refs []ref
 			walked := 0
 			c := w.b(bktDue).Cursor()
-			start := dueKeyUntil(domain, w.now)
+			start := dueKeyUntil(domain, lane, w.now)
 			if pos != nil && bytes.Compare(pos, start) >= 0 {
 				start = append(bytes.Clone(pos), 0) // the first key after pos
 			}
@@ -122,12 +133,12 @@ func (q *Queue) flushDomain(ctx context.Context, domain, upTo string, total *int
 					break
 				}
 				walked++
-				d, _, id, idx, err := parseDueKey(k)
+				d, _, _, id, idx, err := parseDueKey(k)
 				if err != nil {
 					return err
 				}
 				if d != domain {
-					break // a longer domain that starts like this one and a NUL
+					break // a longer domain that starts like this one and a lane byte
 				}
 				if id <= upTo { // mail queued since the flush began is left as it is
 					refs = append(refs, ref{id, idx})

@@ -195,7 +195,7 @@ func TestOldDueIndexMigrates(t *testing.T) {
 			return err
 		}
 		if err := tx.Bucket(bktDue).ForEach(func(k, _ []byte) error {
-			_, at, id, idx, err := parseDueKey(k)
+			_, _, at, id, idx, err := parseDueKey(k)
 			if err != nil {
 				return err
 			}
@@ -278,4 +278,114 @@ func TestDueIndexFill(t *testing.T) {
 	}
 	checkInvariants(t, q)
 	_ = ids
+}
+
+// TestRetryNotBehindBacklog (issue 11, bench/throttle's drop): a
+// recipient deferred while a backlog of first attempts waits at its
+// domain is leased as soon as its retry is due, although the backlog was
+// due before it (at its arrival): the two lanes are served in turn, one
+// job each, and the turn carries over from one lease to the next. In one
+// due order the retry waited behind the whole backlog.
+func TestRetryNotBehindBacklog(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, nil)
+	t0 := c.Now()
+	// Two recipients tried and deferred to t0+5s and t0+6s, then a
+	// backlog of 50 first attempts, all due at t0.
+	r1 := enqueue(t, q, "r1@a.test")
+	r2 := enqueue(t, q, "r2@a.test")
+	if items, err := q.Lease(t0, 2); err != nil || len(items) != 2 {
+		t.Fatalf("Lease = %v, %v", items, err)
+	}
+	refused := &Attempt{At: t0, Reply: "421 4.7.0 try later", Class: "throttle", Status: "deferred"}
+	update(t, q,
+		Update{ID: r1, State: StateQueued, NextAttempt: t0.Add(5 * time.Second), Attempt: refused},
+		Update{ID: r2, State: StateQueued, NextAttempt: t0.Add(6 * time.Second), Attempt: refused})
+	var backlog []string
+	for range 50 {
+		backlog = append(backlog, enqueue(t, q, "b@a.test"))
+	}
+	lease1 := func(at time.Time) string {
+		t.Helper()
+		items, err := leaseDue(q, at, "a.test", 1)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("LeaseDue(1) at %v = %v, %v", at.Sub(t0), items, err)
+		}
+		return items[0].ID
+	}
+	var got []string
+	// Before the retries are due: first attempts only.
+	got = append(got, lease1(t0.Add(time.Second)), lease1(t0.Add(time.Second)))
+	// At t0+6s both retries are due: they alternate with the backlog,
+	// one job each, across leases of one job.
+	for range 4 {
+		got = append(got, lease1(t0.Add(6*time.Second)))
+	}
+	want := []string{backlog[0], backlog[1], r1, backlog[2], r2, backlog[3]}
+	if !slices.Equal(got, want) {
+		t.Errorf("leased %v,\nwant    %v (retries r1=%s r2=%s in turn with the backlog)", got, want, r1, r2)
+	}
+	// A larger lease interleaves too, and the head is the earlier lane's.
+	r3 := backlog[4]
+	items, err := leaseDue(q, t0.Add(7*time.Second), "a.test", 1)
+	if err != nil || len(items) != 1 || items[0].ID != r3 {
+		t.Fatalf("LeaseDue = %v, %v; want %s", items, err, r3)
+	}
+	update(t, q, Update{ID: r3, State: StateQueued, NextAttempt: t0.Add(8 * time.Second), Attempt: refused})
+	heads, _, err := q.DueHeads()
+	if err != nil || !heads["a.test"].Equal(t0) {
+		t.Errorf("DueHeads = %v, %v; want a.test at t0 (the backlog's head)", heads, err)
+	}
+	items, err = leaseDue(q, t0.Add(8*time.Second), "a.test", 3)
+	if err != nil || len(items) != 3 || items[0].ID != r3 || items[1].ID != backlog[5] || items[2].ID != backlog[6] {
+		t.Errorf("LeaseDue(3) = %v, %v; want %s (the retry) then two first attempts", items, err, r3)
+	}
+	checkInvariants(t, q)
+}
+
+// TestDueKeyBeforeLanes: a file written before the lanes has every due
+// key in the first-attempt lane, tried recipients too. Such a key is
+// leased like any other, and removed by any change while it is queued;
+// the recipient's next deferral goes in the retry lane.
+func TestDueKeyBeforeLanes(t *testing.T) {
+	t.Parallel()
+	q, c, _ := openTest(t, nil)
+	t0 := c.Now()
+	id := enqueue(t, q, "r@a.test")
+	refused := &Attempt{At: t0, Reply: "421 4.7.0 try later", Class: "throttle", Status: "deferred"}
+	next := t0
+	// defer leases the recipient and defers it a second later; old
+	// moves its key to the first-attempt lane, as the old layout had it.
+	deferIt := func() {
+		t.Helper()
+		if items, err := leaseDue(q, next, "a.test", 1); err != nil || len(items) != 1 || items[0].ID != id {
+			t.Fatalf("LeaseDue = %v, %v", items, err)
+		}
+		next = next.Add(time.Second)
+		update(t, q, Update{ID: id, State: StateQueued, NextAttempt: next, Attempt: refused})
+		checkInvariants(t, q)
+	}
+	old := func() {
+		t.Helper()
+		err := q.db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bktDue)
+			if err := b.Delete(dueKey("a.test", laneRetry, next, id, 0)); err != nil {
+				return err
+			}
+			return b.Put(dueKey("a.test", laneFirst, next, id, 0), nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deferIt()
+	old()
+	deferIt() // leased from the old lane
+	old()
+	// An operator's change while it is queued (here a new due time)
+	// removes it from either lane.
+	next = next.Add(time.Second)
+	update(t, q, Update{ID: id, State: StateQueued, NextAttempt: next})
+	checkInvariants(t, q)
+	deferIt()
 }

@@ -14,13 +14,14 @@ import (
 // FuzzParseDueKey checks that index keys parse without panicking and
 // that whatever parses encodes back to the same bytes.
 func FuzzParseDueKey(f *testing.F) {
-	f.Add(dueKey("example.org", time.Unix(1700000000, 5), "0123456789ABCDEF", 3))
-	f.Add(dueKey("", time.Time{}, "0000000000000000", 0))
+	f.Add(dueKey("example.org", laneFirst, time.Unix(1700000000, 5), "0123456789ABCDEF", 3))
+	f.Add(dueKey("example.org", laneRetry, time.Unix(1700000000, 5), "0123456789ABCDEF", 3))
+	f.Add(dueKey("", laneFirst, time.Time{}, "0000000000000000", 0))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, k []byte) {
-		if d, tm, id, idx, err := parseDueKey(k); err == nil {
-			if got := dueKey(d, tm, id, idx); !bytes.Equal(got, k) {
+		if d, lane, tm, id, idx, err := parseDueKey(k); err == nil {
+			if got := dueKey(d, lane, tm, id, idx); !bytes.Equal(got, k) {
 				t.Fatalf("due key %x round-trips to %x", k, got)
 			}
 		}

@@ -120,7 +120,7 @@ func checkInvariants(t testing.TB, q *Queue) {
 					return err
 				}
 				counts[r.State]++
-				dk := string(dueKey(r.Domain, r.NextAttempt, id, i))
+				dk := string(dueKey(r.Domain, laneOf(r), r.NextAttempt, id, i))
 				if r.State == StateQueued {
 					if !due[dk] {
 						return fmt.Errorf("%s/%d queued without due entry", id, i)

@@ -12,7 +12,7 @@ var (
 	bktMsgs     = []byte("msgs")     // id -> msgRec (JSON)
 	bktRcpts    = []byte("rcpts")    // id || be32 idx -> rcptRec (JSON)
 	bktBodies   = []byte("bodies")   // id -> body bytes
-	bktDue      = []byte("ddue")     // domain || 0 || be64 nanos || id || be32 idx -> nil: StateQueued only (due.go)
+	bktDue      = []byte("ddue")     // domain || lane || be64 nanos || id || be32 idx -> nil: StateQueued only (due.go)
 	bktActive   = []byte("active")   // be64 lease deadline || id || be32 idx -> nil: StateActive only (leases, by deadline)
 	bktDone     = []byte("done")     // be64 nanos || id -> nil: finished messages by Done
 	bktOpen     = []byte("open")     // id -> nil: messages with an open recipient

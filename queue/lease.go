@@ -23,8 +23,9 @@ type LeaseReq struct {
 }
 
 // LeaseDue answers every request in one group commit. For each, it takes
-// due recipients (NextAttempt <= now) of its domains, each domain's in
-// NextAttempt order, until it holds MaxJobs messages (a message's
+// due recipients (NextAttempt <= now) of its domains, each domain's from
+// its two lanes in turn (first attempts and retries, each in NextAttempt
+// order; see leaseDomain), until it holds MaxJobs messages (a message's
 // recipients at one domain that are due together count once: they go in
 // one SMTP transaction) or maxLeaseItems recipients, and marks them
 // StateActive until now+LeaseTimeout. It reads the named domains' part of
@@ -32,6 +33,7 @@ type LeaseReq struct {
 // queued. The domains' new heads come through the due feed (WatchDue)
 // before LeaseDue returns. out[i] answers reqs[i].
 func (q *Queue) LeaseDue(now time.Time, reqs []LeaseReq) (out [][]Item, err error) {
+	var turns map[string]bool
 	err = q.write(context.Background(), func(w *wtx) error {
 		out = make([][]Item, len(reqs))
 		for i, rq := range reqs {
@@ -49,8 +51,9 @@ func (q *Queue) LeaseDue(now time.Time, reqs []LeaseReq) (out [][]Item, err erro
 				items += len(got)
 			}
 		}
+		turns = w.turns
 		return nil
-	}, nil)
+	}, func() { q.keepTurns(turns) })
 	if err != nil {
 		return nil, err
 	}
@@ -68,35 +71,42 @@ func countJobs(items []Item) int {
 	return n
 }
 
-// Lease takes up to max due recipients of any domain, earliest first
-// (a merge of the domains' heads): O(domains × log n + max). The
-// scheduler leases per domain (LeaseDue); this serves tests and tools.
+// Lease takes up to max due recipients of any domain, earliest head
+// first (a merge of the domains' heads), one at a time:
+// O(domains × log n + max). The scheduler leases per domain (LeaseDue);
+// this serves tests and tools.
 func (q *Queue) Lease(now time.Time, max int) ([]Item, error) {
 	if max <= 0 {
 		return nil, nil
 	}
 	var items []Item
+	var turns map[string]bool
 	err := q.write(context.Background(), func(w *wtx) error {
 		items = items[:0]
 		for len(items) < max {
 			// The domain with the earliest head goes next, one recipient
-			// at a time, so the order is NextAttempt order overall.
+			// at a time.
 			var best string
 			var bestAt time.Time
 			found := false
-			c := w.b(bktDue).Cursor()
+			b := w.b(bktDue)
+			c := b.Cursor()
 			for k, _ := c.First(); k != nil; {
-				domain, t, _, _, err := parseDueKey(k)
+				domain, _, _, _, _, err := parseDueKey(k)
 				if err != nil {
 					return err
 				}
-				if !found || t.Before(bestAt) {
+				t, ok, err := dueHead(b, domain)
+				if err != nil {
+					return err
+				}
+				if ok && (!found || t.Before(bestAt)) {
 					best, bestAt, found = domain, t, true
 				}
 				k, _ = c.Seek(dueDomainEnd(domain))
 			}
 			if !found || bestAt.After(now) {
-				return nil
+				break
 			}
 			got, err := q.leaseDomain(w, now, best, max-len(items), 1)
 			if err != nil {
@@ -104,15 +114,42 @@ func (q *Queue) Lease(now time.Time, max int) ([]Item, error) {
 			}
 			items = append(items, got...)
 		}
+		turns = w.turns
 		return nil
-	}, nil)
+	}, func() { q.keepTurns(turns) })
 	if err != nil {
 		return nil, err
 	}
 	return items, nil
 }
 
-// leaseDomain is LeaseDue inside w, taking at most maxItems recipients.
+// dueLane walks one lane of a domain's due work, up to what is due.
+type dueLane struct {
+	c   *bbolt.Cursor
+	k   []byte // the next key, nil at the end
+	end []byte // keys from here on are not due yet
+	any bool   // the lane held a key when the walk began, due or not
+}
+
+func newDueLane(b *bbolt.Bucket, domain string, lane byte, now time.Time) *dueLane {
+	l := &dueLane{c: b.Cursor(), end: dueKeyUntil(domain, lane, now)}
+	p := lanePrefix(domain, lane)
+	l.k, _ = l.c.Seek(p)
+	l.any = l.k != nil && bytes.HasPrefix(l.k, p)
+	return l
+}
+
+func (l *dueLane) due() bool { return l.k != nil && bytes.Compare(l.k, l.end) < 0 }
+
+// leaseDomain is LeaseDue inside w, taking at most maxJobs messages and
+// maxItems recipients of domain. It takes one job (a message's adjacent
+// recipients) at a time from the domain's two lanes in turn, retries
+// first, and carries the turn over to the next lease (Queue.retryLast):
+// a recipient whose retry has come waits for at most one first attempt
+// per retry before it, however large the backlog of first attempts that
+// arrived before it, and a burst of retries (a destination back from an
+// outage) does not hold fresh mail back either. A lane with nothing due
+// gives its turn to the other.
 func (q *Queue) leaseDomain(w *wtx, now time.Time, domain string, maxJobs, maxItems int) ([]Item, error) {
 	var deadline time.Time
 	if q.opts.LeaseTimeout > 0 {
@@ -124,26 +161,45 @@ func (q *Queue) leaseDomain(w *wtx, now time.Time, domain string, maxJobs, maxIt
 		key []byte
 	}
 	var refs []ref
-	end := dueKeyUntil(domain, now)
+	b := w.b(bktDue)
+	lanes := [2]*dueLane{newDueLane(b, domain, laneFirst, now), newDueLane(b, domain, laneRetry, now)}
+	retryLast := w.retryLast(q, domain)
 	jobs := 0
-	var last string
-	c := w.b(bktDue).Cursor()
-	for k, _ := c.Seek(duePrefix(domain)); k != nil && bytes.Compare(k, end) < 0 && len(refs) < maxItems; k, _ = c.Next() {
-		d, _, id, idx, err := parseDueKey(k)
-		if err != nil {
-			return nil, err
+	for jobs < maxJobs && len(refs) < maxItems {
+		pick := laneRetry
+		if retryLast {
+			pick = laneFirst
 		}
-		if d != domain {
+		if !lanes[pick].due() {
+			pick ^= 1
+		}
+		l := lanes[pick]
+		if !l.due() {
 			break
 		}
-		if id != last {
-			if jobs == maxJobs {
+		var job string
+		for l.due() && len(refs) < maxItems {
+			d, _, _, id, idx, err := parseDueKey(l.k)
+			if err != nil {
+				return nil, err
+			}
+			if d != domain || (job != "" && id != job) {
 				break
 			}
-			jobs++
-			last = id
+			job = id
+			refs = append(refs, ref{id, idx, bytes.Clone(l.k)})
+			l.k, _ = l.c.Next()
 		}
-		refs = append(refs, ref{id, idx, bytes.Clone(k)})
+		if job == "" {
+			break // a key of another domain: cannot happen (see due.go)
+		}
+		jobs++
+		retryLast = pick == laneRetry
+	}
+	if jobs > 0 {
+		// With no first attempt queued the turn does not matter: forget
+		// it, so that the turns kept are of domains with work.
+		w.setRetryLast(domain, retryLast && lanes[laneFirst].any)
 	}
 	items := make([]Item, 0, len(refs))
 	for _, rf := range refs {
@@ -178,6 +234,39 @@ func (q *Queue) leaseDomain(w *wtx, now time.Time, domain string, maxJobs, maxIt
 		})
 	}
 	return items, nil
+}
+
+// retryLast reports whether domain's last leased job came from the retry
+// lane, in this transaction or, before it, in those committed.
+func (w *wtx) retryLast(q *Queue, domain string) bool {
+	if v, ok := w.turns[domain]; ok {
+		return v
+	}
+	_, ok := q.retryLast[domain]
+	return ok
+}
+
+func (w *wtx) setRetryLast(domain string, v bool) {
+	if w.turns == nil {
+		w.turns = map[string]bool{}
+	}
+	w.turns[domain] = v
+}
+
+// keepTurns records the lane turns of a committed transaction. A
+// transaction that did not commit leaves the turns as they were, as it
+// leaves the leases.
+func (q *Queue) keepTurns(turns map[string]bool) {
+	for d, v := range turns {
+		switch {
+		case v && q.retryLast == nil:
+			q.retryLast = map[string]struct{}{d: {}}
+		case v:
+			q.retryLast[d] = struct{}{}
+		default:
+			delete(q.retryLast, d)
+		}
+	}
 }
 
 // reclaimBatch bounds one Reclaim transaction.

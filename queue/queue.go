@@ -121,6 +121,11 @@ type Queue struct {
 
 	feed dueFeed // due.go: the domains whose earliest due time changed
 
+	// retryLast names the domains whose last leased job came from the
+	// retry lane: their first-attempt lane goes next (leaseDomain). Only
+	// the commit goroutine reads or writes it (in ops and after them).
+	retryLast map[string]struct{}
+
 	// The event outbox (events.go): its config (nil: no sink, nothing
 	// stored), the waiters for new events and the drops since Open.
 	evCfg     atomic.Pointer[EventsConfig]

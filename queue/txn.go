@@ -35,6 +35,10 @@ type wtx struct {
 	dueInside bool
 	// ev is non-nil while events are stored (events.go).
 	ev *evState
+	// turns are the lane turns this transaction changed (domain -> the
+	// last job came from the retry lane), kept by Queue.keepTurns once
+	// it commits.
+	turns map[string]bool
 }
 
 func newWtx(tx *bbolt.Tx, now time.Time) *wtx {

@@ -11,8 +11,10 @@ import (
 )
 
 // memQueue is the simulator's queue: the scheduler's Queue seam over
-// memory. Each domain's queued recipients are a heap by due time (then
-// by enqueue order, so that runs are repeatable); leased ones sit in a
+// memory. Each domain's queued recipients are two heaps by due time
+// (then by enqueue order, so that runs are repeatable), one per lane of
+// the real queue's due index: first attempts and retries, which LeaseDue
+// serves in turn, one job each, as queue.LeaseDue does; leased ones sit in a
 // map until their outcome; final states are counted. Every commit
 // (LeaseDue, Update) takes commit of virtual time, standing for the
 // real queue's group commit and its fsync. A lease never expires: the
@@ -22,7 +24,7 @@ type memQueue struct {
 	body   []byte
 
 	mu     sync.Mutex
-	due    map[string]*itemHeap
+	due    map[string]*lanes
 	active map[leaseKey]queue.Item
 	final  map[leaseKey]queue.State
 	seq    uint64
@@ -30,6 +32,12 @@ type memQueue struct {
 	sent   int // recipients final as sent
 	done   int // recipients final, whatever the state
 	total  int // recipients enqueued
+	// deferred holds when each recipient waiting for a retry was
+	// deferred; untried is the longest time from a deferral to the
+	// recipient's next attempt (the issue's "no recipient left untried
+	// for longer than retry_max").
+	deferred map[leaseKey]time.Time
+	untried  time.Duration
 }
 
 type leaseKey struct {
@@ -38,8 +46,8 @@ type leaseKey struct {
 }
 
 func newMemQueue(commit time.Duration, body []byte) *memQueue {
-	return &memQueue{commit: commit, body: body, due: map[string]*itemHeap{},
-		active: map[leaseKey]queue.Item{}, final: map[leaseKey]queue.State{}}
+	return &memQueue{commit: commit, body: body, due: map[string]*lanes{},
+		active: map[leaseKey]queue.Item{}, final: map[leaseKey]queue.State{}, deferred: map[leaseKey]time.Time{}}
 }
 
 // add queues one message to rcpts at domain, due (and received) at at.
@@ -53,14 +61,57 @@ func (q *memQueue) add(from string, rcpts []string, domain string, at time.Time)
 	q.total += len(rcpts)
 }
 
+// lanes is one domain's queued recipients: [0] never tried, [1] tried
+// before; retryLast: the last job leased came from [1].
+type lanes struct {
+	h         [2]itemHeap
+	retryLast bool
+}
+
+func laneOf(it queue.Item) int {
+	if it.Attempts > 0 {
+		return 1
+	}
+	return 0
+}
+
+// head is the earlier of the lanes' heads.
+func (l *lanes) head() (time.Time, bool) {
+	var t time.Time
+	ok := false
+	for i := range l.h {
+		if l.h[i].Len() > 0 && (!ok || l.h[i][0].NextAttempt.Before(t)) {
+			t, ok = l.h[i][0].NextAttempt, true
+		}
+	}
+	return t, ok
+}
+
+// next is the lane whose job goes next at now, or -1 when none is due:
+// retries first, then the lanes in turn.
+func (l *lanes) next(now time.Time) int {
+	due := func(i int) bool { return l.h[i].Len() > 0 && !l.h[i][0].NextAttempt.After(now) }
+	pick := 1
+	if l.retryLast {
+		pick = 0
+	}
+	if !due(pick) {
+		pick ^= 1
+	}
+	if !due(pick) {
+		return -1
+	}
+	return pick
+}
+
 func (q *memQueue) insertLocked(it queue.Item) {
-	h := q.due[it.Domain]
-	if h == nil {
-		h = &itemHeap{}
-		q.due[it.Domain] = h
+	l := q.due[it.Domain]
+	if l == nil {
+		l = &lanes{}
+		q.due[it.Domain] = l
 	}
 	q.seq++
-	heap.Push(h, queued{it, q.seq})
+	heap.Push(&l.h[laneOf(it)], queued{it, q.seq})
 	q.publishLocked(it.Domain)
 }
 
@@ -69,8 +120,10 @@ func (q *memQueue) publishLocked(domain string) {
 		return
 	}
 	hd := queue.DueHead{}
-	if h := q.due[domain]; h != nil && h.Len() > 0 {
-		hd = queue.DueHead{At: (*h)[0].NextAttempt, Due: true}
+	if l := q.due[domain]; l != nil {
+		if t, ok := l.head(); ok {
+			hd = queue.DueHead{At: t, Due: true}
+		}
 	}
 	q.watch.Put(domain, hd)
 }
@@ -87,9 +140,9 @@ func (q *memQueue) WatchDue() (queue.DueWatch, map[string]time.Time, error) {
 	defer q.mu.Unlock()
 	q.watch = queue.NewHandFeed()
 	heads := map[string]time.Time{}
-	for d, h := range q.due {
-		if h.Len() > 0 {
-			heads[d] = (*h)[0].NextAttempt
+	for d, l := range q.due {
+		if t, ok := l.head(); ok {
+			heads[d] = t
 		}
 	}
 	return q.watch, heads, nil
@@ -103,15 +156,22 @@ func (q *memQueue) LeaseDue(now time.Time, reqs []queue.LeaseReq) ([][]queue.Ite
 	for i, rq := range reqs {
 		jobs := 0
 		for _, d := range rq.Domains {
-			h := q.due[d]
-			for h != nil && h.Len() > 0 && jobs < rq.MaxJobs && !(*h)[0].NextAttempt.After(now) {
-				it := heap.Pop(h).(queued).Item
-				// A message's recipients due together are one job.
-				if n := len(out[i]); n == 0 || out[i][n-1].ID != it.ID {
-					jobs++
+			l := q.due[d]
+			for l != nil && jobs < rq.MaxJobs {
+				lane := l.next(now)
+				if lane < 0 {
+					break
 				}
-				out[i] = append(out[i], it)
-				q.active[leaseKey{it.ID, it.Rcpt}] = it
+				// A message's recipients due together are one job.
+				h := &l.h[lane]
+				id := (*h)[0].ID
+				for h.Len() > 0 && (*h)[0].ID == id && !(*h)[0].NextAttempt.After(now) {
+					it := heap.Pop(h).(queued).Item
+					out[i] = append(out[i], it)
+					q.active[leaseKey{it.ID, it.Rcpt}] = it
+				}
+				jobs++
+				l.retryLast = lane == 1
 			}
 			q.publishLocked(d)
 		}
@@ -132,6 +192,15 @@ func (q *memQueue) Update(_ context.Context, ups []queue.Update) error {
 			continue
 		}
 		delete(q.active, k)
+		if a := u.Attempt; a != nil {
+			if at, ok := q.deferred[k]; ok {
+				q.untried = max(q.untried, a.At.Sub(at))
+				delete(q.deferred, k)
+			}
+			if u.State == queue.StateQueued {
+				q.deferred[k] = a.At
+			}
+		}
 		if u.State == queue.StateQueued {
 			it.NextAttempt = u.NextAttempt
 			if u.Attempt != nil {
@@ -147,6 +216,18 @@ func (q *memQueue) Update(_ context.Context, ups []queue.Update) error {
 		}
 	}
 	return nil
+}
+
+// maxUntried is the longest time a recipient waited from a deferral to
+// its next attempt, counting those still waiting at now.
+func (q *memQueue) maxUntried(now time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.untried
+	for _, at := range q.deferred {
+		out = max(out, now.Sub(at))
+	}
+	return out
 }
 
 // sleep is one commit's worth of virtual time.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -28,6 +29,8 @@ func benchScenarios() []Scenario {
 		{Name: "outage", N: 2000, Receiver: fakemx.Options{Outages: []fakemx.Window{{End: 15 * time.Second}}}},
 		{Name: "shifting", N: 2000, Receiver: fakemx.Options{MaxSessions: 3, RatePerWindow: 100, Schedule: []fakemx.Limits{
 			{At: 10 * time.Second, MaxSessions: 1, RatePerWindow: 20}, {At: 25 * time.Second, MaxSessions: 3, RatePerWindow: 100}}}},
+		{Name: "drop", N: 2000, Receiver: fakemx.Options{MaxSessions: 3, RatePerWindow: 100, Schedule: []fakemx.Limits{
+			{At: 10 * time.Second, MaxSessions: 3, RatePerWindow: 20}, {At: 25 * time.Second, MaxSessions: 3, RatePerWindow: 100}}}},
 	}
 	for i := range out {
 		out[i].Config, out[i].Seed = benchConfig, 1
@@ -92,6 +95,40 @@ func TestScenarios(t *testing.T) {
 			}
 			if got := res.GreylistPerRcpt(); got < r.minGreylist || got > r.maxGreylist {
 				t.Errorf("greylist replies/rcpt %.2f, want %.2f to %.2f", got, r.minGreylist, r.maxGreylist)
+			}
+		})
+	}
+}
+
+// TestDeferredNotBehindBacklog: a recipient refused while a large backlog
+// of first attempts waits at the same destination is tried again when its
+// retry comes, not after the backlog (issue 11's drop target: no
+// recipient left untried for longer than retry_max). The backlog was due
+// at its arrival, before any deferral, so plain due order served all of
+// it first: the refused recipients of bench/throttle's drop waited 26-40
+// s with retry_max 10 s. The bound allows one retry_max of backoff and a
+// lease's turn.
+func TestDeferredNotBehindBacklog(t *testing.T) {
+	t.Parallel()
+	const retryMax = 10 * time.Second
+	var drop Scenario
+	for _, sc := range benchScenarios() {
+		if sc.Name == "drop" {
+			drop = sc
+		}
+	}
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Parallel()
+			sc := drop
+			sc.Seed = seed
+			res := Run(t, sc)
+			t.Logf("%v; longest untried after a deferral %.1fs", res, res.MaxUntried.Seconds())
+			if res.Refusals == 0 {
+				t.Fatalf("no refusal: the scenario does not test deferrals")
+			}
+			if res.MaxUntried > retryMax+time.Second {
+				t.Errorf("a deferred recipient waited %v for its next attempt, want at most retry_max %v (+1s)", res.MaxUntried, retryMax)
 			}
 		})
 	}

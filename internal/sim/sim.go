@@ -116,6 +116,9 @@ type Result struct {
 	// MaxStarve is the longest one, as the scheduler's own view shows.
 	Starved   int
 	MaxStarve time.Duration
+	// MaxUntried is the longest time from a recipient's deferral to its
+	// next attempt (issue 11: at most retry_max).
+	MaxUntried time.Duration
 	// What policy's state was while mail was left: the share of the
 	// time paused (or suspended, or probing), the mean concurrency, and
 	// the mean rate cap over the share of the time under one (Capped).
@@ -268,6 +271,7 @@ func run(sc Scenario) (Result, error) {
 		Refusals:   st.SessionRefusals + st.RateRefusals + st.OutageRefusals + st.PenaltyRefusals + st.MailboxRefusals,
 		Greylisted: st.GreylistReplies, Recipients: len(st.Recipients),
 		Starved: mon.starved, MaxStarve: mon.longest, Trace: mon.samples,
+		MaxUntried: q.maxUntried(end),
 	}
 	if b := mon.busy.Seconds(); b > 0 {
 		res.Paused = mon.paused.Seconds() / b
