@@ -20,6 +20,9 @@ type run struct {
 	MXStart     time.Time // the fake MX printed its address
 	InjectStart time.Time // the injector started
 	End         time.Time // the script stopped waiting (all delivered or the cap)
+	// Attempts are the relay's own record of its tries, per recipient
+	// (attempts.go); nil when its log is not there.
+	Attempts map[string][]attempt
 }
 
 func loadRun(dir string) (*run, error) {
@@ -42,7 +45,11 @@ func loadRun(dir string) (*run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s/times: %w", dir, err)
 	}
-	return &run{Stats: doc.Stats, MXStart: times["mx_start"], InjectStart: times["inject_start"], End: times["end"]}, nil
+	r := &run{Stats: doc.Stats, MXStart: times["mx_start"], InjectStart: times["inject_start"], End: times["end"]}
+	if r.Attempts, err = loadAttempts(dir, r.MXStart.Year()); err != nil {
+		return nil, fmt.Errorf("%s: relay log: %w", dir, err)
+	}
+	return r, nil
 }
 
 // parseTimes reads "key=unix-seconds" lines, e.g. "end=1764072000.123456789".

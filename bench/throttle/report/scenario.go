@@ -87,6 +87,24 @@ func (sc scenario) shifting(t *table, s, p *run) *table {
 	both("421 session refusals", func(r *run) string { return fmt.Sprint(r.Stats.SessionRefusals) }, "-> 0")
 	both("421 rate refusals", func(r *run) string { return fmt.Sprint(r.Stats.RateRefusals) }, "-> 0")
 	both("421 per delivered", per421, perTarget)
+	untriedTarget := ""
+	if sc.Name == "drop" {
+		untriedTarget = "<= retry_max (10.0)"
+	}
+	both("deferrals (relay log)", func(r *run) string {
+		if r.Attempts == nil {
+			return "-"
+		}
+		_, n := maxUntried(r.Attempts, r.End)
+		return fmt.Sprint(n)
+	}, "")
+	both("max untried after deferral (s)", func(r *run) string {
+		if r.Attempts == nil {
+			return "-"
+		}
+		d, _ := maxUntried(r.Attempts, r.End)
+		return secs(d)
+	}, untriedTarget)
 	both("duplicates", func(r *run) string { return fmt.Sprint(r.Stats.Duplicates) }, "0")
 	n := 0
 	for _, r := range []*run{s, p} {
