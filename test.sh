@@ -35,6 +35,9 @@ declare -A probe=(
 	[systemd]="command -v systemd-analyze"
 	[dpkg]="command -v dpkg-deb"
 	[php-cli]="command -v php"
+	# lint/spamassassin_test.go cross-checks the content lint against
+	# SpamAssassin 4.0's local rules (spamassassin -L -t).
+	[spamassassin]="command -v spamassassin"
 )
 need=()
 for pkg in "${!probe[@]}"; do
