@@ -205,7 +205,12 @@ func visibleRunes(b []byte) int {
 // characters. A line longer than the reader's buffer is examined in
 // pieces.
 func (c *checker) plain(r io.Reader) int {
-	br := bufio.NewReaderSize(r, 16<<10)
+	if c.lines == nil {
+		c.lines = bufio.NewReaderSize(r, 16<<10)
+	} else {
+		c.lines.Reset(r) // one buffer for all the parts of a message
+	}
+	br := c.lines
 	n := 0
 	for {
 		line, err := br.ReadSlice('\n')

@@ -3,9 +3,9 @@ package lint
 import (
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/publicsuffix"
 )
@@ -46,48 +46,98 @@ func registrable(host string) string {
 	return host
 }
 
-// domainRE finds host names in free text: dot-separated labels ending in
-// an alphabetic label. Whether the last label is a real suffix is checked
-// after (isDomain), so "index.html" or "v1.2" is not a domain.
-var domainRE = regexp.MustCompile(`(?i)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\b`)
-
-// domainsIn returns the host names shown in text: those whose suffix is
-// an ICANN public suffix (publicsuffix's fallback rule would accept any
-// word after a dot).
+// domainsIn returns the host names shown in text (at most 8): runs of
+// letters, digits, dots and hyphens whose last label is an ICANN public
+// suffix (publicsuffix's fallback rule would accept any word after a
+// dot), so "index.html", "J.R.R." and "v1.2" are not domains.
 func domainsIn(text string) []string {
 	var out []string
-	for _, m := range domainRE.FindAllString(text, 8) {
-		if isDomain(m) {
-			out = append(out, strings.ToLower(m))
+	for len(text) > 0 && len(out) < 8 {
+		i := strings.IndexFunc(text, func(r rune) bool { return !isHostRune(r) })
+		word := text
+		if i >= 0 {
+			_, size := utf8.DecodeRuneInString(text[i:])
+			word, text = text[:i], text[i+size:]
+		} else {
+			text = ""
+		}
+		word = strings.Trim(word, ".-")
+		if strings.Contains(word, ".") && isDomain(word) {
+			out = append(out, strings.ToLower(word))
 		}
 	}
 	return out
 }
 
+func isHostRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-'
+}
+
 func isDomain(s string) bool {
 	s = strings.ToLower(s)
+	if strings.Contains(s, "..") {
+		return false
+	}
 	suffix, icann := publicsuffix.PublicSuffix(s)
 	return icann && suffix != s
 }
 
-// urlRE finds links written as text: with a scheme, starting with www.,
-// or a bare host followed by a path (how shortened links are pasted).
-var urlRE = regexp.MustCompile(`(?i)\bhttps?://[^\s<>"'\x60]+|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}/[^\s<>"'\x60]*`)
-
-// textLinks checks the links in a piece of visible text.
+// textLinks checks the links written as text: with a scheme, or a bare
+// host followed by a path (how shortened links are pasted). It splits
+// words by hand rather than with a regular expression, so a hostile
+// megabyte-long "word" costs one pass.
 func (c *checker) textLinks(s string) {
 	if !strings.Contains(s, ".") {
 		return
 	}
-	for _, loc := range urlRE.FindAllStringIndex(s, -1) {
-		if loc[0] > 0 && s[loc[0]-1] == '@' {
-			continue // the domain of an address, not a link
+	for len(s) > 0 {
+		i := strings.IndexFunc(s, isLinkSep)
+		word := s
+		if i >= 0 {
+			word, s = s[:i], s[i+1:]
+		} else {
+			s = ""
 		}
-		u := s[loc[0]:loc[1]]
-		if host := linkHost(u); host != "" && c.isShortener(host) {
-			c.add("link-shortener", u)
+		word = strings.TrimRight(word, ".,;:!?")
+		if len(word) < 4 || !strings.Contains(word, ".") {
+			continue
+		}
+		if host := textLinkHost(word); host != "" && c.isShortener(host) {
+			c.add("link-shortener", word)
 		}
 	}
+}
+
+func isLinkSep(r rune) bool {
+	switch r {
+	case '<', '>', '"', '\'', '`', '(', ')', '[', ']', '{', '}', '|':
+		return true
+	}
+	return unicode.IsSpace(r)
+}
+
+// textLinkHost is the host of a word that is a link: "https://host/..."
+// or "host.tld/..." (a bare host needs a path: "we never use bit.ly" is a
+// mention, not a link), not an address ("x@t.co/").
+func textLinkHost(word string) string {
+	l := strings.ToLower(word)
+	if strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
+		return linkHost(word)
+	}
+	slash := strings.IndexByte(l, '/')
+	if slash <= 0 {
+		return ""
+	}
+	host := l[:slash]
+	for _, ch := range host {
+		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '-') {
+			return "" // an address, a path, a scheme other than http
+		}
+	}
+	if !isDomain(host) {
+		return ""
+	}
+	return host
 }
 
 // linkHost is the lower-case host of an http(s) link, with or without its

@@ -15,6 +15,7 @@
 package lint
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"slices"
@@ -101,10 +102,11 @@ const DefaultMaxBytes = 1 << 20
 // Limits on the MIME walk: hostile nesting or a flood of parts costs a
 // bounded amount of work and memory.
 const (
-	maxDepth    = 8   // multipart levels below the top (real mail: 3 or 4)
-	maxParts    = 100 // parts visited in all
-	maxPerID    = 5   // findings reported per ID
-	maxEvidence = 200 // bytes of evidence per finding
+	maxHeader   = 256 << 10 // bytes of the top-level header section (DKIM and ARC chains run to tens of KiB)
+	maxDepth    = 8         // multipart levels below the top (real mail: 3 or 4)
+	maxParts    = 100       // parts visited in all
+	maxPerID    = 5         // findings reported per ID
+	maxEvidence = 200       // bytes of evidence per finding
 )
 
 // rule is the fixed part of a finding: its severity and its fix.
@@ -203,6 +205,8 @@ type checker struct {
 	shorteners []string
 	found      []Finding
 	perID      map[string]int
+	lines      *bufio.Reader // reads text/plain parts line by line
+	src        *capReader
 }
 
 func newChecker(o Options) *checker {

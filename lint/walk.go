@@ -28,14 +28,22 @@ type body struct {
 // message walks the whole message: top-level header checks, then the
 // MIME tree.
 func (c *checker) message(src *capReader) {
+	c.src = src
+	// The header section gets a cap of its own, lifted after it: the
+	// header parser holds a whole field in memory.
+	full := src.n
+	src.n = min(full, maxHeader)
 	br := bufio.NewReader(src)
 	h, err := textproto.ReadHeader(br)
+	src.n += full - min(full, maxHeader)
 	if err != nil {
 		if src.err != nil {
 			return
 		}
 		if src.hit {
-			// The header alone is larger than the cap: nothing fair to say.
+			if full > maxHeader {
+				c.add("mime-malformed", fmt.Sprintf("header section larger than %d KiB", maxHeader>>10))
+			}
 			return
 		}
 		if h.Len() == 0 && errors.Is(err, io.EOF) {
@@ -95,9 +103,10 @@ func (c *checker) multipart(b *body, ctype string, params map[string]string, r i
 			return
 		}
 		if err != nil {
-			// A missing final boundary is common and harmless when the
-			// cap cut the message; otherwise it is a broken structure.
-			if !errors.Is(err, io.ErrUnexpectedEOF) {
+			// A missing final boundary is common and harmless, and
+			// certain when the read cap cut the message; anything else
+			// is a broken structure.
+			if !c.src.hit && !errors.Is(err, io.ErrUnexpectedEOF) {
 				c.add("mime-malformed", ctype+": "+err.Error())
 			}
 			b.truncated = true
