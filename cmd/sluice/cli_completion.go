@@ -30,7 +30,7 @@ const bashCompletion = `_sluice() {
 	--stage) COMPREPLY=($(compgen -W "connect greeting ehlo starttls auth mail rcpt data data-end" -- "$cur")); return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "serve queue domains limits suppress status events reload explain config dkim token doctor completion sendmail help" -- "$cur"))
+		COMPREPLY=($(compgen -W "serve queue domains limits suppress status events reload explain config dkim token doctor lint completion sendmail help" -- "$cur"))
 		return
 	fi
 	case "${COMP_WORDS[1]}" in
@@ -52,6 +52,7 @@ const bashCompletion = `_sluice() {
 		else COMPREPLY=($(compgen -W "$common --after --since --sink" -- "$cur")); fi ;;
 	status|reload) COMPREPLY=($(compgen -W "$common" -- "$cur")) ;;
 	explain) COMPREPLY=($(compgen -W "--stage --config --json" -- "$cur")) ;;
+	lint) COMPREPLY=($(compgen -W "--json --bulk --disable --shorteners" -- "$cur") $(compgen -f -- "$cur")) ;;
 	config) COMPREPLY=($(compgen -W "check" -- "$cur")) ;;
 	serve) COMPREPLY=($(compgen -W "--config --new-queue" -- "$cur")) ;;
 	completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;

@@ -5,6 +5,7 @@
 //	sluice dkim keygen ...            make a DKIM key and print its DNS record
 //	sluice token new                  a new HTTP API token and its hash
 //	sluice doctor DOMAIN              SPF, DKIM and DMARC posture of a sending domain
+//	sluice lint FILE|-                content lint of a message, offline (exit 1: block findings)
 //
 // Exit codes: 0 ok, 1 error, 2 usage.
 package main
@@ -43,6 +44,7 @@ func commands() []command {
 		{"events", "events [status] | tail [--after ID] | replay --since T [--sink URL]: delivery events and their sinks", cliCmd(runEvents)},
 		{"reload", "reload: the daemon re-reads its config file (as SIGHUP); exit 1 if it is refused", cliCmd(runReload)},
 		{"explain", "explain [--stage S] \"REPLY LINE\": class of a receiver's reply and sluice's reaction", cliCmd(runExplain)},
+		{"lint", "lint [--json] [--bulk] [--disable IDS] FILE|-: content lint of a message, offline; exit 1 on block findings", cliCmd(func(a []string, o, e io.Writer) error { return runLint(os.Stdin, a, o, e) })},
 		{"completion", "completion bash|zsh: shell completion script", runCompletion},
 		{"sendmail", "sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]: sendmail(1) for PHP and cron, also as a `sendmail` link", nil},
 	}
