@@ -51,9 +51,9 @@ var saFamilies = []saFamily{
 // finding, with its reason. A disagreement not listed fails the test, and
 // so does a listed one that has gone away.
 var saDisagree = map[string]string{
-	"from-malformed.eml from-malformed": "SpamAssassin reads a From without an address as a bare name and has no rule for it; Gmail refuses such mail (RFC 5322 §3.6.2, 550 5.7.1), so we block it",
+	"from-malformed.eml from-malformed":            "SpamAssassin reads a From without an address as a bare name and has no rule for it; Gmail refuses such mail (RFC 5322 §3.6.2, 550 5.7.1), so we block it",
 	"from-display-brand.eml from-display-mismatch": "SpamAssassin's display-name rules want an address in the name (T_PDS_FROM_2_EMAILS, FromNameSpoof); we also flag a well-known brand (PayPal) sent from a domain it does not own, as Gmail's display-name spoof filters do",
-	"mime-malformed.eml mime-malformed": "SpamAssassin treats a multipart without a boundary parameter as one text part and has no rule for it; we say the structure is broken",
+	"mime-malformed.eml mime-malformed":            "SpamAssassin treats a multipart without a boundary parameter as one text part and has no rule for it; we say the structure is broken",
 }
 
 // The example must fire these, as it does in the text.
