@@ -137,5 +137,3 @@ type ioError struct{ err error }
 func (e ioError) Error() string        { return e.err.Error() }
 func (e ioError) Unwrap() error        { return e.err }
 func (e ioError) Is(target error) bool { return target == errUsage }
-
-
