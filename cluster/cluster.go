@@ -33,8 +33,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +59,11 @@ type Options struct {
 	Policy *policy.Policy
 	// QueueSize reports this node's queued recipients for the registry.
 	QueueSize func() int
+	// StateFile keeps the last known number of live nodes across
+	// restarts ("" = none): a node that starts while Redis is down
+	// falls back to its share of the fleet it last saw, not to all of
+	// each destination's limits.
+	StateFile string
 	// Suppress applies a suppression another node learned to this
 	// node's list; nil = suppressions are not shared.
 	Suppress func(addr, reason string) error
@@ -164,6 +171,13 @@ func New(o Options) (*Node, error) {
 		echo: map[string]int{}, limitsAt: map[string]policy.Limits{},
 	}
 	n.live.Store(1)
+	if o.StateFile != "" {
+		if b, err := os.ReadFile(o.StateFile); err == nil {
+			if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
+				n.live.Store(int64(v))
+			}
+		}
+	}
 	return n, nil
 }
 
@@ -432,7 +446,17 @@ func (n *Node) countLive(all map[string]string, now time.Time) {
 			cancel()
 		}
 	}
-	n.live.Store(int64(max(live, 1)))
+	live = max(live, 1)
+	if old := n.live.Swap(int64(live)); old != int64(live) && n.o.StateFile != "" {
+		tmp := n.o.StateFile + ".tmp"
+		err := os.WriteFile(tmp, []byte(strconv.Itoa(live)+"\n"), 0o600)
+		if err == nil {
+			err = os.Rename(tmp, n.o.StateFile)
+		}
+		if err != nil {
+			n.log.Warn("cluster: saving the live node count", "err", err)
+		}
+	}
 }
 
 // NodeStatus is one node of `sluice cluster status`.

@@ -445,3 +445,27 @@ func TestFallbackAndRejoin(t *testing.T) {
 }
 
 var _ = rate.Inf
+
+// The live node count survives a restart: a node that starts while Redis
+// is down takes its share of the fleet it last saw.
+func TestLiveCountSurvivesRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newFleet(t, srv, 3, nil)
+	file := t.TempDir() + "/cluster-nodes"
+	f.nodes[0].o.StateFile = file
+	f.clk.Advance(time.Second)
+	f.beat()
+	f.nodes[0].live.Store(1) // force a write
+	f.nodes[0].Beat()
+	srv.Stop()
+	n, err := New(Options{URL: srv.URL(), NodeID: "n1", Prefix: "x:", LeaseTTL: 15 * time.Second, Heartbeat: 2 * time.Second,
+		Policy: f.gates[0].Policy, StateFile: file, Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.rdb.Close()
+	n.Beat()
+	if n.Up() || n.LiveNodes() != 3 {
+		t.Fatalf("restarted with Redis down: up %v, live %d; want the 3 last seen", n.Up(), n.LiveNodes())
+	}
+}

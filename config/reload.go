@@ -23,7 +23,8 @@ import (
 //   - policy.group_by, policy.provider.*: they re-key destinations, whose
 //     learned state is stored under their names;
 //   - delivery.max_sessions, delivery.resolver*: the scheduler's slot
-//     count and the shared resolver's pool and cache.
+//     count and the shared resolver's pool and cache;
+//   - cluster.*: the node joins its cluster once, under one name.
 
 // ReloadClass says whether a reload applies a key.
 type ReloadClass int
@@ -181,12 +182,22 @@ var reloadClasses = map[string]ReloadClass{
 	"events.webhook.events":      reload,
 	"events.webhook.batch":       reload,
 	"events.webhook.timeout":     reload,
+
+	// The Redis connection, the node's identity and the lease timing
+	// are set when the node joins: a change is a restart (a node that
+	// changed its name or prefix mid-run would leave leases behind).
+	"cluster.redis":     restart,
+	"cluster.node_id":   restart,
+	"cluster.prefix":    restart,
+	"cluster.lease_ttl": restart,
+	"cluster.heartbeat": restart,
 }
 
 // secretKeys are never printed by Diff, whatever their value.
 var secretKeys = map[string]bool{
 	"access.user.password_hash": true, // a bcrypt hash is still crackable offline
 	"events.webhook.url":        true, // may carry a token in its path or query
+	"cluster.redis":             true, // may carry the Redis password
 }
 
 // indexRe strips the array indices of a key as errors print it

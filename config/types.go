@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/x509"
 	"fmt"
+	"os"
 )
 
 // Config is the whole relay configuration. Field tags are the TOML key
@@ -23,6 +24,18 @@ type Config struct {
 	Policy   Policy   `toml:"policy"`
 	Auth     Auth     `toml:"auth"`
 	Events   Events   `toml:"events"`
+	Cluster  Cluster  `toml:"cluster"`
+}
+
+// Cluster shares per-destination throttle state between nodes through
+// Redis (issue 15, package cluster). Redis "" = off: the node keeps its
+// state to itself.
+type Cluster struct {
+	Redis     string   `toml:"redis"`     // redis://[user:password@]host:port/db, rediss:// for TLS; "" = off
+	NodeID    string   `toml:"node_id"`   // this node's name; "" = the machine's hostname (see Node)
+	Prefix    string   `toml:"prefix"`    // of every key
+	LeaseTTL  Duration `toml:"lease_ttl"` // a dead node's sessions come free within this
+	Heartbeat Duration `toml:"heartbeat"` // registry, lease renewal and sync period
 }
 
 // Log configures log/slog output.
@@ -269,3 +282,16 @@ type Webhook struct {
 // EventsOn reports whether any event sink is configured, so that events
 // are stored.
 func (e *Events) EventsOn() bool { return e.File != "" || len(e.Webhooks) > 0 }
+
+// Node is the node's name in its cluster: node_id, or the machine's
+// hostname when node_id is empty (the default), or "sluice" when the
+// hostname cannot be read.
+func (c Cluster) Node() string {
+	if c.NodeID != "" {
+		return c.NodeID
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "sluice"
+}

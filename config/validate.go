@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -162,7 +163,30 @@ func (c *Config) validate() []*Error {
 	c.validatePolicy(ck)
 	c.validateAuth(ck)
 	c.validateEvents(ck)
+	c.validateCluster(ck)
 	return ck.errs
+}
+
+func (c *Config) validateCluster(ck *checker) {
+	cl := &c.Cluster
+	if cl.Redis == "" {
+		return
+	}
+	if u, err := url.Parse(cl.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		// The value may hold a password: it is not repeated.
+		ck.add("cluster.redis", "not a redis:// or rediss:// URL with a host")
+	}
+	if strings.ContainsAny(cl.NodeID, "/ \t") {
+		ck.add("cluster.node_id", "%q: no slash or space (lease ids are node/run/sequence)", cl.NodeID)
+	}
+	if cl.Prefix == "" {
+		ck.add("cluster.prefix", "must not be empty: the keys of a fleet need a prefix of their own")
+	}
+	ck.positive("cluster.lease_ttl", cl.LeaseTTL)
+	ck.positive("cluster.heartbeat", cl.Heartbeat)
+	if cl.Heartbeat > 0 && 2*cl.Heartbeat > cl.LeaseTTL {
+		ck.add("cluster.heartbeat", "%v is more than half of lease_ttl %v: one late heartbeat would free the node's live sessions", time.Duration(cl.Heartbeat), time.Duration(cl.LeaseTTL))
+	}
 }
 
 // eventTypes mirrors queue.EventTypes (config may not import queue).

@@ -21,6 +21,7 @@ import (
 
 	"sluice/admin"
 	"sluice/auth"
+	"sluice/cluster"
 	"sluice/config"
 	"sluice/events"
 	"sluice/internal/sdnotify"
@@ -99,6 +100,7 @@ type daemon struct {
 	log        *slog.Logger
 	queue      *queue.Queue
 	policy     *policy.Policy
+	cluster    *cluster.Node // nil unless [cluster] redis is set
 	outbound   *outbound.Client // as built at start-up; out is the one in force
 	out        *outboundSwitch
 	resolver   *resolver.Resolver // DNS for delivery and auth
@@ -167,6 +169,16 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	sessCtx, stopSessions := context.WithCancel(context.Background())
 	defer stopSessions()
+	// The cluster's heartbeat runs until the last session ended, then
+	// gives this node's slots back (see the end of the drain).
+	clusterCtx, stopCluster := context.WithCancel(context.Background())
+	clusterDone := make(chan struct{})
+	go func() {
+		defer close(clusterDone)
+		if d.cluster != nil {
+			d.cluster.Run(clusterCtx)
+		}
+	}()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -231,11 +243,41 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 		stopSessions() // deliveries still running past the grace period are cut; their leases return to due
 	}()
 	wg.Wait()
+	stopCluster()
+	<-clusterDone
 	stopEvents()
 	<-evDone
 	stopAdmin()
 	log.Info("sluice stopped")
 	return nil
+}
+
+// joinCluster builds this node's membership of its cluster ([cluster]):
+// the heartbeat runs first here, before the scheduler asks anything, so
+// that the node starts with the fleet's state and size; a Redis down at
+// start-up is a fallback, not a failure (the node delivers on its share).
+func (d *daemon) joinCluster(cfg *config.Config, pol *policy.Policy) (*cluster.Node, error) {
+	q := d.queue
+	n, err := cluster.New(cluster.Options{
+		URL: cfg.Cluster.Redis, NodeID: cfg.Cluster.Node(), Prefix: cfg.Cluster.Prefix,
+		LeaseTTL: time.Duration(cfg.Cluster.LeaseTTL), Heartbeat: time.Duration(cfg.Cluster.Heartbeat),
+		Version: buildVersion(), Policy: pol, Suppress: q.Suppress,
+		StateFile: filepath.Join(cfg.DataDir, "cluster-nodes"),
+		QueueSize: func() int {
+			c, err := q.Counts()
+			if err != nil {
+				return 0
+			}
+			return c[queue.StateQueued] + c[queue.StateActive] + c[queue.StateHeld]
+		},
+		Logger: d.log.With("log", "cluster"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.OnSuppress(n.NoteSuppressed)
+	n.Beat()
+	return n, nil
 }
 
 // watchSpace refreshes the free-space reading every period, so that MAIL
@@ -346,6 +388,13 @@ func (d *daemon) open() error {
 	so := scheduler.OptionsFrom(cfg)
 	d.out = newOutboundSwitch(d.outbound)
 	so.Queue, so.Policy, so.Outbound = d.queue, pol, d.out
+	if cfg.Cluster.Redis != "" {
+		if d.cluster, err = d.joinCluster(cfg, pol); err != nil {
+			q.Close()
+			return err
+		}
+		so.Policy = d.cluster.Gate()
+	}
 	so.OnAttempt, so.Logger = d.onAttempt, log.With("log", "mail")
 	if d.sched, err = scheduler.New(so); err != nil {
 		q.Close()
