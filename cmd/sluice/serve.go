@@ -100,7 +100,7 @@ type daemon struct {
 	log        *slog.Logger
 	queue      *queue.Queue
 	policy     *policy.Policy
-	cluster    *cluster.Node // nil unless [cluster] redis is set
+	cluster    *cluster.Node    // nil unless [cluster] redis is set
 	outbound   *outbound.Client // as built at start-up; out is the one in force
 	out        *outboundSwitch
 	resolver   *resolver.Resolver // DNS for delivery and auth
