@@ -2,6 +2,7 @@ package lint
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +57,9 @@ func (c *checker) html(b *body, r io.Reader) {
 			if inAnchor && anchor.Len() < maxAnchorText {
 				anchor.Write(t[:min(len(t), maxAnchorText-anchor.Len())])
 			}
-			c.textLinks(string(t))
+			if bytes.IndexByte(t, '.') >= 0 {
+				c.textLinks(string(t))
+			}
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			name, hasAttr := z.TagName()
 			a := atom.Lookup(name)
@@ -192,6 +195,13 @@ const (
 func visibleRunes(b []byte) int {
 	n := 0
 	for len(b) > 0 {
+		if c := b[0]; c < utf8.RuneSelf { // ASCII: printable and not a space
+			if c > ' ' && c < 0x7f {
+				n++
+			}
+			b = b[1:]
+			continue
+		}
 		r, size := utf8.DecodeRune(b)
 		b = b[size:]
 		if !unicode.IsSpace(r) && unicode.IsGraphic(r) && !unicode.Is(unicode.Mn, r) {
@@ -215,7 +225,9 @@ func (c *checker) plain(r io.Reader) int {
 	for {
 		line, err := br.ReadSlice('\n')
 		n += visibleRunes(line)
-		c.textLinks(string(line))
+		if bytes.IndexByte(line, '.') >= 0 {
+			c.textLinks(string(line))
+		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return n
 		}
