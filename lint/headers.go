@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-message/charset"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+	"golang.org/x/net/publicsuffix"
 )
 
 // wordDecoder decodes RFC 2047 encoded-words in any charset go-message
@@ -41,6 +42,12 @@ func (c *checker) from(h textproto.Header) {
 		c.add("from-count", fmt.Sprintf("%d From header fields", len(vals)))
 		return
 	}
+	if len(vals[0]) > maxFrom {
+		// One mailbox is never this long (RFC 5322 §2.1.1: 998 characters
+		// a line); and net/mail would spend megabytes parsing it.
+		c.add("from-malformed", fmt.Sprintf("From: %d bytes long: %s", len(vals[0]), vals[0]))
+		return
+	}
 	list, err := (&mail.AddressParser{WordDecoder: wordDecoder}).ParseList(vals[0])
 	if err != nil || len(list) == 0 {
 		c.add("from-malformed", "From: "+vals[0])
@@ -61,6 +68,9 @@ func (c *checker) displayName(a *mail.Address) {
 	if name == "" {
 		return
 	}
+	// A reader sees the first few words; the bound also keeps a hostile
+	// name of 256 KiB of "@" from costing a quadratic scan.
+	name = clip(name, maxAnchorText)
 	at := strings.LastIndexByte(a.Address, '@')
 	if at < 0 {
 		return
@@ -68,8 +78,21 @@ func (c *checker) displayName(a *mail.Address) {
 	fromDomain := strings.ToLower(a.Address[at+1:])
 	own := registrable(fromDomain)
 	evidence := fmt.Sprintf("From: %q <%s>", name, a.Address)
+	// An address in the name counts whatever its suffix; a bare domain
+	// only if a reader would take it for one.
+	for rest := name; ; {
+		at := strings.IndexByte(rest, '@')
+		if at < 0 {
+			break
+		}
+		rest = rest[at+1:]
+		if ds := domainsIn(rest); len(ds) > 0 && strings.HasPrefix(strings.ToLower(rest), ds[0]) && registrable(ds[0]) != own {
+			c.add("from-display-mismatch", evidence)
+			return
+		}
+	}
 	for _, d := range domainsIn(name) {
-		if registrable(d) != own {
+		if nameDomain(d) && registrable(d) != own {
 			c.add("from-display-mismatch", evidence)
 			return
 		}
@@ -77,6 +100,29 @@ func (c *checker) displayName(a *mail.Address) {
 	if _, ok := foreignBrand(name, own); ok {
 		c.add("from-display-mismatch", evidence)
 	}
+}
+
+// maxFrom is the longest From field parsed.
+const maxFrom = 2048
+
+// nameDomain reports whether a domain found in a display name is one a
+// reader takes for a domain: under a country code or one of the classic
+// generic suffixes, or written with www. New generic suffixes are also
+// words people put in names ("Support.Team", "Mr.Green"), and a false
+// block is worse than a missed nudge.
+func nameDomain(d string) bool {
+	if strings.HasPrefix(d, "www.") {
+		return true
+	}
+	suffix, _ := publicsuffix.PublicSuffix(d)
+	if strings.Contains(suffix, ".") || len(suffix) == 2 {
+		return true
+	}
+	switch suffix {
+	case "com", "net", "org", "info", "biz", "gov", "edu", "mil", "int":
+		return true
+	}
+	return false
 }
 
 // date checks for exactly one parseable Date (RFC 5322 §3.6: "orig-date"

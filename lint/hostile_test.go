@@ -112,6 +112,7 @@ func TestHostileMIMEMemory(t *testing.T) {
 		{"giant header line", hostile("X-Junk: ", "a", 64*mib, "\r\n\r\nbody"), "mime-malformed", 2 * mib},
 		{"giant html tag", hostile(hostileHead+"Content-Type: text/html; charset=utf-8\r\n\r\n<a href=\"https://", "x", 64*mib, "\">y</a>"), "", mib},
 		{"giant html text", hostile(hostileHead+"Content-Type: text/html; charset=utf-8\r\n\r\n<p>", "word ", 64*mib, "</p>"), "", mib},
+		{"display name of @", hostile("From: \"", "@a.", 200<<10, "\" <a@example.com>\r\n\r\n"), "from-malformed", 2 * mib},
 		{"giant text line", hostile(hostileHead+"Content-Type: text/plain; charset=utf-8\r\n\r\n", "https://bit.ly/", 64*mib, ""), "link-shortener", 2 * mib},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
