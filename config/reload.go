@@ -170,6 +170,15 @@ var reloadClasses = map[string]ReloadClass{
 	"auth.dkim.key_file":     reload,
 	"auth.dkim.subdomains":   reload,
 
+	// The lint check is built again at every reload (like auth's); the
+	// bulk counter and the findings tally are the daemon's and carry on.
+	"lint.mode":          reload,
+	"lint.disabled":      reload,
+	"lint.shorteners":    reload,
+	"lint.bulk_per_day":  reload,
+	"lint.warn_interval": reload,
+	"lint.max_bytes":     reload,
+
 	// Sinks are reloadable: adding, changing or removing a webhook (or
 	// rotating its secret) is what an operator expects a reload to do.
 	// The outbox's retention and cap are read by the queue at every

@@ -23,6 +23,7 @@ type Config struct {
 	Delivery Delivery `toml:"delivery"`
 	Policy   Policy   `toml:"policy"`
 	Auth     Auth     `toml:"auth"`
+	Lint     Lint     `toml:"lint"`
 	Events   Events   `toml:"events"`
 	Cluster  Cluster  `toml:"cluster"`
 }
@@ -254,6 +255,17 @@ type DKIM struct {
 	Selector   string `toml:"selector"`
 	KeyFile    string `toml:"key_file"`
 	Subdomains bool   `toml:"subdomains"`
+}
+
+// Lint configures the content lint at acceptance (issue 16, package
+// lint and relay/lintcheck).
+type Lint struct {
+	Mode         string   `toml:"mode"`          // off | warn | enforce
+	Disabled     []string `toml:"disabled"`      // finding IDs switched off (lint.IDs)
+	Shorteners   []string `toml:"shorteners"`    // extra URL shortener domains
+	BulkPerDay   int      `toml:"bulk_per_day"`  // a sender domain past this many messages a day is a bulk sender
+	WarnInterval Duration `toml:"warn_interval"` // a finding is logged once per sender domain per this
+	MaxBytes     Size     `toml:"max_bytes"`     // of each message read by lint
 }
 
 // Events configures the delivery events (issue 13): the outbox kept in

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"sluice/lint"
 )
 
 // Enumerations accepted by the enum-valued keys.
@@ -24,6 +26,7 @@ var (
 	tlsModes   = TLSModes
 	groupBys   = []string{"domain", "mx"}
 	authModes  = []string{"off", "warn", "enforce"}
+	lintModes  = []string{"off", "warn", "enforce"}
 	// ruleClasses mirrors the policy.Class values an operator may force;
 	// "success" is not among them. Kept here rather than importing policy
 	// so that policy may depend on config without a cycle.
@@ -162,6 +165,7 @@ func (c *Config) validate() []*Error {
 	c.validateDelivery(ck)
 	c.validatePolicy(ck)
 	c.validateAuth(ck)
+	c.validateLint(ck)
 	c.validateEvents(ck)
 	c.validateCluster(ck)
 	return ck.errs
@@ -590,6 +594,29 @@ func (c *Config) validateAuth(ck *checker) {
 		} else {
 			ck.fileExists(k+".key_file", d.KeyFile)
 		}
+	}
+}
+
+func (c *Config) validateLint(ck *checker) {
+	l := c.Lint
+	ck.enum("lint.mode", l.Mode, lintModes)
+	ids := lint.IDs()
+	for i, id := range l.Disabled {
+		if !slices.Contains(ids, id) {
+			ck.add(idx("lint.disabled", i), "unknown finding ID %q (want one of %s)", id, strings.Join(ids, ", "))
+		}
+	}
+	for i, d := range l.Shorteners {
+		if strings.ContainsAny(d, "/:") {
+			ck.add(idx("lint.shorteners", i), "invalid domain %q: want a domain name, not a URL", d)
+			continue
+		}
+		ck.domain(idx("lint.shorteners", i), d)
+	}
+	ck.atLeast("lint.bulk_per_day", l.BulkPerDay, 1)
+	ck.positive("lint.warn_interval", l.WarnInterval)
+	if l.MaxBytes < 1024 {
+		ck.add("lint.max_bytes", "must be at least 1KB: the header section alone may need it")
 	}
 }
 
