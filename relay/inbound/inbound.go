@@ -108,6 +108,20 @@ type Checker interface {
 	Check(ctx context.Context, m *Message) error
 }
 
+// Checks runs Checkers in order and stops at the first error: the
+// daemon runs the auth pre-check (which signs) and then the content lint.
+type Checks []Checker
+
+// Check runs every Checker until one refuses.
+func (cs Checks) Check(ctx context.Context, m *Message) error {
+	for _, c := range cs {
+		if err := c.Check(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Options configures New. They are complete: the defaults
 // live in the config layer (OptionsFrom); New refuses a
 // zero size, count or timeout. Zero means "no limit" only where noted.
