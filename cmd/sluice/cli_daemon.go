@@ -38,7 +38,12 @@ func (d *daemon) tel() *admin.Telemetry {
 		if d.events != nil {
 			evs = d.events.Status
 		}
-		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, TLSSessions: d.tlsResults.Totals, Events: evs, Logger: d.log})
+		var lintFindings func() map[[2]string]uint64
+		if d.lint.counters != nil {
+			lintFindings = d.lint.counters.Snapshot
+		}
+		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, TLSSessions: d.tlsResults.Totals,
+			LintFindings: lintFindings, Events: evs, Logger: d.log})
 	})
 	return d.telemetry
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"sluice/auth"
 	"sluice/config"
@@ -12,6 +13,7 @@ import (
 	"sluice/policy"
 	"sluice/queue"
 	"sluice/relay/inbound"
+	"sluice/relay/lintcheck"
 	"sluice/relay/outbound"
 	"sluice/resolver"
 )
@@ -112,9 +114,38 @@ func authOptions(cfg *config.Config, log *slog.Logger, res auth.Resolver) auth.O
 	return o
 }
 
-// newChecker returns the acceptance-time checker, or nil when auth is off
-// and there is nothing to sign. Its outcome counters go to counters.
-func newChecker(cfg *config.Config, log *slog.Logger, res *resolver.Resolver, counters *auth.Counters) (inbound.Checker, error) {
+// newChecker returns the acceptance-time checks for cfg: the auth
+// pre-check (nil when auth is off and there is nothing to sign), then the
+// content lint (nil when lint.mode is off). Their counters are the
+// daemon's, shared by every checker a reload builds.
+func (d *daemon) newChecker(cfg *config.Config) (inbound.Checker, error) {
+	var checks inbound.Checks
+	a, err := newAuthChecker(cfg, d.log, d.resolver, d.verdicts)
+	if err != nil {
+		return nil, err
+	}
+	if a != nil {
+		checks = append(checks, a)
+	}
+	l, err := d.lint.checker(cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
+	if l != nil {
+		checks = append(checks, l)
+	}
+	switch len(checks) {
+	case 0:
+		return nil, nil
+	case 1:
+		return checks[0], nil
+	}
+	return checks, nil
+}
+
+// newAuthChecker returns the auth pre-check, or nil when auth is off and
+// there is nothing to sign. Its outcome counters go to counters.
+func newAuthChecker(cfg *config.Config, log *slog.Logger, res *resolver.Resolver, counters *auth.Counters) (inbound.Checker, error) {
 	if cfg.Auth.Mode == "off" && len(cfg.Auth.DKIM) == 0 && len(cfg.Access.Users) == 0 {
 		return nil, nil
 	}
@@ -125,6 +156,57 @@ func newChecker(cfg *config.Config, log *slog.Logger, res *resolver.Resolver, co
 		return nil, err // auth's errors name their package and key
 	}
 	return authChecker{c}, nil
+}
+
+// lintState is what the content lint keeps across reloads: the bulk
+// counter, the findings tally and the metric's counters (one owner each,
+// the daemon).
+type lintState struct {
+	bulk     *lintcheck.Bulk
+	tally    *lintcheck.Tally
+	counters *lintcheck.Counters
+}
+
+func newLintState() lintState {
+	return lintState{bulk: lintcheck.NewBulk(lintcheck.BulkDomains), tally: lintcheck.NewTally(lintcheck.TallyDomains), counters: lintcheck.NewCounters()}
+}
+
+// checker is the content lint for cfg, or nil when lint.mode is off.
+func (s lintState) checker(cfg *config.Config, log *slog.Logger) (inbound.Checker, error) {
+	if cfg.Lint.Mode == lintcheck.ModeOff {
+		return nil, nil
+	}
+	o := lintcheck.OptionsFrom(cfg)
+	o.Bulk, o.Tally, o.Counters, o.Logger = s.bulk, s.tally, s.counters, log
+	c, err := lintcheck.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return lintChecker{c}, nil
+}
+
+// lintReport is the tally as `domains` and the dashboard show it: the
+// most affected sender domains, with the mode in force.
+func (d *daemon) lintReport() lintcheck.Report {
+	cfg := d.live.Load()
+	if cfg == nil {
+		cfg = d.cfg
+	}
+	r := d.lint.tally.Report(time.Now(), d.lint.bulk, lintReportSenders)
+	r.Mode = cfg.Lint.Mode
+	return r
+}
+
+// lintReportSenders bounds the sender domains `domains` and the
+// dashboard list: the ones with the most findings.
+const lintReportSenders = 50
+
+// lintChecker adapts lintcheck.Checker to the inbound server's Checker
+// seam.
+type lintChecker struct{ c *lintcheck.Checker }
+
+func (l lintChecker) Check(ctx context.Context, m *inbound.Message) error {
+	return l.c.Check(ctx, lintcheck.Input{MailFrom: m.From, Header: m.Header, Open: m.Content.Open})
 }
 
 // authChecker adapts auth.Checker to the inbound server's Checker seam.

@@ -29,7 +29,7 @@ import (
 // Independent problems are reported together, one per line. The resolver
 // it builds has no goroutine until the first lookup; serve closes it.
 func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log, verdicts: auth.NewCounters(), tlsResults: outbound.NewTLSResults()}
+	d := &daemon{cfg: cfg, log: log, verdicts: auth.NewCounters(), lint: newLintState(), tlsResults: outbound.NewTLSResults()}
 	var errs []error
 	note := func(err error) {
 		if err != nil {
@@ -45,7 +45,7 @@ func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if d.resolver != nil {
 		d.outbound, err = outbound.New(d.outboundOptions(cfg))
 		note(err)
-		d.checker, err = newChecker(cfg, log, d.resolver, d.verdicts)
+		d.checker, err = d.newChecker(cfg)
 		note(err)
 	}
 	tlsConfig, err := inboundTLS(cfg.TLS)

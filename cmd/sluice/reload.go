@@ -125,9 +125,12 @@ func (d *daemon) build(cfg *config.Config, loc func(key string, err error) error
 	if b.outbound, err = outbound.New(d.outboundOptions(cfg)); err != nil {
 		return nil, loc("delivery", err)
 	}
-	checker, err := newChecker(cfg, d.log, d.resolver, d.verdicts)
+	checker, err := d.newChecker(cfg)
 	if err != nil {
 		key := "auth"
+		if strings.HasPrefix(err.Error(), "lintcheck:") {
+			key = "lint"
+		}
 		for i, k := range cfg.Auth.DKIM {
 			if k.KeyFile != "" && strings.Contains(err.Error(), k.KeyFile) {
 				key = fmt.Sprintf("auth.dkim[%d].key_file", i+1)

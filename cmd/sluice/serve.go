@@ -114,6 +114,7 @@ type daemon struct {
 
 	checker   inbound.Checker   // the inbound check as built at start-up (a reload builds others)
 	verdicts  *auth.Counters    // the checks' outcome counters, shared by every checker a reload builds
+	lint      lintState         // the content lint's counts, shared by every checker a reload builds
 	inflight  *inbound.InFlight // limits.max_inflight_bytes, one budget for every listener and reload
 	telemetry *admin.Telemetry  // metrics and attempt history; see tel()
 	telOnce   sync.Once
@@ -409,6 +410,7 @@ func (d *daemon) open() error {
 	d.admin = admin.New(admin.Options{
 		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Reconsider, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
 		Ready: d.ready, Reload: d.reloadAPI, Config: d.configStatus, Events: d.events,
+		Lint:     d.lintReport,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
 	})
 	return nil
