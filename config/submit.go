@@ -30,3 +30,28 @@ func LoadForSubmit(path string) (*Config, error) {
 	}
 	return c, nil
 }
+
+// LoadForLint reads the [lint] section of the file at path for `sluice
+// lint`, which runs offline, in a developer's CI, where the daemon's
+// other files (certificates, keys, secrets, data_dir) need not exist: the
+// file is decoded strictly over the defaults, and only [lint] is
+// validated (its errors name the file, the line and the key).
+func LoadForLint(path string) (Lint, error) {
+	c, err := LoadForSubmit(path)
+	if err != nil {
+		return Lint{}, err
+	}
+	ck := &checker{}
+	c.validateLint(ck)
+	if len(ck.errs) == 0 {
+		return c.Lint, nil
+	}
+	data, _ := os.ReadFile(path) // read a moment ago; only for the line numbers
+	lines := locateKeys(data)
+	errs := make([]error, len(ck.errs))
+	for i, e := range ck.errs {
+		e.File, e.Line = path, lines.find(e.Key)
+		errs[i] = e
+	}
+	return Lint{}, errors.Join(errs...)
+}

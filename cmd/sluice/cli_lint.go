@@ -7,21 +7,25 @@ import (
 	"slices"
 	"strings"
 
+	"sluice/config"
 	"sluice/lint"
 )
 
-const lintUsage = `lint [--json] [--bulk] [--disable ID,...] [--shorteners DOMAIN,...] FILE|-
+const lintUsage = `lint [--json] [--bulk] [--config FILE] [--disable ID,...] [--shorteners DOMAIN,...] FILE|-
 
 Lints a message file (- for standard input) offline, as the relay's [lint]
 check does: link shorteners, link text that lies, a From display name that
 claims another address or brand, image-only HTML, a missing text part, bulk
 without one-click unsubscribe, missing Date/Message-ID/From, a shouting
-Subject, 8-bit text without a charset. Exit status: 0 when no finding is of
-severity block, 1 when one is, 2 on a usage or read error.`
+Subject, 8-bit text without a charset. --config reads the relay's [lint]
+section (disabled, shorteners, max_bytes), to which --disable and
+--shorteners add. Exit status: 0 when no finding is of severity block, 1
+when one is, 2 on a usage or read error.`
 
 // lintFlags are the options of sluice lint, kept apart from the parsing
 // so that more sources of options (a config file's [lint]) can fill them.
 type lintFlags struct {
+	config     string
 	json       bool
 	bulk       bool
 	disable    string
@@ -32,6 +36,7 @@ func runLint(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("lint", lintUsage, stderr)
 	var f lintFlags
 	fs.BoolVar(&f.json, "json", false, "print JSON")
+	fs.StringVar(&f.config, "config", "", "the relay's config file: its [lint] disabled, shorteners and max_bytes apply")
 	fs.BoolVar(&f.bulk, "bulk", false, "judge the message as bulk mail (lint.bulk_per_day exceeded): it needs RFC 8058 one-click unsubscribe")
 	fs.StringVar(&f.disable, "disable", "", "comma-separated finding IDs to switch off")
 	fs.StringVar(&f.shorteners, "shorteners", "", "comma-separated extra link-shortener domains")
@@ -82,8 +87,19 @@ func runLint(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 
 func (f lintFlags) options() (lint.Options, error) {
 	o := lint.Options{Bulk: f.bulk}
+	disable, shorteners := splitList(f.disable), splitList(f.shorteners)
+	if f.config != "" {
+		// Validated by the config layer: its IDs are known.
+		l, err := config.LoadForLint(f.config)
+		if err != nil {
+			return o, configError{err}
+		}
+		disable = append(slices.Clone(l.Disabled), disable...)
+		shorteners = append(slices.Clone(l.Shorteners), shorteners...)
+		o.MaxBytes = int64(l.MaxBytes)
+	}
 	known := lint.IDs()
-	for _, id := range splitList(f.disable) {
+	for _, id := range disable {
 		if !slices.Contains(known, id) {
 			return o, fmt.Errorf("%w: --disable: unknown finding %q (known: %s)", errUsage, id, strings.Join(known, ", "))
 		}
@@ -92,7 +108,7 @@ func (f lintFlags) options() (lint.Options, error) {
 		}
 		o.Disabled[id] = true
 	}
-	o.Shorteners = splitList(f.shorteners)
+	o.Shorteners = shorteners
 	return o, nil
 }
 
@@ -137,3 +153,10 @@ type ioError struct{ err error }
 func (e ioError) Error() string        { return e.err.Error() }
 func (e ioError) Unwrap() error        { return e.err }
 func (e ioError) Is(target error) bool { return target == errUsage }
+
+// configError is a --config file that cannot be used: exit status 2 too.
+type configError struct{ err error }
+
+func (e configError) Error() string        { return e.err.Error() }
+func (e configError) Unwrap() error        { return e.err }
+func (e configError) Is(target error) bool { return target == errUsage }

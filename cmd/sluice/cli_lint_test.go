@@ -24,6 +24,20 @@ func TestCLILint(t *testing.T) {
 	if err := os.WriteFile(hostile, []byte("From: a@example.com\r\nDate: Mon, 30 Nov 2026 02:00:00 +0000\r\nMessage-ID: <1@example.com>\r\nSubject: \x1b]0;PWNED\x07 CLICK HERE NOW\r\n\r\nhello\r\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// --config: the relay's file, with [tls] files that do not exist on
+	// the developer's machine: only [lint] is read and validated.
+	cfgFile := func(name, lintSection string) string {
+		p := filepath.Join(dir, name)
+		body := "[tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n\n[lint]\n" + lintSection
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfgDisabled := cfgFile("disabled.toml", "disabled = [\"link-shortener\"]\n")
+	cfgShort := cfgFile("short.toml", "shorteners = [\"example.com\"]\n")
+	cfgBad := cfgFile("bad.toml", "mode = \"warn\"\ndisabled = [\"subject-shouting\"]\n")
+	cfgTypo := cfgFile("typo.toml", "shortners = []\n")
 	issue, err := os.ReadFile(corpus("issue-example.eml"))
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +70,12 @@ func TestCLILint(t *testing.T) {
 		{"two files", []string{"lint", hostile, hostile}, nil, 2, nil, "give one message file"},
 		{"unknown finding", []string{"lint", "--disable", "nope", hostile}, nil, 2, nil, `unknown finding "nope"`},
 		{"help", []string{"lint", "--help"}, nil, 0, nil, "usage: sluice lint"},
+		{"config disabled", []string{"lint", "--config", cfgDisabled, corpus("link-shortener-text.eml")}, nil, 0, []string{"no findings"}, ""},
+		{"config shorteners", []string{"lint", "--config", cfgShort, corpus("clean-receipt.eml")}, nil, 1, []string{"block  link-shortener  https://shop.example.com/account/orders"}, ""},
+		{"config and flags add up", []string{"lint", "--config", cfgDisabled, "--disable", "subject-caps", corpus("issue-example.eml")}, nil, 0, []string{"warn   html-no-text"}, ""},
+		{"config unknown finding", []string{"lint", "--config", cfgBad, hostile}, nil, 2, nil, cfgBad + `:7: lint.disabled[1]: unknown finding ID "subject-shouting"`},
+		{"config unknown key", []string{"lint", "--config", cfgTypo, hostile}, nil, 2, nil, "shortners"},
+		{"config missing", []string{"lint", "--config", filepath.Join(dir, "nope.toml"), hostile}, nil, 2, nil, "cannot read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
