@@ -124,6 +124,9 @@ func (c *Config) inherit() {
 	if c.Delivery.Smarthost.TLS == "" {
 		c.Delivery.Smarthost.TLS = c.Delivery.TLS
 	}
+	if c.TLSRPT.Submitter == "" {
+		c.TLSRPT.Submitter = c.Hostname
+	}
 }
 
 // webhookDefaults fills the defaults of each [[events.webhook]] entry

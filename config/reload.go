@@ -200,6 +200,16 @@ var reloadClasses = map[string]ReloadClass{
 	"cluster.prefix":    restart,
 	"cluster.lease_ttl": restart,
 	"cluster.heartbeat": restart,
+
+	// TLS-RPT's reporter is built once, at start-up, with the identity
+	// it signs its reports with and the period its tally is keyed by:
+	// a period changed under a running tally would split a day.
+	"tlsrpt.enabled":           restart,
+	"tlsrpt.organization_name": restart,
+	"tlsrpt.contact_info":      restart,
+	"tlsrpt.from":              restart,
+	"tlsrpt.submitter":         restart,
+	"tlsrpt.interval":          restart,
 }
 
 // secretKeys are never printed by Diff, whatever their value.

@@ -26,6 +26,7 @@ type Config struct {
 	Lint     Lint     `toml:"lint"`
 	Events   Events   `toml:"events"`
 	Cluster  Cluster  `toml:"cluster"`
+	TLSRPT   TLSRPT   `toml:"tlsrpt"`
 }
 
 // Cluster shares per-destination throttle state between nodes through
@@ -306,4 +307,15 @@ func (c Cluster) Node() string {
 		return h
 	}
 	return "sluice"
+}
+
+// TLSRPT is SMTP TLS Reporting (RFC 8460, issue 14): daily aggregate
+// reports of the outbound TLS outcomes to the domains that ask for them.
+type TLSRPT struct {
+	Enabled          bool     `toml:"enabled"`           // off until set: reports name the operator's organisation
+	OrganizationName string   `toml:"organization_name"` // the report's "organization-name" (RFC 8460 §4.4)
+	ContactInfo      string   `toml:"contact_info"`      // the report's "contact-info": an address or URL
+	From             string   `toml:"from"`              // From and envelope sender of mailed reports
+	Submitter        string   `toml:"submitter"`         // the submitting domain (§5.3); "" = hostname (resolved at load)
+	Interval         Duration `toml:"interval"`          // the reporting period; divides 24h (§4.1: a UTC day)
 }

@@ -168,6 +168,7 @@ func (c *Config) validate() []*Error {
 	c.validateLint(ck)
 	c.validateEvents(ck)
 	c.validateCluster(ck)
+	c.validateTLSRPT(ck)
 	return ck.errs
 }
 
@@ -648,4 +649,40 @@ func ParseTokenHash(s string) ([]byte, error) {
 		return nil, fmt.Errorf("\"sha256:%s\": want 64 hex digits after \"sha256:\"", h)
 	}
 	return b, nil
+}
+
+// validateTLSRPT checks [tlsrpt]. The identity goes into header fields
+// and reports that receivers read: no control characters, and all of
+// it present once reporting is on.
+func (c *Config) validateTLSRPT(ck *checker) {
+	r := c.TLSRPT
+	for _, kv := range [][2]string{{"tlsrpt.organization_name", r.OrganizationName}, {"tlsrpt.contact_info", r.ContactInfo}, {"tlsrpt.from", r.From}, {"tlsrpt.submitter", r.Submitter}} {
+		if strings.ContainsFunc(kv[1], func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			ck.add(kv[0], "must not contain control characters")
+		}
+	}
+	if iv := time.Duration(r.Interval); iv < time.Hour || iv > 24*time.Hour || (24*time.Hour)%iv != 0 {
+		ck.add("tlsrpt.interval", "must be between 1h and 24h and divide 24h (RFC 8460 §4.1 periods align on UTC days), not %s", iv)
+	}
+	if !r.Enabled {
+		return
+	}
+	if strings.TrimSpace(r.OrganizationName) == "" {
+		ck.add("tlsrpt.organization_name", "required when tlsrpt.enabled = true")
+	}
+	if strings.TrimSpace(r.ContactInfo) == "" {
+		ck.add("tlsrpt.contact_info", "required when tlsrpt.enabled = true")
+	}
+	if at := strings.LastIndexByte(r.From, '@'); at <= 0 || at == len(r.From)-1 || strings.ContainsAny(r.From, " \t<>()[],;:\"") || strings.Count(r.From, "@") != 1 {
+		ck.add("tlsrpt.from", "want a plain address (local@domain) when tlsrpt.enabled = true, not %q", r.From)
+	}
+	sub := r.Submitter
+	if sub == "" {
+		sub = c.Hostname // inherit fills it after validation
+	}
+	if sub == "localhost" || !strings.Contains(sub, ".") {
+		ck.add("tlsrpt.submitter", "want the sending organisation's domain (set it or hostname), not %q", sub)
+	} else {
+		ck.domain("tlsrpt.submitter", sub)
+	}
 }

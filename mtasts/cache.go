@@ -298,10 +298,11 @@ func (c *Cache) TLSFor(ctx context.Context, domain, host string, _ uint16) (outb
 		return outbound.TLSRequirement{}, false, nil
 	}
 	req := outbound.TLSRequirement{Mode: outbound.TLSVerify, Source: "mta-sts", PolicyDomain: domain, PolicyType: "sts",
-		ServerName: host, ReportOnly: p.Mode == ModeTesting}
+		ServerName: host, ReportOnly: p.Mode == ModeTesting, PolicyStrings: p.Lines(), MXHosts: p.MX}
 	if !p.Match(host) {
 		if p.Mode == ModeEnforce {
 			return outbound.TLSRequirement{}, false, &outbound.PolicyFailure{Type: "sts", Result: outbound.ResultValidationFailure,
+				PolicyStrings: req.PolicyStrings, MXHosts: req.MXHosts,
 				Err: fmt.Errorf("MX host %s does not match the MTA-STS policy of %s (mx: %s; RFC 8461 §4.1)", host, domain, strings.Join(p.MX, ", "))}
 		}
 		c.log.Warn("mtasts: MX host does not match the policy (testing mode: delivering anyway)", "domain", domain, "host", host, "mx", strings.Join(p.MX, ","))

@@ -290,3 +290,14 @@ func mxPattern(s string) bool {
 	}
 	return true
 }
+
+// Lines is the policy as RFC 8460 §4.4's "policy-string" carries it:
+// one string per line of the policy (RFC 8461 §3.2), in a canonical
+// order (the fields sluice keeps; extensions are not).
+func (p *Policy) Lines() []string {
+	out := []string{"version: STSv1", "mode: " + string(p.Mode)}
+	for _, mx := range p.MX {
+		out = append(out, "mx: "+mx)
+	}
+	return append(out, "max_age: "+strconv.FormatInt(int64(p.MaxAge/time.Second), 10))
+}

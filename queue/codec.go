@@ -32,6 +32,7 @@ const (
 	msgEightBit
 	msgDSN        // RET and ENVID follow Done
 	msgRequireTLS // REQUIRETLS was given at MAIL (RFC 8689); no field of its own
+	msgTLSReport  // a TLS-RPT report sluice queued itself; no field of its own
 )
 
 // Flag bits of a binary recipient record.
@@ -163,6 +164,9 @@ func encodeMsg(m *msgRec) []byte {
 	if m.RequireTLS {
 		f |= msgRequireTLS
 	}
+	if m.TLSReport {
+		f |= msgTLSReport
+	}
 	w.uint(f)
 	w.str(m.From)
 	w.time(m.Received)
@@ -185,8 +189,8 @@ func decodeMsgV1(b []byte) (*msgRec, error) {
 	f := r.uint()
 	m := &msgRec{
 		SMTPUTF8: f&msgSMTPUTF8 != 0, Spooled: f&msgSpooled != 0, EightBit: f&msgEightBit != 0,
-		RequireTLS: f&msgRequireTLS != 0,
-		From:       r.str(), Received: r.time(), Size: r.size(),
+		RequireTLS: f&msgRequireTLS != 0, TLSReport: f&msgTLSReport != 0,
+		From: r.str(), Received: r.time(), Size: r.size(),
 		ClientAddr: r.str(), Helo: r.str(), User: r.str(),
 		NRcpt: r.int(), Open: r.int(), Done: r.time(),
 	}

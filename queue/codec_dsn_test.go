@@ -46,6 +46,9 @@ func TestRecordCodecDSNCompatible(t *testing.T) {
 		// REQUIRETLS (issue 14 item 5): a flag bit alone, and with the DSN fields.
 		{From: "a@src.test", Received: at, NRcpt: 1, Open: 1, RequireTLS: true},
 		{From: "a@src.test", Received: at, NRcpt: 1, Open: 1, Ret: dsn.RetFull, EnvID: "e", RequireTLS: true},
+		// A TLS-RPT report of sluice's own (issue 14 item 4): a flag bit.
+		{From: "tlsrpt@src.test", Received: at, NRcpt: 1, Open: 1, TLSReport: true},
+		{From: "tlsrpt@src.test", Received: at, NRcpt: 1, Open: 1, TLSReport: true, RequireTLS: true},
 	}
 	for _, m := range msgs {
 		got, err := decodeMsg(encodeMsg(&m))
@@ -53,7 +56,7 @@ func TestRecordCodecDSNCompatible(t *testing.T) {
 			t.Errorf("message %+v read back as %+v, %v", m, got, err)
 		}
 		j, _ := json.Marshal(m)
-		if got, err := decodeMsg(j); err != nil || got.Ret != m.Ret || got.EnvID != m.EnvID || got.RequireTLS != m.RequireTLS {
+		if got, err := decodeMsg(j); err != nil || got.Ret != m.Ret || got.EnvID != m.EnvID || got.RequireTLS != m.RequireTLS || got.TLSReport != m.TLSReport {
 			t.Errorf("JSON message %s read as %+v, %v", j, got, err)
 		}
 	}

@@ -100,7 +100,7 @@ func (q *Queue) enqueueTx(w *wtx, m NewMessage, id string) (string, error) {
 	rec := &msgRec{
 		From: m.From, Received: w.now, Size: int64(len(m.Body)),
 		ClientAddr: m.ClientAddr, Helo: m.Helo, User: m.User, SMTPUTF8: m.SMTPUTF8,
-		NRcpt: len(m.Rcpts), Ret: m.DSN.Ret, EnvID: m.DSN.EnvID, RequireTLS: m.RequireTLS,
+		NRcpt: len(m.Rcpts), Ret: m.DSN.Ret, EnvID: m.DSN.EnvID, RequireTLS: m.RequireTLS, TLSReport: m.TLSReport,
 	}
 	if s := m.Spool; s != nil {
 		rec.Spooled = true

@@ -32,7 +32,7 @@ var (
 // bktDue (migrate.go).
 var bktOldDue = []byte("due")
 
-var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktOpen, bktStats, bktSuppress, bktDest, bktDomStats, bktRcptIdx, bktEvents, bktEvMeta, bktIdem, bktIdemExp, bktMTASTS}
+var allBuckets = [][]byte{bktMsgs, bktRcpts, bktBodies, bktDue, bktActive, bktDone, bktOpen, bktStats, bktSuppress, bktDest, bktDomStats, bktRcptIdx, bktEvents, bktEvMeta, bktIdem, bktIdemExp, bktMTASTS, bktTLSRPT}
 
 const (
 	rcptKeyLen  = idLen + 4

@@ -228,7 +228,7 @@ func (q *Queue) leaseDomain(w *wtx, now time.Time, domain string, maxJobs, maxIt
 		}
 		items = append(items, Item{
 			ID: rf.id, Rcpt: rf.idx, Addr: r.Addr, Domain: r.Domain, From: m.From,
-			Attempts: r.Attempts, Received: m.Received, NextAttempt: next, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS,
+			Attempts: r.Attempts, Received: m.Received, NextAttempt: next, SMTPUTF8: m.SMTPUTF8, RequireTLS: m.RequireTLS, TLSReport: m.TLSReport,
 			Env: dsn.Envelope{Ret: m.Ret, EnvID: m.EnvID}, RcptDSN: dsn.Rcpt{Notify: r.Notify, ORcpt: r.ORcpt},
 			DelayWarned: r.DelayWarned,
 		})

@@ -32,6 +32,9 @@ type msgRec struct {
 	EnvID string  `json:"ev,omitempty"`
 	// REQUIRETLS given at MAIL (RFC 8689 §4.1).
 	RequireTLS bool `json:"rt2,omitempty"`
+	// TLSReport: a TLS-RPT report queued by sluice itself (RFC 8460);
+	// its delivery is left out of the TLS-RPT tally.
+	TLSReport bool `json:"tr,omitempty"`
 }
 
 type attemptRec struct {

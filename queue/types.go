@@ -58,6 +58,10 @@ type NewMessage struct {
 	// the message goes on only over verified TLS to a next hop that
 	// offers REQUIRETLS, or bounces.
 	RequireTLS bool
+	// TLSReport: a TLS-RPT report sluice queues itself (package
+	// tlsrpt). Never set from a client: its delivery is left out of the
+	// TLS-RPT tally, so that reports are not reported about.
+	TLSReport bool
 	// DSN and RcptDSN are the DSN parameters given at MAIL and at each
 	// RCPT (RFC 3461); RcptDSN is nil or parallel to Rcpts.
 	DSN     dsn.Envelope
@@ -118,6 +122,8 @@ type Item struct {
 	SMTPUTF8 bool
 	// RequireTLS: the client gave REQUIRETLS at MAIL (RFC 8689 §4.1).
 	RequireTLS bool
+	// TLSReport: the message is a TLS-RPT report of sluice's own.
+	TLSReport bool
 	// The DSN parameters of the message (MAIL) and of the recipient
 	// (RCPT), and whether its delay notice was sent.
 	Env         dsn.Envelope

@@ -60,7 +60,11 @@ func (s *Scheduler) session(ctx context.Context, d *dest) {
 			}
 		}
 		if sess == nil {
-			ns, fail := s.o.Outbound.Dial(ctx, j.domain)
+			dctx := ctx
+			if j.items[0].TLSReport {
+				dctx = outbound.WithoutTLSReport(ctx)
+			}
+			ns, fail := s.o.Outbound.Dial(dctx, j.domain)
 			if fail != nil {
 				s.finish(ctx, d.name, j, "", false, sameReply(*fail, len(j.items)))
 				return

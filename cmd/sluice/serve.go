@@ -208,6 +208,16 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 	}()
 	stopAdmin := d.serveAdmin(ls)
 	apiSrv := d.serveAPI(ls.msgs)
+	// TLS-RPT runs until the deliveries of the drain are tallied, and
+	// saves the tally as it stops (the queue closes after it).
+	rptCtx, stopRpt := context.WithCancel(context.Background())
+	rptDone := make(chan struct{})
+	go func() {
+		defer close(rptDone)
+		if r := d.newReporter(); r != nil {
+			r.Run(rptCtx)
+		}
+	}()
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
 	go d.tel().RunTimeline(bg)
@@ -246,6 +256,8 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 	wg.Wait()
 	stopCluster()
 	<-clusterDone
+	stopRpt()
+	<-rptDone
 	stopEvents()
 	<-evDone
 	stopAdmin()

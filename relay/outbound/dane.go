@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"time"
 
 	"sluice/dane"
@@ -38,6 +39,11 @@ func (d *DANESource) TLSFor(ctx context.Context, domain, host string, port uint1
 			now = time.Now
 		}
 		req.Mode = TLSVerify
+		req.MXHosts = []string{host}
+		for _, r := range res.Records {
+			// RFC 8460 §4.4: for "tlsa", the TLSA RRset as presented.
+			req.PolicyStrings = append(req.PolicyStrings, fmt.Sprintf("%d %d %d %x", r.Usage, r.Selector, r.Matching, r.Data))
+		}
 		req.Verify = func(cs tls.ConnectionState) error { return dane.Verify(res, cs.PeerCertificates, now()) }
 		return req, true, nil
 	case dane.EncryptOnly:

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -98,23 +99,24 @@ func (o *Client) dialHop(ctx context.Context, domain string, h Hop) (*Session, *
 			return nil, &r
 		}
 		o.log.Warn("relay: TLS policy: next hop not used", "domain", domain, "host", h.Host, "addr", h.Addr.String(), "err", err)
-		typ, result := "no-policy-found", ResultValidationFailure
+		failed, result := TLSRequirement{PolicyDomain: domain, PolicyType: "no-policy-found", unreported: unreported(ctx)}, ResultValidationFailure
 		var pf *PolicyFailure
 		switch {
 		case errors.As(err, &pf):
-			typ, result = pf.Type, pf.Result
+			failed.PolicyType, failed.PolicyStrings, failed.MXHosts, result = pf.Type, pf.PolicyStrings, pf.MXHosts, pf.Result
 		case errors.Is(err, dane.ErrLookup):
-			typ, result = "tlsa", ResultDNSSECInvalid // RFC 8460 §4.3.2
+			failed.PolicyType, result = "tlsa", ResultDNSSECInvalid // RFC 8460 §4.3.2
 		}
-		o.opt.TLSResults.Failure(domain, typ, result)
+		o.record(failed, h, nil, result)
 		return nil, policyError(reply.StageConnect, h, err)
 	}
+	req.unreported = unreported(ctx)
 	fallback := req.Mode == TLSMay || req.ReportOnly
 	tryTLS := req.Mode != TLSNone
 	if fallback && o.tlsFailedRecently(h.Addr) {
 		tryTLS = false
 		if req.ReportOnly {
-			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, ResultValidationFailure)
+			o.record(req, h, nil, ResultValidationFailure)
 		}
 	}
 	s, rep, hsFailed := o.open(ctx, h, req, tryTLS)
@@ -197,13 +199,13 @@ func (o *Client) open(ctx context.Context, h Hop, req TLSRequirement, tryTLS boo
 			// this connection, still in the pre-STARTTLS state (RFC
 			// 3207 §4).
 		case required:
-			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, ResultSTARTTLSNotSupported)
+			o.record(req, h, s.raw, ResultSTARTTLSNotSupported)
 			o.log.Warn("relay: TLS policy: STARTTLS not offered", "host", h.Host, "addr", h.Addr.String(), "tls_mode", req.Mode, "tls_source", req.Source)
 			return fail(*policyError(reply.StageSTARTTLS, h, fmt.Errorf("%w (%s from %s)", errNoTLS, req.Mode, req.Source)))
 		case req.ReportOnly:
 			// RFC 8461 §5: a policy in testing mode reports the
 			// failure and delivers anyway.
-			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, ResultSTARTTLSNotSupported)
+			o.record(req, h, s.raw, ResultSTARTTLSNotSupported)
 			o.log.Warn("relay: TLS policy (testing, delivering anyway): STARTTLS not offered", "host", h.Host, "addr", h.Addr.String(), "tls_source", req.Source)
 		}
 	}
@@ -263,20 +265,28 @@ func (s *Session) startTLS(ctx context.Context) (r reply.Reply, ok, hsFailed boo
 	default:
 		return s.unexpected(reply.StageSTARTTLS, resp, "220"), false, false
 	}
-	var passed bool
-	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop, s.req, &passed))
+	var v peerCheck
+	tc := tls.Client(s.raw, s.o.tlsConfig(s.hop, s.req, s.raw, &v))
 	if err := s.w.deadline(s.o.opt.CommandTimeout); err != nil {
 		return s.netReply(reply.StageSTARTTLS, err), false, false
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.o.opt.TLSResults.Failure(s.req.PolicyDomain, s.req.PolicyType, resultType(err))
+		if !errors.Is(err, reply.ErrTLSPolicy) {
+			// A refusal by VerifyConnection was recorded there, with
+			// its own result type; this is a handshake that failed.
+			s.o.record(s.req, s.hop, s.raw, resultType(err))
+		}
 		return s.netReply(reply.StageSTARTTLS, fmt.Errorf("relay: TLS handshake with %s: %w", s.Relay(), err)), false, true
 	}
 	// Verified: the peer passed the requirement's verification (under
 	// a testing policy too, when it did: RFC 8689 §4.2.1 reads a testing
 	// MTA-STS policy as enforced for REQUIRETLS).
-	s.verified = passed
-	s.o.opt.TLSResults.Success(s.req.PolicyDomain, s.req.PolicyType)
+	s.verified = v.passed
+	if !v.failed {
+		// A testing policy's failure was recorded as one; the session
+		// is not also a success (RFC 8460 §4.4 counts sessions).
+		s.o.record(s.req, s.hop, s.raw, "")
+	}
 	s.w = newWire(tc, s.raw, s.o.now, s.o.opt.CommandTimeout)
 	s.w.ctx = ctx
 	s.tls = true
@@ -310,13 +320,17 @@ func (s *Session) auth() (reply.Reply, bool) {
 	}
 }
 
+// peerCheck is what VerifyConnection found: the peer passed the
+// requirement's verification, or failed it (and was recorded so).
+type peerCheck struct{ passed, failed bool }
+
 // tlsConfig derives the client config for one hop. crypto/tls's own
 // verification is off: verifyPeer does it in VerifyConnection, by the
 // requirement (PKIX for the name, DANE's Verify, or none under may and
 // encrypt: RFC 7435 §4, encryption without authentication beats
 // cleartext). Under a policy in testing mode a verification failure is
 // logged and recorded, and the handshake goes on (RFC 8461 §5).
-func (o *Client) tlsConfig(h Hop, req TLSRequirement, passed *bool) *tls.Config {
+func (o *Client) tlsConfig(h Hop, req TLSRequirement, conn net.Conn, v *peerCheck) *tls.Config {
 	var cfg *tls.Config
 	if o.opt.TLSConfig != nil {
 		cfg = o.opt.TLSConfig.Clone()
@@ -333,11 +347,12 @@ func (o *Client) tlsConfig(h Hop, req TLSRequirement, passed *bool) *tls.Config 
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		err := o.verifyPeer(req, name, cs)
 		if err == nil {
-			*passed = req.Mode == TLSVerify
+			v.passed = req.Mode == TLSVerify
 			return nil
 		}
+		v.failed = true
+		o.record(req, h, conn, resultType(err))
 		if req.ReportOnly {
-			o.opt.TLSResults.Failure(req.PolicyDomain, req.PolicyType, resultType(err))
 			o.log.Warn("relay: TLS policy (testing, delivering anyway): certificate does not verify",
 				"host", h.Host, "addr", h.Addr.String(), "tls_source", req.Source, "err", err)
 			return nil
@@ -374,4 +389,30 @@ func (o *Client) STARTTLSOffered(addr netip.AddrPort) (offered, known bool) {
 		return false, false
 	}
 	return e.offered, true
+}
+
+// record counts a session's outcome under req in the TLS-RPT tally
+// (result "" = success), with the peers RFC 8460 §4.4's failure-details
+// name: our address (the connection's, else the configured outbound
+// address), the MX host name and its address.
+func (o *Client) record(req TLSRequirement, h Hop, conn net.Conn, result string) {
+	if o.opt.TLSResults == nil || req.unreported {
+		return
+	}
+	out := TLSOutcome{Domain: req.PolicyDomain, Type: req.PolicyType, PolicyStrings: req.PolicyStrings, MXHosts: req.MXHosts}
+	if result != "" {
+		d := TLSFailureDetail{Result: result, ReceivingMX: h.Host}
+		if h.Addr.IsValid() {
+			d.ReceivingIP = h.Addr.Addr().Unmap().String()
+		}
+		if conn != nil {
+			if ap, err := netip.ParseAddrPort(conn.LocalAddr().String()); err == nil {
+				d.SendingIP = ap.Addr().Unmap().String()
+			}
+		} else if a := o.localAddr(h.Addr.Addr()); a.IsValid() {
+			d.SendingIP = a.String()
+		}
+		out.Detail = d
+	}
+	o.opt.TLSResults.Record(out)
 }

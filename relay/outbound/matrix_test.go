@@ -213,6 +213,21 @@ func runMatrixCell(t *testing.T, ca *testca.CA, certs map[string]tls.Certificate
 	}
 
 	results := outbound.NewTLSResults()
+	results.KeepDeltas()
+	// Every failure names its peers for the report's failure-details
+	// (RFC 8460 §4.4), and an MTA-STS outcome carries its policy.
+	t.Cleanup(func() {
+		for k, d := range results.Take() {
+			if k.Type == "sts" && (len(d.PolicyStrings) == 0 || len(d.MXHosts) == 0) {
+				t.Errorf("%v: no policy-string or mx-host: %+v", k, d)
+			}
+			for f := range d.Failures {
+				if f.Result == "" || f.ReceivingMX == "" || net.ParseIP(f.ReceivingIP) == nil {
+					t.Errorf("%v: failure detail %+v", k, f)
+				}
+			}
+		}
+	})
 	var p int
 	fmt.Sscan(port, &p)
 	o := outbound.Options{

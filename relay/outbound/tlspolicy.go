@@ -67,6 +67,11 @@ type TLSRequirement struct {
 	// "tlsa" or "no-policy-found").
 	PolicyDomain string
 	PolicyType   string
+	// PolicyStrings and MXHosts describe the policy for the report
+	// (RFC 8460 §4.4 "policy-string", "mx-host"): an MTA-STS policy's
+	// lines and MX patterns, a TLSA RRset and its host. Never modified
+	// once set (the tally keeps them without copying).
+	PolicyStrings, MXHosts []string
 	// ServerName is sent as SNI and, for verify without Verify, is the
 	// name the certificate must be valid for; "" = the hop's host name.
 	ServerName string
@@ -76,7 +81,22 @@ type TLSRequirement struct {
 	// ReportOnly: a failure is logged and recorded, and delivery goes
 	// on as under may (an MTA-STS policy in testing mode, RFC 8461 §5).
 	ReportOnly bool
+	// unreported: the session carries sluice's own TLS-RPT reports
+	// (WithoutTLSReport); its outcome is not tallied.
+	unreported bool
 }
+
+type unreportedKey struct{}
+
+// WithoutTLSReport marks a Dial whose session carries sluice's own
+// TLS-RPT reports: its TLS outcome is left out of the tally, so that a
+// report never becomes the subject of the next one (RFC 8460 §3). The
+// TLS policy itself applies unchanged.
+func WithoutTLSReport(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unreportedKey{}, true)
+}
+
+func unreported(ctx context.Context) bool { v, _ := ctx.Value(unreportedKey{}).(bool); return v }
 
 // TLSSource is one automatic source in the precedence (DANE, MTA-STS):
 // the outbound client asks it per next hop "which mode and which
@@ -94,8 +114,9 @@ type TLSSource interface {
 // failure is recorded (TLSResults; RFC 8460 §4.3): MTA-STS's MX host
 // outside an enforced policy is Type "sts", Result "validation-failure".
 type PolicyFailure struct {
-	Type, Result string
-	Err          error
+	Type, Result           string
+	PolicyStrings, MXHosts []string // the policy failed, as in TLSRequirement
+	Err                    error
 }
 
 func (e *PolicyFailure) Error() string { return e.Err.Error() }

@@ -148,3 +148,33 @@ func TestTLSResultsTotals(t *testing.T) {
 		t.Error("a nil tally reports")
 	}
 }
+
+// TestTLSResultsTake: with deltas kept (TLS-RPT on), Take returns the
+// outcomes since the last Take with their failure details and policy,
+// and starts afresh; the cumulative tally is untouched. Without
+// KeepDeltas nothing accumulates for a reporter that is not there.
+func TestTLSResultsTake(t *testing.T) {
+	t.Parallel()
+	r := NewTLSResults()
+	r.Success("a.test", "sts")
+	if d := r.Take(); d != nil {
+		t.Fatalf("deltas kept without KeepDeltas: %v", d)
+	}
+	r.KeepDeltas()
+	fail := TLSOutcome{Domain: "a.test", Type: "sts", PolicyStrings: []string{"version: STSv1"}, MXHosts: []string{"mx.a.test"},
+		Detail: TLSFailureDetail{Result: ResultExpired, SendingIP: "192.0.2.1", ReceivingMX: "mx.a.test", ReceivingIP: "192.0.2.25"}}
+	r.Record(fail)
+	r.Record(fail)
+	r.Success("a.test", "sts")
+	d := r.Take()
+	got := d[TLSPolicyKey{"a.test", "sts"}]
+	if got == nil || got.Successes != 1 || got.Failures[fail.Detail] != 2 || got.MXHosts[0] != "mx.a.test" {
+		t.Fatalf("delta = %+v", got)
+	}
+	if d := r.Take(); d != nil {
+		t.Errorf("second Take = %v, want nothing", d)
+	}
+	if tot := r.Totals(); tot[[2]string{"sts", "success"}] != 2 || tot[[2]string{"sts", ResultExpired}] != 2 {
+		t.Errorf("totals = %v", tot)
+	}
+}

@@ -13,11 +13,16 @@ import (
 // TLSResults counts TLS outcomes per policy domain and policy type: the
 // material of a TLS-RPT aggregate report (RFC 8460 §4.4: policy-domain,
 // policy-type, total-successful-session-count, total-failure-session-count
-// and failure-details by result-type). Reporting itself is not built
-// yet (issue 14 item 4); this is the one place outcomes are recorded.
+// and failure-details by result-type). It keeps two tallies under one
+// lock, so that recording costs a map bump and nothing else:
+//   - the cumulative one since start (Snapshot, Totals: the metric);
+//   - the delta since the last Take, with the failure details and the
+//     policy as applied, which package tlsrpt moves into the queue file
+//     in batches and turns into the daily reports.
 type TLSResults struct {
-	mu sync.Mutex
-	m  map[TLSPolicyKey]*TLSCount
+	mu    sync.Mutex
+	m     map[TLSPolicyKey]*TLSCount
+	delta map[TLSPolicyKey]*TLSTally
 }
 
 // TLSPolicyKey names one policy: the recipient domain of an MTA-STS
@@ -33,8 +38,47 @@ type TLSCount struct {
 	Failures  map[string]int64 // by RFC 8460 §4.3 result-type
 }
 
-// NewTLSResults returns an empty tally.
-func NewTLSResults() *TLSResults { return &TLSResults{m: map[TLSPolicyKey]*TLSCount{}} }
+// TLSOutcome is one session's outcome under its policy (RFC 8460 §4.4).
+type TLSOutcome struct {
+	Domain, Type string
+	// PolicyStrings and MXHosts describe the policy applied (§4.4
+	// "policy-string", "mx-host"); nil when the source has none.
+	PolicyStrings, MXHosts []string
+	Detail                 TLSFailureDetail // Detail.Result "" = success
+}
+
+// TLSFailureDetail is the key of one failure-details entry (RFC 8460
+// §4.4): sessions failing the same way with the same peers are counted
+// together.
+type TLSFailureDetail struct {
+	Result      string `json:"result-type"`
+	SendingIP   string `json:"sending-mta-ip,omitempty"`
+	ReceivingMX string `json:"receiving-mx-hostname,omitempty"`
+	ReceivingIP string `json:"receiving-ip,omitempty"`
+}
+
+// TLSTally is one policy's outcomes since the last Take.
+type TLSTally struct {
+	PolicyStrings, MXHosts []string
+	Successes              int64
+	Failures               map[TLSFailureDetail]int64
+}
+
+// NewTLSResults returns an empty tally. It keeps no delta until
+// KeepDeltas: without a reporter to Take them, deltas would only grow.
+func NewTLSResults() *TLSResults {
+	return &TLSResults{m: map[TLSPolicyKey]*TLSCount{}}
+}
+
+// KeepDeltas starts keeping the outcomes since the last Take (TLS-RPT
+// is on).
+func (r *TLSResults) KeepDeltas() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.delta == nil {
+		r.delta = map[TLSPolicyKey]*TLSTally{}
+	}
+}
 
 func (r *TLSResults) get(k TLSPolicyKey) *TLSCount {
 	c := r.m[k]
@@ -45,27 +89,68 @@ func (r *TLSResults) get(k TLSPolicyKey) *TLSCount {
 	return c
 }
 
-// Success records one session that met its policy.
+// Record counts one session's outcome.
+func (r *TLSResults) Record(o TLSOutcome) {
+	if r == nil || o.Domain == "" {
+		return
+	}
+	k := TLSPolicyKey{o.Domain, o.Type}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.get(k)
+	if o.Detail.Result == "" {
+		c.Successes++
+	} else {
+		c.Failures[o.Detail.Result]++
+	}
+	if r.delta == nil {
+		return
+	}
+	d := r.delta[k]
+	if d == nil {
+		d = &TLSTally{Failures: map[TLSFailureDetail]int64{}}
+		r.delta[k] = d
+	}
+	if o.PolicyStrings != nil || o.MXHosts != nil {
+		// The policy as last applied: slices the source built for this
+		// requirement and never changes afterwards, so shared, not copied.
+		d.PolicyStrings, d.MXHosts = o.PolicyStrings, o.MXHosts
+	}
+	if o.Detail.Result == "" {
+		d.Successes++
+		return
+	}
+	d.Failures[o.Detail]++
+}
+
+// Success records one session that met its policy (no details).
 func (r *TLSResults) Success(domain, typ string) {
-	if r == nil || domain == "" {
-		return
-	}
-	r.mu.Lock()
-	r.get(TLSPolicyKey{domain, typ}).Successes++
-	r.mu.Unlock()
+	r.Record(TLSOutcome{Domain: domain, Type: typ})
 }
 
-// Failure records one session that failed its policy, by result type.
+// Failure records one session that failed its policy, by result type
+// (no details).
 func (r *TLSResults) Failure(domain, typ, result string) {
-	if r == nil || domain == "" {
-		return
-	}
-	r.mu.Lock()
-	r.get(TLSPolicyKey{domain, typ}).Failures[result]++
-	r.mu.Unlock()
+	r.Record(TLSOutcome{Domain: domain, Type: typ, Detail: TLSFailureDetail{Result: result}})
 }
 
-// Snapshot returns a copy of the tally, keys sorted.
+// Take returns the outcomes recorded since the last Take and starts a
+// new delta: the batch package tlsrpt writes to the queue file.
+func (r *TLSResults) Take() map[TLSPolicyKey]*TLSTally {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.delta) == 0 {
+		return nil
+	}
+	d := r.delta
+	r.delta = map[TLSPolicyKey]*TLSTally{}
+	return d
+}
+
+// Snapshot returns a copy of the tally since start, keys sorted.
 func (r *TLSResults) Snapshot() ([]TLSPolicyKey, map[TLSPolicyKey]TLSCount) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

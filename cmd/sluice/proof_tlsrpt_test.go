@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"sluice/config"
+	"sluice/internal/dnstest"
+	"sluice/internal/fakemx"
+	"sluice/internal/testca"
+	"sluice/queue"
+)
+
+// TestProofTLSRPT (issue 14 item 4) drives the built binary with
+// [tlsrpt] on: the outcomes of its TLS sessions (a verified one to
+// good.test, a certificate mismatch at bad.test's MX) are in the queue
+// file after a clean stop; once their day is over (the test moves the
+// stored day back by one, as a midnight passing would), the next start
+// mails each domain's report to its _smtp._tls rua through sluice's own
+// queue, with RFC 8460 §5.3's headers and a gzip attachment whose JSON
+// validates against tlsrpt/testdata/report.schema.json; the sessions
+// that carry the reports are not tallied themselves.
+func TestProofTLSRPT(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	ca, err := testca.New(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := ca.Issue(now.Add(-time.Hour), now.Add(time.Hour), "mx.good.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ca.Issue(now.Add(-time.Hour), now.Add(time.Hour), "other.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startFakeMX(t, fakemx.Options{STARTTLS: true, KeepBodies: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{good}}})
+	_, port, _ := net.SplitHostPort(a.Addr())
+	startFakeMX(t, fakemx.Options{Addr: "127.0.0.2:" + port, STARTTLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{other}}})
+	zone := dnstest.NewZone(
+		"test. 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 1",
+		"good.test. 300 IN MX 10 mx.good.test.",
+		"mx.good.test. 300 IN A 127.0.0.1",
+		"bad.test. 300 IN MX 10 mx.bad.test.",
+		"mx.bad.test. 300 IN A 127.0.0.2",
+		`_smtp._tls.bad.test. 300 IN TXT "v=TLSRPTv1; rua=mailto:tls-reports@good.test"`,
+		`_smtp._tls.good.test. 300 IN TXT "v=TLSRPTv1;rua=mailto:tls-reports@good.test"`,
+	)
+	ns, err := dnstest.Start(dnstest.Options{Answerer: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Close)
+
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	smtpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, fmt.Sprintf(`
+[delivery]
+port = %s
+resolver = %q
+resolver_min_ttl = "1s"
+ca_file = %q
+
+[[delivery.tls_policy]]
+domain = "good.test"
+mode = "verify"
+
+[[delivery.tls_policy]]
+domain = "bad.test"
+mode = "verify"
+
+[tlsrpt]
+enabled = true
+organization_name = "Sluice Test"
+contact_info = "mailto:postmaster@sluice.test"
+from = "tlsrpt-noreply@sluice.test"
+`, port, ns.Addr(), caFile))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(relayLog(cfg))
+		}
+	})
+	p := startRelay(t, cfg, smtpAddr)
+	submitPlain(t, smtpAddr, "u@good.test")
+	submitPlain(t, smtpAddr, "u@bad.test")
+	eventually(t, 30*time.Second, "good.test delivered, bad.test refused by its policy", func() bool {
+		return a.Stats().Recipients["u@good.test"].Deliveries == 1 && strings.Contains(relayLog(cfg), "TLS policy failure: destination paused")
+	})
+	p.stop(t)
+
+	// The tally is in the queue file; move its day back by one.
+	dataDir := filepath.Join(dir, "data")
+	qo := queue.OptionsFrom(config.Default())
+	qo.Path, qo.Logger = filepath.Join(dataDir, "queue.db"), slog.New(slog.DiscardHandler)
+	q, err := queue.Open(qo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := q.TLSReports("~")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys, moved []string
+	for k, v := range stored {
+		start, rest, _ := strings.Cut(k, " ")
+		sec, err := strconv.ParseInt(start, 16, 64)
+		if err != nil {
+			t.Fatalf("key %q", k)
+		}
+		keys = append(keys, k)
+		moved = append(moved, fmt.Sprintf("%016x %s", sec-86400, rest))
+		t.Logf("stored %s: %s", k, v)
+	}
+	var all strings.Builder
+	for _, v := range stored {
+		all.Write(v)
+	}
+	if len(stored) != 2 || !strings.Contains(all.String(), `"result-type":"certificate-host-mismatch","sending-mta-ip":"127.0.0.1","receiving-mx-hostname":"mx.bad.test","receiving-ip":"127.0.0.2"`) {
+		t.Fatalf("stored tallies: %s", all.String())
+	}
+	err = q.UpdateTLSReports(moved, func(key string, _ []byte) ([]byte, error) {
+		for i, m := range moved {
+			if m == key {
+				var v map[string]any
+				json.Unmarshal(stored[keys[i]], &v)
+				v["end"] = v["end"].(float64) - 86400
+				return json.Marshal(v)
+			}
+		}
+		return nil, fmt.Errorf("no key %q", key)
+	})
+	if err == nil {
+		err = q.DeleteTLSReports(keys)
+	}
+	q.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p = startRelay(t, cfg, smtpAddr)
+	var reports map[string][]byte
+	eventually(t, 30*time.Second, "the two reports delivered to tls-reports@good.test", func() bool {
+		reports = map[string][]byte{}
+		for _, m := range a.Received() {
+			if bytes.Contains(m, []byte("TLS-Report-Domain: ")) {
+				msg, err := mail.ReadMessage(bytes.NewReader(m))
+				if err == nil {
+					reports[msg.Header.Get("TLS-Report-Domain")] = m
+				}
+			}
+		}
+		return len(reports) == 2
+	})
+	sch := reportSchema(t)
+	for domain, m := range reports {
+		msg, _ := mail.ReadMessage(bytes.NewReader(m))
+		if s := msg.Header.Get("Subject"); !strings.HasPrefix(s, "Report Domain: "+domain+" Submitter: sluice.test Report-ID: <") ||
+			msg.Header.Get("TLS-Report-Submitter") != "sluice.test" {
+			t.Errorf("%s: Subject %q", domain, s)
+		}
+		j := reportJSON(t, msg)
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(v); err != nil {
+			t.Errorf("%s: report does not validate: %v\n%s", domain, err, j)
+		}
+		if domain == "bad.test" && !bytes.Contains(j, []byte(`"result-type":"certificate-host-mismatch"`)) {
+			t.Errorf("bad.test's report: %s", j)
+		}
+		if domain == "good.test" && !bytes.Contains(j, []byte(`"total-successful-session-count":1,"total-failure-session-count":0`)) {
+			t.Errorf("good.test's report: %s", j)
+		}
+	}
+	// The reports went to good.test over TLS; those sessions are not
+	// in the new tally (a report is never reported about).
+	p.stop(t)
+	q, err = queue.Open(qo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	stored, err = q.TLSReports("~")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range stored {
+		if strings.Contains(k, "good.test") {
+			t.Errorf("the reports' own delivery was tallied: %s: %s", k, v)
+		}
+	}
+}
+
+func reportSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open("../../tlsrpt/testdata/report.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("report.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("report.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// reportJSON returns the gunzipped application/tlsrpt+gzip part.
+func reportJSON(t *testing.T, msg *mail.Message) []byte {
+	t.Helper()
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("no application/tlsrpt+gzip part: %v", err)
+		}
+		if part.Header.Get("Content-Type") != "application/tlsrpt+gzip" {
+			continue
+		}
+		b, _ := io.ReadAll(part)
+		gz, err := base64.StdEncoding.DecodeString(strings.NewReplacer("\r", "", "\n", "").Replace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"sluice/internal/clock"
+	"sluice/mtasts"
+	"sluice/queue"
+	"sluice/tlsrpt"
+)
+
+// TLS-RPT's timings. They are mechanism, not policy: the period is the
+// operator's (tlsrpt.interval); these say how often the tally is saved
+// (the outcomes a crash may lose) and how hard an undelivered report is
+// pushed (RFC 8460 §5.4 leaves retries to the sender).
+const (
+	tlsrptFlushEvery  = time.Minute
+	tlsrptRetryEvery  = time.Hour
+	tlsrptGiveUpAfter = 24 * time.Hour
+	tlsrptPostTimeout = 30 * time.Second
+)
+
+// newReporter builds the TLS-RPT reporter (nil when [tlsrpt] is off)
+// once the queue is open, and starts keeping the tally's deltas for it.
+func (d *daemon) newReporter() *tlsrpt.Reporter {
+	cfg := d.cfg
+	r := cfg.TLSRPT
+	if !r.Enabled {
+		return nil
+	}
+	d.tlsResults.KeepDeltas()
+	roots, _ := cfg.Delivery.RootCAs() // validated at load
+	return tlsrpt.New(tlsrpt.Options{
+		Identity:    tlsrpt.Identity{Org: r.OrganizationName, Contact: r.ContactInfo, Submitter: r.Submitter, From: r.From},
+		Interval:    time.Duration(r.Interval),
+		FlushEvery:  tlsrptFlushEvery,
+		RetryEvery:  tlsrptRetryEvery,
+		GiveUpAfter: tlsrptGiveUpAfter,
+		Source:      d.tlsResults,
+		Store:       d.queue,
+		Resolver:    d.resolver,
+		Mail:        d.queueReport,
+		// The same client as MTA-STS fetches: full validation against
+		// the system roots plus delivery.ca_file, no redirects, no
+		// proxy, one timeout over the whole POST.
+		HTTP:  mtasts.NewHTTPClient(roots, nil, tlsrptPostTimeout),
+		Clock: clock.Real,
+		Log:   d.log.With("log", "tlsrpt"),
+	})
+}
+
+// queueReport puts a mailed report in the queue, as the DSNs are: from
+// there it is delivered, retried and expired like any mail.
+func (d *daemon) queueReport(ctx context.Context, from string, to []string, msg []byte) error {
+	id, err := d.queue.Enqueue(ctx, queue.NewMessage{From: from, Rcpts: to, Body: msg, TLSReport: true})
+	if err != nil {
+		return err
+	}
+	d.log.Info("tlsrpt: report queued", "id", id, "to", to[0])
+	d.sched.Kick()
+	return nil
+}
