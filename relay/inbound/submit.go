@@ -206,10 +206,13 @@ func (s *Server) submit(ctx context.Context, g *generation, sub *Submission) (Re
 			}
 		}
 	}
-	hdr, rest, ended, err := readHeader(bytes.NewReader(sub.Message))
+	hdr, _, ended, err := readHeader(bytes.NewReader(sub.Message))
 	if err != nil {
 		return Receipt{}, errHeaderTooBig
 	}
+	// The body is the rest of the submission, not readHeader's rest,
+	// which holds only what its first reads took past the header section.
+	rest := sub.Message[len(hdr):]
 	now := g.o.Now()
 	m := &Message{
 		From: from, Rcpts: rcpts, ClientAddr: sub.Client, User: user.Name, SMTPUTF8: utf8, Received: now,

@@ -191,3 +191,28 @@ func TestTokenIsNoSMTPPassword(t *testing.T) {
 	c.cmd("AUTH PLAIN "+plain("app", "tok"), "535")
 	c.cmd("AUTH PLAIN "+plain("app", ""), "535")
 }
+
+// TestSubmitKeepsTheWholeMessage: a submission longer than the first
+// read of its header section is stored whole. (The body past the first
+// 8 KB read used to be dropped: found by the content lint, which saw
+// every HTTP API newsletter as a multipart without its end.)
+func TestSubmitKeepsTheWholeMessage(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{100, 8 << 10, 50 << 10, 1 << 20} {
+		msg := []byte("From: app@example.com\r\nSubject: big\r\n\r\n" + strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n", size/74+1))
+		st := &fakeStore{}
+		s, err := New(testOptions(Options{Store: st, MaxMessageSize: 2 << 20, Users: []User{apiUser("app", "tok")}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Submit(context.Background(), &Submission{From: "app@example.com", Rcpts: []string{"a@example.net"}, User: "app",
+			Client: netip.MustParseAddr("192.0.2.7"), Protocol: "HTTPS", Message: msg}); err != nil {
+			t.Fatal(err)
+		}
+		body := st.all()[0].Body
+		_, want, _ := strings.Cut(string(msg), "\r\n\r\n")
+		if _, got, _ := strings.Cut(string(body), "\r\n\r\n"); got != want {
+			t.Errorf("%d-byte message stored as %d bytes: the body is cut; head %q", len(msg), len(body), body[:min(len(body), 400)])
+		}
+	}
+}
