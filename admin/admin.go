@@ -64,9 +64,13 @@ type Options struct {
 	// Lint reports the content lint findings per sender domain over the
 	// last day (lintcheck.Tally.Report, issue 16), shown by `sluice
 	// domains` and the dashboard; nil: lint is not wired.
-	Lint   func() lintcheck.Report
-	Now    func() time.Time
-	Logger *slog.Logger
+	Lint func() lintcheck.Report
+	// Cluster is the node's cluster membership (nil: cluster mode off):
+	// `limits set` applies cluster-wide, `domains` shows each node's
+	// share, GET /v1/cluster lists the nodes.
+	Cluster Cluster
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Server serves the API and the read-only HTTP surface.

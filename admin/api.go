@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"sluice/cluster"
 	"sluice/config"
 	"sluice/policy"
 	"sluice/queue"
@@ -24,6 +25,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/queue/backup", s.postBackup)
 	mux.HandleFunc("POST /v1/queue/{action}", s.postAction)
 	mux.HandleFunc("GET /v1/domains", s.getDomains)
+	mux.HandleFunc("GET /v1/cluster", s.getCluster)
 	mux.HandleFunc("GET /v1/domains/{name}", s.getDomain)
 	mux.HandleFunc("PUT /v1/limits/{name}", s.putLimits)
 	mux.HandleFunc("DELETE /v1/limits/{name}", s.deleteLimits)
@@ -71,6 +73,8 @@ func (s *Server) statusOf(what string, err error) int {
 		code = http.StatusBadRequest
 	case errors.Is(err, errConflict), errors.Is(err, queue.ErrBackupRunning):
 		code = http.StatusConflict
+	case errors.Is(err, cluster.ErrDown):
+		code = http.StatusServiceUnavailable
 	}
 	if code == http.StatusInternalServerError {
 		s.log.Error("admin request failed", "what", what, "err", err)
@@ -310,6 +314,7 @@ func (s *Server) getDomains(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "domains", err)
 		return
 	}
+	s.clusterShares(r.Context(), d.Destinations)
 	writeJSON(w, http.StatusOK, d)
 }
 
@@ -324,6 +329,9 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) {
 	if byDest, err := s.queueByDest(); err == nil {
 		d.Open, d.Held = byDest[name].open, byDest[name].held
 	}
+	one := []Destination{d}
+	s.clusterShares(r.Context(), one)
+	d = one[0]
 	writeJSON(w, http.StatusOK, DomainDetail{
 		Destination: d,
 		Domains:     s.o.Telemetry.History.DomainsOf(name),
@@ -347,7 +355,11 @@ func (s *Server) putLimits(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteLimits(w http.ResponseWriter, r *http.Request) {
 	name := s.resolveDest(r.PathValue("name"))
-	if err := s.o.Policy.ResetLimits(name); err != nil {
+	reset := s.o.Policy.ResetLimits
+	if s.o.Cluster != nil {
+		reset = s.o.Cluster.ResetLimits // on every node
+	}
+	if err := reset(name); err != nil {
 		s.fail(w, "limits reset", err)
 		return
 	}

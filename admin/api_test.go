@@ -497,3 +497,13 @@ func readAllBody(t *testing.T, q *queue.Queue, id string) []byte {
 	}
 	return out
 }
+
+// Without [cluster], GET /v1/cluster says cluster mode is off (404).
+func TestClusterStatusOff(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var ae *APIError
+	if _, err := f.client.ClusterStatus(ctx()); !errors.As(err, &ae) || ae.Status != 404 || !strings.Contains(ae.Error(), "cluster mode is off") {
+		t.Fatalf("cluster status without cluster mode = %v, want 404", err)
+	}
+}

@@ -33,6 +33,10 @@ type TelemetryOptions struct {
 	// severity} (lintcheck.Counters.Snapshot, issue 16); nil when lint
 	// is not wired.
 	LintFindings func() map[[2]string]uint64
+	// Cluster is the node's cluster membership (nil: cluster mode off):
+	// its metrics carry a node label, so that a fleet's series stay
+	// apart when scraped into one place.
+	Cluster Cluster
 	// Events reads the event outbox and sinks (nil: no event metrics).
 	Events func() (events.Status, error)
 	// MaxDestinations bounds the destination label (default 50): the
@@ -267,6 +271,10 @@ var (
 	descEvLag       = prometheus.NewDesc("sluice_events_lag_seconds", "Age of the oldest event a sink has not received yet (0 when none).", []string{"sink"}, nil)
 	descEvSent      = prometheus.NewDesc("sluice_events_sent_total", "Events delivered to a sink since start.", []string{"sink"}, nil)
 	descEvFailures  = prometheus.NewDesc("sluice_events_send_failures_total", "Failed deliveries of a batch to a sink since start (each retried).", []string{"sink"}, nil)
+	descClusterUp   = prometheus.NewDesc("sluice_cluster_redis_up", "1 while the node uses the cluster's shared state in Redis; 0 in local fallback (each destination's limits divided by the live nodes).", []string{"node"}, nil)
+	descClusterLive = prometheus.NewDesc("sluice_cluster_live_nodes", "Nodes whose heartbeat is within cluster.lease_ttl, as this node last saw (it divides the limits in fallback).", []string{"node"}, nil)
+	descClusterFall = prometheus.NewDesc("sluice_cluster_fallbacks_total", "Times the node fell back to local state because Redis was unreachable.", []string{"node"}, nil)
+	descClusterRTT  = prometheus.NewDesc("sluice_cluster_redis_round_trips_total", "Round trips to Redis (the cost of the shared state; compare with deliveries).", []string{"node"}, nil)
 	descDestOpen    = prometheus.NewDesc("sluice_destination_open_recipients", "Recipients not finished yet (queued, in flight, held) at the domains of the destination.", []string{"destination"}, nil)
 )
 
@@ -276,7 +284,7 @@ type stateCollector struct{ t *Telemetry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descTLS, descLint, descDestsKnown, descScrapeError, descDestOpen,
-		descEvBytes, descEvCount, descEvDropped, descEvAlarm, descEvPending, descEvLag, descEvSent, descEvFailures} {
+		descClusterUp, descClusterLive, descClusterFall, descClusterRTT, descEvBytes, descEvCount, descEvDropped, descEvAlarm, descEvPending, descEvLag, descEvSent, descEvFailures} {
 		ch <- d
 	}
 }
@@ -356,6 +364,17 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descAlarm, prometheus.GaugeValue, v)
+	}
+	if cl := t.o.Cluster; cl != nil {
+		st, node := cl.Stats(), cl.NodeID()
+		up := 0.0
+		if st.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descClusterUp, prometheus.GaugeValue, up, node)
+		ch <- prometheus.MustNewConstMetric(descClusterLive, prometheus.GaugeValue, float64(st.LiveNodes), node)
+		ch <- prometheus.MustNewConstMetric(descClusterFall, prometheus.CounterValue, float64(st.Fallbacks), node)
+		ch <- prometheus.MustNewConstMetric(descClusterRTT, prometheus.CounterValue, float64(st.RoundTrips), node)
 	}
 	if f := t.o.AuthVerdicts; f != nil {
 		for k, v := range f() {

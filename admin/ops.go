@@ -290,7 +290,11 @@ func (s *Server) setLimits(name string, req LimitsRequest) (Destination, error) 
 	case known && cur.MaxRate != rate.Inf:
 		l.Rate = cur.MaxRate
 	}
-	if err := s.o.Policy.SetLimits(dest, l); err != nil {
+	set := s.o.Policy.SetLimits
+	if s.o.Cluster != nil {
+		set = s.o.Cluster.SetLimits // on every node
+	}
+	if err := set(dest, l); err != nil {
 		return Destination{}, err
 	}
 	s.log.Info("admin: limits set", "destination", dest, "max_concurrency", l.MaxConcurrency, "rate", float64(l.Rate))

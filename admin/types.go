@@ -81,6 +81,8 @@ type Destination struct {
 	// those of them held.
 	Open int `json:"open"`
 	Held int `json:"held"`
+	// Cluster is the destination across the cluster (cluster mode).
+	Cluster *ClusterShare `json:"cluster,omitempty"`
 }
 
 // Alarm is the sender-wide alarm.

@@ -150,6 +150,13 @@ func rateOf(r rate.Limit) float64 {
 func (s *Server) alarm() Alarm {
 	on, why, since := s.o.Policy.Alarm()
 	if !on {
+		// In a cluster, an alarm another node raised is this
+		// sender's too (the same IPs, content and authentication).
+		if s.o.Cluster != nil {
+			if a, ok := s.o.Cluster.ClusterAlarm(); ok {
+				return Alarm{Active: true, Reason: "node " + a.Node + ": " + a.Reason, Since: timePtr(a.Since)}
+			}
+		}
 		return Alarm{}
 	}
 	return Alarm{Active: true, Reason: why, Since: timePtr(since)}

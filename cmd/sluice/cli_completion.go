@@ -30,7 +30,7 @@ const bashCompletion = `_sluice() {
 	--stage) COMPREPLY=($(compgen -W "connect greeting ehlo starttls auth mail rcpt data data-end" -- "$cur")); return ;;
 	esac
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "serve queue domains limits suppress status events reload explain config dkim token doctor lint completion sendmail help" -- "$cur"))
+		COMPREPLY=($(compgen -W "serve queue domains limits suppress cluster status events reload explain config dkim token doctor lint completion sendmail help" -- "$cur"))
 		return
 	fi
 	case "${COMP_WORDS[1]}" in
@@ -41,6 +41,9 @@ const bashCompletion = `_sluice() {
 			COMPREPLY=($(compgen -W "$common --domain --state --older-than --limit --after --force --yes --file --tolerant --output --input --out" -- "$cur"))
 		fi ;;
 	domains) COMPREPLY=($(compgen -W "show $common" -- "$cur")) ;;
+	cluster)
+		if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "status" -- "$cur"))
+		else COMPREPLY=($(compgen -W "$common" -- "$cur")); fi ;;
 	limits)
 		if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=($(compgen -W "set reset" -- "$cur"))
 		else COMPREPLY=($(compgen -W "$common --max-concurrency --rate" -- "$cur")); fi ;;

@@ -42,8 +42,12 @@ func (d *daemon) tel() *admin.Telemetry {
 		if d.lint.counters != nil {
 			lintFindings = d.lint.counters.Snapshot
 		}
+		var cl admin.Cluster
+		if d.cluster != nil {
+			cl = d.cluster
+		}
 		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, TLSSessions: d.tlsResults.Totals,
-			LintFindings: lintFindings, Events: evs, Logger: d.log})
+			LintFindings: lintFindings, Events: evs, Cluster: cl, Logger: d.log})
 	})
 	return d.telemetry
 }

@@ -299,6 +299,7 @@ func renderDomains(w io.Writer, d admin.Domains, now time.Time) {
 		}
 		tw.Flush()
 	}
+	renderClusterShares(w, d.Destinations)
 	if d.Lint != nil {
 		renderLint(w, *d.Lint)
 	}

@@ -40,6 +40,7 @@ func commands() []command {
 		{"domains", "domains [show D]: per-destination state, limits, 421s and the sender-wide alarm", cliCmd(runDomains)},
 		{"limits", "limits set D [--max-concurrency N] [--rate R] | limits reset D: runtime limits", cliCmd(runLimits)},
 		{"suppress", "suppress list|add ADDR|remove ADDR: the suppression list", cliCmd(runSuppress)},
+		{"cluster", "cluster status: the nodes sharing this node's Redis, with heartbeat, version and queue size", cliCmd(runCluster)},
 		{"status", "status: up, version, uptime, queue totals; exit 0 only when ready", cliCmd(runStatus)},
 		{"events", "events [status] | tail [--after ID] | replay --since T [--sink URL]: delivery events and their sinks", cliCmd(runEvents)},
 		{"reload", "reload: the daemon re-reads its config file (as SIGHUP); exit 1 if it is refused", cliCmd(runReload)},

@@ -5,6 +5,7 @@ import (
 	"net/smtp"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +28,13 @@ func TestProofCluster(t *testing.T) {
 	mx := startFakeMX(t, fakemx.Options{MaxSessions: 2, RatePerWindow: 25})
 	const each = 40
 	type node struct {
-		cfg, smtp, dir string
+		cfg, smtp, dir, http string
 		p              *relayProc
 	}
 	var nodes []*node
 	for i := range 2 {
 		dir := t.TempDir()
-		addr := freeAddr(t)
+		addr, httpAddr := freeAddr(t), freeAddr(t)
 		extra := routeTo("dest.test", mx.Addr()) + fmt.Sprintf(`
 [[policy.destination]]
 match = "dest.test"
@@ -48,7 +49,8 @@ lease_ttl = "3s"
 heartbeat = "500ms"
 `, srv.URL(), i+1, t.Name())
 		cfg := writeConfig(t, dir, addr, extra)
-		nodes = append(nodes, &node{cfg: cfg, smtp: addr, dir: dir, p: startRelay(t, cfg, addr)})
+		writeConfigRaw(t, cfg, strings.Replace(readFile(t, cfg), `http = ""`, fmt.Sprintf("http = %q", httpAddr), 1))
+		nodes = append(nodes, &node{cfg: cfg, smtp: addr, dir: dir, http: httpAddr, p: startRelay(t, cfg, addr)})
 	}
 	for i, n := range nodes {
 		for j := range each {
@@ -75,6 +77,30 @@ heartbeat = "500ms"
 			return strings.Contains(relayLog(n.cfg), "Redis reachable again")
 		})
 	}
+	// The operator surface: both nodes listed by either, the fleet's
+	// sessions by node in `domains`, `limits set` on one node in force
+	// on the other, and the node label on the cluster's metrics.
+	out, code := cli(t, "cluster", "status", "--config", nodes[1].cfg)
+	if code != 0 || !strings.Contains(out, "node1") || !strings.Contains(out, "node2 (this node)") || len(regexp.MustCompile(`(?m)^node\d.* live `).FindAllString(out, -1)) != 2 {
+		t.Errorf("cluster status: exit %d\n%s", code, out)
+	}
+	if out, code := cli(t, "limits", "set", "dest.test", "--max-concurrency", "1", "--config", nodes[0].cfg); code != 0 {
+		t.Fatalf("limits set: exit %d\n%s", code, out)
+	}
+	eventually(t, 10*time.Second, "the limit in force on node 2", func() bool {
+		out, _ := cli(t, "domains", "show", "dest.test", "--json", "--config", nodes[1].cfg)
+		return strings.Contains(out, `"max_concurrency": 1,`)
+	})
+	if out, code := cli(t, "domains", "--config", nodes[1].cfg); code != 0 || !strings.Contains(out, "cluster-wide sessions") {
+		t.Errorf("domains: exit %d\n%s", code, out)
+	}
+	metrics := httpGet(t, "http://"+nodes[0].http+"/metrics")
+	for _, want := range []string{`sluice_cluster_redis_up{node="node1"} 1`, `sluice_cluster_live_nodes{node="node1"} 2`, `sluice_cluster_fallbacks_total{node="node1"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	st := mx.Stats()
 	t.Logf("fake MX: delivered %d, duplicates %d, max concurrent %d, session refusals %d, rate refusals %d",
 		st.Delivered, st.Duplicates, st.MaxConcurrent, st.SessionRefusals, st.RateRefusals)

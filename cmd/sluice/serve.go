@@ -419,8 +419,13 @@ func (d *daemon) open() error {
 		q.Close()
 		return fmt.Errorf("events: %w", err)
 	}
+	var cl admin.Cluster
+	if d.cluster != nil {
+		cl = d.cluster // a nil *cluster.Node in the interface would not be nil
+	}
 	d.admin = admin.New(admin.Options{
-		Queue: d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Reconsider, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
+		Cluster: cl,
+		Queue:   d.queue, Policy: d.policy, Telemetry: d.tel(), Kick: d.sched.Reconsider, Held: d.sched.Holds, Token: d.adminToken, HTTPHosts: cfg.Listen.HTTPHosts,
 		Ready: d.ready, Reload: d.reloadAPI, Config: d.configStatus, Events: d.events,
 		Lint:     d.lintReport,
 		Hostname: cfg.Hostname, Version: buildVersion(), Started: d.started, Logger: log,
