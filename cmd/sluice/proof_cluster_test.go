@@ -29,7 +29,7 @@ func TestProofCluster(t *testing.T) {
 	const each = 40
 	type node struct {
 		cfg, smtp, dir, http string
-		p              *relayProc
+		p                    *relayProc
 	}
 	var nodes []*node
 	for i := range 2 {
