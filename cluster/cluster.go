@@ -106,6 +106,10 @@ type Node struct {
 
 	up       atomic.Bool
 	live     atomic.Int64 // last known live nodes (≥ 1)
+	rank     atomic.Int64 // this node's place among them, by node id (0-based)
+	// holdUntil: no new session before (unix ns) after a transition
+	// (see hold).
+	holdUntil atomic.Int64
 	seq      atomic.Uint64
 	trips    atomic.Uint64 // Redis round trips
 	falls    atomic.Uint64 // transitions to fallback
@@ -173,12 +177,32 @@ func New(o Options) (*Node, error) {
 	n.live.Store(1)
 	if o.StateFile != "" {
 		if b, err := os.ReadFile(o.StateFile); err == nil {
-			if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
-				n.live.Store(int64(v))
+			f := strings.Fields(string(b))
+			if len(f) == 2 {
+				v, err1 := strconv.Atoi(f[0])
+				r, err2 := strconv.Atoi(f[1])
+				if err1 == nil && err2 == nil && v > 0 && r >= 0 && r < v {
+					n.live.Store(int64(v))
+					n.rank.Store(int64(r))
+				}
 			}
 		}
 	}
 	return n, nil
+}
+
+// transitionHold is how long a node opens no new session after it falls
+// back or rejoins: long enough for every other node to notice the same
+// transition (each talks to Redis at least once a heartbeat) and for the
+// sessions above the new shares to drain, so that the receiver never
+// sees the old and the new allotments at once (no storm either way).
+func (n *Node) transitionHold() time.Duration { return 2 * n.o.Heartbeat }
+
+// holding reports whether new sessions wait for a transition to settle,
+// and until when.
+func (n *Node) holding(now time.Time) (time.Time, bool) {
+	t := time.Unix(0, n.holdUntil.Load())
+	return t, now.Before(t)
 }
 
 // quiet silences the client library's own log lines (a refused dial is
@@ -245,6 +269,7 @@ func (n *Node) failed(err error) {
 		return
 	}
 	n.falls.Add(1)
+	n.holdUntil.Store(n.now().Add(n.transitionHold()).UnixNano())
 	n.mu.Lock()
 	n.wasUp = false
 	n.rejoin = true
@@ -317,6 +342,9 @@ func (n *Node) Beat() {
 	n.mu.Unlock()
 	n.up.Store(true)
 	if back {
+		if !first {
+			n.holdUntil.Store(now.Add(n.transitionHold()).UnixNano())
+		}
 		if first {
 			n.log.Info("cluster: joined", "redis", Redact(n.o.URL), "node", n.o.NodeID, "live_nodes", n.LiveNodes())
 		} else {
@@ -343,6 +371,11 @@ func (n *Node) beat(ctx context.Context, now time.Time) error {
 	lost := n.epoch != epoch
 	if lost {
 		n.suppSeq = 0
+		if n.epoch != "" {
+			// Redis lost its data: the other nodes' sessions are not
+			// in it until their next heartbeat.
+			n.holdUntil.Store(now.Add(n.transitionHold()).UnixNano())
+		}
 	}
 	readd := lost || n.rejoin
 	n.epoch, n.rejoin = epoch, false
@@ -428,10 +461,12 @@ func b2s(b bool) string {
 	return "0"
 }
 
-// countLive counts the nodes seen within lease_ttl (this one included)
-// and drops entries a day old.
+// countLive counts the nodes seen within lease_ttl (this one included),
+// finds this node's rank among them (by id: every node computes the same
+// order, so that the shares of a fallback add up to the limit), keeps
+// both in the state file, and drops registry entries a day old.
 func (n *Node) countLive(all map[string]string, now time.Time) {
-	live := 0
+	var ids []string
 	for id, v := range all {
 		var ni nodeInfo
 		if json.Unmarshal([]byte(v), &ni) != nil {
@@ -439,17 +474,25 @@ func (n *Node) countLive(all map[string]string, now time.Time) {
 		}
 		age := now.Sub(time.UnixMilli(ni.Seen))
 		if age <= n.o.LeaseTTL {
-			live++
+			ids = append(ids, id)
 		} else if age > 24*time.Hour {
 			ctx, cancel := n.ctx()
 			n.rdb.HDel(ctx, n.key("nodes"), id)
 			cancel()
 		}
 	}
-	live = max(live, 1)
-	if old := n.live.Swap(int64(live)); old != int64(live) && n.o.StateFile != "" {
+	sort.Strings(ids)
+	rank := sort.SearchStrings(ids, n.o.NodeID)
+	if rank == len(ids) || ids[rank] != n.o.NodeID {
+		ids = append(ids, n.o.NodeID)
+		sort.Strings(ids)
+		rank = sort.SearchStrings(ids, n.o.NodeID)
+	}
+	live := len(ids)
+	oldLive, oldRank := n.live.Swap(int64(live)), n.rank.Swap(int64(rank))
+	if (oldLive != int64(live) || oldRank != int64(rank)) && n.o.StateFile != "" {
 		tmp := n.o.StateFile + ".tmp"
-		err := os.WriteFile(tmp, []byte(strconv.Itoa(live)+"\n"), 0o600)
+		err := os.WriteFile(tmp, []byte(strconv.Itoa(live)+" "+strconv.Itoa(rank)+"\n"), 0o600)
 		if err == nil {
 			err = os.Rename(tmp, n.o.StateFile)
 		}
@@ -457,6 +500,19 @@ func (n *Node) countLive(all map[string]string, now time.Time) {
 			n.log.Warn("cluster: saving the live node count", "err", err)
 		}
 	}
+}
+
+// shareOf is this node's part of limit when the live nodes divide it:
+// limit/live each, and one more for the first limit%live nodes by rank,
+// so that the parts add up to limit exactly (a limit below the node
+// count leaves some nodes nothing rather than exceed it).
+func (n *Node) shareOf(limit int) int {
+	live, rank := n.LiveNodes(), int(n.rank.Load())
+	s := limit / live
+	if rank < limit%live {
+		s++
+	}
+	return s
 }
 
 // NodeStatus is one node of `sluice cluster status`.

@@ -392,11 +392,27 @@ func TestFallbackAndRejoin(t *testing.T) {
 	if f.nodes[0].Up() {
 		t.Fatal("node still up with Redis gone")
 	}
+	// No new session while the other nodes notice (two heartbeats),
+	// then this node's share: 3 sessions / 3 live nodes = 1, which the
+	// session already open takes.
+	if ok, at := g.Admit(dest); ok || !at.Equal(f.clk.Now().Add(4*time.Second)) {
+		t.Fatalf("fallback admitted a session during the transition (%v, %v)", ok, at)
+	}
+	f.clk.Advance(4 * time.Second)
 	if ok, _ := g.Admit(dest); ok {
 		t.Fatal("fallback admitted a 2nd session: the share is 3/3 = 1")
 	}
 	if n, _ := g.Ready(dest); n != 0 {
 		t.Fatal("fallback Ready above the share")
+	}
+	// A share of a limit below the node count: 2 sessions over 3
+	// nodes are 1, 1 and 0 by rank, never 3.
+	shares := []int{}
+	for _, n := range f.nodes {
+		shares = append(shares, n.shareOf(2))
+	}
+	if fmt.Sprint(shares) != "[1 1 0]" {
+		t.Fatalf("shares of 2 sessions over 3 nodes: %v", shares)
 	}
 	// The rate share: 30/s / 3 = 10/s.
 	taken := 0
@@ -434,6 +450,12 @@ func TestFallbackAndRejoin(t *testing.T) {
 	if err != nil || sh[dest].Leases != 1 || sh[dest].ByNode["n1"] != 1 {
 		t.Fatalf("shares after rejoin %+v, %v", sh, err)
 	}
+	// No new session for two heartbeats (every node re-registers its
+	// sessions meanwhile), then the cluster's free slots.
+	if got := f.admitAll(3); sum(got) != 0 {
+		t.Fatalf("sessions opened right after the rejoin: %v", got)
+	}
+	f.clk.Advance(4 * time.Second)
 	got := f.admitAll(3)
 	if sum(got) != 2 {
 		t.Fatalf("after rejoin the fleet opened %v more, want 2 (3 less the one open)", got)

@@ -144,6 +144,9 @@ func (g *Gate) Ready(name string) (int, time.Time) {
 	if k == 0 {
 		return 0, at
 	}
+	if t, ok := n.holding(now); ok {
+		return 0, t
+	}
 	if v.sh.HalfOpen && !v.sh.PausedUntil.After(now) {
 		if v.probe != "" {
 			return 0, now.Add(n.poll)
@@ -172,6 +175,9 @@ func (g *Gate) Admit(name string) (bool, time.Time) {
 	now := n.now()
 	if !n.Up() {
 		return g.fallbackAdmit(name, now)
+	}
+	if t, ok := n.holding(now); ok {
+		return false, t
 	}
 	ok, at := g.Policy.Admit(name)
 	if !ok {
@@ -298,7 +304,13 @@ func (g *Gate) Continue(name string) bool {
 	n := g.n
 	sh := g.Policy.Shared(name)
 	mine := n.activeAt(name)
-	return mine <= sh.Conc/n.LiveNodes() || mine <= 1 || !n.overLevel(name, sh.Conc)
+	share := n.shareOf(sh.Conc)
+	if !n.Up() {
+		// In fallback every node keeps to its share: the sessions
+		// above it end after their message.
+		return mine <= share
+	}
+	return mine <= max(share, 1) || !n.overLevel(name, sh.Conc)
 }
 
 // overLevel reports whether dest holds more leases cluster-wide than
@@ -399,9 +411,7 @@ func publishArgs(before, after policy.Shared, now time.Time, window, _ time.Dura
 // The fallback: each destination's limits divided by the last known
 // number of live nodes, counted here.
 
-func (n *Node) fallbackCap(sh policy.Shared) int {
-	return max(1, sh.Conc/n.LiveNodes())
-}
+func (n *Node) fallbackCap(sh policy.Shared) int { return n.shareOf(sh.Conc) }
 
 func (n *Node) fallbackLimiter(dest string, r rate.Limit, now time.Time) *rate.Limiter {
 	r /= rate.Limit(n.LiveNodes())
@@ -430,9 +440,17 @@ func (g *Gate) fallbackReady(name string, now time.Time) (int, time.Time) {
 	if k == 0 {
 		return 0, at
 	}
+	if t, ok := g.n.holding(now); ok {
+		return 0, t
+	}
 	sh := g.Policy.Shared(name)
 	free := g.n.fallbackCap(sh) - g.n.activeAt(name)
 	if free <= 0 {
+		if g.n.fallbackCap(sh) == 0 {
+			// This node's share of a limit below the node count is
+			// nothing: look again when Redis may be back.
+			return 0, now.Add(g.n.o.Heartbeat)
+		}
 		return 0, time.Time{} // a Release here frees one
 	}
 	k = min(k, free)
@@ -447,6 +465,9 @@ func (g *Gate) fallbackReady(name string, now time.Time) (int, time.Time) {
 }
 
 func (g *Gate) fallbackAdmit(name string, now time.Time) (bool, time.Time) {
+	if t, ok := g.n.holding(now); ok {
+		return false, t
+	}
 	sh := g.Policy.Shared(name)
 	if g.n.activeAt(name) >= g.n.fallbackCap(sh) {
 		return false, time.Time{}
