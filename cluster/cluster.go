@@ -104,17 +104,17 @@ type Node struct {
 	poll time.Duration
 	tag  string // this run's lease id prefix: node id and a random part
 
-	up       atomic.Bool
-	live     atomic.Int64 // last known live nodes (≥ 1)
-	rank     atomic.Int64 // this node's place among them, by node id (0-based)
+	up   atomic.Bool
+	live atomic.Int64 // last known live nodes (≥ 1)
+	rank atomic.Int64 // this node's place among them, by node id (0-based)
 	// holdUntil: no new session before (unix ns) after a transition
 	// (see hold).
 	holdUntil atomic.Int64
-	seq      atomic.Uint64
-	trips    atomic.Uint64 // Redis round trips
-	falls    atomic.Uint64 // transitions to fallback
-	wasUp    bool          // under mu: for the transition log lines
-	everSeen bool          // under mu: Redis answered once
+	seq       atomic.Uint64
+	trips     atomic.Uint64 // Redis round trips
+	falls     atomic.Uint64 // transitions to fallback
+	wasUp     bool          // under mu: for the transition log lines
+	everSeen  bool          // under mu: Redis answered once
 
 	mu       sync.Mutex
 	leases   map[string][]string // dest -> lease ids held (last = newest)
