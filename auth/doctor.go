@@ -15,6 +15,8 @@ import (
 	"blitiri.com.ar/go/spf"
 
 	"sluice/dane"
+	"sluice/mtasts"
+	"sluice/tlsrpt"
 )
 
 // DoctorReport is the authentication posture of one sending domain, as
@@ -39,6 +41,31 @@ type DoctorReport struct {
 	// DANE is the DANE posture of the domain's MX hosts (AddDANE); nil
 	// when not looked at.
 	DANE *dane.Report `json:"dane,omitempty"`
+	// MTASTS and TLSRPT are the domain's own MTA-STS policy and TLS-RPT
+	// record (AddMTASTS, AddTLSRPT); nil when not looked at.
+	MTASTS *mtasts.DoctorReport `json:"mta_sts,omitempty"`
+	TLSRPT *tlsrpt.DoctorReport `json:"tls_rpt,omitempty"`
+}
+
+// AddMTASTS adds the MTA-STS section (as AddDANE).
+func (r *DoctorReport) AddMTASTS(d mtasts.DoctorReport) {
+	r.MTASTS = &d
+	r.addSection(d.Problems, d.Failures)
+}
+
+// AddTLSRPT adds the TLS-RPT section (as AddDANE).
+func (r *DoctorReport) AddTLSRPT(d tlsrpt.DoctorReport) {
+	r.TLSRPT = &d
+	r.addSection(d.Problems, d.Failures)
+}
+
+func (r *DoctorReport) addSection(problems, failures []string) {
+	r.Problems = append(r.Problems, problems...)
+	for _, f := range failures {
+		if !slices.Contains(r.DNSFailures, f) {
+			r.DNSFailures = append(r.DNSFailures, f)
+		}
+	}
 }
 
 // AddDANE adds the DANE section: its problems join the list to fix, and
@@ -371,6 +398,19 @@ func (r *DoctorReport) Text() string {
 		b.WriteString("\n")
 		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		tw.Write([]byte(r.DANE.Text()))
+		tw.Flush()
+	}
+	var secs []string
+	if r.MTASTS != nil {
+		secs = append(secs, r.MTASTS.Text())
+	}
+	if r.TLSRPT != nil {
+		secs = append(secs, r.TLSRPT.Text())
+	}
+	for _, sec := range secs {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		tw.Write([]byte(sec))
 		tw.Flush()
 	}
 

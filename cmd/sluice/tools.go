@@ -14,6 +14,8 @@ import (
 	"sluice/config"
 	"sluice/dane"
 	"sluice/internal/escape"
+	"sluice/mtasts"
+	"sluice/tlsrpt"
 )
 
 // runConfig: `sluice config check FILE`. It runs what `serve` runs
@@ -100,7 +102,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) error {
 // nil asks the resolver the config names, as the daemon would.
 type doctorCmd struct {
 	resolver auth.Resolver
-	dane     dane.Resolver // with resolver: the DANE checks' (AD bit trusted)
+	dane     dane.Resolver      // with resolver: the DANE, MTA-STS and TLS-RPT checks' (AD bit trusted)
+	stsDial  mtasts.DialContext // the MTA-STS policy fetch's dialer; nil = the network
 }
 
 // run prints the report, then fails (exit 1) when the report cannot be
@@ -140,6 +143,13 @@ func (d doctorCmd) run(args []string, stdout, stderr io.Writer) error {
 	// DANE (RFC 7672) as senders see the domain's MX hosts; known only
 	// when the resolver's AD bit is trusted (delivery.resolver_dnssec).
 	rep.AddDANE(dane.Doctor(ctx, daneRes, fs.Arg(0), cfg.Delivery.ResolverDNSSEC && daneRes != nil))
+	// The domain's own MTA-STS policy and TLS-RPT record, as the
+	// senders that honour them see them (RFC 8461, RFC 8460).
+	if daneRes != nil {
+		roots, _ := cfg.Delivery.RootCAs() // validated at load
+		rep.AddMTASTS(mtasts.Doctor(ctx, daneRes, mtasts.NewHTTPClient(roots, d.stsDial, 20*time.Second), fs.Arg(0)))
+		rep.AddTLSRPT(tlsrpt.Doctor(ctx, daneRes, fs.Arg(0)))
+	}
 	if *asJSON {
 		b, err := rep.JSON()
 		if err != nil {
