@@ -75,6 +75,8 @@ func TestValidationErrors(t *testing.T) {
 		{"tlsrpt submitter localhost", "[tlsrpt]\nenabled = true\norganization_name = \"Ex\"\ncontact_info = \"c\"\nfrom = \"r@example.com\"\n", `sluice.toml:1: tlsrpt.submitter: want the sending organisation's domain (set it or hostname), not "localhost"`},
 		{"tlsrpt interval", "[tlsrpt]\ninterval = \"5h\"\n", `sluice.toml:2: tlsrpt.interval: must be between 1h and 24h and divide 24h`},
 		{"tlsrpt control chars", "[tlsrpt]\norganization_name = \"Ex\\r\\nBcc: x@y\"\n", `sluice.toml:2: tlsrpt.organization_name: must not contain control characters`},
+		{"mta_sts_port off loopback", "[delivery]\nmta_sts_port = 8443\n", `sluice.toml:2: delivery.mta_sts_port: 8443 needs delivery.resolver on loopback`},
+		{"mta_sts_port range", "[delivery]\nresolver = \"127.0.0.1:53\"\nmta_sts_port = 0\n", `sluice.toml:3: delivery.mta_sts_port: must be a port number, not 0`},
 		{"ca_file missing", "[delivery]\nca_file = \"nope.pem\"\n", `sluice.toml:2: delivery.ca_file:`},
 		{"ca_file not PEM", "[delivery]\nca_file = \"/dev/null\"\n", `sluice.toml:2: delivery.ca_file: no PEM certificate in /dev/null`},
 		{"route host", "[[delivery.route]]\ndomain = \"a.test\"\nhost = \"nohost\"\n", `sluice.toml:3: delivery.route[1].host: invalid address "nohost"`},

@@ -24,6 +24,8 @@ import (
 //     learned state is stored under their names;
 //   - delivery.max_sessions, delivery.resolver*: the scheduler's slot
 //     count and the shared resolver's pool and cache;
+//   - delivery.mta_sts_port: the MTA-STS cache's fetcher, built once
+//     (a lab setting, tied to the restart-only resolver);
 //   - cluster.*: the node joins its cluster once, under one name.
 
 // ReloadClass says whether a reload applies a key.
@@ -129,6 +131,7 @@ var reloadClasses = map[string]ReloadClass{
 	"delivery.tls_policy.mode":             reload,
 	"delivery.ca_file":                     reload,
 	"delivery.mta_sts":                     reload,
+	"delivery.mta_sts_port":                restart,
 
 	"policy.retry_base":                  reload,
 	"policy.retry_max":                   reload,

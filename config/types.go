@@ -129,6 +129,11 @@ type Delivery struct {
 	TLSPolicies []TLSPolicy `toml:"tls_policy"`
 	CAFile      string      `toml:"ca_file"` // PEM roots added to the system's, for verify, DANE-less PKIX and MTA-STS fetches; "" = system roots only
 	MTASTS      bool        `toml:"mta_sts"` // look up and honour MTA-STS policies (RFC 8461)
+	// MTASTSPort is the port policies are fetched from: 443 (RFC 8461
+	// §3.3) except in a lab whose DNS is a loopback resolver the
+	// operator runs (validated), where policy servers may listen
+	// elsewhere, as delivery.port lets MX hosts.
+	MTASTSPort int `toml:"mta_sts_port"`
 
 	// CAPEM is read from CAFile at load (never decoded from TOML).
 	CAPEM []byte `toml:"-" reload:"ca_file"`

@@ -418,6 +418,17 @@ func (c *Config) validateDelivery(ck *checker) {
 			ck.add("delivery.resolver_dnssec", "needs delivery.resolver to name a validating resolver on loopback (such as \"127.0.0.1:53\"), not %q: the AD bit cannot be trusted across a network", d.Resolver)
 		}
 	}
+	if d.MTASTSPort < 1 || d.MTASTSPort > 65535 {
+		ck.add("delivery.mta_sts_port", "must be a port number, not %d", d.MTASTSPort)
+	} else if d.MTASTSPort != 443 {
+		// RFC 8461 §3.3 fixes the policy URL (https, default port): on
+		// the Internet another port fetches nothing, or whatever a host
+		// serves there. Only a lab that answers its own DNS (a loopback
+		// resolver) may move it.
+		if ap, err := netip.ParseAddrPort(d.Resolver); err != nil || !ap.Addr().IsLoopback() {
+			ck.add("delivery.mta_sts_port", "%d needs delivery.resolver on loopback (a lab whose DNS you run): on the Internet MTA-STS policies are served on 443 (RFC 8461 §3.3)", d.MTASTSPort)
+		}
+	}
 	ck.atLeast("delivery.resolver_concurrency", d.ResolverConcurrency, 1)
 	// A floor of 0 would let a failed lookup be asked again at once, by
 	// every message waiting for it.

@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"sluice/auth"
@@ -67,7 +70,7 @@ func (d *daemon) stsCache(cfg *config.Config) *mtasts.Cache {
 		return d.sts
 	}
 	roots, _ := cfg.Delivery.RootCAs() // validated at load
-	c, err := mtasts.New(mtasts.Options{Resolver: d.resolver, HTTP: mtasts.NewHTTPClient(roots, nil, mtasts.FetchTimeout),
+	c, err := mtasts.New(mtasts.Options{Resolver: d.resolver, HTTP: mtasts.NewHTTPClient(roots, resolvingDialer(d.resolver, cfg.Delivery.MTASTSPort), mtasts.FetchTimeout),
 		Store: stsStore{d}, Logger: d.log})
 	if err != nil {
 		return nil // never: the resolver is set
@@ -251,4 +254,43 @@ func (s queueStore) Enqueue(ctx context.Context, m *inbound.Message) (string, er
 // before checking and signing a retry).
 func (s queueStore) Idempotent(key string, fp [32]byte) (string, error) {
 	return s.d.queue.Idempotent(queue.Idempotency{Key: key, Fingerprint: fp})
+}
+
+// resolvingDialer is the dialer of sluice's own HTTPS clients (MTA-STS
+// policy fetches, TLS-RPT report POSTs): the host name is resolved
+// through the daemon's resolver (delivery.resolver), the one DNS view
+// delivery uses, not through the system's; the addresses are tried in
+// turn. port, when not 0, replaces the URL's: delivery.mta_sts_port, a
+// lab setting the config layer allows with a loopback resolver only.
+// The URL, its host name and the certificate check are unchanged.
+func resolvingDialer(res *resolver.Resolver, port int) mtasts.DialContext {
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if port != 0 {
+			p = strconv.Itoa(port)
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			return d.DialContext(ctx, network, net.JoinHostPort(ip.String(), p))
+		}
+		ans, err := res.Addrs(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		if len(ans.Addrs) == 0 {
+			return nil, &net.DNSError{Err: "no address", Name: host, IsNotFound: true}
+		}
+		var last error
+		for _, a := range ans.Addrs {
+			c, err := d.DialContext(ctx, network, net.JoinHostPort(a.String(), p))
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		return nil, last
+	}
 }

@@ -43,8 +43,9 @@ func (d *daemon) newReporter() *tlsrpt.Reporter {
 		Mail:        d.queueReport,
 		// The same client as MTA-STS fetches: full validation against
 		// the system roots plus delivery.ca_file, no redirects, no
-		// proxy, one timeout over the whole POST.
-		HTTP:  mtasts.NewHTTPClient(roots, nil, tlsrptPostTimeout),
+		// proxy, one timeout over the whole POST, names resolved
+		// through delivery.resolver.
+		HTTP:  mtasts.NewHTTPClient(roots, resolvingDialer(d.resolver, 0), tlsrptPostTimeout),
 		Clock: clock.Real,
 		Log:   d.log.With("log", "tlsrpt"),
 	})

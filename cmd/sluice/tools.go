@@ -132,6 +132,9 @@ func (d doctorCmd) run(args []string, stdout, stderr io.Writer) error {
 		}
 		defer r.Close()
 		res, daneRes = r.Compat(), r
+		if d.stsDial == nil {
+			d.stsDial = resolvingDialer(r, cfg.Delivery.MTASTSPort)
+		}
 	}
 	o := authOptions(cfg, newLogger(cfg.Log, stderr), res)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
