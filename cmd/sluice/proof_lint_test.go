@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/smtp"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"sluice/admin"
 	"sluice/internal/testpeer"
@@ -92,4 +96,46 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestBrowserDashboardLint (issue 16 item 3) loads the dashboard of a
+// running daemon in headless Chromium after a message with a bit.ly link
+// went through lint in warn mode: the "Content lint by sender domain"
+// table shows the sender domain and the finding, as text, and the public
+// dashboard carries no evidence (the link with its token).
+func TestBrowserDashboardLint(t *testing.T) {
+	browser := chromium(t)
+	dir := t.TempDir()
+	smtpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	cfg := writeAdminConfig(t, dir, smtpAddr, httpAddr, routeTo("dest.test", freeAddr(t)))
+	startRelay(t, cfg, smtpAddr)
+	msg := "From: Shop <news@shop.test>\r\nTo: jane@dest.test\r\nSubject: Spring tickets\r\n\r\nBook here: https://bit.ly/secret-token\r\n"
+	if err := smtp.SendMail(smtpAddr, nil, "bounce@shop.test", []string{"jane@dest.test"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(browserContext(t, browser), 60*time.Second)
+	defer cancel()
+	var row, note, page string
+	var hidden bool
+	err := chromedp.Run(ctx,
+		chromedp.Navigate("http://"+httpAddr+"/"),
+		chromedp.WaitVisible(`body[data-loaded="1"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("lint-section").hidden`, &hidden),
+		chromedp.Text(`#lint tbody tr`, &row, chromedp.ByQuery),
+		chromedp.Text(`#lint-note`, &note, chromedp.ByQuery),
+		chromedp.Evaluate(`document.body.innerText`, &page),
+	)
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if hidden || !strings.Contains(row, "shop.test") || !strings.Contains(row, "link-shortener") || !strings.Contains(row, "block") {
+		t.Errorf("lint table (hidden %v) row %q: want shop.test, link-shortener, block", hidden, row)
+	}
+	if !strings.Contains(note, "mode warn") {
+		t.Errorf("lint note %q", note)
+	}
+	if strings.Contains(page, "secret-token") {
+		t.Error("the public dashboard shows the evidence")
+	}
 }
