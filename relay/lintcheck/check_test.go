@@ -209,3 +209,38 @@ func TestNewRefusesIncompleteOptions(t *testing.T) {
 		}
 	}
 }
+
+// countingReader counts what lint reads of a message.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+func (c countingReader) Close() error { return nil }
+
+// TestReadsAtMostMaxBytes: lint reads a large message through the
+// spool's reader and stops at lint.max_bytes, so a 25 MB message costs no
+// more than the cap, whatever the number of sessions at once.
+func TestReadsAtMostMaxBytes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, ModeWarn, func(c *config.Config) { c.Lint.MaxBytes = 64 << 10 })
+	msg := append(shortMsg("shop.test"), bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\r\n"), (25<<20)/70)...)
+	var read int64
+	in := input(msg, new(int))
+	in.Open = func() (io.ReadCloser, error) { return countingReader{bytes.NewReader(msg), &read}, nil }
+	if err := f.c.Check(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if read > 64<<10+4096 {
+		t.Errorf("lint read %d bytes of a %d-byte message, want at most lint.max_bytes (64 KB)", read, len(msg))
+	}
+	if got := f.cnt.Snapshot()[[2]string{"link-shortener", "block"}]; got != 1 {
+		t.Errorf("the link in the first bytes was not found: %v", f.cnt.Snapshot())
+	}
+}
