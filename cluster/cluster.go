@@ -126,6 +126,8 @@ type Node struct {
 	echo     map[string]int      // addresses being applied from the log (not to publish back)
 	suppSeq  int64               // last log entry applied
 	limitsAt map[string]policy.Limits
+	seen     map[string]int       // dest -> the fleet's sessions, as last seen
+	wanted   map[string]wantState // dest -> whether another node waits for a slot (Yield)
 	alarm    Alarm
 }
 
@@ -173,6 +175,7 @@ func New(o Options) (*Node, error) {
 		tag:    o.NodeID + "/" + hex.EncodeToString(rnd[:]),
 		leases: map[string][]string{}, active: map[string]int{}, shares: map[string]*share{},
 		echo: map[string]int{}, limitsAt: map[string]policy.Limits{},
+		seen: map[string]int{}, wanted: map[string]wantState{},
 	}
 	n.live.Store(1)
 	if o.StateFile != "" {

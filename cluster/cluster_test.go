@@ -264,7 +264,7 @@ func TestOneProbeAfterPause(t *testing.T) {
 func TestOneDecreasePerWindowClusterWide(t *testing.T) {
 	srv := redistest.Start(t)
 	f := newFleet(t, srv, 3, func(o *policy.Options) { o.MaxConcurrency = 16 })
-	// Node 1 holds 6 sessions, node 2 four, node 3 one.
+	// Node 1 holds 6 sessions, node 2 four, node 3 one: 11 in all.
 	for i, k := range []int{6, 4, 1} {
 		for range k {
 			if ok, _ := f.gates[i].Admit(dest); !ok {
@@ -272,18 +272,22 @@ func TestOneDecreasePerWindowClusterWide(t *testing.T) {
 			}
 		}
 	}
+	// A refusal of one session too many is about the fleet's 11
+	// sessions, not node 1's 6: the level comes down to 10, not 5.
 	dec := f.gates[0].Observe(dest, throttle())
 	first := f.gates[0].Shared(dest).Conc
-	if dec.Verdict.Scope != policy.ScopeConnections || first != 5 {
-		t.Fatalf("node 1's cut: scope %q, level %d; want connections, 6-1 = 5", dec.Verdict.Scope, first)
+	if dec.Verdict.Scope != policy.ScopeConnections || first != 10 {
+		t.Fatalf("node 1's cut: scope %q, level %d; want connections, 11-1 = 10", dec.Verdict.Scope, first)
 	}
 	// Node 2 looked at the cluster since (one heartbeat's worth): its
-	// refusal of the same burst cuts nothing more. Node 3 did not: it
-	// cuts locally (to its 1 session - 1), and the cluster refuses its
-	// cut within the window and hands back the level node 1 set.
+	// refusal of the same burst cuts nothing more. Node 3 did not, and
+	// cuts from a stale view of one session (to 1); the cluster refuses
+	// its cut within the window and hands back the level node 1 set.
 	f.gates[1].Ready(dest)
 	f.gates[1].Observe(dest, throttle())
-	f.gates[2].Observe(dest, throttle())
+	stale := throttle()
+	stale.Fleet = &policy.Fleet{Sessions: 1}
+	f.gates[2].Observe(dest, stale)
 	for i, g := range f.gates {
 		if l := g.Shared(dest).Conc; l != first {
 			t.Fatalf("node %d: level %d after one burst, want the one cut to %d", i+1, l, first)

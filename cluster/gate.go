@@ -154,7 +154,9 @@ func (g *Gate) Ready(name string) (int, time.Time) {
 		k = 1
 	}
 	free := sh.Conc - v.leases
+	n.noteLeases(name, v.leases)
 	if free <= 0 {
+		n.want(name)
 		return 0, now.Add(n.poll)
 	}
 	k = min(k, free)
@@ -198,8 +200,10 @@ func (g *Gate) Admit(name string) (bool, time.Time) {
 		n.hold(name, "")
 		return true, time.Time{}
 	}
+	n.noteLeases(name, int(res[1]))
 	if res[0] != 1 {
 		g.Policy.Release(name)
+		n.want(name)
 		return false, now.Add(n.poll)
 	}
 	n.hold(name, id)
@@ -275,15 +279,13 @@ func (g *Gate) Reserve(name string) time.Duration {
 	if !n.Up() {
 		return g.fallbackReserve(name, now)
 	}
-	r := g.Policy.Shared(name).Rate
-	if r <= 0 {
-		return 0
-	}
-	T, tau := gcraParams(r)
+	// An unlimited rate is asked too: the script counts the fleet's
+	// pace, which a rate cut needs (see fleet).
 	ctx, cancel := n.ctx()
 	defer cancel()
 	n.trips.Add(1)
-	res, err := gcraScript.Run(ctx, n.rdb, []string{n.key("rate", name)}, now.UnixMicro(), T, tau, 1).Int64Slice()
+	res, err := gcraScript.Run(ctx, n.rdb, []string{n.key("rate", name), n.key("pace", name), n.key("dest", name)},
+		now.UnixMicro(), fmtRate(g.Policy.Shared(name).Rate), 1).Int64Slice()
 	if err != nil {
 		n.failed(err)
 		return g.fallbackReserve(name, now)
@@ -291,6 +293,9 @@ func (g *Gate) Reserve(name string) time.Duration {
 	if res[0] >= 1 {
 		return 0
 	}
+	// The fleet's rate holds mail back: the local law must know it, or
+	// it never grows the rate (it grows only a rate that binds).
+	g.Policy.RateWaited(name)
 	return max(time.Duration(res[1])*time.Microsecond, time.Millisecond)
 }
 
@@ -310,24 +315,79 @@ func (g *Gate) Continue(name string) bool {
 		// above it end after their message.
 		return mine <= share
 	}
-	return mine <= max(share, 1) || !n.overLevel(name, sh.Conc)
+	// The scheduler asks under its lock: the fleet's sessions are the
+	// count last seen (Ready, Admit, heartbeat), not a round trip.
+	return mine <= max(share, 1) || n.seenLeases(name) <= sh.Conc
 }
 
-// overLevel reports whether dest holds more leases cluster-wide than
-// level (one round trip; false when unknown).
-func (n *Node) overLevel(dest string, level int) bool {
-	if !n.Up() {
-		return false
-	}
+// noteLeases records the fleet's sessions at dest as last seen.
+func (n *Node) noteLeases(dest string, c int) {
+	n.mu.Lock()
+	n.seen[dest] = c
+	n.mu.Unlock()
+}
+
+func (n *Node) seenLeases(dest string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.seen[dest]
+}
+
+// want marks that this node waits for a slot at dest (one second): the
+// other nodes' idle sessions there end (Yield).
+func (n *Node) want(dest string) {
 	ctx, cancel := n.ctx()
 	defer cancel()
 	n.trips.Add(1)
-	c, err := n.rdb.ZCount(ctx, n.key("lease", dest), "("+strconv.FormatInt(n.now().UnixMilli(), 10), "+inf").Result()
-	if err != nil {
+	if err := n.rdb.Set(ctx, n.key("want", dest), n.o.NodeID, time.Second).Err(); err != nil {
 		n.failed(err)
+	}
+}
+
+// Yield reports whether another node waits for a slot at dest, so that
+// an idle session here ends (scheduler.Yielder). The scheduler asks
+// under its lock: the answer is the one last read, and a read older than
+// yieldFresh starts another in the background.
+func (g *Gate) Yield(dest string) bool {
+	n := g.n
+	if !n.Up() {
 		return false
 	}
-	return int(c) > level
+	now := n.now()
+	n.mu.Lock()
+	w := n.wanted[dest]
+	refresh := now.Sub(w.read) >= yieldFresh && !w.reading
+	if refresh {
+		w.reading = true
+		n.wanted[dest] = w
+	}
+	n.mu.Unlock()
+	if refresh {
+		go n.readWant(dest)
+	}
+	return w.other
+}
+
+// yieldFresh is how old Yield's answer may be.
+const yieldFresh = 150 * time.Millisecond
+
+type wantState struct {
+	read    time.Time
+	reading bool
+	other   bool // another node waits
+}
+
+func (n *Node) readWant(dest string) {
+	ctx, cancel := n.ctx()
+	defer cancel()
+	n.trips.Add(1)
+	v, err := n.rdb.Get(ctx, n.key("want", dest)).Result()
+	if err != nil && err != redis.Nil {
+		n.failed(err)
+	}
+	n.mu.Lock()
+	n.wanted[dest] = wantState{read: n.now(), other: v != "" && v != n.o.NodeID}
+	n.mu.Unlock()
 }
 
 // Observe judges the reply locally, then publishes what changed (a cut,
@@ -335,6 +395,16 @@ func (n *Node) overLevel(dest string, level int) bool {
 // cluster's answer: a cut another node made within the window wins.
 func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
 	n := g.n
+	if n.Up() && o.Fleet == nil {
+		switch g.Policy.Classify(o.Reply).Class {
+		case policy.ClassThrottle, policy.ClassSuspend:
+			// A refusal cuts from what the fleet did, not from this
+			// node's share of it.
+			if f, err := n.fleet(name); err == nil {
+				o.Fleet = &f
+			}
+		}
+	}
 	before := g.Policy.Shared(name)
 	dec := g.Policy.Observe(name, o)
 	if dec.Alarm != "" {
@@ -360,6 +430,57 @@ func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
 	sh, _ := parseShared(flatMap(res))
 	g.Policy.Adopt(name, sh)
 	return dec
+}
+
+// fleet reads what the whole fleet does at dest: its sessions (leases)
+// and its pace (tokens taken, per 100 ms slot), one round trip.
+func (n *Node) fleet(dest string) (policy.Fleet, error) {
+	now := n.now()
+	ctx, cancel := n.ctx()
+	defer cancel()
+	pipe := n.rdb.Pipeline()
+	lc := pipe.ZCount(ctx, n.key("lease", dest), "("+strconv.FormatInt(now.UnixMilli(), 10), "+inf")
+	pc := pipe.HGetAll(ctx, n.key("pace", dest))
+	n.trips.Add(1)
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		n.failed(err)
+		return policy.Fleet{}, err
+	}
+	f := policy.Fleet{Sessions: int(lc.Val())}
+	f.Pace, f.LongPace = paceOf(pc.Val(), now)
+	return f, nil
+}
+
+// paceOf reads the pace hash as policy's successRing reads its ring:
+// over the last second when it holds at least 20, and over the last 10 s
+// from the oldest slot in them.
+func paceOf(slots map[string]string, now time.Time) (recent, long rate.Limit) {
+	const slot = 100 * time.Millisecond
+	cur := now.UnixMicro() / int64(slot/time.Microsecond)
+	var rec, total int64
+	oldest := cur + 1
+	for k, v := range slots {
+		s, err1 := strconv.ParseInt(k, 10, 64)
+		c, err2 := strconv.ParseInt(v, 10, 64)
+		if err1 != nil || err2 != nil || s > cur || s <= cur-100 {
+			continue
+		}
+		total += c
+		oldest = min(oldest, s)
+		if s > cur-10 {
+			rec += c
+		}
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	span := max(now.Sub(time.UnixMicro(oldest*int64(slot/time.Microsecond))), time.Second)
+	long = rate.Limit(float64(total) / span.Seconds())
+	recent = long
+	if rec >= 20 {
+		recent = rate.Limit(rec)
+	}
+	return recent, long
 }
 
 // rateOp compares rates where 0 is unlimited.

@@ -55,22 +55,34 @@ return 1
 
 // gcraScript is the shared rate limit (GCRA, the generic cell rate
 // algorithm, as KumoMTA's): KEYS[1] holds the theoretical arrival time
-// (TAT, in microseconds); ARGV now (µs), emission interval T (µs),
-// tolerance tau (µs, burst-1 intervals), tokens wanted. It grants as many
-// of the tokens as fit now (at least one, or none) and returns
-// {granted, wait µs until the next token when none}.
+// (TAT, in microseconds), KEYS[2] the fleet's pace (messages per 100 ms
+// slot over the last 10 s), KEYS[3] the destination's shared hash, whose
+// rate is the one every node meters against (the node's own, ARGV[2],
+// only while the hash has none: nodes whose views differ for a moment
+// still share one bucket at one rate); ARGV now (µs), rate (messages/s;
+// 0 = unlimited: count only), tokens wanted. The burst is a twentieth of
+// a second's worth, at least 1, as the local bucket's (policy/rate.go).
+// It grants as many of the tokens as fit now (at least one, or none),
+// counts them in the pace, and returns {granted, wait µs until the next
+// token when none}.
 var gcraScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
-local T = tonumber(ARGV[2])
-local tau = tonumber(ARGV[3])
-local want = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local room = math.floor((now + tau - tat) / T) + 1
-if room < 1 then return {0, math.ceil(tat - tau - now)} end
-local k = math.min(room, want)
-tat = tat + k * T
-redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+local r = tonumber(redis.call('HGET', KEYS[3], 'rate') or '') or tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local k = want
+if r > 0 then
+  local T = 1e6 / r
+  local tau = (math.max(math.floor(r / 20), 1) - 1) * T
+  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if tat < now then tat = now end
+  local room = math.floor((now + tau - tat) / T) + 1
+  if room < 1 then return {0, math.ceil(tat - tau - now)} end
+  k = math.min(room, want)
+  tat = tat + k * T
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+redis.call('HINCRBY', KEYS[2], string.format('%.0f', math.floor(now / 100000)), k)
+redis.call('PEXPIRE', KEYS[2], 11000)
 return {k, 0}
 `)
 

@@ -23,7 +23,8 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, quiet, now time.Time) {
 	d.slow.end()
 	cutConc := s == ScopeConnections || s == ScopeBoth
 	if s == ScopeRate || s == ScopeBoth {
-		if !d.rate.cut(hard, d.conc.level <= p.o.MinConcurrency, quiet, now, &p.o) {
+		pace, long := d.pace(now)
+		if !d.rate.cut(hard, d.conc.level <= p.o.MinConcurrency, pace, long, quiet, now, &p.o) {
 			cutConc = true
 		}
 	}
@@ -31,12 +32,13 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, quiet, now time.Time) {
 		// Cut from the sessions in flight when fewer than the limit; a
 		// probe is one session by design: cut from the limit then.
 		base := d.conc.level
-		if !d.pause.started && d.active > 0 && d.active < base {
-			base = d.active
+		active := d.sessions()
+		if !d.pause.started && active > 0 && active < base {
+			base = active
 		}
-		exact := s == ScopeConnections && !d.pause.started && d.active > 0
+		exact := s == ScopeConnections && !d.pause.started && active > 0
 		if exact {
-			base = d.active
+			base = active
 		}
 		d.conc.cut(base, exact, hard, d.rate.ceil.wary, now, &p.o)
 	}

@@ -33,7 +33,10 @@ type dest struct {
 	canary  greyCanary
 	perConn perConnection
 
-	active    int // sessions admitted and not yet released
+	active int // sessions admitted and not yet released
+	// fleet is the cluster's view during one Observe (nil: none; see
+	// Outcome.Fleet).
+	fleet     *Fleet
 	successes int // consecutive, towards the next additive increase
 
 	counts      [60]minuteCount
@@ -163,6 +166,26 @@ func (d *dest) maxRate() rate.Limit {
 		return d.rtLim.Rate
 	}
 	return d.cfgRate
+}
+
+// sessions is the sessions open at the destination: this node's, or the
+// whole fleet's in cluster mode (a refusal of one session too many is
+// about all of them).
+func (d *dest) sessions() int {
+	if d.fleet != nil && d.fleet.Sessions > d.active {
+		return d.fleet.Sessions
+	}
+	return d.active
+}
+
+// pace is the delivered pace the receiver saw, over the last second and
+// the last 10 s: this node's, or the fleet's when the cluster knows it.
+func (d *dest) pace(now time.Time) (recent, long rate.Limit) {
+	recent, long = d.rate.oks.rate(now), d.rate.oks.longRate(now)
+	if f := d.fleet; f != nil {
+		recent, long = max(recent, f.Pace), max(long, f.LongPace)
+	}
+	return recent, long
 }
 
 func (d *dest) count(c Class, now time.Time) {

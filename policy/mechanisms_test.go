@@ -195,7 +195,7 @@ func TestRateAIMDType(t *testing.T) {
 		t.Fatal("unlimited rate has a bucket")
 	}
 	quiet := now.Add(time.Second)
-	if !a.cut(false, false, quiet, now, o) || a.rate != 19 {
+	if !a.cut(false, false, a.oks.rate(now), a.oks.longRate(now), quiet, now, o) || a.rate != 19 {
 		t.Fatalf("cut: %v", a.rate)
 	}
 	// No message before quiet: the receiver's window is full.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"golang.org/x/time/rate"
 	"strings"
 	"time"
 
@@ -14,6 +15,18 @@ type Outcome struct {
 	Rcpt     string    // "" for a session-level observation with no recipient
 	Attempts int       // attempts for this recipient including this one (>=1)
 	Queued   time.Time // when the recipient was queued
+	// Fleet, in cluster mode, is what the whole fleet does at the
+	// destination (package cluster fills it for a refusal of the
+	// destination): a cut then starts from the fleet's sessions and
+	// pace, not from this node's share of them (nil: this node alone).
+	Fleet *Fleet
+}
+
+// Fleet is a destination as a cluster of nodes sees it (issue 15).
+type Fleet struct {
+	Sessions int        // sessions open at the destination, every node
+	Pace     rate.Limit // messages/s over the last second (0 = unknown)
+	LongPace rate.Limit // messages/s over the last 10 s (0 = unknown)
 }
 
 // Action is what to do with the recipient.
@@ -61,6 +74,7 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 	}
 	p.mu.Lock()
 	d := p.get(name)
+	d.fleet = o.Fleet // until the unlock below
 	d.count(v.Class, now)
 	d.lastReply = o.Reply.String()
 	d.lastAttempt = now
@@ -168,6 +182,7 @@ func (p *Policy) Observe(name string, o Outcome) Decision {
 		dec.Action = ActionBounce
 		dec.Suppress = o.Rcpt != "" && (o.Reply.Enhanced == "5.1.1")
 	}
+	d.fleet = nil
 	save := p.snapshotForSave(d)
 	p.mu.Unlock()
 	if dec.Alarm != "" {
@@ -227,7 +242,7 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 		// punishes: from now on it is probed above its learned limits
 		// only rarely (see rateCeiling.wary).
 		rt = false
-		conn = conn && d.active > 1
+		conn = conn && d.sessions() > 1
 		if !d.rate.ceil.wary {
 			d.rate.ceil.wary = true
 			d.version++
@@ -242,7 +257,7 @@ func (p *Policy) onThrottle(d *dest, v Verdict, now time.Time) {
 	if v.Scope == ScopeConnections && !v.Hard && !conn {
 		// A session that was already opening when the receiver refused
 		// the first one shows the limit of sessions more exactly.
-		d.conc.refusedAgain(d.active, &p.o)
+		d.conc.refusedAgain(d.sessions(), &p.o)
 	}
 	if d.blocked(now) {
 		// Already paused: the pause is not lengthened, and only a kind

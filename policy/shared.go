@@ -144,3 +144,14 @@ func (p *Policy) DecreaseWindow() time.Duration {
 	defer p.mu.Unlock()
 	return p.o.DecreaseWindow
 }
+
+// RateWaited records that a message to name waited for a rate token of
+// the cluster's shared bucket (package cluster): the rate holds mail back
+// there as when the local bucket makes it wait, which is what lets the
+// rate grow (see rateAIMD.grow).
+func (p *Policy) RateWaited(name string) {
+	now := p.o.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.get(name).rate.waited = now
+}
