@@ -63,4 +63,16 @@ type Grouper interface {
 	OverrideDomains() []string
 }
 
+// Yielder is implemented by a policy shared with other nodes (package
+// cluster): a session idling for more mail holds a slot of the fleet's,
+// and Yield reports that another node waits for one at dest, so the idle
+// session ends (locally the scheduler's own slot queue does this).
+// Idle sessions ask every yieldCheck.
+type Yielder interface {
+	Yield(dest string) bool
+}
+
+// yieldCheck is how often an idle session asks a Yielder.
+const yieldCheck = 200 * time.Millisecond
+
 var _ Policy = (*policy.Policy)(nil)

@@ -186,9 +186,15 @@ func (s *Scheduler) take(ctx context.Context, d *dest, canIdle bool) *job {
 			s.mu.Unlock()
 			return j
 		}
-		var expired <-chan time.Time
+		var expired, recheck <-chan time.Time
+		var rt clock.Timer
+		y, fleet := s.o.Policy.(Yielder)
 		switch {
 		case d.dry && (s.yield || !canIdle || s.settings().ConnectionIdle <= 0):
+			s.mu.Unlock()
+			return nil
+		case d.dry && fleet && y.Yield(d.name):
+			// Another sender of the fleet waits for this slot.
 			s.mu.Unlock()
 			return nil
 		case d.dry:
@@ -196,6 +202,10 @@ func (s *Scheduler) take(ctx context.Context, d *dest, canIdle bool) *job {
 				idle = s.clk.NewTimer(s.settings().ConnectionIdle)
 			}
 			expired = idle.C()
+			if fleet {
+				rt = s.clk.NewTimer(yieldCheck)
+				recheck = rt.C()
+			}
 		default:
 			// A refill is coming, or about to be asked for.
 			s.markDirtyLocked(d)
@@ -209,10 +219,14 @@ func (s *Scheduler) take(ctx context.Context, d *dest, canIdle bool) *job {
 		end := false
 		select {
 		case <-arrived:
+		case <-recheck:
 		case <-expired:
 			end = true
 		case <-ctx.Done():
 			end = true
+		}
+		if rt != nil {
+			rt.Stop()
 		}
 		s.mu.Lock()
 		d.idle--
