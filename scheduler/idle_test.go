@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,4 +234,44 @@ func TestProviderDomainsShareTheConnection(t *testing.T) {
 	if st := mx.Stats(); st.Sessions != 2 {
 		t.Errorf("%d connections for a,b,a,c: want 2 (a and b share one; c has other MX hosts)", st.Sessions)
 	}
+}
+
+// yieldingPolicy is the policy of a node in a fleet (cluster mode) where
+// another node waits for a slot once wanted is set.
+type yieldingPolicy struct {
+	*policy.Policy
+	wanted atomic.Bool
+}
+
+func (p *yieldingPolicy) Yield(string) bool { return p.wanted.Load() }
+
+// In cluster mode an idle session holds one of the fleet's slots: when
+// another node waits for one (Yielder), the session QUITs at its next
+// check instead of idling out connection_idle (issue 15).
+func TestIdleSessionYieldsToTheFleet(t *testing.T) {
+	t.Parallel()
+	out := &scriptOutbound{}
+	var yp *yieldingPolicy
+	r := newScriptRig(t, out, func(o *Options) {
+		o.ConnectionIdle = time.Hour
+		yp = &yieldingPolicy{Policy: o.Policy.(*policy.Policy)}
+		o.Policy = yp
+	})
+	m1 := r.enqueue("app@src.test", "a@dest.test")
+	eventually(t, "the delivery", func() bool { return r.state(m1).State == queue.StateSent })
+	r.idle("dest.test")
+	out.mu.Lock()
+	sess := out.sessions[0]
+	out.mu.Unlock()
+	r.clk.Advance(yieldCheck)
+	r.idle("dest.test") // nobody waits: it idles on
+	if sess.isClosed() {
+		t.Fatal("the idle session ended with no other node waiting")
+	}
+	yp.wanted.Store(true)
+	for i := 0; i < 100 && !sess.isClosed(); i++ {
+		r.clk.Advance(yieldCheck)
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "the idle session to QUIT for the other node", sess.isClosed)
 }
