@@ -127,6 +127,8 @@ type Node struct {
 	suppSeq  int64               // last log entry applied
 	limitsAt map[string]policy.Limits
 	seen     map[string]int       // dest -> the fleet's sessions, as last seen
+	views    map[string]cached    // dest -> the cluster's state as last read (Ready)
+	spares   map[string]spare     // dest -> rate tokens taken ahead
 	wanted   map[string]wantState // dest -> whether another node waits for a slot (Yield)
 	alarm    Alarm
 }
@@ -175,7 +177,7 @@ func New(o Options) (*Node, error) {
 		tag:    o.NodeID + "/" + hex.EncodeToString(rnd[:]),
 		leases: map[string][]string{}, active: map[string]int{}, shares: map[string]*share{},
 		echo: map[string]int{}, limitsAt: map[string]policy.Limits{},
-		seen: map[string]int{}, wanted: map[string]wantState{},
+		seen: map[string]int{}, wanted: map[string]wantState{}, views: map[string]cached{}, spares: map[string]spare{},
 	}
 	n.live.Store(1)
 	if o.StateFile != "" {

@@ -243,6 +243,7 @@ func TestOneProbeAfterPause(t *testing.T) {
 		}
 	}
 	f.gates[prober].Observe(dest, success())
+	f.clk.Advance(viewFresh) // the others' copy of the cluster's state ages out
 	for i, g := range f.gates {
 		g.Ready(dest) // each node looks at the cluster
 		if st, _ := g.State(dest); st.State != policy.StateOpen {
@@ -252,6 +253,7 @@ func TestOneProbeAfterPause(t *testing.T) {
 	// The throttle cut the level to the one session the probe holds:
 	// when it ends, another node may take it.
 	f.gates[prober].Release(dest)
+	f.clk.Advance(viewFresh)
 	other := (prober + 1) % 3
 	if n, _ := f.gates[other].Ready(dest); n < 1 {
 		t.Fatalf("node %d: Ready %d after the probe ended", other+1, n)
@@ -493,5 +495,43 @@ func TestLiveCountSurvivesRestart(t *testing.T) {
 	n.Beat()
 	if n.Up() || n.LiveNodes() != 3 {
 		t.Fatalf("restarted with Redis down: up %v, live %d; want the 3 last seen", n.Up(), n.LiveNodes())
+	}
+}
+
+// At 400/s tokens come ten a round trip, and the fleet still takes 400
+// in a second, not more.
+func TestRateBatches(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newFleet(t, srv, 3, func(o *policy.Options) { o.Rate, o.MinRate = 400, 1 })
+	before := 0
+	for _, n := range f.nodes {
+		before += int(n.trips.Load())
+	}
+	// Each node sends as the scheduler does: when told to wait, it
+	// asks again after the wait.
+	total := 0
+	next := make([]time.Time, len(f.gates))
+	for range 1000 {
+		now := f.clk.Advance(time.Millisecond)
+		for i, g := range f.gates {
+			for !now.Before(next[i]) {
+				w := g.Reserve(dest)
+				if w > 0 {
+					next[i] = now.Add(w)
+					break
+				}
+				total++
+			}
+		}
+	}
+	trips := -before
+	for _, n := range f.nodes {
+		trips += int(n.trips.Load())
+	}
+	if total < 390 || total > 425 {
+		t.Fatalf("tokens in one second across 3 nodes at 400/s: %d", total)
+	}
+	if trips > total/3 {
+		t.Fatalf("%d round trips for %d tokens: not batched", trips, total)
 	}
 }

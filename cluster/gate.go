@@ -115,6 +115,40 @@ func (n *Node) view(dest string, now time.Time) (view, error) {
 	return v, nil
 }
 
+// viewFresh is how long Ready answers from the cluster's state as last
+// read: the scheduler asks after every job a session takes, and Admit,
+// not Ready, takes a slot (so a stale view costs at most a refused
+// Admit). A slot this node takes or frees, or a change it publishes,
+// drops the copy at once.
+const viewFresh = 100 * time.Millisecond
+
+type cached struct {
+	v  view
+	at time.Time
+}
+
+func (n *Node) cachedView(dest string, now time.Time) (view, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, ok := n.views[dest]
+	if !ok || now.Sub(c.at) >= viewFresh || now.Before(c.at) {
+		return view{}, false
+	}
+	return c.v, true
+}
+
+func (n *Node) keepView(dest string, v view, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.views[dest] = cached{v: v, at: now}
+}
+
+func (n *Node) dropView(dest string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.views, dest)
+}
+
 // gcraParams are the emission interval and tolerance (µs) of rate r: the
 // burst is a twentieth of a second's worth, at least 1, as the local
 // bucket's (policy/rate.go).
@@ -134,10 +168,14 @@ func (g *Gate) Ready(name string) (int, time.Time) {
 	if !n.Up() {
 		return g.fallbackReady(name, now)
 	}
-	v, err := n.view(name, now)
-	if err != nil {
-		n.failed(err)
-		return g.fallbackReady(name, now)
+	v, ok := n.cachedView(name, now)
+	if !ok {
+		var err error
+		if v, err = n.view(name, now); err != nil {
+			n.failed(err)
+			return g.fallbackReady(name, now)
+		}
+		n.keepView(name, v, now)
 	}
 	sh := g.Policy.Adopt(name, v.sh)
 	k, at := g.Policy.Ready(name)
@@ -185,6 +223,7 @@ func (g *Gate) Admit(name string) (bool, time.Time) {
 	if !ok {
 		return ok, at
 	}
+	n.dropView(name)
 	sh := g.Policy.Shared(name)
 	probe := sh.HalfOpen && !sh.PausedUntil.After(now)
 	id := n.tag + "/" + strconv.FormatUint(n.seq.Add(1), 10)
@@ -256,6 +295,7 @@ func (n *Node) activeAt(dest string) int {
 func (g *Gate) Release(name string) {
 	n := g.n
 	g.Policy.Release(name)
+	n.dropView(name)
 	id := n.drop(name)
 	if id == "" || !n.Up() {
 		return // a lease not released expires within lease_ttl
@@ -279,24 +319,96 @@ func (g *Gate) Reserve(name string) time.Duration {
 	if !n.Up() {
 		return g.fallbackReserve(name, now)
 	}
+	if ok, wait := n.spareToken(name, now); ok {
+		return 0
+	} else if wait > 0 {
+		g.Policy.RateWaited(name)
+		return wait
+	}
 	// An unlimited rate is asked too: the script counts the fleet's
-	// pace, which a rate cut needs (see fleet).
+	// pace, which a rate cut needs (see fleet). Tokens come in small
+	// batches (tokenBatch): the round trips per message stay low.
+	r := g.Policy.Shared(name).Rate
+	want := tokenBatch(r)
 	ctx, cancel := n.ctx()
 	defer cancel()
 	n.trips.Add(1)
 	res, err := gcraScript.Run(ctx, n.rdb, []string{n.key("rate", name), n.key("pace", name), n.key("dest", name)},
-		now.UnixMicro(), fmtRate(g.Policy.Shared(name).Rate), 1).Int64Slice()
+		now.UnixMicro(), fmtRate(r), want).Int64Slice()
 	if err != nil {
 		n.failed(err)
 		return g.fallbackReserve(name, now)
 	}
 	if res[0] >= 1 {
-		return 0
+		first := time.UnixMicro(res[1])
+		if r <= 0 || !first.After(now) {
+			n.keepTokens(name, int(res[0]), first, r, 1)
+			return 0
+		}
+		// The batch starts a little later (within the burst): every
+		// token waits for its own slot.
+		n.keepTokens(name, int(res[0]), first, r, 0)
+		g.Policy.RateWaited(name)
+		return first.Sub(now)
 	}
 	// The fleet's rate holds mail back: the local law must know it, or
 	// it never grows the rate (it grows only a rate that binds).
 	g.Policy.RateWaited(name)
 	return max(time.Duration(res[1])*time.Microsecond, time.Millisecond)
+}
+
+// tokenBatch is how many tokens one Reserve takes from the shared
+// bucket at rate r: a fortieth of a second's worth (2 at 100/s, 25 at
+// 1,000/s), at least 1, so that a busy destination costs well under one
+// round trip per message. The spares are spent within their own time
+// (see keepTokens): the fleet's total still never exceeds the rate, and
+// a batch is at most half the bucket's burst.
+func tokenBatch(r rate.Limit) int {
+	if r <= 0 {
+		return 1
+	}
+	return max(1, int(float64(r)/40))
+}
+
+type spare struct {
+	n    int           // tokens left
+	next time.Time     // when the next may go
+	step time.Duration // one emission interval
+}
+
+// keepTokens keeps the k tokens of a batch less the used ones: token i
+// is usable i intervals after first (its reserved slot in the bucket).
+func (n *Node) keepTokens(dest string, k int, first time.Time, r rate.Limit, used int) {
+	if k-used <= 0 || r <= 0 {
+		return
+	}
+	step := time.Duration(float64(time.Second) / float64(r))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.spares[dest] = spare{n: k - used, next: first.Add(step * time.Duration(used)), step: step}
+}
+
+// spareTokenLate bounds how late a kept token may still go: one kept
+// past its slot by more is dropped rather than add to a burst.
+const spareTokenLate = 100 * time.Millisecond
+
+// spareToken takes a kept token when its slot has come (ok), or says how
+// long until it comes (wait > 0); neither when none is kept.
+func (n *Node) spareToken(dest string, now time.Time) (ok bool, wait time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, have := n.spares[dest]
+	if !have || s.n <= 0 || now.Sub(s.next) > spareTokenLate {
+		delete(n.spares, dest)
+		return false, 0
+	}
+	if now.Before(s.next) {
+		return false, s.next.Sub(now)
+	}
+	s.n--
+	s.next = s.next.Add(s.step)
+	n.spares[dest] = s
+	return true, 0
 }
 
 // Continue is the local answer, and, in the cluster, not while this node
@@ -419,6 +531,7 @@ func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
 	if !changed {
 		return dec
 	}
+	n.dropView(name)
 	ctx, cancel := n.ctx()
 	defer cancel()
 	n.trips.Add(1)

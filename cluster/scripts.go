@@ -62,28 +62,33 @@ return 1
 // still share one bucket at one rate); ARGV now (µs), rate (messages/s;
 // 0 = unlimited: count only), tokens wanted. The burst is a twentieth of
 // a second's worth, at least 1, as the local bucket's (policy/rate.go).
-// It grants as many of the tokens as fit now (at least one, or none),
-// counts them in the pace, and returns {granted, wait µs until the next
-// token when none}.
+//
+// A batch of k tokens is a reservation of k consecutive emission slots,
+// granted when the first is due (within the burst tolerance): the node
+// spends token j no sooner than j intervals after the first, so each
+// token goes no earlier than its own slot less the tolerance, as GCRA
+// requires of every cell, and the fleet never goes above the rate
+// however the batches interleave. Returns {granted, time of the first
+// token (µs)}, or {0, wait µs} when none is due.
 var gcraScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local r = tonumber(redis.call('HGET', KEYS[3], 'rate') or '') or tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local k = want
+local first = now
 if r > 0 then
   local T = 1e6 / r
   local tau = (math.max(math.floor(r / 20), 1) - 1) * T
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
   if tat < now then tat = now end
-  local room = math.floor((now + tau - tat) / T) + 1
-  if room < 1 then return {0, math.ceil(tat - tau - now)} end
-  k = math.min(room, want)
+  if tat - now > tau then return {0, math.ceil(tat - tau - now)} end
+  first = math.max(now, tat - tau)
   tat = tat + k * T
   redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 end
 redis.call('HINCRBY', KEYS[2], string.format('%.0f', math.floor(now / 100000)), k)
 redis.call('PEXPIRE', KEYS[2], 11000)
-return {k, 0}
+return {k, string.format('%.0f', first)}
 `)
 
 // publishScript carries what one node learned from a reply to the
