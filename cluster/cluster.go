@@ -153,9 +153,9 @@ func New(o Options) (*Node, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	ro, err := redis.ParseURL(o.URL)
+	rdb, tmo, err := dial(o)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: redis URL %s: %w", Redact(o.URL), err)
+		return nil, err
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -164,15 +164,10 @@ func New(o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
-	tmo := o.Heartbeat / 2
-	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = tmo, tmo, tmo
-	ro.MaxRetries = -1   // a failed call falls back at once; the heartbeat retries
-	ro.DialerRetries = 1 // likewise for a refused connection
-	ro.PoolSize = 32
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	n := &Node{
-		o: o, rdb: redis.NewClient(ro), log: o.Logger, pol: o.Policy, now: o.Now, tmo: tmo,
+		o: o, rdb: rdb, log: o.Logger, pol: o.Policy, now: o.Now, tmo: tmo,
 		poll:   max(o.Heartbeat/8, 10*time.Millisecond),
 		tag:    o.NodeID + "/" + hex.EncodeToString(rnd[:]),
 		leases: map[string][]string{}, active: map[string]int{}, shares: map[string]*share{},
@@ -210,6 +205,39 @@ func (n *Node) holding(now time.Time) (time.Time, bool) {
 	return t, now.Before(t)
 }
 
+// dial builds the client of o.URL: a redis:// or rediss:// (TLS) URL
+// names one server (or a managed Redis's endpoint, which follows its own
+// failover); with a master_name query parameter it names Redis Sentinels
+// instead (the host, and more in addr= parameters), and the client asks
+// them for the current master and follows a failover. Every call has a
+// timeout of half a heartbeat and no retry: a node falls back at once
+// and its heartbeat finds Redis again.
+func dial(o Options) (*redis.Client, time.Duration, error) {
+	tmo := o.Heartbeat / 2
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cluster: redis URL %s: %w", Redact(o.URL), err)
+	}
+	if u.Query().Has("master_name") {
+		fo, err := redis.ParseFailoverURL(o.URL)
+		if err != nil {
+			return nil, 0, fmt.Errorf("cluster: redis URL %s: %w", Redact(o.URL), err)
+		}
+		fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout = tmo, tmo, tmo
+		fo.MaxRetries, fo.DialerRetries, fo.PoolSize = -1, 1, 32
+		return redis.NewFailoverClient(fo), tmo, nil
+	}
+	ro, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cluster: redis URL %s: %w", Redact(o.URL), err)
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = tmo, tmo, tmo
+	ro.MaxRetries = -1   // a failed call falls back at once; the heartbeat retries
+	ro.DialerRetries = 1 // likewise for a refused connection
+	ro.PoolSize = 32
+	return redis.NewClient(ro), tmo, nil
+}
+
 // quiet silences the client library's own log lines (a refused dial is
 // printed to stderr on every attempt): the node logs each transition once.
 type quiet struct{}
@@ -226,6 +254,11 @@ func Redact(raw string) string {
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	// A Sentinel URL carries the master's password as a parameter.
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

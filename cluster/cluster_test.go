@@ -535,3 +535,51 @@ func TestRateBatches(t *testing.T) {
 		t.Fatalf("%d round trips for %d tokens: not batched", trips, total)
 	}
 }
+
+// Through Redis Sentinel (master_name in the URL): the node asks the
+// sentinel for the master and shares its state there.
+func TestSentinel(t *testing.T) {
+	srv := redistest.Start(t)
+	sent := redistest.Sentinel(t, srv)
+	pol, err := policy.New(policyOptions(fakeclock.New(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{URL: "redis://" + sent + "/0?master_name=sluice", NodeID: "s1", Prefix: "sentinel:", LeaseTTL: 15 * time.Second,
+		Heartbeat: 2 * time.Second, Policy: pol, Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.rdb.Close()
+	n.Beat()
+	if !n.Up() {
+		t.Fatal("the node did not join through the sentinel")
+	}
+	if ok, _ := n.Gate().Admit(dest); !ok {
+		t.Fatal("admit")
+	}
+	// The lease is on the master the sentinel named.
+	direct, err := New(Options{URL: srv.URL(), NodeID: "s2", Prefix: "sentinel:", LeaseTTL: 15 * time.Second, Heartbeat: 2 * time.Second,
+		Policy: pol, Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.rdb.Close()
+	direct.Beat()
+	if sh, err := direct.Shares(t.Context(), []string{dest}); err != nil || sh[dest].ByNode["s1"] != 1 {
+		t.Fatalf("shares on the master: %+v %v", sh, err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://u:hunter2@r:6379/0":                      "redis://u:xxxxx@r:6379/0",
+		"rediss://:hunter2@r:6380":                        "rediss://:xxxxx@r:6380",
+		"redis://s:6379/0?master_name=m&password=hunter2": "redis://s:6379/0?master_name=m&password=xxxxx",
+		"redis://r:6379/0":                                "redis://r:6379/0",
+	} {
+		if got := Redact(in); got != want || strings.Contains(got, "hunter2") {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

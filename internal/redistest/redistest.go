@@ -8,7 +8,9 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -106,4 +108,37 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// Sentinel starts a Redis Sentinel (redis-server --sentinel) on a free
+// loopback port that monitors master under the name "sluice", and
+// returns its address. It is killed when the test ends.
+func Sentinel(t testing.TB, master *Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	// Sentinel rewrites its config file: it must be writable.
+	conf := filepath.Join(t.TempDir(), "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor sluice 127.0.0.1 %d 1\n", port, master.Port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(master.bin, conf, "--sentinel", "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redis-server --sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(10 * time.Second)
+	for ping(addr) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %s did not answer PING", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return addr
 }
