@@ -488,8 +488,42 @@ func (n *Node) beat(ctx context.Context, now time.Time) error {
 	}
 	n.mu.Lock()
 	n.alarm = a
+	n.pruneLocked(now)
 	n.mu.Unlock()
 	return nil
+}
+
+// pruneLocked drops the per-destination copies of destinations this node
+// has no session at and has not looked at for a minute: a node that
+// mails ten thousand domains keeps state for those in use only. Caller
+// holds n.mu.
+func (n *Node) pruneLocked(now time.Time) {
+	const idle = time.Minute
+	for d, c := range n.views {
+		if now.Sub(c.at) > idle {
+			delete(n.views, d)
+		}
+	}
+	for d, w := range n.wanted {
+		if now.Sub(w.read) > idle && !w.reading {
+			delete(n.wanted, d)
+		}
+	}
+	for d, sp := range n.spares {
+		if now.Sub(sp.next) > idle {
+			delete(n.spares, d)
+		}
+	}
+	for d := range n.seen {
+		if _, ok := n.views[d]; !ok && n.active[d] == 0 {
+			delete(n.seen, d)
+		}
+	}
+	for d, sh := range n.shares {
+		if n.active[d] == 0 && sh.lim != nil && sh.lim.TokensAt(now) >= float64(sh.lim.Burst()) {
+			delete(n.shares, d)
+		}
+	}
 }
 
 func b2s(b bool) string {

@@ -583,3 +583,24 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// A destination not used for a minute leaves nothing behind on the node.
+func TestPrune(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newFleet(t, srv, 1, func(o *policy.Options) { o.Rate, o.MinRate = 400, 1 })
+	g, n := f.gates[0], f.nodes[0]
+	g.Ready(dest)
+	if ok, _ := g.Admit(dest); !ok {
+		t.Fatal("admit")
+	}
+	g.Reserve(dest)
+	g.Release(dest)
+	g.Ready(dest)
+	f.clk.Advance(2 * time.Minute)
+	n.Beat()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.views)+len(n.spares)+len(n.seen)+len(n.active)+len(n.leases) != 0 {
+		t.Fatalf("left behind: views %v spares %v seen %v active %v leases %v", n.views, n.spares, n.seen, n.active, n.leases)
+	}
+}
