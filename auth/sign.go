@@ -34,7 +34,7 @@ func sign(open func() (io.ReadCloser, error), keys []signingKey) ([]byte, []stri
 		if err != nil {
 			return nil, nil, fmt.Errorf("auth: dkim sign %s/%s: %w", k.Domain, k.Selector, err)
 		}
-		field, err := signature(msg, k)
+		field, err := signature(msg, k, signedHeaders)
 		msg.Close()
 		if err != nil {
 			return nil, nil, err
@@ -48,14 +48,14 @@ func sign(open func() (io.ReadCloser, error), keys []signingKey) ([]byte, []stri
 // signature computes the DKIM-Signature header field (with its CRLF) that
 // key k puts on the message read from msg. The message itself is not
 // changed: the caller prepends the field.
-func signature(msg io.Reader, k signingKey) (string, error) {
+func signature(msg io.Reader, k signingKey, headers []string) (string, error) {
 	s, err := dkim.NewSigner(&dkim.SignOptions{
 		Domain:                 k.Domain,
 		Selector:               k.Selector,
 		Signer:                 k.signer,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
 		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-		HeaderKeys:             signedHeaders,
+		HeaderKeys:             headers,
 	})
 	if err != nil {
 		return "", fmt.Errorf("auth: dkim signer for %s/%s: %w", k.Domain, k.Selector, err)
@@ -71,4 +71,27 @@ func signature(msg io.Reader, k signingKey) (string, error) {
 		return "", fmt.Errorf("auth: dkim sign %s/%s: %w", k.Domain, k.Selector, err)
 	}
 	return s.Signature(), nil
+}
+
+// SignFrom returns the DKIM-Signature fields (RFC 6376) that the keys
+// for mail From domain put on msg, signing the extra header fields too;
+// nil when no key is configured for the domain. It is for messages
+// sluice writes itself and queues without the submission path's check
+// (TLS-RPT reports, which RFC 8460 §3 requires to carry a valid DKIM
+// signature of the reporting domain).
+func (c *Checker) SignFrom(domain string, msg []byte, extra ...string) ([]byte, error) {
+	keys := c.keysFor(domain)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	headers := append(append([]string(nil), signedHeaders...), extra...)
+	var sigs bytes.Buffer
+	for _, k := range keys {
+		field, err := signature(bytes.NewReader(msg), k, headers)
+		if err != nil {
+			return nil, err
+		}
+		sigs.WriteString(field)
+	}
+	return sigs.Bytes(), nil
 }

@@ -207,3 +207,39 @@ func TestCheckStreamsMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestSignFrom: SignFrom signs a message sluice writes itself (a
+// TLS-RPT report, issue 14 item 4) with the keys for its From domain,
+// the extra fields included in h=, and the signature verifies; a domain
+// without a key gets none.
+func TestSignFrom(t *testing.T) {
+	t.Parallel()
+	fake := newFakeDNS()
+	key := keyFixture(t, fake, "example.test", "s1", "ed25519", false)
+	c, err := New(testOptions(func(o *Options) {
+		o.Mode = ModeOff
+		o.Keys = []KeyConfig{key}
+		o.Resolver = fake
+		o.OutboundIPs = testIPs
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "From: <tlsrpt@example.test>\r\nTo: <r@dest.test>\r\nSubject: Report Domain: dest.test Submitter: example.test Report-ID: <1@example.test>\r\n" +
+		"TLS-Report-Domain: dest.test\r\nTLS-Report-Submitter: example.test\r\n\r\nbody\r\n"
+	sigs, err := c.SignFrom("example.test", []byte(msg), "TLS-Report-Domain", "TLS-Report-Submitter")
+	if err != nil || len(sigs) == 0 {
+		t.Fatalf("SignFrom: %q, %v", sigs, err)
+	}
+	if h := strings.Join(strings.Fields(string(sigs)), ""); !strings.Contains(h, ":TLS-Report-Domain:TLS-Report-Submitter;") {
+		t.Errorf("signed header list lacks the report fields:\n%s", sigs)
+	}
+	d := newDNSCache(fake, time.Second, time.Minute, time.Second, time.Now)
+	vs, err := verifyDKIM(context.Background(), d, append(sigs, msg...))
+	if err != nil || len(vs) != 1 || vs[0].Err != nil {
+		t.Fatalf("verify: %v %+v", err, vs)
+	}
+	if sigs, err := c.SignFrom("other.test", []byte(msg)); sigs != nil || err != nil {
+		t.Errorf("a domain without a key: %q, %v", sigs, err)
+	}
+}

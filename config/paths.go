@@ -125,7 +125,7 @@ func (c *Config) inherit() {
 		c.Delivery.Smarthost.TLS = c.Delivery.TLS
 	}
 	if c.TLSRPT.Submitter == "" {
-		c.TLSRPT.Submitter = c.Hostname
+		c.TLSRPT.Submitter = c.TLSRPT.DefaultSubmitter()
 	}
 }
 

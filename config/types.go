@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // Config is the whole relay configuration. Field tags are the TOML key
@@ -319,8 +320,17 @@ func (c Cluster) Node() string {
 type TLSRPT struct {
 	Enabled          bool     `toml:"enabled"`           // off until set: reports name the operator's organisation
 	OrganizationName string   `toml:"organization_name"` // the report's "organization-name" (RFC 8460 §4.4)
-	ContactInfo      string   `toml:"contact_info"`      // the report's "contact-info": an address or URL
+	ContactInfo      string   `toml:"contact_info"`      // the report's "contact-info": an address (RFC 8460 §4.4: addr-spec)
 	From             string   `toml:"from"`              // From and envelope sender of mailed reports
-	Submitter        string   `toml:"submitter"`         // the submitting domain (§5.3); "" = hostname (resolved at load)
+	Submitter        string   `toml:"submitter"`         // the submitting domain (§5.3); "" = contact_info's domain (resolved at load)
 	Interval         Duration `toml:"interval"`          // the reporting period; divides 24h (§4.1: a UTC day)
+}
+
+// DefaultSubmitter is the submitter when tlsrpt.submitter is empty: the
+// domain of contact_info, which RFC 8460 §5.3 requires it to match.
+func (r TLSRPT) DefaultSubmitter() string {
+	if at := strings.LastIndexByte(r.ContactInfo, '@'); at >= 0 {
+		return strings.ToLower(r.ContactInfo[at+1:])
+	}
+	return ""
 }

@@ -681,19 +681,27 @@ func (c *Config) validateTLSRPT(ck *checker) {
 	if strings.TrimSpace(r.OrganizationName) == "" {
 		ck.add("tlsrpt.organization_name", "required when tlsrpt.enabled = true")
 	}
-	if strings.TrimSpace(r.ContactInfo) == "" {
-		ck.add("tlsrpt.contact_info", "required when tlsrpt.enabled = true")
+	plain := func(a string) bool {
+		at := strings.LastIndexByte(a, '@')
+		return at > 0 && at < len(a)-1 && strings.Count(a, "@") == 1 && !strings.ContainsAny(a, " \t<>()[],;:\"")
 	}
-	if at := strings.LastIndexByte(r.From, '@'); at <= 0 || at == len(r.From)-1 || strings.ContainsAny(r.From, " \t<>()[],;:\"") || strings.Count(r.From, "@") != 1 {
+	// RFC 8460 §4.4: contact-info is an addr-spec; §5.3: the submitter
+	// domain must match its domain.
+	if !plain(r.ContactInfo) {
+		ck.add("tlsrpt.contact_info", "want a plain address (local@domain) when tlsrpt.enabled = true, not %q", r.ContactInfo)
+	}
+	if !plain(r.From) {
 		ck.add("tlsrpt.from", "want a plain address (local@domain) when tlsrpt.enabled = true, not %q", r.From)
 	}
 	sub := r.Submitter
 	if sub == "" {
-		sub = c.Hostname // inherit fills it after validation
+		sub = r.DefaultSubmitter() // inherit fills it after validation
 	}
-	if sub == "localhost" || !strings.Contains(sub, ".") {
-		ck.add("tlsrpt.submitter", "want the sending organisation's domain (set it or hostname), not %q", sub)
-	} else {
+	switch {
+	case !plain(r.ContactInfo):
+	case !strings.EqualFold(strings.TrimSuffix(sub, "."), r.DefaultSubmitter()):
+		ck.add("tlsrpt.submitter", "%q must be the domain of tlsrpt.contact_info, %q (RFC 8460 §5.3)", sub, r.DefaultSubmitter())
+	default:
 		ck.domain("tlsrpt.submitter", sub)
 	}
 }

@@ -80,8 +80,9 @@ type entry struct {
 
 func (e *entry) expires() time.Time { return e.Fetched.Add(time.Duration(e.MaxAge) * time.Second) }
 
-// refreshAt: a quarter of max_age before expiry (RFC 8461 §10.2 asks
-// senders to refresh cached policies before they expire).
+// refreshAt: a quarter of max_age before expiry (RFC 8461 §3.3: MTAs
+// SHOULD proactively refresh cached policies before they expire, against
+// the interference §10.2 describes).
 func (e *entry) refreshAt() time.Time {
 	return e.Fetched.Add(time.Duration(e.MaxAge) * time.Second * 3 / 4)
 }
@@ -133,8 +134,9 @@ func (c *Cache) Policy(ctx context.Context, domain string) *Policy {
 	switch {
 	case txtErr != nil && cached != nil:
 		// A failed or absent TXT record does not withdraw a cached
-		// policy before its max_age (§5.1: an attacker who blocks DNS
-		// must not turn enforcement off).
+		// policy before its max_age (§3.3: a valid cached policy applies
+		// when no live one can be discovered; §10.2: an attacker who
+		// blocks DNS must not turn enforcement off).
 		c.log.Debug("mtasts: TXT lookup failed, using the cached policy", "domain", domain, "err", txtErr)
 		return cached.policy()
 	case txtErr != nil:

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// MediaType is the report's media type when gzip-compressed (RFC 8460
-// §6.4), for mail attachments and HTTPS POST bodies alike.
+// MediaType is the report's media type when gzip-compressed, for mail
+// attachments (RFC 8460 §5.3) and HTTPS POST bodies (§5.4) alike.
 const MediaType = "application/tlsrpt+gzip"
 
 // mailReport builds the message that carries a report to a mailto: rua

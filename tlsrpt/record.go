@@ -47,14 +47,15 @@ const MaxRUA = 10
 //	tlsrpt-field   = tlsrpt-rua / tlsrpt-extension
 //	tlsrpt-version = %s"v=TLSRPTv1"
 //	tlsrpt-rua     = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)
-//	tlsrpt-uri     = URI   ; commas and semicolons percent-encoded
+//	tlsrpt-uri     = URI   ; commas (0x2C) and exclamation points (0x21) MUST be encoded
 //	tlsrpt-extension = tlsrpt-ext-name "=" tlsrpt-ext-value
-//	tlsrpt-ext-name  = 1*32(ALPHA / DIGIT / "_" / "-" / ".")
+//	tlsrpt-ext-name  = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
 //	tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)
 //
-// It returns the rua URIs. Only mailto: and https: are kept (§3: "other
-// URI schemes ... MAY be ignored"); a record whose rua names neither is
-// an error, as are a missing or repeated rua and anything off the ABNF.
+// It returns the rua URIs. §3 defines two schemes, mailto and https;
+// URIs of other schemes are skipped, and a record whose rua names
+// neither is an error, as are a missing or repeated rua and anything
+// off the ABNF.
 func ParseRecord(txt string) ([]*url.URL, error) {
 	rest, ok := strings.CutPrefix(txt, "v=TLSRPTv1")
 	if !ok {
@@ -121,7 +122,7 @@ func parseRUA(val string) ([]*url.URL, error) {
 	}
 	for _, p := range parts {
 		p = strings.Trim(p, " \t")
-		if p == "" || strings.ContainsAny(p, " \t;") || !uriChars(p) {
+		if p == "" || strings.ContainsAny(p, " \t;!") || !uriChars(p) {
 			return nil, fmt.Errorf("%w: bad rua URI %q", ErrSyntax, p)
 		}
 		u, err := url.Parse(p)
@@ -188,7 +189,7 @@ func uriChars(s string) bool {
 }
 
 func extName(s string) bool {
-	if len(s) > 32 {
+	if len(s) > 32 || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z' || s[0] >= '0' && s[0] <= '9') {
 		return false
 	}
 	for _, c := range []byte(s) {

@@ -47,6 +47,9 @@ func TestParseRecord(t *testing.T) {
 		{"v=TLSRPTv1;rua=mailto:a@exam ple.com", nil},
 		{"v=TLSRPTv1;rua=mailto:a@example.com;bad ext=1", nil},
 		{"v=TLSRPTv1;rua=mailto:a@example.com;x=", nil},
+		{"v=TLSRPTv1;rua=mailto:a@example.com;_x=1", nil}, // ext-name begins with ALPHA / DIGIT
+		{"v=TLSRPTv1;rua=https://r.example/a!b", nil},     // "!" must be percent-encoded
+		{"v=TLSRPTv1;rua=https://r.example/a%21b", []string{"https://r.example/a%21b"}},
 		{"v=TLSRPTv1;rua=mailto:a@example.com;" + strings.Repeat("x", 33) + "=1", nil},
 		{"v=TLSRPTv1;rua=" + strings.TrimSuffix(strings.Repeat("mailto:a@example.com,", MaxRUA+1), ","), nil},
 	}

@@ -106,7 +106,7 @@ func newRig(t *testing.T, path string, dns txtResolver, hc *http.Client) *rig {
 	g.q = openQueue(t, path)
 	t.Cleanup(func() { g.q.Close() })
 	g.r = New(Options{
-		Identity:    Identity{Org: "Example Sender", Contact: "mailto:postmaster@sender.test", Submitter: "mx.sender.test", From: "tlsrpt@sender.test"},
+		Identity:    Identity{Org: "Example Sender", Contact: "postmaster@mx.sender.test", Submitter: "mx.sender.test", From: "tlsrpt@sender.test"},
 		Interval:    24 * time.Hour,
 		FlushEvery:  time.Minute,
 		RetryEvery:  time.Hour,
@@ -222,7 +222,7 @@ func TestDailyReportByMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.DateRange.Start != "2026-03-04T00:00:00Z" || rep.DateRange.End != "2026-03-04T23:59:59Z" || rep.OrganizationName != "Example Sender" ||
-		rep.ContactInfo != "mailto:postmaster@sender.test" || len(rep.Policies) != 1 {
+		rep.ContactInfo != "postmaster@mx.sender.test" || len(rep.Policies) != 1 {
 		t.Fatalf("report %s", j)
 	}
 	p := rep.Policies[0]
@@ -354,7 +354,7 @@ func TestReportSchemaCatchesMistakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := build(Identity{Org: "o", Contact: "c", Submitter: "s.test"}, "d.test", time.Unix(0, 0), time.Unix(86400, 0),
+	good := build(Identity{Org: "o", Contact: "c@s.test", Submitter: "s.test"}, "d.test", time.Unix(0, 0), time.Unix(86400, 0),
 		map[string]*tally{"sts": {Successes: 1, Failures: []FailureDetail{{outbound.TLSFailureDetail{Result: "certificate-expired", ReceivingIP: "192.0.2.1"}, 1}}}})
 	j, _ := json.Marshal(good)
 	validate(t, j)

@@ -20,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"sluice/auth"
 	"sluice/config"
 	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
@@ -76,6 +78,11 @@ func TestProofTLSRPT(t *testing.T) {
 	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	keyFile := filepath.Join(dir, "s1.pem")
+	_, dkimRecord, err := auth.Keygen("sluice.test", "s1", "ed25519", keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	smtpAddr := freeAddr(t)
 	cfg := writeConfig(t, dir, smtpAddr, fmt.Sprintf(`
 [delivery]
@@ -95,9 +102,14 @@ mode = "verify"
 [tlsrpt]
 enabled = true
 organization_name = "Sluice Test"
-contact_info = "mailto:postmaster@sluice.test"
+contact_info = "postmaster@sluice.test"
 from = "tlsrpt-noreply@sluice.test"
-`, port, ns.Addr(), caFile))
+
+[[auth.dkim]]
+domain = "sluice.test"
+selector = "s1"
+key_file = %q
+`, port, ns.Addr(), caFile, keyFile))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(relayLog(cfg))
@@ -180,6 +192,15 @@ from = "tlsrpt-noreply@sluice.test"
 		if s := msg.Header.Get("Subject"); !strings.HasPrefix(s, "Report Domain: "+domain+" Submitter: sluice.test Report-ID: <") ||
 			msg.Header.Get("TLS-Report-Submitter") != "sluice.test" {
 			t.Errorf("%s: Subject %q", domain, s)
+		}
+		// RFC 8460 §3: signed by the reporting domain, the report's
+		// header fields included.
+		vs, err := dkim.VerifyWithOptions(bytes.NewReader(m), &dkim.VerifyOptions{
+			LookupTXT: func(string) ([]string, error) { return []string{dkimRecord}, nil },
+		})
+		if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "sluice.test" ||
+			!strings.Contains(strings.Join(vs[0].HeaderKeys, ":"), "TLS-Report-Domain:TLS-Report-Submitter") {
+			t.Errorf("%s: DKIM %v %+v", domain, err, vs)
 		}
 		j := reportJSON(t, msg)
 		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))

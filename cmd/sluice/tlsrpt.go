@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"sluice/auth"
 	"sluice/internal/clock"
 	"sluice/mtasts"
 	"sluice/queue"
@@ -13,7 +15,7 @@ import (
 // TLS-RPT's timings. They are mechanism, not policy: the period is the
 // operator's (tlsrpt.interval); these say how often the tally is saved
 // (the outcomes a crash may lose) and how hard an undelivered report is
-// pushed (RFC 8460 §5.4 leaves retries to the sender).
+// pushed (RFC 8460 §5.5 leaves retries to the sender's local policy).
 const (
 	tlsrptFlushEvery  = time.Minute
 	tlsrptRetryEvery  = time.Hour
@@ -54,7 +56,23 @@ func (d *daemon) newReporter() *tlsrpt.Reporter {
 // queueReport puts a mailed report in the queue, as the DSNs are: from
 // there it is delivered, retried and expired like any mail.
 func (d *daemon) queueReport(ctx context.Context, from string, to []string, msg []byte) error {
-	id, err := d.queue.Enqueue(ctx, queue.NewMessage{From: from, Rcpts: to, Body: msg, TLSReport: true})
+	// RFC 8460 §3: a mailed report must carry a valid DKIM signature of
+	// the reporting domain (receivers ignore one without). The keys are
+	// the [[auth.dkim]] ones in force for the From domain; the report's
+	// own header fields are signed too (§5.3).
+	cfg := d.live.Load()
+	c, err := auth.New(authOptions(cfg, d.log, d.resolver.Compat()))
+	if err != nil {
+		return err
+	}
+	sigs, err := c.SignFrom(from[strings.LastIndexByte(from, '@')+1:], msg, "TLS-Report-Domain", "TLS-Report-Submitter")
+	if err != nil {
+		return err
+	}
+	if sigs == nil {
+		d.log.Warn("tlsrpt: no DKIM key for the report's From domain ([[auth.dkim]]); receivers ignore unsigned reports (RFC 8460 §3)", "from", from)
+	}
+	id, err := d.queue.Enqueue(ctx, queue.NewMessage{From: from, Rcpts: to, Body: append(sigs, msg...), TLSReport: true})
 	if err != nil {
 		return err
 	}

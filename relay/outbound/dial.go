@@ -92,7 +92,13 @@ func tryNext(r *reply.Reply) bool {
 // anyway in testing mode); every other TLS failure is a tls-policy
 // failure (reply.ErrTLSPolicy): never a silent downgrade.
 func (o *Client) dialHop(ctx context.Context, domain string, h Hop) (*Session, *reply.Reply) {
-	req, err := o.requirement(ctx, domain, h)
+	var req TLSRequirement
+	var err error
+	if unreported(ctx) {
+		req, err = o.reportRequirement(ctx, domain, h)
+	} else {
+		req, err = o.requirement(ctx, domain, h)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			r := netReply(reply.StageConnect, err)
@@ -141,7 +147,8 @@ func (o *Client) open(ctx context.Context, h Hop, req TLSRequirement, tryTLS boo
 		r := netReply(reply.StageConnect, fmt.Errorf("relay: connect to %s[%s]: %w", h.Host, h.Addr, err))
 		return nil, &r, false
 	}
-	sess := &Session{o: o, hop: h, req: req, raw: conn, w: newWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true}
+	sess := &Session{o: o, hop: h, req: req, raw: conn, w: newWire(conn, conn, o.now, o.opt.CommandTimeout), usable: true,
+		single: req.Source == reportSource}
 	sess.w.ctx = ctx
 	stop := context.AfterFunc(ctx, sess.interrupt)
 	defer func() {

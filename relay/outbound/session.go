@@ -49,9 +49,13 @@ type Session struct {
 	tls      bool
 	verified bool // TLS whose peer passed req's verification (verify, DANE, enforced MTA-STS; RFC 8689 §4.2.1 item 2: what REQUIRETLS mail needs)
 	usable   bool
-	closed   bool
-	sent     int
-	buf      []byte // body copy buffer, kept for the session's next transaction
+	// single: the session was opened for one TLS-RPT report under a
+	// relaxed requirement (reportRequirement); after one transaction it
+	// is not Usable, so no other mail rides it.
+	single bool
+	closed bool
+	sent   int
+	buf    []byte // body copy buffer, kept for the session's next transaction
 }
 
 var errUnusable = errors.New("relay: session is no longer usable")
@@ -188,6 +192,9 @@ func isRefusal(code int) bool { return code >= 400 && code < 600 }
 // protocol error: every recipient the server was asked about gets it, the
 // session is retired without QUIT, and nothing counts as delivered.
 func (s *Session) Send(ctx context.Context, d *Delivery) []reply.Reply {
+	if s.single {
+		defer func() { s.usable = false }()
+	}
 	out := make([]reply.Reply, len(d.Rcpts))
 	fill := func(idx []int, r reply.Reply) []reply.Reply {
 		for _, i := range idx {

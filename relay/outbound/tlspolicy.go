@@ -216,3 +216,24 @@ func sameRequirement(a, b TLSRequirement) bool {
 	return a.Mode == b.Mode && a.Source == b.Source && a.ReportOnly == b.ReportOnly &&
 		a.ServerName == b.ServerName && a.PolicyType == b.PolicyType && (a.Verify == nil) == (b.Verify == nil)
 }
+
+// reportSource is the Source of the requirement a TLS-RPT report's own
+// session is opened under (reportRequirement).
+const reportSource = "tlsrpt"
+
+// reportRequirement is the requirement of a session that carries
+// sluice's own TLS-RPT report (WithoutTLSReport): RFC 8460 §3 says
+// "sending MTAs MUST deliver reports despite any TLS-related failures"
+// of the receiver's published policies, so DANE and MTA-STS are not
+// asked (their failures are what the report is about) and the session
+// goes under may: TLS when offered, unverified, plaintext when the
+// handshake fails. A mode the operator named for the domain (a
+// tls_policy entry, a route, the smarthost) still applies: that is a
+// local decision, not a receiver's policy. The session is single-use
+// (Session.single): it never carries other mail to the domain.
+func (o *Client) reportRequirement(ctx context.Context, domain string, h Hop) (TLSRequirement, error) {
+	if _, ok := o.opt.TLSPolicies[domain]; ok || h.Via != "" {
+		return o.requirement(ctx, domain, h)
+	}
+	return TLSRequirement{Mode: TLSMay, Source: reportSource, PolicyDomain: domain, PolicyType: "no-policy-found"}, nil
+}
