@@ -43,6 +43,10 @@ type Options struct {
 	Store    Store        // nil = memory only
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Results, when set, counts each failed policy fetch for TLS-RPT
+	// (RFC 8460 §4.3.2.2): policy type "sts", result
+	// sts-policy-fetch-error, sts-policy-invalid or sts-webpki-invalid.
+	Results *outbound.TLSResults
 }
 
 // Cache finds the MTA-STS policy in force for a domain (RFC 8461 §3,
@@ -266,6 +270,7 @@ func (c *Cache) fetch(ctx context.Context, domain, id string) (*entry, error) {
 	delete(c.inflight, domain)
 	if err != nil {
 		c.failed[domain] = c.now().Add(RetryFetch)
+		c.o.Results.Failure(domain, "sts", FetchResult(err))
 	} else {
 		delete(c.failed, domain)
 		c.mem[domain] = e

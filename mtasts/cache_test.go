@@ -124,11 +124,13 @@ type fixture struct {
 	ps    *policyServer
 	store *memStore
 	c     *Cache
+	// results tallies failed fetches for TLS-RPT.
+	results *outbound.TLSResults
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{zone: dnstest.NewZone(), clock: fakeclock.New(), store: &memStore{m: map[string][]byte{}}}
+	f := &fixture{zone: dnstest.NewZone(), clock: fakeclock.New(), store: &memStore{m: map[string][]byte{}}, results: outbound.NewTLSResults()}
 	f.ps = newPolicyServer(t, "mta-sts.example.test", "mta-sts.other.test")
 	f.c = f.newCache(t)
 	return f
@@ -143,7 +145,7 @@ func (f *fixture) newCache(t *testing.T) *Cache {
 	}
 	t.Cleanup(r.Close)
 	c, err := New(Options{Resolver: r, HTTP: f.ps.client(), Store: f.store, Now: f.clock.Now,
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.DiscardHandler), Results: f.results})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,16 +294,18 @@ func TestPolicyRefreshBeforeExpiry(t *testing.T) {
 func TestFetchRefusals(t *testing.T) {
 	t.Parallel()
 	big := policyText("enforce", 60, "a.b") + "x: " + strings.Repeat("y", MaxPolicySize) + "\n"
+	// result: how TLS-RPT counts the failed fetch (RFC 8460 §4.3.2.2).
 	tests := []struct {
 		name, domain, body, ctype string
 		status                    int
+		result                    string
 	}{
-		{name: "certificate for another name", domain: "third.test"}, // the server's certificate does not name mta-sts.third.test
-		{name: "redirect", domain: "example.test", status: http.StatusFound},
-		{name: "404", domain: "example.test", status: http.StatusNotFound},
-		{name: "media type", domain: "example.test", ctype: "text/html"},
-		{name: "syntax", domain: "example.test", body: "version: STSv1\nmode: enforce\n"},
-		{name: "too big", domain: "example.test", body: big},
+		{name: "certificate for another name", domain: "third.test", result: "sts-webpki-invalid"}, // the server's certificate does not name mta-sts.third.test
+		{name: "redirect", domain: "example.test", status: http.StatusFound, result: "sts-policy-fetch-error"},
+		{name: "404", domain: "example.test", status: http.StatusNotFound, result: "sts-policy-fetch-error"},
+		{name: "media type", domain: "example.test", ctype: "text/html", result: "sts-policy-fetch-error"},
+		{name: "syntax", domain: "example.test", body: "version: STSv1\nmode: enforce\n", result: "sts-policy-invalid"},
+		{name: "too big", domain: "example.test", body: big, result: "sts-policy-invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -323,6 +327,13 @@ func TestFetchRefusals(t *testing.T) {
 			f.ps.mu.Unlock()
 			if p := f.c.Policy(context.Background(), tt.domain); p != nil {
 				t.Fatalf("policy = %+v, want none", p)
+			}
+			// Once per fetch, not per use: the next use within
+			// RetryFetch does not fetch, nor count, again.
+			f.c.Policy(context.Background(), tt.domain)
+			_, tally := f.results.Snapshot()
+			if c := tally[outbound.TLSPolicyKey{Domain: tt.domain, Type: "sts"}]; c.Failures[tt.result] != 1 || len(c.Failures) != 1 {
+				t.Errorf("TLS-RPT tally %+v, want one %s", tally, tt.result)
 			}
 		})
 	}

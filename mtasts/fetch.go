@@ -91,3 +91,21 @@ func Fetch(ctx context.Context, c *http.Client, domain string) (*Policy, error) 
 	}
 	return ParsePolicy(body)
 }
+
+// FetchResult is the RFC 8460 §4.3.2.2 result type of a failed policy
+// fetch: a certificate that does not verify for the policy host is
+// sts-webpki-invalid, a body off the ABNF sts-policy-invalid, anything
+// else (no answer, not 200, not text/plain) sts-policy-fetch-error.
+func FetchResult(err error) string {
+	var host x509.HostnameError
+	var unk x509.UnknownAuthorityError
+	var inv x509.CertificateInvalidError
+	var cve *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, ErrSyntax):
+		return "sts-policy-invalid"
+	case errors.As(err, &cve), errors.As(err, &host), errors.As(err, &unk), errors.As(err, &inv):
+		return "sts-webpki-invalid"
+	}
+	return "sts-policy-fetch-error"
+}

@@ -71,7 +71,7 @@ func (d *daemon) stsCache(cfg *config.Config) *mtasts.Cache {
 	}
 	roots, _ := cfg.Delivery.RootCAs() // validated at load
 	c, err := mtasts.New(mtasts.Options{Resolver: d.resolver, HTTP: mtasts.NewHTTPClient(roots, resolvingDialer(d.resolver, cfg.Delivery.MTASTSPort), mtasts.FetchTimeout),
-		Store: stsStore{d}, Logger: d.log})
+		Store: stsStore{d}, Logger: d.log, Results: d.tlsResults})
 	if err != nil {
 		return nil // never: the resolver is set
 	}
