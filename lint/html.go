@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -211,15 +212,21 @@ func visibleRunes(b []byte) int {
 	return n
 }
 
+// lineReaders are the 16 KB line buffers of plain, reused across
+// messages (Check returns its reader to the pool).
+var lineReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
 // plain examines a text/plain part line by line and returns its visible
 // characters. A line longer than the reader's buffer is examined in
 // pieces.
 func (c *checker) plain(r io.Reader) int {
 	if c.lines == nil {
-		c.lines = bufio.NewReaderSize(r, 16<<10)
-	} else {
-		c.lines.Reset(r) // one buffer for all the parts of a message
+		// One buffer for all the parts of a message, from a pool: a
+		// relay lints every message, and a fresh 16 KB buffer each time
+		// was most of what Check allocated for a small one.
+		c.lines = lineReaders.Get().(*bufio.Reader)
 	}
+	c.lines.Reset(r)
 	br := c.lines
 	n := 0
 	for {

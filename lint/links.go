@@ -24,12 +24,29 @@ var builtinShorteners = []string{
 	"shorturl.gg", "shrtco.de", "tinu.be", "y2u.be", "1url.com",
 }
 
-// isShortener reports whether host is on the list or under a listed domain.
+// builtinShortenerSet is builtinShorteners as a set.
+var builtinShortenerSet = func() map[string]bool {
+	m := make(map[string]bool, len(builtinShorteners))
+	for _, d := range builtinShorteners {
+		m[d] = true
+	}
+	return m
+}()
+
+// isShortener reports whether host is on the list or under a listed
+// domain: host itself or one of its parent domains is in the set, one
+// lookup per label (a scan of the list with a "."+d per entry cost more
+// than the rest of a newsletter's link checks).
 func (c *checker) isShortener(host string) bool {
-	for _, d := range c.shorteners {
-		if host == d || strings.HasSuffix(host, "."+d) {
+	for h := host; h != ""; {
+		if c.shorteners[h] {
 			return true
 		}
+		i := strings.IndexByte(h, '.')
+		if i < 0 {
+			break
+		}
+		h = h[i+1:]
 	}
 	return false
 }
@@ -98,7 +115,12 @@ func (c *checker) textLinks(s string) {
 		} else {
 			s = ""
 		}
-		word = strings.TrimRight(word, ".,;:!?")
+		// A link has a dot and a slash ("https://..." or "host.tld/...",
+		// see textLinkHost): most words have neither and cost no more.
+		if len(word) < 4 || strings.IndexByte(word, '/') < 0 || strings.IndexByte(word, '.') < 0 {
+			continue
+		}
+		word = trimTrailingPunct(word)
 		if len(word) < 4 || !strings.Contains(word, ".") {
 			continue
 		}
@@ -108,7 +130,38 @@ func (c *checker) textLinks(s string) {
 	}
 }
 
+// trimTrailingPunct drops the sentence punctuation after a link ("see
+// https://bit.ly/x."), as strings.TrimRight(word, ".,;:!?") would, without
+// building the cutset's table on every call.
+func trimTrailingPunct(word string) string {
+	for len(word) > 0 {
+		switch word[len(word)-1] {
+		case '.', ',', ';', ':', '!', '?':
+			word = word[:len(word)-1]
+			continue
+		}
+		break
+	}
+	return word
+}
+
 func isLinkSep(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiLinkSep[r]
+	}
+	return unicode.IsSpace(r)
+}
+
+// asciiLinkSep is isLinkSep for ASCII, a table: it runs on every rune of
+// every text line with a dot.
+var asciiLinkSep = func() (t [utf8.RuneSelf]bool) {
+	for r := range rune(utf8.RuneSelf) {
+		t[r] = linkSepRune(r)
+	}
+	return t
+}()
+
+func linkSepRune(r rune) bool {
 	switch r {
 	case '<', '>', '"', '\'', '`', '(', ')', '[', ']', '{', '}', '|':
 		return true

@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -168,6 +169,10 @@ func Check(r io.Reader, o Options) ([]Finding, error) {
 	src := &capReader{r: r, n: max}
 	c := newChecker(o)
 	c.message(src)
+	if c.lines != nil {
+		c.lines.Reset(nil) // drop the message's reader before the pool keeps the buffer
+		lineReaders.Put(c.lines)
+	}
 	if src.err != nil {
 		return nil, fmt.Errorf("lint: read message: %w", src.err)
 	}
@@ -202,7 +207,7 @@ func (c *capReader) Read(p []byte) (int, error) {
 // checker gathers the findings of one message.
 type checker struct {
 	o          Options
-	shorteners []string
+	shorteners map[string]bool // builtinShortenerSet, plus Options.Shorteners
 	found      []Finding
 	perID      map[string]int
 	lines      *bufio.Reader // reads text/plain parts line by line
@@ -211,12 +216,12 @@ type checker struct {
 
 func newChecker(o Options) *checker {
 	c := &checker{o: o, perID: map[string]int{}}
-	c.shorteners = builtinShorteners
+	c.shorteners = builtinShortenerSet
 	if len(o.Shorteners) > 0 {
-		c.shorteners = slices.Clone(builtinShorteners)
+		c.shorteners = maps.Clone(builtinShortenerSet)
 		for _, s := range o.Shorteners {
 			if s = strings.Trim(strings.ToLower(strings.TrimSpace(s)), "."); s != "" {
-				c.shorteners = append(c.shorteners, s)
+				c.shorteners[s] = true
 			}
 		}
 	}
