@@ -112,9 +112,11 @@ func (ss *session) sendScripted(r scripted) {
 	if r.later {
 		_ = ss.w.Flush()
 	}
+	// Counted before the client can read it, so a test that has read the
+	// extra reply always finds it in Stats.
+	ss.s.m.count(func(st *Stats) { st.ExtraReplies++ })
 	_, _ = ss.w.Write(r.extra.wire())
 	_ = ss.w.Flush()
-	ss.s.m.count(func(st *Stats) { st.ExtraReplies++ })
 }
 
 func (ss *session) reset() {
