@@ -116,6 +116,8 @@ type Node struct {
 	wasUp     bool          // under mu: for the transition log lines
 	everSeen  bool          // under mu: Redis answered once
 
+	pub [pubStripes]sync.Mutex // per destination (striped): publishes in the order of the observations (see Gate.Observe)
+
 	mu       sync.Mutex
 	leases   map[string][]string // dest -> lease ids held (last = newest)
 	active   map[string]int      // dest -> sessions open here (with or without a lease)

@@ -241,6 +241,7 @@ func (g *Gate) Admit(name string) (bool, time.Time) {
 	}
 	n.noteLeases(name, int(res[1]))
 	if res[0] != 1 {
+		n.log.Debug("cluster: no slot", "dest", name, "level", sh.Conc, "leases", res[1], "probe", probe)
 		g.Policy.Release(name)
 		n.want(name)
 		return false, now.Add(n.poll)
@@ -365,7 +366,9 @@ func (g *Gate) Reserve(name string) time.Duration {
 // a batch is at most half the bucket's burst.
 func tokenBatch(r rate.Limit) int {
 	if r <= 0 {
-		return 1
+		// Unlimited: the script only counts the fleet's pace, and a
+		// batch of 32 counts it well enough (within 100 ms).
+		return 32
 	}
 	return max(1, int(float64(r)/40))
 }
@@ -379,10 +382,13 @@ type spare struct {
 // keepTokens keeps the k tokens of a batch less the used ones: token i
 // is usable i intervals after first (its reserved slot in the bucket).
 func (n *Node) keepTokens(dest string, k int, first time.Time, r rate.Limit, used int) {
-	if k-used <= 0 || r <= 0 {
+	if k-used <= 0 {
 		return
 	}
-	step := time.Duration(float64(time.Second) / float64(r))
+	var step time.Duration // unlimited: no pacing
+	if r > 0 {
+		step = time.Duration(float64(time.Second) / float64(r))
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.spares[dest] = spare{n: k - used, next: first.Add(step * time.Duration(used)), step: step}
@@ -507,7 +513,9 @@ func (n *Node) readWant(dest string) {
 // cluster's answer: a cut another node made within the window wins.
 func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
 	n := g.n
-	if n.Up() && o.Fleet == nil {
+	// Only a refusal can be a throttle or a suspension: a 2xx is not
+	// classified twice.
+	if n.Up() && o.Fleet == nil && (o.Reply.Code >= 400 || o.Reply.Err != nil) {
 		switch g.Policy.Classify(o.Reply).Class {
 		case policy.ClassThrottle, policy.ClassSuspend:
 			// A refusal cuts from what the fleet did, not from this
@@ -517,6 +525,13 @@ func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
 			}
 		}
 	}
+	// One destination's observations publish in turn on this node: a
+	// change judged after another must not reach Redis before it (a
+	// raise from 6 to 7 ahead of the raise from 5 to 6 would be refused
+	// and the node would adopt 5).
+	mu := &n.pub[stripe(name)]
+	mu.Lock()
+	defer mu.Unlock()
 	before := g.Policy.Shared(name)
 	dec := g.Policy.Observe(name, o)
 	if dec.Alarm != "" {
@@ -527,6 +542,13 @@ func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
 	}
 	after := g.Policy.Shared(name)
 	now := n.now()
+	if after.Rate != before.Rate {
+		// Tokens taken at the old rate go back unused: after a cut
+		// they would be a burst at the rate just refused.
+		n.mu.Lock()
+		delete(n.spares, name)
+		n.mu.Unlock()
+	}
 	args, changed := publishArgs(before, after, now, g.Policy.DecreaseWindow(), n.o.LeaseTTL)
 	if !changed {
 		return dec
@@ -594,6 +616,18 @@ func paceOf(slots map[string]string, now time.Time) (recent, long rate.Limit) {
 		recent = rate.Limit(rec)
 	}
 	return recent, long
+}
+
+// pubStripes is the number of publish locks (Node.pub).
+const pubStripes = 64
+
+// stripe picks one of the publish locks for a destination.
+func stripe(dest string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(dest); i++ {
+		h = (h ^ uint32(dest[i])) * 16777619
+	}
+	return int(h % pubStripes)
 }
 
 // rateOp compares rates where 0 is unlimited.
