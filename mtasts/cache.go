@@ -163,6 +163,33 @@ func (c *Cache) Policy(ctx context.Context, domain string) *Policy {
 	return e.policy()
 }
 
+// Refresh fetches again, without waiting for mail, the policies in
+// memory that are due (three quarters of max_age gone, not expired):
+// RFC 8461 §3.3 asks MTAs to refresh cached policies proactively, so
+// that a domain mailed rarely neither finds its policy expired (and
+// enforcement lifted, §10.2) nor pays for the fetch on the delivery
+// path. A failed refresh keeps the cached policy, as on use. It returns
+// how many domains were due. Policies only in the store (not used
+// since start-up) are refreshed when next used.
+func (c *Cache) Refresh(ctx context.Context) int {
+	now := c.now()
+	c.mu.Lock()
+	var due []string
+	for d, e := range c.mem {
+		if e != nil && !now.Before(e.refreshAt()) && now.Before(e.expires()) {
+			due = append(due, d)
+		}
+	}
+	c.mu.Unlock()
+	for _, d := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		c.Policy(ctx, d)
+	}
+	return len(due)
+}
+
 // cached is domain's unexpired entry, from memory or the store.
 func (c *Cache) cached(domain string, now time.Time) *entry {
 	c.mu.Lock()

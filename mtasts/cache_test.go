@@ -404,3 +404,40 @@ func TestExpiredAt(t *testing.T) {
 		t.Error("an undecodable entry is kept")
 	}
 }
+
+// TestBackgroundRefresh: Refresh fetches the policies past their
+// refresh point without a delivery asking (RFC 8461 §3.3), keeps the
+// cached one when the fetch fails, and leaves the others alone.
+func TestBackgroundRefresh(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.txt("example.test", "v=STSv1; id=1;")
+	f.ps.set("mta-sts.example.test", policyText("enforce", 4000, "mx.example.test"))
+	f.txt("other.test", "v=STSv1; id=1;")
+	f.ps.set("mta-sts.other.test", policyText("enforce", 40000, "mx.other.test"))
+	f.c.Policy(ctx, "example.test")
+	f.c.Policy(ctx, "other.test")
+	if n := f.c.Refresh(ctx); n != 0 || f.ps.fetches.Load() != 2 {
+		t.Fatalf("Refresh before anything is due: %d due, %d fetches", n, f.ps.fetches.Load())
+	}
+	f.clock.Advance(3001 * time.Second)
+	if n := f.c.Refresh(ctx); n != 1 || f.ps.fetches.Load() != 3 {
+		t.Fatalf("Refresh past example.test's refresh point: %d due, %d fetches; want 1, 3", n, f.ps.fetches.Load())
+	}
+	// Its lifetime starts over: still in force after the first max_age.
+	f.clock.Advance(2000 * time.Second)
+	f.ps.down.Store(true)
+	f.c.Refresh(ctx) // other.test is not due; example.test is not either
+	if p := f.c.Policy(ctx, "example.test"); p == nil || p.Mode != ModeEnforce {
+		t.Fatalf("policy after the background refresh: %+v", p)
+	}
+	// Due again with the server down: the cached policy stays.
+	f.clock.Advance(1500 * time.Second)
+	if n := f.c.Refresh(ctx); n != 1 {
+		t.Fatalf("%d due, want 1", n)
+	}
+	if p := f.c.Policy(ctx, "example.test"); p == nil {
+		t.Fatal("a failed background refresh dropped the cached policy")
+	}
+}

@@ -294,3 +294,31 @@ func resolvingDialer(res *resolver.Resolver, port int) mtasts.DialContext {
 		return nil, last
 	}
 }
+
+// stsRefreshEvery is how often the MTA-STS policies due for a refresh
+// are fetched in the background (mtasts.Cache.Refresh).
+const stsRefreshEvery = time.Hour
+
+// refreshSTS refreshes the due MTA-STS policies every period, off the
+// delivery path (RFC 8461 §3.3), with the cache in force (nil while
+// delivery.mta_sts is off).
+func (d *daemon) refreshSTS(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.stsMu.Lock()
+		c := d.sts
+		d.stsMu.Unlock()
+		if c == nil || !d.live.Load().Delivery.MTASTS {
+			continue
+		}
+		if n := c.Refresh(ctx); n > 0 {
+			d.log.Info("mtasts: policies refreshed in the background", "due", n)
+		}
+	}
+}

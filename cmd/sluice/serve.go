@@ -220,6 +220,7 @@ func serve(ctx context.Context, conf *configState, logw io.Writer, hup <-chan os
 	}()
 	bg, stopBG := context.WithCancel(context.Background())
 	go d.housekeeping(bg)
+	go d.refreshSTS(bg, stsRefreshEvery)
 	go d.tel().RunTimeline(bg)
 	go d.watchSpace(bg, time.Second)
 	go d.onHUP(bg, hup)
