@@ -138,9 +138,9 @@ func (c *Cache) Policy(ctx context.Context, domain string) *Policy {
 	switch {
 	case txtErr != nil && cached != nil:
 		// A failed or absent TXT record does not withdraw a cached
-		// policy before its max_age (§3.3: a valid cached policy applies
-		// when no live one can be discovered; §10.2: an attacker who
-		// blocks DNS must not turn enforcement off).
+		// policy before its max_age (§3.1, §5.1; §3.3: a valid cached
+		// policy applies when no live one can be discovered; §10.2: an
+		// attacker who blocks DNS must not turn enforcement off).
 		c.log.Debug("mtasts: TXT lookup failed, using the cached policy", "domain", domain, "err", txtErr)
 		return cached.policy()
 	case txtErr != nil:

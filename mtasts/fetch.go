@@ -78,7 +78,7 @@ func Fetch(ctx context.Context, c *http.Client, domain string) (*Policy, error) 
 		// §3.3: only a 200 carries a policy (a 3xx is not followed).
 		return nil, fmt.Errorf("%w: %s: HTTP %s", ErrFetch, PolicyURL(domain), resp.Status)
 	}
-	// §3.3: "senders SHOULD validate that the media type is text/plain".
+	// §3.2: "senders SHOULD validate that the media type is text/plain".
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "text/plain" {
 		return nil, fmt.Errorf("%w: %s: media type %q, want text/plain", ErrFetch, PolicyURL(domain), resp.Header.Get("Content-Type"))
 	}

@@ -112,9 +112,12 @@ func ParseRecord(txt string) (id string, err error) {
 //	sts-policy-ext-value     = sts-policy-vchar *(*WSP sts-policy-vchar)
 //	sts-policy-term-delim    = CRLF / LF
 //
-// version, mode and max_age are required, once each (a second one is
-// an error, not a choice); mx is required unless mode is none (§3.2:
-// one or more); max_age is at most MaxAgeLimit; extensions are ignored.
+// version, mode and max_age are required; when one is repeated, the
+// first is used and the others are ignored (§3.2: "If any non-repeated
+// field ... is duplicated, all entries except for the first SHALL be
+// ignored"; a repeated line must still be a field, name: value); mx is
+// required unless mode is none (one or more); max_age is at most
+// MaxAgeLimit; extensions are ignored.
 func ParsePolicy(body []byte) (*Policy, error) {
 	if len(body) > MaxPolicySize {
 		return nil, syntaxErr("policy larger than %d bytes", MaxPolicySize)
@@ -145,7 +148,7 @@ func ParsePolicy(body []byte) (*Policy, error) {
 		switch name {
 		case "version":
 			if version {
-				return nil, syntaxErr("line %d: second version", i+1)
+				continue // §3.2: the first one counts
 			}
 			if value != "STSv1" {
 				return nil, syntaxErr("line %d: version %q is not STSv1", i+1, value)
@@ -153,7 +156,7 @@ func ParsePolicy(body []byte) (*Policy, error) {
 			version = true
 		case "mode":
 			if mode {
-				return nil, syntaxErr("line %d: second mode", i+1)
+				continue
 			}
 			switch Mode(value) {
 			case ModeEnforce, ModeTesting, ModeNone:
@@ -164,7 +167,7 @@ func ParsePolicy(body []byte) (*Policy, error) {
 			mode = true
 		case "max_age":
 			if maxAge {
-				return nil, syntaxErr("line %d: second max_age", i+1)
+				continue
 			}
 			if len(value) < 1 || len(value) > 10 || !digits(value) {
 				return nil, syntaxErr("line %d: max_age %q is not 1 to 10 digits", i+1, value)

@@ -71,30 +71,34 @@ func TestParsePolicy(t *testing.T) {
 			t.Errorf("ParsePolicy(%q): %v", s, err)
 		}
 	}
+	// RFC 8461 §3.2: a repeated version, mode or max_age: the first one
+	// counts, the others are ignored (even when they would not parse).
+	dup, err := ParsePolicy([]byte("version: STSv1\nmode: testing\nversion: STSv9\nmode: enforce\nmx: a.b\nmax_age: 60\nmax_age: 99999999999\n"))
+	if err != nil || dup.Mode != ModeTesting || dup.MaxAge != 60*time.Second {
+		t.Errorf("repeated fields: %+v, %v; want mode testing, max_age 60", dup, err)
+	}
 	invalid := map[string]string{
-		"no version":        "mode: enforce\nmx: a.b\nmax_age: 60\n",
-		"wrong version":     "version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 60\n",
-		"no mode":           "version: STSv1\nmx: a.b\nmax_age: 60\n",
-		"bad mode":          "version: STSv1\nmode: Enforce\nmx: a.b\nmax_age: 60\n",
-		"no max_age":        "version: STSv1\nmode: enforce\nmx: a.b\n",
-		"max_age too big":   "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n",
-		"max_age 11 digits": "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 00000000001\n",
-		"max_age negative":  "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n",
-		"no mx in enforce":  "version: STSv1\nmode: enforce\nmax_age: 60\n",
-		"no mx in testing":  "version: STSv1\nmode: testing\nmax_age: 60\n",
-		"two modes":         "version: STSv1\nmode: enforce\nmode: none\nmx: a.b\nmax_age: 60\n",
-		"two versions":      "version: STSv1\nversion: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\n",
-		"two max_ages":      "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\nmax_age: 61\n",
-		"bad mx":            "version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 60\n",
-		"inner wildcard":    "version: STSv1\nmode: enforce\nmx: a.*.b\nmax_age: 60\n",
-		"bare wildcard":     "version: STSv1\nmode: enforce\nmx: *\nmax_age: 60\n",
-		"not a field":       "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\njunk\n",
-		"blank line":        "version: STSv1\n\nmode: enforce\nmx: a.b\nmax_age: 60\n",
-		"stray CR":          "version: STSv1\rmode: enforce\nmx: a.b\nmax_age: 60\n",
-		"control char":      "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\next: a\x00b\n",
-		"empty ext":         "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\next:\n",
-		"html":              "<html><body>not found</body></html>\n",
-		"too big":           "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\next: " + strings.Repeat("x", MaxPolicySize) + "\n",
+		"no version":         "mode: enforce\nmx: a.b\nmax_age: 60\n",
+		"wrong version":      "version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 60\n",
+		"no mode":            "version: STSv1\nmx: a.b\nmax_age: 60\n",
+		"bad mode":           "version: STSv1\nmode: Enforce\nmx: a.b\nmax_age: 60\n",
+		"no max_age":         "version: STSv1\nmode: enforce\nmx: a.b\n",
+		"max_age too big":    "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n",
+		"max_age 11 digits":  "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 00000000001\n",
+		"max_age negative":   "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n",
+		"no mx in enforce":   "version: STSv1\nmode: enforce\nmax_age: 60\n",
+		"no mx in testing":   "version: STSv1\nmode: testing\nmax_age: 60\n",
+		"second is no field": "version: STSv1\nmode: enforce\nmode\nmx: a.b\nmax_age: 60\n",
+		"bad mx":             "version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 60\n",
+		"inner wildcard":     "version: STSv1\nmode: enforce\nmx: a.*.b\nmax_age: 60\n",
+		"bare wildcard":      "version: STSv1\nmode: enforce\nmx: *\nmax_age: 60\n",
+		"not a field":        "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\njunk\n",
+		"blank line":         "version: STSv1\n\nmode: enforce\nmx: a.b\nmax_age: 60\n",
+		"stray CR":           "version: STSv1\rmode: enforce\nmx: a.b\nmax_age: 60\n",
+		"control char":       "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\next: a\x00b\n",
+		"empty ext":          "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\next:\n",
+		"html":               "<html><body>not found</body></html>\n",
+		"too big":            "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 60\next: " + strings.Repeat("x", MaxPolicySize) + "\n",
 	}
 	for name, s := range invalid {
 		if p, err := ParsePolicy([]byte(s)); err == nil || !errors.Is(err, ErrSyntax) {

@@ -43,7 +43,7 @@ func TestDoctorMTASTSAndTLSRPT(t *testing.T) {
 	policies := map[string]string{
 		"mta-sts.good.test":    "version: STSv1\nmode: enforce\nmx: mx.good.test\nmax_age: 604800\n",
 		"mta-sts.outside.test": "version: STSv1\nmode: testing\nmx: mx.good.test\nmax_age: 86400\n",
-		"mta-sts.garbled.test": "version: STSv1\nmode: enforce\nmode: testing\nmx: mx.good.test\nmax_age: 86400\n",
+		"mta-sts.garbled.test": "version: STSv1\nmode: Enforce\nmx: mx.good.test\nmax_age: 86400\n",
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := policies[r.Host]
