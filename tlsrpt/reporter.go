@@ -38,6 +38,9 @@ type Source interface {
 // holds it: from there on it is retried like any mail.
 type Mailer func(ctx context.Context, from string, to []string, msg []byte) error
 
+// sendConcurrency bounds the reports sent at once.
+const sendConcurrency = 8
+
 // Options configure a Reporter. The daemon fills every field from the
 // [tlsrpt] section; there are no defaults here.
 type Options struct {
@@ -219,27 +222,41 @@ func (r *Reporter) SendDue(ctx context.Context) error {
 	sort.Strings(gks)
 	done := bad
 	var errs []error
+	// The domains are independent: a few at a time, so that a day with
+	// many domains (one TXT lookup each, most answering "no record") is
+	// not one long sequence of lookups.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, sendConcurrency)
 	for _, gk := range gks {
 		g := groups[gk]
 		if ctx.Err() != nil {
 			break
 		}
-		err := r.send(ctx, g.domain, g.start, g.end, g.tallies)
-		switch {
-		case err == nil:
-			done = append(done, g.keys...)
-		case errors.Is(err, ErrNoRecord) || errors.Is(err, ErrSyntax):
-			// The domain asks for no reports (RFC 8460 §3).
-			r.o.Log.Debug("tlsrpt: no report wanted", "domain", g.domain, "err", err)
-			done = append(done, g.keys...)
-		case now.Sub(g.end) > r.o.GiveUpAfter:
-			r.o.Log.Warn("tlsrpt: report undeliverable, dropped", "domain", g.domain, "period_start", g.start.Format(time.RFC3339), "err", err)
-			done = append(done, g.keys...)
-		default:
-			r.o.Log.Info("tlsrpt: report not delivered, will retry", "domain", g.domain, "period_start", g.start.Format(time.RFC3339), "err", err)
-			errs = append(errs, err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := r.send(ctx, g.domain, g.start, g.end, g.tallies)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				done = append(done, g.keys...)
+			case errors.Is(err, ErrNoRecord) || errors.Is(err, ErrSyntax):
+				// The domain asks for no reports (RFC 8460 §3).
+				r.o.Log.Debug("tlsrpt: no report wanted", "domain", g.domain, "err", err)
+				done = append(done, g.keys...)
+			case now.Sub(g.end) > r.o.GiveUpAfter:
+				r.o.Log.Warn("tlsrpt: report undeliverable, dropped", "domain", g.domain, "period_start", g.start.Format(time.RFC3339), "err", err)
+				done = append(done, g.keys...)
+			default:
+				r.o.Log.Info("tlsrpt: report not delivered, will retry", "domain", g.domain, "period_start", g.start.Format(time.RFC3339), "err", err)
+				errs = append(errs, err)
+			}
+		}()
 	}
+	wg.Wait()
 	if len(done) > 0 {
 		if err := r.o.Store.DeleteTLSReports(done); err != nil {
 			return err

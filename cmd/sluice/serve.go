@@ -135,6 +135,12 @@ type daemon struct {
 	sts        *mtasts.Cache
 	stsPEM     []byte
 	tlsResults *outbound.TLSResults
+
+	// The signer of TLS-RPT reports, for the configuration in force
+	// (reportSigner).
+	rptMu        sync.Mutex
+	rptSigner    *auth.Checker
+	rptSignerCfg *config.Config
 }
 
 // serve runs the relay until ctx is cancelled, then drains: stop

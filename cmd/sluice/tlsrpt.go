@@ -60,8 +60,7 @@ func (d *daemon) queueReport(ctx context.Context, from string, to []string, msg 
 	// the reporting domain (receivers ignore one without). The keys are
 	// the [[auth.dkim]] ones in force for the From domain; the report's
 	// own header fields are signed too (§5.3).
-	cfg := d.live.Load()
-	c, err := auth.New(authOptions(cfg, d.log, d.resolver.Compat()))
+	c, err := d.reportSigner()
 	if err != nil {
 		return err
 	}
@@ -79,4 +78,22 @@ func (d *daemon) queueReport(ctx context.Context, from string, to []string, msg 
 	d.log.Info("tlsrpt: report queued", "id", id, "to", to[0])
 	d.sched.Kick()
 	return nil
+}
+
+// reportSigner is the auth checker that signs reports: made again only
+// when a reload changed the configuration (the DKIM key files are read
+// at each reload), not once per report.
+func (d *daemon) reportSigner() (*auth.Checker, error) {
+	cfg := d.live.Load()
+	d.rptMu.Lock()
+	defer d.rptMu.Unlock()
+	if d.rptSigner != nil && d.rptSignerCfg == cfg {
+		return d.rptSigner, nil
+	}
+	c, err := auth.New(authOptions(cfg, d.log, d.resolver.Compat()))
+	if err != nil {
+		return nil, err
+	}
+	d.rptSigner, d.rptSignerCfg = c, cfg
+	return c, nil
 }
