@@ -70,7 +70,7 @@ mx_start() {
 	"$BENCH_BIN/fakemx" -addr 127.0.0.1:0 -http 127.0.0.1:0 "$@" >"$dir/mx.out" 2>"$dir/mx.err" &
 	MX_PID=$!
 	bench_on_exit "kill_pid $MX_PID"
-	for _ in $(seq 100); do [ "$(wc -l <"$dir/mx.out")" -ge 2 ] && break; sleep 0.05; done
+	for _ in $(seq 400); do [ "$(wc -l <"$dir/mx.out")" -ge 2 ] && break; sleep 0.05; done
 	MX_ADDR=$(sed -n 1p "$dir/mx.out")
 	MX_HTTP=$(sed -n 's/^http //p' "$dir/mx.out")
 	[ -n "$MX_ADDR" ] && [ -n "$MX_HTTP" ] || { cat "$dir/mx.err" >&2; die "fake MX did not start"; }

@@ -23,8 +23,8 @@ func (p *Policy) decrease(d *dest, s Scope, hard bool, quiet, now time.Time) {
 	d.slow.end()
 	cutConc := s == ScopeConnections || s == ScopeBoth
 	if s == ScopeRate || s == ScopeBoth {
-		pace, long := d.pace(now)
-		if !d.rate.cut(hard, d.conc.level <= p.o.MinConcurrency, pace, long, quiet, now, &p.o) {
+		pace, long, share := d.pace(now)
+		if !d.rate.cut(hard, d.conc.level <= p.o.MinConcurrency, pace, long, share, quiet, now, &p.o) {
 			cutConc = true
 		}
 	}

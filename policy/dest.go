@@ -179,13 +179,20 @@ func (d *dest) sessions() int {
 }
 
 // pace is the delivered pace the receiver saw, over the last second and
-// the last 10 s: this node's, or the fleet's when the cluster knows it.
-func (d *dest) pace(now time.Time) (recent, long rate.Limit) {
+// the last 10 s: this node's, or the fleet's when the cluster knows it;
+// share is this node's part of the fleet's pace over the last 10 s (0 =
+// alone or unknown), by which the spacing of refusals, counted in this
+// node's successes, is scaled (a node sending a third of the fleet's mail
+// sees a third of the successes between two refusals).
+func (d *dest) pace(now time.Time) (recent, long rate.Limit, share float64) {
 	recent, long = d.rate.oks.rate(now), d.rate.oks.longRate(now)
 	if f := d.fleet; f != nil {
+		if long > 0 && f.LongPace > long {
+			share = max(float64(long/f.LongPace), 0.05)
+		}
 		recent, long = max(recent, f.Pace), max(long, f.LongPace)
 	}
-	return recent, long
+	return recent, long, share
 }
 
 func (d *dest) count(c Class, now time.Time) {

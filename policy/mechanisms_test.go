@@ -195,7 +195,7 @@ func TestRateAIMDType(t *testing.T) {
 		t.Fatal("unlimited rate has a bucket")
 	}
 	quiet := now.Add(time.Second)
-	if !a.cut(false, false, a.oks.rate(now), a.oks.longRate(now), quiet, now, o) || a.rate != 19 {
+	if !a.cut(false, false, a.oks.rate(now), a.oks.longRate(now), 0, quiet, now, o) || a.rate != 19 {
 		t.Fatalf("cut: %v", a.rate)
 	}
 	// No message before quiet: the receiver's window is full.
@@ -432,5 +432,19 @@ func TestRestartKeepsWhatTheRateLawLearned(t *testing.T) {
 		!eq(got.limitAt, want.limitAt) || got.before != want.before ||
 		got.prevLimit != want.prevLimit || !eq(got.raisedAt, want.raisedAt) {
 		t.Errorf("after a restart the rate ceiling is\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// In cluster mode the spacing of refusals, counted in this node's
+// successes, is the fleet's: a node sending a third of the fleet's mail
+// scales it by three (issue 15).
+func TestSpacingFleetWide(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	c := rateCeiling{refusedAt: t0, oksAt: 0}
+	alone := c.spacing(30, t0, t0.Add(3*time.Second+rateQuiet))
+	c.share = 1.0 / 3
+	fleet := c.spacing(30, t0, t0.Add(3*time.Second+rateQuiet))
+	if alone != 7.5 || fleet < 22.49 || fleet > 22.51 {
+		t.Fatalf("spacing alone %v, with a third of the fleet's traffic %v; want 30 in 4 s = 7.5, and three times that", alone, fleet)
 	}
 }

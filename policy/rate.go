@@ -46,8 +46,10 @@ func (a *rateAIMD) set(r rate.Limit, now time.Time) {
 // ok = false when nothing is known about the rate and floor is false
 // (see rateCeiling.refused). No message goes before quiet: the sessions still
 // open would only meet the receiver's full window.
-func (a *rateAIMD) cut(hard, floor bool, pace, longPace rate.Limit, quiet, now time.Time, o *Options) bool {
+func (a *rateAIMD) cut(hard, floor bool, pace, longPace rate.Limit, share float64, quiet, now time.Time, o *Options) bool {
+	a.ceil.share = share
 	next, ok := a.ceil.refused(a.rate, pace, longPace, a.oks.next, a.quiet, hard, floor, now, o)
+	a.ceil.share = 0
 	if ok {
 		a.set(next, now)
 		if quiet.After(a.quiet) {

@@ -47,6 +47,10 @@ const (
 // nothing learned the rate is the configured one, or unlimited until the
 // first rate refusal.
 type rateCeiling struct {
+	// share is this node's part of its fleet's traffic during one
+	// refusal in cluster mode (0 = alone): the spacing of refusals,
+	// counted in this node's successes, is scaled to the fleet's.
+	share       float64
 	limit       rate.Limit    // learned rate; 0 = nothing learned
 	probe       rate.Limit    // > limit while a probe runs
 	probeFrom   time.Time     // when the running probe began
@@ -103,7 +107,17 @@ func (c *rateCeiling) spacing(oks int, from, now time.Time) rate.Limit {
 	if dt := now.Sub(from); c.refusedAt.IsZero() || dt < 0 || dt > spacingHorizon || n < 1 {
 		return 0
 	}
-	return rate.Limit(float64(n) / max(now.Sub(from), time.Second).Seconds())
+	return c.fleetWide(rate.Limit(float64(n) / max(now.Sub(from), time.Second).Seconds()))
+}
+
+// fleetWide scales a pace counted from this node's successes to the
+// fleet's, in cluster mode (share: this node's part of the fleet's
+// traffic, see dest.pace); alone it is the pace itself.
+func (c *rateCeiling) fleetWide(r rate.Limit) rate.Limit {
+	if c.share > 0 && c.share < 1 {
+		return r / rate.Limit(c.share)
+	}
+	return r
 }
 
 // refused records a rate refusal while sending at cur (0 = unlimited),
@@ -153,10 +167,10 @@ func (c *rateCeiling) refused(cur, pace, paceLong rate.Limit, oks int, resumed t
 		// receiver lets through about what it did before) is no drop.
 		if n := oks - c.probeOks; n > 0 {
 			dt := now.Sub(c.probeFrom)
-			sp := rate.Limit(float64(n) / max(dt, time.Second).Seconds())
+			sp := c.fleetWide(rate.Limit(float64(n) / max(dt, time.Second).Seconds()))
 			// n messages within dt touched at most dt/window + 2 of the
 			// receiver's windows: its rate is at least n over those.
-			low := rate.Limit(float64(n) / float64(int(dt/time.Second)+2))
+			low := c.fleetWide(rate.Limit(float64(n) / float64(int(dt/time.Second)+2)))
 			if l := min(m*low, c.probe); l > c.limit {
 				c.limit, c.limitAt = l, now
 			}
