@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
 	"sluice/internal/dnstest"
-	"sluice/resolver"
 )
 
 // TestDoctorDANE (issue 14 item 3): with delivery.resolver_dnssec,
@@ -40,11 +37,7 @@ func TestDoctorDANE(t *testing.T) {
 		"mx.bad.test. 300 IN A 192.0.2.26",
 	)
 	z.Fail("_25._tcp.mx.bad.test", dns.RcodeServerFailure)
-	r, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(z, true), Workers: 4, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := zoneResolver(t, z, true)
 	zone := zoneDNS{
 		txt: map[string][]string{"good.test": {"v=spf1 ip4:192.0.2.7 -all"}, "bad.test": {"v=spf1 ip4:192.0.2.7 -all"}},
 		mx:  map[string][]*net.MX{"good.test": {{Host: "mx.good.test.", Pref: 10}}, "bad.test": {{Host: "mx.bad.test.", Pref: 10}}},
@@ -58,14 +51,10 @@ func TestDoctorDANE(t *testing.T) {
 		{on, "bad.test", 1, []string{"lookup failed", "senders that use DANE cannot deliver"}},
 		{off, "good.test", 0, []string{"DANE\n  not checked: delivery.resolver_dnssec is off"}},
 	} {
-		var out, errb bytes.Buffer
-		code := exitCode("doctor", doctorCmd{resolver: zone, dane: r}.run([]string{"--config", tc.cfg, tc.domain}, &out, &errb), &errb)
-		if code != tc.code {
-			t.Errorf("%s: exit %d, want %d\n%s%s", tc.domain, code, tc.code, out.String(), errb.String())
-		}
+		out := doctorOut(t, doctorCmd{resolver: zone, dane: r}, tc.cfg, tc.domain, tc.code)
 		for _, w := range tc.want {
-			if !strings.Contains(out.String(), w) {
-				t.Errorf("%s: output lacks %q:\n%s", tc.domain, w, out.String())
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.domain, w, out)
 			}
 		}
 	}

@@ -1,24 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
 	"sluice/internal/dnstest"
-	"sluice/internal/testca"
-	"sluice/resolver"
 )
 
 // TestDoctorMTASTSAndTLSRPT (issue 14): `sluice doctor DOMAIN` checks
@@ -30,33 +21,13 @@ import (
 // delivery.ca_file), reached through the injected dialer.
 func TestDoctorMTASTSAndTLSRPT(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	ca, err := testca.New(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"mta-sts.good.test", "mta-sts.outside.test", "mta-sts.gone.test", "mta-sts.garbled.test"}
-	cert, err := ca.Issue(now.Add(-time.Hour), now.Add(time.Hour), names...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policies := map[string]string{
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	srv := startPolicyServer(t, ca.issue("mta-sts.good.test", "mta-sts.outside.test", "mta-sts.gone.test", "mta-sts.garbled.test"), map[string]string{
 		"mta-sts.good.test":    "version: STSv1\nmode: enforce\nmx: mx.good.test\nmax_age: 604800\n",
 		"mta-sts.outside.test": "version: STSv1\nmode: testing\nmx: mx.good.test\nmax_age: 86400\n",
 		"mta-sts.garbled.test": "version: STSv1\nmode: Enforce\nmx: mx.good.test\nmax_age: 86400\n",
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := policies[r.Host]
-		if !ok || r.URL.Path != "/.well-known/mta-sts.txt" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, p)
-	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	}, nil)
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, srv.Listener.Addr().String())
@@ -78,21 +49,10 @@ func TestDoctorMTASTSAndTLSRPT(t *testing.T) {
 		"dnsfail.test. 300 IN MX 10 mx.good.test.",
 	)
 	z.Fail("_smtp._tls.dnsfail.test", dns.RcodeServerFailure)
-	r, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(z, false), Workers: 4, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := zoneResolver(t, z, false)
 
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	cfg := filepath.Join(dir, "sluice.toml")
-	if err := os.WriteFile(cfg, []byte("[delivery]\noutbound_ips = [\"192.0.2.7\"]\nca_file = \""+caFile+"\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConfigRaw(t, cfg, "[delivery]\noutbound_ips = [\"192.0.2.7\"]\nca_file = \""+ca.file+"\"\n")
 	spf := map[string][]string{}
 	mxs := map[string][]*net.MX{}
 	for _, d := range []string{"good.test", "outside.test", "gone.test", "garbled.test", "none.test", "dnsfail.test"} {
@@ -115,21 +75,17 @@ func TestDoctorMTASTSAndTLSRPT(t *testing.T) {
 		{"none.test", 0, []string{"record none", "no MTA-STS record", "rua none", "no TLS-RPT record"}, []string{"MTA-STS policy", "_smtp._tls.none.test record"}},
 		{"dnsfail.test", 1, []string{"TLS-RPT\n not checked: the _smtp._tls lookup failed"}, nil},
 	} {
-		var out, errb bytes.Buffer
-		code := exitCode("doctor", doctorCmd{resolver: zone, dane: r, stsDial: dial}.run([]string{"--config", cfg, tc.domain}, &out, &errb), &errb)
-		if code != tc.code {
-			t.Errorf("%s: exit %d, want %d\n%s%s", tc.domain, code, tc.code, out.String(), errb.String())
-		}
+		out := doctorOut(t, doctorCmd{resolver: zone, dane: r, stsDial: dial}, cfg, tc.domain, tc.code)
 		// Columns are tabwriter's: compare with runs of blanks as one.
-		flat := strings.Join(strings.FieldsFunc(out.String(), func(r rune) bool { return r == ' ' || r == '\t' }), " ")
+		flat := strings.Join(strings.FieldsFunc(out, func(r rune) bool { return r == ' ' || r == '\t' }), " ")
 		for _, w := range tc.want {
 			if !strings.Contains(flat, w) {
-				t.Errorf("%s: output lacks %q:\n%s", tc.domain, w, out.String())
+				t.Errorf("%s: output lacks %q:\n%s", tc.domain, w, out)
 			}
 		}
 		for _, w := range tc.absent {
 			if strings.Contains(flat, w) {
-				t.Errorf("%s: output has %q:\n%s", tc.domain, w, out.String())
+				t.Errorf("%s: output has %q:\n%s", tc.domain, w, out)
 			}
 		}
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
 )
 
@@ -25,8 +24,7 @@ func TestProofDeliveryThroughDNS(t *testing.T) {
 	t.Parallel()
 	mx := startFakeMX(t, fakemx.Options{})
 	_, port, _ := net.SplitHostPort(mx.Addr())
-	zone := dnstest.NewZone(
-		"test. 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 1",
+	zone := testZone(
 		"dest.test. 300 IN MX 10 mx.dest.test.",
 		"mx.dest.test. 300 IN A 127.0.0.1",
 		"alias.test. 300 IN CNAME dest.test.",
@@ -34,11 +32,7 @@ func TestProofDeliveryThroughDNS(t *testing.T) {
 		"null.test. 300 IN MX 0 .",
 	)
 	zone.Fail("later.test", dns.RcodeServerFailure)
-	ns, err := dnstest.Start(dnstest.Options{Answerer: zone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Close)
+	ns := serveDNS(t, zone)
 
 	dir := t.TempDir()
 	smtpAddr := freeAddr(t)

@@ -1,22 +1,13 @@
 package main
 
 import (
-	"crypto/tls"
-	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
-	"sluice/internal/testca"
 )
 
 // TestProofMTASTS (issue 14 item 2) drives the built binary with
@@ -32,39 +23,17 @@ import (
 //     is "may" and would otherwise have used that MX.
 func TestProofMTASTS(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	ca, err := testca.New(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(names ...string) tls.Certificate {
-		c, err := ca.Issue(now.Add(-time.Hour), now.Add(time.Hour), names...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	a := startFakeMX(t, fakemx.Options{STARTTLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{issue("mx.sts.test")}}})
-	_, port, _ := net.SplitHostPort(a.Addr())
-	b := startFakeMX(t, fakemx.Options{Addr: "127.0.0.2:" + port, STARTTLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{issue("mx.rogue.test")}}})
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	a, b, port := startTLSMXPair(t, ca.issue("mx.sts.test"), ca.issue("mx.rogue.test"), fakemx.Options{})
 
 	var fetches atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		if r.URL.Path != "/.well-known/mta-sts.txt" || (r.Host != "mta-sts.sts.test" && r.Host != "mta-sts.rogue.test") {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n")
-	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{issue("mta-sts.sts.test", "mta-sts.rogue.test")}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	const policy = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n"
+	srv := startPolicyServer(t, ca.issue("mta-sts.sts.test", "mta-sts.rogue.test"),
+		map[string]string{"mta-sts.sts.test": policy, "mta-sts.rogue.test": policy}, &fetches)
 	_, httpsPort, _ := net.SplitHostPort(srv.Listener.Addr().String())
 
-	zone := dnstest.NewZone(
-		"test. 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 1",
+	ns := serveDNS(t, testZone(
 		"sts.test. 300 IN MX 10 mx.sts.test.",
 		"mx.sts.test. 300 IN A 127.0.0.1",
 		`_mta-sts.sts.test. 300 IN TXT "v=STSv1; id=1"`,
@@ -73,35 +42,8 @@ func TestProofMTASTS(t *testing.T) {
 		"mx.rogue.test. 300 IN A 127.0.0.2",
 		`_mta-sts.rogue.test. 300 IN TXT "v=STSv1; id=1"`,
 		"mta-sts.rogue.test. 300 IN A 127.0.0.1",
-	)
-	ns, err := dnstest.Start(dnstest.Options{Answerer: zone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Close)
-
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, fmt.Sprintf(`
-[delivery]
-port = %s
-tls = "may"
-resolver = %q
-resolver_min_ttl = "1s"
-ca_file = %q
-mta_sts = true
-mta_sts_port = %s
-`, port, ns.Addr(), caFile, httpsPort))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(relayLog(cfg))
-		}
-	})
-	startRelay(t, cfg, smtpAddr)
+	))
+	_, cfg, smtpAddr := startRelayIn(t, dir, tlsDelivery(port, ns.Addr(), ca.file, `tls = "may"`, "mta_sts = true", "mta_sts_port = "+httpsPort))
 	submitPlain(t, smtpAddr, "u@sts.test")
 	submitPlain(t, smtpAddr, "u@rogue.test")
 	eventually(t, 30*time.Second, "sts.test delivered under its policy, rogue.test refused by its own", func() bool {

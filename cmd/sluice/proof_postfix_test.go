@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"sluice/internal/dnstest"
-	"sluice/internal/testca"
 	"sluice/internal/testpeer"
 )
 
@@ -44,58 +42,22 @@ func TestProofPostfixTLS(t *testing.T) {
 	if _, err := user.Lookup("postfix"); err != nil {
 		testpeer.Missing(t, "no postfix user (the postfix package creates it)")
 	}
-	now := time.Now()
-	ca, err := testca.New(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(now.Add(-time.Hour), now.Add(time.Hour), "mx.postfix.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pf := startPostfix(t, postfix, cert)
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	pf := startPostfix(t, postfix, ca.issue("mx.postfix.test"))
 	_, port, _ := net.SplitHostPort(pf.addr)
-
-	zone := dnstest.NewZone(
-		"test. 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 1",
+	ns := serveDNS(t, testZone(
 		"postfix.test. 300 IN MX 10 mx.postfix.test.",
 		"mx.postfix.test. 300 IN A 127.0.0.1",
 		"alias.test. 300 IN MX 10 mx.alias.test.",
 		"mx.alias.test. 300 IN A 127.0.0.1",
-	)
-	ns, err := dnstest.Start(dnstest.Options{Answerer: zone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Close)
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, fmt.Sprintf(`
-[delivery]
-port = %s
-resolver = %q
-resolver_min_ttl = "1s"
-ca_file = %q
-
-[[delivery.tls_policy]]
-domain = "postfix.test"
-mode = "verify"
-
-[[delivery.tls_policy]]
-domain = "alias.test"
-mode = "verify"
-`, port, ns.Addr(), caFile))
+	))
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Log(relayLog(cfg))
 			t.Log(pf.log())
 		}
 	})
-	startRelay(t, cfg, smtpAddr)
+	_, cfg, smtpAddr := startRelayIn(t, dir, tlsDelivery(port, ns.Addr(), ca.file, verifyPolicies("postfix.test", "alias.test")))
 	submitPlain(t, smtpAddr, "user@postfix.test")
 	submitPlain(t, smtpAddr, "user@alias.test")
 	eventually(t, 30*time.Second, "postfix.test delivered to Postfix over verified TLS, alias.test refused", func() bool {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
 	"sluice/internal/selfsigned"
 )
@@ -48,8 +47,7 @@ func TestProofREQUIRETLS(t *testing.T) {
 		h := sha256.Sum256(c.Config.Certificates[0].Leaf.RawSubjectPublicKeyInfo)
 		return hex.EncodeToString(h[:])
 	}
-	zone := dnstest.NewZone(
-		"test. 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 1",
+	ns := serveDNS(t, testZone(
 		"ok.test. 300 IN MX 10 mx.ok.test.",
 		"mx.ok.test. 300 IN A 127.0.0.1",
 		fmt.Sprintf("_%s._tcp.mx.ok.test. 300 IN TLSA 3 1 1 %s", port, spki(certA)),
@@ -59,17 +57,12 @@ func TestProofREQUIRETLS(t *testing.T) {
 		"nodane.test. 300 IN MX 10 mx.nodane.test.",
 		"mx.nodane.test. 300 IN A 127.0.0.1",
 		"src.test. 300 IN MX 10 mx.ok.test.",
-	)
-	ns, err := dnstest.Start(dnstest.Options{Answerer: zone, AD: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Close)
+	))
+	ns.SetAD(true) // DANE: the zone counts as DNSSEC-signed
 
 	dir := t.TempDir()
 	certFile, keyFile := selfSignedCert(t, dir)
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, fmt.Sprintf(`
+	_, cfg, smtpAddr := startRelayIn(t, dir, fmt.Sprintf(`
 [tls]
 cert_file = %q
 key_file = %q
@@ -81,12 +74,6 @@ resolver = %q
 resolver_dnssec = true
 resolver_min_ttl = "1s"
 `, certFile, keyFile, port, ns.Addr()))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(relayLog(cfg))
-		}
-	})
-	startRelay(t, cfg, smtpAddr)
 
 	send := func(to string, requireTLS, overTLS bool) error {
 		dial := func() (*smtp.Client, error) { return smtp.Dial(smtpAddr) }

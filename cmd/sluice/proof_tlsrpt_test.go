@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -25,9 +23,7 @@ import (
 
 	"sluice/auth"
 	"sluice/config"
-	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
-	"sluice/internal/testca"
 	"sluice/queue"
 )
 
@@ -42,63 +38,23 @@ import (
 // that carry the reports are not tallied themselves.
 func TestProofTLSRPT(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	ca, err := testca.New(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := ca.Issue(now.Add(-time.Hour), now.Add(time.Hour), "mx.good.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.Issue(now.Add(-time.Hour), now.Add(time.Hour), "other.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startFakeMX(t, fakemx.Options{STARTTLS: true, KeepBodies: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{good}}})
-	_, port, _ := net.SplitHostPort(a.Addr())
-	startFakeMX(t, fakemx.Options{Addr: "127.0.0.2:" + port, STARTTLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{other}}})
-	zone := dnstest.NewZone(
-		"test. 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 1",
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	a, _, port := startTLSMXPair(t, ca.issue("mx.good.test"), ca.issue("other.test"), fakemx.Options{KeepBodies: true})
+	ns := serveDNS(t, testZone(
 		"good.test. 300 IN MX 10 mx.good.test.",
 		"mx.good.test. 300 IN A 127.0.0.1",
 		"bad.test. 300 IN MX 10 mx.bad.test.",
 		"mx.bad.test. 300 IN A 127.0.0.2",
 		`_smtp._tls.bad.test. 300 IN TXT "v=TLSRPTv1; rua=mailto:tls-reports@good.test"`,
 		`_smtp._tls.good.test. 300 IN TXT "v=TLSRPTv1;rua=mailto:tls-reports@good.test"`,
-	)
-	ns, err := dnstest.Start(dnstest.Options{Answerer: zone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Close)
-
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	))
 	keyFile := filepath.Join(dir, "s1.pem")
 	_, dkimRecord, err := auth.Keygen("sluice.test", "s1", "ed25519", keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, fmt.Sprintf(`
-[delivery]
-port = %s
-resolver = %q
-resolver_min_ttl = "1s"
-ca_file = %q
-
-[[delivery.tls_policy]]
-domain = "good.test"
-mode = "verify"
-
-[[delivery.tls_policy]]
-domain = "bad.test"
-mode = "verify"
-
+	p, cfg, smtpAddr := startRelayIn(t, dir, tlsDelivery(port, ns.Addr(), ca.file, verifyPolicies("good.test", "bad.test"), fmt.Sprintf(`
 [tlsrpt]
 enabled = true
 organization_name = "Sluice Test"
@@ -109,13 +65,7 @@ from = "tlsrpt-noreply@sluice.test"
 domain = "sluice.test"
 selector = "s1"
 key_file = %q
-`, port, ns.Addr(), caFile, keyFile))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(relayLog(cfg))
-		}
-	})
-	p := startRelay(t, cfg, smtpAddr)
+`, keyFile)))
 	submitPlain(t, smtpAddr, "u@good.test")
 	submitPlain(t, smtpAddr, "u@bad.test")
 	eventually(t, 30*time.Second, "good.test delivered, bad.test refused by its policy", func() bool {
