@@ -33,6 +33,10 @@ type TelemetryOptions struct {
 	// severity} (lintcheck.Counters.Snapshot, issue 16); nil when lint
 	// is not wired.
 	LintFindings func() map[[2]string]uint64
+	// LintChecks returns the messages lint read and the messages warn
+	// mode skipped for its CPU budget, lint.warn_budget
+	// (lintcheck.Counters.Checks); nil when lint is not wired.
+	LintChecks func() (checked, skippedBudget uint64)
 	// Cluster is the node's cluster membership (nil: cluster mode off):
 	// its metrics carry a node label, so that a fleet's series stay
 	// apart when scraped into one place.
@@ -261,6 +265,8 @@ var (
 	descAuth        = prometheus.NewDesc("sluice_auth_verdicts_total", "Outcomes of the inbound SPF/DKIM/DMARC check.", []string{"outcome"}, nil)
 	descTLS         = prometheus.NewDesc("sluice_tls_sessions_total", "Outbound TLS sessions by policy type (sts = MTA-STS, tlsa = DANE, no-policy-found) and result (success, or the RFC 8460 result type of the failure: certificate-host-mismatch, certificate-expired, certificate-not-trusted, starttls-not-supported, validation-failure...). A failure under a policy in force is also a tls-policy attempt.", []string{"policy_type", "result"}, nil)
 	descLint        = prometheus.NewDesc("sluice_lint_findings_total", "Content lint findings in messages accepted or refused (every message, whatever lint.warn_interval lets the log say), by finding ID and severity (info, warn, block).", []string{"id", "severity"}, nil)
+	descLintChecked = prometheus.NewDesc("sluice_lint_checked_total", "Messages the content lint read (enforce: every message; warn: within lint.warn_budget, so findings are out of these).", nil, nil)
+	descLintSkipped = prometheus.NewDesc("sluice_lint_skipped_total", "Messages warn mode did not lint, by reason (budget: lint.warn_budget was spent).", []string{"reason"}, nil)
 	descDestsKnown  = prometheus.NewDesc("sluice_destinations", "Destinations known to the policy.", nil, nil)
 	descScrapeError = prometheus.NewDesc("sluice_queue_read_errors", "1 when the queue could not be read during this scrape.", nil, nil)
 	descEvBytes     = prometheus.NewDesc("sluice_events_outbox_bytes", "Bytes of delivery events in the outbox (cap: events.max_bytes).", nil, nil)
@@ -283,7 +289,7 @@ var (
 type stateCollector struct{ t *Telemetry }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descTLS, descLint, descDestsKnown, descScrapeError, descDestOpen,
+	for _, d := range []*prometheus.Desc{descQueue, descOldest, descConc, descConcMax, descActive, descRate, descPaused, descAlarm, descAuth, descTLS, descLint, descLintChecked, descLintSkipped, descDestsKnown, descScrapeError, descDestOpen,
 		descClusterUp, descClusterLive, descClusterFall, descClusterRTT, descEvBytes, descEvCount, descEvDropped, descEvAlarm, descEvPending, descEvLag, descEvSent, descEvFailures} {
 		ch <- d
 	}
@@ -385,6 +391,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range f() {
 			ch <- prometheus.MustNewConstMetric(descLint, prometheus.CounterValue, float64(v), k[0], k[1])
 		}
+	}
+	if f := t.o.LintChecks; f != nil {
+		checked, skipped := f()
+		ch <- prometheus.MustNewConstMetric(descLintChecked, prometheus.CounterValue, float64(checked))
+		ch <- prometheus.MustNewConstMetric(descLintSkipped, prometheus.CounterValue, float64(skipped), "budget")
 	}
 	if f := t.o.TLSSessions; f != nil {
 		for k, v := range f() {

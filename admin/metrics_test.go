@@ -23,6 +23,7 @@ func TestMetrics(t *testing.T) {
 	f.tel.o.LintFindings = func() map[[2]string]uint64 {
 		return map[[2]string]uint64{{"link-shortener", "block"}: 3, {"subject-caps", "info"}: 1}
 	}
+	f.tel.o.LintChecks = func() (uint64, uint64) { return 40, 60 }
 	f.enqueue(t, "a@src.test", "b@dest.test")
 	f.clk.Advance(90 * time.Second)
 	f.pause("down.test")
@@ -56,6 +57,8 @@ func TestMetrics(t *testing.T) {
 		`sluice_tls_sessions_total{policy_type="sts",result="success"} 4`,
 		`sluice_lint_findings_total{id="link-shortener",severity="block"} 3`,
 		`sluice_lint_findings_total{id="subject-caps",severity="info"} 1`,
+		`sluice_lint_checked_total 40`,
+		`sluice_lint_skipped_total{reason="budget"} 60`,
 		`sluice_sender_alarm 0`,
 		`sluice_sender_fix_alarms_total{fix="SPF"} 1`,
 	} {

@@ -181,6 +181,9 @@ var reloadClasses = map[string]ReloadClass{
 	"lint.bulk_per_day":  reload,
 	"lint.warn_interval": reload,
 	"lint.max_bytes":     reload,
+	// The budget is the daemon's (it carries on across reloads); a
+	// reload changes its rate.
+	"lint.warn_budget": reload,
 
 	// Sinks are reloadable: adding, changing or removing a webhook (or
 	// rotating its secret) is what an operator expects a reload to do.

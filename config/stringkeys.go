@@ -10,11 +10,13 @@ import (
 // go-toml decodes a TOML integer straight into Duration's int64, so
 // `retention = 7` would silently mean 7 nanoseconds. checkStringValues
 // walks the document and refuses a non-string value for every key whose
-// Go type is Duration or Rate.
+// Go type is Duration, Rate or Percent (`warn_budget = 3` would be
+// 300 %, and 0.03 a guess at what the operator meant).
 
 var (
 	durationType = reflect.TypeFor[Duration]()
 	rateType     = reflect.TypeFor[Rate]()
+	percentType  = reflect.TypeFor[Percent]()
 )
 
 // stringKeys maps dotted key paths (array indices dropped) to an example
@@ -39,6 +41,8 @@ func stringKeys() map[string]string {
 				m[key] = `"5m"`
 			case ft == rateType:
 				m[key] = `"10/s"`
+			case ft == percentType:
+				m[key] = `"3%"`
 			case ft.Kind() == reflect.Struct:
 				walk(ft, key+".")
 			}

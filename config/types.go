@@ -273,6 +273,9 @@ type Lint struct {
 	BulkPerDay   int      `toml:"bulk_per_day"`  // a sender domain past this many messages a day is a bulk sender
 	WarnInterval Duration `toml:"warn_interval"` // a finding is logged once per sender domain per this
 	MaxBytes     Size     `toml:"max_bytes"`     // of each message read by lint
+	// WarnBudget is the share of the machine's CPU that warn mode may
+	// spend on lint; past it a sample is linted (1 = every message).
+	WarnBudget Percent `toml:"warn_budget"`
 }
 
 // Events configures the delivery events (issue 13): the outbox kept in

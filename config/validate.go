@@ -630,6 +630,9 @@ func (c *Config) validateLint(ck *checker) {
 	if l.MaxBytes < 1024 {
 		ck.add("lint.max_bytes", "must be at least 1KB: the header section alone may need it")
 	}
+	if l.WarnBudget < 0 || l.WarnBudget > 1 {
+		ck.add("lint.warn_budget", "must be from 0%% to 100%% of the machine's CPU, not %s", l.WarnBudget)
+	}
 }
 
 // loopbackHostPort reports whether a host:port binds the loopback only.

@@ -170,3 +170,35 @@ func TestParseRate(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePercent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    Percent
+		wantErr bool
+	}{
+		{"3%", 0.03, false},
+		{" 12.5 % ", 0.125, false},
+		{"100%", 1, false},
+		{"0%", 0, false},
+		{"3", 0, true}, // the sign is required: 3 % or 300 %?
+		{"-1%", 0, true},
+		{"+5%", 0, true},
+		{"%", 0, true},
+		{"NaN%", 0, true},
+		{"abc%", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParsePercent(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Fatalf("ParsePercent(%q) err = %v, wantErr %v", tt.in, err, tt.wantErr)
+		}
+		if err == nil && got != tt.want {
+			t.Errorf("ParsePercent(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if s := Percent(0.03).String(); s != "3%" {
+		t.Errorf("String() = %q, want 3%%", s)
+	}
+}

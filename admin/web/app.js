@@ -363,7 +363,9 @@ function renderLint(lint) {
       const last = utc(new Date(f.last)) + (f.evidence ? " · " + f.evidence : "");
       tb.append(el("tr", {},
         el("td", {}, i === 0 ? s.domain : ""),
-        el("td", {}, i === 0 ? s.messages : ""),
+        // warn mode lints a sample when the relay is busy
+        // (lint.warn_budget): the counts are out of the linted.
+        el("td", {}, i === 0 ? `${s.linted ?? s.messages} / ${s.messages}` : ""),
         el("td", { class: "text" }, f.id),
         el("td", { class: "text sev-" + f.severity }, f.severity),
         el("td", {}, f.count),

@@ -39,15 +39,16 @@ func (d *daemon) tel() *admin.Telemetry {
 			evs = d.events.Status
 		}
 		var lintFindings func() map[[2]string]uint64
+		var lintChecks func() (uint64, uint64)
 		if d.lint.counters != nil {
-			lintFindings = d.lint.counters.Snapshot
+			lintFindings, lintChecks = d.lint.counters.Snapshot, d.lint.counters.Checks
 		}
 		var cl admin.Cluster
 		if d.cluster != nil {
 			cl = d.cluster
 		}
 		d.telemetry = admin.NewTelemetry(admin.TelemetryOptions{Queue: d.queue, Policy: d.policy, AuthVerdicts: verdicts, TLSSessions: d.tlsResults.Totals,
-			LintFindings: lintFindings, Events: evs, Cluster: cl, Logger: d.log})
+			LintFindings: lintFindings, LintChecks: lintChecks, Events: evs, Cluster: cl, Logger: d.log})
 	})
 	return d.telemetry
 }

@@ -76,13 +76,13 @@ var (
 		// The sender side (issue 16): a campaign's shortened links peaked
 		// in the hour gmail started to throttle.
 		Lint: &lintcheck.Report{Mode: "warn", Start: gNow.Truncate(time.Hour).Add(-23 * time.Hour), Senders: []lintcheck.Sender{
-			{Domain: "shop.example", Messages: 5230, Total: 460, Findings: []lintcheck.SenderFinding{
+			{Domain: "shop.example", Messages: 5230, Linted: 1870, Total: 460, Findings: []lintcheck.SenderFinding{
 				{ID: "link-shortener", Severity: "block", Count: 410, Hourly: gHourly(22, 380, 30), Last: gNow.Add(-time.Minute),
 					Evidence: "https://bit.ly/3xYz", Fix: "Link to your own domain instead of a URL shortener."},
 				{ID: "bulk-unsubscribe", Severity: "warn", Count: 50, Hourly: gHourly(23, 50), Last: gNow.Add(-2 * time.Minute),
 					Evidence: "5230 messages in 24 h without List-Unsubscribe-Post", Fix: "Add List-Unsubscribe and List-Unsubscribe-Post: List-Unsubscribe=One-Click."},
 			}},
-			{Domain: "news.example", Messages: 12, Total: 1, Findings: []lintcheck.SenderFinding{
+			{Domain: "news.example", Messages: 12, Linted: 12, Total: 1, Findings: []lintcheck.SenderFinding{
 				{ID: "subject-caps", Severity: "info", Count: 1, Hourly: gHourly(3, 1), Last: gNow.Add(-20 * time.Hour), Evidence: "Subject: BIG SALE", Fix: "Write the Subject in sentence case."},
 			}},
 		}, More: 2},

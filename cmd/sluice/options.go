@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -162,16 +163,19 @@ func newAuthChecker(cfg *config.Config, log *slog.Logger, res *resolver.Resolver
 }
 
 // lintState is what the content lint keeps across reloads: the bulk
-// counter, the findings tally and the metric's counters (one owner each,
-// the daemon).
+// counter, the findings tally, the metric's counters and warn mode's CPU
+// budget (one owner each, the daemon; a reload changes the budget's
+// share).
 type lintState struct {
 	bulk     *lintcheck.Bulk
 	tally    *lintcheck.Tally
 	counters *lintcheck.Counters
+	budget   *lintcheck.Budget
 }
 
-func newLintState() lintState {
-	return lintState{bulk: lintcheck.NewBulk(lintcheck.BulkDomains), tally: lintcheck.NewTally(lintcheck.TallyDomains), counters: lintcheck.NewCounters()}
+func newLintState(cfg *config.Config) lintState {
+	return lintState{bulk: lintcheck.NewBulk(lintcheck.BulkDomains), tally: lintcheck.NewTally(lintcheck.TallyDomains), counters: lintcheck.NewCounters(),
+		budget: lintcheck.NewBudget(runtime.GOMAXPROCS(0), float64(cfg.Lint.WarnBudget), time.Now())}
 }
 
 // checker is the content lint for cfg, or nil when lint.mode is off.
@@ -180,7 +184,7 @@ func (s lintState) checker(cfg *config.Config, log *slog.Logger) (inbound.Checke
 		return nil, nil
 	}
 	o := lintcheck.OptionsFrom(cfg)
-	o.Bulk, o.Tally, o.Counters, o.Logger = s.bulk, s.tally, s.counters, log
+	o.Bulk, o.Tally, o.Counters, o.Budget, o.Logger = s.bulk, s.tally, s.counters, s.budget, log
 	c, err := lintcheck.New(o)
 	if err != nil {
 		return nil, err

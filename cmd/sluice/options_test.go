@@ -25,7 +25,7 @@ func TestNewCheckerLintModes(t *testing.T) {
 	} {
 		cfg := config.Default()
 		cfg.Auth.Mode, cfg.Lint.Mode = tc.auth, tc.lint
-		d := &daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), lint: newLintState()}
+		d := &daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), lint: newLintState(cfg)}
 		var err error
 		if d.resolver, err = newResolver(cfg); err != nil {
 			t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 // Independent problems are reported together, one per line. The resolver
 // it builds has no goroutine until the first lookup; serve closes it.
 func preflight(cfg *config.Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log, verdicts: auth.NewCounters(), lint: newLintState(), tlsResults: outbound.NewTLSResults()}
+	d := &daemon{cfg: cfg, log: log, verdicts: auth.NewCounters(), lint: newLintState(cfg), tlsResults: outbound.NewTLSResults()}
 	var errs []error
 	note := func(err error) {
 		if err != nil {

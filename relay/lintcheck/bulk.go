@@ -16,12 +16,19 @@ import (
 type Bulk struct {
 	mu  sync.Mutex
 	max int
-	m   *lru.Map[string, *hours]
+	m   *lru.Map[string, *bulkDomain]
+}
+
+// bulkDomain is one domain's messages: seen (every message, for the
+// bulk rule) and linted (warn mode's budget may skip some), so that the
+// findings read as "of the linted".
+type bulkDomain struct {
+	seen, linted hours
 }
 
 // NewBulk returns a counter of at most maxDomains domains (at least 1).
 func NewBulk(maxDomains int) *Bulk {
-	return &Bulk{max: max(maxDomains, 1), m: lru.New[string, *hours]()}
+	return &Bulk{max: max(maxDomains, 1), m: lru.New[string, *bulkDomain]()}
 }
 
 // Add counts one message of domain at now and returns the domain's count
@@ -38,21 +45,38 @@ func (b *Bulk) Add(domain string, now time.Time) int {
 				b.m.DropOldest()
 			}
 		}
-		h = &hours{}
+		h = &bulkDomain{}
 	}
 	b.m.Put(domain, h, now)
-	h.add(now)
-	return h.total(now)
+	h.seen.add(now)
+	return h.seen.total(now)
+}
+
+// Linted counts one message of domain, already counted by Add, as
+// linted.
+func (b *Bulk) Linted(domain string, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h, ok := b.m.Get(domain); ok {
+		h.linted.add(now)
+	}
 }
 
 // Count returns the domain's count over the last day without adding.
 func (b *Bulk) Count(domain string, now time.Time) int {
+	seen, _ := b.Counts(domain, now)
+	return seen
+}
+
+// Counts returns the domain's messages seen and linted over the last
+// day.
+func (b *Bulk) Counts(domain string, now time.Time) (seen, linted int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if h, ok := b.m.Get(domain); ok {
-		return h.total(now)
+		return h.seen.total(now), h.linted.total(now)
 	}
-	return 0
+	return 0, 0
 }
 
 // Len is the number of domains remembered.

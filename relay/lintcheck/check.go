@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/mail"
 	"net/textproto"
+	"runtime"
 	"strings"
 	"time"
 
@@ -46,11 +47,16 @@ type Options struct {
 	Lint         lint.Options
 	BulkPerDay   int           // a sender domain past this many messages a day is a bulk sender
 	WarnInterval time.Duration // a finding is logged once per sender domain per interval
-	// Bulk, Tally and Counters outlive the Checker: share one of each
-	// between the checkers reloads build. nil = the checker's own.
+	// WarnBudget is the share of the machine's CPU (0 to 1) warn mode
+	// may spend on lint; New sets Budget to it. 1 lints every message.
+	WarnBudget float64
+	// Bulk, Tally, Counters and Budget outlive the Checker: share one
+	// of each between the checkers reloads build. nil = the checker's
+	// own (Budget: for runtime.GOMAXPROCS CPUs).
 	Bulk     *Bulk
 	Tally    *Tally
 	Counters *Counters
+	Budget   *Budget
 	Logger   *slog.Logger     // nil = slog.Default()
 	Now      func() time.Time // nil = time.Now
 }
@@ -64,6 +70,7 @@ func OptionsFrom(cfg *config.Config) Options {
 		Lint:         lint.Options{Shorteners: l.Shorteners, MaxBytes: int64(l.MaxBytes)},
 		BulkPerDay:   l.BulkPerDay,
 		WarnInterval: time.Duration(l.WarnInterval),
+		WarnBudget:   float64(l.WarnBudget),
 	}
 	if len(l.Disabled) > 0 {
 		o.Lint.Disabled = map[string]bool{}
@@ -83,6 +90,8 @@ type Checker struct {
 	tally      *Tally
 	counters   *Counters
 	warns      *warngate.Gate
+	budget     *Budget
+	firsts     *warngate.Gate // the first message of each sender domain per WarnInterval is linted
 	log        *slog.Logger
 	now        func() time.Time
 }
@@ -96,6 +105,9 @@ func New(o Options) (*Checker, error) {
 	}
 	if o.BulkPerDay < 1 || o.WarnInterval <= 0 || o.Lint.MaxBytes <= 0 {
 		return nil, errors.New("lintcheck: BulkPerDay, WarnInterval and Lint.MaxBytes must be positive")
+	}
+	if o.WarnBudget < 0 || o.WarnBudget > 1 {
+		return nil, fmt.Errorf("lintcheck: WarnBudget %v is not a share from 0 to 1", o.WarnBudget)
 	}
 	if o.Bulk == nil {
 		o.Bulk = NewBulk(BulkDomains)
@@ -112,8 +124,13 @@ func New(o Options) (*Checker, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Budget == nil {
+		o.Budget = NewBudget(runtime.GOMAXPROCS(0), o.WarnBudget, o.Now())
+	} else {
+		o.Budget.Set(o.WarnBudget, o.Now())
+	}
 	return &Checker{mode: o.Mode, lint: o.Lint, bulkPerDay: o.BulkPerDay, bulk: o.Bulk, tally: o.Tally, counters: o.Counters,
-		warns: warngate.New(o.WarnInterval), log: o.Logger, now: o.Now}, nil
+		warns: warngate.New(o.WarnInterval), budget: o.Budget, firsts: warngate.New(o.WarnInterval), log: o.Logger, now: o.Now}, nil
 }
 
 // Mode is the mode in force.
@@ -130,9 +147,11 @@ type Input struct {
 	Open func() (io.ReadCloser, error)
 }
 
-// Check lints the message. In warn and enforce mode every finding is
-// counted (Counters, Tally) and logged at most once per sender domain
-// per finding per WarnInterval. In enforce mode a block-level finding
+// Check lints the message. In warn mode it lints within the CPU budget:
+// a message is skipped (counted as such) when the budget is spent,
+// unless it is its sender domain's first in WarnInterval. Every finding
+// of a linted message is counted (Counters, Tally) and logged at most
+// once per sender domain per finding per WarnInterval. In enforce mode a block-level finding
 // returns a bare *smtp.SMTPError 550 5.7.1 whose text is the finding's
 // fix: the caller refuses the message and queues nothing. A message lint
 // could not read is accepted (the failure is logged): lint is advice
@@ -144,8 +163,24 @@ func (c *Checker) Check(_ context.Context, in Input) error {
 	now := c.now()
 	domain := senderDomain(in.Header, in.MailFrom)
 	lo := c.lint
+	// Every message counts towards the bulk rule, linted or not: it is
+	// about volume.
 	lo.Bulk = c.bulk.Add(domain, now) > c.bulkPerDay
+	warn := c.mode == ModeWarn && !c.budget.All()
+	if warn {
+		first, _ := c.firsts.Allow(domain, now)
+		if !c.budget.Allow(now, first) {
+			c.counters.skipped.Add(1)
+			return nil
+		}
+	}
 	found, err := c.run(in.Open, lo)
+	if warn {
+		end := c.now()
+		c.budget.Charge(end.Sub(now), end)
+	}
+	c.counters.checked.Add(1)
+	c.bulk.Linted(domain, now)
 	if err != nil {
 		c.log.Error("lint: message not read; accepted unchecked", "sender_domain", escape.Text(domain), "err", err)
 		return nil

@@ -5,8 +5,13 @@
 // "enforce" also refuses a message with a block-level finding with 550
 // 5.7.1 and the finding's one-sentence fix.
 //
-// It also owns the two small records behind it: Bulk, the messages per
-// sender domain over a rolling day (lint's bulk-sender rule), and Tally,
+// Warn mode lints within a CPU budget (lint.warn_budget, Budget): when
+// the relay is busy it lints a sample and the first message of each
+// sender domain per lint.warn_interval; enforce lints every message.
+//
+// It also owns the small records behind it: Bulk, the messages per
+// sender domain over a rolling day, seen and linted (lint's bulk-sender
+// rule, and what the findings are out of), and Tally,
 // the findings per sender domain and finding ID over the last day in
 // hourly buckets (the dashboard and `sluice domains`).
 //
@@ -23,13 +28,24 @@ package lintcheck
 import (
 	"maps"
 	"sync"
+	"sync/atomic"
 )
 
 // Counters count findings by finding ID and severity, for the metric
-// sluice_lint_findings_total{id,severity}. Safe for concurrent use.
+// sluice_lint_findings_total{id,severity}, and the messages linted and
+// skipped (sluice_lint_checked_total, sluice_lint_skipped_total). Safe
+// for concurrent use.
 type Counters struct {
-	mu sync.Mutex
-	m  map[[2]string]uint64
+	mu      sync.Mutex
+	m       map[[2]string]uint64
+	checked atomic.Uint64
+	skipped atomic.Uint64 // by warn mode's CPU budget
+}
+
+// Checks returns the messages linted and the messages warn mode skipped
+// for its CPU budget.
+func (c *Counters) Checks() (checked, skippedBudget uint64) {
+	return c.checked.Load(), c.skipped.Load()
 }
 
 // NewCounters returns empty counters.

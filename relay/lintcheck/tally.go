@@ -90,9 +90,14 @@ func (t *Tally) Add(domain string, found []Seen, now time.Time) {
 // the admin API: field names only ever grow).
 type Sender struct {
 	Domain string `json:"domain"`
-	// Messages is the number of messages from the domain linted over
-	// the last day (0 when the bulk counter has forgotten it).
+	// Messages is the number of messages from the domain seen over the
+	// last day, accepted or refused (0 when the bulk counter has
+	// forgotten it).
 	Messages int `json:"messages"`
+	// Linted is how many of them were linted: warn mode lints a sample
+	// when the relay is busy (lint.warn_budget), so findings are out of
+	// Linted, not Messages.
+	Linted int `json:"linted"`
 	// Total is the number of findings over the last day.
 	Total    int             `json:"findings"`
 	Findings []SenderFinding `json:"by_id"`
@@ -159,7 +164,7 @@ func (t *Tally) Report(now time.Time, bulk *Bulk, limit int) Report {
 			return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.ID, b.ID))
 		})
 		if bulk != nil {
-			out[i].Messages = bulk.Count(out[i].Domain, now)
+			out[i].Messages, out[i].Linted = bulk.Counts(out[i].Domain, now)
 		}
 	}
 	r.Senders = append(r.Senders, out...)
