@@ -448,3 +448,44 @@ func TestSpacingFleetWide(t *testing.T) {
 		t.Fatalf("spacing alone %v, with a third of the fleet's traffic %v; want 30 in 4 s = 7.5, and three times that", alone, fleet)
 	}
 }
+
+// TestRateCeilingReturnsToTheLevelBeforeADrop (issue 11 item 3): a drop
+// corrected by a second refusal soon after (the halving was not enough)
+// still returns to the rate before the drop, not to the halved one, and
+// a confirmed return ends the recovery there: no step of ×4 beyond a
+// level the receiver just showed it holds (bench/throttle's drop climbed
+// 19 → 47.5 → 190, was refused, and settled at 71/s of 100).
+func TestRateCeilingReturnsToTheLevelBeforeADrop(t *testing.T) {
+	t.Parallel()
+	o := mechOptions()
+	var c rateCeiling
+	c.refused(0, 100, 100, 100, time.Time{}, false, false, t0, o)
+	// A drop a minute later: halved, recovering towards 95.
+	now := t0.Add(time.Minute)
+	if r, _ := c.refused(95, 86, 94, 5000, time.Time{}, false, false, now, o); r != 47.5 || !c.recovering || c.before != 95 {
+		t.Fatalf("drop: %v %+v", r, c)
+	}
+	// 20 let through in the second after the quiet: the receiver's rate
+	// is a fifth of what it was, a further drop. The level to return to
+	// stays 95.
+	now = now.Add(rateQuiet + time.Second)
+	if r, _ := c.refused(47.5, 20, 80, 5020, time.Time{}, false, false, now, o); r != 19 || !c.recovering || c.before != 95 {
+		t.Fatalf("second refusal: %v %+v", r, c)
+	}
+	now = c.probeAt
+	if r := c.grow(19, 0, true, 5100, now); r != 95 {
+		t.Fatalf("recovery probe: %v, want the level before the drop, 95", r)
+	}
+	// Confirmed: back at 95, and the recovery is over. The next probe
+	// waits, and goes +50 %.
+	now = now.Add(probeConfirm)
+	if r := c.grow(95, 0, true, 5300, now); r != 95 || c.limit != 95 || c.recovering || c.gain != probeGain {
+		t.Fatalf("confirmed: %v %+v", r, c)
+	}
+	if r := c.grow(95, 0, true, 5400, now.Add(probeGapFirst-time.Second)); r != 95 {
+		t.Errorf("a probe %v after the return: %v", probeGapFirst-time.Second, r)
+	}
+	if r := c.grow(95, 0, true, 5500, now.Add(probeGapFirst)); r != 95*1.5 {
+		t.Errorf("the next probe: %v, want %v", r, 95*1.5)
+	}
+}

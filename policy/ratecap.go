@@ -252,7 +252,17 @@ func (c *rateCeiling) refused(cur, pace, paceLong rate.Limit, oks int, resumed t
 	case c.wary:
 		c.gap, c.gain, c.recovering = probeGapMax, probeGain, false
 	case drop && !hard:
-		c.gap, c.gain, c.recovering, c.dropAt, c.before = probeGapMin, probeGainMax, true, now, before
+		if c.recovering {
+			// A further drop while recovering (the halving was not
+			// enough, or the capacity fell again): the level to return
+			// to is still the one before the first drop. The refusals
+			// of a drop say the receiver got smaller, not that the rate
+			// it took before was wrong.
+			c.before = max(before, c.before)
+		} else {
+			c.dropAt, c.before = now, before
+		}
+		c.gap, c.gain, c.recovering = probeGapMin, probeGainMax, true
 	case refine && c.recovering:
 		// The spacing refines what a drop taught: still recovering.
 		c.gap, c.gain = probeGapMin, probeGainMax
@@ -305,6 +315,16 @@ func (c *rateCeiling) grow(cur, maxRate rate.Limit, binding bool, oks int, now t
 			c.prevLimit = c.limit
 			c.limit, c.confirmedAt, c.limitAt, c.raisedAt = c.probe, now, now, now
 			c.gain = min(2*c.gain, probeGainMax)
+			if c.recovering && c.limit >= c.before {
+				// Back at the level before the drop: the receiver's
+				// capacity came back, and that level held before. The
+				// recovery is over; probing above it goes on as above
+				// any learned limit (a step of ×4 from here was refused
+				// at once and fell back to the recovery's last level).
+				c.recovering, c.gain = false, probeGain
+				c.probeAt, c.gap = now.Add(probeGapFirst), probeGapFirst
+				c.gap = min(c.gap*3/2, c.gapMax())
+			}
 		}
 		c.probe = 0
 	}
