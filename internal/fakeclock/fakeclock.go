@@ -52,19 +52,26 @@ func (c *Clock) Advance(d time.Duration) time.Time {
 // order: a channel timer gets t on its channel, an AfterFunc timer runs
 // its function in a goroutine, as the real ones do.
 func (c *Clock) Set(t time.Time) {
+	// The due times are read under the lock: a timer fired here may be
+	// Reset at once by its owner (a scheduler loop re-arming its wake-up),
+	// which writes tm.at under the lock.
+	type dueTimer struct {
+		tm *timer
+		at time.Time
+	}
 	c.mu.Lock()
 	c.t = t
-	var due []*timer
+	var due []dueTimer
 	for tm := range c.timers {
 		if !tm.at.After(t) {
-			due = append(due, tm)
+			due = append(due, dueTimer{tm, tm.at})
 			delete(c.timers, tm)
 		}
 	}
 	c.mu.Unlock()
 	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
-	for _, tm := range due {
-		tm.fire(t)
+	for _, d := range due {
+		d.tm.fire(t)
 	}
 }
 

@@ -82,3 +82,25 @@ func TestTimersFireOnlyWhenTimeMoves(t *testing.T) {
 		t.Error("Reset(0) did not fire at once")
 	}
 }
+
+// TestResetWhileSetFires: a timer's owner may Reset it while Set is
+// firing the timers due (a scheduler loop re-arming its wake-up while a
+// test moves the clock). Set orders the due timers by the times it read
+// under the lock, so under -race this is clean (it raced in the
+// scheduler's idle tests: Set sorted by tm.at after unlocking).
+func TestResetWhileSetFires(t *testing.T) {
+	c := New()
+	a, b := c.NewTimer(time.Millisecond), c.NewTimer(time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			a.Reset(time.Millisecond)
+		}
+	}()
+	for range 2000 {
+		b.Reset(time.Millisecond)
+		c.Advance(time.Millisecond)
+	}
+	<-done
+}
