@@ -274,6 +274,9 @@ row() { # NAME
 }
 
 main() {
+	# main runs in the pipeline's subshell, which does not inherit the
+	# EXIT trap: its own stops what it started.
+	trap bench_cleanup EXIT
 	RT_NOTES=()
 	echo "cluster mode, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(redis-server --version | awk '{print $3}'), Postfix $(postconf -dh mail_version 2>/dev/null || echo absent)"
 	echo "3 nodes x $EACH messages (one recipient each) -> one fake MX: -sessions 3 -rate 100 (per 1 s window); ideal $((TOTAL / 100)) s"
