@@ -16,6 +16,7 @@ set -euo pipefail
 
 BENCH_REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$BENCH_REPO/bench/lib/common.sh"
+. "$BENCH_REPO/bench/lib/sluice.sh"
 
 N=${N:-20000}
 CLIENTS=${CLIENTS:-20}
@@ -26,44 +27,17 @@ TIMEOUT=${TIMEOUT:-600}
 need smtp-sink smtp-source ss awk sed
 [ "$(id -u)" = 0 ] || die "run as root: smtp-sink -u needs it"
 
-WORK=$(mktemp -d /tmp/sluice-api.XXXXXX)
-[ "${KEEP:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || bench_on_exit "rm -rf $WORK"
-BENCH_BIN=$WORK/bin
-mkdir -p "$BENCH_BIN"
+bench_workdir api
 go_bin sluice
 go_bin apiload
 
-# One token for every run.
-"$BENCH_BIN/sluice" token new >"$WORK/token.out" 2>/dev/null
-head -n 1 "$WORK/token.out" >"$WORK/token"
-HASH_LINE=$(sed -n 2p "$WORK/token.out")
-
-SLUICE_PID=
-sluice_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$SLUICE_PID/status" 2>/dev/null || echo 0; }
-
-# start_sluice DIR: a fresh sluice (the bench/throughput.toml defaults)
-# with listen.api and the bench user; sets SMTP_PORT, API_PORT.
-start_sluice() {
-	local dir=$1
-	mkdir -p "$dir"
-	SMTP_PORT=$(free_port) API_PORT=$(free_port)
-	sed -e "s|^data_dir = .*|data_dir = \"$dir/data\"|" \
-		-e "s|^smtp = .*|smtp = \"127.0.0.1:$SMTP_PORT\"\napi = \"127.0.0.1:$API_PORT\"|" \
-		-e "s|^host = .*|host = \"127.0.0.1:$SINK_PORT\"|" \
-		"$BENCH_REPO/bench/throughput.toml" >"$dir/sluice.toml"
-	printf '\n[[access.user]]\nname = "bench"\n%s\n' "$HASH_LINE" >>"$dir/sluice.toml"
-	"$BENCH_BIN/sluice" serve --config "$dir/sluice.toml" >"$dir/log" 2>&1 &
-	SLUICE_PID=$!
-	bench_on_exit "kill_pid $SLUICE_PID"
-	wait_port "$SMTP_PORT"
-	wait_port "$API_PORT"
-}
+api_token
 
 # run MODE ROUND: one run; sets ACC, DEL (msg/s) and RSS (MB).
 run() {
-	local mode=$1 round=$2 name="$1-$2" t0 now src tacc="" tdel="" peak=0 rss i=0
+	local mode=$1 round=$2 name="$1-$2" t0
 	start_sink "$name"
-	start_sluice "$WORK/$name"
+	start_api_sluice "$WORK/$name"
 	t0=$(now_s)
 	if [ "$mode" = smtp ]; then
 		smtp-source -s "$CLIENTS" -l "$SIZE" -m "$N" -f bench@sender.test \
@@ -72,30 +46,7 @@ run() {
 		"$BENCH_BIN/apiload" -url "http://127.0.0.1:$API_PORT/v1/messages" -token-file "$WORK/token" \
 			-n "$N" -c "$CLIENTS" -size "$SIZE" >"$WORK/$name.inject" 2>&1 &
 	fi
-	src=$!
-	bench_on_exit "kill_pid $src"
-	while :; do
-		now=$(now_s)
-		if [ -z "$tacc" ] && ! kill -0 "$src" 2>/dev/null; then
-			wait "$src" || { cat "$WORK/$name.inject" >&2; die "$name: the injector failed"; }
-			tacc=$(awk -v a="$now" -v b="$t0" 'BEGIN { print a - b }')
-		fi
-		if [ -z "$tdel" ] && [ "$(sink_count)" -ge "$N" ]; then
-			tdel=$(awk -v a="$now" -v b="$t0" 'BEGIN { print a - b }')
-		fi
-		[ -n "$tacc" ] && [ -n "$tdel" ] && break
-		if ((i % 5 == 0)); then
-			rss=$(sluice_hwm)
-			((rss > peak)) && peak=$rss
-		fi
-		i=$((i + 1))
-		awk -v a="$now" -v b="$t0" -v t="$TIMEOUT" 'BEGIN { exit !(a - b > t) }' &&
-			die "$name: only $(sink_count)/$N delivered after ${TIMEOUT}s"
-		sleep 0.1
-	done
-	rss=$(sluice_hwm)
-	((rss > peak)) && peak=$rss
-	ACC=$(fdiv "$N" "$tacc" 0) DEL=$(fdiv "$N" "$tdel" 0) RSS=$(fdiv "$peak" 1024 1)
+	measure "$name" "$N" $! "$t0"
 	kill_pid "$SLUICE_PID"
 	kill_pid "$SINK_PID"
 	printf '%-8s round %d: accepted %6s msg/s, delivered %6s msg/s, peak RSS %6s MB\n' "$mode" "$round" "$ACC" "$DEL" "$RSS"

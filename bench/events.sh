@@ -29,10 +29,7 @@ TIMEOUT=${TIMEOUT:-600}
 need smtp-sink smtp-source ss awk sed curl
 [ "$(id -u)" = 0 ] || die "run as root: smtp-sink -u needs it"
 
-WORK=$(mktemp -d /tmp/sluice-events.XXXXXX)
-[ "${KEEP:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || bench_on_exit "rm -rf $WORK"
-BENCH_BIN=$WORK/bin
-mkdir -p "$BENCH_BIN"
+bench_workdir events
 go_bin sluice
 go_bin hooksink
 

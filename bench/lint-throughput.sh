@@ -21,6 +21,7 @@ set -euo pipefail
 
 BENCH_REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$BENCH_REPO/bench/lib/common.sh"
+. "$BENCH_REPO/bench/lib/sluice.sh"
 
 N=${N:-20000}
 CLIENTS=${CLIENTS:-20}
@@ -30,48 +31,24 @@ TIMEOUT=${TIMEOUT:-600}
 need smtp-sink smtp-source ss awk sed
 [ "$(id -u)" = 0 ] || die "run as root: smtp-sink -u needs it"
 
-WORK=$(mktemp -d /tmp/sluice-lint.XXXXXX)
-[ "${KEEP:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || bench_on_exit "rm -rf $WORK"
-BENCH_BIN=$WORK/bin
-mkdir -p "$BENCH_BIN"
+bench_workdir lint
 go_bin sluice
 go_bin apiload
 
-"$BENCH_BIN/sluice" token new >"$WORK/token.out" 2>/dev/null
-head -n 1 "$WORK/token.out" >"$WORK/token"
-HASH_LINE=$(sed -n 2p "$WORK/token.out")
+api_token
 
-SLUICE_PID=
-sluice_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$SLUICE_PID/status" 2>/dev/null || echo 0; }
 # sluice_cpu_ms: CPU time (user + system) the sluice process used so far,
 # in ms: unlike msg/s it hardly moves with the load of other processes.
 sluice_cpu_ms() {
 	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) * 1000 / hz }' "/proc/$SLUICE_PID/stat" 2>/dev/null || echo 0
 }
 
-# start_sluice DIR MODE: a fresh sluice with lint.mode MODE, listen.api
-# and the bench user; sets SMTP_PORT, API_PORT.
-start_sluice() {
-	local dir=$1 mode=$2
-	mkdir -p "$dir"
-	SMTP_PORT=$(free_port) API_PORT=$(free_port)
-	sed -e "s|^data_dir = .*|data_dir = \"$dir/data\"|" \
-		-e "s|^smtp = .*|smtp = \"127.0.0.1:$SMTP_PORT\"\napi = \"127.0.0.1:$API_PORT\"|" \
-		-e "s|^host = .*|host = \"127.0.0.1:$SINK_PORT\"|" \
-		"$BENCH_REPO/bench/throughput.toml" >"$dir/sluice.toml"
-	printf '\n[[access.user]]\nname = "bench"\n%s\n\n[lint]\nmode = "%s"\n' "$HASH_LINE" "$mode" >>"$dir/sluice.toml"
-	"$BENCH_BIN/sluice" serve --config "$dir/sluice.toml" >"$dir/log" 2>&1 &
-	SLUICE_PID=$!
-	bench_on_exit "kill_pid $SLUICE_PID"
-	wait_port "$SMTP_PORT"
-	wait_port "$API_PORT"
-}
-
-# run LOAD MODE ROUND: one run; sets ACC, DEL (msg/s) and RSS (MB).
+# run LOAD MODE ROUND: one run, into a fresh sluice with lint.mode MODE;
+# sets ACC, DEL (msg/s), RSS (MB), CPU (ms/msg) and FINDINGS.
 run() {
-	local load=$1 mode=$2 round=$3 name="$1-$2-$3" t0 now src tacc="" tdel="" peak=0 rss i=0 count
+	local load=$1 mode=$2 round=$3 name="$1-$2-$3" t0 count
 	start_sink "$name"
-	start_sluice "$WORK/$name" "$mode"
+	start_api_sluice "$WORK/$name" "" "[lint]" "mode = \"$mode\""
 	t0=$(now_s)
 	if [ "$load" = smtp2k ]; then
 		count=$N
@@ -82,30 +59,7 @@ run() {
 		"$BENCH_BIN/apiload" -url "http://127.0.0.1:$API_PORT/v1/messages" -token-file "$WORK/token" \
 			-n "$count" -c "$CLIENTS" -size 51200 -newsletter -from news@sender.test >"$WORK/$name.inject" 2>&1 &
 	fi
-	src=$!
-	bench_on_exit "kill_pid $src"
-	while :; do
-		now=$(now_s)
-		if [ -z "$tacc" ] && ! kill -0 "$src" 2>/dev/null; then
-			wait "$src" || { cat "$WORK/$name.inject" >&2; die "$name: the injector failed"; }
-			tacc=$(awk -v a="$now" -v b="$t0" 'BEGIN { print a - b }')
-		fi
-		if [ -z "$tdel" ] && [ "$(sink_count)" -ge "$count" ]; then
-			tdel=$(awk -v a="$now" -v b="$t0" 'BEGIN { print a - b }')
-		fi
-		[ -n "$tacc" ] && [ -n "$tdel" ] && break
-		if ((i % 5 == 0)); then
-			rss=$(sluice_hwm)
-			((rss > peak)) && peak=$rss
-		fi
-		i=$((i + 1))
-		awk -v a="$now" -v b="$t0" -v t="$TIMEOUT" 'BEGIN { exit !(a - b > t) }' &&
-			die "$name: only $(sink_count)/$count delivered after ${TIMEOUT}s"
-		sleep 0.1
-	done
-	rss=$(sluice_hwm)
-	((rss > peak)) && peak=$rss
-	ACC=$(fdiv "$count" "$tacc" 0) DEL=$(fdiv "$count" "$tdel" 0) RSS=$(fdiv "$peak" 1024 1)
+	measure "$name" "$count" $! "$t0"
 	CPU=$(fdiv "$(sluice_cpu_ms)" "$count" 3)
 	FINDINGS=$(grep -c 'msg="lint: finding"' "$WORK/$name/log" || true)
 	kill_pid "$SLUICE_PID"

@@ -41,10 +41,7 @@ DKIM=${DKIM:-1}
 need smtp-sink smtp-source ss awk sed pgrep tar
 [ "$(id -u)" = 0 ] || die "run as root: smtp-sink -u and the Postfix instance need it"
 
-WORK=$(mktemp -d /tmp/sluice-memory.XXXXXX)
-[ "${KEEP:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || bench_on_exit "rm -rf $WORK"
-BENCH_BIN=$WORK/bin
-mkdir -p "$BENCH_BIN"
+bench_workdir memory
 
 # --- sampling --------------------------------------------------------------
 

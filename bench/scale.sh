@@ -101,10 +101,7 @@ need smtp-sink strace curl jq ss awk sed sort
 [ "$(id -u)" = 0 ] || die "run as root: smtp-sink -u and strace -p need it"
 case $FILL in smtp | import) ;; *) die "FILL=$FILL: want smtp or import" ;; esac
 
-WORK=$(mktemp -d /tmp/sluice-scale.XXXXXX)
-[ "${KEEP:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || bench_on_exit "rm -rf $WORK"
-BENCH_BIN=$WORK/bin
-mkdir -p "$BENCH_BIN"
+bench_workdir scale
 TICK=$(getconf CLK_TCK)
 
 has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }

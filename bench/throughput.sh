@@ -25,10 +25,7 @@ TIMEOUT=${TIMEOUT:-900}
 need smtp-sink smtp-source strace ss awk sed pgrep
 [ "$(id -u)" = 0 ] || die "run as root: smtp-sink -u and the Postfix instance need it"
 
-WORK=$(mktemp -d /tmp/sluice-throughput.XXXXXX)
-[ "${KEEP:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || bench_on_exit "rm -rf $WORK"
-BENCH_BIN=$WORK/bin
-mkdir -p "$BENCH_BIN"
+bench_workdir throughput
 
 # load NAME PORT COUNT RSSFN: inject COUNT messages into 127.0.0.1:PORT and
 # wait until the sink has them all. Sets ACC_S, DEL_S (seconds) and

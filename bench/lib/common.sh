@@ -97,6 +97,19 @@ sink_count() {
 # fsyncs FILE: fsync + fdatasync calls in an `strace -c` summary.
 fsyncs() { awk '$NF == "fsync" || $NF == "fdatasync" { n += $4 } END { print n + 0 }' "$1"; }
 
+# bench_workdir NAME: a fresh work directory, WORK=/tmp/sluice-NAME.XXXXXX,
+# removed on exit unless KEEP=1, and BENCH_BIN=$WORK/bin for go_bin.
+bench_workdir() {
+	WORK=$(mktemp -d "/tmp/sluice-$1.XXXXXX")
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "work dir kept: $WORK" >&2
+	else
+		bench_on_exit "rm -rf $WORK"
+	fi
+	BENCH_BIN=$WORK/bin
+	mkdir -p "$BENCH_BIN"
+}
+
 # go_bin NAME: build ./cmd/NAME of the repository into $BENCH_BIN.
 go_bin() {
 	local name=$1

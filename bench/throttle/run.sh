@@ -34,11 +34,8 @@ OUT=${OUT:-$BENCH_REPO/bench/throttle/last-run.txt}
 need curl jq ss awk sed
 [ "$(id -u)" = 0 ] || [ "${NO_POSTFIX:-0}" = 1 ] || die "run as root for the Postfix instance (or NO_POSTFIX=1)"
 
-WORK=$(mktemp -d /tmp/sluice-throttle.XXXXXX)
+bench_workdir throttle
 chmod 755 "$WORK"
-[ "${KEEP:-0}" = 1 ] && echo "work dir kept: $WORK" >&2 || bench_on_exit "rm -rf $WORK"
-BENCH_BIN=$WORK/bin
-mkdir -p "$BENCH_BIN"
 go_bin fakemx
 go_bin sluice-inject
 (cd "$BENCH_REPO" && go build -o "$BENCH_BIN/report" ./bench/throttle/report) || die "cannot build the report tool"
