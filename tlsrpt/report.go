@@ -13,7 +13,7 @@ import (
 )
 
 // Report is an aggregate report (RFC 8460 §4.4). Field names are the
-// RFC's; testdata/report.schema.json is its structure as a JSON Schema.
+// RFC's; tlsrpttest/report.schema.json is its structure as a JSON Schema.
 type Report struct {
 	OrganizationName string       `json:"organization-name"`
 	DateRange        DateRange    `json:"date-range"`

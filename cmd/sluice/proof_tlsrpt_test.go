@@ -2,16 +2,10 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
-	"mime/multipart"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,12 +13,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"sluice/auth"
 	"sluice/config"
 	"sluice/internal/fakemx"
 	"sluice/queue"
+	"sluice/tlsrpt/tlsrpttest"
 )
 
 // TestProofTLSRPT (issue 14 item 4) drives the built binary with
@@ -34,7 +28,7 @@ import (
 // stored day back by one, as a midnight passing would), the next start
 // mails each domain's report to its _smtp._tls rua through sluice's own
 // queue, with RFC 8460 §5.3's headers and a gzip attachment whose JSON
-// validates against tlsrpt/testdata/report.schema.json; the sessions
+// validates against tlsrpt/tlsrpttest/report.schema.json; the sessions
 // that carry the reports are not tallied themselves.
 func TestProofTLSRPT(t *testing.T) {
 	t.Parallel()
@@ -136,7 +130,6 @@ key_file = %q
 		}
 		return len(reports) == 2
 	})
-	sch := reportSchema(t)
 	for domain, m := range reports {
 		msg, _ := mail.ReadMessage(bytes.NewReader(m))
 		if s := msg.Header.Get("Subject"); !strings.HasPrefix(s, "Report Domain: "+domain+" Submitter: sluice.test Report-ID: <") ||
@@ -152,13 +145,9 @@ key_file = %q
 			!strings.Contains(strings.Join(vs[0].HeaderKeys, ":"), "TLS-Report-Domain:TLS-Report-Submitter") {
 			t.Errorf("%s: DKIM %v %+v", domain, err, vs)
 		}
-		j := reportJSON(t, msg)
-		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sch.Validate(v); err != nil {
-			t.Errorf("%s: report does not validate: %v\n%s", domain, err, j)
+		_, j := tlsrpttest.MailedReport(t, msg)
+		if err := tlsrpttest.Validate(j); err != nil {
+			t.Errorf("%s: %v\n%s", domain, err, j)
 		}
 		if domain == "bad.test" && !bytes.Contains(j, []byte(`"result-type":"certificate-host-mismatch"`)) {
 			t.Errorf("bad.test's report: %s", j)
@@ -183,61 +172,5 @@ key_file = %q
 		if strings.Contains(k, "good.test") {
 			t.Errorf("the reports' own delivery was tallied: %s: %s", k, v)
 		}
-	}
-}
-
-func reportSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open("../../tlsrpt/testdata/report.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("report.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("report.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// reportJSON returns the gunzipped application/tlsrpt+gzip part.
-func reportJSON(t *testing.T, msg *mail.Message) []byte {
-	t.Helper()
-	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		part, err := mr.NextPart()
-		if err != nil {
-			t.Fatalf("no application/tlsrpt+gzip part: %v", err)
-		}
-		if part.Header.Get("Content-Type") != "application/tlsrpt+gzip" {
-			continue
-		}
-		b, _ := io.ReadAll(part)
-		gz, err := base64.StdEncoding.DecodeString(strings.NewReplacer("\r", "", "\n", "").Replace(string(b)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(gz))
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, err := io.ReadAll(zr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return j
 	}
 }
