@@ -19,14 +19,16 @@ api_token() {
 # start_api_sluice DIR [LINE...]: a fresh sluice (bench/throughput.toml:
 # the embedded defaults, fsync on) delivering to the sink on SINK_PORT,
 # with listen.api and the bench user of api_token, then each LINE
-# appended to its config; sets SMTP_PORT, API_PORT and SLUICE_PID.
+# appended to its config, and listen.http (its /metrics); sets SMTP_PORT,
+# API_PORT, HTTP_PORT and SLUICE_PID.
 start_api_sluice() {
 	local dir=$1
 	shift
 	mkdir -p "$dir"
-	SMTP_PORT=$(free_port) API_PORT=$(free_port)
+	SMTP_PORT=$(free_port) API_PORT=$(free_port) HTTP_PORT=$(free_port)
 	sed -e "s|^data_dir = .*|data_dir = \"$dir/data\"|" \
 		-e "s|^smtp = .*|smtp = \"127.0.0.1:$SMTP_PORT\"\napi = \"127.0.0.1:$API_PORT\"|" \
+		-e "s|^http = .*|http = \"127.0.0.1:$HTTP_PORT\"|" \
 		-e "s|^host = .*|host = \"127.0.0.1:$SINK_PORT\"|" \
 		"$BENCH_REPO/bench/throughput.toml" >"$dir/sluice.toml"
 	printf '\n[[access.user]]\nname = "bench"\n%s\n' "$HASH_LINE" >>"$dir/sluice.toml"
@@ -36,6 +38,7 @@ start_api_sluice() {
 	bench_on_exit "kill_pid $SLUICE_PID"
 	wait_port "$SMTP_PORT"
 	wait_port "$API_PORT"
+	wait_port "$HTTP_PORT"
 }
 
 # measure NAME COUNT PID T0: a load of COUNT messages injected since T0
