@@ -58,7 +58,7 @@ func (c *checker) html(b *body, r io.Reader) {
 			if inAnchor && anchor.Len() < maxAnchorText {
 				anchor.Write(t[:min(len(t), maxAnchorText-anchor.Len())])
 			}
-			if bytes.IndexByte(t, '.') >= 0 {
+			if mayLink(t) {
 				c.textLinks(string(t))
 			}
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
@@ -82,7 +82,7 @@ func (c *checker) html(b *body, r io.Reader) {
 				if inAnchor { // an unclosed anchor ends at the next one
 					c.anchor(href, anchor.String())
 				}
-				href = attrs(z, hasAttr)["href"]
+				href = attrs(z, hasAttr).href
 				inAnchor, anchor = tt == html.StartTagToken, strings.Builder{}
 				if tt == html.SelfClosingTagToken {
 					c.anchor(href, "")
@@ -96,20 +96,44 @@ func (c *checker) html(b *body, r io.Reader) {
 	}
 }
 
-// attrs reads the current tag's attributes (the ones the checks use).
-func attrs(z *html.Tokenizer, more bool) map[string]string {
-	m := map[string]string{}
+// tagAttrs is the attributes the checks use of one a or img tag; the
+// first of a duplicated attribute counts, as in browsers.
+type tagAttrs struct {
+	href, src, alt, width, height string
+	hasAlt                        bool
+	seen                          uint8 // bits of the attributes read
+}
+
+// attrs reads the current tag's attributes (the ones the checks use),
+// without a map: an a or img tag per paragraph is the newsletter's
+// common case.
+func attrs(z *html.Tokenizer, more bool) tagAttrs {
+	var a tagAttrs
 	for more {
 		var k, v []byte
 		k, v, more = z.TagAttr()
-		switch key := string(k); key {
-		case "href", "src", "alt", "width", "height":
-			if _, dup := m[key]; !dup {
-				m[key] = string(v)
-			}
+		var bit uint8
+		var dst *string
+		switch string(k) { // no allocation: the conversion is only compared
+		case "href":
+			bit, dst = 1, &a.href
+		case "src":
+			bit, dst = 2, &a.src
+		case "alt":
+			bit, dst, a.hasAlt = 4, &a.alt, true
+		case "width":
+			bit, dst = 8, &a.width
+		case "height":
+			bit, dst = 16, &a.height
+		default:
+			continue
+		}
+		if a.seen&bit == 0 {
+			a.seen |= bit
+			*dst = string(v)
 		}
 	}
-	return m
+	return a
 }
 
 // anchor checks one link: where it goes, and what its text claims.
@@ -125,9 +149,9 @@ func (c *checker) anchor(href, text string) {
 	if len(shown) == 0 {
 		return
 	}
-	target := registrable(host)
+	target := c.registrable(host)
 	for _, d := range shown {
-		if registrable(d) == target {
+		if c.registrable(d) == target {
 			return
 		}
 	}
@@ -135,9 +159,9 @@ func (c *checker) anchor(href, text string) {
 }
 
 // image counts an <img> and checks its alt text.
-func (c *checker) image(b *body, a map[string]string) {
-	w, wok := pixels(a["width"])
-	h, hok := pixels(a["height"])
+func (c *checker) image(b *body, a tagAttrs) {
+	w, wok := pixels(a.width)
+	h, hok := pixels(a.height)
 	if wok && hok && w <= 2 && h <= 2 {
 		return // a tracking pixel or spacer: not content
 	}
@@ -145,10 +169,10 @@ func (c *checker) image(b *body, a map[string]string) {
 	if wok && hok {
 		b.images.area += int64(w) * int64(h)
 	}
-	src := strings.TrimSpace(a["src"])
+	src := strings.TrimSpace(a.src)
 	l := strings.ToLower(src)
 	remote := strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "//")
-	if _, hasAlt := a["alt"]; remote && !hasAlt {
+	if remote && !a.hasAlt {
 		// alt="" is the correct mark of a decorative image (WCAG H67);
 		// only a missing attribute leaves a blank box when images are off.
 		c.add("image-no-alt", "img src="+src)
@@ -212,6 +236,13 @@ func visibleRunes(b []byte) int {
 	return n
 }
 
+// mayLink reports whether text may hold a link, which needs a dot and a
+// slash (textLinks): text without them is not copied into a string, and
+// most lines of a plain message have no slash.
+func mayLink(text []byte) bool {
+	return bytes.IndexByte(text, '.') >= 0 && bytes.IndexByte(text, '/') >= 0
+}
+
 // lineReaders are the 16 KB line buffers of plain, reused across
 // messages (Check returns its reader to the pool).
 var lineReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
@@ -232,7 +263,7 @@ func (c *checker) plain(r io.Reader) int {
 	for {
 		line, err := br.ReadSlice('\n')
 		n += visibleRunes(line)
-		if bytes.IndexByte(line, '.') >= 0 {
+		if mayLink(line) {
 			c.textLinks(string(line))
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {

@@ -63,6 +63,26 @@ func registrable(host string) string {
 	return host
 }
 
+// registrable is registrable(host), remembered for the message: a
+// newsletter links to the same few hosts in every paragraph, and the
+// public suffix lookup allocates (it tries the name as an IP address
+// first). At most maxRegistrable hosts are kept.
+func (c *checker) registrable(host string) string {
+	if d, ok := c.regs[host]; ok {
+		return d
+	}
+	d := registrable(host)
+	if c.regs == nil {
+		c.regs = make(map[string]string, 8)
+	}
+	if len(c.regs) < maxRegistrable {
+		c.regs[host] = d
+	}
+	return d
+}
+
+const maxRegistrable = 64
+
 // domainsIn returns the host names shown in text (at most 8): runs of
 // letters, digits, dots and hyphens whose last label is an ICANN public
 // suffix (publicsuffix's fallback rule would accept any word after a
@@ -207,6 +227,15 @@ func linkHost(link string) string {
 	default:
 		link = "https://" + link
 	}
+	if h, ok := plainHost(link); ok {
+		return h
+	}
+	return parsedHost(link)
+}
+
+// parsedHost is the host of an absolute link by url.Parse, lower-case,
+// without a port or a final dot; "" when it does not parse.
+func parsedHost(link string) string {
 	u, err := url.Parse(link)
 	if err != nil || u.Host == "" {
 		return ""
@@ -216,6 +245,43 @@ func linkHost(link string) string {
 		host = h
 	}
 	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// plainHost is linkHost's fast path, for the common link
+// "http(s)://host.name/...": a host of letters, digits, dots and hyphens
+// only, ended by a path, query or fragment or the end. Anything else
+// (userinfo, a port, an IP literal, percent-escapes, a backslash) goes
+// through url.Parse. link starts with "http://", "https://" or "https:"
+// followed by "//", in any case.
+func plainHost(link string) (string, bool) {
+	i := strings.Index(link, "//")
+	if i < 0 {
+		return "", false
+	}
+	rest := link[i+2:]
+	end := len(rest)
+	for j := 0; j < len(rest); j++ {
+		ch := rest[j]
+		if ch == '/' || ch == '?' || ch == '#' {
+			end = j
+			break
+		}
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '-') {
+			return "", false
+		}
+	}
+	if end == 0 {
+		return "", false
+	}
+	// The rest of the link must be what url.Parse accepts without a
+	// doubt: printable ASCII with no space or percent sign (an escape
+	// url.Parse could refuse).
+	for j := end; j < len(rest); j++ {
+		if ch := rest[j]; ch <= ' ' || ch >= 0x7f || ch == '%' {
+			return "", false
+		}
+	}
+	return strings.TrimSuffix(strings.ToLower(rest[:end]), "."), true
 }
 
 // hrefHost is the host of an anchor's href if it is an absolute http(s)

@@ -212,6 +212,7 @@ type checker struct {
 	perID      map[string]int
 	lines      *bufio.Reader // reads text/plain parts line by line
 	src        *capReader
+	regs       map[string]string // registrable domains of this message's hosts
 }
 
 func newChecker(o Options) *checker {

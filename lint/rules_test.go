@@ -110,3 +110,39 @@ func TestBulkUnsubscribe(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainHostAgreesWithURLParse: linkHost's fast path gives the host
+// url.Parse gives, and leaves to it every link it is not sure of.
+func TestPlainHostAgreesWithURLParse(t *testing.T) {
+	t.Parallel()
+	for _, link := range []string{
+		"https://news.example.com/story/1?utm_source=nl&utm_medium=email",
+		"HTTPS://News.Example.COM./x#frag",
+		"http://bit.ly/3xYz",
+		"https://example.com",
+		"https://example.com?q=1",
+		"https://example.com#top",
+		"https://xn--bcher-kva.example/",
+		"https://user@evil.example/",        // userinfo: url.Parse
+		"https://example.com:8443/x",        // port: url.Parse
+		"https://[2001:db8::1]/x",           // IP literal: url.Parse
+		"https://example.com/%zz",           // bad escape: url.Parse refuses
+		"https://exa mple.com/",             // space
+		"https://example.com\\@evil.test/",  // backslash
+		"https://example.com/a\x7fb",        // control character: url.Parse refuses
+		"https://ex%61mple.com/",            // escaped host
+		"https:////example.com/",            // empty host
+		"https://b\u00fccher.example/",      // non-ASCII host
+		"https://example.com/path with sp",  // space in the path
+		"https://example.com/\u00e9t\u00e9", // non-ASCII path
+	} {
+		h, ok := plainHost(link)
+		want := parsedHost(link)
+		if ok && h != want {
+			t.Errorf("plainHost(%q) = %q, url.Parse gives %q", link, h, want)
+		}
+		if got := linkHost(link); got != want {
+			t.Errorf("linkHost(%q) = %q, want %q (url.Parse)", link, got, want)
+		}
+	}
+}
