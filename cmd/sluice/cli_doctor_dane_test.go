@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"sluice/internal/dnstest"
+	"sluice/internal/resolvertest"
 )
 
 // TestDoctorDANE (issue 14 item 3): with delivery.resolver_dnssec,
@@ -37,7 +38,7 @@ func TestDoctorDANE(t *testing.T) {
 		"mx.bad.test. 300 IN A 192.0.2.26",
 	)
 	z.Fail("_25._tcp.mx.bad.test", dns.RcodeServerFailure)
-	r := zoneResolver(t, z, true)
+	r := resolvertest.New(t, z, true)
 	zone := zoneDNS{
 		txt: map[string][]string{"good.test": {"v=spf1 ip4:192.0.2.7 -all"}, "bad.test": {"v=spf1 ip4:192.0.2.7 -all"}},
 		mx:  map[string][]*net.MX{"good.test": {{Host: "mx.good.test.", Pref: 10}}, "bad.test": {{Host: "mx.bad.test.", Pref: 10}}},

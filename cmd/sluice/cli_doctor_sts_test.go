@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"sluice/internal/dnstest"
+	"sluice/internal/resolvertest"
 )
 
 // TestDoctorMTASTSAndTLSRPT (issue 14): `sluice doctor DOMAIN` checks
@@ -49,7 +50,7 @@ func TestDoctorMTASTSAndTLSRPT(t *testing.T) {
 		"dnsfail.test. 300 IN MX 10 mx.good.test.",
 	)
 	z.Fail("_smtp._tls.dnsfail.test", dns.RcodeServerFailure)
-	r := zoneResolver(t, z, false)
+	r := resolvertest.New(t, z, false)
 
 	cfg := filepath.Join(dir, "sluice.toml")
 	writeConfigRaw(t, cfg, "[delivery]\noutbound_ips = [\"192.0.2.7\"]\nca_file = \""+ca.file+"\"\n")

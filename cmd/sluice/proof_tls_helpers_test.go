@@ -18,16 +18,15 @@ import (
 	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
 	"sluice/internal/testca"
-	"sluice/resolver"
 )
 
 // Helpers of the TLS, DNS and doctor tests (issue 14): a test CA that
 // the relay trusts through delivery.ca_file, a loopback DNS server it
-// resolves through (delivery.resolver) or an in-process resolver for
-// `sluice doctor`, fake MXs and an MTA-STS policy server presenting
-// test-CA certificates, and the config and start-up that tie them
-// together, so that each test states only its names, records, policies
-// and assertions.
+// resolves through (delivery.resolver), fake MXs and an MTA-STS policy
+// server presenting test-CA certificates, the config and start-up that
+// tie them together, and a `sluice doctor` run (its resolver is
+// internal/resolvertest's), so that each test states only its names,
+// records, policies and assertions.
 
 // testCA is a test certificate authority (internal/testca) whose
 // certificate is written to file, for delivery.ca_file.
@@ -79,19 +78,6 @@ func serveDNS(t *testing.T, zone *dnstest.Zone) *dnstest.Server {
 	}
 	t.Cleanup(ns.Close)
 	return ns
-}
-
-// zoneResolver is a resolver answering from zone in process, with the
-// AD bit set on every answer when ad is true (a validating resolver's
-// word that the zone is DNSSEC-signed).
-func zoneResolver(t *testing.T, zone *dnstest.Zone, ad bool) *resolver.Resolver {
-	t.Helper()
-	r, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(zone, ad), Workers: 4, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return r
 }
 
 // startTLSMXPair starts two fake MXs offering STARTTLS on one port (the

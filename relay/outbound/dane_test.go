@@ -12,9 +12,9 @@ import (
 	"github.com/miekg/dns"
 
 	"sluice/internal/dnstest"
+	"sluice/internal/resolvertest"
 	"sluice/internal/selfsigned"
 	"sluice/reply"
-	"sluice/resolver"
 )
 
 // TestDANESource (issue 14 item 3): DANE through Dial, against TLSA
@@ -82,11 +82,7 @@ func TestDANESource(t *testing.T) {
 			default:
 				z.Add(owner + ". 300 IN TLSA " + tt.tlsa)
 			}
-			res, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(z, tt.ad), Workers: 4, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(res.Close)
+			res := resolvertest.New(t, z, tt.ad)
 			results := NewTLSResults()
 			ob, _ := testClient(t, nil, "", func(o *Options) {
 				o.Resolver, o.Port, o.TLS = res, int(port), TLSMay

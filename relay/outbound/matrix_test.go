@@ -19,11 +19,11 @@ import (
 
 	"sluice/internal/dnstest"
 	"sluice/internal/fakemx"
+	"sluice/internal/resolvertest"
 	"sluice/internal/testca"
 	"sluice/mtasts"
 	"sluice/relay/outbound"
 	"sluice/reply"
-	"sluice/resolver"
 )
 
 // The certificate cases of the matrix: what the MX presents.
@@ -186,12 +186,7 @@ func runMatrixCell(t *testing.T, ca *testca.CA, certs map[string]tls.Certificate
 	if row.sts != "" {
 		zone.Add(`_mta-sts.example.test. 300 IN TXT "v=STSv1; id=1;"`)
 	}
-	res, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(zone, true), Workers: 4,
-		MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(res.Close)
+	res := resolvertest.New(t, zone, true)
 
 	// The MTA-STS policy server, on loopback, reached through the
 	// injected dialer whatever address the fetcher asks for.

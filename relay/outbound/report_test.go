@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"sluice/internal/dnstest"
+	"sluice/internal/resolvertest"
 	"sluice/internal/selfsigned"
 	"sluice/reply"
-	"sluice/resolver"
 )
 
 // TestReportSessionDespitePolicy (issue 14 item 4): a session dialled
@@ -27,11 +27,7 @@ func TestReportSessionDespitePolicy(t *testing.T) {
 	}
 	f := newFakeMX(t, fakeCfg{tls: cert.Config})
 	z := dnstest.NewZone("dest.test. 300 IN MX 10 mx.dest.test.", "mx.dest.test. 300 IN A 127.0.0.1")
-	res, err := resolver.New(resolver.Options{Transport: dnstest.NewInProcess(z, false), Workers: 4, MinTTL: time.Second, MaxTTL: time.Hour, MaxEntries: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(res.Close)
+	res := resolvertest.New(t, z, false)
 	// An enforced MTA-STS policy whose patterns leave mx.dest.test out.
 	sts := &fakeSource{name: "mta-sts", err: &PolicyFailure{Type: "sts", Result: ResultValidationFailure, Err: errors.New("MX host outside the policy")}}
 	client := func(policies map[string]string) (*Client, *TLSResults) {
