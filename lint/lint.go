@@ -236,6 +236,12 @@ func (c *checker) add(id, evidence string) {
 	if c.o.Disabled[id] || c.perID[id] >= maxPerID {
 		return
 	}
+	if !utf8.ValidString(evidence) {
+		// A header's encoded word can declare UTF-8 and decode to
+		// anything (RFC 2047 §6.2 leaves bad octets to the reader):
+		// evidence goes to logs and JSON as valid UTF-8.
+		evidence = strings.ToValidUTF8(evidence, "\uFFFD")
+	}
 	evidence = clip(evidence, maxEvidence)
 	for _, f := range c.found {
 		if f.ID == id && f.Evidence == evidence {
