@@ -38,6 +38,7 @@ type fakeCfg struct {
 	afterDot      string
 	wroteAfterDot chan struct{}
 	releaseAfter  chan struct{} // when set, afterDot waits for it to be closed
+	afterQuit     chan struct{} // when set, the connection stays open after the 221 to QUIT until it is closed
 }
 
 // fakeMX is a scripted SMTP server on loopback that records what it
@@ -234,6 +235,9 @@ func (f *fakeMX) serve(c net.Conn) {
 			}
 		case "QUIT":
 			say("221 2.0.0 bye")
+			if f.cfg.afterQuit != nil {
+				<-f.cfg.afterQuit
+			}
 			return
 		case "AUTH":
 			if !say(f.lookup(line, verb, "235 2.7.0 authenticated")) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -930,4 +931,42 @@ func TestSessionUnusableAfterServerDropsIdleConnection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A receiver counts a session until it has hung up (RFC 5321 §4.1.1.10:
+// it replies 221 to QUIT, then closes the channel): Close returns when
+// the receiver has closed (or after quitDrain), so that the session slot
+// the scheduler then gives back is free at the receiver too. Closing
+// at the 221 let the next session (this node's or, in cluster mode,
+// another's) reach a receiver still counting the old one: 421 "too many
+// connections", and a concurrency cut (bench/cluster.sh).
+func TestCloseWaitsForTheReceiverToHangUp(t *testing.T) {
+	defer func(d time.Duration) { quitDrain = d }(quitDrain)
+	quitDrain = time.Minute
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	f := newFakeMX(t, fakeCfg{afterQuit: hold})
+	t.Cleanup(release) // runs before the fake's own cleanup waits for it
+	ob, _ := testClient(t, f, TLSNone, nil)
+	s := testDial(t, ob)
+	if got := s.Send(context.Background(), testMsg("a@dest.test")); got[0].Code != 250 {
+		t.Fatalf("send: %v", got)
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.countVerb("QUIT") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("QUIT never sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-done:
+		t.Fatal("Close returned while the receiver still held the connection")
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	<-done
 }

@@ -64,6 +64,11 @@ var errUnusable = errors.New("relay: session is no longer usable")
 // delivered or not, and a slow server must not hold a worker.
 const quitTimeout = 5 * time.Second
 
+// quitDrain bounds how long Close waits, after the 221 to QUIT, for the
+// receiver to close the connection (RFC 5321 §4.1.1.10: it replies, then
+// closes). A var for tests.
+var quitDrain = 500 * time.Millisecond
+
 // Relay describes the peer for the mail log: "host[ip]:port".
 func (s *Session) Relay() string {
 	return s.hop.Host + "[" + s.hop.Addr.Addr().String() + "]:" + strconv.Itoa(int(s.hop.Addr.Port()))
@@ -139,10 +144,26 @@ func (s *Session) Close() error {
 	if s.usable {
 		s.w.ctx = nil
 		s.w.cmdT = min(s.w.cmdT, quitTimeout)
-		_, _ = s.w.cmd("QUIT")
+		if r, err := s.w.cmd("QUIT"); err == nil && r.Code == 221 {
+			s.awaitHangUp()
+		}
 	}
 	s.usable = false
 	return s.w.conn.Close()
+}
+
+// awaitHangUp waits, up to quitDrain, for the receiver to close the
+// connection after its 221. A receiver counts the session until then (a
+// session limit per client IP is counted by process or connection), so
+// a session slot given back before would let the next session, this
+// node's or another's, reach a receiver still counting this one and be
+// refused with 421 at the greeting. Whatever arrives meanwhile is
+// discarded: the session is over.
+func (s *Session) awaitHangUp() {
+	if err := s.w.conn.SetReadDeadline(s.w.now().Add(quitDrain)); err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(s.w.br, 64<<10))
 }
 
 // interrupt aborts whatever I/O is in flight; used when a context ends.
