@@ -363,10 +363,17 @@ func (s *Scheduler) serve(ctx context.Context, d *dest, now time.Time) {
 		}
 	}
 	// Jobs in hand first: a session for each spare one.
-	started, refused := s.startSessions(ctx, d, min(n, spare))
+	started, refused, retryAt := s.startSessions(ctx, d, min(n, spare))
 	n -= started
 	if refused {
+		// Policy's time to ask again when it gives one (a policy shared
+		// with other nodes refuses what its Ready promised when another
+		// node took the slot in between, and knows when to look again),
+		// else a second rather than spin.
 		n, d.askAt = 0, now.Add(time.Second)
+		if retryAt.After(now) && retryAt.Before(d.askAt) {
+			d.askAt = retryAt
+		}
 	}
 	// Then a lease of what can start now: a job for each waiting or new
 	// session, and, while the destination is open, one ahead for each
@@ -440,12 +447,13 @@ func (s *Scheduler) waitSlot(d *dest) {
 
 // startSessions opens up to k sessions at d, each in a slot policy
 // admits, and returns how many it opened; refused reports that policy
-// admitted fewer than its Ready answer promised (it cannot, with one
-// loop asking; the loop then waits a second rather than spin).
-func (s *Scheduler) startSessions(ctx context.Context, d *dest, k int) (n int, refused bool) {
+// admitted fewer than its Ready answer promised (a local policy cannot,
+// with one loop asking; a policy shared with other nodes can), with
+// policy's time to ask again (zero: none given).
+func (s *Scheduler) startSessions(ctx context.Context, d *dest, k int) (n int, refused bool, retryAt time.Time) {
 	for ; n < k; n++ {
-		if ok, _ := s.o.Policy.Admit(d.name); !ok {
-			return n, true
+		if ok, at := s.o.Policy.Admit(d.name); !ok {
+			return n, true, at
 		}
 		s.mu.Lock()
 		d.sessions++
@@ -454,7 +462,7 @@ func (s *Scheduler) startSessions(ctx context.Context, d *dest, k int) (n int, r
 		s.mu.Unlock()
 		go s.session(ctx, d)
 	}
-	return n, false
+	return n, false, time.Time{}
 }
 
 // sendLeases hands the destinations waiting for a lease to the queue in

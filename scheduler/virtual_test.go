@@ -35,12 +35,14 @@ type fakePolicy struct {
 	grouped  map[string]bool
 	readies  map[string]int       // Ready calls per destination
 	holds    map[string]time.Time // recipient -> held back until (Hold)
+	refuse   map[string]time.Time // dest -> Admit refused until, Ready still promising (a fleet's stale view)
 	observed int
 }
 
 func newFakePolicy(clk *fakeclock.Clock) *fakePolicy {
 	return &fakePolicy{clk: clk, conc: map[string]int{}, active: map[string]int{}, peak: map[string]int{},
-		paused: map[string]time.Time{}, grouped: map[string]bool{}, readies: map[string]int{}, holds: map[string]time.Time{}}
+		paused: map[string]time.Time{}, grouped: map[string]bool{}, readies: map[string]int{}, holds: map[string]time.Time{},
+		refuse: map[string]time.Time{}}
 }
 
 func (p *fakePolicy) concOf(d string) int {
@@ -73,6 +75,9 @@ func (p *fakePolicy) Admit(d string) (bool, time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if until := p.paused[d]; p.clk.Now().Before(until) {
+		return false, until
+	}
+	if until := p.refuse[d]; p.clk.Now().Before(until) {
 		return false, until
 	}
 	if p.active[d] >= p.concOf(d) {
@@ -377,6 +382,28 @@ func TestNoStarvationWhenCapacityReturns(t *testing.T) {
 	if _, _, requeued := r.q.cost("dest.test"); requeued != 0 {
 		t.Errorf("%d recipients written back by the scheduler", requeued)
 	}
+}
+
+// A policy shared with other nodes (cluster mode) may refuse an Admit
+// its Ready promised (another node took the slot in between) and say
+// when to ask again: the loop asks then, not a second later
+// (bench/cluster.sh: slots handed between nodes sat idle a second).
+func TestRefusedAdmitAsksAgainWhenPolicySays(t *testing.T) {
+	t.Parallel()
+	r := newVRig(t, nil)
+	t0 := r.clk.Now()
+	r.pol.mu.Lock()
+	r.pol.refuse["dest.test"] = t0.Add(250 * time.Millisecond)
+	r.pol.mu.Unlock()
+	r.add("dest.test", 5, t0)
+	r.run()
+	r.settle()
+	if n := r.out.count("dest.test"); n != 0 {
+		t.Fatalf("%d delivered while Admit refused", n)
+	}
+	r.clk.Advance(300 * time.Millisecond)
+	r.settle()
+	eventually(t, "delivery after the policy's retry time", func() bool { return r.out.count("dest.test") == 5 })
 }
 
 // TestHeadOfLineSlowDestination (issue 10, "head of line"): a slow
