@@ -134,6 +134,14 @@ node_trips() {
 		awk '/^sluice_cluster_redis_round_trips_total/ { print $2; found=1 } END { if (!found) print 0 }'
 }
 
+# persec STATS T0: deliveries per second since T0 (epoch seconds), from
+# the fake MX's per-recipient delivery times, on one line.
+persec() {
+	jq -r '.stats.recipients[] | .delivered | select(startswith("0001") | not) |
+		capture("^(?<s>[^.Z+]+)(?<f>\\.[0-9]+)?") | ((.s + "Z") | fromdateiso8601) + ((.f // "0") | tonumber)' "$1" |
+		awk -v t0="$2" '{ s = int($1 - t0); c[s]++; if (s > m) m = s } END { for (i = 0; i <= m; i++) printf "%d ", c[i] + 0; print "" }'
+}
+
 # RESULT_* of the last run
 RES_TIME= RES_DELIV= RES_REFUSED= RES_RSS= RES_DUP= RES_TRIPS= RES_MAXC= RES_NOTE=
 
@@ -208,6 +216,10 @@ fleet() {
 		trips=$(awk -v a="$trips" -v b="$t" 'BEGIN { print a + b }')
 	done
 	RES_TRIPS=$trips
+	# The fake MX's stats (every recipient's delivery time: the per-second
+	# counts in PERSEC) are kept in the work dir.
+	curl -fsS "http://$MX_HTTP/stats" >"$dir/mx-stats.json" 2>/dev/null || true
+	persec "$dir/mx-stats.json" "$t0" >"$dir/persec.txt" || true
 	for i in 1 2 3; do kill_pid "${NODE_PID[$i]}"; done
 	kill_pid "$MX_PID"
 }

@@ -397,16 +397,17 @@ func (n *Node) beat(ctx context.Context, now time.Time) error {
 	// The epoch names the data set: a Redis that lost its data (restart
 	// without persistence, failover to an empty replica) has a new one,
 	// and every node puts back what it holds.
-	n.trips.Add(1)
+	// SETNX then GET in one pipeline (one round trip): Redis runs them
+	// in order, so the GET reads the epoch whoever set it.
 	fresh := hex.EncodeToString([]byte(strconv.FormatInt(now.UnixNano(), 36)))
-	if _, err := n.rdb.SetNX(ctx, n.key("epoch"), fresh, 0).Result(); err != nil {
-		return err
-	}
+	ep := n.rdb.Pipeline()
+	ep.SetNX(ctx, n.key("epoch"), fresh, 0)
+	get := ep.Get(ctx, n.key("epoch"))
 	n.trips.Add(1)
-	epoch, err := n.rdb.Get(ctx, n.key("epoch")).Result()
-	if err != nil {
+	if _, err := ep.Exec(ctx); err != nil {
 		return err
 	}
+	epoch := get.Val()
 	n.mu.Lock()
 	lost := n.epoch != epoch
 	if lost {
@@ -507,7 +508,7 @@ func (n *Node) pruneLocked(now time.Time) {
 		}
 	}
 	for d, w := range n.wanted {
-		if now.Sub(w.read) > idle && !w.reading {
+		if now.Sub(w.read) > idle && now.Sub(w.said) > idle && !w.reading {
 			delete(n.wanted, d)
 		}
 	}

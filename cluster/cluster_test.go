@@ -604,3 +604,41 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("left behind: views %v spares %v seen %v active %v leases %v", n.views, n.spares, n.seen, n.active, n.leases)
 	}
 }
+
+// A node waiting for a slot of a full cluster says so (want) at most
+// twice a second, not at every Ready the scheduler asks: the scheduler
+// asks after every job a session takes, and each want was a round trip
+// (bench/cluster.sh: most of the 1.8 round trips per message).
+func TestWantThrottled(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newFleet(t, srv, 2, nil)
+	for range 3 {
+		if n, _ := f.gates[0].Ready(dest); n > 0 {
+			if ok, _ := f.gates[0].Admit(dest); !ok {
+				t.Fatal("node 1 was not admitted")
+			}
+		}
+	}
+	if got := f.nodes[0].activeAt(dest); got != 3 {
+		t.Fatalf("node 1 holds %d sessions, want 3", got)
+	}
+	g, n := f.gates[1], f.nodes[1]
+	before := n.trips.Load()
+	// The scheduler asks every 10 ms for one second.
+	for range 100 {
+		f.clk.Advance(10 * time.Millisecond)
+		if k, _ := g.Ready(dest); k != 0 {
+			t.Fatalf("a full cluster gave node 2 %d sessions", k)
+		}
+	}
+	trips := n.trips.Load() - before
+	// One view per viewFresh (10) and a want per wantEvery (2).
+	if trips > 14 {
+		t.Fatalf("%d round trips for 100 Ready of a full cluster in 1 s: want at most 14", trips)
+	}
+	// The wish is still seen by the holder, so its idle sessions yield.
+	f.nodes[0].readWant(dest)
+	if !f.gates[0].Yield(dest) {
+		t.Fatal("node 1 does not see that node 2 waits")
+	}
+}

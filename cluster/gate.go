@@ -452,8 +452,21 @@ func (n *Node) seenLeases(dest string) int {
 }
 
 // want marks that this node waits for a slot at dest (one second): the
-// other nodes' idle sessions there end (Yield).
+// other nodes' idle sessions there end (Yield). The mark is renewed at
+// most every wantEvery: the scheduler asks Ready after every job a
+// session takes, and a SET each time was most of cluster mode's round
+// trips while the fleet's slots were full.
 func (n *Node) want(dest string) {
+	now := n.now()
+	n.mu.Lock()
+	w := n.wanted[dest]
+	if !w.said.IsZero() && now.Sub(w.said) < wantEvery && !now.Before(w.said) {
+		n.mu.Unlock()
+		return
+	}
+	w.said = now
+	n.wanted[dest] = w
+	n.mu.Unlock()
 	ctx, cancel := n.ctx()
 	defer cancel()
 	n.trips.Add(1)
@@ -489,10 +502,15 @@ func (g *Gate) Yield(dest string) bool {
 // yieldFresh is how old Yield's answer may be.
 const yieldFresh = 150 * time.Millisecond
 
+// wantEvery is how often a waiting node renews its mark (its key lives
+// one second, so it never lapses while the node waits).
+const wantEvery = 500 * time.Millisecond
+
 type wantState struct {
 	read    time.Time
 	reading bool
-	other   bool // another node waits
+	other   bool      // another node waits
+	said    time.Time // this node last marked that it waits
 }
 
 func (n *Node) readWant(dest string) {
@@ -504,7 +522,9 @@ func (n *Node) readWant(dest string) {
 		n.failed(err)
 	}
 	n.mu.Lock()
-	n.wanted[dest] = wantState{read: n.now(), other: v != "" && v != n.o.NodeID}
+	w := n.wanted[dest]
+	w.read, w.reading, w.other = n.now(), false, v != "" && v != n.o.NodeID
+	n.wanted[dest] = w
 	n.mu.Unlock()
 }
 
