@@ -58,7 +58,7 @@ func TestDefaultValues(t *testing.T) {
 		{"lint.bulk_per_day", c.Lint.BulkPerDay, 5000},
 		{"lint.warn_interval", c.Lint.WarnInterval, Duration(time.Minute)},
 		{"lint.max_bytes", c.Lint.MaxBytes, Size(1 << 20)},
-		{"lint.warn_budget", c.Lint.WarnBudget, Percent(0.03)},
+		{"lint.warn_budget", c.Lint.WarnBudget, Percent(0.02)},
 		{"resolver", c.Delivery.Resolver, ""},
 		{"resolver_concurrency", c.Delivery.ResolverConcurrency, 100},
 		{"resolver_min_ttl", c.Delivery.ResolverMinTTL.D(), 5 * time.Second},
