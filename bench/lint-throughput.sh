@@ -16,7 +16,7 @@
 # message, peak RSS (VmHWM of the fresh sluice), and warn/off; for warn,
 # the share of messages linted (sluice_lint_checked_total on listen.http:
 # warn mode lints within lint.warn_budget; WARN_BUDGET sets it, default
-# the config's 3%).
+# the config's default, 2%).
 #
 # Run as root (smtp-sink -u): bench/lint-throughput.sh
 # Environment: N=20000 CLIENTS=20 ROUNDS=2 TIMEOUT=600 WARN_BUDGET= (e.g. 100%)
@@ -82,7 +82,7 @@ run() {
 
 declare -A SUM_ACC SUM_DEL SUM_CPU MAX_RSS
 for k in smtp2k-off smtp2k-warn news50k-off news50k-warn; do SUM_ACC[$k]=0 SUM_DEL[$k]=0 SUM_CPU[$k]=0 MAX_RSS[$k]=0; done
-echo "lint off vs warn (lint.warn_budget ${WARN_BUDGET:-3% (default)}): smtp2k = $N x 2 KB over SMTP (smtp-source), news50k = $((N / 2)) x ~50 KB newsletters over the HTTP API (apiload -newsletter); $CLIENTS clients -> sluice -> smtp-sink, loopback, fsync on ($(nproc) CPUs), $ROUNDS rounds each, alternating"
+echo "lint off vs warn (lint.warn_budget ${WARN_BUDGET:-2% (default)}): smtp2k = $N x 2 KB over SMTP (smtp-source), news50k = $((N / 2)) x ~50 KB newsletters over the HTTP API (apiload -newsletter); $CLIENTS clients -> sluice -> smtp-sink, loopback, fsync on ($(nproc) CPUs), $ROUNDS rounds each, alternating"
 for ((r = 1; r <= ROUNDS; r++)); do
 	for load in $LOADS; do
 		for mode in $MODES; do
