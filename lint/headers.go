@@ -128,35 +128,34 @@ func nameDomain(d string) bool {
 // date checks for exactly one parseable Date (RFC 5322 §3.6: "orig-date"
 // occurs exactly once; §3.3 its syntax).
 func (c *checker) date(h textproto.Header) {
-	vals := h.Values("Date")
-	switch {
-	case len(vals) == 0:
-		c.add("missing-date", "no Date header field")
-	case len(vals) > 1:
-		c.add("missing-date", fmt.Sprintf("%d Date header fields", len(vals)))
-	default:
-		if _, err := mail.ParseDate(vals[0]); err != nil {
-			c.add("missing-date", "malformed Date: "+vals[0])
-		}
-	}
+	c.once(h, "Date", "Date", "missing-date", func(v string) bool {
+		_, err := mail.ParseDate(v)
+		return err == nil
+	})
 }
 
 // messageID checks for exactly one well-formed Message-ID (RFC 5322
 // §3.6.4: msg-id = "<" id-left "@" id-right ">"; it SHOULD be present and
 // receivers such as Gmail defer or refuse mail without it).
 func (c *checker) messageID(h textproto.Header) {
-	vals := h.Values("Message-Id")
+	c.once(h, "Message-Id", "Message-ID", "missing-message-id", func(v string) bool {
+		mh := gomail.HeaderFromMap(map[string][]string{"Message-Id": {v}})
+		id, err := mh.MessageID()
+		return err == nil && strings.Contains(id, "@")
+	})
+}
+
+// once adds finding id unless header key (shown as name) occurs exactly
+// once with a value that valid accepts.
+func (c *checker) once(h textproto.Header, key, name, id string, valid func(string) bool) {
+	vals := h.Values(key)
 	switch {
 	case len(vals) == 0:
-		c.add("missing-message-id", "no Message-ID header field")
+		c.add(id, "no "+name+" header field")
 	case len(vals) > 1:
-		c.add("missing-message-id", fmt.Sprintf("%d Message-ID header fields", len(vals)))
-	default:
-		mh := gomail.HeaderFromMap(map[string][]string{"Message-Id": vals})
-		id, err := mh.MessageID()
-		if err != nil || !strings.Contains(id, "@") {
-			c.add("missing-message-id", "malformed Message-ID: "+vals[0])
-		}
+		c.add(id, fmt.Sprintf("%d %s header fields", len(vals), name))
+	case !valid(vals[0]):
+		c.add(id, "malformed "+name+": "+vals[0])
 	}
 }
 
