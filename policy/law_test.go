@@ -104,21 +104,10 @@ func TestLowRateLearnedFromOneRefusal(t *testing.T) {
 func TestRaisedRateFoundInSeconds(t *testing.T) {
 	t.Parallel()
 	p, c := fixture(t)
-	m := &rateMX{r: func(s time.Duration) int {
-		if s >= 10*time.Second && s < 25*time.Second {
-			return 20
-		}
-		return 100
-	}, start: c.Now()}
+	m := &rateMX{r: dropTo20(10*time.Second, 25*time.Second), start: c.Now()}
 	perSec, refusals := drive(p, c, m, 45*time.Second)
 	t.Logf("per second %v, %d refusals", perSec, refusals)
-	reached := -1
-	for i := 25; i < len(perSec); i++ {
-		if perSec[i] >= 80 {
-			reached = i - 25
-			break
-		}
-	}
+	reached := secondsTo(perSec, 25, 80)
 	if reached < 0 || reached > 5 {
 		t.Errorf("80 %% of the raised capacity reached %d s after the rise, want within 5 s", reached)
 	}
@@ -337,21 +326,10 @@ func TestLowRateProbesSeldom(t *testing.T) {
 func TestDropWhileLearningIsFound(t *testing.T) {
 	t.Parallel()
 	p, c := fixture(t)
-	m := &rateMX{r: func(s time.Duration) int {
-		if s >= 3*time.Second && s < 18*time.Second {
-			return 20
-		}
-		return 100
-	}, start: c.Now()}
+	m := &rateMX{r: dropTo20(3*time.Second, 18*time.Second), start: c.Now()}
 	perSec, refusals := drive(p, c, m, 35*time.Second)
 	t.Logf("per second %v, %d refusals", perSec, refusals)
-	reached := -1
-	for i := 18; i < len(perSec); i++ {
-		if perSec[i] >= 80 {
-			reached = i - 18
-			break
-		}
-	}
+	reached := secondsTo(perSec, 18, 80)
 	if reached < 0 || reached > 5 {
 		t.Errorf("80 %% of the raised capacity reached %d s after the rise, want within 5 s", reached)
 	}
@@ -392,4 +370,26 @@ func TestConcurrencyClimbsWhileOneSessionDelivers(t *testing.T) {
 	if s := mustState(t, p, dest); s.Concurrency < 10 || active < 10 {
 		t.Errorf("30 s after the refusal, every message accepted: concurrency %d, %d sessions; want at least 10", s.Concurrency, active)
 	}
+}
+
+// dropTo20 is a receiver's capacity per second: 100, and 20 from from
+// to until.
+func dropTo20(from, until time.Duration) func(time.Duration) int {
+	return func(s time.Duration) int {
+		if s >= from && s < until {
+			return 20
+		}
+		return 100
+	}
+}
+
+// secondsTo is how many seconds after second from the delivery count
+// first reached level, or -1 when it never did.
+func secondsTo(perSec []int, from, level int) int {
+	for i := from; i < len(perSec); i++ {
+		if perSec[i] >= level {
+			return i - from
+		}
+	}
+	return -1
 }
