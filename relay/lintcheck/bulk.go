@@ -38,13 +38,7 @@ func (b *Bulk) Add(domain string, now time.Time) int {
 	defer b.mu.Unlock()
 	h, ok := b.m.Get(domain)
 	if !ok {
-		if b.m.Len() >= b.max {
-			// Domains silent for a day count nothing: drop them all
-			// first, then the least recently seen.
-			if b.m.Evict(now, Day, nil) == 0 {
-				b.m.DropOldest()
-			}
-		}
+		makeRoom(b.m, b.max, now)
 		h = &bulkDomain{}
 	}
 	b.m.Put(domain, h, now)
@@ -84,4 +78,16 @@ func (b *Bulk) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.m.Len()
+}
+
+// makeRoom makes room for one more domain in m, of at most bound: when it
+// is full, the domains silent for a day (they count nothing) go first,
+// else the least recently seen. Bulk and Tally share it.
+func makeRoom[V any](m *lru.Map[string, V], bound int, now time.Time) {
+	if m.Len() < bound {
+		return
+	}
+	if m.Evict(now, Day, nil) == 0 {
+		m.DropOldest()
+	}
 }

@@ -63,11 +63,7 @@ func (t *Tally) Add(domain string, found []Seen, now time.Time) {
 	defer t.mu.Unlock()
 	d, ok := t.m.Get(domain)
 	if !ok {
-		if t.m.Len() >= t.max {
-			if t.m.Evict(now, Day, nil) == 0 {
-				t.m.DropOldest()
-			}
-		}
+		makeRoom(t.m, t.max, now)
 		d = &domainTally{ids: map[string]*idTally{}}
 	}
 	t.m.Put(domain, d, now)
