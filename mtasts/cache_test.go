@@ -159,6 +159,13 @@ func (f *fixture) txt(domain, rec string) {
 	}
 }
 
+// publish gives domain an STSv1 TXT record with id and serves body as
+// its policy.
+func (f *fixture) publish(domain, id, body string) {
+	f.txt(domain, "v=STSv1; id="+id+";")
+	f.ps.set("mta-sts."+domain, body)
+}
+
 func policyText(mode string, maxAge int, mx ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: STSv1\nmode: %s\n", mode)
@@ -173,8 +180,7 @@ func TestPolicyFetchedAndCached(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	f.txt("example.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.example.test", policyText("enforce", 86400, "mx.example.test", "*.mx.example.test"))
+	f.publish("example.test", "1", policyText("enforce", 86400, "mx.example.test", "*.mx.example.test"))
 	p := f.c.Policy(ctx, "Example.TEST.")
 	if p == nil || p.Mode != ModeEnforce || len(p.MX) != 2 {
 		t.Fatalf("policy = %+v", p)
@@ -199,8 +205,7 @@ func TestPolicyChangesBetweenFetches(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	f.txt("example.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.example.test", policyText("testing", 86400, "old.example.test"))
+	f.publish("example.test", "1", policyText("testing", 86400, "old.example.test"))
 	if p := f.c.Policy(ctx, "example.test"); p == nil || p.Mode != ModeTesting || !p.Match("old.example.test") {
 		t.Fatalf("first policy = %+v", p)
 	}
@@ -227,8 +232,7 @@ func TestPolicyServerDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	f.txt("example.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.example.test", policyText("enforce", 3600, "mx.example.test"))
+	f.publish("example.test", "1", policyText("enforce", 3600, "mx.example.test"))
 	f.ps.down.Store(true)
 	if p := f.c.Policy(ctx, "example.test"); p != nil {
 		t.Fatalf("server down, nothing cached: %+v, want none", p)
@@ -271,8 +275,7 @@ func TestPolicyRefreshBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	f.txt("example.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.example.test", policyText("enforce", 4000, "mx.example.test"))
+	f.publish("example.test", "1", policyText("enforce", 4000, "mx.example.test"))
 	f.c.Policy(ctx, "example.test")
 	f.clock.Advance(2999 * time.Second)
 	f.c.Policy(ctx, "example.test")
@@ -311,12 +314,11 @@ func TestFetchRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			f.txt(tt.domain, "v=STSv1; id=1;")
 			body := policyText("enforce", 60, "mx.example.test")
 			if tt.body != "" {
 				body = tt.body
 			}
-			f.ps.set("mta-sts."+tt.domain, body)
+			f.publish(tt.domain, "1", body)
 			f.ps.mu.Lock()
 			if tt.status != 0 {
 				f.ps.status = tt.status
@@ -363,10 +365,8 @@ func TestTLSFor(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	f.txt("example.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.example.test", policyText("enforce", 86400, "mx.example.test"))
-	f.txt("other.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.other.test", policyText("testing", 86400, "mx.other.test"))
+	f.publish("example.test", "1", policyText("enforce", 86400, "mx.example.test"))
+	f.publish("other.test", "1", policyText("testing", 86400, "mx.other.test"))
 	req, ok, err := f.c.TLSFor(ctx, "example.test", "MX.example.test.", 25)
 	if err != nil || !ok || req.Mode != outbound.TLSVerify || req.ReportOnly || req.ServerName != "mx.example.test" || req.PolicyType != "sts" {
 		t.Fatalf("enforce, matching MX: %+v %v %v", req, ok, err)
@@ -388,8 +388,7 @@ func TestTLSFor(t *testing.T) {
 func TestExpiredAt(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.txt("example.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.example.test", policyText("enforce", 3600, "mx.example.test"))
+	f.publish("example.test", "1", policyText("enforce", 3600, "mx.example.test"))
 	if f.c.Policy(context.Background(), "example.test") == nil {
 		t.Fatal("no policy")
 	}
@@ -412,10 +411,8 @@ func TestBackgroundRefresh(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	f.txt("example.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.example.test", policyText("enforce", 4000, "mx.example.test"))
-	f.txt("other.test", "v=STSv1; id=1;")
-	f.ps.set("mta-sts.other.test", policyText("enforce", 40000, "mx.other.test"))
+	f.publish("example.test", "1", policyText("enforce", 4000, "mx.example.test"))
+	f.publish("other.test", "1", policyText("enforce", 40000, "mx.other.test"))
 	f.c.Policy(ctx, "example.test")
 	f.c.Policy(ctx, "other.test")
 	if n := f.c.Refresh(ctx); n != 0 || f.ps.fetches.Load() != 2 {
