@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -269,15 +270,12 @@ func Redact(raw string) string {
 func (n *Node) NodeID() string { return n.o.NodeID }
 
 func (n *Node) key(parts ...string) string {
-	k := n.o.Prefix
-	for i, p := range parts {
-		if i > 0 {
-			k += ":"
-		}
-		k += p
-	}
-	return k
+	return n.o.Prefix + strings.Join(parts, ":")
 }
+
+// leaseID is a new lease id of this node: its tag and a sequence number
+// (Shares reads the node id back from before the first '/').
+func (n *Node) leaseID() string { return n.tag + "/" + strconv.FormatUint(n.seq.Add(1), 10) }
 
 func (n *Node) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), n.tmo)
@@ -381,15 +379,12 @@ func (n *Node) Beat() {
 	n.everSeen = true
 	n.mu.Unlock()
 	n.up.Store(true)
-	if back {
-		if !first {
-			n.holdUntil.Store(now.Add(n.transitionHold()).UnixNano())
-		}
-		if first {
-			n.log.Info("cluster: joined", "redis", Redact(n.o.URL), "node", n.o.NodeID, "live_nodes", n.LiveNodes())
-		} else {
-			n.log.Warn("cluster: Redis reachable again: shared state resumed", "redis", Redact(n.o.URL), "live_nodes", n.LiveNodes())
-		}
+	switch {
+	case back && first:
+		n.log.Info("cluster: joined", "redis", Redact(n.o.URL), "node", n.o.NodeID, "live_nodes", n.LiveNodes())
+	case back:
+		n.holdUntil.Store(now.Add(n.transitionHold()).UnixNano())
+		n.log.Warn("cluster: Redis reachable again: shared state resumed", "redis", Redact(n.o.URL), "live_nodes", n.LiveNodes())
 	}
 }
 
@@ -425,7 +420,7 @@ func (n *Node) beat(ctx context.Context, now time.Time) error {
 		// count against the cluster's slots until they end.
 		for d, a := range n.active {
 			for len(n.leases[d]) < a {
-				n.leases[d] = append(n.leases[d], n.tag+"/"+strconv.FormatUint(n.seq.Add(1), 10))
+				n.leases[d] = append(n.leases[d], n.leaseID())
 			}
 		}
 	}
@@ -556,13 +551,11 @@ func (n *Node) countLive(all map[string]string, now time.Time) {
 			cancel()
 		}
 	}
+	if !slices.Contains(ids, n.o.NodeID) {
+		ids = append(ids, n.o.NodeID)
+	}
 	sort.Strings(ids)
 	rank := sort.SearchStrings(ids, n.o.NodeID)
-	if rank == len(ids) || ids[rank] != n.o.NodeID {
-		ids = append(ids, n.o.NodeID)
-		sort.Strings(ids)
-		rank = sort.SearchStrings(ids, n.o.NodeID)
-	}
 	live := len(ids)
 	oldLive, oldRank := n.live.Swap(int64(live)), n.rank.Swap(int64(rank))
 	if (oldLive != int64(live) || oldRank != int64(rank)) && n.o.StateFile != "" {

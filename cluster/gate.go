@@ -44,6 +44,10 @@ type view struct {
 	tat    int64         // GCRA theoretical arrival time (µs), 0 = none
 }
 
+// unexpired is the lower bound (exclusive) of the lease scores still in
+// force at now.
+func unexpired(now time.Time) string { return "(" + strconv.FormatInt(now.UnixMilli(), 10) }
+
 func msTime(s string) time.Time {
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v <= 0 {
@@ -90,7 +94,7 @@ func (n *Node) view(dest string, now time.Time) (view, error) {
 	ctx, cancel := n.ctx()
 	defer cancel()
 	pipe := n.rdb.Pipeline()
-	lc := pipe.ZCount(ctx, n.key("lease", dest), "("+strconv.FormatInt(now.UnixMilli(), 10), "+inf")
+	lc := pipe.ZCount(ctx, n.key("lease", dest), unexpired(now), "+inf")
 	h := pipe.HGetAll(ctx, n.key("dest", dest))
 	pr := pipe.Get(ctx, n.key("probe", dest))
 	tat := pipe.Get(ctx, n.key("rate", dest))
@@ -150,12 +154,10 @@ func (n *Node) dropView(dest string) {
 }
 
 // gcraParams are the emission interval and tolerance (µs) of rate r: the
-// burst is a twentieth of a second's worth, at least 1, as the local
-// bucket's (policy/rate.go).
+// burst is the local bucket's (policy.Burst).
 func gcraParams(r rate.Limit) (T, tau float64) {
 	T = 1e6 / float64(r)
-	burst := max(int(float64(r)/20), 1)
-	return T, float64(burst-1) * T
+	return T, float64(policy.Burst(r)-1) * T
 }
 
 // Ready answers for the cluster: the local answer (pauses, this node's
@@ -226,7 +228,7 @@ func (g *Gate) Admit(name string) (bool, time.Time) {
 	n.dropView(name)
 	sh := g.Policy.Shared(name)
 	probe := sh.HalfOpen && !sh.PausedUntil.After(now)
-	id := n.tag + "/" + strconv.FormatUint(n.seq.Add(1), 10)
+	id := n.leaseID()
 	ctx, cancel := n.ctx()
 	defer cancel()
 	n.trips.Add(1)
@@ -569,7 +571,7 @@ func (g *Gate) Observe(name string, o policy.Outcome) policy.Decision {
 		delete(n.spares, name)
 		n.mu.Unlock()
 	}
-	args, changed := publishArgs(before, after, now, g.Policy.DecreaseWindow(), n.o.LeaseTTL)
+	args, changed := publishArgs(before, after, now, g.Policy.DecreaseWindow())
 	if !changed {
 		return dec
 	}
@@ -594,7 +596,7 @@ func (n *Node) fleet(dest string) (policy.Fleet, error) {
 	ctx, cancel := n.ctx()
 	defer cancel()
 	pipe := n.rdb.Pipeline()
-	lc := pipe.ZCount(ctx, n.key("lease", dest), "("+strconv.FormatInt(now.UnixMilli(), 10), "+inf")
+	lc := pipe.ZCount(ctx, n.key("lease", dest), unexpired(now), "+inf")
 	pc := pipe.HGetAll(ctx, n.key("pace", dest))
 	n.trips.Add(1)
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
@@ -667,7 +669,7 @@ func rateOp(a, b rate.Limit) string {
 	return ""
 }
 
-func publishArgs(before, after policy.Shared, now time.Time, window, _ time.Duration) ([]any, bool) {
+func publishArgs(before, after policy.Shared, now time.Time, window time.Duration) ([]any, bool) {
 	concOp := ""
 	switch {
 	case after.Conc < before.Conc:
@@ -699,8 +701,6 @@ func publishArgs(before, after policy.Shared, now time.Time, window, _ time.Dura
 // The fallback: each destination's limits divided by the last known
 // number of live nodes, counted here.
 
-func (n *Node) fallbackCap(sh policy.Shared) int { return n.shareOf(sh.Conc) }
-
 func (n *Node) fallbackLimiter(dest string, r rate.Limit, now time.Time) *rate.Limiter {
 	r /= rate.Limit(n.LiveNodes())
 	n.mu.Lock()
@@ -711,7 +711,7 @@ func (n *Node) fallbackLimiter(dest string, r rate.Limit, now time.Time) *rate.L
 		n.shares[dest] = s
 	}
 	if s.lim == nil || s.r != r {
-		burst := max(int(float64(r)/20), 1)
+		burst := policy.Burst(r)
 		if s.lim == nil {
 			s.lim = rate.NewLimiter(r, burst)
 		} else {
@@ -732,9 +732,10 @@ func (g *Gate) fallbackReady(name string, now time.Time) (int, time.Time) {
 		return 0, t
 	}
 	sh := g.Policy.Shared(name)
-	free := g.n.fallbackCap(sh) - g.n.activeAt(name)
+	limit := g.n.shareOf(sh.Conc)
+	free := limit - g.n.activeAt(name)
 	if free <= 0 {
-		if g.n.fallbackCap(sh) == 0 {
+		if limit == 0 {
 			// This node's share of a limit below the node count is
 			// nothing: look again when Redis may be back.
 			return 0, now.Add(g.n.o.Heartbeat)
@@ -757,7 +758,7 @@ func (g *Gate) fallbackAdmit(name string, now time.Time) (bool, time.Time) {
 		return false, t
 	}
 	sh := g.Policy.Shared(name)
-	if g.n.activeAt(name) >= g.n.fallbackCap(sh) {
+	if g.n.activeAt(name) >= g.n.shareOf(sh.Conc) {
 		return false, time.Time{}
 	}
 	ok, at := g.Policy.Admit(name)
@@ -799,12 +800,12 @@ func (n *Node) Shares(ctx context.Context, dests []string) (map[string]Share, er
 	if !n.Up() {
 		return out, ErrDown
 	}
-	now := strconv.FormatInt(n.now().UnixMilli(), 10)
+	now := unexpired(n.now())
 	pipe := n.rdb.Pipeline()
 	zs := make([]*redis.StringSliceCmd, len(dests))
 	hs := make([]*redis.StringCmd, len(dests))
 	for i, d := range dests {
-		zs[i] = pipe.ZRangeByScore(ctx, n.key("lease", d), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+		zs[i] = pipe.ZRangeByScore(ctx, n.key("lease", d), &redis.ZRangeBy{Min: now, Max: "+inf"})
 		hs[i] = pipe.HGet(ctx, n.key("dest", d), "conc")
 	}
 	n.trips.Add(1)

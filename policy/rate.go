@@ -33,7 +33,7 @@ func (a *rateAIMD) set(r rate.Limit, now time.Time) {
 		a.limiter = nil
 		return
 	}
-	burst := max(int(float64(r)/20), 1)
+	burst := Burst(r)
 	if a.limiter == nil {
 		a.limiter = rate.NewLimiter(r, burst)
 		return
@@ -41,6 +41,11 @@ func (a *rateAIMD) set(r rate.Limit, now time.Time) {
 	a.limiter.SetLimitAt(now, r)
 	a.limiter.SetBurstAt(now, burst)
 }
+
+// Burst is the bucket size of rate r (> 0): a twentieth of a second's
+// worth, at least 1 (see rateAIMD.set). A cluster's shared bucket and its
+// fallback share use the same (package cluster).
+func Burst(r rate.Limit) int { return max(int(float64(r)/20), 1) }
 
 // cut is the decrease after a rate refusal, to what the ceiling learned;
 // ok = false when nothing is known about the rate and floor is false
