@@ -278,6 +278,10 @@ func senderDomain(header []byte, mailFrom string) string {
 
 // fromDomain is the domain of the first address of the first From field
 // of header; "" when there is none or it does not parse.
+// maxFromField is the longest From field fromDomain parses (lint's own
+// cap on From, 2 KiB).
+const maxFromField = 2 << 10
+
 func fromDomain(header []byte) string {
 	tr := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(header), strings.NewReader("\r\n\r\n"))))
 	h, err := tr.ReadMIMEHeader()
@@ -285,7 +289,11 @@ func fromDomain(header []byte) string {
 		return ""
 	}
 	v := h.Get("From")
-	if v == "" {
+	if v == "" || len(v) > maxFromField {
+		// A From past lint's own cap is from-malformed there; here the
+		// envelope's domain stands in, since net/mail spends megabytes
+		// on a hostile display name of a few hundred KB, and this runs
+		// on every message, linted or not.
 		return ""
 	}
 	list, err := (&mail.AddressParser{}).ParseList(v)
