@@ -72,12 +72,7 @@ func (r *DoctorReport) addSection(problems, failures []string) {
 // its failed lookups make the report incomplete (Err).
 func (r *DoctorReport) AddDANE(d dane.Report) {
 	r.DANE = &d
-	r.Problems = append(r.Problems, d.Problems...)
-	for _, f := range d.Failures {
-		if !slices.Contains(r.DNSFailures, f) {
-			r.DNSFailures = append(r.DNSFailures, f)
-		}
-	}
+	r.addSection(d.Problems, d.Failures)
 }
 
 // DoctorSPF is the SPF record and its result for each outbound address.
